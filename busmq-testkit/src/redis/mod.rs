@@ -1,0 +1,1 @@
+//! The redis-server process harness (see mod docs once written).
