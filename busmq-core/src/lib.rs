@@ -1,14 +1,40 @@
-//! busmq: a message bus with ordered queues, peer-to-peer channels and pub/sub over a
-//! pluggable [`Store`] (Redis in `busmq-redis`, process memory in `busmq-memory`).
+//! busmq: a message bus with ordered queues, peer-to-peer channels and pub/sub over a pluggable
+//! [`Store`] (Redis in `busmq-redis`, process memory in `busmq-memory`).
+//!
+//! | node busmq                           | busmq (Rust)                                          |
+//! |--------------------------------------|-------------------------------------------------------|
+//! | `Bus.create()` + `bus.connect(urls)` | [`Bus::new(store)`](Bus::new) + [`Bus::connect`]      |
+//! | `online` / `offline` / `error`       | [`Bus::events`] ([`BusEvent`]) and [`Bus::state`]     |
+//! | `queue.attach()` + `attached` event  | `queue.attach().await` returns whether it existed     |
+//! | `queue.push(msg)`                    | [`Queue::push`] returns the message id                |
+//! | `queue.consume()` + `message` event  | [`Queue::consume`] returns a `Stream` of [`Delivery`] |
+//! | `channel.connect()` + events         | [`Channel::connect`] returns a [`ChannelEvents`] stream |
+//! | string errors in `error` events      | the typed [`Error`], `Result` everywhere              |
 
+mod bus;
+mod bus_state;
+mod channel;
 pub mod error;
+mod events;
 pub mod name;
+mod pubsub;
+mod queue;
 pub mod store;
 mod util;
 
+pub use bus::{Bus, BusBuilder, BusEvent, DEFAULT_MAX_MESSAGE_SIZE};
+pub use bus_state::BusState;
+pub use busmq_codec::{Codec, CodecError};
+pub use channel::{Channel, ChannelEvent, ChannelEvents, ChannelOptions};
 pub use error::{Error, NameKind, Result};
+pub use events::EventStream;
 pub use name::{QueueName, TopicName};
-pub use store::{Store, StoreHandle};
+pub use pubsub::{PubSub, Subscription};
+pub use queue::{
+    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,
+    PushAll, Queue, QueueEvent, ReliableOptions,
+};
+pub use store::{DeadLetter, Position, Store, StoreHandle};
 
 /// Helpers for store implementations: ids, clocks and backoff shared with the core.
 pub mod support {

@@ -150,7 +150,11 @@ pub struct QueueSpec {
 
 impl Default for QueueSpec {
     fn default() -> Self {
-        QueueSpec { ttl: Duration::from_secs(30), maxsize: None, retention: Retention::default() }
+        QueueSpec {
+            ttl: Duration::from_secs(30),
+            maxsize: None,
+            retention: Retention::default(),
+        }
     }
 }
 
@@ -203,7 +207,10 @@ pub struct NewEntry {
 impl NewEntry {
     /// An ordinary message.
     pub fn new(payload: impl Into<Bytes>) -> Self {
-        NewEntry { payload: payload.into(), dead: None }
+        NewEntry {
+            payload: payload.into(),
+            dead: None,
+        }
     }
 }
 
@@ -263,7 +270,11 @@ pub enum Settle {
     /// count goes back down by one (a stop must not count as a delivery attempt).
     Return { id: u64, delivery: u32 },
     /// Push the visibility deadline to `now + by`.
-    Extend { id: u64, delivery: u32, by: Duration },
+    Extend {
+        id: u64,
+        delivery: u32,
+        by: Duration,
+    },
 }
 
 /// Outcome of one [`Settle`], in the order given.
@@ -327,9 +338,17 @@ pub enum ConsumerOp {
     /// Register `id` with a lease of `lease`. Fails with [`Error::MixedConsumers`] if a consumer
     /// of the other kind holds an unexpired lease on the queue. Registering an id that is
     /// already registered just renews it.
-    Register { id: ConsumerId, kind: ConsumerKind, lease: Duration },
+    Register {
+        id: ConsumerId,
+        kind: ConsumerKind,
+        lease: Duration,
+    },
     /// Push the lease of `id` to `now + lease` (registers it again if it had lapsed).
-    Renew { id: ConsumerId, kind: ConsumerKind, lease: Duration },
+    Renew {
+        id: ConsumerId,
+        kind: ConsumerKind,
+        lease: Duration,
+    },
     /// Remove the registration. Unknown ids are ignored.
     Unregister { id: ConsumerId },
 }
@@ -434,8 +453,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment>;
 
     /// Keeps the caller's attachment alive (see "Expiry"). See [`Renewal`] for the outcomes.
-    async fn renew(&self, queue: &QueueName, generation: u64, spec: &QueueSpec)
-    -> Result<Renewal>;
+    async fn renew(&self, queue: &QueueName, generation: u64, spec: &QueueSpec) -> Result<Renewal>;
 
     /// Ends one attachment: the queue's expiry becomes `now + ttl` (unless the queue is gone or
     /// has another generation, then nothing happens).
@@ -476,8 +494,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Puts entries taken in at-most-once mode back at the head of the queue, in the given
     /// order, before every other ready entry (SPEC Q12). Creates the queue from `spec` if it
     /// vanished meanwhile. Ignores the `maxsize` limit (these messages were already counted).
-    async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry])
-    -> Result<()>;
+    async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()>;
 
     /// Settles reliable deliveries (SPEC Q13) atomically; one outcome per settlement, in order.
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>>;

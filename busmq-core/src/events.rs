@@ -1,0 +1,48 @@
+//! Event streams: a broadcast channel seen as a `Stream`, shared by the bus and queue handles.
+
+use futures::Stream;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::broadcast;
+
+/// Events are kept in a bounded buffer per subscriber; a subscriber that falls this far behind
+/// skips the oldest events rather than slowing the bus down.
+pub(crate) const EVENT_BUFFER: usize = 1024;
+
+/// A stream of events of a bus or queue handle. Only events emitted after the stream was
+/// created are seen, so create it before the operation whose events you want.
+pub struct EventStream<E> {
+    inner: Pin<Box<dyn Stream<Item = E> + Send>>,
+}
+
+impl<E: Clone + Send + 'static> EventStream<E> {
+    pub(crate) fn new(rx: broadcast::Receiver<E>) -> Self {
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        EventStream {
+            inner: Box::pin(stream),
+        }
+    }
+}
+
+impl<E> Stream for EventStream<E> {
+    type Item = E;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<E>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl<E> fmt::Debug for EventStream<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,93 @@
+//! Moving messages to a dead-letter queue (SPEC Q13): the DLQ is an ordinary queue, attached by
+//! the consumer on first use, and a message is acknowledged in its source queue only after the
+//! DLQ push succeeded, so a crash in between leaves it pending instead of losing it.
+
+use super::Queue;
+use super::options::AttachOptions;
+use crate::bus::BusInner;
+use crate::error::Result;
+use crate::name::QueueName;
+use crate::store::{DeadLetter, NewEntry};
+use bytes::Bytes;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// The dead-letter queue of one consumer.
+pub(crate) struct DeadLetters {
+    bus: Arc<BusInner>,
+    source: QueueName,
+    name: QueueName,
+    ttl: Duration,
+    queue: Mutex<Option<Queue>>,
+}
+
+impl fmt::Debug for DeadLetters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadLetters")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeadLetters {
+    pub(crate) fn new(
+        bus: Arc<BusInner>,
+        source: QueueName,
+        name: QueueName,
+        ttl: Duration,
+    ) -> Self {
+        DeadLetters {
+            bus,
+            source,
+            name,
+            ttl,
+            queue: Mutex::new(None),
+        }
+    }
+
+    /// Pushes one message to the dead-letter queue with why it got there.
+    pub(crate) async fn push(
+        &self,
+        id: u64,
+        deliveries: u32,
+        payload: Bytes,
+        reason: String,
+    ) -> Result<()> {
+        let queue = {
+            let mut slot = self.queue.lock().await;
+            match &*slot {
+                Some(queue) => queue.clone(),
+                None => {
+                    let queue = Queue::new(self.bus.clone(), self.name.clone());
+                    queue
+                        .attach_with(AttachOptions::new().ttl(self.ttl))
+                        .await?;
+                    *slot = Some(queue.clone());
+                    queue
+                }
+            }
+        };
+        let dead = DeadLetter {
+            queue: self.source.to_string(),
+            id,
+            deliveries,
+            reason,
+        };
+        queue
+            .push_entries(vec![NewEntry {
+                payload,
+                dead: Some(Arc::new(dead)),
+            }])
+            .await?;
+        Ok(())
+    }
+
+    /// Detaches the dead-letter queue if it was attached.
+    pub(crate) async fn detach(&self) {
+        if let Some(queue) = self.queue.lock().await.take() {
+            let _ = queue.detach().await;
+        }
+    }
+}

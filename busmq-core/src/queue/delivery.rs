@@ -1,0 +1,210 @@
+//! A delivered message: its id, its decoded body and, in reliable mode, the receipt used to
+//! acknowledge, release, reject or extend it.
+
+use super::settler::Settler;
+use crate::error::Result;
+use crate::store::{DeadLetter, Settle};
+use bytes::Bytes;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The right to settle one reliable delivery. Dropping it unsettled releases the message, so
+/// that it is delivered again at once instead of after the visibility timeout.
+pub(crate) struct Receipt {
+    settler: Arc<Settler>,
+    delivery: u32,
+    id: u64,
+    settled: bool,
+}
+
+impl Receipt {
+    pub(crate) fn new(settler: Arc<Settler>, id: u64, delivery: u32) -> Self {
+        settler.hold(id, delivery);
+        Receipt {
+            settler,
+            delivery,
+            id,
+            settled: false,
+        }
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settler.settle_later(Settle::Release {
+                id: self.id,
+                delivery: self.delivery,
+            });
+        }
+    }
+}
+
+/// A message delivered by a consumer (SPEC section 2: each with its id, and its delivery count in
+/// reliable mode). Dereferences to the message body.
+pub struct Delivery<T> {
+    id: u64,
+    deliveries: u32,
+    body: T,
+    payload: Bytes,
+    dead: Option<Arc<DeadLetter>>,
+    receipt: Option<Receipt>,
+}
+
+impl<T: fmt::Debug> fmt::Debug for Delivery<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .field("deliveries", &self.deliveries)
+            .field("body", &self.body)
+            .field("reliable", &self.receipt.is_some())
+            .finish()
+    }
+}
+
+impl<T> Delivery<T> {
+    pub(crate) fn new(
+        id: u64,
+        deliveries: u32,
+        body: T,
+        payload: Bytes,
+        dead: Option<Arc<DeadLetter>>,
+        receipt: Option<Receipt>,
+    ) -> Self {
+        Delivery {
+            id,
+            deliveries,
+            body,
+            payload,
+            dead,
+            receipt,
+        }
+    }
+
+    /// The message id (strictly increasing per queue, SPEC Q6).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// How many times this message has been delivered, this time included (reliable mode;
+    /// 0 in at-most-once and replay modes).
+    pub fn deliveries(&self) -> u32 {
+        self.deliveries
+    }
+
+    /// The decoded message.
+    pub fn body(&self) -> &T {
+        &self.body
+    }
+
+    /// Takes the decoded message. In reliable mode this releases the delivery (the message
+    /// comes back); acknowledge first with [`Delivery::ack`] if it was processed.
+    pub fn into_body(self) -> T {
+        self.body
+    }
+
+    /// The message as stored (encoded bytes), e.g. to push it elsewhere unchanged.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// Why and from where this message was dead-lettered, for messages read from a
+    /// dead-letter queue.
+    pub fn dead_letter(&self) -> Option<&DeadLetter> {
+        self.dead.as_deref()
+    }
+
+    /// Whether this delivery must be acknowledged (reliable mode).
+    pub fn is_reliable(&self) -> bool {
+        self.receipt.is_some()
+    }
+
+    /// Acknowledges: the message is done and will not be delivered again. A no-op outside
+    /// reliable mode. Fails with `StaleDelivery` if the delivery was given to another consumer
+    /// meanwhile (its visibility timeout passed).
+    pub async fn ack(mut self) -> Result<()> {
+        self.finish(|id, delivery| Settle::Ack { id, delivery })
+            .await
+    }
+
+    /// Gives the message back now, to be delivered again (to this or another consumer).
+    pub async fn nack(mut self) -> Result<()> {
+        self.finish(|id, delivery| Settle::Release { id, delivery })
+            .await
+    }
+
+    /// Moves the message to the dead-letter queue with `reason`, then acknowledges it.
+    pub async fn reject(mut self, reason: impl Into<String>) -> Result<()> {
+        let Some(receipt) = self.receipt.as_mut() else {
+            return Ok(());
+        };
+        let settler = receipt.settler.clone();
+        let reason = format!("rejected: {}", reason.into());
+        settler
+            .dead_letters
+            .push(self.id, self.deliveries, self.payload.clone(), reason)
+            .await?;
+        self.finish(|id, delivery| Settle::Ack { id, delivery })
+            .await
+    }
+
+    /// Keeps the message invisible to other consumers for `by` from now.
+    pub async fn extend(&self, by: Duration) -> Result<()> {
+        let Some(receipt) = self.receipt.as_ref() else {
+            return Ok(());
+        };
+        receipt
+            .settler
+            .settle(Settle::Extend {
+                id: self.id,
+                delivery: receipt.delivery,
+                by,
+            })
+            .await
+    }
+
+    async fn finish(&mut self, op: impl FnOnce(u64, u32) -> Settle) -> Result<()> {
+        let Some(receipt) = self.receipt.as_mut() else {
+            return Ok(());
+        };
+        receipt.settled = true;
+        let settler = receipt.settler.clone();
+        settler.settle(op(self.id, receipt.delivery)).await
+    }
+
+    /// Replaces the body, keeping id and receipt (used to turn frames into messages).
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Delivery<U> {
+        Delivery {
+            id: self.id,
+            deliveries: self.deliveries,
+            body: f(self.body),
+            payload: self.payload,
+            dead: self.dead,
+            receipt: self.receipt,
+        }
+    }
+
+    /// Settles a control frame that user code never sees.
+    pub(crate) async fn ack_internal(self) -> Result<()> {
+        self.ack().await
+    }
+}
+
+impl<T> Deref for Delivery<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.body
+    }
+}
+
+impl Delivery<Bytes> {
+    /// Turns a channel frame into the user message it carries.
+    pub(crate) fn map_message<U>(self, body: U, payload: Bytes) -> Delivery<U> {
+        let mut delivery = self.map(|_| body);
+        delivery.payload = payload;
+        delivery
+    }
+}

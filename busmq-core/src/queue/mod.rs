@@ -1,0 +1,475 @@
+//! Queues (SPEC section 2): the user-facing handle with attach/detach/close, push, consume and
+//! the queue's event stream. The moving parts live in the submodules.
+
+mod consumer;
+mod dead_letters;
+mod delivery;
+mod keeper;
+mod lifecycle;
+mod options;
+mod producer;
+mod settler;
+
+pub use consumer::Consumer;
+pub use delivery::Delivery;
+pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
+pub use producer::{Push, PushAll};
+
+use crate::bus::BusInner;
+use crate::error::{Error, NameKind, Result};
+use crate::events::{EVENT_BUFFER, EventStream};
+use crate::name::{QueueName, validate};
+use crate::store::{Metadata, MetadataOp, NewEntry, QueueStat};
+use bytes::Bytes;
+use consumer::ConsumerShared;
+use lifecycle::{Held, Phase};
+use producer::{Producer, Target};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+/// What a queue handle reports, in this order over its life (SPEC section 2, "Events").
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum QueueEvent {
+    Attaching,
+    Attached {
+        existed: bool,
+    },
+    Consuming(bool),
+    Detaching,
+    Detached,
+    /// The queue was closed, by this handle or by another client (SPEC Q4).
+    Closed,
+    /// A background failure (a push nobody awaited, a renewal, a consumer's store call).
+    Error(Error),
+}
+
+pub(crate) struct QueueInner {
+    pub(crate) bus: Arc<BusInner>,
+    pub(crate) name: QueueName,
+    pub(crate) phase: watch::Sender<Phase>,
+    pub(crate) available: watch::Sender<u64>,
+    pub(crate) consumer: tokio::sync::Mutex<Option<Arc<ConsumerShared>>>,
+    pub(crate) consumed: AtomicU64,
+    events: broadcast::Sender<QueueEvent>,
+    producer: Arc<Producer>,
+    op_lock: tokio::sync::Mutex<()>,
+    keeper: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl QueueInner {
+    pub(crate) fn emit(&self, event: QueueEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            store: self.bus.store.clone(),
+            name: self.name.clone(),
+            phase: self.phase.subscribe(),
+            events: self.events.clone(),
+        }
+    }
+
+    fn stop_keeper(&self) {
+        if let Some(keeper) = self.keeper.lock().expect("queue lock").take() {
+            keeper.abort();
+        }
+    }
+
+    /// Another client closed the queue: consumers end without returning messages, buffered
+    /// pushes fail with `Closed`, and `Closed` is reported once.
+    pub(crate) fn closed_elsewhere(&self) {
+        let changed = self.phase.send_if_modified(|phase| {
+            if phase.held().is_some() {
+                *phase = Phase::Closed;
+                true
+            } else {
+                false
+            }
+        });
+        if changed {
+            self.stop_keeper();
+            self.emit(QueueEvent::Closed);
+        }
+    }
+
+    async fn stop_consumer(&self) {
+        let active = self.consumer.lock().await.clone();
+        if let Some(active) = active {
+            active.request_stop();
+            active.finished().await;
+        }
+    }
+}
+
+impl Drop for QueueInner {
+    fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.get_mut().ok().and_then(Option::take) {
+            keeper.abort();
+        }
+        // A handle dropped while attached detaches in the background, so that the queue's
+        // expiry starts now rather than when its lease runs out.
+        if let Some(held) = self.phase.borrow().held() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let store = self.bus.store.clone();
+                let name = self.name.clone();
+                runtime.spawn(async move {
+                    let _ = store.detach(&name, held.generation).await;
+                });
+            }
+        }
+    }
+}
+
+/// A handle on one queue (SPEC section 2). Cheap to clone; clones share the attachment, the
+/// consumer and the counters. Different handles (from separate `bus.queue(..)` calls) behave as
+/// separate clients.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<QueueInner>,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.inner.name)
+            .field("phase", &*self.inner.phase.borrow())
+            .finish()
+    }
+}
+
+impl Queue {
+    pub(crate) fn new(bus: Arc<BusInner>, name: QueueName) -> Queue {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Queue {
+            inner: Arc::new(QueueInner {
+                bus,
+                name,
+                phase: watch::Sender::new(Phase::Fresh),
+                available: watch::Sender::new(0),
+                consumer: tokio::sync::Mutex::new(None),
+                consumed: AtomicU64::new(0),
+                events,
+                producer: Producer::new(),
+                op_lock: tokio::sync::Mutex::new(()),
+                keeper: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<QueueInner>) -> Queue {
+        Queue { inner }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        self.inner.name.as_str()
+    }
+
+    /// This handle's events from now on.
+    pub fn events(&self) -> EventStream<QueueEvent> {
+        EventStream::new(self.inner.events.subscribe())
+    }
+
+    /// Attaches with default options (ttl 30 s). See [`Queue::attach_with`].
+    pub async fn attach(&self) -> Result<bool> {
+        self.attach_with(AttachOptions::default()).await
+    }
+
+    /// Attaches to the queue, creating it if needed (SPEC Q1), and returns whether it already
+    /// existed. Pushes made before now are written once attached, in order (SPEC Q7).
+    pub async fn attach_with(&self, options: AttachOptions) -> Result<bool> {
+        let spec = options.validated()?;
+        let inner = &self.inner;
+        inner.bus.ensure_connected()?;
+        let _op = inner.op_lock.lock().await;
+        let before = *inner.phase.borrow();
+        before.can_attach(&inner.name)?;
+        inner.phase.send_replace(Phase::Attaching);
+        inner.emit(QueueEvent::Attaching);
+        let store = &inner.bus.store;
+        // Watch first, so that a close or a push right after attaching is not missed.
+        let attached = match store.watch(&inner.name).await {
+            Ok(notices) => store.attach(&inner.name, &spec).await.map(|a| (a, notices)),
+            Err(error) => Err(error),
+        };
+        let (attachment, notices) = match attached {
+            Ok(ok) => ok,
+            Err(error) => {
+                inner.phase.send_replace(before);
+                return Err(error);
+            }
+        };
+        let held = Held {
+            generation: attachment.generation,
+            spec: attachment.spec,
+        };
+        let keeper = tokio::spawn(keeper::run(Arc::downgrade(inner), notices, held.spec.ttl));
+        *inner.keeper.lock().expect("queue lock") = Some(keeper);
+        inner.phase.send_replace(Phase::Attached(held));
+        inner.bus.register_queue(inner);
+        inner.emit(QueueEvent::Attached {
+            existed: attachment.existed,
+        });
+        Ok(attachment.existed)
+    }
+
+    /// Stops consuming, writes the pushes already accepted, and ends this handle's attachment
+    /// (SPEC Q3). The queue expires `ttl` after the last attachment ends. A no-op when not
+    /// attached.
+    pub async fn detach(&self) -> Result<()> {
+        let inner = &self.inner;
+        let _op = inner.op_lock.lock().await;
+        let Phase::Attached(held) = *inner.phase.borrow() else {
+            return Ok(());
+        };
+        inner.emit(QueueEvent::Detaching);
+        inner.phase.send_replace(Phase::Detaching(held));
+        inner.stop_consumer().await;
+        inner.producer.drained().await;
+        inner.stop_keeper();
+        let result = if inner.bus.is_connected() {
+            inner.bus.store.detach(&inner.name, held.generation).await
+        } else {
+            Ok(())
+        };
+        inner.phase.send_if_modified(|phase| {
+            if matches!(phase, Phase::Detaching(_)) {
+                *phase = Phase::Detached;
+                true
+            } else {
+                false
+            }
+        });
+        inner.emit(QueueEvent::Detached);
+        result
+    }
+
+    /// Destroys the queue and all its messages now (SPEC Q4). Other attached clients are told
+    /// (`Closed`) and their consumers end; later pushes through them fail with `Closed`.
+    /// Returns whether the queue existed. Works whether or not this handle is attached.
+    pub async fn close(&self) -> Result<bool> {
+        let inner = &self.inner;
+        inner.bus.ensure_connected()?;
+        let _op = inner.op_lock.lock().await;
+        let generation = inner.phase.borrow().held().map(|h| h.generation);
+        let existed = inner.bus.store.close(&inner.name, generation).await?;
+        inner.stop_keeper();
+        inner.phase.send_replace(Phase::Closed);
+        inner.stop_consumer().await;
+        inner.emit(QueueEvent::Closed);
+        Ok(existed)
+    }
+
+    /// Whether this handle is attached.
+    pub fn is_attached(&self) -> bool {
+        matches!(*self.inner.phase.borrow(), Phase::Attached(_))
+    }
+
+    /// Pushes a message (SPEC Q6). It is encoded and accepted now; the returned future gives its
+    /// id once written. Before the first attach completes pushes are kept and written in order
+    /// when it does (SPEC Q7); after `detach` they fail with `Detached`, after a close with
+    /// `Closed`. Concurrent pushes are written together in one store call.
+    pub fn push<T: Serialize + ?Sized>(&self, message: &T) -> Push {
+        match self.encode(message) {
+            Ok(entry) => self.push_entry(entry),
+            Err(error) => Push::failed(error),
+        }
+    }
+
+    /// Pushes bytes as they are, without the codec.
+    pub fn push_raw(&self, payload: impl Into<Bytes>) -> Push {
+        let entry = NewEntry::new(payload);
+        match self.check_size(entry.payload.len()) {
+            Ok(()) => self.push_entry(entry),
+            Err(error) => Push::failed(error),
+        }
+    }
+
+    /// Pushes several messages atomically and in order (SPEC Q9); gives their ids. If one does
+    /// not encode or is too large, nothing is pushed.
+    pub fn push_all<I>(&self, messages: I) -> PushAll
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let entries: Result<Vec<NewEntry>> =
+            messages.into_iter().map(|m| self.encode(&m)).collect();
+        match entries {
+            Ok(entries) => self.push_entries(entries),
+            Err(error) => PushAll::failed(error),
+        }
+    }
+
+    fn push_entry(&self, entry: NewEntry) -> Push {
+        if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
+            return Push::failed(error);
+        }
+        self.inner
+            .producer
+            .enqueue_one(entry, || self.inner.target())
+    }
+
+    pub(crate) fn push_entries(&self, entries: Vec<NewEntry>) -> PushAll {
+        if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
+            return PushAll::failed(error);
+        }
+        self.inner
+            .producer
+            .enqueue_all(entries, || self.inner.target())
+    }
+
+    fn encode<T: Serialize + ?Sized>(&self, message: &T) -> Result<NewEntry> {
+        let payload = self
+            .inner
+            .bus
+            .config
+            .codec
+            .encode(message)
+            .map_err(|source| Error::Encode {
+                target: format!("queue {:?}", self.inner.name.as_str()),
+                source,
+            })?;
+        self.check_size(payload.len())?;
+        Ok(NewEntry::new(payload))
+    }
+
+    fn check_size(&self, size: usize) -> Result<()> {
+        let limit = self.inner.bus.config.max_message_size;
+        if size > limit {
+            return Err(Error::MessageTooLarge {
+                target: format!("queue {:?}", self.inner.name.as_str()),
+                size,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Consumes at most once, without limit, decoding messages as `T`. See
+    /// [`Queue::consume_with`].
+    pub async fn consume<T: DeserializeOwned + 'static>(&self) -> Result<Consumer<T>> {
+        self.consume_with(ConsumeOptions::default()).await
+    }
+
+    /// Starts consuming (SPEC Q10-Q14). A consume before attach starts when the queue gets
+    /// attached. A handle consumes once at a time: a second call while consuming is
+    /// `AlreadyConsuming` (SPEC Q11). A replaying consumer next to a removing one (on any
+    /// client) is `MixedConsumers` (SPEC Q15).
+    pub async fn consume_with<T: DeserializeOwned + 'static>(
+        &self,
+        options: ConsumeOptions,
+    ) -> Result<Consumer<T>> {
+        consumer::start(&self.inner, options, consumer::typed::<T>()).await
+    }
+
+    /// Consumes the stored bytes without decoding.
+    pub async fn consume_raw(&self, options: ConsumeOptions) -> Result<Consumer<Bytes>> {
+        consumer::start(&self.inner, options, consumer::raw()).await
+    }
+
+    /// Stops consuming (SPEC Q12) and waits until messages taken but not delivered are back at
+    /// the head of the queue. A no-op when not consuming.
+    pub async fn stop(&self) -> Result<()> {
+        self.inner.stop_consumer().await;
+        Ok(())
+    }
+
+    /// Whether this handle is consuming.
+    pub async fn is_consuming(&self) -> bool {
+        self.inner
+            .consumer
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|c| !c.is_finished())
+    }
+
+    /// Removes every message but keeps the queue (SPEC Q5).
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.bus.ensure_connected()?;
+        self.inner.bus.store.flush(&self.inner.name).await
+    }
+
+    /// Everything the store reports about the queue.
+    pub async fn stat(&self) -> Result<QueueStat> {
+        self.inner.bus.ensure_connected()?;
+        self.inner.bus.store.stat(&self.inner.name).await
+    }
+
+    /// Whether the queue exists (works without attaching).
+    pub async fn exists(&self) -> Result<bool> {
+        Ok(self.stat().await?.exists)
+    }
+
+    /// Messages waiting to be consumed (SPEC Q5).
+    pub async fn count(&self) -> Result<u64> {
+        Ok(self.stat().await?.count)
+    }
+
+    /// The queue's stored ttl, or `None` if it does not exist.
+    pub async fn ttl(&self) -> Result<Option<Duration>> {
+        Ok(self.stat().await?.spec.map(|spec| spec.ttl))
+    }
+
+    /// Reads one metadata value.
+    pub async fn metadata(&self, key: &str) -> Result<Option<String>> {
+        validate(NameKind::MetadataKey, key)?;
+        match self.metadata_op(MetadataOp::Get(key.to_string())).await? {
+            Metadata::Value(value) => Ok(value),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads every metadata key and value, sorted by key.
+    pub async fn metadata_all(&self) -> Result<Vec<(String, String)>> {
+        match self.metadata_op(MetadataOp::GetAll).await? {
+            Metadata::All(all) => Ok(all),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Writes one metadata value (an empty string is a value).
+    pub async fn set_metadata(&self, key: &str, value: &str) -> Result<()> {
+        self.set_metadata_many([(key, value)]).await
+    }
+
+    /// Writes several metadata values at once.
+    pub async fn set_metadata_many<K, V>(
+        &self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<()>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut all = Vec::new();
+        for (key, value) in pairs {
+            validate(NameKind::MetadataKey, key.as_ref())?;
+            all.push((key.as_ref().to_string(), value.as_ref().to_string()));
+        }
+        self.metadata_op(MetadataOp::Set(all)).await.map(|_| ())
+    }
+
+    async fn metadata_op(&self, op: MetadataOp) -> Result<Metadata> {
+        self.inner.bus.ensure_connected()?;
+        self.inner.bus.store.metadata(&self.inner.name, op).await
+    }
+
+    /// Messages this handle has pushed (SPEC Q5).
+    pub fn pushed(&self) -> u64 {
+        self.inner.producer.pushed()
+    }
+
+    /// Messages this handle has delivered to its consumers (SPEC Q5).
+    pub fn consumed(&self) -> u64 {
+        self.inner.consumed.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,368 @@
+//! Pushes: encoded when `push` is called, buffered until the queue is attached (SPEC Q7), and
+//! written by one worker per queue handle that coalesces concurrent pushes into one store call,
+//! one batch in flight at a time so that order is kept (SPEC Q6, Q9).
+
+use super::QueueEvent;
+use super::lifecycle::{Phase, PushTarget};
+use crate::error::{Error, Result};
+use crate::name::QueueName;
+use crate::store::{NewEntry, StoreHandle};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::{broadcast, oneshot, watch};
+
+/// Pushes waiting (for an attach or for the store) beyond which `push` fails with
+/// `Backpressure` instead of growing memory without bound.
+pub(crate) const MAX_BUFFERED: usize = 100_000;
+/// Most entries written by one store call (a bigger `push_all` is still written whole).
+const BATCH_ENTRIES: usize = 1024;
+/// Most payload bytes written by one store call.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+enum Reply {
+    One(oneshot::Sender<Result<u64>>),
+    Many(oneshot::Sender<Result<Vec<u64>>>),
+}
+
+struct Unit {
+    entries: Vec<NewEntry>,
+    bytes: usize,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Buffer {
+    units: VecDeque<Unit>,
+    entries: usize,
+    running: bool,
+}
+
+/// The push side of one queue handle.
+pub(crate) struct Producer {
+    buffer: Mutex<Buffer>,
+    busy: watch::Sender<bool>,
+    pushed: AtomicU64,
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let buffered = self.buffer.lock().map(|b| b.entries).unwrap_or(0);
+        f.debug_struct("Producer")
+            .field("buffered", &buffered)
+            .field("pushed", &self.pushed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// What the worker needs, without keeping the queue handle alive.
+pub(crate) struct Target {
+    pub(crate) store: StoreHandle,
+    pub(crate) name: QueueName,
+    pub(crate) phase: watch::Receiver<Phase>,
+    pub(crate) events: broadcast::Sender<QueueEvent>,
+}
+
+impl Producer {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Producer {
+            buffer: Mutex::new(Buffer::default()),
+            busy: watch::Sender::new(false),
+            pushed: AtomicU64::new(0),
+        })
+    }
+
+    /// Messages this handle has written.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.pushed.load(Ordering::Relaxed)
+    }
+
+    /// Queues one push; the worker is started if idle.
+    pub(crate) fn enqueue_one(
+        self: &Arc<Self>,
+        entry: NewEntry,
+        target: impl FnOnce() -> Target,
+    ) -> Push {
+        let (tx, rx) = oneshot::channel();
+        let bytes = entry.payload.len();
+        match self.enqueue(
+            Unit {
+                entries: vec![entry],
+                bytes,
+                reply: Reply::One(tx),
+            },
+            target,
+        ) {
+            Ok(()) => Push(Pending::Waiting(rx)),
+            Err(e) => Push(Pending::Done(Some(Err(e)))),
+        }
+    }
+
+    /// Queues one atomic batch.
+    pub(crate) fn enqueue_all(
+        self: &Arc<Self>,
+        entries: Vec<NewEntry>,
+        target: impl FnOnce() -> Target,
+    ) -> PushAll {
+        if entries.is_empty() {
+            return PushAll(Pending::Done(Some(Ok(Vec::new()))));
+        }
+        let (tx, rx) = oneshot::channel();
+        let bytes = entries.iter().map(|e| e.payload.len()).sum();
+        match self.enqueue(
+            Unit {
+                entries,
+                bytes,
+                reply: Reply::Many(tx),
+            },
+            target,
+        ) {
+            Ok(()) => PushAll(Pending::Waiting(rx)),
+            Err(e) => PushAll(Pending::Done(Some(Err(e)))),
+        }
+    }
+
+    fn enqueue(self: &Arc<Self>, unit: Unit, target: impl FnOnce() -> Target) -> Result<()> {
+        let start = {
+            let mut buffer = self.buffer.lock().expect("producer lock");
+            if buffer.entries + unit.entries.len() > MAX_BUFFERED && buffer.entries > 0 {
+                return Err(Error::Backpressure {
+                    queue: target().name.to_string(),
+                    pending: buffer.entries,
+                });
+            }
+            buffer.entries += unit.entries.len();
+            buffer.units.push_back(unit);
+            let start = !std::mem::replace(&mut buffer.running, true);
+            if start {
+                // Under the lock, so that a worker finishing at the same time cannot clear it
+                // after this push set it.
+                self.busy.send_replace(true);
+            }
+            start
+        };
+        if start {
+            tokio::spawn(self.clone().run(target()));
+        }
+        Ok(())
+    }
+
+    /// Waits until every push accepted so far has been written or has failed.
+    pub(crate) async fn drained(&self) {
+        let mut busy = self.busy.subscribe();
+        let _ = busy.wait_for(|busy| !*busy).await;
+    }
+
+    /// Fails every buffered push with `error` (the queue was closed or detached) and marks the
+    /// worker stopped; pushes arriving later start a new worker that decides for itself.
+    fn fail_until_empty(&self, error: &Error, events: &broadcast::Sender<QueueEvent>) {
+        while let Some(batch) = self.next_batch() {
+            for unit in batch {
+                unit.fail(error.clone(), events);
+            }
+        }
+    }
+
+    fn next_batch(&self) -> Option<Vec<Unit>> {
+        let mut buffer = self.buffer.lock().expect("producer lock");
+        if buffer.units.is_empty() {
+            buffer.running = false;
+            buffer.entries = 0;
+            self.busy.send_replace(false);
+            return None;
+        }
+        let mut batch = Vec::new();
+        let (mut entries, mut bytes) = (0, 0);
+        while let Some(unit) = buffer.units.front() {
+            let fits =
+                entries + unit.entries.len() <= BATCH_ENTRIES && bytes + unit.bytes <= BATCH_BYTES;
+            if !batch.is_empty() && !fits {
+                break;
+            }
+            entries += unit.entries.len();
+            bytes += unit.bytes;
+            batch.push(buffer.units.pop_front().expect("front exists"));
+        }
+        buffer.entries -= entries;
+        Some(batch)
+    }
+
+    async fn run(self: Arc<Self>, mut target: Target) {
+        loop {
+            let phase = *target.phase.borrow_and_update();
+            let held = match phase.push_target(&target.name) {
+                PushTarget::Write(held) => held,
+                PushTarget::Wait => {
+                    if target.phase.changed().await.is_err() {
+                        // Every handle is gone: nothing will ever attach this queue.
+                        let gone = Error::Detached {
+                            queue: target.name.to_string(),
+                        };
+                        self.fail_until_empty(&gone, &target.events);
+                        break;
+                    }
+                    continue;
+                }
+                PushTarget::Fail(error) => {
+                    self.fail_until_empty(&error, &target.events);
+                    break;
+                }
+            };
+            let Some(batch) = self.next_batch() else {
+                break;
+            };
+            self.write(&target, held.generation, &held.spec, batch)
+                .await;
+        }
+    }
+
+    async fn write(
+        &self,
+        target: &Target,
+        generation: u64,
+        spec: &crate::store::QueueSpec,
+        batch: Vec<Unit>,
+    ) {
+        let entries: Vec<NewEntry> = batch
+            .iter()
+            .flat_map(|u| u.entries.iter().cloned())
+            .collect();
+        match target
+            .store
+            .push(&target.name, generation, spec, &entries)
+            .await
+        {
+            Ok(first) => self.resolve(batch, first),
+            Err(Error::QueueFull { .. }) if batch.len() > 1 => {
+                // Coalesced pushes are independent: write them one by one so that exactly those
+                // that fit succeed, in order (SPEC Q8).
+                for unit in batch {
+                    let result = target
+                        .store
+                        .push(&target.name, generation, spec, &unit.entries)
+                        .await;
+                    match result {
+                        Ok(first) => self.resolve(vec![unit], first),
+                        Err(error) => unit.fail(error, &target.events),
+                    }
+                }
+            }
+            Err(error) => {
+                for unit in batch {
+                    unit.fail(error.clone(), &target.events);
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, batch: Vec<Unit>, first: u64) {
+        let mut id = first;
+        let mut written = 0;
+        for unit in batch {
+            let n = unit.entries.len() as u64;
+            written += n;
+            match unit.reply {
+                Reply::One(tx) => {
+                    let _ = tx.send(Ok(id));
+                }
+                Reply::Many(tx) => {
+                    let _ = tx.send(Ok((id..id + n).collect()));
+                }
+            }
+            id += n;
+        }
+        self.pushed.fetch_add(written, Ordering::Relaxed);
+    }
+}
+
+impl Unit {
+    /// Reports a failed push to its caller, or as a queue event when nobody awaits it.
+    fn fail(self, error: Error, events: &broadcast::Sender<QueueEvent>) {
+        let undelivered = match self.reply {
+            Reply::One(tx) => tx.send(Err(error)).err().and_then(Result::err),
+            Reply::Many(tx) => tx.send(Err(error)).err().and_then(Result::err),
+        };
+        if let Some(error) = undelivered {
+            let _ = events.send(QueueEvent::Error(error));
+        }
+    }
+}
+
+enum Pending<T> {
+    Done(Option<Result<T>>),
+    Waiting(oneshot::Receiver<Result<T>>),
+}
+
+impl<T> Pending<T> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        match self {
+            Pending::Done(result) => Poll::Ready(result.take().unwrap_or_else(|| Err(abandoned()))),
+            Pending::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| Err(abandoned()))),
+        }
+    }
+}
+
+fn abandoned() -> Error {
+    Error::Store {
+        backend: "core",
+        operation: "push",
+        message: "the push was abandoned before it was written (the runtime is shutting down)"
+            .into(),
+        retryable: false,
+        source: None,
+    }
+}
+
+/// A push in progress. The message was accepted (encoded and queued) when `push` returned;
+/// awaiting gives its id once written. Dropping it does not cancel the push; a failure nobody
+/// awaits is reported as a [`QueueEvent::Error`].
+pub struct Push(Pending<u64>);
+
+impl Future for Push {
+    type Output = Result<u64>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<u64>> {
+        self.0.poll(cx)
+    }
+}
+
+impl fmt::Debug for Push {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Push")
+    }
+}
+
+/// An atomic batch push in progress (see [`Push`]); resolves to the ids in order.
+pub struct PushAll(Pending<Vec<u64>>);
+
+impl Future for PushAll {
+    type Output = Result<Vec<u64>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Vec<u64>>> {
+        self.0.poll(cx)
+    }
+}
+
+impl fmt::Debug for PushAll {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PushAll")
+    }
+}
+
+impl Push {
+    pub(crate) fn failed(error: Error) -> Push {
+        Push(Pending::Done(Some(Err(error))))
+    }
+}
+
+impl PushAll {
+    pub(crate) fn failed(error: Error) -> PushAll {
+        PushAll(Pending::Done(Some(Err(error))))
+    }
+}
