@@ -33,7 +33,9 @@ impl de::Error for RawError {
 }
 
 fn refuse(kind: &str) -> RawError {
-    RawError(format!("the raw codec carries only strings and bytes, not {kind}"))
+    RawError(format!(
+        "the raw codec carries only strings and bytes, not {kind}"
+    ))
 }
 
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
@@ -93,7 +95,8 @@ impl<'a> ser::Serializer for RawSerializer<'a> {
 
     fn serialize_char(self, v: char) -> Result<(), RawError> {
         let mut buf = [0u8; 4];
-        self.out.extend_from_slice(v.encode_utf8(&mut buf).as_bytes());
+        self.out
+            .extend_from_slice(v.encode_utf8(&mut buf).as_bytes());
         Ok(())
     }
 
@@ -280,7 +283,12 @@ impl ser::Serializer for ByteOnly<'_> {
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), RawError> {
         Err(not_a_byte())
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), RawError> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), RawError> {
         Err(not_a_byte())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -324,7 +332,11 @@ impl ser::Serializer for ByteOnly<'_> {
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, RawError> {
         Err(not_a_byte())
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, RawError> {
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, RawError> {
         Err(not_a_byte())
     }
     fn serialize_struct_variant(
