@@ -20,3 +20,50 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 }
+
+/// A [`Backend`] from a name, whether it follows tokio's clock, and a function making stores.
+pub struct FnBackend<F> {
+    name: String,
+    paused_clock: bool,
+    make: F,
+}
+
+impl<F> FnBackend<F>
+where
+    F: Fn() -> StoreHandle + Send + Sync + 'static,
+{
+    /// A backend called `name` whose stores come from `make`.
+    pub fn new(name: impl Into<String>, paused_clock: bool, make: F) -> Self {
+        FnBackend {
+            name: name.into(),
+            paused_clock,
+            make,
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for FnBackend<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnBackend")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl<F> Backend for FnBackend<F>
+where
+    F: Fn() -> StoreHandle + Send + Sync + 'static,
+{
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn store(&self) -> StoreHandle {
+        (self.make)()
+    }
+
+    fn paused_clock(&self) -> bool {
+        self.paused_clock
+    }
+}

@@ -1,10 +1,23 @@
 //! busmq-testkit: the conformance suite that every busmq backend must pass, and the harness that
 //! starts real `redis-server` processes for the Redis backend's tests.
 //!
-//! A backend's `tests/conformance.rs` implements [`Backend`] and calls [`conformance!`], which
-//! turns every case of [`cases`] into its own `#[tokio::test]`.
+//! A backend's `tests/conformance.rs` calls [`conformance!`] with an expression giving a
+//! [`Backend`], which turns every case of [`cases`] into its own `#[tokio::test]`:
+//!
+//! ```ignore
+//! busmq_testkit::conformance!({
+//!     let memory = busmq_memory::Memory::new();
+//!     busmq_testkit::FnBackend::new("memory", true, move || std::sync::Arc::new(memory.store()))
+//! });
+//! ```
 
 pub mod backend;
+pub mod cases;
 pub mod redis;
+mod registry;
+pub mod support;
 
-pub use backend::Backend;
+pub use backend::{Backend, FnBackend};
+#[doc(hidden)]
+pub use futures::future::BoxFuture;
+pub use registry::{Case, CaseFn, all_cases, run_case};

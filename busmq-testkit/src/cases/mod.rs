@@ -1,0 +1,12 @@
+//! The conformance cases: each is a plain `pub async fn(&dyn Backend)` named after the behaviour
+//! it checks, with the SPEC rule ids it covers in its doc comment.
+
+pub mod bus;
+pub mod channel;
+pub mod consume;
+pub mod errors;
+pub mod lifecycle;
+pub mod pubsub;
+pub mod push;
+pub mod replay;
+pub mod stats;

@@ -1,0 +1,169 @@
+//! The list of conformance cases, written once: it generates one `#[tokio::test]` per case in a
+//! backend's test file (through [`conformance!`](crate::conformance)) and the table that
+//! `cargo xtask conformance` runs.
+
+use crate::backend::Backend;
+use futures::future::BoxFuture;
+use std::time::Duration;
+
+/// A conformance case as a plain function.
+pub type CaseFn = for<'a> fn(&'a dyn Backend) -> BoxFuture<'a, ()>;
+
+/// A named case.
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
+    pub name: &'static str,
+    pub run: CaseFn,
+}
+
+/// The longest a case may take (in the case's clock: virtual when paused) before it is reported
+/// as hung instead of hanging the test run.
+const CASE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs one case: pauses tokio's clock when the backend follows it, and fails a hung case
+/// instead of waiting forever.
+pub async fn run_case(backend: &dyn Backend, name: &str, case: CaseFn) {
+    if backend.paused_clock() {
+        tokio::time::pause();
+    }
+    if tokio::time::timeout(CASE_DEADLINE, case(backend))
+        .await
+        .is_err()
+    {
+        panic!(
+            "conformance case {name} on {} did not finish within {CASE_DEADLINE:?}",
+            backend.name()
+        );
+    }
+}
+
+/// Every case, in the suite's order.
+pub fn all_cases() -> Vec<Case> {
+    crate::__busmq_cases!(registry())
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __busmq_cases {
+    ($mode:ident $args:tt) => {
+        $crate::__busmq_cases! {@expand $mode $args [
+            bus::bus_connects_online_and_disconnects_offline,
+            bus::second_connect_is_already_connected,
+            bus::disconnect_is_idempotent_and_ends_offline,
+            bus::bus_can_connect_again_after_disconnect,
+            bus::operations_need_a_connected_bus,
+            bus::disconnect_detaches_and_returns_undelivered_messages,
+            lifecycle::attach_detach_events_in_order,
+            lifecycle::attach_reports_whether_queue_existed,
+            lifecycle::concurrent_first_attach_sees_one_creator,
+            lifecycle::later_attacher_adopts_stored_ttl,
+            lifecycle::attach_twice_is_already_attached,
+            lifecycle::queue_does_not_expire_before_ttl,
+            lifecycle::queue_expires_ttl_after_last_detach,
+            lifecycle::attached_queue_outlives_its_ttl,
+            lifecycle::client_that_never_renews_counts_as_detached_after_ttl,
+            lifecycle::detach_twice_is_a_no_op,
+            lifecycle::detach_stops_consuming,
+            lifecycle::close_destroys_queue_and_messages,
+            lifecycle::close_notifies_other_attached_clients,
+            lifecycle::attach_after_close_creates_a_new_queue,
+            stats::flush_removes_messages_but_keeps_queue,
+            stats::count_counts_unconsumed_messages,
+            stats::ttl_reports_the_stored_ttl,
+            stats::metadata_get_set_get_all_set_many,
+            stats::metadata_empty_value_is_a_value,
+            stats::pushed_and_consumed_count_this_clients_messages,
+            stats::exists_works_without_attaching,
+            push::push_returns_strictly_increasing_ids,
+            push::ids_never_go_backwards_after_close_and_recreate,
+            push::ids_never_go_backwards_after_expiry,
+            push::push_before_attach_is_sent_once_attached,
+            push::push_after_detach_is_an_error,
+            push::push_to_full_queue_is_queue_full,
+            push::maxsize_is_stored_with_the_queue,
+            push::push_all_is_atomic_and_ordered,
+            push::concurrent_pushes_keep_call_order,
+            consume::producer_pushes_and_leaves_then_consumer_receives,
+            consume::consumer_first_then_push_receives_once,
+            consume::consumer_attaches_before_producer_receives_once,
+            consume::five_pushed_before_consumer_are_received,
+            consume::messages_arrive_in_push_order,
+            consume::each_message_goes_to_exactly_one_consumer,
+            consume::many_messages_over_many_queues,
+            consume::consume_max_stops_after_n,
+            consume::consume_twice_is_already_consuming,
+            consume::stop_stops_delivery,
+            consume::stop_returns_undelivered_messages_to_the_head_in_order,
+            consume::dropped_consumer_returns_undelivered_messages,
+            consume::undecodable_message_is_reported_with_its_id,
+            replay::consume_without_removing_leaves_messages_for_the_next_consumer,
+            replay::replay_from_index_and_from_id,
+            replay::replay_consumers_read_independently,
+            replay::replay_from_end_sees_only_new_messages,
+            replay::mixing_removing_and_replaying_consumers_is_rejected,
+            channel::channel_server_listens_client_connects,
+            channel::channel_client_connects_server_listens,
+            channel::channel_explicit_roles_just_connect,
+            channel::late_peer_still_sees_remote_connect_and_earlier_messages,
+            channel::remote_connect_once_per_session_never_from_data,
+            channel::send_before_connect_is_not_connected,
+            channel::send_to_reaches_an_endpoint_without_connecting,
+            channel::structured_messages_stay_structured,
+            channel::disconnect_leaves_the_channel_open_for_a_new_peer,
+            channel::connect_twice_is_already_connected,
+            errors::invalid_names_are_rejected_before_the_store,
+            errors::invalid_options_are_rejected,
+            errors::oversize_message_is_rejected_and_nothing_written,
+            errors::unencodable_message_writes_nothing,
+            pubsub::pubsub_delivers_to_every_live_subscriber,
+            pubsub::pubsub_does_not_store_messages,
+        ]}
+    };
+    (@expand tests ($make:expr) [$($module:ident :: $name:ident),* $(,)?]) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                fn case<'a>(
+                    backend: &'a dyn $crate::Backend,
+                ) -> $crate::BoxFuture<'a, ()> {
+                    ::std::boxed::Box::pin($crate::cases::$module::$name(backend))
+                }
+                let backend = $make;
+                $crate::run_case(&backend, stringify!($name), case).await;
+            }
+        )*
+    };
+    (@expand registry () [$($module:ident :: $name:ident),* $(,)?]) => {{
+        let mut all = ::std::vec::Vec::new();
+        $({
+            fn case<'a>(backend: &'a dyn $crate::Backend) -> $crate::BoxFuture<'a, ()> {
+                ::std::boxed::Box::pin($crate::cases::$module::$name(backend))
+            }
+            all.push($crate::Case { name: stringify!($name), run: case });
+        })*
+        all
+    }};
+}
+
+/// Generates one `#[tokio::test]` per conformance case, each calling the expression to get a
+/// fresh [`Backend`](crate::Backend). The test crate needs `tokio` (with `macros`, `rt`) and
+/// `futures` as dev-dependencies.
+#[macro_export]
+macro_rules! conformance {
+    ($make:expr) => {
+        $crate::__busmq_cases!(tests($make));
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn case_names_are_unique() {
+        let mut names: Vec<_> = super::all_cases().iter().map(|c| c.name).collect();
+        let total = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), total);
+        assert!(total >= 45, "the suite has {total} cases");
+    }
+}
