@@ -123,6 +123,12 @@ impl ConsumerShared {
         state.buffer.drain(..).collect()
     }
 
+    /// Whether consuming ended because `max` deliveries were handed out.
+    fn reached_max(&self) -> bool {
+        let state = self.state.lock().expect("consumer lock");
+        self.max.is_some_and(|max| state.handed >= max)
+    }
+
     fn buffered_ids(&self) -> Vec<(u64, u32)> {
         let state = self.state.lock().expect("consumer lock");
         state.buffer.iter().map(|e| (e.id, e.deliveries)).collect()
@@ -644,12 +650,16 @@ async fn give_back(
                     delivery: e.deliveries,
                 })
                 .collect();
-            ops.extend(
-                settler
-                    .take_held()
-                    .into_iter()
-                    .map(|(id, delivery)| Settle::Release { id, delivery }),
-            );
+            // Deliveries handed out before `max` was reached stay with their holder, who acks
+            // them after the stream ended; a stop, drop or detach gives them back (SPEC Q13).
+            if !shared.reached_max() {
+                ops.extend(
+                    settler
+                        .take_held()
+                        .into_iter()
+                        .map(|(id, delivery)| Settle::Release { id, delivery }),
+                );
+            }
             if ops.is_empty() {
                 return Ok(());
             }

@@ -8,5 +8,6 @@ pub mod errors;
 pub mod lifecycle;
 pub mod pubsub;
 pub mod push;
+pub mod reliable;
 pub mod replay;
 pub mod stats;
