@@ -1,0 +1,365 @@
+//! One incarnation of a queue: its spec, expiry, ready and pending messages, and metadata.
+//!
+//! Ready messages are kept in a `VecDeque` sorted by id. Every message taken from the head has
+//! a smaller id than every message that was never taken, so putting returned messages back at
+//! their id position is the same as putting them "at the head, in id order among returned
+//! messages", and it keeps replay reads a binary search.
+
+use crate::clock::deadline;
+use crate::pending::Pending;
+use busmq_core::store::{
+    DeadLetter, Entry, NewEntry, Position, QueueSpec, QueueStat, ReadBatch, Settle, Settled,
+    TakeMode, Taken,
+};
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// A message as stored: the entry plus when it was pushed (for `max_age` retention).
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub(crate) id: u64,
+    pub(crate) deliveries: u32,
+    pub(crate) payload: Bytes,
+    pub(crate) dead: Option<Arc<DeadLetter>>,
+    pub(crate) pushed_at: Instant,
+}
+
+impl Stored {
+    fn to_entry(&self) -> Entry {
+        Entry {
+            id: self.id,
+            deliveries: self.deliveries,
+            payload: self.payload.clone(),
+            dead: self.dead.clone(),
+        }
+    }
+
+    fn into_entry(self) -> Entry {
+        Entry {
+            id: self.id,
+            deliveries: self.deliveries,
+            payload: self.payload,
+            dead: self.dead,
+        }
+    }
+}
+
+/// The live state of one queue incarnation.
+#[derive(Debug)]
+pub(crate) struct QueueState {
+    pub(crate) generation: u64,
+    pub(crate) spec: QueueSpec,
+    pub(crate) metadata: BTreeMap<String, String>,
+    expires_at: Instant,
+    last_id: Option<u64>,
+    ready: VecDeque<Stored>,
+    pending: Pending,
+}
+
+impl QueueState {
+    pub(crate) fn new(generation: u64, spec: QueueSpec, now: Instant) -> Self {
+        QueueState {
+            generation,
+            spec,
+            metadata: BTreeMap::new(),
+            expires_at: deadline(now, spec.ttl),
+            last_id: None,
+            ready: VecDeque::new(),
+            pending: Pending::default(),
+        }
+    }
+
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Pushes the expiry to `now + ttl` (attach, renew, detach).
+    pub(crate) fn touch(&mut self, now: Instant) {
+        self.expires_at = deadline(now, self.spec.ttl);
+    }
+
+    /// Applies retention. `pushed_at` grows with the id (see [`QueueState::restore`]), so the
+    /// messages that are too old form a prefix.
+    fn trim(&mut self, now: Instant) {
+        let retention = self.spec.retention;
+        if let Some(max_len) = retention.max_len {
+            let max_len = usize::try_from(max_len).unwrap_or(usize::MAX);
+            if self.ready.len() > max_len {
+                let excess = self.ready.len() - max_len;
+                self.ready.drain(..excess);
+            }
+        }
+        if let Some(max_age) = retention.max_age {
+            let old = self
+                .ready
+                .partition_point(|s| now.saturating_duration_since(s.pushed_at) > max_age);
+            self.ready.drain(..old);
+        }
+    }
+
+    /// Whether `n` more ready messages fit under `maxsize` (after retention).
+    pub(crate) fn has_room(&mut self, n: usize, now: Instant) -> bool {
+        self.trim(now);
+        room_for(self.ready.len(), n, self.spec.maxsize)
+    }
+
+    /// Appends `entries` with ids `first_id..`, then applies retention.
+    pub(crate) fn append(&mut self, entries: &[NewEntry], first_id: u64, now: Instant) {
+        self.ready.reserve(entries.len());
+        for (id, entry) in (first_id..).zip(entries) {
+            self.ready.push_back(Stored {
+                id,
+                deliveries: 0,
+                payload: entry.payload.clone(),
+                dead: entry.dead.clone(),
+                pushed_at: now,
+            });
+            self.last_id = Some(id);
+        }
+        self.trim(now);
+    }
+
+    /// Inserts at the id position; an id already ready is not inserted twice.
+    fn insert_sorted(&mut self, stored: Stored) -> bool {
+        let pos = self.ready.partition_point(|s| s.id < stored.id);
+        if self.ready.get(pos).is_some_and(|s| s.id == stored.id) {
+            return false;
+        }
+        self.ready.insert(pos, stored);
+        true
+    }
+
+    pub(crate) fn take(&mut self, max: u32, mode: TakeMode, now: Instant) -> Taken {
+        if let TakeMode::Reliable { .. } = mode {
+            for stored in self.pending.take_expired(now) {
+                self.insert_sorted(stored);
+            }
+        }
+        self.trim(now);
+        let n = usize::try_from(max)
+            .unwrap_or(usize::MAX)
+            .min(self.ready.len());
+        let mut taken = Taken::default();
+        match mode {
+            TakeMode::AtMostOnce => {
+                taken.entries = self.ready.drain(..n).map(Stored::into_entry).collect();
+            }
+            TakeMode::Reliable {
+                visibility,
+                max_deliveries,
+            } => {
+                let visible_at = deadline(now, visibility);
+                taken.entries.reserve(n);
+                for mut stored in self.ready.drain(..n) {
+                    stored.deliveries = stored.deliveries.saturating_add(1);
+                    if stored.deliveries > max_deliveries {
+                        taken.dead.push(stored.to_entry());
+                    } else {
+                        taken.entries.push(stored.to_entry());
+                    }
+                    self.pending.hold(stored, visible_at);
+                }
+            }
+        }
+        taken
+    }
+
+    /// Puts entries back at their id position (the head, for entries taken from the head).
+    /// Returns whether anything was put back.
+    ///
+    /// The push time of a taken message is not kept, so a restored message is dated like the
+    /// ready message that follows it (or now): this keeps `pushed_at` growing with the id.
+    pub(crate) fn restore(&mut self, entries: &[Entry], now: Instant) -> bool {
+        let mut any = false;
+        for entry in entries {
+            if self.pending.contains(entry.id) {
+                continue;
+            }
+            let pos = self.ready.partition_point(|s| s.id < entry.id);
+            let pushed_at = self
+                .ready
+                .get(pos)
+                .map_or(now, |next| next.pushed_at.min(now));
+            any |= self.insert_sorted(Stored {
+                id: entry.id,
+                deliveries: entry.deliveries,
+                payload: entry.payload.clone(),
+                dead: entry.dead.clone(),
+                pushed_at,
+            });
+        }
+        any
+    }
+
+    /// Applies settlements in order. Returns the outcomes and whether any entry went back to
+    /// ready (so that watchers are woken).
+    pub(crate) fn settle(&mut self, ops: &[Settle], now: Instant) -> (Vec<Settled>, bool) {
+        let mut returned = false;
+        let outcomes = ops
+            .iter()
+            .map(|op| {
+                let (id, delivery) = match *op {
+                    Settle::Ack { id, delivery }
+                    | Settle::Release { id, delivery }
+                    | Settle::Return { id, delivery }
+                    | Settle::Extend { id, delivery, .. } => (id, delivery),
+                };
+                if !self.pending.matches(id, delivery) {
+                    return Settled::Stale;
+                }
+                match *op {
+                    Settle::Ack { .. } => {
+                        self.pending.remove(id);
+                    }
+                    Settle::Release { .. } | Settle::Return { .. } => {
+                        if let Some(mut stored) = self.pending.remove(id) {
+                            if let Settle::Return { .. } = op {
+                                stored.deliveries = stored.deliveries.saturating_sub(1);
+                            }
+                            returned |= self.insert_sorted(stored);
+                        }
+                    }
+                    Settle::Extend { by, .. } => self.pending.extend(id, deadline(now, by)),
+                }
+                Settled::Done
+            })
+            .collect();
+        (outcomes, returned)
+    }
+
+    pub(crate) fn read(&mut self, from: Position, max: u32, now: Instant) -> ReadBatch {
+        self.trim(now);
+        let len = self.ready.len();
+        let start = match from {
+            Position::Start => 0,
+            Position::End => len,
+            Position::Index(n) => usize::try_from(n).unwrap_or(usize::MAX).min(len),
+            Position::FromId(id) => self.ready.partition_point(|s| s.id < id),
+            Position::AfterId(id) => self.ready.partition_point(|s| s.id <= id),
+        };
+        let end = start
+            .saturating_add(usize::try_from(max).unwrap_or(usize::MAX))
+            .min(len);
+        let entries = self
+            .ready
+            .range(start..end)
+            .map(|s| Entry {
+                deliveries: 0,
+                ..s.to_entry()
+            })
+            .collect();
+        ReadBatch {
+            entries,
+            last_id: self.ready.back().map(|s| s.id),
+        }
+    }
+
+    pub(crate) fn stat(&mut self, now: Instant) -> QueueStat {
+        self.trim(now);
+        QueueStat {
+            exists: true,
+            count: self.ready.len() as u64,
+            pending: self.pending.len() as u64,
+            spec: Some(self.spec),
+            generation: Some(self.generation),
+            last_id: self.last_id,
+        }
+    }
+
+    pub(crate) fn flush(&mut self) {
+        self.ready.clear();
+        self.pending.clear();
+    }
+}
+
+/// Whether `adding` more messages fit next to `ready` ones under `maxsize`.
+pub(crate) fn room_for(ready: usize, adding: usize, maxsize: Option<u64>) -> bool {
+    maxsize.is_none_or(|max| (ready as u64).saturating_add(adding as u64) <= max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use busmq_core::store::Retention;
+    use std::time::Duration;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn state(retention: Retention) -> (QueueState, Instant) {
+        let now = Instant::now();
+        let spec = QueueSpec {
+            retention,
+            ..QueueSpec::default()
+        };
+        (QueueState::new(1, spec, now), now)
+    }
+
+    fn push(q: &mut QueueState, ids: std::ops::Range<u64>, now: Instant) {
+        let entries: Vec<NewEntry> = ids.clone().map(|i| NewEntry::new(i.to_string())).collect();
+        q.append(&entries, ids.start, now);
+    }
+
+    fn ready_ids(q: &QueueState) -> Vec<u64> {
+        q.ready.iter().map(|s| s.id).collect()
+    }
+
+    #[test]
+    fn released_entries_return_before_fresh_ones_in_id_order() {
+        let (mut q, now) = state(Retention::default());
+        push(&mut q, 3..7, now);
+        let mode = TakeMode::Reliable {
+            visibility: SEC,
+            max_deliveries: 5,
+        };
+        let taken = q.take(2, mode, now);
+        assert_eq!(
+            taken.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [3, 4]
+        );
+        let ops = [
+            Settle::Release { id: 4, delivery: 1 },
+            Settle::Release { id: 3, delivery: 1 },
+        ];
+        let (outcomes, returned) = q.settle(&ops, now);
+        assert_eq!(outcomes, [Settled::Done, Settled::Done]);
+        assert!(returned);
+        assert_eq!(ready_ids(&q), [3, 4, 5, 6]);
+        assert_eq!(q.ready[0].deliveries, 1, "release keeps the delivery count");
+    }
+
+    #[test]
+    fn restore_dates_entries_like_their_successor_so_age_trimming_stays_a_prefix() {
+        let max_age = 10 * SEC;
+        let (mut q, t0) = state(Retention {
+            max_len: None,
+            max_age: Some(max_age),
+        });
+        push(&mut q, 1..3, t0);
+        let taken = q.take(1, TakeMode::AtMostOnce, t0);
+        push(&mut q, 3..4, t0 + 5 * SEC);
+        assert!(q.restore(&taken.entries, t0 + 6 * SEC));
+        assert_eq!(ready_ids(&q), [1, 2, 3]);
+        assert_eq!(q.ready[0].pushed_at, t0);
+        let batch = q.read(Position::Start, 10, t0 + 11 * SEC);
+        assert_eq!(batch.entries.iter().map(|e| e.id).collect::<Vec<_>>(), [3]);
+    }
+
+    #[test]
+    fn restore_skips_ids_already_ready() {
+        let (mut q, now) = state(Retention::default());
+        push(&mut q, 1..3, now);
+        let taken = q.take(1, TakeMode::AtMostOnce, now);
+        assert!(q.restore(&taken.entries, now));
+        assert!(!q.restore(&taken.entries, now));
+        assert_eq!(ready_ids(&q), [1, 2]);
+    }
+
+    #[test]
+    fn room_for_counts_against_maxsize() {
+        assert!(room_for(0, 5, None));
+        assert!(room_for(3, 2, Some(5)));
+        assert!(!room_for(3, 3, Some(5)));
+    }
+}
