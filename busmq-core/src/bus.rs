@@ -261,8 +261,11 @@ impl Bus {
             list.clear();
             alive
         };
-        for queue in queues {
-            if let Err(error) = Queue::from_inner(queue).detach().await {
+        let detaches = queues
+            .into_iter()
+            .map(|queue| async move { Queue::from_inner(queue).detach().await });
+        for result in futures::future::join_all(detaches).await {
+            if let Err(error) = result {
                 inner.emit_error(error);
             }
         }
