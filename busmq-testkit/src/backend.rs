@@ -19,12 +19,19 @@ pub trait Backend: Send + Sync + 'static {
     fn paused_clock(&self) -> bool {
         false
     }
+
+    /// Why this backend cannot run here (e.g. no `redis-server`); cases then print one skip line
+    /// and pass.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A [`Backend`] from a name, whether it follows tokio's clock, and a function making stores.
 pub struct FnBackend<F> {
     name: String,
     paused_clock: bool,
+    unavailable: Option<String>,
     make: F,
 }
 
@@ -37,8 +44,15 @@ where
         FnBackend {
             name: name.into(),
             paused_clock,
+            unavailable: None,
             make,
         }
+    }
+
+    /// Marks the backend as unavailable here (its cases print a skip line).
+    pub fn unavailable_because(mut self, reason: Option<String>) -> Self {
+        self.unavailable = reason;
+        self
     }
 }
 
@@ -65,5 +79,9 @@ where
 
     fn paused_clock(&self) -> bool {
         self.paused_clock
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        self.unavailable.clone()
     }
 }

@@ -15,9 +15,11 @@ pub mod backend;
 pub mod cases;
 pub mod redis;
 mod registry;
+mod shared_servers;
 pub mod support;
 
 pub use backend::{Backend, FnBackend};
 #[doc(hidden)]
 pub use futures::future::BoxFuture;
 pub use registry::{Case, CaseFn, all_cases, run_case};
+pub use shared_servers::SharedServers;
