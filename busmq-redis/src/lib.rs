@@ -1,1 +1,86 @@
-//! placeholder
+//! busmq-redis: the busmq [`Store`](busmq_core::Store) over Redis.
+//!
+//! ```no_run
+//! # async fn example() -> busmq_core::Result<()> {
+//! use busmq_core::Store;
+//! use busmq_redis::RedisStore;
+//! let store = RedisStore::builder()
+//!     .urls(["redis://127.0.0.1:6379", "redis://127.0.0.1:6380"])
+//!     .namespace("myapp")
+//!     .build()?; // checks URLs and options; does not connect
+//! let state = store.connect().await?;
+//! # let _ = state;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! * **One Lua script per atomic operation** (`lua/<op>.lua`, with `lua/lib.lua` prepended),
+//!   called with EVALSHA; scripts are loaded on every (re)connection and a NOSCRIPT reply makes
+//!   the call load the script and try again.
+//! * **Keys**: every key of a queue is `<ns>:{<queue>}:<suffix>` (one hash tag, so every script
+//!   also runs on Redis Cluster). The ready messages are *page lists* of a fixed capacity
+//!   (`page_size`, default 4096): positions map to pages by arithmetic, so a replay read at any
+//!   position costs O(log n + max), while pushes and pops stay plain list operations. See
+//!   `keys.rs` for the full layout and `entry.rs` for the entry encoding
+//!   (`<id>:<deliveries>:<attr length>:<attrs><payload>`, ~21 bytes of overhead).
+//! * **Batching**: a push batch is one script call, a take returns up to `max` entries, a
+//!   settle handles many acknowledgements; nothing costs a round trip per message. Moving data
+//!   through Lua costs per entry, so the hot paths avoid touching entries in Lua: a push
+//!   proposes its ids (`max(last id seen + 1, clock)`), and the script appends the entries as
+//!   they are when the proposal is above the queue's last id and within a second of the
+//!   server clock (else it assigns `max(last + 1, now)` itself); an at-most-once take returns
+//!   the lists as Redis read them. Reliable takes record one pending *batch* (one zset member
+//!   with the visibility deadline) per take instead of one per entry.
+//! * **Wake-ups** use pub/sub: every push/restore/release publishes one notice per batch on
+//!   the queue's channel, and each instance has one pub/sub connection shared (reference
+//!   counted) by all watchers and topic subscribers. [`Store::take`](busmq_core::Store::take)
+//!   never blocks, so no connection is ever held by a blocking command.
+//! * **Connections**: per instance one multiplexed connection for scripts (with a response
+//!   timeout, default 5 s: no call waits forever) and one pub/sub connection. A supervisor per
+//!   instance pings it, and on failure reconnects with exponential backoff and full jitter;
+//!   while an instance is down its calls fail at once with `Offline`.
+//! * **State**: `Online` when every instance answers (and has its scripts), `Degraded { down }`
+//!   when some do not, `Offline` when none do; one event per real transition. After a
+//!   reconnection every live channel is subscribed again once on the new connection (no
+//!   duplicates) and every watcher receives `Notice::Reset`.
+//!
+//! # Placement over several plain instances
+//!
+//! * Each instance has a stable identity: `host:port/db` (lowercase host; default port 6379,
+//!   default db 0) or `unix:<path>/db`. Credentials, TLS and the order of the URLs do not
+//!   matter.
+//! * A queue or topic name belongs to the instance with the highest weight
+//!   `splitmix64(fnv1a64(identity ++ 0x00 ++ name))` (rendezvous hashing): names spread
+//!   evenly, and adding an instance moves only the names it wins (about `1/n`).
+//! * Every client records its membership (the sorted identities) in the set
+//!   `<ns>:placement` on each instance when it connects. When an instance learns of an older
+//!   membership, a queue created under it may still live on that membership's winner: the
+//!   first operation on a queue name then asks only those older winners (usually one or two
+//!   instances) whether the queue exists, and caches the answer. With a single membership (the
+//!   usual case) there is no lookup at all. Queues are created only on their current winner,
+//!   never on an older one; when an old queue expires or is closed, its name moves to the
+//!   current winner.
+//! * An instance that is down is never replaced: operations on its queues fail with
+//!   `Error::Offline` until it comes back (no split brain). If a possible older holder of a
+//!   not-yet-located queue is down, operations on that queue fail with `Offline` too.
+//! * Topics (pub/sub) are not stored, so they always go to the current winner of the topic
+//!   name. All clients of a namespace should be configured with the same instances.
+
+mod config;
+mod entry;
+mod errors;
+mod instance;
+mod keys;
+mod placement;
+mod pubsub;
+mod reply;
+mod scripts;
+mod state;
+mod store;
+mod url;
+
+pub use config::{PAGE_SIZE_RANGE, RedisStoreBuilder};
+pub use keys::DEFAULT_NAMESPACE;
+pub use store::RedisStore;

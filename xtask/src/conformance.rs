@@ -1,9 +1,9 @@
 //! `cargo xtask conformance`: runs every conformance case against every backend, prints a table
 //! (backend, passed, failed, skipped) and writes the same to `target/conformance.json`.
 
-use busmq_testkit::{Backend, Case, FnBackend, all_cases, run_case};
+use busmq_testkit::{Backend, Case, FnBackend, SharedServers, all_cases, run_case};
 use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 #[derive(Serialize)]
@@ -46,10 +46,27 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 fn backends() -> Vec<Arc<dyn Backend>> {
+    static SINGLE: OnceLock<Option<SharedServers>> = OnceLock::new();
+    static SHARDED: OnceLock<Option<SharedServers>> = OnceLock::new();
     let memory = busmq_memory::Memory::new();
-    vec![Arc::new(FnBackend::new("memory", true, move || {
-        Arc::new(memory.store())
-    }))]
+    vec![
+        Arc::new(FnBackend::new("memory", true, move || {
+            Arc::new(memory.store())
+        })),
+        redis("redis", SharedServers::get(1, &SINGLE)),
+        redis("redis-sharded-3", SharedServers::get(3, &SHARDED)),
+    ]
+}
+
+fn redis(name: &str, servers: Option<&'static SharedServers>) -> Arc<dyn Backend> {
+    let missing = servers
+        .is_none()
+        .then(|| "redis-server is not installed".to_string());
+    let backend = FnBackend::new(name, false, move || {
+        let urls = servers.expect("available").urls().to_vec();
+        Arc::new(busmq_redis::RedisStore::from_urls(urls).expect("valid urls")) as _
+    });
+    Arc::new(backend.unavailable_because(missing))
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -100,6 +117,17 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 /// Runs the cases on `jobs` threads, each case on its own single-threaded runtime (so that a
 /// case may pause the clock), catching panics as failures.
 fn run_backend(backend: Arc<dyn Backend>, cases: &[Case], jobs: usize) -> Row {
+    if let Some(reason) = backend.unavailable() {
+        println!("{}: skipped ({reason})", backend.name());
+        return Row {
+            backend: backend.name(),
+            passed: 0,
+            failed: 0,
+            skipped: cases.len(),
+            cases: Vec::new(),
+            failed_cases: Vec::new(),
+        };
+    }
     let queue = Arc::new(Mutex::new(cases.to_vec()));
     let results = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..jobs)

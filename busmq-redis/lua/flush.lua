@@ -1,0 +1,11 @@
+-- flush.lua: removes every ready and pending entry but keeps the queue, its spec, metadata
+-- and id counter (SPEC Q5).
+-- KEYS: the six queue keys (see lib.lua).
+-- ARGV: none
+-- Returns {'ok'} | {'missing'}
+local q = load()
+if not q then return {'missing'} end
+redis.call('UNLINK', R, Z, X)
+drop_all_pages(q)
+save(q)
+return {'ok'}

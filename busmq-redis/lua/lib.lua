@@ -1,0 +1,371 @@
+-- lib.lua: helpers shared by every busmq queue script; prepended to each script at build time.
+--
+-- KEYS (the same six for every queue script; all carry the queue's hash tag, so a script
+-- touches one Redis Cluster slot):
+--   KEYS[1] <ns>:{q}:m  meta hash: layout version, generation, spec, counters, user metadata
+--   KEYS[2] <ns>:{q}:t  tombstone hash: closed generation, last id (outlives the queue)
+--   KEYS[3] <ns>:{q}:r  zset of returned entries (released/expired), score = id
+--   KEYS[4] <ns>:{q}:z  zset of pending batches (one per reliable take, or per extended
+--                       entry), score = visibility deadline (ms)
+--   KEYS[5] <ns>:{q}:x  hash of pending entries: '<id>' -> the entry as it was taken,
+--                       's:<id>' -> '<batch>:<delivery>' (the current delivery count),
+--                       'b:<batch>' -> the batch's ids (space-separated),
+--                       'n:<batch>' -> how many of them are still pending
+--   KEYS[6] <ns>:{q}:c  zset of consumer leases, member = '<kind>:<id>', score = deadline (ms)
+-- Ready entries live in page lists <ns>:{q}:p:<k> derived from KEYS[1]: the entry with push
+-- ordinal o goes to page floor(o / size). Pops and restores touch only the head page, so every
+-- page after the head holds exactly `size` entries (the last one up to `size`), which makes
+-- "position -> page" arithmetic and keeps every list operation bounded by the page size.
+--
+-- Entry encoding: '<id>:<deliveries>:<attr length>:<attrs><payload>' (attrs: JSON dead-letter
+-- information, usually empty). Anything else is foreign data.
+--
+-- Every key of a queue shares the meta hash's absolute expiry (PEXPIREAT), so they all vanish
+-- at the same instant and a new incarnation never sees leftovers of an old one.
+
+local M, T, R, Z, X, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local PFX = string.sub(M, 1, -2)
+-- Lua's unpack() is limited to about 8000 values.
+local CHUNK = 7000
+
+-- '%d' is exact for integers below 2^53 (ids are microseconds: until year 2255) and much
+-- cheaper than '%.0f'.
+local function I(x) return string.format('%d', x) end
+local function page(k) return PFX .. 'p:' .. I(k) end
+local function foreign(detail) error({err = 'BUSMQFOREIGN ' .. detail}) end
+local function num(v)
+  if v == false or v == nil or v == '' then return nil end
+  return tonumber(v)
+end
+
+-- Redis 7 replicates script effects, so reading the clock inside a script is safe.
+local function clock()
+  local t = redis.call('TIME')
+  local s, us = tonumber(t[1]), tonumber(t[2])
+  return s * 1000 + math.floor(us / 1000), s * 1000000 + us
+end
+
+-- Calls redis.call(cmd, key, <head...>, <items...>) in chunks that unpack() can handle.
+local function chunked(cmd, key, items, head)
+  local i, n = 1, #items
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
+    if head then
+      redis.call(cmd, key, head, unpack(items, i, j))
+    else
+      redis.call(cmd, key, unpack(items, i, j))
+    end
+    i = j + 1
+  end
+end
+
+local FIELDS = {'v', 'gen', 'ttl', 'max', 'rlen', 'rage', 'size', 'last', 'base', 'n', 'head', 'tail'}
+
+-- The queue's meta data, or nil when the queue does not exist.
+local function load()
+  local v = redis.call('HMGET', M, unpack(FIELDS))
+  if not v[1] then
+    if redis.call('EXISTS', M) == 1 then foreign('its meta hash has no busmq layout version') end
+    return nil
+  end
+  if v[1] ~= '1' then foreign('its meta hash has the unknown layout version ' .. v[1]) end
+  local q = {gen = num(v[2]), ttl = num(v[3]), max = num(v[4]), rlen = num(v[5]),
+             rage = num(v[6]), size = num(v[7]), last = num(v[8]), base = num(v[9]),
+             n = num(v[10]), head = num(v[11]), tail = num(v[12])}
+  if not (q.gen and q.ttl and q.size and q.last and q.base and q.n and q.head and q.tail)
+      or q.size < 1 then
+    foreign('its meta hash is incomplete')
+  end
+  return q
+end
+
+local function save(q)
+  redis.call('HSET', M, 'n', I(q.n), 'head', I(q.head), 'tail', I(q.tail), 'last', I(q.last))
+end
+
+local function opt(x) if x then return I(x) end return '' end
+local function spec_reply(q) return {I(q.gen), I(q.ttl), opt(q.max), opt(q.rlen), opt(q.rage)} end
+
+-- The last page that may hold entries (the head page when the queue is empty).
+local function last_page(q)
+  if q.tail == 0 then return q.head end
+  local lp = math.floor((q.tail - 1) / q.size)
+  if lp < q.head then return q.head end
+  return lp
+end
+
+local EXPIRE_AT
+local function expire_at()
+  if EXPIRE_AT == nil then EXPIRE_AT = redis.call('PEXPIRETIME', M) end
+  return EXPIRE_AT
+end
+
+-- Gives a key written by this script the queue's expiry.
+local function adopt(key)
+  local at = expire_at()
+  if at > 0 then redis.call('PEXPIREAT', key, at) end
+end
+
+-- Pushes the expiry of every key of the queue to now + ttl.
+local function expire_all(q, now_ms)
+  local at = now_ms + q.ttl
+  EXPIRE_AT = at
+  for _, key in ipairs({M, R, Z, X, C}) do redis.call('PEXPIREAT', key, at) end
+  for k = q.head, last_page(q) do redis.call('PEXPIREAT', page(k), at) end
+end
+
+-- Extends the tombstone's life to at least at_ms (never shortens it).
+local function keep_tomb(at_ms)
+  if redis.call('PEXPIRETIME', T) < at_ms then redis.call('PEXPIREAT', T, at_ms) end
+end
+
+-- A new incarnation from the spec in ARGV[o .. o+4] (ttl, max, rlen, rage, size). Its
+-- generation and first id are above anything a closed or expired predecessor left behind.
+local function create(now_ms, now_us, o)
+  local tomb = redis.call('HMGET', T, 'closed', 'last')
+  local gen = now_us
+  local closed = num(tomb[1])
+  if closed and closed >= gen then gen = closed + 1 end
+  local base = num(tomb[2]) or 0
+  local q = {gen = gen, ttl = tonumber(ARGV[o]), max = num(ARGV[o + 1]), rlen = num(ARGV[o + 2]),
+             rage = num(ARGV[o + 3]), size = tonumber(ARGV[o + 4]), last = 0, base = base,
+             n = 0, head = 0, tail = 0}
+  redis.call('HSET', M, 'v', '1', 'gen', I(gen), 'ttl', ARGV[o], 'max', ARGV[o + 1],
+             'rlen', ARGV[o + 2], 'rage', ARGV[o + 3], 'size', ARGV[o + 4], 'last', '0',
+             'base', I(base), 'n', '0', 'head', '0', 'tail', '0')
+  -- Keys written by hand (not by busmq) could outlive an incarnation; start clean.
+  redis.call('DEL', R, Z, X, C, page(0))
+  expire_all(q, now_ms)
+  return q
+end
+
+local function idof(e)
+  local id = string.match(e, '^(%d+):')
+  if not id then foreign('an entry does not start with a busmq header') end
+  return tonumber(id)
+end
+
+local function check(e)
+  if not string.find(e, '^%d+:%d+:%d+:') then
+    foreign('an entry does not start with a busmq header')
+  end
+end
+
+-- Page and offset of position p (0-based) among the page entries, or nil past the end.
+local function locate(q, p)
+  if p >= q.n then return nil end
+  local hl = redis.call('LLEN', page(q.head))
+  if p < hl then return q.head, p end
+  p = p - hl
+  local pg = q.head + 1 + math.floor(p / q.size)
+  if pg > last_page(q) then return nil end
+  return pg, p % q.size
+end
+
+-- Position (0-based) of page pg, offset off.
+local function position(q, pg, off)
+  if pg == q.head then return off end
+  return redis.call('LLEN', page(q.head)) + (pg - q.head - 1) * q.size + off
+end
+
+-- Page and offset of the first entry whose id is >= x, or nil: a binary search over the first
+-- ids of the pages, then inside one page, so O(log n) LINDEX calls on bounded lists.
+local function first_at_least(q, x)
+  if q.n == 0 then return nil end
+  local function first_id(pg)
+    local e = redis.call('LINDEX', page(pg), 0)
+    if not e then return nil end
+    return idof(e)
+  end
+  local last = last_page(q)
+  local h = first_id(q.head)
+  if not h or h >= x then return q.head, 0 end
+  local lo, hi = q.head, last
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    local f = first_id(mid)
+    if f and f < x then lo = mid else hi = mid - 1 end
+  end
+  local key = page(lo)
+  local len = redis.call('LLEN', key)
+  -- Inside the page ids strictly grow, by exactly one inside a push batch. So a known id
+  -- below x bounds the answer from above (at most x - id places further) and a known id at or
+  -- above x bounds it from below; a bound is exact when one batch spans the gap, so each
+  -- tightened bound is checked with one probe. Bisection otherwise keeps the worst case
+  -- logarithmic.
+  local a, b = 1, len            -- the answer is in [a, b]; b = len means "not in this page"
+  local ap, a_id = 0, first_id(lo) -- a known position below the answer and its id
+  local bp, b_id = nil, nil        -- a known position at or above the answer and its id
+  while a < b do
+    local mid = math.floor((a + b) / 2)
+    local hi = ap + (x - a_id)
+    if hi < b then
+      b = hi
+      mid = b - 1
+    end
+    if bp then
+      local low = bp - (b_id - x)
+      if low > a then
+        a = low
+        mid = a
+      end
+    end
+    if a >= b then break end
+    local m_id = idof(redis.call('LINDEX', key, mid))
+    if m_id < x then
+      a, ap, a_id = mid + 1, mid, m_id
+    else
+      b, bp, b_id = mid, mid, m_id
+    end
+  end
+  if a < len then return lo, a end
+  if lo < last then return lo + 1, 0 end
+  return nil
+end
+
+-- Keeps `head` on a non-empty page and resets it when the queue is empty.
+local function normalize(q)
+  if q.n <= 0 then
+    q.n = 0
+    q.head = math.floor(q.tail / q.size)
+    return
+  end
+  local last = last_page(q)
+  while q.head < last and redis.call('LLEN', page(q.head)) == 0 do q.head = q.head + 1 end
+end
+
+local function unlink(keys)
+  local i, n = 1, #keys
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
+    redis.call('UNLINK', unpack(keys, i, j))
+    i = j + 1
+  end
+end
+
+local function drop_all_pages(q)
+  local keys = {}
+  for k = q.head, last_page(q) do keys[#keys + 1] = page(k) end
+  unlink(keys)
+  q.n = 0
+  normalize(q)
+end
+
+-- Removes every page entry before page pg, offset off.
+local function drop_before(q, pg, off)
+  local removed = 0
+  for k = q.head, pg - 1 do
+    local key = page(k)
+    removed = removed + redis.call('LLEN', key)
+    redis.call('UNLINK', key)
+  end
+  if off > 0 then
+    redis.call('LTRIM', page(pg), off, -1)
+    removed = removed + off
+  end
+  q.head = pg
+  q.n = q.n - removed
+  normalize(q)
+end
+
+-- Retention by count: drops the oldest entries (returned ones first) beyond rlen.
+local function trim_len(q)
+  if not q.rlen then return end
+  local rc = redis.call('ZCARD', R)
+  local extra = q.n + rc - q.rlen
+  if extra <= 0 then return end
+  if rc > 0 then
+    local k = math.min(rc, extra)
+    redis.call('ZREMRANGEBYRANK', R, 0, k - 1)
+    extra = extra - k
+  end
+  if extra > 0 then
+    local pg, off = locate(q, extra)
+    if pg then drop_before(q, pg, off) else drop_all_pages(q) end
+  end
+end
+
+-- Retention by age: ids are push times in microseconds, so entries with an id below the cutoff
+-- are older than rage.
+local function trim_age(q, now_us)
+  if not q.rage then return end
+  local cutoff = now_us - q.rage * 1000
+  redis.call('ZREMRANGEBYSCORE', R, '-inf', '(' .. I(cutoff))
+  if q.n == 0 then return end
+  local pg, off = first_at_least(q, cutoff)
+  if not pg then
+    drop_all_pages(q)
+  elseif pg ~= q.head or off > 0 then
+    drop_before(q, pg, off)
+  end
+end
+
+-- Appends page entries from page pg, offset off, to out until it holds `want` more.
+local function read_pages(q, pg, off, want, out)
+  local last = last_page(q)
+  while want > 0 and pg <= last do
+    local items = redis.call('LRANGE', page(pg), off, off + want - 1)
+    for j = 1, #items do out[#out + 1] = items[j] end
+    want = want - #items
+    pg = pg + 1
+    off = 0
+  end
+end
+
+-- A new pending batch name, unique within the incarnation.
+local function new_batch() return 'k' .. redis.call('HINCRBY', M, 'bs', 1) end
+
+-- The entry with its delivery count set to d.
+local function with_delivery(e, d)
+  local id, rest = string.match(e, '^(%d+):%d+:()')
+  return id .. ':' .. I(d) .. ':' .. string.sub(e, rest)
+end
+
+-- Moves the pending entries of batches whose deadline passed back to the returned zset (at
+-- most `limit` batches per call; the rest follow on the next call).
+local function requeue_expired(now_ms, limit)
+  local batches = redis.call('ZRANGEBYSCORE', Z, '-inf', now_ms, 'LIMIT', 0, limit)
+  for _, b in ipairs(batches) do
+    local list = redis.call('HGET', X, 'b:' .. b)
+    local ids, states = {}, {}
+    if list then
+      for id in string.gmatch(list, '%d+') do
+        ids[#ids + 1] = id
+        states[#states + 1] = 's:' .. id
+      end
+    end
+    if #ids > 0 then
+      local st = redis.call('HMGET', X, unpack(states))
+      local mine, del = {}, {}
+      for j = 1, #ids do
+        local sb, d = string.match(st[j] or '', '^([^:]+):(%d+)$')
+        if sb == b then
+          mine[#mine + 1] = {ids[j], tonumber(d)}
+          del[#del + 1] = ids[j]
+          del[#del + 1] = states[j]
+        end
+      end
+      if #mine > 0 then
+        local want = {}
+        for j = 1, #mine do want[j] = mine[j][1] end
+        local encs = redis.call('HMGET', X, unpack(want))
+        local back = {}
+        for j = 1, #mine do
+          if encs[j] then
+            back[#back + 1] = mine[j][1]
+            back[#back + 1] = with_delivery(encs[j], mine[j][2])
+          end
+        end
+        redis.call('HDEL', X, unpack(del))
+        if #back > 0 then
+          redis.call('ZADD', R, unpack(back))
+          adopt(R)
+        end
+      end
+    end
+    redis.call('HDEL', X, 'b:' .. b, 'n:' .. b)
+    redis.call('ZREM', Z, b)
+  end
+end
+
+-- ---- end of lib.lua ----

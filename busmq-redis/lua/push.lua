@@ -1,0 +1,74 @@
+-- push.lua: appends a batch of entries to the tail atomically and in order, gives them
+-- consecutive ids above the last one, applies retention, notifies watchers.
+-- Fast path: the client proposes the first id (max(its last known id + 1, its clock)) and
+-- sends complete entries; when the proposal is above the queue's last id and within a second
+-- of the server clock, the entries are appended as they are, with no per-entry work in Lua.
+-- Otherwise the script gives ids max(last + 1, now in microseconds) and rewrites the headers.
+-- KEYS: the six queue keys (see lib.lua).
+-- ARGV[1] the caller's generation
+-- ARGV[2..6] spec for creation (see attach.lua)
+-- ARGV[7] '1' when the queue may be created on this instance
+-- ARGV[8] the queue's notification channel
+-- ARGV[9] the proposed first id
+-- ARGV[10..] entries '<id>:<deliveries>:<attr length>:<attrs><payload>', ids proposed + 0, 1, ...
+-- Returns {'ok', first id} | {'closed'} | {'full', maxsize} | {'missing'}
+local count = #ARGV - 9
+local closed = redis.call('HGET', T, 'closed')
+if closed and closed == ARGV[1] then return {'closed'} end
+local now_ms, now_us = clock()
+local q = load()
+if not q then
+  if ARGV[7] ~= '1' then return {'missing'} end
+  q = create(now_ms, now_us, 2)
+end
+if q.max and q.n + redis.call('ZCARD', R) + count > q.max then return {'full', I(q.max)} end
+
+local floor = math.max(q.last, q.base)
+local first = tonumber(ARGV[9])
+local as_is = first ~= nil and first > floor and first >= now_us - 1000000
+    and first <= now_us + 1000000
+if not as_is then
+  first = floor + 1
+  if now_us > first then first = now_us end
+end
+local S = q.size
+if q.n == 0 then q.head = math.floor(q.tail / S) end
+local id, o, i, n_args = first, q.tail, 10, #ARGV
+while i <= n_args do
+  local pg = math.floor(o / S)
+  local n = math.min((pg + 1) * S - o, n_args - i + 1, CHUNK)
+  local key = page(pg)
+  local len
+  if as_is then
+    len = redis.call('RPUSH', key, unpack(ARGV, i, i + n - 1))
+    i = i + n
+    id = id + n
+  else
+    local batch = {}
+    for j = 1, n do
+      local e = ARGV[i]
+      local colon = string.find(e, ':', 1, true)
+      if not colon then foreign('a pushed entry has no header') end
+      batch[j] = I(id) .. string.sub(e, colon)
+      id = id + 1
+      i = i + 1
+    end
+    len = redis.call('RPUSH', key, unpack(batch))
+  end
+  if len == n then adopt(key) end
+  o = o + n
+end
+q.tail = o
+q.n = q.n + count
+q.last = id - 1
+trim_len(q)
+trim_age(q, now_us)
+save(q)
+if q.last > now_us then
+  -- Ids ran ahead of the clock: remember the last one past this incarnation's life, so a
+  -- successor never gives a smaller id.
+  redis.call('HSET', T, 'last', I(q.last))
+  keep_tomb(math.floor(q.last / 1000) + 1)
+end
+redis.call('PUBLISH', ARGV[8], 'a')
+return {'ok', I(first)}

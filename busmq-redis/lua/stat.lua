@@ -1,0 +1,25 @@
+-- stat.lua: reports on the queue without changing it. Entries older than the retention age
+-- are not counted (they are never returned either).
+-- KEYS: the six queue keys (see lib.lua).
+-- ARGV: none
+-- Returns {'ok', ready, pending, generation, ttl, maxsize, max_len, max_age, last id}
+--       | {'missing'}
+local q = load()
+if not q then return {'missing'} end
+local rc = redis.call('ZCARD', R)
+local ready = q.n + rc
+if q.rage then
+  local _, now_us = clock()
+  local cutoff = now_us - q.rage * 1000
+  ready = ready - redis.call('ZCOUNT', R, '-inf', '(' .. I(cutoff))
+  if q.n > 0 then
+    local pg, off = first_at_least(q, cutoff)
+    if pg then ready = ready - position(q, pg, off) else ready = ready - q.n end
+  end
+end
+-- Each pending entry has two fields in the pending hash, each live batch two more.
+local pending = (redis.call('HLEN', X) - 2 * redis.call('ZCARD', Z)) / 2
+local reply = {'ok', I(ready), I(pending)}
+for _, s in ipairs(spec_reply(q)) do reply[#reply + 1] = s end
+reply[#reply + 1] = I(q.last)
+return reply

@@ -1,0 +1,161 @@
+//! The Redis key layout: every key of a queue is `<ns>:{<queue>}:<suffix>`, so all of them
+//! share the queue's hash tag (one Redis Cluster slot) and one namespace (SPEC B6).
+//!
+//! | key / channel            | type    | holds                                                 |
+//! |--------------------------|---------|-------------------------------------------------------|
+//! | `<ns>:{q}:m`             | hash    | layout version, generation, spec, counters, `u:<key>` metadata |
+//! | `<ns>:{q}:p:<k>`         | list    | page `k` of the ready entries (fixed capacity)        |
+//! | `<ns>:{q}:r`             | zset    | released / expired entries waiting at the head, by id |
+//! | `<ns>:{q}:z`             | zset    | pending batches by visibility deadline (ms)           |
+//! | `<ns>:{q}:x`             | hash    | pending entries, their delivery counts and batches    |
+//! | `<ns>:{q}:c`             | zset    | consumer leases (`<kind>:<id>` by deadline)           |
+//! | `<ns>:{q}:t`             | hash    | tombstone: closed generation, last id                 |
+//! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |
+//! | `<ns>:t:{topic}`         | channel | pub/sub topic                                         |
+//! | `<ns>:placement`         | set     | memberships this instance has been part of            |
+//!
+//! A name containing `{`, `}` or `%` is percent-encoded inside the braces, so that the hash tag
+//! is always exactly the (encoded) name and distinct names never share keys.
+
+use busmq_core::{Error, NameKind};
+use std::borrow::Cow;
+
+/// The default namespace (SPEC B6).
+pub const DEFAULT_NAMESPACE: &str = "busmq";
+
+/// Checks a namespace: non-empty, at most 128 bytes, no control characters and no braces
+/// (a brace would change the hash tag of every key).
+pub(crate) fn validate_namespace(ns: &str) -> Result<(), Error> {
+    let reject = |reason: &str| Error::InvalidName {
+        kind: NameKind::Namespace,
+        name: ns.to_string(),
+        reason: reason.to_string(),
+    };
+    if ns.is_empty() {
+        return Err(reject("it is empty"));
+    }
+    if ns.len() > 128 {
+        return Err(reject("it is longer than 128 bytes"));
+    }
+    if ns.contains(['{', '}']) {
+        return Err(reject(
+            "it contains '{' or '}', which would change the Redis hash tag",
+        ));
+    }
+    if ns.chars().any(char::is_control) {
+        return Err(reject("it contains a control character"));
+    }
+    Ok(())
+}
+
+fn tag(name: &str) -> Cow<'_, str> {
+    if !name.contains(['{', '}', '%']) {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The keys of one queue, in the order the Lua scripts expect them (see `lua/lib.lua`), and
+/// its notification channel.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueKeys {
+    pub(crate) keys: [String; 6],
+    pub(crate) channel: String,
+}
+
+impl QueueKeys {
+    /// The meta hash, whose existence means the queue exists.
+    pub(crate) fn meta(&self) -> &str {
+        &self.keys[0]
+    }
+}
+
+/// Builds keys and channel names under one namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    ns: String,
+}
+
+impl Layout {
+    pub(crate) fn new(ns: &str) -> Result<Layout, Error> {
+        validate_namespace(ns)?;
+        Ok(Layout { ns: ns.to_string() })
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    pub(crate) fn queue(&self, name: &str) -> QueueKeys {
+        let prefix = format!("{}:{{{}}}:", self.ns, tag(name));
+        let key = |suffix: &str| {
+            let mut k = String::with_capacity(prefix.len() + 1);
+            k.push_str(&prefix);
+            k.push_str(suffix);
+            k
+        };
+        QueueKeys {
+            keys: [key("m"), key("t"), key("r"), key("z"), key("x"), key("c")],
+            channel: key("w"),
+        }
+    }
+
+    pub(crate) fn topic_channel(&self, topic: &str) -> String {
+        format!("{}:t:{{{}}}", self.ns, tag(topic))
+    }
+
+    pub(crate) fn placement_key(&self) -> String {
+        format!("{}:placement", self.ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_keys_share_one_hash_tag() {
+        let l = Layout::new("busmq").unwrap();
+        let q = l.queue("orders");
+        assert_eq!(q.meta(), "busmq:{orders}:m");
+        assert_eq!(q.keys[5], "busmq:{orders}:c");
+        assert_eq!(q.channel, "busmq:{orders}:w");
+        assert_eq!(l.topic_channel("news"), "busmq:t:{news}");
+    }
+
+    #[test]
+    fn braces_in_names_are_encoded_so_the_tag_is_the_whole_name() {
+        let l = Layout::new("app").unwrap();
+        assert_eq!(l.queue("a}b").meta(), "app:{a%7Db}:m");
+        assert_eq!(l.queue("{x}").meta(), "app:{%7Bx%7D}:m");
+        assert_eq!(l.queue("100%").meta(), "app:{100%25}:m");
+        assert_ne!(l.queue("a%7Db").meta(), l.queue("a}b").meta());
+    }
+
+    #[test]
+    fn bad_namespaces_are_rejected() {
+        for bad in ["", "a{b", "a}b", "tab\there"] {
+            let e = Layout::new(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidName {
+                        kind: NameKind::Namespace,
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
+        assert!(Layout::new("my-app:v1").is_ok());
+    }
+}

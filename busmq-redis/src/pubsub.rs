@@ -1,0 +1,289 @@
+//! One pub/sub connection per instance, shared by every watcher and topic subscriber.
+//!
+//! Channels are reference-counted: the first subscriber of a channel sends SUBSCRIBE, the last
+//! one to go sends UNSUBSCRIBE. After a reconnection the hub subscribes every live channel once
+//! on the new connection (the old one is gone, so nothing is delivered twice) and sends
+//! [`Notice::Reset`] to every watcher, because notices published during the outage are lost.
+
+use crate::errors::CallError;
+use busmq_core::store::Notice;
+use bytes::Bytes;
+use futures::Stream;
+use redis::Msg;
+use redis::aio::PubSubSink;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+enum Tx {
+    /// A watcher, and the last generation that was already closed when it started watching:
+    /// a close notice for that generation (still in flight when the watch began) is not news.
+    Watch(mpsc::UnboundedSender<Notice>, u64),
+    Topic(mpsc::UnboundedSender<Bytes>),
+}
+
+/// What a notice payload says: `a` (available), `c:<generation>` (closed).
+fn notice(payload: &[u8], closed_before: u64) -> Option<Notice> {
+    let Some(generation) = payload.strip_prefix(b"c") else {
+        return Some(Notice::Available);
+    };
+    let generation = generation.strip_prefix(b":").unwrap_or(generation);
+    let generation = std::str::from_utf8(generation)
+        .ok()
+        .and_then(|g| g.parse::<u64>().ok());
+    match generation {
+        Some(g) if g <= closed_before => None,
+        _ => Some(Notice::Closed),
+    }
+}
+
+#[derive(Debug)]
+struct Sub {
+    id: u64,
+    tx: Tx,
+}
+
+#[derive(Debug, Default)]
+struct HubState {
+    sink: Option<PubSubSink>,
+    channels: HashMap<String, Vec<Sub>>,
+    next: u64,
+    closed: bool,
+}
+
+/// The subscriptions of one instance.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    state: Mutex<HubState>,
+    // Serializes SUBSCRIBE/UNSUBSCRIBE traffic and session changes, so that a channel is never
+    // unsubscribed after a newer subscriber added it back.
+    ops: tokio::sync::Mutex<()>,
+    timeout: Duration,
+}
+
+impl Hub {
+    pub(crate) fn new(timeout: Duration) -> Hub {
+        Hub {
+            state: Mutex::default(),
+            ops: tokio::sync::Mutex::new(()),
+            timeout,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Watches a queue's notification channel. `closed_before` is the generation the queue's
+    /// tombstone held just before (0 when none).
+    pub(crate) async fn watch(
+        self: &Arc<Self>,
+        channel: String,
+        closed_before: u64,
+    ) -> Result<Subscription<Notice>, CallError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let guard = self.add(channel, Tx::Watch(tx, closed_before)).await?;
+        Ok(Subscription { rx, _guard: guard })
+    }
+
+    /// Subscribes to a topic channel.
+    pub(crate) async fn topic(
+        self: &Arc<Self>,
+        channel: String,
+    ) -> Result<Subscription<Bytes>, CallError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let guard = self.add(channel, Tx::Topic(tx)).await?;
+        Ok(Subscription { rx, _guard: guard })
+    }
+
+    async fn add(self: &Arc<Self>, channel: String, tx: Tx) -> Result<Guard, CallError> {
+        let _ops = self.ops.lock().await;
+        let sink = {
+            let st = self.lock();
+            if st.closed {
+                return Err(CallError::Down);
+            }
+            if st.channels.contains_key(&channel) {
+                None
+            } else {
+                Some(st.sink.clone().ok_or(CallError::Down)?)
+            }
+        };
+        if let Some(mut sink) = sink {
+            // Returns once Redis confirmed the subscription: messages published after this
+            // call returns are delivered.
+            match tokio::time::timeout(self.timeout, sink.subscribe(&channel)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(CallError::Timeout),
+            }
+        }
+        let mut st = self.lock();
+        st.next += 1;
+        let id = st.next;
+        st.channels
+            .entry(channel.clone())
+            .or_default()
+            .push(Sub { id, tx });
+        Ok(Guard {
+            hub: Arc::clone(self),
+            channel,
+            id,
+        })
+    }
+
+    fn remove(self: &Arc<Self>, channel: &str, id: u64) {
+        let unused = {
+            let mut st = self.lock();
+            match st.channels.get_mut(channel) {
+                Some(subs) => {
+                    subs.retain(|s| s.id != id);
+                    let empty = subs.is_empty();
+                    if empty {
+                        st.channels.remove(channel);
+                    }
+                    empty && st.sink.is_some()
+                }
+                None => false,
+            }
+        };
+        if !unused {
+            return;
+        }
+        // Drop is synchronous: unsubscribe in the background (outside a runtime there is no
+        // connection to clean up anyway).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let hub = Arc::clone(self);
+            let channel = channel.to_string();
+            rt.spawn(async move { hub.unsubscribe_if_unused(channel).await });
+        }
+    }
+
+    async fn unsubscribe_if_unused(&self, channel: String) {
+        let _ops = self.ops.lock().await;
+        let sink = {
+            let st = self.lock();
+            if st.channels.contains_key(&channel) {
+                return;
+            }
+            st.sink.clone()
+        };
+        if let Some(mut sink) = sink {
+            let _ = tokio::time::timeout(self.timeout, sink.unsubscribe(&channel)).await;
+        }
+    }
+
+    /// Installs the pub/sub connection of a new session and subscribes every live channel on
+    /// it, once.
+    pub(crate) async fn start_session(&self, mut sink: PubSubSink) -> Result<(), CallError> {
+        let _ops = self.ops.lock().await;
+        let channels: Vec<String> = self.lock().channels.keys().cloned().collect();
+        for part in channels.chunks(512) {
+            match tokio::time::timeout(self.timeout, sink.subscribe(part)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(CallError::Timeout),
+            }
+        }
+        self.lock().sink = Some(sink);
+        Ok(())
+    }
+
+    /// Forgets the connection of a session that ended.
+    pub(crate) fn end_session(&self) {
+        self.lock().sink = None;
+    }
+
+    /// Tells every watcher that notices may have been missed.
+    pub(crate) fn announce_reset(&self) {
+        let st = self.lock();
+        for sub in st.channels.values().flatten() {
+            if let Tx::Watch(tx, _) = &sub.tx {
+                let _ = tx.send(Notice::Reset);
+            }
+        }
+    }
+
+    /// Delivers one pub/sub message to the channel's subscribers.
+    pub(crate) fn dispatch(&self, msg: &Msg) {
+        let st = self.lock();
+        let Some(subs) = st.channels.get(msg.get_channel_name()) else {
+            return;
+        };
+        let payload = msg.get_payload_bytes();
+        let mut bytes: Option<Bytes> = None;
+        for sub in subs {
+            match &sub.tx {
+                Tx::Watch(tx, closed_before) => {
+                    if let Some(n) = notice(payload, *closed_before) {
+                        let _ = tx.send(n);
+                    }
+                }
+                Tx::Topic(tx) => {
+                    let b = bytes.get_or_insert_with(|| Bytes::copy_from_slice(payload));
+                    let _ = tx.send(b.clone());
+                }
+            }
+        }
+    }
+
+    /// Ends every stream (disconnect) and refuses new subscriptions until reopened.
+    pub(crate) fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.sink = None;
+        st.channels.clear();
+    }
+
+    /// Accepts subscriptions again (connect after a disconnect).
+    pub(crate) fn reopen(&self) {
+        self.lock().closed = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_notices_of_generations_closed_before_the_watch_are_dropped() {
+        assert_eq!(notice(b"a", 0), Some(Notice::Available));
+        assert_eq!(notice(b"c:17", 0), Some(Notice::Closed));
+        assert_eq!(notice(b"c:17", 16), Some(Notice::Closed));
+        assert_eq!(notice(b"c:17", 17), None);
+        assert_eq!(notice(b"c", 17), Some(Notice::Closed));
+    }
+}
+
+/// Unsubscribes when the stream is dropped.
+#[derive(Debug)]
+struct Guard {
+    hub: Arc<Hub>,
+    channel: String,
+    id: u64,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.hub.remove(&self.channel, self.id);
+    }
+}
+
+/// A stream of notices or topic messages; dropping it ends the subscription.
+#[derive(Debug)]
+pub(crate) struct Subscription<T> {
+    rx: mpsc::UnboundedReceiver<T>,
+    _guard: Guard,
+}
+
+impl<T> Stream for Subscription<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.rx.poll_recv(cx)
+    }
+}

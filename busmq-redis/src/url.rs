@@ -1,0 +1,158 @@
+//! Connection URLs: `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS) and
+//! `redis+unix:///path[?db=N&pass=...]`, checked up front so a bad URL is a typed error that
+//! names it (SPEC E1).
+
+use busmq_core::Error;
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+/// One configured Redis instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    /// What the redis crate connects with.
+    pub(crate) info: ConnectionInfo,
+    /// The stable identity used for placement: `host:port/db` (lowercase host) or
+    /// `unix:<path>/db`. It ignores credentials, TLS and the order of the URLs.
+    pub(crate) identity: String,
+}
+
+const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
+
+fn invalid(url: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidUrl {
+        url: redact(url),
+        reason: reason.into(),
+    }
+}
+
+/// The URL with its password replaced by `***`, for error messages.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut out = match authority.rsplit_once('@') {
+        Some((creds, host)) => match creds.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => format!("{scheme}://{creds}@{host}{tail}"),
+        },
+        None => url.to_string(),
+    };
+    // unix URLs carry the password as a query parameter.
+    if let Some(i) = out.find("pass=") {
+        let end = out[i..].find('&').map(|e| i + e).unwrap_or(out.len());
+        out.replace_range(i + 5..end, "***");
+    }
+    out
+}
+
+/// Parses and checks one URL.
+pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
+    if url.trim().is_empty() {
+        return Err(invalid(url, "it is empty"));
+    }
+    let Some(scheme) = SCHEMES.iter().find(|s| url.starts_with(**s)) else {
+        return Err(invalid(
+            url,
+            "the scheme must be redis://, rediss:// or redis+unix:// (also unix://)",
+        ));
+    };
+    if *scheme == "rediss://" && !cfg!(feature = "tls") {
+        return Err(invalid(
+            url,
+            "TLS support is not compiled in (enable the \"tls\" feature)",
+        ));
+    }
+    if !scheme.contains("unix") {
+        let rest = &url[scheme.len()..];
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority
+            .rsplit_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or(authority);
+        if host.is_empty() || host.starts_with(':') {
+            return Err(invalid(url, "it has no host"));
+        }
+        let path = rest[authority.len()..]
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("");
+        let db = path.trim_start_matches('/');
+        if !db.is_empty() && db.parse::<u32>().is_err() {
+            return Err(invalid(url, format!("the database {db:?} is not a number")));
+        }
+    }
+    let info = url.into_connection_info().map_err(|e| {
+        let reason = match e.detail() {
+            Some(detail) => format!("{}: {detail}", e.category()),
+            None => e.to_string(),
+        };
+        invalid(url, reason)
+    })?;
+    let db = info.redis_settings().db();
+    if db < 0 {
+        return Err(invalid(url, "the database number is negative"));
+    }
+    let identity = match info.addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("{}:{port}/{db}", host.to_ascii_lowercase())
+        }
+        ConnectionAddr::Unix(path) => format!("unix:{}/{db}", path.display()),
+        other => return Err(invalid(url, format!("unsupported address {other:?}"))),
+    };
+    Ok(Endpoint { info, identity })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(url: &str) -> String {
+        match parse(url) {
+            Err(Error::InvalidUrl { url: u, reason }) => format!("{u}: {reason}"),
+            other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn identities_ignore_credentials_tls_and_default_port() {
+        let a = parse("redis://127.0.0.1").unwrap();
+        assert_eq!(a.identity, "127.0.0.1:6379/0");
+        let b = parse("redis://user:secret@LocalHost:6380/3").unwrap();
+        assert_eq!(b.identity, "localhost:6380/3");
+        assert_eq!(b.info.redis_settings().password(), Some("secret"));
+        let c = parse("redis+unix:///tmp/r.sock?db=2").unwrap();
+        assert_eq!(c.identity, "unix:/tmp/r.sock/2");
+        if cfg!(feature = "tls") {
+            let d = parse("rediss://example.com:6390").unwrap();
+            assert_eq!(d.identity, "example.com:6390/0");
+        }
+    }
+
+    #[test]
+    fn bad_urls_are_typed_errors_naming_the_url() {
+        assert!(reason("").contains("empty"));
+        assert!(reason("http://127.0.0.1").contains("scheme"));
+        assert!(reason("127.0.0.1:6379").contains("scheme"));
+        assert!(reason("redis://").contains("no host"));
+        assert!(reason("redis://:pw@:6379").contains("no host"));
+        assert!(reason("redis://host/abc").contains("\"abc\" is not a number"));
+        let r = reason("redis://host:notaport");
+        assert!(r.starts_with("redis://host:notaport: "), "{r}");
+        let e = parse("redis://u:hunter2@host/x").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "passwords are not printed: {e}");
+        assert!(e.starts_with("invalid url \"redis://u:***@host/x\""), "{e}");
+    }
+
+    #[test]
+    fn redaction_hides_passwords() {
+        assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact("redis+unix:///s?db=1&pass=pw"),
+            "redis+unix:///s?db=1&pass=***"
+        );
+    }
+}
