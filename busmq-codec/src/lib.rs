@@ -78,11 +78,7 @@ impl Codec {
         };
         result.map_err(|message| {
             out.truncate(start);
-            CodecError::Encode {
-                codec: self,
-                type_name: std::any::type_name::<T>(),
-                message,
-            }
+            CodecError::Encode { codec: self, type_name: std::any::type_name::<T>(), message }
         })
     }
 
@@ -119,9 +115,7 @@ impl std::str::FromStr for Codec {
             "json" => Ok(Codec::Json),
             "msgpack" | "messagepack" => Ok(Codec::MessagePack),
             "raw" => Ok(Codec::Raw),
-            other => Err(CodecError::UnknownCodec {
-                name: other.to_string(),
-            }),
+            other => Err(CodecError::UnknownCodec { name: other.to_string() }),
         }
     }
 }

@@ -33,9 +33,7 @@ impl de::Error for RawError {
 }
 
 fn refuse(kind: &str) -> RawError {
-    RawError(format!(
-        "the raw codec carries only strings and bytes, not {kind}"
-    ))
+    RawError(format!("the raw codec carries only strings and bytes, not {kind}"))
 }
 
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
@@ -95,8 +93,7 @@ impl<'a> ser::Serializer for RawSerializer<'a> {
 
     fn serialize_char(self, v: char) -> Result<(), RawError> {
         let mut buf = [0u8; 4];
-        self.out
-            .extend_from_slice(v.encode_utf8(&mut buf).as_bytes());
+        self.out.extend_from_slice(v.encode_utf8(&mut buf).as_bytes());
         Ok(())
     }
 

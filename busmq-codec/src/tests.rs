@@ -22,33 +22,18 @@ struct V2 {
 fn json_is_the_default() {
     assert_eq!(Codec::default(), Codec::Json);
     assert_eq!(
-        Codec::Json
-            .encode(&V1 {
-                id: 1,
-                name: "a".into()
-            })
-            .unwrap(),
+        Codec::Json.encode(&V1 { id: 1, name: "a".into() }).unwrap(),
         br#"{"id":1,"name":"a"}"#
     );
 }
 
 #[test]
 fn msgpack_writes_structs_as_maps_so_added_fields_stay_compatible() {
-    let v2 = V2 {
-        id: 3,
-        name: "n".into(),
-        tags: vec!["x".into()],
-    };
+    let v2 = V2 { id: 3, name: "n".into(), tags: vec!["x".into()] };
     let bytes = Codec::MessagePack.encode(&v2).unwrap();
     // An old consumer that does not know `tags` still decodes the new message.
     let old: V1 = Codec::MessagePack.decode(&bytes).unwrap();
-    assert_eq!(
-        old,
-        V1 {
-            id: 3,
-            name: "n".into()
-        }
-    );
+    assert_eq!(old, V1 { id: 3, name: "n".into() });
     // A new consumer decodes messages from an old producer.
     let from_old = Codec::MessagePack.encode(&old).unwrap();
     let new: V2 = Codec::MessagePack.decode(&from_old).unwrap();
@@ -59,41 +44,21 @@ fn msgpack_writes_structs_as_maps_so_added_fields_stay_compatible() {
 fn raw_carries_strings_and_bytes_verbatim() {
     assert_eq!(Codec::Raw.encode("héllo").unwrap(), "héllo".as_bytes());
     assert_eq!(Codec::Raw.encode(&String::from("x")).unwrap(), b"x");
-    assert_eq!(
-        Codec::Raw.encode(&vec![0u8, 255, 7]).unwrap(),
-        vec![0u8, 255, 7]
-    );
+    assert_eq!(Codec::Raw.encode(&vec![0u8, 255, 7]).unwrap(), vec![0u8, 255, 7]);
     let b = bytes::Bytes::from_static(b"\x00\x01");
     assert_eq!(Codec::Raw.encode(&b).unwrap(), b"\x00\x01");
     assert_eq!(Codec::Raw.decode::<String>(b"abc").unwrap(), "abc");
-    assert_eq!(
-        Codec::Raw.decode::<Vec<u8>>(&[1, 2, 3]).unwrap(),
-        vec![1, 2, 3]
-    );
-    assert_eq!(
-        Codec::Raw.decode::<bytes::Bytes>(&[9]).unwrap(),
-        bytes::Bytes::from_static(&[9])
-    );
+    assert_eq!(Codec::Raw.decode::<Vec<u8>>(&[1, 2, 3]).unwrap(), vec![1, 2, 3]);
+    assert_eq!(Codec::Raw.decode::<bytes::Bytes>(&[9]).unwrap(), bytes::Bytes::from_static(&[9]));
 }
 
 #[test]
 fn raw_refuses_structured_values_and_names_them() {
-    let err = Codec::Raw
-        .encode(&V1 {
-            id: 1,
-            name: "a".into(),
-        })
-        .unwrap_err();
+    let err = Codec::Raw.encode(&V1 { id: 1, name: "a".into() }).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("raw codec could not encode"), "{text}");
     assert!(text.contains("the struct V1"), "{text}");
-    assert!(
-        Codec::Raw
-            .encode(&5u32)
-            .unwrap_err()
-            .to_string()
-            .contains("not a number")
-    );
+    assert!(Codec::Raw.encode(&5u32).unwrap_err().to_string().contains("not a number"));
 }
 
 #[test]
@@ -108,18 +73,8 @@ fn raw_reports_invalid_utf8_with_its_offset() {
 #[test]
 fn decode_errors_name_the_codec_and_the_type() {
     let err = Codec::Json.decode::<V1>(b"{\"id\":\"x\"}").unwrap_err();
-    assert!(matches!(
-        err,
-        CodecError::Decode {
-            codec: Codec::Json,
-            ..
-        }
-    ));
-    assert!(
-        err.to_string()
-            .contains("json codec could not decode the payload into a"),
-        "{err}"
-    );
+    assert!(matches!(err, CodecError::Decode { codec: Codec::Json, .. }));
+    assert!(err.to_string().contains("json codec could not decode the payload into a"), "{err}");
     assert!(err.to_string().contains("V1"), "{err}");
     let err = Codec::MessagePack.decode::<V1>(b"\xc1").unwrap_err();
     assert!(err.to_string().starts_with("msgpack codec"), "{err}");
@@ -137,13 +92,7 @@ fn codec_names_parse_back() {
     for c in [Codec::Json, Codec::MessagePack, Codec::Raw] {
         assert_eq!(c.name().parse::<Codec>().unwrap(), c);
     }
-    assert!(
-        "yaml"
-            .parse::<Codec>()
-            .unwrap_err()
-            .to_string()
-            .contains("\"yaml\"")
-    );
+    assert!("yaml".parse::<Codec>().unwrap_err().to_string().contains("\"yaml\""));
 }
 
 proptest! {

@@ -72,18 +72,11 @@ impl BusInner {
     }
 
     pub(crate) fn ensure_connected(&self) -> Result<()> {
-        if self.is_connected() {
-            Ok(())
-        } else {
-            Err(Error::NotConnected)
-        }
+        if self.is_connected() { Ok(()) } else { Err(Error::NotConnected) }
     }
 
     pub(crate) fn next_consumer_id(&self) -> ConsumerId {
-        ConsumerId::new(
-            &self.client,
-            self.consumer_seq.fetch_add(1, Ordering::Relaxed),
-        )
+        ConsumerId::new(&self.client, self.consumer_seq.fetch_add(1, Ordering::Relaxed))
     }
 
     pub(crate) fn emit_error(&self, error: Error) {
@@ -168,20 +161,14 @@ impl BusBuilder {
     /// Builds the bus. It is not connected yet.
     pub fn build(self) -> Result<Bus> {
         if self.max_message_size == 0 {
-            return Err(Error::invalid_option(
-                "max_message_size",
-                "must be at least 1 byte",
-            ));
+            return Err(Error::invalid_option("max_message_size", "must be at least 1 byte"));
         }
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Bus {
             inner: Arc::new(BusInner {
                 store: self.store,
                 client: self.client.unwrap_or_else(ClientId::random),
-                config: BusConfig {
-                    codec: self.codec,
-                    max_message_size: self.max_message_size,
-                },
+                config: BusConfig { codec: self.codec, max_message_size: self.max_message_size },
                 connection: Mutex::new(Connection::default()),
                 events,
                 consumer_seq: AtomicU64::new(1),
@@ -194,9 +181,7 @@ impl BusBuilder {
 impl Bus {
     /// A bus over `store` with default options.
     pub fn new(store: impl Store) -> Bus {
-        Bus::builder(store)
-            .build()
-            .expect("default options are valid")
+        Bus::builder(store).build().expect("default options are valid")
     }
 
     /// A builder over `store`.
@@ -261,9 +246,8 @@ impl Bus {
             list.clear();
             alive
         };
-        let detaches = queues
-            .into_iter()
-            .map(|queue| async move { Queue::from_inner(queue).detach().await });
+        let detaches =
+            queues.into_iter().map(|queue| async move { Queue::from_inner(queue).detach().await });
         for result in futures::future::join_all(detaches).await {
             if let Err(error) = result {
                 inner.emit_error(error);
@@ -288,12 +272,7 @@ impl Bus {
 
     /// The current state.
     pub fn state(&self) -> BusState {
-        self.inner
-            .connection
-            .lock()
-            .expect("bus lock")
-            .tracker
-            .current()
+        self.inner.connection.lock().expect("bus lock").tracker.current()
     }
 
     /// Waits until the bus is online (or degraded), at most `timeout`.
@@ -305,21 +284,16 @@ impl Bus {
                 if self.is_online() {
                     return;
                 }
-                if tokio::time::timeout(Duration::from_millis(100), events.next())
-                    .await
-                    .is_err()
-                {
+                if tokio::time::timeout(Duration::from_millis(100), events.next()).await.is_err() {
                     continue;
                 }
             }
         };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .map_err(|_| Error::Timeout {
-                operation: "wait_online",
-                target: self.inner.store.backend().to_string(),
-                after: timeout,
-            })
+        tokio::time::timeout(timeout, wait).await.map_err(|_| Error::Timeout {
+            operation: "wait_online",
+            target: self.inner.store.backend().to_string(),
+            after: timeout,
+        })
     }
 
     /// The bus's events (`Online`, `Degraded`, `Offline`, `Error`) from now on.
@@ -354,12 +328,7 @@ impl Bus {
         local: impl AsRef<str>,
         remote: impl AsRef<str>,
     ) -> Result<Channel> {
-        Channel::new(
-            self.inner.clone(),
-            name.as_ref(),
-            local.as_ref(),
-            remote.as_ref(),
-        )
+        Channel::new(self.inner.clone(), name.as_ref(), local.as_ref(), remote.as_ref())
     }
 
     /// A pub/sub topic (SPEC P1).

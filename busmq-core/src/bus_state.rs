@@ -66,9 +66,7 @@ mod tests {
         let mut t = StateTracker::default();
         assert_eq!(t.observe(BusState::Online), Some(BusState::Online));
         assert_eq!(t.observe(BusState::Online), None);
-        let degraded = BusState::Degraded {
-            down: vec!["b".into()],
-        };
+        let degraded = BusState::Degraded { down: vec!["b".into()] };
         assert_eq!(t.observe(degraded.clone()), Some(degraded.clone()));
         assert_eq!(t.observe(degraded), None);
         assert_eq!(t.observe(BusState::Offline), Some(BusState::Offline));
@@ -79,14 +77,8 @@ mod tests {
     #[test]
     fn degraded_lists_are_compared_in_a_stable_order() {
         let mut t = StateTracker::default();
-        let a: BusState = StoreState::Degraded {
-            down: vec!["x".into(), "a".into()],
-        }
-        .into();
-        let b: BusState = StoreState::Degraded {
-            down: vec!["a".into(), "x".into()],
-        }
-        .into();
+        let a: BusState = StoreState::Degraded { down: vec!["x".into(), "a".into()] }.into();
+        let b: BusState = StoreState::Degraded { down: vec!["a".into(), "x".into()] }.into();
         assert!(t.observe(a).is_some());
         assert!(t.observe(b).is_none());
     }
@@ -97,11 +89,7 @@ mod tests {
         t.observe(BusState::Online);
         t.observe(BusState::Offline);
         t.reset_for_connect();
-        assert_eq!(
-            t.observe(BusState::Offline),
-            None,
-            "still offline: no repeat"
-        );
+        assert_eq!(t.observe(BusState::Offline), None, "still offline: no repeat");
         assert_eq!(t.observe(BusState::Online), Some(BusState::Online));
     }
 }

@@ -44,18 +44,11 @@ impl std::fmt::Display for NameKind {
 pub enum Error {
     /// A queue, channel, role, topic or metadata key name was rejected before touching the store.
     #[error("invalid {kind} name {name:?}: {reason}")]
-    InvalidName {
-        kind: NameKind,
-        name: String,
-        reason: String,
-    },
+    InvalidName { kind: NameKind, name: String, reason: String },
 
     /// An option has a value that cannot work (`max = 0`, `ttl = 0`, ...).
     #[error("invalid option {option}: {reason}")]
-    InvalidOption {
-        option: &'static str,
-        reason: String,
-    },
+    InvalidOption { option: &'static str, reason: String },
 
     /// A connection URL could not be used.
     #[error("invalid url {url:?}: {reason}")]
@@ -63,11 +56,7 @@ pub enum Error {
 
     /// A message is larger than the configured limit; nothing was written.
     #[error("message of {size} bytes for {target} exceeds the limit of {limit} bytes")]
-    MessageTooLarge {
-        target: String,
-        size: usize,
-        limit: usize,
-    },
+    MessageTooLarge { target: String, size: usize, limit: usize },
 
     /// `connect` was called on a bus that is already connected.
     #[error("the bus is already connected")]
@@ -113,11 +102,7 @@ pub enum Error {
     #[error(
         "queue {queue:?} already has {existing} consumers; cannot start a {requested} consumer"
     )]
-    MixedConsumers {
-        queue: String,
-        existing: &'static str,
-        requested: &'static str,
-    },
+    MixedConsumers { queue: String, existing: &'static str, requested: &'static str },
 
     /// `send` on a channel peer that is not connected.
     #[error("channel {channel:?} is not connected")]
@@ -149,11 +134,7 @@ pub enum Error {
     #[error(
         "delivery {delivery} of message {id} in queue {queue:?} is no longer held by this consumer"
     )]
-    StaleDelivery {
-        queue: String,
-        id: u64,
-        delivery: u32,
-    },
+    StaleDelivery { queue: String, id: u64, delivery: u32 },
 
     /// Data in the store that busmq did not write (wrong key type, corrupted entry). Affects only
     /// this queue.
@@ -162,11 +143,7 @@ pub enum Error {
 
     /// A store call did not answer within its deadline.
     #[error("{operation} on {target} timed out after {after:?}")]
-    Timeout {
-        operation: &'static str,
-        target: String,
-        after: Duration,
-    },
+    Timeout { operation: &'static str, target: String, after: Duration },
 
     /// Any other failure of the store. `retryable` says whether trying again may succeed.
     #[error("{backend} store failed during {operation}: {message}")]
@@ -193,9 +170,6 @@ impl Error {
 
     /// Shorthand for an invalid option.
     pub fn invalid_option(option: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidOption {
-            option,
-            reason: reason.into(),
-        }
+        Error::InvalidOption { option, reason: reason.into() }
     }
 }

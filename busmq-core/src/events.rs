@@ -27,9 +27,7 @@ impl<E: Clone + Send + 'static> EventStream<E> {
                 }
             }
         });
-        EventStream {
-            inner: Box::pin(stream),
-        }
+        EventStream { inner: Box::pin(stream) }
     }
 }
 

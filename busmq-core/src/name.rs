@@ -22,11 +22,7 @@ fn shorten(name: &str) -> String {
 
 /// Checks a name: non-empty, at most [`MAX_NAME_BYTES`] bytes, no control characters.
 pub fn validate(kind: NameKind, name: &str) -> Result<()> {
-    let reject = |reason: String| Error::InvalidName {
-        kind,
-        name: shorten(name),
-        reason,
-    };
+    let reject = |reason: String| Error::InvalidName { kind, name: shorten(name), reason };
     if name.is_empty() {
         return Err(reject("it is empty".into()));
     }
@@ -47,10 +43,7 @@ pub fn validate_bytes(kind: NameKind, name: &[u8]) -> Result<&str> {
     let text = std::str::from_utf8(name).map_err(|e| Error::InvalidName {
         kind,
         name: String::from_utf8_lossy(&name[..name.len().min(64)]).into_owned(),
-        reason: format!(
-            "it is not valid UTF-8 (invalid byte at offset {})",
-            e.valid_up_to()
-        ),
+        reason: format!("it is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
     })?;
     validate(kind, text)?;
     Ok(text)
@@ -141,21 +134,13 @@ mod tests {
     fn rejects_empty_long_control_and_non_utf8_names_with_a_reason() {
         let e = QueueName::new("").unwrap_err().to_string();
         assert_eq!(e, "invalid queue name \"\": it is empty");
-        let e = QueueName::new("y".repeat(MAX_NAME_BYTES + 1))
-            .unwrap_err()
-            .to_string();
+        let e = QueueName::new("y".repeat(MAX_NAME_BYTES + 1)).unwrap_err().to_string();
         assert!(e.contains("1025 bytes long, the limit is 1024"), "{e}");
-        assert!(
-            e.contains("yyy..."),
-            "long names are shortened in messages: {e}"
-        );
+        assert!(e.contains("yyy..."), "long names are shortened in messages: {e}");
         let e = TopicName::new("a\nb").unwrap_err().to_string();
         assert!(e.starts_with("invalid topic name"), "{e}");
         assert!(e.contains("control character '\\n'"), "{e}");
         let e = QueueName::from_bytes(b"ab\xff").unwrap_err().to_string();
-        assert!(
-            e.contains("not valid UTF-8 (invalid byte at offset 2)"),
-            "{e}"
-        );
+        assert!(e.contains("not valid UTF-8 (invalid byte at offset 2)"), "{e}");
     }
 }

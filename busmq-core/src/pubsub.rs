@@ -25,9 +25,7 @@ pub struct PubSub {
 
 impl fmt::Debug for PubSub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PubSub")
-            .field("topic", &self.topic)
-            .finish()
+        f.debug_struct("PubSub").field("topic", &self.topic).finish()
     }
 }
 
@@ -44,15 +42,10 @@ impl PubSub {
     /// Publishes a message to the subscribers listening now. Returns how many subscriptions
     /// received it when the store can tell, else 0.
     pub async fn publish<T: Serialize + ?Sized>(&self, message: &T) -> Result<u64> {
-        let payload = self
-            .bus
-            .config
-            .codec
-            .encode(message)
-            .map_err(|source| Error::Encode {
-                target: format!("topic {:?}", self.topic.as_str()),
-                source,
-            })?;
+        let payload = self.bus.config.codec.encode(message).map_err(|source| Error::Encode {
+            target: format!("topic {:?}", self.topic.as_str()),
+            source,
+        })?;
         self.publish_raw(payload).await
     }
 
@@ -95,9 +88,7 @@ pub struct Subscription<T> {
 
 impl<T> fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscription")
-            .field("topic", &self.topic)
-            .finish()
+        f.debug_struct("Subscription").field("topic", &self.topic).finish()
     }
 }
 

@@ -150,11 +150,7 @@ pub struct QueueSpec {
 
 impl Default for QueueSpec {
     fn default() -> Self {
-        QueueSpec {
-            ttl: Duration::from_secs(30),
-            maxsize: None,
-            retention: Retention::default(),
-        }
+        QueueSpec { ttl: Duration::from_secs(30), maxsize: None, retention: Retention::default() }
     }
 }
 
@@ -207,10 +203,7 @@ pub struct NewEntry {
 impl NewEntry {
     /// An ordinary message.
     pub fn new(payload: impl Into<Bytes>) -> Self {
-        NewEntry {
-            payload: payload.into(),
-            dead: None,
-        }
+        NewEntry { payload: payload.into(), dead: None }
     }
 }
 
@@ -270,11 +263,7 @@ pub enum Settle {
     /// count goes back down by one (a stop must not count as a delivery attempt).
     Return { id: u64, delivery: u32 },
     /// Push the visibility deadline to `now + by`.
-    Extend {
-        id: u64,
-        delivery: u32,
-        by: Duration,
-    },
+    Extend { id: u64, delivery: u32, by: Duration },
 }
 
 /// Outcome of one [`Settle`], in the order given.
@@ -338,17 +327,9 @@ pub enum ConsumerOp {
     /// Register `id` with a lease of `lease`. Fails with [`Error::MixedConsumers`] if a consumer
     /// of the other kind holds an unexpired lease on the queue. Registering an id that is
     /// already registered just renews it.
-    Register {
-        id: ConsumerId,
-        kind: ConsumerKind,
-        lease: Duration,
-    },
+    Register { id: ConsumerId, kind: ConsumerKind, lease: Duration },
     /// Push the lease of `id` to `now + lease` (registers it again if it had lapsed).
-    Renew {
-        id: ConsumerId,
-        kind: ConsumerKind,
-        lease: Duration,
-    },
+    Renew { id: ConsumerId, kind: ConsumerKind, lease: Duration },
     /// Remove the registration. Unknown ids are ignored.
     Unregister { id: ConsumerId },
 }

@@ -3,10 +3,7 @@
 //!
 //! Two buses over one `Memory` behave like two processes sharing one Redis; swap
 //! `Memory::new().store()` for a `busmq_redis::RedisStore` and nothing else changes.
-#![allow(
-    clippy::print_stdout,
-    reason = "an example shows its work on the terminal"
-)]
+#![allow(clippy::print_stdout, reason = "an example shows its work on the terminal")]
 
 use busmq_core::{Bus, ChannelEvent, ConsumeOptions};
 use busmq_memory::Memory;
@@ -32,26 +29,15 @@ async fn main() -> busmq_core::Result<()> {
     let existed = jobs.attach().await?;
     println!("producer: attached to queue \"jobs\" (existed before: {existed})");
     for (id, task) in [(1, "resize image"), (2, "send email"), (3, "update index")] {
-        let message_id = jobs
-            .push(&Job {
-                id,
-                task: task.into(),
-            })
-            .await?;
+        let message_id = jobs.push(&Job { id, task: task.into() }).await?;
         println!("producer: pushed job {id} ({task}) as message {message_id}");
     }
     let worker = worker_bus.queue("jobs")?;
     worker.attach().await?;
-    let mut deliveries = worker
-        .consume_with::<Job>(ConsumeOptions::new().max(3))
-        .await?;
+    let mut deliveries = worker.consume_with::<Job>(ConsumeOptions::new().max(3)).await?;
     while let Some(delivery) = deliveries.next().await {
         let delivery = delivery?;
-        println!(
-            "worker:   got message {} -> {:?}",
-            delivery.id(),
-            delivery.body()
-        );
+        println!("worker:   got message {} -> {:?}", delivery.id(), delivery.body());
     }
     println!(
         "worker:   consumed {} messages, {} left in the queue",

@@ -23,12 +23,10 @@ impl IdClock {
         let now = now_micros();
         let mut first = 0;
         // The closure always returns Some, so the update cannot fail.
-        let _ = self
-            .last
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
-                first = last.saturating_add(1).max(now);
-                Some(first.saturating_add(n - 1))
-            });
+        let _ = self.last.fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+            first = last.saturating_add(1).max(now);
+            Some(first.saturating_add(n - 1))
+        });
         first
     }
 }
@@ -36,9 +34,7 @@ impl IdClock {
 /// `now + after`, saturating far in the future instead of panicking on absurd durations.
 pub(crate) fn deadline(now: Instant, after: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(60 * 60 * 24 * 365 * 30);
-    now.checked_add(after)
-        .or_else(|| now.checked_add(FAR))
-        .unwrap_or(now)
+    now.checked_add(after).or_else(|| now.checked_add(FAR)).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -51,10 +47,7 @@ mod tests {
         let a = clock.next(1);
         let b = clock.next(5);
         let c = clock.next(1);
-        assert!(
-            a >= now_micros() - 10_000_000,
-            "ids start from the wall clock"
-        );
+        assert!(a >= now_micros() - 10_000_000, "ids start from the wall clock");
         assert!(b > a);
         assert!(c >= b + 5, "a batch of 5 reserves 5 ids: {b} then {c}");
     }
@@ -63,9 +56,6 @@ mod tests {
     fn deadlines_saturate() {
         let now = Instant::now();
         assert!(deadline(now, Duration::MAX) > now);
-        assert_eq!(
-            deadline(now, Duration::from_secs(1)),
-            now + Duration::from_secs(1)
-        );
+        assert_eq!(deadline(now, Duration::from_secs(1)), now + Duration::from_secs(1));
     }
 }

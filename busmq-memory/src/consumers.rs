@@ -30,10 +30,7 @@ impl Consumers {
     pub(crate) fn apply(&mut self, queue: &QueueName, op: ConsumerOp, now: Instant) -> Result<()> {
         match op {
             ConsumerOp::Register { id, kind, lease } => {
-                let other = self
-                    .leases
-                    .iter()
-                    .find(|(other, (k, _))| **other != id && *k != kind);
+                let other = self.leases.iter().find(|(other, (k, _))| **other != id && *k != kind);
                 if let Some((_, (existing, _))) = other {
                     return Err(Error::MixedConsumers {
                         queue: queue.to_string(),

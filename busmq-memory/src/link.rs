@@ -51,11 +51,7 @@ impl Link {
     }
 
     pub(crate) fn state(&self) -> StoreState {
-        if lock(&self.session).is_some() {
-            StoreState::Online
-        } else {
-            StoreState::Offline
-        }
+        if lock(&self.session).is_some() { StoreState::Online } else { StoreState::Offline }
     }
 
     pub(crate) fn events(&self) -> broadcast::Receiver<StoreEvent> {

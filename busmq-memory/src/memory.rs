@@ -67,10 +67,7 @@ impl Memory {
             if slot.removed {
                 continue;
             }
-            let ctx = Ctx {
-                now: Instant::now(),
-                ids: &self.shared.ids,
-            };
+            let ctx = Ctx { now: Instant::now(), ids: &self.shared.ids };
             slot.refresh(ctx.now);
             return f(&mut slot, &ctx);
         }
@@ -89,10 +86,7 @@ impl Memory {
             if slot.removed {
                 continue;
             }
-            let ctx = Ctx {
-                now: Instant::now(),
-                ids: &self.shared.ids,
-            };
+            let ctx = Ctx { now: Instant::now(), ids: &self.shared.ids };
             slot.refresh(ctx.now);
             return Some(f(&mut slot, &ctx));
         }
@@ -102,15 +96,8 @@ impl Memory {
         if let Some(slot) = read(&self.shared.queues).get(queue) {
             return slot.clone();
         }
-        let mut queues = self
-            .shared
-            .queues
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        queues
-            .entry(queue.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(Slot::new())))
-            .clone()
+        let mut queues = self.shared.queues.write().unwrap_or_else(PoisonError::into_inner);
+        queues.entry(queue.clone()).or_insert_with(|| Arc::new(Mutex::new(Slot::new()))).clone()
     }
 
     /// Counts one operation and sweeps when enough have passed.
@@ -132,11 +119,7 @@ impl Memory {
     /// Queues in use at this very moment are left for the next sweep.
     pub fn sweep(&self) {
         let now = Instant::now();
-        let mut queues = self
-            .shared
-            .queues
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut queues = self.shared.queues.write().unwrap_or_else(PoisonError::into_inner);
         queues.retain(|_, slot| {
             let mut slot = match slot.try_lock() {
                 Ok(slot) => slot,
@@ -165,9 +148,7 @@ impl Memory {
 
 impl fmt::Debug for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Memory")
-            .field("slots", &self.slot_count())
-            .finish_non_exhaustive()
+        f.debug_struct("Memory").field("slots", &self.slot_count()).finish_non_exhaustive()
     }
 }
 
@@ -191,10 +172,7 @@ mod tests {
     use std::time::Duration;
 
     fn spec(ttl: u64) -> QueueSpec {
-        QueueSpec {
-            ttl: Duration::from_secs(ttl),
-            ..QueueSpec::default()
-        }
+        QueueSpec { ttl: Duration::from_secs(ttl), ..QueueSpec::default() }
     }
 
     #[tokio::test(start_paused = true)]
@@ -204,10 +182,7 @@ mod tests {
         store.connect().await.unwrap();
         for i in 0..50 {
             let queue = QueueName::new(format!("q{i}")).unwrap();
-            store
-                .push(&queue, 1, &spec(1), &[NewEntry::new("x")])
-                .await
-                .unwrap();
+            store.push(&queue, 1, &spec(1), &[NewEntry::new("x")]).await.unwrap();
         }
         let watched = QueueName::new("watched").unwrap();
         let _watch = store.watch(&watched).await.unwrap();
@@ -215,19 +190,12 @@ mod tests {
         store.attach(&closed, &spec(1)).await.unwrap();
         store.close(&closed, None).await.unwrap();
         let live = QueueName::new("live").unwrap();
-        let last_id = store
-            .push(&live, 1, &spec(60), &[NewEntry::new("x")])
-            .await
-            .unwrap();
+        let last_id = store.push(&live, 1, &spec(60), &[NewEntry::new("x")]).await.unwrap();
         assert_eq!(memory.slot_count(), 53);
 
         tokio::time::advance(Duration::from_secs(2)).await;
         memory.sweep();
-        assert_eq!(
-            memory.slot_count(),
-            3,
-            "watched, closed (tombstone) and live remain"
-        );
+        assert_eq!(memory.slot_count(), 3, "watched, closed (tombstone) and live remain");
         tokio::time::advance(Duration::from_secs(10)).await;
         memory.sweep();
         assert_eq!(memory.slot_count(), 2, "the tombstone lapsed");
@@ -235,10 +203,7 @@ mod tests {
 
         // A swept name starts over with larger ids.
         let again = QueueName::new("q0").unwrap();
-        let id = store
-            .push(&again, 1, &spec(1), &[NewEntry::new("x")])
-            .await
-            .unwrap();
+        let id = store.push(&again, 1, &spec(1), &[NewEntry::new("x")]).await.unwrap();
         assert!(id > last_id);
     }
 
@@ -249,10 +214,7 @@ mod tests {
         store.connect().await.unwrap();
         for i in 0..100 {
             let queue = QueueName::new(format!("q{i}")).unwrap();
-            store
-                .push(&queue, 1, &spec(1), &[NewEntry::new("x")])
-                .await
-                .unwrap();
+            store.push(&queue, 1, &spec(1), &[NewEntry::new("x")]).await.unwrap();
         }
         tokio::time::advance(Duration::from_secs(2)).await;
         let probe = QueueName::new("probe").unwrap();
@@ -286,18 +248,13 @@ mod tests {
                 }
             })
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {
             let store = memory.store();
             store.connect().await.unwrap();
             for i in 0..3000 {
                 let queue = QueueName::new(format!("race{i}")).unwrap();
-                store
-                    .push(&queue, 1, &spec(60), &[NewEntry::new("x")])
-                    .await
-                    .unwrap();
+                store.push(&queue, 1, &spec(60), &[NewEntry::new("x")]).await.unwrap();
                 assert_eq!(store.stat(&queue).await.unwrap().count, 1, "queue {i}");
             }
         });

@@ -44,9 +44,7 @@ impl Pending {
 
     /// Whether `id` is pending with exactly this delivery number.
     pub(crate) fn matches(&self, id: u64, delivery: u32) -> bool {
-        self.held
-            .get(&id)
-            .is_some_and(|h| h.stored.deliveries == delivery)
+        self.held.get(&id).is_some_and(|h| h.stored.deliveries == delivery)
     }
 
     pub(crate) fn remove(&mut self, id: u64) -> Option<Stored> {
@@ -88,13 +86,7 @@ mod tests {
     use std::time::Duration;
 
     fn stored(id: u64, deliveries: u32, now: Instant) -> Stored {
-        Stored {
-            id,
-            deliveries,
-            payload: Bytes::new(),
-            dead: None,
-            pushed_at: now,
-        }
+        Stored { id, deliveries, payload: Bytes::new(), dead: None, pushed_at: now }
     }
 
     #[test]

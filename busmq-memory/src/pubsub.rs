@@ -51,10 +51,7 @@ impl Topics {
         session: u64,
     ) -> mpsc::UnboundedReceiver<Bytes> {
         let (tx, rx) = mpsc::unbounded();
-        lock(&self.map)
-            .entry(topic.clone())
-            .or_default()
-            .push(Subscriber { session, tx });
+        lock(&self.map).entry(topic.clone()).or_default().push(Subscriber { session, tx });
         rx
     }
 

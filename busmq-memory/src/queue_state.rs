@@ -37,12 +37,7 @@ impl Stored {
     }
 
     fn into_entry(self) -> Entry {
-        Entry {
-            id: self.id,
-            deliveries: self.deliveries,
-            payload: self.payload,
-            dead: self.dead,
-        }
+        Entry { id: self.id, deliveries: self.deliveries, payload: self.payload, dead: self.dead }
     }
 }
 
@@ -138,18 +133,13 @@ impl QueueState {
             }
         }
         self.trim(now);
-        let n = usize::try_from(max)
-            .unwrap_or(usize::MAX)
-            .min(self.ready.len());
+        let n = usize::try_from(max).unwrap_or(usize::MAX).min(self.ready.len());
         let mut taken = Taken::default();
         match mode {
             TakeMode::AtMostOnce => {
                 taken.entries = self.ready.drain(..n).map(Stored::into_entry).collect();
             }
-            TakeMode::Reliable {
-                visibility,
-                max_deliveries,
-            } => {
+            TakeMode::Reliable { visibility, max_deliveries } => {
                 let visible_at = deadline(now, visibility);
                 taken.entries.reserve(n);
                 for mut stored in self.ready.drain(..n) {
@@ -178,10 +168,7 @@ impl QueueState {
                 continue;
             }
             let pos = self.ready.partition_point(|s| s.id < entry.id);
-            let pushed_at = self
-                .ready
-                .get(pos)
-                .map_or(now, |next| next.pushed_at.min(now));
+            let pushed_at = self.ready.get(pos).map_or(now, |next| next.pushed_at.min(now));
             any |= self.insert_sorted(Stored {
                 id: entry.id,
                 deliveries: entry.deliveries,
@@ -239,21 +226,10 @@ impl QueueState {
             Position::FromId(id) => self.ready.partition_point(|s| s.id < id),
             Position::AfterId(id) => self.ready.partition_point(|s| s.id <= id),
         };
-        let end = start
-            .saturating_add(usize::try_from(max).unwrap_or(usize::MAX))
-            .min(len);
-        let entries = self
-            .ready
-            .range(start..end)
-            .map(|s| Entry {
-                deliveries: 0,
-                ..s.to_entry()
-            })
-            .collect();
-        ReadBatch {
-            entries,
-            last_id: self.ready.back().map(|s| s.id),
-        }
+        let end = start.saturating_add(usize::try_from(max).unwrap_or(usize::MAX)).min(len);
+        let entries =
+            self.ready.range(start..end).map(|s| Entry { deliveries: 0, ..s.to_entry() }).collect();
+        ReadBatch { entries, last_id: self.ready.back().map(|s| s.id) }
     }
 
     pub(crate) fn stat(&mut self, now: Instant) -> QueueStat {
@@ -289,10 +265,7 @@ mod tests {
 
     fn state(retention: Retention) -> (QueueState, Instant) {
         let now = Instant::now();
-        let spec = QueueSpec {
-            retention,
-            ..QueueSpec::default()
-        };
+        let spec = QueueSpec { retention, ..QueueSpec::default() };
         (QueueState::new(1, spec, now), now)
     }
 
@@ -309,19 +282,10 @@ mod tests {
     fn released_entries_return_before_fresh_ones_in_id_order() {
         let (mut q, now) = state(Retention::default());
         push(&mut q, 3..7, now);
-        let mode = TakeMode::Reliable {
-            visibility: SEC,
-            max_deliveries: 5,
-        };
+        let mode = TakeMode::Reliable { visibility: SEC, max_deliveries: 5 };
         let taken = q.take(2, mode, now);
-        assert_eq!(
-            taken.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
-            [3, 4]
-        );
-        let ops = [
-            Settle::Release { id: 4, delivery: 1 },
-            Settle::Release { id: 3, delivery: 1 },
-        ];
+        assert_eq!(taken.entries.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 4]);
+        let ops = [Settle::Release { id: 4, delivery: 1 }, Settle::Release { id: 3, delivery: 1 }];
         let (outcomes, returned) = q.settle(&ops, now);
         assert_eq!(outcomes, [Settled::Done, Settled::Done]);
         assert!(returned);
@@ -332,10 +296,7 @@ mod tests {
     #[test]
     fn restore_dates_entries_like_their_successor_so_age_trimming_stays_a_prefix() {
         let max_age = 10 * SEC;
-        let (mut q, t0) = state(Retention {
-            max_len: None,
-            max_age: Some(max_age),
-        });
+        let (mut q, t0) = state(Retention { max_len: None, max_age: Some(max_age) });
         push(&mut q, 1..3, t0);
         let taken = q.take(1, TakeMode::AtMostOnce, t0);
         push(&mut q, 3..4, t0 + 5 * SEC);

@@ -84,9 +84,7 @@ impl Slot {
     }
 
     fn closed_error(queue: &QueueName) -> Error {
-        Error::Closed {
-            queue: queue.to_string(),
-        }
+        Error::Closed { queue: queue.to_string() }
     }
 
     /// The live incarnation, created from `spec` with a fresh generation when there is none.
@@ -106,11 +104,7 @@ impl Slot {
         let existed = self.live.is_some();
         let queue = self.live_or_create(spec, ctx)?;
         queue.touch(ctx.now);
-        Ok(Attachment {
-            existed,
-            spec: queue.spec,
-            generation: queue.generation,
-        })
+        Ok(Attachment { existed, spec: queue.spec, generation: queue.generation })
     }
 
     pub(crate) fn renew(
@@ -127,10 +121,7 @@ impl Slot {
         if queue.generation == generation {
             Ok(Renewal::Alive)
         } else {
-            Ok(Renewal::Recreated {
-                generation: queue.generation,
-                spec: queue.spec,
-            })
+            Ok(Renewal::Recreated { generation: queue.generation, spec: queue.spec })
         }
     }
 
@@ -171,10 +162,7 @@ impl Slot {
             return Err(Self::closed_error(queue));
         }
         if entries.is_empty() {
-            return Err(Error::invalid_option(
-                "entries",
-                "a push needs at least one entry",
-            ));
+            return Err(Error::invalid_option("entries", "a push needs at least one entry"));
         }
         // Check room before creating anything: a rejected batch writes nothing at all.
         let fits = match self.live.as_mut() {
@@ -238,16 +226,11 @@ impl Slot {
                 Metadata::Value(live.and_then(|q| q.metadata.get(&key).cloned()))
             }
             MetadataOp::GetAll => Metadata::All(live.map_or_else(Vec::new, |q| {
-                q.metadata
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
+                q.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
             })),
             MetadataOp::Set(pairs) => {
                 let Some(q) = live else {
-                    return Err(Error::NotAttached {
-                        queue: queue.to_string(),
-                    });
+                    return Err(Error::NotAttached { queue: queue.to_string() });
                 };
                 q.metadata.extend(pairs);
                 Metadata::Written
@@ -263,10 +246,7 @@ impl Slot {
 /// A queue is never created with a spec that would make it expire at once.
 fn check_spec(spec: &QueueSpec) -> Result<()> {
     if spec.ttl.is_zero() {
-        return Err(Error::invalid_option(
-            "ttl",
-            "a queue's ttl must be greater than zero",
-        ));
+        return Err(Error::invalid_option("ttl", "a queue's ttl must be greater than zero"));
     }
     Ok(())
 }

@@ -32,10 +32,7 @@ impl MemoryStore {
 
     /// A store over `memory` (same as [`Memory::store`]).
     pub fn with_memory(memory: Memory) -> Self {
-        MemoryStore {
-            memory,
-            link: Link::new(),
-        }
+        MemoryStore { memory, link: Link::new() }
     }
 
     /// The data this store works on, to make more stores over it.
@@ -53,8 +50,7 @@ impl Default for MemoryStore {
 /// Dropping a store disconnects it, so that its subscriptions stop counting as receivers.
 impl Drop for MemoryStore {
     fn drop(&mut self) {
-        self.link
-            .disconnect(|session| self.memory.shared.topics.end_session(session));
+        self.link.disconnect(|session| self.memory.shared.topics.end_session(session));
     }
 }
 
@@ -78,8 +74,7 @@ impl Store for MemoryStore {
     }
 
     async fn disconnect(&self) -> Result<()> {
-        self.link
-            .disconnect(|session| self.memory.shared.topics.end_session(session));
+        self.link.disconnect(|session| self.memory.shared.topics.end_session(session));
         Ok(())
     }
 
@@ -93,20 +88,17 @@ impl Store for MemoryStore {
 
     async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment> {
         self.link.ensure()?;
-        self.memory
-            .with_slot(queue, |slot, ctx| slot.attach(spec, ctx))
+        self.memory.with_slot(queue, |slot, ctx| slot.attach(spec, ctx))
     }
 
     async fn renew(&self, queue: &QueueName, generation: u64, spec: &QueueSpec) -> Result<Renewal> {
         self.link.ensure()?;
-        self.memory
-            .with_slot(queue, |slot, ctx| slot.renew(generation, spec, ctx))
+        self.memory.with_slot(queue, |slot, ctx| slot.renew(generation, spec, ctx))
     }
 
     async fn detach(&self, queue: &QueueName, generation: u64) -> Result<()> {
         self.link.ensure()?;
-        self.memory
-            .with_existing(queue, |slot, ctx| slot.detach(generation, ctx.now));
+        self.memory.with_existing(queue, |slot, ctx| slot.detach(generation, ctx.now));
         Ok(())
     }
 
@@ -128,9 +120,7 @@ impl Store for MemoryStore {
         entries: &[NewEntry],
     ) -> Result<u64> {
         self.link.ensure()?;
-        self.memory.with_slot(queue, |slot, ctx| {
-            slot.push(queue, generation, spec, entries, ctx)
-        })
+        self.memory.with_slot(queue, |slot, ctx| slot.push(queue, generation, spec, entries, ctx))
     }
 
     async fn take(
@@ -144,17 +134,14 @@ impl Store for MemoryStore {
     ) -> Result<Taken> {
         self.link.ensure()?;
         let taken = self.memory.with_existing(queue, |slot, ctx| {
-            slot.live()
-                .map(|q| q.take(max, mode, ctx.now))
-                .unwrap_or_default()
+            slot.live().map(|q| q.take(max, mode, ctx.now)).unwrap_or_default()
         });
         Ok(taken.unwrap_or_default())
     }
 
     async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {
         self.link.ensure()?;
-        self.memory
-            .with_slot(queue, |slot, ctx| slot.restore(queue, spec, entries, ctx))
+        self.memory.with_slot(queue, |slot, ctx| slot.restore(queue, spec, entries, ctx))
     }
 
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {
@@ -166,17 +153,13 @@ impl Store for MemoryStore {
             }
             Some(outcomes)
         });
-        Ok(outcomes
-            .flatten()
-            .unwrap_or_else(|| vec![Settled::Stale; ops.len()]))
+        Ok(outcomes.flatten().unwrap_or_else(|| vec![Settled::Stale; ops.len()]))
     }
 
     async fn read(&self, queue: &QueueName, from: Position, max: u32) -> Result<ReadBatch> {
         self.link.ensure()?;
         let batch = self.memory.with_existing(queue, |slot, ctx| {
-            slot.live()
-                .map(|q| q.read(from, max, ctx.now))
-                .unwrap_or_default()
+            slot.live().map(|q| q.read(from, max, ctx.now)).unwrap_or_default()
         });
         Ok(batch.unwrap_or_default())
     }
@@ -190,9 +173,7 @@ impl Store for MemoryStore {
                     .with_existing(queue, |slot, ctx| slot.consumers(queue, op, ctx.now));
                 outcome.unwrap_or(Ok(()))
             }
-            _ => self
-                .memory
-                .with_slot(queue, |slot, ctx| slot.consumers(queue, op, ctx.now)),
+            _ => self.memory.with_slot(queue, |slot, ctx| slot.consumers(queue, op, ctx.now)),
         }
     }
 
@@ -219,13 +200,9 @@ impl Store for MemoryStore {
         let missing = match &op {
             MetadataOp::Get(_) => Ok(Metadata::Value(None)),
             MetadataOp::GetAll => Ok(Metadata::All(Vec::new())),
-            MetadataOp::Set(_) => Err(Error::NotAttached {
-                queue: queue.to_string(),
-            }),
+            MetadataOp::Set(_) => Err(Error::NotAttached { queue: queue.to_string() }),
         };
-        let outcome = self
-            .memory
-            .with_existing(queue, move |slot, _| slot.metadata(queue, op));
+        let outcome = self.memory.with_existing(queue, move |slot, _| slot.metadata(queue, op));
         outcome.unwrap_or(missing)
     }
 
@@ -243,9 +220,7 @@ impl Store for MemoryStore {
 
     async fn subscribe(&self, topic: &TopicName) -> Result<BoxStream<'static, Bytes>> {
         let topics = &self.memory.shared.topics;
-        let rx = self
-            .link
-            .within_session(|session| topics.subscribe(topic, session))?;
+        let rx = self.link.within_session(|session| topics.subscribe(topic, session))?;
         Ok(rx.boxed())
     }
 }

@@ -24,15 +24,12 @@ pub(crate) struct Notifier {
 
 impl Notifier {
     pub(crate) fn new() -> Self {
-        Notifier {
-            tx: watch::Sender::new(Signal::default()),
-        }
+        Notifier { tx: watch::Sender::new(Signal::default()) }
     }
 
     pub(crate) fn available(&self) {
         if self.has_watchers() {
-            self.tx
-                .send_modify(|s| s.available = s.available.wrapping_add(1));
+            self.tx.send_modify(|s| s.available = s.available.wrapping_add(1));
         }
     }
 
@@ -68,13 +65,7 @@ pub(crate) fn notices(
     started: u64,
 ) -> BoxStream<'static, Notice> {
     let seen = *signals.borrow_and_update();
-    let watcher = Watcher {
-        signals,
-        epoch,
-        started,
-        seen,
-        queued: None,
-    };
+    let watcher = Watcher { signals, epoch, started, seen, queued: None };
     stream::unfold(watcher, |mut w| async move {
         loop {
             if let Some(notice) = w.queued.take() {

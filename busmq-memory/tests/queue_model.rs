@@ -46,14 +46,7 @@ async fn take(queue: &Queue, options: ConsumeOptions, n: usize, stop: bool) -> V
     let mut consumer = queue.consume_with::<u32>(options).await.expect("consume");
     let mut got = Vec::new();
     while got.len() < n {
-        got.push(
-            consumer
-                .next()
-                .await
-                .expect("a message")
-                .expect("decodes")
-                .into_body(),
-        );
+        got.push(consumer.next().await.expect("a message").expect("decodes").into_body());
     }
     if stop {
         queue.stop().await.expect("stop");

@@ -22,11 +22,7 @@ async fn connect_and_disconnect_report_each_transition_once() {
     assert_eq!(store.state(), StoreState::Offline);
     let mut events = store.events();
     assert_eq!(store.connect().await.unwrap(), StoreState::Online);
-    assert_eq!(
-        store.connect().await.unwrap(),
-        StoreState::Online,
-        "connect again is a no-op"
-    );
+    assert_eq!(store.connect().await.unwrap(), StoreState::Online, "connect again is a no-op");
     assert_eq!(store.state(), StoreState::Online);
     store.disconnect().await.unwrap();
     store.disconnect().await.unwrap();
@@ -36,10 +32,7 @@ async fn connect_and_disconnect_report_each_transition_once() {
     while let Ok(StoreEvent::State(state)) = events.try_recv() {
         seen.push(state);
     }
-    assert_eq!(
-        seen,
-        [StoreState::Online, StoreState::Offline, StoreState::Online]
-    );
+    assert_eq!(seen, [StoreState::Online, StoreState::Offline, StoreState::Online]);
 }
 
 #[tokio::test]
@@ -57,18 +50,8 @@ async fn data_calls_fail_with_not_connected_before_connect_and_after_disconnect(
     not_connected(store.renew(&queue, generation, &spec()).await.map(drop));
     not_connected(store.detach(&queue, generation).await);
     not_connected(store.close(&queue, None).await.map(drop));
-    not_connected(
-        store
-            .push(&queue, generation, &spec(), &entries(&["x"]))
-            .await
-            .map(drop),
-    );
-    not_connected(
-        store
-            .take(&queue, &consumer(), 1, TakeMode::AtMostOnce)
-            .await
-            .map(drop),
-    );
+    not_connected(store.push(&queue, generation, &spec(), &entries(&["x"])).await.map(drop));
+    not_connected(store.take(&queue, &consumer(), 1, TakeMode::AtMostOnce).await.map(drop));
     not_connected(store.restore(&queue, &spec(), &[]).await);
     not_connected(store.settle(&queue, &[]).await.map(drop));
     not_connected(store.read(&queue, Position::Start, 1).await.map(drop));
@@ -118,11 +101,7 @@ async fn later_attachers_adopt_the_creators_spec() {
     let memory = Memory::new();
     let (a, b) = (connected(&memory).await, connected(&memory).await);
     let queue = q("spec");
-    let first = QueueSpec {
-        ttl: 7 * SEC,
-        maxsize: Some(3),
-        ..QueueSpec::default()
-    };
+    let first = QueueSpec { ttl: 7 * SEC, maxsize: Some(3), ..QueueSpec::default() };
     let created = a.attach(&queue, &first).await.unwrap();
     assert!(!created.existed);
     assert_eq!(created.spec, first);
@@ -130,14 +109,8 @@ async fn later_attachers_adopt_the_creators_spec() {
     assert!(adopted.existed);
     assert_eq!(adopted.spec, first);
     assert_eq!(adopted.generation, created.generation);
-    let err = b
-        .attach(&q("zero"), &spec_ttl(Duration::ZERO))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::InvalidOption { option: "ttl", .. }),
-        "{err}"
-    );
+    let err = b.attach(&q("zero"), &spec_ttl(Duration::ZERO)).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { option: "ttl", .. }), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -155,24 +128,10 @@ async fn a_queue_expires_ttl_after_its_last_detach() {
     advance(Duration::from_millis(1)).await;
     let stat = store.stat(&queue).await.unwrap();
     assert!(!stat.exists);
-    assert_eq!(
-        stat,
-        Default::default(),
-        "an expired queue looks like one that never existed"
-    );
-    let taken = store
-        .take(&queue, &consumer(), 10, TakeMode::AtMostOnce)
-        .await
-        .unwrap();
+    assert_eq!(stat, Default::default(), "an expired queue looks like one that never existed");
+    let taken = store.take(&queue, &consumer(), 10, TakeMode::AtMostOnce).await.unwrap();
     assert!(taken.entries.is_empty());
-    assert!(
-        store
-            .read(&queue, Position::Start, 10)
-            .await
-            .unwrap()
-            .entries
-            .is_empty()
-    );
+    assert!(store.read(&queue, Position::Start, 10).await.unwrap().entries.is_empty());
     let all = store.metadata(&queue, MetadataOp::GetAll).await.unwrap();
     assert_eq!(all, Metadata::All(vec![]));
 }
@@ -185,10 +144,7 @@ async fn renewing_keeps_a_queue_alive_and_a_silent_client_counts_as_gone_after_t
     let generation = filled(&store, &queue, &spec, &["a"]).await;
     for _ in 0..10 {
         advance(SEC).await;
-        assert_eq!(
-            store.renew(&queue, generation, &spec).await.unwrap(),
-            Renewal::Alive
-        );
+        assert_eq!(store.renew(&queue, generation, &spec).await.unwrap(), Renewal::Alive);
     }
     advance(3 * SEC).await;
     assert!(!store.stat(&queue).await.unwrap().exists);
@@ -203,11 +159,7 @@ async fn renew_recreates_or_adopts_a_vanished_incarnation_and_reports_closed_one
     let old = a.attach(&queue, &spec).await.unwrap().generation;
     advance(2 * SEC).await;
     let renewed = a.renew(&queue, old, &spec).await.unwrap();
-    let Renewal::Recreated {
-        generation: new,
-        spec: got,
-    } = renewed
-    else {
+    let Renewal::Recreated { generation: new, spec: got } = renewed else {
         panic!("expected Recreated, got {renewed:?}");
     };
     assert!(new > old);
@@ -221,21 +173,12 @@ async fn renew_recreates_or_adopts_a_vanished_incarnation_and_reports_closed_one
     let adopted = a.renew(&queue, new, &spec).await.unwrap();
     assert_eq!(
         adopted,
-        Renewal::Recreated {
-            generation: other.generation,
-            spec: spec_ttl(9 * SEC)
-        }
+        Renewal::Recreated { generation: other.generation, spec: spec_ttl(9 * SEC) }
     );
 
     assert!(b.close(&queue, Some(other.generation)).await.unwrap());
-    assert_eq!(
-        a.renew(&queue, other.generation, &spec).await.unwrap(),
-        Renewal::Closed
-    );
-    assert!(
-        !a.stat(&queue).await.unwrap().exists,
-        "renew of a closed generation creates nothing"
-    );
+    assert_eq!(a.renew(&queue, other.generation, &spec).await.unwrap(), Renewal::Closed);
+    assert!(!a.stat(&queue).await.unwrap().exists, "renew of a closed generation creates nothing");
 }
 
 #[tokio::test(start_paused = true)]
@@ -268,27 +211,15 @@ async fn ids_never_go_backwards_across_close_expiry_and_recreation() {
         assert!(attachment.generation > last_generation, "round {round}");
         last_generation = attachment.generation;
         let first = store
-            .push(
-                &queue,
-                attachment.generation,
-                &spec,
-                &entries(&["a", "b", "c"]),
-            )
+            .push(&queue, attachment.generation, &spec, &entries(&["a", "b", "c"]))
             .await
             .unwrap();
         assert!(first > last, "round {round}: {first} after {last}");
         let stat = store.stat(&queue).await.unwrap();
-        assert_eq!(
-            stat.last_id,
-            Some(first + 2),
-            "a batch gets consecutive ids"
-        );
+        assert_eq!(stat.last_id, Some(first + 2), "a batch gets consecutive ids");
         last = first + 2;
         if round % 2 == 0 {
-            store
-                .close(&queue, Some(attachment.generation))
-                .await
-                .unwrap();
+            store.close(&queue, Some(attachment.generation)).await.unwrap();
         } else {
             store.detach(&queue, attachment.generation).await.unwrap();
             advance(SEC).await;
@@ -306,48 +237,27 @@ async fn close_leaves_a_tombstone_that_refuses_the_closed_generation() {
     assert!(b.close(&queue, None).await.unwrap(), "it existed");
     assert!(!b.close(&queue, None).await.unwrap(), "it is gone now");
 
-    let err = a
-        .push(&queue, old, &spec, &entries(&["late"]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::Closed { queue } if queue == "tomb"),
-        "{err}"
-    );
-    assert!(
-        !a.stat(&queue).await.unwrap().exists,
-        "the refused push wrote nothing"
-    );
+    let err = a.push(&queue, old, &spec, &entries(&["late"])).await.unwrap_err();
+    assert!(matches!(&err, Error::Closed { queue } if queue == "tomb"), "{err}");
+    assert!(!a.stat(&queue).await.unwrap().exists, "the refused push wrote nothing");
     assert_eq!(a.renew(&queue, old, &spec).await.unwrap(), Renewal::Closed);
 
     // The tombstone stays at least max(2 * ttl, 10 s), whatever the ttl.
     advance(10 * SEC - Duration::from_millis(1)).await;
-    assert!(
-        a.push(&queue, old, &spec, &entries(&["late"]))
-            .await
-            .is_err()
-    );
+    assert!(a.push(&queue, old, &spec, &entries(&["late"])).await.is_err());
 
     // A new attach makes a new generation, unaffected by the tombstone.
     let new = b.attach(&queue, &spec).await.unwrap();
     assert!(!new.existed);
     assert!(new.generation > old);
-    b.push(&queue, new.generation, &spec, &entries(&["fresh"]))
-        .await
-        .unwrap();
+    b.push(&queue, new.generation, &spec, &entries(&["fresh"])).await.unwrap();
     assert_eq!(b.stat(&queue).await.unwrap().count, 1);
-    assert!(
-        a.push(&queue, old, &spec, &entries(&["late"]))
-            .await
-            .is_err()
-    );
+    assert!(a.push(&queue, old, &spec, &entries(&["late"])).await.is_err());
 
     // Once the tombstone lapsed, the old generation's push just finds the current queue.
     advance(SEC / 2).await;
     b.renew(&queue, new.generation, &spec).await.unwrap();
-    a.push(&queue, old, &spec, &entries(&["later"]))
-        .await
-        .unwrap();
+    a.push(&queue, old, &spec, &entries(&["later"])).await.unwrap();
     assert_eq!(b.stat(&queue).await.unwrap().count, 2);
 }
 
@@ -359,17 +269,9 @@ async fn a_long_ttl_keeps_the_tombstone_twice_as_long() {
     let generation = store.attach(&queue, &spec).await.unwrap().generation;
     store.close(&queue, Some(generation)).await.unwrap();
     advance(60 * SEC - Duration::from_millis(1)).await;
-    assert!(
-        store
-            .push(&queue, generation, &spec, &entries(&["x"]))
-            .await
-            .is_err()
-    );
+    assert!(store.push(&queue, generation, &spec, &entries(&["x"])).await.is_err());
     advance(Duration::from_millis(1)).await;
-    store
-        .push(&queue, generation, &spec, &entries(&["x"]))
-        .await
-        .unwrap();
+    store.push(&queue, generation, &spec, &entries(&["x"])).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -383,10 +285,7 @@ async fn close_with_a_stale_generation_closes_the_current_incarnation_too() {
     let current = b.attach(&queue, &spec).await.unwrap().generation;
     assert!(a.close(&queue, Some(old)).await.unwrap());
     for generation in [old, current] {
-        let err = b
-            .push(&queue, generation, &spec, &entries(&["x"]))
-            .await
-            .unwrap_err();
+        let err = b.push(&queue, generation, &spec, &entries(&["x"])).await.unwrap_err();
         assert!(matches!(err, Error::Closed { .. }), "{err}");
     }
 }
@@ -396,10 +295,7 @@ async fn close_with_a_generation_of_a_gone_queue_still_refuses_its_pushes() {
     let store = store().await;
     let queue = q("tomb-gone");
     assert!(!store.close(&queue, Some(42)).await.unwrap());
-    let err = store
-        .push(&queue, 42, &spec(), &entries(&["x"]))
-        .await
-        .unwrap_err();
+    let err = store.push(&queue, 42, &spec(), &entries(&["x"])).await.unwrap_err();
     assert!(matches!(err, Error::Closed { .. }), "{err}");
 }
 
@@ -408,15 +304,9 @@ async fn stat_reports_counts_spec_and_generation_without_changing_anything() {
     let store = store().await;
     let queue = q("stat");
     assert_eq!(store.stat(&queue).await.unwrap(), Default::default());
-    let spec = QueueSpec {
-        maxsize: Some(100),
-        ..spec()
-    };
+    let spec = QueueSpec { maxsize: Some(100), ..spec() };
     let generation = filled(&store, &queue, &spec, &["a", "b", "c"]).await;
-    store
-        .take(&queue, &consumer(), 1, reliable(SEC, 5))
-        .await
-        .unwrap();
+    store.take(&queue, &consumer(), 1, reliable(SEC, 5)).await.unwrap();
     let stat = store.stat(&queue).await.unwrap();
     assert!(stat.exists);
     assert_eq!((stat.count, stat.pending), (2, 1));
@@ -434,10 +324,7 @@ async fn flush_removes_messages_but_keeps_spec_metadata_and_ids() {
     let generation = filled(&store, &queue, &spec, &["a", "b", "c"]).await;
     let set = MetadataOp::Set(vec![("k".into(), "v".into())]);
     store.metadata(&queue, set).await.unwrap();
-    let taken = store
-        .take(&queue, &consumer(), 1, reliable(SEC, 5))
-        .await
-        .unwrap();
+    let taken = store.take(&queue, &consumer(), 1, reliable(SEC, 5)).await.unwrap();
     let before = store.stat(&queue).await.unwrap();
     store.flush(&queue).await.unwrap();
     let after = store.stat(&queue).await.unwrap();
@@ -446,23 +333,11 @@ async fn flush_removes_messages_but_keeps_spec_metadata_and_ids() {
         (after.spec, after.generation, after.last_id),
         (before.spec, before.generation, before.last_id)
     );
-    let value = store
-        .metadata(&queue, MetadataOp::Get("k".into()))
-        .await
-        .unwrap();
+    let value = store.metadata(&queue, MetadataOp::Get("k".into())).await.unwrap();
     assert_eq!(value, Metadata::Value(Some("v".into())));
-    let ack = busmq_core::store::Settle::Ack {
-        id: taken.entries[0].id,
-        delivery: 1,
-    };
-    assert_eq!(
-        store.settle(&queue, &[ack]).await.unwrap(),
-        [busmq_core::store::Settled::Stale]
-    );
-    let next = store
-        .push(&queue, generation, &spec, &entries(&["d"]))
-        .await
-        .unwrap();
+    let ack = busmq_core::store::Settle::Ack { id: taken.entries[0].id, delivery: 1 };
+    assert_eq!(store.settle(&queue, &[ack]).await.unwrap(), [busmq_core::store::Settled::Stale]);
+    let next = store.push(&queue, generation, &spec, &entries(&["d"])).await.unwrap();
     assert!(next > before.last_id.unwrap());
     store.flush(&q("missing")).await.unwrap();
 }
@@ -472,40 +347,19 @@ async fn metadata_reads_and_writes_strings_and_refuses_writes_to_missing_queues(
     let store = store().await;
     let queue = q("meta");
     assert_eq!(
-        store
-            .metadata(&queue, MetadataOp::Get("a".into()))
-            .await
-            .unwrap(),
+        store.metadata(&queue, MetadataOp::Get("a".into())).await.unwrap(),
         Metadata::Value(None)
     );
     let set = MetadataOp::Set(vec![("x".into(), "1".into())]);
     let err = store.metadata(&queue, set.clone()).await.unwrap_err();
-    assert!(
-        matches!(&err, Error::NotAttached { queue } if queue == "meta"),
-        "{err}"
-    );
-    assert!(
-        !store.stat(&queue).await.unwrap().exists,
-        "the refused write created nothing"
-    );
+    assert!(matches!(&err, Error::NotAttached { queue } if queue == "meta"), "{err}");
+    assert!(!store.stat(&queue).await.unwrap().exists, "the refused write created nothing");
 
     store.attach(&queue, &spec()).await.unwrap();
-    let pairs = vec![
-        ("b".into(), "2".into()),
-        ("a".into(), String::new()),
-        ("c".into(), "3".into()),
-    ];
-    assert_eq!(
-        store
-            .metadata(&queue, MetadataOp::Set(pairs))
-            .await
-            .unwrap(),
-        Metadata::Written
-    );
-    store
-        .metadata(&queue, MetadataOp::Set(vec![("c".into(), "4".into())]))
-        .await
-        .unwrap();
+    let pairs =
+        vec![("b".into(), "2".into()), ("a".into(), String::new()), ("c".into(), "3".into())];
+    assert_eq!(store.metadata(&queue, MetadataOp::Set(pairs)).await.unwrap(), Metadata::Written);
+    store.metadata(&queue, MetadataOp::Set(vec![("c".into(), "4".into())])).await.unwrap();
     assert_eq!(
         store.metadata(&queue, MetadataOp::GetAll).await.unwrap(),
         Metadata::All(vec![
@@ -515,10 +369,7 @@ async fn metadata_reads_and_writes_strings_and_refuses_writes_to_missing_queues(
         ])
     );
     assert_eq!(
-        store
-            .metadata(&queue, MetadataOp::Get("a".into()))
-            .await
-            .unwrap(),
+        store.metadata(&queue, MetadataOp::Get("a".into())).await.unwrap(),
         Metadata::Value(Some(String::new())),
         "an empty value is a value"
     );
@@ -534,81 +385,36 @@ async fn consumers_of_the_other_kind_are_refused_until_their_lease_lapses() {
     let (a, b) = (connected(&memory).await, connected(&memory).await);
     let queue = q("mixed");
     a.attach(&queue, &spec()).await.unwrap();
-    let register = |seq, kind| ConsumerOp::Register {
-        id: consumer_id(seq),
-        kind,
-        lease: 10 * SEC,
-    };
-    a.consumers(&queue, register(1, ConsumerKind::Removing))
-        .await
-        .unwrap();
-    a.consumers(&queue, register(2, ConsumerKind::Removing))
-        .await
-        .unwrap();
-    a.consumers(&queue, register(1, ConsumerKind::Removing))
-        .await
-        .unwrap();
-    let err = b
-        .consumers(&queue, register(3, ConsumerKind::Replaying))
-        .await
-        .unwrap_err();
-    let Error::MixedConsumers {
-        queue: name,
-        existing,
-        requested,
-    } = &err
-    else {
+    let register = |seq, kind| ConsumerOp::Register { id: consumer_id(seq), kind, lease: 10 * SEC };
+    a.consumers(&queue, register(1, ConsumerKind::Removing)).await.unwrap();
+    a.consumers(&queue, register(2, ConsumerKind::Removing)).await.unwrap();
+    a.consumers(&queue, register(1, ConsumerKind::Removing)).await.unwrap();
+    let err = b.consumers(&queue, register(3, ConsumerKind::Replaying)).await.unwrap_err();
+    let Error::MixedConsumers { queue: name, existing, requested } = &err else {
         panic!("expected MixedConsumers, got {err:?}");
     };
-    assert_eq!(
-        (name.as_str(), *existing, *requested),
-        ("mixed", "removing", "replaying")
-    );
+    assert_eq!((name.as_str(), *existing, *requested), ("mixed", "removing", "replaying"));
 
     // Unregistering one leaves the other; renewing keeps its lease going.
-    a.consumers(&queue, ConsumerOp::Unregister { id: consumer_id(1) })
-        .await
-        .unwrap();
+    a.consumers(&queue, ConsumerOp::Unregister { id: consumer_id(1) }).await.unwrap();
     advance(9 * SEC).await;
-    let renew = ConsumerOp::Renew {
-        id: consumer_id(2),
-        kind: ConsumerKind::Removing,
-        lease: 10 * SEC,
-    };
+    let renew =
+        ConsumerOp::Renew { id: consumer_id(2), kind: ConsumerKind::Removing, lease: 10 * SEC };
     a.consumers(&queue, renew).await.unwrap();
     advance(9 * SEC).await;
-    assert!(
-        b.consumers(&queue, register(3, ConsumerKind::Replaying))
-            .await
-            .is_err()
-    );
+    assert!(b.consumers(&queue, register(3, ConsumerKind::Replaying)).await.is_err());
 
     // A consumer that stops renewing counts as gone after its lease.
     advance(SEC).await;
-    b.consumers(&queue, register(3, ConsumerKind::Replaying))
-        .await
-        .unwrap();
-    let err = a
-        .consumers(&queue, register(4, ConsumerKind::Removing))
-        .await
-        .unwrap_err();
+    b.consumers(&queue, register(3, ConsumerKind::Replaying)).await.unwrap();
+    let err = a.consumers(&queue, register(4, ConsumerKind::Removing)).await.unwrap_err();
     assert!(matches!(
         err,
-        Error::MixedConsumers {
-            existing: "replaying",
-            requested: "removing",
-            ..
-        }
+        Error::MixedConsumers { existing: "replaying", requested: "removing", .. }
     ));
-    b.consumers(&queue, ConsumerOp::Unregister { id: consumer_id(3) })
-        .await
-        .unwrap();
-    a.consumers(&queue, register(4, ConsumerKind::Removing))
-        .await
-        .unwrap();
-    a.consumers(&q("unknown"), ConsumerOp::Unregister { id: consumer_id(9) })
-        .await
-        .unwrap();
+    b.consumers(&queue, ConsumerOp::Unregister { id: consumer_id(3) }).await.unwrap();
+    a.consumers(&queue, register(4, ConsumerKind::Removing)).await.unwrap();
+    a.consumers(&q("unknown"), ConsumerOp::Unregister { id: consumer_id(9) }).await.unwrap();
 }
 
 #[tokio::test]
@@ -616,21 +422,11 @@ async fn closing_a_queue_forgets_its_consumers() {
     let store = store().await;
     let queue = q("mixed-close");
     store.attach(&queue, &spec()).await.unwrap();
-    let register = |kind| ConsumerOp::Register {
-        id: consumer_id(1),
-        kind,
-        lease: 60 * SEC,
-    };
-    store
-        .consumers(&queue, register(ConsumerKind::Removing))
-        .await
-        .unwrap();
+    let register = |kind| ConsumerOp::Register { id: consumer_id(1), kind, lease: 60 * SEC };
+    store.consumers(&queue, register(ConsumerKind::Removing)).await.unwrap();
     store.close(&queue, None).await.unwrap();
     store.attach(&queue, &spec()).await.unwrap();
-    let other = ConsumerOp::Register {
-        id: consumer_id(2),
-        kind: ConsumerKind::Replaying,
-        lease: 60 * SEC,
-    };
+    let other =
+        ConsumerOp::Register { id: consumer_id(2), kind: ConsumerKind::Replaying, lease: 60 * SEC };
     store.consumers(&queue, other).await.unwrap();
 }

@@ -65,10 +65,7 @@ fn pairs(entries: &[Entry]) -> Vec<(u64, u8)> {
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let store = store().await;
     let queue = q("model");
-    let spec = QueueSpec {
-        maxsize: Some(MAXSIZE as u64),
-        ..QueueSpec::default()
-    };
+    let spec = QueueSpec { maxsize: Some(MAXSIZE as u64), ..QueueSpec::default() };
     let generation = store.attach(&queue, &spec).await.unwrap().generation;
     let mut model = Model::default();
     for op in ops {
@@ -89,14 +86,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Take(n) => {
-                let taken = store
-                    .take(&queue, &consumer(), n, TakeMode::AtMostOnce)
-                    .await
-                    .unwrap();
-                let expected: Vec<_> = model
-                    .ready
-                    .drain(..(n as usize).min(model.ready.len()))
-                    .collect();
+                let taken = store.take(&queue, &consumer(), n, TakeMode::AtMostOnce).await.unwrap();
+                let expected: Vec<_> =
+                    model.ready.drain(..(n as usize).min(model.ready.len())).collect();
                 prop_assert_eq!(pairs(&taken.entries), expected);
                 if !taken.entries.is_empty() {
                     model.held.push_back(taken.entries);

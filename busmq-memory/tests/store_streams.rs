@@ -23,17 +23,11 @@ async fn a_watcher_is_woken_by_a_push_from_another_store_and_notices_coalesce() 
     let generation = a.attach(&queue, &spec()).await.unwrap().generation;
     let mut watch = a.watch(&queue).await.unwrap();
     assert_eq!(ready(&mut watch), None, "nothing happened yet");
-    b.push(&queue, generation, &spec(), &entries(&["1"]))
-        .await
-        .unwrap();
-    b.push(&queue, generation, &spec(), &entries(&["2"]))
-        .await
-        .unwrap();
+    b.push(&queue, generation, &spec(), &entries(&["1"])).await.unwrap();
+    b.push(&queue, generation, &spec(), &entries(&["2"])).await.unwrap();
     assert_eq!(ready(&mut watch), Some(Some(Notice::Available)));
     assert_eq!(ready(&mut watch), None, "two pushes may give one notice");
-    b.push(&queue, generation, &spec(), &entries(&["3"]))
-        .await
-        .unwrap();
+    b.push(&queue, generation, &spec(), &entries(&["3"])).await.unwrap();
     assert_eq!(ready(&mut watch), Some(Some(Notice::Available)));
 }
 
@@ -46,9 +40,7 @@ async fn a_waiting_watcher_wakes_up() {
     let mut watch = a.watch(&queue).await.unwrap();
     let waiter = tokio::spawn(async move { watch.next().await });
     tokio::task::yield_now().await;
-    b.push(&queue, generation, &spec(), &entries(&["1"]))
-        .await
-        .unwrap();
+    b.push(&queue, generation, &spec(), &entries(&["1"])).await.unwrap();
     assert_eq!(waiter.await.unwrap(), Some(Notice::Available));
 }
 
@@ -57,10 +49,7 @@ async fn a_watch_of_a_queue_that_does_not_exist_yet_sees_its_first_push() {
     let store = store().await;
     let queue = q("watch-early");
     let mut watch = store.watch(&queue).await.unwrap();
-    store
-        .push(&queue, 1, &spec(), &entries(&["1"]))
-        .await
-        .unwrap();
+    store.push(&queue, 1, &spec(), &entries(&["1"])).await.unwrap();
     assert_eq!(ready(&mut watch), Some(Some(Notice::Available)));
 }
 
@@ -70,15 +59,9 @@ async fn restore_wakes_watchers_and_take_does_not() {
     let queue = q("watch-restore");
     filled(&store, &queue, &spec(), &["1"]).await;
     let mut watch = store.watch(&queue).await.unwrap();
-    let taken = store
-        .take(&queue, &consumer(), 1, TakeMode::AtMostOnce)
-        .await
-        .unwrap();
+    let taken = store.take(&queue, &consumer(), 1, TakeMode::AtMostOnce).await.unwrap();
     assert_eq!(ready(&mut watch), None);
-    store
-        .restore(&queue, &spec(), &taken.entries)
-        .await
-        .unwrap();
+    store.restore(&queue, &spec(), &taken.entries).await.unwrap();
     assert_eq!(ready(&mut watch), Some(Some(Notice::Available)));
 }
 
@@ -95,15 +78,11 @@ async fn close_is_told_to_every_watcher_and_the_stream_goes_on() {
     assert_eq!(ready(&mut watch_b), Some(Some(Notice::Closed)));
     // A new incarnation's push right after the close: both are reported, close first.
     b.close(&queue, None).await.unwrap();
-    b.push(&queue, 1, &spec(), &entries(&["new"]))
-        .await
-        .unwrap();
+    b.push(&queue, 1, &spec(), &entries(&["new"])).await.unwrap();
     assert_eq!(ready(&mut watch_a), Some(Some(Notice::Available)));
     let generation = b.stat(&queue).await.unwrap().generation.unwrap();
     b.close(&queue, Some(generation)).await.unwrap();
-    b.push(&queue, 1, &spec(), &entries(&["newer"]))
-        .await
-        .unwrap();
+    b.push(&queue, 1, &spec(), &entries(&["newer"])).await.unwrap();
     assert_eq!(ready(&mut watch_b), Some(Some(Notice::Closed)));
     assert_eq!(ready(&mut watch_b), Some(Some(Notice::Available)));
     assert_eq!(ready(&mut watch_b), None);
@@ -126,19 +105,11 @@ async fn publish_reaches_every_subscription_of_every_store_exactly_once() {
     for sub in &mut subs {
         assert_eq!(ready(sub), Some(Some("one".into())));
         assert_eq!(ready(sub), Some(Some("two".into())));
-        assert_eq!(
-            ready(sub),
-            None,
-            "each message exactly once, nothing from before"
-        );
+        assert_eq!(ready(sub), None, "each message exactly once, nothing from before");
     }
     assert_eq!(ready(&mut other), None);
     drop(subs.pop());
-    assert_eq!(
-        a.publish(&news, "three".into()).await.unwrap(),
-        2,
-        "dropped ones do not count"
-    );
+    assert_eq!(a.publish(&news, "three".into()).await.unwrap(), 2, "dropped ones do not count");
 }
 
 #[tokio::test]

@@ -13,11 +13,7 @@ use redis::aio::MultiplexedConnection;
 use std::time::Instant;
 
 async fn used_memory(conn: &mut MultiplexedConnection) -> i64 {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(conn)
-        .await
-        .unwrap();
+    let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await.unwrap();
     info.lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
@@ -26,10 +22,7 @@ async fn used_memory(conn: &mut MultiplexedConnection) -> i64 {
 
 #[tokio::main]
 async fn main() {
-    let total: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_100_000);
+    let total: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_100_000);
     let server = RedisServer::start().await.expect("redis-server");
     let client = redis::Client::open(server.url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
@@ -40,19 +33,10 @@ async fn main() {
     let before = used_memory(&mut raw).await;
     let values: Vec<Vec<u8>> = vec![payload.clone(); 1000];
     for _ in 0..total / 1000 {
-        redis::cmd("RPUSH")
-            .arg("raw")
-            .arg(&values)
-            .query_async::<i64>(&mut raw)
-            .await
-            .unwrap();
+        redis::cmd("RPUSH").arg("raw").arg(&values).query_async::<i64>(&mut raw).await.unwrap();
     }
     let raw_bytes = used_memory(&mut raw).await - before;
-    let _: () = redis::cmd("DEL")
-        .arg("raw")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let _: () = redis::cmd("DEL").arg("raw").query_async(&mut raw).await.unwrap();
 
     let spec = QueueSpec::default();
     let q = QueueName::new("footprint").unwrap();
@@ -60,10 +44,7 @@ async fn main() {
     let att = store.attach(&q, &spec).await.unwrap();
     let entries: Vec<NewEntry> = (0..1000).map(|_| NewEntry::new(payload.clone())).collect();
     for _ in 0..total / 1000 {
-        store
-            .push(&q, att.generation, &spec, &entries)
-            .await
-            .unwrap();
+        store.push(&q, att.generation, &spec, &entries).await.unwrap();
     }
     let busmq_bytes = used_memory(&mut raw).await - before;
     let n = (total / 1000 * 1000) as f64;
@@ -86,52 +67,27 @@ async fn main() {
     let id_at = |pos: u64| {
         let store = store.clone();
         let q = q.clone();
-        async move {
-            store
-                .read(&q, Position::Index(pos), 1)
-                .await
-                .unwrap()
-                .entries[0]
-                .id
-        }
+        async move { store.read(&q, Position::Index(pos), 1).await.unwrap().entries[0].id }
     };
     let deep_id = id_at(deep).await;
     let first_id = id_at(0).await;
     for (name, from) in [
         ("index 0".to_string(), Position::Index(0)),
         (format!("index {deep}"), Position::Index(deep)),
-        (
-            "from id (position 0)".to_string(),
-            Position::FromId(first_id),
-        ),
-        (
-            format!("from id (position {deep})"),
-            Position::FromId(deep_id),
-        ),
+        ("from id (position 0)".to_string(), Position::FromId(first_id)),
+        (format!("from id (position {deep})"), Position::FromId(deep_id)),
     ] {
         let rounds = 300;
-        let _: () = redis::cmd("SLOWLOG")
-            .arg("RESET")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(&mut raw).await.unwrap();
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut raw).await.unwrap();
         let started = Instant::now();
         for _ in 0..rounds {
             let b = store.read(&q, from, 100).await.unwrap();
             assert_eq!(b.entries.len(), 100);
         }
         let client_us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
-        let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
-            .arg("GET")
-            .arg(-1)
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        let log: Vec<redis::Value> =
+            redis::cmd("SLOWLOG").arg("GET").arg(-1).query_async(&mut raw).await.unwrap();
         let server: Vec<i64> = log
             .iter()
             .filter_map(|e| match e {
@@ -151,11 +107,8 @@ async fn main() {
             "read 100 at {name:<28} round trip {client_us:>7.1} us, server {server_us:>6.1} us"
         );
         if std::env::var_os("SHOW_COMMANDSTATS").is_some() {
-            let info: String = redis::cmd("INFO")
-                .arg("commandstats")
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+            let info: String =
+                redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
             for line in info.lines().filter(|l| l.starts_with("cmdstat_l")) {
                 println!("    {line}");
             }

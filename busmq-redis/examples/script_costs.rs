@@ -15,10 +15,7 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(500);
+    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(500);
     let server = RedisServer::builder()
         .config("slowlog-log-slower-than 0")
         .config("slowlog-max-len 1000000")
@@ -36,57 +33,21 @@ async fn main() {
     let q = QueueName::new("costs").unwrap();
     let att = store.attach(&q, &spec).await.unwrap();
     let consumer = ConsumerId::new(&ClientId::random(), 1);
-    let mode = TakeMode::Reliable {
-        visibility: Duration::from_secs(60),
-        max_deliveries: 5,
-    };
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let mode = TakeMode::Reliable { visibility: Duration::from_secs(60), max_deliveries: 5 };
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(&mut raw).await.unwrap();
     for _ in 0..rounds {
-        redis::cmd("LPUSH")
-            .arg("raw")
-            .arg(&values)
-            .query_async::<i64>(&mut raw)
-            .await
-            .unwrap();
-        redis::cmd("LPOP")
-            .arg("raw")
-            .arg(100)
-            .query_async::<Vec<Vec<u8>>>(&mut raw)
-            .await
-            .unwrap();
-        store
-            .push(&q, att.generation, &spec, &entries)
-            .await
-            .unwrap();
-        store
-            .take(&q, &consumer, 100, TakeMode::AtMostOnce)
-            .await
-            .unwrap();
-        store
-            .push(&q, att.generation, &spec, &entries)
-            .await
-            .unwrap();
+        redis::cmd("LPUSH").arg("raw").arg(&values).query_async::<i64>(&mut raw).await.unwrap();
+        redis::cmd("LPOP").arg("raw").arg(100).query_async::<Vec<Vec<u8>>>(&mut raw).await.unwrap();
+        store.push(&q, att.generation, &spec, &entries).await.unwrap();
+        store.take(&q, &consumer, 100, TakeMode::AtMostOnce).await.unwrap();
+        store.push(&q, att.generation, &spec, &entries).await.unwrap();
         let t = store.take(&q, &consumer, 100, mode).await.unwrap();
-        let acks: Vec<Settle> = t
-            .entries
-            .iter()
-            .map(|e| Settle::Ack {
-                id: e.id,
-                delivery: e.deliveries,
-            })
-            .collect();
+        let acks: Vec<Settle> =
+            t.entries.iter().map(|e| Settle::Ack { id: e.id, delivery: e.deliveries }).collect();
         store.settle(&q, &acks).await.unwrap();
     }
-    let log: Vec<Value> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(-1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let log: Vec<Value> =
+        redis::cmd("SLOWLOG").arg("GET").arg(-1).query_async(&mut raw).await.unwrap();
     let mut sums: HashMap<String, (u64, u64)> = HashMap::new();
     for entry in log {
         let Value::Array(fields) = entry else {
@@ -135,11 +96,8 @@ async fn main() {
         );
     }
     if std::env::var_os("SHOW_COMMANDSTATS").is_some() {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        let info: String =
+            redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
         println!("{info}");
     }
     store.disconnect().await.unwrap();

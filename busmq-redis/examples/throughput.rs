@@ -32,12 +32,8 @@ async fn raw(url: &str, workers: usize, rounds: usize, payload: &[u8]) -> f64 {
                     .query_async::<i64>(&mut conn)
                     .await
                     .unwrap();
-                let got: Vec<Vec<u8>> = redis::cmd("LPOP")
-                    .arg(&key)
-                    .arg(BATCH)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                let got: Vec<Vec<u8>> =
+                    redis::cmd("LPOP").arg(&key).arg(BATCH).query_async(&mut conn).await.unwrap();
                 assert_eq!(got.len(), BATCH);
             }
         }));
@@ -54,23 +50,16 @@ async fn busmq(store: &Arc<RedisStore>, workers: usize, rounds: usize, payload: 
     let mut tasks = Vec::new();
     for w in 0..workers {
         let store = Arc::clone(store);
-        let entries: Vec<NewEntry> = (0..BATCH)
-            .map(|_| NewEntry::new(payload.to_vec()))
-            .collect();
+        let entries: Vec<NewEntry> = (0..BATCH).map(|_| NewEntry::new(payload.to_vec())).collect();
         tasks.push(tokio::spawn(async move {
             let q =
                 QueueName::new(format!("tp-{w}-{}", busmq_core::support::random_u64())).unwrap();
             let att = store.attach(&q, &spec).await.unwrap();
             let consumer = ConsumerId::new(&ClientId::random(), w as u64);
             for _ in 0..rounds {
-                store
-                    .push(&q, att.generation, &spec, &entries)
-                    .await
-                    .unwrap();
-                let t = store
-                    .take(&q, &consumer, BATCH as u32, TakeMode::AtMostOnce)
-                    .await
-                    .unwrap();
+                store.push(&q, att.generation, &spec, &entries).await.unwrap();
+                let t =
+                    store.take(&q, &consumer, BATCH as u32, TakeMode::AtMostOnce).await.unwrap();
                 assert_eq!(t.entries.len(), BATCH);
             }
         }));
@@ -89,31 +78,21 @@ async fn reliable(store: &Arc<RedisStore>, workers: usize, rounds: usize, payloa
     let mut tasks = Vec::new();
     for w in 0..workers {
         let store = Arc::clone(store);
-        let entries: Vec<NewEntry> = (0..BATCH)
-            .map(|_| NewEntry::new(payload.to_vec()))
-            .collect();
+        let entries: Vec<NewEntry> = (0..BATCH).map(|_| NewEntry::new(payload.to_vec())).collect();
         tasks.push(tokio::spawn(async move {
             let q =
                 QueueName::new(format!("rl-{w}-{}", busmq_core::support::random_u64())).unwrap();
             let att = store.attach(&q, &spec).await.unwrap();
             let consumer = ConsumerId::new(&ClientId::random(), w as u64);
-            let mode = TakeMode::Reliable {
-                visibility: Duration::from_secs(30),
-                max_deliveries: 5,
-            };
+            let mode =
+                TakeMode::Reliable { visibility: Duration::from_secs(30), max_deliveries: 5 };
             for _ in 0..rounds {
-                store
-                    .push(&q, att.generation, &spec, &entries)
-                    .await
-                    .unwrap();
+                store.push(&q, att.generation, &spec, &entries).await.unwrap();
                 let t = store.take(&q, &consumer, BATCH as u32, mode).await.unwrap();
                 let acks: Vec<Settle> = t
                     .entries
                     .iter()
-                    .map(|e| Settle::Ack {
-                        id: e.id,
-                        delivery: e.deliveries,
-                    })
+                    .map(|e| Settle::Ack { id: e.id, delivery: e.deliveries })
                     .collect();
                 store.settle(&q, &acks).await.unwrap();
             }
@@ -127,10 +106,7 @@ async fn reliable(store: &Arc<RedisStore>, workers: usize, rounds: usize, payloa
 
 #[tokio::main]
 async fn main() {
-    let total: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(400_000);
+    let total: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(400_000);
     let server = RedisServer::start().await.expect("redis-server");
     let store = Arc::new(RedisStore::open(server.url()).unwrap());
     store.connect().await.unwrap();
@@ -150,11 +126,8 @@ async fn main() {
     if std::env::var_os("SHOW_COMMANDSTATS").is_some() {
         let client = redis::Client::open(server.url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let info: String =
+            redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
         println!("{info}");
     }
     store.disconnect().await.unwrap();

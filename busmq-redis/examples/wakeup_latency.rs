@@ -27,9 +27,7 @@ impl bb8::ManageConnection for Blocking {
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
         let config = AsyncConnectionConfig::new().set_response_timeout(None);
-        self.0
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        self.0.get_multiplexed_async_connection_with_config(&config).await
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
@@ -54,10 +52,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 
 #[tokio::main]
 async fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2000);
+    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     let server = RedisServer::start().await.expect("redis-server");
     let url = server.url();
     let client = redis::Client::open(url.clone()).unwrap();
@@ -69,45 +64,27 @@ async fn main() {
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t0 = Instant::now();
-        redis::cmd("PUBLISH")
-            .arg("lat")
-            .arg("x")
-            .query_async::<i64>(&mut pusher)
-            .await
-            .unwrap();
+        redis::cmd("PUBLISH").arg("lat").arg("x").query_async::<i64>(&mut pusher).await.unwrap();
         stream.next().await.unwrap();
         samples.push(t0.elapsed());
     }
     report("raw PUBLISH -> message", samples);
 
     // 2. BLPOP on a pooled dedicated connection, woken by RPUSH.
-    let pool = bb8::Pool::builder()
-        .max_size(2)
-        .build(Blocking(client.clone()))
-        .await
-        .unwrap();
+    let pool = bb8::Pool::builder().max_size(2).build(Blocking(client.clone())).await.unwrap();
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let pool = pool.clone();
         let waiter = tokio::spawn(async move {
             let mut conn = pool.get().await.unwrap();
             // Server-side block (2 s) shorter than any client deadline (none here).
-            let v: Option<(String, String)> = redis::cmd("BLPOP")
-                .arg("latq")
-                .arg(2)
-                .query_async(&mut *conn)
-                .await
-                .unwrap();
+            let v: Option<(String, String)> =
+                redis::cmd("BLPOP").arg("latq").arg(2).query_async(&mut *conn).await.unwrap();
             (Instant::now(), v)
         });
         tokio::time::sleep(Duration::from_micros(300)).await;
         let t0 = Instant::now();
-        redis::cmd("RPUSH")
-            .arg("latq")
-            .arg("x")
-            .query_async::<i64>(&mut pusher)
-            .await
-            .unwrap();
+        redis::cmd("RPUSH").arg("latq").arg("x").query_async::<i64>(&mut pusher).await.unwrap();
         let (t1, v) = waiter.await.unwrap();
         assert!(v.is_some());
         samples.push(t1 - t0);
@@ -132,10 +109,7 @@ async fn main() {
         b.push(&q, att.generation, &spec, &entry).await.unwrap();
         watch.next().await.unwrap();
         notice.push(t0.elapsed());
-        let t = a
-            .take(&q, &consumer, 100, TakeMode::AtMostOnce)
-            .await
-            .unwrap();
+        let t = a.take(&q, &consumer, 100, TakeMode::AtMostOnce).await.unwrap();
         assert_eq!(t.entries.len(), 1);
         taken.push(t0.elapsed());
     }

@@ -110,10 +110,7 @@ impl RedisStoreBuilder {
     /// Checks everything and builds the store (unconnected).
     pub fn build(self) -> Result<RedisStore, Error> {
         if self.urls.is_empty() {
-            return Err(Error::invalid_option(
-                "urls",
-                "at least one Redis URL is needed",
-            ));
+            return Err(Error::invalid_option("urls", "at least one Redis URL is needed"));
         }
         let layout = Layout::new(&self.namespace)?;
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(self.urls.len());
@@ -139,18 +136,12 @@ impl RedisStoreBuilder {
             }
         }
         if c.backoff_cap < c.backoff_base {
-            return Err(Error::invalid_option(
-                "reconnect_backoff",
-                "the cap is below the base",
-            ));
+            return Err(Error::invalid_option("reconnect_backoff", "the cap is below the base"));
         }
         if !(PAGE_SIZE_RANGE.0..=PAGE_SIZE_RANGE.1).contains(&c.page_size) {
             return Err(Error::invalid_option(
                 "page_size",
-                format!(
-                    "must be between {} and {}",
-                    PAGE_SIZE_RANGE.0, PAGE_SIZE_RANGE.1
-                ),
+                format!("must be between {} and {}", PAGE_SIZE_RANGE.0, PAGE_SIZE_RANGE.1),
             ));
         }
         RedisStore::new(endpoints, layout, self.config)

@@ -14,8 +14,7 @@ use std::sync::Arc;
 
 fn attrs(dead: Option<&Arc<DeadLetter>>) -> Vec<u8> {
     // Serializing a plain struct of strings and integers cannot fail.
-    dead.map(|d| serde_json::to_vec(d.as_ref()).unwrap_or_default())
-        .unwrap_or_default()
+    dead.map(|d| serde_json::to_vec(d.as_ref()).unwrap_or_default()).unwrap_or_default()
 }
 
 /// A new entry as a push argument, with the id the client proposes for it (the script keeps
@@ -29,11 +28,7 @@ pub(crate) struct PushArg<'a> {
 
 impl<'a> PushArg<'a> {
     pub(crate) fn new(entry: &'a NewEntry, id: u64) -> Self {
-        PushArg {
-            entry,
-            id,
-            attrs: attrs(entry.dead.as_ref()),
-        }
+        PushArg { entry, id, attrs: attrs(entry.dead.as_ref()) }
     }
 }
 
@@ -59,10 +54,7 @@ pub(crate) struct EntryArg<'a> {
 
 impl<'a> EntryArg<'a> {
     pub(crate) fn new(entry: &'a Entry) -> Self {
-        EntryArg {
-            entry,
-            attrs: attrs(entry.dead.as_ref()),
-        }
+        EntryArg { entry, attrs: attrs(entry.dead.as_ref()) }
     }
 }
 
@@ -72,13 +64,7 @@ impl ToRedisArgs for EntryArg<'_> {
         W: ?Sized + RedisWrite,
     {
         let mut w = out.writer_for_next_arg();
-        let _ = write!(
-            w,
-            "{}:{}:{}:",
-            self.entry.id,
-            self.entry.deliveries,
-            self.attrs.len()
-        );
+        let _ = write!(w, "{}:{}:{}:", self.entry.id, self.entry.deliveries, self.attrs.len());
         let _ = w.write_all(&self.attrs);
         let _ = w.write_all(&self.entry.payload);
     }
@@ -98,10 +84,7 @@ fn number<T: std::str::FromStr>(raw: &[u8], pos: &mut usize) -> Option<T> {
 }
 
 fn foreign(queue: &str, detail: impl Into<String>) -> Error {
-    Error::ForeignData {
-        queue: queue.to_string(),
-        detail: detail.into(),
-    }
+    Error::ForeignData { queue: queue.to_string(), detail: detail.into() }
 }
 
 /// Decodes a stored entry; anything that busmq did not write is [`Error::ForeignData`].
@@ -118,36 +101,22 @@ fn decode_from(raw: Vec<u8>, start: usize, queue: &str) -> Result<Entry, Error> 
         Some((id, deliveries, attr_len))
     })();
     let Some((id, deliveries, attr_len)) = header else {
-        return Err(foreign(
-            queue,
-            "an entry does not start with a busmq header",
-        ));
+        return Err(foreign(queue, "an entry does not start with a busmq header"));
     };
     if raw.len() - pos < attr_len {
-        return Err(foreign(
-            queue,
-            format!("entry {id} is shorter than its header says"),
-        ));
+        return Err(foreign(queue, format!("entry {id} is shorter than its header says")));
     }
     let dead = if attr_len == 0 {
         None
     } else {
         let info: DeadLetter = serde_json::from_slice(&raw[pos..pos + attr_len]).map_err(|e| {
-            foreign(
-                queue,
-                format!("entry {id} has unreadable dead-letter attributes: {e}"),
-            )
+            foreign(queue, format!("entry {id} has unreadable dead-letter attributes: {e}"))
         })?;
         Some(Arc::new(info))
     };
     let start = pos + attr_len;
     let payload = Bytes::from(raw).slice(start..);
-    Ok(Entry {
-        id,
-        deliveries,
-        payload,
-        dead,
-    })
+    Ok(Entry { id, deliveries, payload, dead })
 }
 
 #[cfg(test)]
@@ -177,25 +146,15 @@ mod tests {
             deliveries: 3,
             reason: "max_deliveries".into(),
         });
-        let entry = Entry {
-            id: 42,
-            deliveries: 2,
-            payload: Bytes::from_static(b"x"),
-            dead: Some(dead),
-        };
+        let entry =
+            Entry { id: 42, deliveries: 2, payload: Bytes::from_static(b"x"), dead: Some(dead) };
         let back = decode(packed(EntryArg::new(&entry)), "q").unwrap();
         assert_eq!(back, entry);
     }
 
     #[test]
     fn foreign_entries_are_typed_errors_naming_the_queue() {
-        for raw in [
-            &b"hello"[..],
-            b"12:x:0:",
-            b"12:0:",
-            b"12:0:99:short",
-            b"12:0:3:{x}",
-        ] {
+        for raw in [&b"hello"[..], b"12:x:0:", b"12:0:", b"12:0:99:short", b"12:0:3:{x}"] {
             match decode(raw.to_vec(), "jobs") {
                 Err(Error::ForeignData { queue, .. }) => assert_eq!(queue, "jobs"),
                 other => panic!("{raw:?}: {other:?}"),

@@ -18,11 +18,7 @@ pub(crate) enum CallError {
 
 impl From<RedisError> for CallError {
     fn from(e: RedisError) -> Self {
-        if e.is_timeout() {
-            CallError::Timeout
-        } else {
-            CallError::Redis(e)
-        }
+        if e.is_timeout() { CallError::Timeout } else { CallError::Redis(e) }
     }
 }
 
@@ -54,9 +50,7 @@ impl Context<'_> {
     pub(crate) fn error(&self, e: CallError) -> Error {
         let e = match e {
             CallError::Down => {
-                return Error::Offline {
-                    target: self.target(),
-                };
+                return Error::Offline { target: self.target() };
             }
             CallError::Timeout => {
                 return Error::Timeout {
@@ -75,9 +69,7 @@ impl Context<'_> {
             };
         }
         if is_connection_error(&e) {
-            return Error::Offline {
-                target: self.target(),
-            };
+            return Error::Offline { target: self.target() };
         }
         let code = e.code().unwrap_or("");
         if let Some(queue) = self.queue {
@@ -92,10 +84,7 @@ impl Context<'_> {
                 let detail = e.detail().unwrap_or("");
                 // Redis appends " script: <sha>, on @user_script:<line>." to script errors.
                 let detail = detail.split(" script: ").next().unwrap_or(detail).trim();
-                return Error::ForeignData {
-                    queue: queue.to_string(),
-                    detail: detail.to_string(),
-                };
+                return Error::ForeignData { queue: queue.to_string(), detail: detail.to_string() };
             }
         }
         let retryable = matches!(

@@ -96,16 +96,13 @@ impl Instance {
         args: impl FnOnce(&mut Cmd),
     ) -> Result<Value, CallError> {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&script.sha)
-            .arg(keys.keys.len())
-            .arg(&keys.keys[..]);
+        cmd.arg(&script.sha).arg(keys.keys.len()).arg(&keys.keys[..]);
         args(&mut cmd);
         match self.query(&cmd).await {
             Err(CallError::Redis(e))
                 if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) =>
             {
-                self.query(redis::cmd("SCRIPT").arg("LOAD").arg(script.body))
-                    .await?;
+                self.query(redis::cmd("SCRIPT").arg("LOAD").arg(script.body)).await?;
                 self.query(&cmd).await
             }
             other => other,
@@ -125,26 +122,17 @@ impl Instance {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.config.connect_timeout))
             .set_response_timeout(Some(self.config.response_timeout));
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let mut conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
 
         let (placement_key, membership) = {
             let shared = shared.upgrade().ok_or(CallError::Down)?;
-            (
-                shared.layout.placement_key(),
-                shared.placement.membership().to_string(),
-            )
+            (shared.layout.placement_key(), shared.placement.membership().to_string())
         };
         let mut pipe = redis::pipe();
         for s in scripts().all() {
             pipe.cmd("SCRIPT").arg("LOAD").arg(s.body);
         }
-        pipe.cmd("SADD")
-            .arg(&placement_key)
-            .arg(&membership)
-            .ignore();
+        pipe.cmd("SADD").arg(&placement_key).arg(&membership).ignore();
         pipe.cmd("SMEMBERS").arg(&placement_key);
         let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
         let members = replies.pop();
@@ -291,10 +279,9 @@ impl Instance {
     fn connect_error(&self, e: CallError) -> Error {
         let message = match e {
             CallError::Down => "the store was dropped".to_string(),
-            CallError::Timeout => format!(
-                "no answer within {:?} (will keep retrying)",
-                self.config.connect_timeout
-            ),
+            CallError::Timeout => {
+                format!("no answer within {:?} (will keep retrying)", self.config.connect_timeout)
+            }
             CallError::Redis(e) => format!("{e} (will keep retrying)"),
         };
         Error::Store {

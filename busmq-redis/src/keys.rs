@@ -38,9 +38,7 @@ pub(crate) fn validate_namespace(ns: &str) -> Result<(), Error> {
         return Err(reject("it is longer than 128 bytes"));
     }
     if ns.contains(['{', '}']) {
-        return Err(reject(
-            "it contains '{' or '}', which would change the Redis hash tag",
-        ));
+        return Err(reject("it contains '{' or '}', which would change the Redis hash tag"));
     }
     if ns.chars().any(char::is_control) {
         return Err(reject("it contains a control character"));
@@ -145,16 +143,7 @@ mod tests {
     fn bad_namespaces_are_rejected() {
         for bad in ["", "a{b", "a}b", "tab\there"] {
             let e = Layout::new(bad).unwrap_err();
-            assert!(
-                matches!(
-                    e,
-                    Error::InvalidName {
-                        kind: NameKind::Namespace,
-                        ..
-                    }
-                ),
-                "{bad}"
-            );
+            assert!(matches!(e, Error::InvalidName { kind: NameKind::Namespace, .. }), "{bad}");
         }
         assert!(Layout::new("my-app:v1").is_ok());
     }

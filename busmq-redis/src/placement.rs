@@ -27,11 +27,7 @@ pub(crate) fn weight(identity: &str, name: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET;
-    for b in identity
-        .bytes()
-        .chain(std::iter::once(0))
-        .chain(name.bytes())
-    {
+    for b in identity.bytes().chain(std::iter::once(0)).chain(name.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(PRIME);
     }
@@ -46,9 +42,7 @@ pub(crate) fn winner<'a>(
     members: impl IntoIterator<Item = &'a str>,
     name: &str,
 ) -> Option<&'a str> {
-    members
-        .into_iter()
-        .max_by(|a, b| (weight(a, name), *a).cmp(&(weight(b, name), *b)))
+    members.into_iter().max_by(|a, b| (weight(a, name), *a).cmp(&(weight(b, name), *b)))
 }
 
 /// A membership as stored in `<ns>:placement`: sorted identities, one per line.
@@ -136,11 +130,7 @@ impl Placement {
     }
 
     pub(crate) fn cached(&self, name: &str) -> Option<usize> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .copied()
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied()
     }
 
     pub(crate) fn remember(&self, name: &str, index: usize) {
@@ -152,10 +142,7 @@ impl Placement {
     }
 
     pub(crate) fn forget(&self, name: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
     }
 }
 
@@ -195,10 +182,7 @@ mod tests {
             }
         }
         assert!(counts.iter().all(|c| *c > 800), "{counts:?}");
-        assert!(
-            (500..1000).contains(&moved),
-            "about a quarter moves: {moved}"
-        );
+        assert!((500..1000).contains(&moved), "about a quarter moves: {moved}");
     }
 
     #[test]
@@ -206,10 +190,7 @@ mod tests {
         let p = Placement::new(ids(&["h:1/0", "h:2/0", "h:3/0"]));
         assert!(p.candidates("x").is_empty(), "no history, no lookup");
         p.learn([p.membership().to_string()]);
-        assert!(
-            p.candidates("x").is_empty(),
-            "the current membership is not history"
-        );
+        assert!(p.candidates("x").is_empty(), "the current membership is not history");
         p.learn(["h:1/0\nh:2/0".to_string()]);
         for i in 0..200 {
             let name = format!("n{i}");
@@ -225,11 +206,7 @@ mod tests {
         p.learn(["h:1/0\nh:9/0".to_string()]);
         for i in 0..200 {
             let name = format!("n{i}");
-            assert!(
-                p.candidates(&name)
-                    .iter()
-                    .all(|c| p.identity(*c) != "h:9/0")
-            );
+            assert!(p.candidates(&name).iter().all(|c| p.identity(*c) != "h:9/0"));
         }
     }
 }

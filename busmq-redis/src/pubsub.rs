@@ -32,9 +32,7 @@ fn notice(payload: &[u8], closed_before: u64) -> Option<Notice> {
         return Some(Notice::Available);
     };
     let generation = generation.strip_prefix(b":").unwrap_or(generation);
-    let generation = std::str::from_utf8(generation)
-        .ok()
-        .and_then(|g| g.parse::<u64>().ok());
+    let generation = std::str::from_utf8(generation).ok().and_then(|g| g.parse::<u64>().ok());
     match generation {
         Some(g) if g <= closed_before => None,
         _ => Some(Notice::Closed),
@@ -67,11 +65,7 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub(crate) fn new(timeout: Duration) -> Hub {
-        Hub {
-            state: Mutex::default(),
-            ops: tokio::sync::Mutex::new(()),
-            timeout,
-        }
+        Hub { state: Mutex::default(), ops: tokio::sync::Mutex::new(()), timeout }
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -125,15 +119,8 @@ impl Hub {
         let mut st = self.lock();
         st.next += 1;
         let id = st.next;
-        st.channels
-            .entry(channel.clone())
-            .or_default()
-            .push(Sub { id, tx });
-        Ok(Guard {
-            hub: Arc::clone(self),
-            channel,
-            id,
-        })
+        st.channels.entry(channel.clone()).or_default().push(Sub { id, tx });
+        Ok(Guard { hub: Arc::clone(self), channel, id })
     }
 
     fn remove(self: &Arc<Self>, channel: &str, id: u64) {

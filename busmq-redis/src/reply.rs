@@ -66,18 +66,14 @@ impl Reply {
     }
 
     pub(crate) fn u64(&self, i: usize) -> Result<u64, Error> {
-        self.opt_u64(i)?
-            .ok_or_else(|| unexpected(self.op, format!("item {i} is missing")))
+        self.opt_u64(i)?.ok_or_else(|| unexpected(self.op, format!("item {i} is missing")))
     }
 
     /// Takes a bulk string out of the reply without copying it.
     pub(crate) fn take_bytes(&mut self, i: usize) -> Result<Vec<u8>, Error> {
         match self.items.get_mut(i) {
             Some(Value::BulkString(b)) => Ok(std::mem::take(b)),
-            _ => Err(unexpected(
-                self.op,
-                format!("item {i} is not a bulk string"),
-            )),
+            _ => Err(unexpected(self.op, format!("item {i} is not a bulk string"))),
         }
     }
 

@@ -16,11 +16,7 @@ pub(crate) struct Script {
 
 impl Script {
     fn new(name: &'static str, body: &'static str) -> Script {
-        Script {
-            name,
-            body,
-            sha: redis::Script::new(body).get_hash().to_string(),
-        }
+        Script { name, body, sha: redis::Script::new(body).get_hash().to_string() }
     }
 }
 
@@ -103,17 +99,9 @@ mod tests {
     #[test]
     fn every_script_has_a_header_and_the_shared_helpers() {
         for s in scripts().all() {
-            let own = s
-                .body
-                .split("-- ---- end of lib.lua ----")
-                .nth(1)
-                .unwrap_or("");
+            let own = s.body.split("-- ---- end of lib.lua ----").nth(1).unwrap_or("");
             let header = own.trim_start();
-            assert!(
-                header.starts_with(&format!("-- {}.lua:", s.name)),
-                "{}: header",
-                s.name
-            );
+            assert!(header.starts_with(&format!("-- {}.lua:", s.name)), "{}: header", s.name);
             for part in ["KEYS", "ARGV", "Returns"] {
                 assert!(header.contains(part), "{} header lacks {part}", s.name);
             }

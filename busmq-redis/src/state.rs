@@ -48,11 +48,8 @@ impl StateTracker {
         if self.quiet.load(Ordering::SeqCst) {
             return;
         }
-        let down: Vec<String> = instances
-            .iter()
-            .filter(|i| !i.is_up())
-            .map(|i| i.identity().to_string())
-            .collect();
+        let down: Vec<String> =
+            instances.iter().filter(|i| !i.is_up()).map(|i| i.identity().to_string()).collect();
         let next = if down.is_empty() {
             StoreState::Online
         } else if down.len() == instances.len() {

@@ -158,28 +158,20 @@ impl RedisStore {
     /// The identities (`host:port/db` or `unix:<path>/db`) of the configured instances, in the
     /// order they were given.
     pub fn instances(&self) -> Vec<String> {
-        self.shared
-            .instances
-            .iter()
-            .map(|i| i.identity().to_string())
-            .collect()
+        self.shared.instances.iter().map(|i| i.identity().to_string()).collect()
     }
 
     /// The identity of the instance that owns `queue` under the configured instances (where a
     /// new queue of that name is created). See the crate documentation for the rule.
     pub fn owner(&self, queue: &QueueName) -> String {
         let s = &self.shared;
-        s.placement
-            .identity(s.placement.owner(queue.as_str()))
-            .to_string()
+        s.placement.identity(s.placement.owner(queue.as_str())).to_string()
     }
 
     /// The identity of the instance that carries `topic`.
     pub fn topic_owner(&self, topic: &TopicName) -> String {
         let s = &self.shared;
-        s.placement
-            .identity(s.placement.owner(topic.as_str()))
-            .to_string()
+        s.placement.identity(s.placement.owner(topic.as_str())).to_string()
     }
 }
 
@@ -206,25 +198,15 @@ impl Shared {
         let owner = self.placement.owner(name);
         let candidates = self.placement.candidates(name);
         if candidates.is_empty() {
-            return Ok(Route {
-                index: owner,
-                legacy: false,
-            });
+            return Ok(Route { index: owner, legacy: false });
         }
         if let Some(index) = self.placement.cached(name) {
-            return Ok(Route {
-                index,
-                legacy: index != owner,
-            });
+            return Ok(Route { index, legacy: index != owner });
         }
-        let probes = std::iter::once(owner)
-            .chain(candidates)
-            .map(|i| async move {
-                let answer = self.instances[i]
-                    .query(redis::cmd("EXISTS").arg(keys.meta()))
-                    .await;
-                (i, answer)
-            });
+        let probes = std::iter::once(owner).chain(candidates).map(|i| async move {
+            let answer = self.instances[i].query(redis::cmd("EXISTS").arg(keys.meta())).await;
+            (i, answer)
+        });
         let mut found: Option<usize> = None;
         let mut unreachable: Option<(usize, CallError)> = None;
         for (i, answer) in futures::future::join_all(probes).await {
@@ -247,10 +229,7 @@ impl Shared {
             (None, None) => owner,
         };
         self.placement.remember(name, index);
-        Ok(Route {
-            index,
-            legacy: index != owner,
-        })
+        Ok(Route { index, legacy: index != owner })
     }
 
     /// Runs one queue script on the queue's instance. `args` gets whether the script may
@@ -286,12 +265,8 @@ impl Shared {
     /// The first id to propose for a push of `n` entries: above the last id this client saw
     /// and at least its clock, so that the script can usually keep the ids as they are.
     fn propose(&self, queue: &QueueName) -> u64 {
-        let last = self
-            .last_ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(queue.as_str())
-            .copied();
+        let last =
+            self.last_ids.lock().unwrap_or_else(|e| e.into_inner()).get(queue.as_str()).copied();
         now_micros().max(last.map_or(0, |l| l + 1))
     }
 
@@ -316,9 +291,7 @@ impl Shared {
 }
 
 fn decode_entries(reply: &mut Reply, from: usize, queue: &QueueName) -> Result<Vec<Entry>> {
-    (from..reply.len())
-        .map(|i| decode(reply.take_bytes(i)?, queue.as_str()))
-        .collect()
+    (from..reply.len()).map(|i| decode(reply.take_bytes(i)?, queue.as_str())).collect()
 }
 
 #[async_trait]
@@ -393,11 +366,7 @@ impl Store for RedisStore {
         match reply.status() {
             "ok" => {
                 let (generation, spec) = reply.spec(2)?;
-                Ok(Attachment {
-                    existed: reply.u64(1)? == 1,
-                    spec,
-                    generation,
-                })
+                Ok(Attachment { existed: reply.u64(1)? == 1, spec, generation })
             }
             other => Err(unexpected("attach", other)),
         }
@@ -463,10 +432,7 @@ impl Store for RedisStore {
     ) -> Result<u64> {
         check_spec(spec)?;
         if entries.is_empty() {
-            return Err(Error::invalid_option(
-                "entries",
-                "a push needs at least one entry",
-            ));
+            return Err(Error::invalid_option("entries", "a push needs at least one entry"));
         }
         let s = &self.shared;
         let page = s.config.page_size;
@@ -490,14 +456,9 @@ impl Store for RedisStore {
             }
             "closed" => {
                 s.saw_last(queue, None);
-                Err(Error::Closed {
-                    queue: queue.to_string(),
-                })
+                Err(Error::Closed { queue: queue.to_string() })
             }
-            "full" => Err(Error::QueueFull {
-                queue: queue.to_string(),
-                maxsize: reply.u64(1)?,
-            }),
+            "full" => Err(Error::QueueFull { queue: queue.to_string(), maxsize: reply.u64(1)? }),
             other => Err(unexpected("push", other)),
         }
     }
@@ -518,10 +479,9 @@ impl Store for RedisStore {
                 cmd.arg(max);
                 match mode {
                     TakeMode::AtMostOnce => cmd.arg("a").arg(0).arg(0),
-                    TakeMode::Reliable {
-                        visibility,
-                        max_deliveries,
-                    } => cmd.arg("r").arg(millis(visibility)).arg(max_deliveries),
+                    TakeMode::Reliable { visibility, max_deliveries } => {
+                        cmd.arg("r").arg(millis(visibility)).arg(max_deliveries)
+                    }
                 };
             })
             .await?;
@@ -530,19 +490,12 @@ impl Store for RedisStore {
                 let live = usize::try_from(reply.u64(1)?).unwrap_or(usize::MAX);
                 let reliable = matches!(mode, TakeMode::Reliable { .. });
                 let mut raw = Vec::with_capacity(live);
-                let groups = if reliable {
-                    3.min(reply.len())
-                } else {
-                    reply.len()
-                };
+                let groups = if reliable { 3.min(reply.len()) } else { reply.len() };
                 for i in 2..groups {
                     raw.extend(reply.take_array(i)?);
                 }
-                let deliveries = if reliable && reply.len() > 3 {
-                    reply.take_array(3)?
-                } else {
-                    Vec::new()
-                };
+                let deliveries =
+                    if reliable && reply.len() > 3 { reply.take_array(3)? } else { Vec::new() };
                 let mut entries = Vec::with_capacity(raw.len());
                 let mut failure = None;
                 for (i, value) in raw.into_iter().enumerate() {
@@ -635,13 +588,7 @@ impl Store for RedisStore {
             .await?;
         match reply.status() {
             "ok" if reply.len() == ops.len() + 1 => (1..reply.len())
-                .map(|i| {
-                    Ok(if reply.u64(i)? == 1 {
-                        Settled::Done
-                    } else {
-                        Settled::Stale
-                    })
-                })
+                .map(|i| Ok(if reply.u64(i)? == 1 { Settled::Done } else { Settled::Stale }))
                 .collect(),
             "missing" => Ok(vec![Settled::Stale; ops.len()]),
             other => Err(unexpected("settle", other)),
@@ -717,10 +664,7 @@ impl Store for RedisStore {
     }
 
     async fn stat(&self, queue: &QueueName) -> Result<QueueStat> {
-        let reply = self
-            .shared
-            .run("stat", queue, &scripts().stat, |_, _| {})
-            .await?;
+        let reply = self.shared.run("stat", queue, &scripts().stat, |_, _| {}).await?;
         match reply.status() {
             "ok" => {
                 let (generation, spec) = reply.spec(3)?;
@@ -740,10 +684,7 @@ impl Store for RedisStore {
     }
 
     async fn flush(&self, queue: &QueueName) -> Result<()> {
-        let reply = self
-            .shared
-            .run("flush", queue, &scripts().flush, |_, _| {})
-            .await?;
+        let reply = self.shared.run("flush", queue, &scripts().flush, |_, _| {}).await?;
         match reply.status() {
             "ok" | "missing" => Ok(()),
             other => Err(unexpected("flush", other)),
@@ -789,9 +730,7 @@ impl Store for RedisStore {
                 all.sort();
                 Ok(Metadata::All(all))
             }
-            MetadataOp::Set(_) if missing => Err(Error::NotAttached {
-                queue: queue.to_string(),
-            }),
+            MetadataOp::Set(_) if missing => Err(Error::NotAttached { queue: queue.to_string() }),
             MetadataOp::Set(_) => Ok(Metadata::Written),
         }
     }
@@ -836,10 +775,7 @@ impl Store for RedisStore {
         let value = inst
             .query(redis::cmd("PUBLISH").arg(&channel).arg(&payload[..]))
             .await
-            .map_err(|e| {
-                s.context("publish", inst, None, Some(topic.as_str()))
-                    .error(e)
-            })?;
+            .map_err(|e| s.context("publish", inst, None, Some(topic.as_str())).error(e))?;
         match value {
             // Redis counts receiving connections: one per subscribed store, not per stream.
             Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
@@ -851,10 +787,11 @@ impl Store for RedisStore {
         let s = &self.shared;
         let inst = s.topic_instance(topic);
         let channel = s.layout.topic_channel(topic.as_str());
-        let sub = inst.hub.topic(channel).await.map_err(|e| {
-            s.context("subscribe", inst, None, Some(topic.as_str()))
-                .error(e)
-        })?;
+        let sub = inst
+            .hub
+            .topic(channel)
+            .await
+            .map_err(|e| s.context("subscribe", inst, None, Some(topic.as_str())).error(e))?;
         Ok(sub.boxed())
     }
 }

@@ -18,10 +18,7 @@ pub(crate) struct Endpoint {
 const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
 
 fn invalid(url: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidUrl {
-        url: redact(url),
-        reason: reason.into(),
-    }
+    Error::InvalidUrl { url: redact(url), reason: reason.into() }
 }
 
 /// The URL with its password replaced by `***`, for error messages.
@@ -60,25 +57,16 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
         ));
     };
     if *scheme == "rediss://" && !cfg!(feature = "tls") {
-        return Err(invalid(
-            url,
-            "TLS support is not compiled in (enable the \"tls\" feature)",
-        ));
+        return Err(invalid(url, "TLS support is not compiled in (enable the \"tls\" feature)"));
     }
     if !scheme.contains("unix") {
         let rest = &url[scheme.len()..];
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = authority
-            .rsplit_once('@')
-            .map(|(_, h)| h)
-            .unwrap_or(authority);
+        let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
         if host.is_empty() || host.starts_with(':') {
             return Err(invalid(url, "it has no host"));
         }
-        let path = rest[authority.len()..]
-            .split(['?', '#'])
-            .next()
-            .unwrap_or("");
+        let path = rest[authority.len()..].split(['?', '#']).next().unwrap_or("");
         let db = path.trim_start_matches('/');
         if !db.is_empty() && db.parse::<u32>().is_err() {
             return Err(invalid(url, format!("the database {db:?} is not a number")));
@@ -150,9 +138,6 @@ mod tests {
     fn redaction_hides_passwords() {
         assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
-        assert_eq!(
-            redact("redis+unix:///s?db=1&pass=pw"),
-            "redis+unix:///s?db=1&pass=***"
-        );
+        assert_eq!(redact("redis+unix:///s?db=1&pass=pw"), "redis+unix:///s?db=1&pass=***");
     }
 }

@@ -22,73 +22,24 @@ fn bad_urls_and_options_are_typed_errors() {
     let (url, reason) = invalid_url(RedisStore::open("http://localhost:6379"));
     assert_eq!(url, "http://localhost:6379");
     assert!(reason.contains("scheme"), "{reason}");
-    let (url, _) = invalid_url(RedisStore::from_urls([
-        "redis://ok:1",
-        "redis://:pw@bad:port",
-    ]));
-    assert_eq!(
-        url, "redis://:***@bad:port",
-        "the failing URL is named, without its password"
-    );
-    let (_, reason) = invalid_url(RedisStore::from_urls([
-        "redis://h:7000",
-        "redis://user:pw@H:7000/0",
-    ]));
+    let (url, _) = invalid_url(RedisStore::from_urls(["redis://ok:1", "redis://:pw@bad:port"]));
+    assert_eq!(url, "redis://:***@bad:port", "the failing URL is named, without its password");
+    let (_, reason) =
+        invalid_url(RedisStore::from_urls(["redis://h:7000", "redis://user:pw@H:7000/0"]));
     assert!(reason.contains("listed twice"), "{reason}");
     let e = RedisStore::from_urls(Vec::<String>::new()).unwrap_err();
-    assert!(
-        matches!(e, Error::InvalidOption { option: "urls", .. }),
-        "{e}"
-    );
-    let e = RedisStore::builder()
-        .url("redis://h")
-        .namespace("a{b}")
-        .build()
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::InvalidName {
-                kind: NameKind::Namespace,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    let e = RedisStore::builder()
-        .url("redis://h")
-        .page_size(1)
-        .build()
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::InvalidOption {
-                option: "page_size",
-                ..
-            }
-        ),
-        "{e}"
-    );
-    let e = RedisStore::builder()
-        .url("redis://h")
-        .response_timeout(Duration::ZERO)
-        .build();
-    assert!(matches!(
-        e,
-        Err(Error::InvalidOption {
-            option: "response_timeout",
-            ..
-        })
-    ));
+    assert!(matches!(e, Error::InvalidOption { option: "urls", .. }), "{e}");
+    let e = RedisStore::builder().url("redis://h").namespace("a{b}").build().unwrap_err();
+    assert!(matches!(e, Error::InvalidName { kind: NameKind::Namespace, .. }), "{e}");
+    let e = RedisStore::builder().url("redis://h").page_size(1).build().unwrap_err();
+    assert!(matches!(e, Error::InvalidOption { option: "page_size", .. }), "{e}");
+    let e = RedisStore::builder().url("redis://h").response_timeout(Duration::ZERO).build();
+    assert!(matches!(e, Err(Error::InvalidOption { option: "response_timeout", .. })));
     // Building checks but never connects: an unreachable host is fine here.
     let s = RedisStore::from_urls(["redis://unreachable.invalid:1", "redis+unix:///nowhere"]);
     let s = s.unwrap();
     assert_eq!(s.state(), StoreState::Offline);
-    assert_eq!(
-        s.instances(),
-        ["unreachable.invalid:1/0", "unix:/nowhere/0"]
-    );
+    assert_eq!(s.instances(), ["unreachable.invalid:1/0", "unix:/nowhere/0"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,24 +47,14 @@ async fn unix_sockets_and_passwords_work() {
     let Some(_) = common::server("unix_sockets_and_passwords_work").await else {
         return;
     };
-    let unix = RedisServer::builder()
-        .unix_socket(true)
-        .start()
-        .await
-        .unwrap();
+    let unix = RedisServer::builder().unix_socket(true).start().await.unwrap();
     assert!(unix.url().starts_with("redis+unix://"));
-    let secret = RedisServer::builder()
-        .password("s3cret")
-        .start()
-        .await
-        .unwrap();
+    let secret = RedisServer::builder().password("s3cret").start().await.unwrap();
     let s = common::store(&[&unix, &secret]).await;
     for i in 0..10 {
         let q = queue(&format!("both{i}"));
         let att = s.attach(&q, &spec()).await.unwrap();
-        s.push(&q, att.generation, &spec(), &[NewEntry::new("x")])
-            .await
-            .unwrap();
+        s.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.unwrap();
         assert_eq!(s.stat(&q).await.unwrap().count, 1);
     }
     common::stop(&s).await;
@@ -132,16 +73,8 @@ async fn unix_sockets_and_passwords_work() {
     })
     .await
     .unwrap();
-    assert!(
-        reported
-            .to_string()
-            .contains(&format!("127.0.0.1:{}", secret.port())),
-        "{reported}"
-    );
-    assert!(
-        !reported.to_string().contains("wrong"),
-        "no password in errors: {reported}"
-    );
+    assert!(reported.to_string().contains(&format!("127.0.0.1:{}", secret.port())), "{reported}");
+    assert!(!reported.to_string().contains("wrong"), "no password in errors: {reported}");
     bad.disconnect().await.unwrap();
 }
 
@@ -154,22 +87,12 @@ async fn namespaces_keep_applications_apart() {
     let b = common::store_with(common::builder([srv.url()]).namespace("app-b")).await;
     let q = queue("shared-name");
     let att = a.attach(&q, &spec()).await.unwrap();
-    a.push(&q, att.generation, &spec(), &[NewEntry::new("x")])
-        .await
-        .unwrap();
+    a.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.unwrap();
     assert!(!b.stat(&q).await.unwrap().exists);
     assert!(!b.attach(&q, &spec()).await.unwrap().existed);
     let mut raw = common::raw(&srv).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("app-a:*")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert!(
-        keys.iter()
-            .any(|k| k == &format!("app-a:{{{}}}:m", q.as_str())),
-        "{keys:?}"
-    );
+    let keys: Vec<String> = redis::cmd("KEYS").arg("app-a:*").query_async(&mut raw).await.unwrap();
+    assert!(keys.iter().any(|k| k == &format!("app-a:{{{}}}:m", q.as_str())), "{keys:?}");
     common::stop(&a).await;
     common::stop(&b).await;
 }

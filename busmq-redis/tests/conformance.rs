@@ -20,5 +20,8 @@ mod single {
 
 mod sharded {
     static SERVERS: super::OnceLock<Option<super::SharedServers>> = super::OnceLock::new();
-    busmq_testkit::conformance!(super::redis("redis-sharded-3", super::SharedServers::get(3, &SERVERS)));
+    busmq_testkit::conformance!(super::redis(
+        "redis-sharded-3",
+        super::SharedServers::get(3, &SERVERS)
+    ));
 }

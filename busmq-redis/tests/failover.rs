@@ -23,43 +23,27 @@ async fn restart_emits_offline_then_online_once_and_scripts_work_again() {
     let mut events = s.events();
     let q = queue("restart");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("before")])
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &[NewEntry::new("before")]).await.unwrap();
 
     srv.kill();
     assert_eq!(common::next_state(&mut events).await, StoreState::Offline);
     let started = std::time::Instant::now();
-    match s
-        .push(&q, att.generation, &spec(), &[NewEntry::new("lost")])
-        .await
-    {
+    match s.push(&q, att.generation, &spec(), &[NewEntry::new("lost")]).await {
         Err(e @ (Error::Offline { .. } | Error::Timeout { .. })) => assert!(e.is_retryable()),
         other => panic!("expected Offline, got {other:?}"),
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "calls fail fast while down"
-    );
-    assert!(
-        common::quiet_states(&mut events, QUIET).await.is_empty(),
-        "Offline only once"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "calls fail fast while down");
+    assert!(common::quiet_states(&mut events, QUIET).await.is_empty(), "Offline only once");
 
     srv.restart().await.unwrap();
     assert_eq!(common::next_state(&mut events).await, StoreState::Online);
-    assert!(
-        common::quiet_states(&mut events, QUIET).await.is_empty(),
-        "Online only once"
-    );
+    assert!(common::quiet_states(&mut events, QUIET).await.is_empty(), "Online only once");
     assert_eq!(s.state(), StoreState::Online);
 
     // The restarted server lost everything (no persistence) and never saw the scripts.
     let att = s.attach(&q, &spec()).await.unwrap();
     assert!(!att.existed);
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("after")])
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &[NewEntry::new("after")]).await.unwrap();
     let c = ConsumerId::new(&ClientId::random(), 1);
     let t = s.take(&q, &c, 10, TakeMode::AtMostOnce).await.unwrap();
     assert_eq!(&t.entries[0].payload[..], b"after");
@@ -71,18 +55,12 @@ async fn data_survives_a_restart_with_persistence() {
     let Some(_) = common::server("data_survives_a_restart_with_persistence").await else {
         return;
     };
-    let mut srv = RedisServer::builder()
-        .config("appendonly yes")
-        .start()
-        .await
-        .unwrap();
+    let mut srv = RedisServer::builder().config("appendonly yes").start().await.unwrap();
     let s = common::store(&[&srv]).await;
     let mut events = s.events();
     let q = queue("persist");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("kept")])
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &[NewEntry::new("kept")]).await.unwrap();
     srv.restart().await.unwrap();
     assert_eq!(common::next_state(&mut events).await, StoreState::Offline);
     assert_eq!(common::next_state(&mut events).await, StoreState::Online);
@@ -104,16 +82,12 @@ async fn degraded_lists_the_instances_that_are_down() {
     srv[0].kill();
     assert_eq!(
         common::next_state(&mut events).await,
-        StoreState::Degraded {
-            down: vec![ids[0].clone()]
-        }
+        StoreState::Degraded { down: vec![ids[0].clone()] }
     );
     srv[2].kill();
     assert_eq!(
         common::next_state(&mut events).await,
-        StoreState::Degraded {
-            down: vec![ids[0].clone(), ids[2].clone()]
-        }
+        StoreState::Degraded { down: vec![ids[0].clone(), ids[2].clone()] }
     );
     srv[1].kill();
     assert_eq!(common::next_state(&mut events).await, StoreState::Offline);
@@ -125,10 +99,7 @@ async fn degraded_lists_the_instances_that_are_down() {
         seen.push(common::next_state(&mut events).await);
     }
     assert!(seen.len() <= 3, "one event per transition: {seen:?}");
-    assert!(
-        seen.windows(2).all(|w| w[0] != w[1]),
-        "no repeated state: {seen:?}"
-    );
+    assert!(seen.windows(2).all(|w| w[0] != w[1]), "no repeated state: {seen:?}");
     assert!(common::quiet_states(&mut events, QUIET).await.is_empty());
     common::stop(&s).await;
 }
@@ -151,17 +122,12 @@ async fn watches_reset_after_a_reconnect_and_keep_working() {
     })
     .await;
     let _ = common::quiet_states(&mut events, Duration::from_millis(10)).await;
-    let n = tokio::time::timeout(common::DEADLINE, watch.next())
-        .await
-        .unwrap();
+    let n = tokio::time::timeout(common::DEADLINE, watch.next()).await.unwrap();
     assert_eq!(n, Some(Notice::Reset));
     // The other store may still be reconnecting; retry its push until it is back.
     let att = common::eventually("a push after the restart", || async {
         let att = other.attach(&q, &spec()).await.ok()?;
-        other
-            .push(&q, att.generation, &spec(), &[NewEntry::new("x")])
-            .await
-            .ok()?;
+        other.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.ok()?;
         Some(att)
     })
     .await;
@@ -194,10 +160,7 @@ async fn subscriptions_survive_a_restart_without_duplicates() {
     let mut s3 = b.subscribe(&topic).await.unwrap();
     b.publish(&topic, Bytes::from_static(b"m0")).await.unwrap();
     for (i, stream) in [&mut s1, &mut s2, &mut s3].into_iter().enumerate() {
-        let first = tokio::time::timeout(common::DEADLINE, stream.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let first = tokio::time::timeout(common::DEADLINE, stream.next()).await.unwrap().unwrap();
         assert_eq!(&first[..], b"m0", "stream {i} works before the restart");
     }
     srv.kill();
@@ -216,9 +179,7 @@ async fn subscriptions_survive_a_restart_without_duplicates() {
     })
     .await;
     for i in 1..=20 {
-        b.publish(&topic, Bytes::from(format!("m{i}")))
-            .await
-            .unwrap();
+        b.publish(&topic, Bytes::from(format!("m{i}"))).await.unwrap();
     }
     for (i, stream) in [&mut s1, &mut s2, &mut s3].into_iter().enumerate() {
         let mut got = Vec::new();
@@ -228,10 +189,7 @@ async fn subscriptions_survive_a_restart_without_duplicates() {
             }
         }
         let want: Vec<String> = (1..=20).map(|i| format!("m{i}")).collect();
-        assert_eq!(
-            got, want,
-            "stream {i}: every message exactly once, in order"
-        );
+        assert_eq!(got, want, "stream {i}: every message exactly once, in order");
     }
     common::stop(&a).await;
     common::stop(&b).await;
@@ -244,16 +202,10 @@ async fn scripts_flushed_on_the_server_are_loaded_again() {
     };
     let s = common::store(&[&srv]).await;
     let mut raw = common::raw(&srv).await;
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
     let q = queue("noscript");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("x")])
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.unwrap();
     assert_eq!(s.stat(&q).await.unwrap().count, 1);
     common::stop(&s).await;
 }
@@ -294,21 +246,13 @@ async fn connecting_while_the_server_is_down_then_coming_online() {
     let s = common::builder([srv.url()]).build().unwrap();
     let mut events = s.events();
     assert_eq!(s.connect().await.unwrap(), StoreState::Offline);
-    assert_eq!(
-        s.connect().await.unwrap(),
-        StoreState::Offline,
-        "connect again is a no-op"
-    );
+    assert_eq!(s.connect().await.unwrap(), StoreState::Offline, "connect again is a no-op");
     srv.restart().await.unwrap();
     assert_eq!(common::next_state(&mut events).await, StoreState::Online);
     s.disconnect().await.unwrap();
     assert_eq!(common::next_state(&mut events).await, StoreState::Offline);
     s.disconnect().await.unwrap();
-    assert_eq!(
-        s.connect().await.unwrap(),
-        StoreState::Online,
-        "connect after disconnect"
-    );
+    assert_eq!(s.connect().await.unwrap(), StoreState::Online, "connect after disconnect");
     assert_eq!(common::next_state(&mut events).await, StoreState::Online);
     common::stop(&s).await;
 }

@@ -23,18 +23,9 @@ fn assert_foreign<T: std::fmt::Debug>(r: Result<T, Error>, q: &QueueName) {
 async fn still_works(s: &RedisStore) {
     let q = queue("healthy");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("fine")])
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &[NewEntry::new("fine")]).await.unwrap();
     let c = ConsumerId::new(&ClientId::random(), 1);
-    assert_eq!(
-        s.take(&q, &c, 5, TakeMode::AtMostOnce)
-            .await
-            .unwrap()
-            .entries
-            .len(),
-        1
-    );
+    assert_eq!(s.take(&q, &c, 5, TakeMode::AtMostOnce).await.unwrap().entries.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,11 +67,7 @@ async fn a_key_of_the_wrong_type_is_foreign_data_for_that_queue_only() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    assert_foreign(
-        s.push(&q, att.generation, &spec(), &[NewEntry::new("x")])
-            .await,
-        &q,
-    );
+    assert_foreign(s.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await, &q);
     still_works(&s).await;
     common::stop(&s).await;
 }
@@ -94,14 +81,7 @@ async fn an_entry_busmq_did_not_write_is_foreign_data_and_nothing_is_lost() {
     let mut raw = common::raw(&srv).await;
     let q = queue("foreign-entry");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(
-        &q,
-        att.generation,
-        &spec(),
-        &[NewEntry::new("a"), NewEntry::new("b")],
-    )
-    .await
-    .unwrap();
+    s.push(&q, att.generation, &spec(), &[NewEntry::new("a"), NewEntry::new("b")]).await.unwrap();
     let _: () = redis::cmd("RPUSH")
         .arg(format!("busmq:{{{}}}:p:0", q.as_str()))
         .arg("hello from redis-cli")

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, r)| r.trim_start().chars().next()),
+            stat.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()),
             Some('Z' | 'X')
         ),
         Err(_) => false,
@@ -51,10 +50,7 @@ async fn servers_get_distinct_ports_restart_in_place_and_die_on_drop() {
     let pid = second.pid().unwrap();
     assert!(second.log().contains("Ready to accept connections"));
     drop(second);
-    assert!(
-        gone_within(pid, Duration::from_secs(10)),
-        "dropping kills the server"
-    );
+    assert!(gone_within(pid, Duration::from_secs(10)), "dropping kills the server");
     assert!(!Path::new(&dir).exists(), "and removes its directory");
 }
 
@@ -63,11 +59,7 @@ async fn unix_socket_servers_restart_on_the_same_socket() {
     let Some(_) = common::server("unix_socket_servers_restart").await else {
         return;
     };
-    let mut s = RedisServer::builder()
-        .unix_socket(true)
-        .start()
-        .await
-        .unwrap();
+    let mut s = RedisServer::builder().unix_socket(true).start().await.unwrap();
     let path = s.socket_path().unwrap().to_path_buf();
     assert_eq!(s.port(), 0);
     s.restart().await.unwrap();
@@ -82,17 +74,10 @@ async fn a_bad_configuration_fails_with_the_log() {
     let Some(_) = common::server("a_bad_configuration_fails_with_the_log").await else {
         return;
     };
-    let err = RedisServer::builder()
-        .config("no-such-directive yes")
-        .start()
-        .await
-        .unwrap_err();
+    let err = RedisServer::builder().config("no-such-directive yes").start().await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("exited during startup"), "{text}");
-    assert!(
-        text.contains("no-such-directive"),
-        "the log names the problem: {text}"
-    );
+    assert!(text.contains("no-such-directive"), "the log names the problem: {text}");
 }
 
 /// Run by `servers_die_with_a_killed_test_process` in a child process: starts a server,
@@ -114,12 +99,7 @@ fn servers_die_with_a_killed_test_process() {
         return;
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "harness_child_holds_a_server",
-            "--nocapture",
-        ])
+        .args(["--ignored", "--exact", "harness_child_holds_a_server", "--nocapture"])
         .env("BUSMQ_HARNESS_CHILD", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -137,8 +117,5 @@ fn servers_die_with_a_killed_test_process() {
     assert!(alive(pid));
     child.kill().unwrap(); // SIGKILL: no destructor runs in the child
     child.wait().unwrap();
-    assert!(
-        gone_within(pid, Duration::from_secs(10)),
-        "the server died with its test process"
-    );
+    assert!(gone_within(pid, Duration::from_secs(10)), "the server died with its test process");
 }

@@ -19,10 +19,7 @@ fn msgs(range: std::ops::Range<u32>) -> Vec<NewEntry> {
 }
 
 fn payloads(entries: &[Entry]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| String::from_utf8(e.payload.to_vec()).unwrap())
-        .collect()
+    entries.iter().map(|e| String::from_utf8(e.payload.to_vec()).unwrap()).collect()
 }
 
 fn consumer() -> ConsumerId {
@@ -32,10 +29,7 @@ fn consumer() -> ConsumerId {
 const AMO: TakeMode = TakeMode::AtMostOnce;
 
 fn reliable(visibility: Duration, max_deliveries: u32) -> TakeMode {
-    TakeMode::Reliable {
-        visibility,
-        max_deliveries,
-    }
+    TakeMode::Reliable { visibility, max_deliveries }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,24 +43,14 @@ async fn attach_creates_once_and_adopts_the_stored_spec() {
     let first = QueueSpec {
         ttl: Duration::from_secs(7),
         maxsize: Some(3),
-        retention: Retention {
-            max_len: Some(100),
-            max_age: Some(Duration::from_secs(60)),
-        },
+        retention: Retention { max_len: Some(100), max_age: Some(Duration::from_secs(60)) },
     };
     let default = spec();
     let (x, y) = tokio::join!(a.attach(&q, &first), b.attach(&q, &default));
     let (x, y) = (x.unwrap(), y.unwrap());
-    assert_eq!(
-        [x.existed, y.existed].iter().filter(|e| !**e).count(),
-        1,
-        "exactly one creator"
-    );
+    assert_eq!([x.existed, y.existed].iter().filter(|e| !**e).count(), 1, "exactly one creator");
     assert_eq!(x.generation, y.generation);
-    assert_eq!(
-        x.spec, y.spec,
-        "the later attacher adopts the creator's spec"
-    );
+    assert_eq!(x.spec, y.spec, "the later attacher adopts the creator's spec");
     let again = b.attach(&q, &spec()).await.unwrap();
     assert!(again.existed);
     let stat = a.stat(&q).await.unwrap();
@@ -87,18 +71,9 @@ async fn push_and_take_keep_order_and_ids_increase_across_batches() {
     let s = common::store(&[&srv]).await;
     let q = queue("order");
     let att = s.attach(&q, &spec()).await.unwrap();
-    let first = s
-        .push(&q, att.generation, &spec(), &msgs(0..20))
-        .await
-        .unwrap();
-    let second = s
-        .push(&q, att.generation, &spec(), &msgs(20..45))
-        .await
-        .unwrap();
-    assert!(
-        second >= first + 20,
-        "batches get consecutive ids: {first} {second}"
-    );
+    let first = s.push(&q, att.generation, &spec(), &msgs(0..20)).await.unwrap();
+    let second = s.push(&q, att.generation, &spec(), &msgs(20..45)).await.unwrap();
+    assert!(second >= first + 20, "batches get consecutive ids: {first} {second}");
     assert_eq!(s.stat(&q).await.unwrap().count, 45);
     assert_eq!(s.stat(&q).await.unwrap().last_id, Some(second + 24));
     let c = consumer();
@@ -111,27 +86,15 @@ async fn push_and_take_keep_order_and_ids_increase_across_batches() {
         }
         all.extend(t.entries);
     }
-    assert_eq!(
-        payloads(&all),
-        (0..45).map(|i| format!("m{i}")).collect::<Vec<_>>()
-    );
+    assert_eq!(payloads(&all), (0..45).map(|i| format!("m{i}")).collect::<Vec<_>>());
     let ids: Vec<u64> = all.iter().map(|e| e.id).collect();
     assert_eq!(ids[0], first);
-    assert!(
-        ids.windows(2)
-            .all(|w| w[1] == w[0] + 1 || (w[0] == first + 19 && w[1] == second))
-    );
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1 || (w[0] == first + 19 && w[1] == second)));
     assert!(all.iter().all(|e| e.deliveries == 0 && e.dead.is_none()));
     assert_eq!(s.stat(&q).await.unwrap().count, 0);
     // Taking from an empty or missing queue gives nothing, without waiting.
     assert!(s.take(&q, &c, 10, AMO).await.unwrap().entries.is_empty());
-    assert!(
-        s.take(&queue("missing"), &c, 10, AMO)
-            .await
-            .unwrap()
-            .entries
-            .is_empty()
-    );
+    assert!(s.take(&queue("missing"), &c, 10, AMO).await.unwrap().entries.is_empty());
     let rel = reliable(Duration::from_secs(5), 3);
     assert_eq!(s.take(&q, &c, 10, rel).await.unwrap(), Default::default());
     let missing = s.take(&queue("missing"), &c, 10, rel).await.unwrap();
@@ -147,9 +110,7 @@ async fn a_large_batch_spans_many_pages_and_chunks() {
     let s = common::store_with(common::builder([srv.url()]).page_size(1000)).await;
     let q = queue("large");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &msgs(0..15_000))
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..15_000)).await.unwrap();
     let c = consumer();
     let t = s.take(&q, &c, 12_000, AMO).await.unwrap();
     assert_eq!(t.entries.len(), 12_000);
@@ -168,34 +129,20 @@ async fn maxsize_rejects_a_batch_that_does_not_fit() {
     };
     let s = common::store(&[&srv]).await;
     let q = queue("full");
-    let sp = QueueSpec {
-        maxsize: Some(5),
-        ..spec()
-    };
+    let sp = QueueSpec { maxsize: Some(5), ..spec() };
     let att = s.attach(&q, &sp).await.unwrap();
     s.push(&q, att.generation, &sp, &msgs(0..4)).await.unwrap();
     match s.push(&q, att.generation, &sp, &msgs(4..6)).await {
-        Err(Error::QueueFull {
-            queue: name,
-            maxsize: 5,
-        }) => assert_eq!(name, q.as_str()),
+        Err(Error::QueueFull { queue: name, maxsize: 5 }) => assert_eq!(name, q.as_str()),
         other => panic!("expected QueueFull, got {other:?}"),
     }
-    assert_eq!(
-        s.stat(&q).await.unwrap().count,
-        4,
-        "nothing of the batch was written"
-    );
+    assert_eq!(s.stat(&q).await.unwrap().count, 4, "nothing of the batch was written");
     s.push(&q, att.generation, &sp, &msgs(4..5)).await.unwrap();
     // Restore ignores maxsize: those messages were counted already.
     let t = s.take(&q, &consumer(), 2, AMO).await.unwrap();
     s.push(&q, att.generation, &sp, &msgs(5..7)).await.unwrap();
     s.restore(&q, &sp, &t.entries).await.unwrap();
-    assert_eq!(
-        s.stat(&q).await.unwrap().count,
-        7,
-        "restored beyond maxsize"
-    );
+    assert_eq!(s.stat(&q).await.unwrap().count, 7, "restored beyond maxsize");
     common::stop(&s).await;
 }
 
@@ -207,17 +154,12 @@ async fn restore_puts_entries_back_at_the_head_in_order() {
     let s = common::store(&[&srv]).await;
     let q = queue("restore");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &msgs(0..10))
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..10)).await.unwrap();
     let c = consumer();
     let taken = s.take(&q, &c, 4, AMO).await.unwrap().entries;
     s.restore(&q, &spec(), &taken[1..]).await.unwrap();
     let again = s.take(&q, &c, 100, AMO).await.unwrap().entries;
-    assert_eq!(
-        payloads(&again),
-        ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]
-    );
+    assert_eq!(payloads(&again), ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
     assert_eq!(again[0].id, taken[1].id, "ids survive the round trip");
     // Restoring into a queue that vanished creates it again.
     s.close(&q, None).await.unwrap();
@@ -236,9 +178,7 @@ async fn reliable_take_ack_release_return_and_extend() {
     let s = common::store(&[&srv]).await;
     let q = queue("reliable");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &msgs(0..6))
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..6)).await.unwrap();
     let c = consumer();
     let mode = reliable(Duration::from_secs(60), 10);
     let t = s.take(&q, &c, 4, mode).await.unwrap();
@@ -251,31 +191,12 @@ async fn reliable_take_ack_release_return_and_extend() {
         .settle(
             &q,
             &[
-                Settle::Ack {
-                    id: e0.id,
-                    delivery: 1,
-                },
-                Settle::Ack {
-                    id: e0.id,
-                    delivery: 1,
-                },
-                Settle::Release {
-                    id: e2.id,
-                    delivery: 1,
-                },
-                Settle::Return {
-                    id: e1.id,
-                    delivery: 1,
-                },
-                Settle::Extend {
-                    id: e3.id,
-                    delivery: 1,
-                    by: Duration::from_secs(120),
-                },
-                Settle::Ack {
-                    id: e3.id,
-                    delivery: 2,
-                },
+                Settle::Ack { id: e0.id, delivery: 1 },
+                Settle::Ack { id: e0.id, delivery: 1 },
+                Settle::Release { id: e2.id, delivery: 1 },
+                Settle::Return { id: e1.id, delivery: 1 },
+                Settle::Extend { id: e3.id, delivery: 1, by: Duration::from_secs(120) },
+                Settle::Ack { id: e3.id, delivery: 2 },
             ],
         )
         .await
@@ -296,25 +217,10 @@ async fn reliable_take_ack_release_return_and_extend() {
     // Returned entries come first, in id order, then the rest; Return took one delivery back.
     let t2 = s.take(&q, &c, 10, mode).await.unwrap();
     assert_eq!(payloads(&t2.entries), ["m1", "m2", "m4", "m5"]);
-    assert_eq!(
-        t2.entries.iter().map(|e| e.deliveries).collect::<Vec<_>>(),
-        [1, 2, 1, 1]
-    );
-    let acks: Vec<Settle> = t2
-        .entries
-        .iter()
-        .map(|e| Settle::Ack {
-            id: e.id,
-            delivery: e.deliveries,
-        })
-        .collect();
-    assert!(
-        s.settle(&q, &acks)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| *r == Settled::Done)
-    );
+    assert_eq!(t2.entries.iter().map(|e| e.deliveries).collect::<Vec<_>>(), [1, 2, 1, 1]);
+    let acks: Vec<Settle> =
+        t2.entries.iter().map(|e| Settle::Ack { id: e.id, delivery: e.deliveries }).collect();
+    assert!(s.settle(&q, &acks).await.unwrap().iter().all(|r| *r == Settled::Done));
     assert_eq!(s.settle(&q, &[]).await.unwrap(), []);
     let missing = s.settle(&queue("nope"), &acks[..1]).await.unwrap();
     assert_eq!(missing, [Settled::Stale]);
@@ -329,9 +235,7 @@ async fn expired_visibility_returns_entries_first_in_id_order_and_old_settles_go
     let s = common::store(&[&srv]).await;
     let q = queue("visibility");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &msgs(0..5))
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..5)).await.unwrap();
     let (c1, c2) = (consumer(), consumer());
     let short = reliable(Duration::from_millis(300), 10);
     let first = s.take(&q, &c1, 2, short).await.unwrap().entries; // m0, m1
@@ -340,37 +244,11 @@ async fn expired_visibility_returns_entries_first_in_id_order_and_old_settles_go
     assert_eq!(payloads(&second), ["m2"]);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let again = s.take(&q, &c2, 10, long).await.unwrap().entries;
-    assert_eq!(
-        payloads(&again),
-        ["m0", "m1", "m3", "m4"],
-        "expired entries come back first"
-    );
+    assert_eq!(payloads(&again), ["m0", "m1", "m3", "m4"], "expired entries come back first");
     assert_eq!(again[0].deliveries, 2);
-    let late = s
-        .settle(
-            &q,
-            &[Settle::Ack {
-                id: first[0].id,
-                delivery: 1,
-            }],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        late,
-        [Settled::Stale],
-        "the first delivery was redelivered meanwhile"
-    );
-    let now = s
-        .settle(
-            &q,
-            &[Settle::Ack {
-                id: again[0].id,
-                delivery: 2,
-            }],
-        )
-        .await
-        .unwrap();
+    let late = s.settle(&q, &[Settle::Ack { id: first[0].id, delivery: 1 }]).await.unwrap();
+    assert_eq!(late, [Settled::Stale], "the first delivery was redelivered meanwhile");
+    let now = s.settle(&q, &[Settle::Ack { id: again[0].id, delivery: 2 }]).await.unwrap();
     assert_eq!(now, [Settled::Done]);
     common::stop(&s).await;
 }
@@ -383,9 +261,7 @@ async fn deliveries_beyond_the_maximum_are_claimed_as_dead() {
     let s = common::store(&[&srv]).await;
     let q = queue("dead");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &msgs(0..2))
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..2)).await.unwrap();
     let c = consumer();
     let mode = reliable(Duration::from_secs(60), 2);
     for round in 1..=2 {
@@ -395,10 +271,7 @@ async fn deliveries_beyond_the_maximum_are_claimed_as_dead() {
         let rel: Vec<Settle> = t
             .entries
             .iter()
-            .map(|e| Settle::Release {
-                id: e.id,
-                delivery: e.deliveries,
-            })
+            .map(|e| Settle::Release { id: e.id, delivery: e.deliveries })
             .collect();
         s.settle(&q, &rel).await.unwrap();
     }
@@ -406,23 +279,10 @@ async fn deliveries_beyond_the_maximum_are_claimed_as_dead() {
     assert!(t.entries.is_empty());
     assert_eq!(payloads(&t.dead), ["m0", "m1"]);
     assert!(t.dead.iter().all(|e| e.deliveries == 3));
-    assert_eq!(
-        s.stat(&q).await.unwrap().pending,
-        2,
-        "dead claims are pending until acked"
-    );
-    let acks: Vec<Settle> = t
-        .dead
-        .iter()
-        .map(|e| Settle::Ack {
-            id: e.id,
-            delivery: e.deliveries,
-        })
-        .collect();
-    assert_eq!(
-        s.settle(&q, &acks).await.unwrap(),
-        [Settled::Done, Settled::Done]
-    );
+    assert_eq!(s.stat(&q).await.unwrap().pending, 2, "dead claims are pending until acked");
+    let acks: Vec<Settle> =
+        t.dead.iter().map(|e| Settle::Ack { id: e.id, delivery: e.deliveries }).collect();
+    assert_eq!(s.settle(&q, &acks).await.unwrap(), [Settled::Done, Settled::Done]);
     assert_eq!(s.stat(&q).await.unwrap().pending, 0);
     common::stop(&s).await;
 }
@@ -441,13 +301,8 @@ async fn dead_letter_information_survives_storage() {
         deliveries: 5,
         reason: "rejected: bad:input".into(),
     });
-    let entry = NewEntry {
-        payload: Bytes::from_static(b"\x00\xffbinary:"),
-        dead: Some(info),
-    };
-    s.push(&q, att.generation, &spec(), std::slice::from_ref(&entry))
-        .await
-        .unwrap();
+    let entry = NewEntry { payload: Bytes::from_static(b"\x00\xffbinary:"), dead: Some(info) };
+    s.push(&q, att.generation, &spec(), std::slice::from_ref(&entry)).await.unwrap();
     let t = s.take(&q, &consumer(), 1, AMO).await.unwrap().entries;
     assert_eq!(t[0].payload, entry.payload);
     assert_eq!(t[0].dead, entry.dead);
@@ -462,10 +317,7 @@ async fn replay_reads_by_index_and_id_without_removing() {
     let s = common::store(&[&srv]).await; // page size 8
     let q = queue("replay");
     let att = s.attach(&q, &spec()).await.unwrap();
-    let first = s
-        .push(&q, att.generation, &spec(), &msgs(0..30))
-        .await
-        .unwrap();
+    let first = s.push(&q, att.generation, &spec(), &msgs(0..30)).await.unwrap();
     let ids: Vec<u64> = (0..30).map(|i| first + i).collect();
     let b = s.read(&q, Position::Start, 5).await.unwrap();
     assert_eq!(payloads(&b.entries), ["m0", "m1", "m2", "m3", "m4"]);
@@ -482,20 +334,8 @@ async fn replay_reads_by_index_and_id_without_removing() {
     assert_eq!(payloads(&b.entries), ["m0", "m1"]);
     let b = s.read(&q, Position::Index(28), 10).await.unwrap();
     assert_eq!(payloads(&b.entries), ["m28", "m29"]);
-    assert!(
-        s.read(&q, Position::Index(30), 10)
-            .await
-            .unwrap()
-            .entries
-            .is_empty()
-    );
-    assert!(
-        s.read(&q, Position::End, 10)
-            .await
-            .unwrap()
-            .entries
-            .is_empty()
-    );
+    assert!(s.read(&q, Position::Index(30), 10).await.unwrap().entries.is_empty());
+    assert!(s.read(&q, Position::End, 10).await.unwrap().entries.is_empty());
     assert_eq!(s.stat(&q).await.unwrap().count, 30, "reads remove nothing");
     // After the head moved, positions count from the new head.
     s.take(&q, &consumer(), 11, AMO).await.unwrap();
@@ -504,11 +344,7 @@ async fn replay_reads_by_index_and_id_without_removing() {
     let b = s.read(&q, Position::Index(10), 2).await.unwrap();
     assert_eq!(payloads(&b.entries), ["m21", "m22"]);
     let b = s.read(&q, Position::FromId(ids[3]), 1).await.unwrap();
-    assert_eq!(
-        payloads(&b.entries),
-        ["m11"],
-        "messages before the position are skipped"
-    );
+    assert_eq!(payloads(&b.entries), ["m11"], "messages before the position are skipped");
     let empty = s.read(&queue("none"), Position::Start, 5).await.unwrap();
     assert!(empty.entries.is_empty() && empty.last_id.is_none());
     common::stop(&s).await;
@@ -524,14 +360,7 @@ async fn replay_at_a_large_position_finds_the_right_entries() {
     let att = s.attach(&q, &spec()).await.unwrap();
     let mut first = 0;
     for batch in 0..25u32 {
-        let id = s
-            .push(
-                &q,
-                att.generation,
-                &spec(),
-                &msgs(batch * 1000..(batch + 1) * 1000),
-            )
-            .await;
+        let id = s.push(&q, att.generation, &spec(), &msgs(batch * 1000..(batch + 1) * 1000)).await;
         if batch == 0 {
             first = id.unwrap();
         }
@@ -542,9 +371,7 @@ async fn replay_at_a_large_position_finds_the_right_entries() {
     s.restore(&q, &spec(), &t.entries[2..]).await.unwrap();
     for pos in [0u64, 1, 2, 3, 17, 4_999, 20_000, 24_990] {
         let b = s.read(&q, Position::Index(pos), 3).await.unwrap();
-        let want: Vec<String> = (pos + 2..(pos + 5).min(25_000))
-            .map(|i| format!("m{i}"))
-            .collect();
+        let want: Vec<String> = (pos + 2..(pos + 5).min(25_000)).map(|i| format!("m{i}")).collect();
         assert_eq!(payloads(&b.entries), want, "index {pos}");
     }
     let all = s.read(&q, Position::Start, 1).await.unwrap();
@@ -566,45 +393,25 @@ async fn retention_by_count_and_by_age() {
     };
     let s = common::store(&[&srv]).await;
     let q = queue("keep-10");
-    let sp = QueueSpec {
-        retention: Retention {
-            max_len: Some(10),
-            max_age: None,
-        },
-        ..spec()
-    };
+    let sp = QueueSpec { retention: Retention { max_len: Some(10), max_age: None }, ..spec() };
     let att = s.attach(&q, &sp).await.unwrap();
     for i in 0..5 {
-        s.push(&q, att.generation, &sp, &msgs(i * 7..(i + 1) * 7))
-            .await
-            .unwrap();
+        s.push(&q, att.generation, &sp, &msgs(i * 7..(i + 1) * 7)).await.unwrap();
     }
     let b = s.read(&q, Position::Start, 100).await.unwrap();
-    assert_eq!(
-        payloads(&b.entries),
-        (25..35).map(|i| format!("m{i}")).collect::<Vec<_>>()
-    );
+    assert_eq!(payloads(&b.entries), (25..35).map(|i| format!("m{i}")).collect::<Vec<_>>());
     assert_eq!(s.stat(&q).await.unwrap().count, 10);
 
     let q = queue("keep-young");
     let sp = QueueSpec {
-        retention: Retention {
-            max_len: None,
-            max_age: Some(Duration::from_millis(400)),
-        },
+        retention: Retention { max_len: None, max_age: Some(Duration::from_millis(400)) },
         ..spec()
     };
     let att = s.attach(&q, &sp).await.unwrap();
     s.push(&q, att.generation, &sp, &msgs(0..20)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(
-        s.stat(&q).await.unwrap().count,
-        0,
-        "old messages are not counted"
-    );
-    s.push(&q, att.generation, &sp, &msgs(20..23))
-        .await
-        .unwrap();
+    assert_eq!(s.stat(&q).await.unwrap().count, 0, "old messages are not counted");
+    s.push(&q, att.generation, &sp, &msgs(20..23)).await.unwrap();
     let b = s.read(&q, Position::Start, 100).await.unwrap();
     assert_eq!(payloads(&b.entries), ["m20", "m21", "m22"]);
     let t = s.take(&q, &consumer(), 100, AMO).await.unwrap();
@@ -624,100 +431,27 @@ async fn consumers_of_different_kinds_do_not_mix() {
     let lease = Duration::from_secs(30);
     let removing = ConsumerKind::Removing;
     let replaying = ConsumerKind::Replaying;
-    s.consumers(
-        &q,
-        ConsumerOp::Register {
-            id: a.clone(),
-            kind: removing,
-            lease,
-        },
-    )
-    .await
-    .unwrap();
-    s.consumers(
-        &q,
-        ConsumerOp::Register {
-            id: a.clone(),
-            kind: removing,
-            lease,
-        },
-    )
-    .await
-    .unwrap();
-    match s
-        .consumers(
-            &q,
-            ConsumerOp::Register {
-                id: b.clone(),
-                kind: replaying,
-                lease,
-            },
-        )
-        .await
-    {
-        Err(Error::MixedConsumers {
-            queue: name,
-            existing,
-            requested,
-        }) => {
-            assert_eq!(
-                (name.as_str(), existing, requested),
-                (q.as_str(), "removing", "replaying")
-            );
+    s.consumers(&q, ConsumerOp::Register { id: a.clone(), kind: removing, lease }).await.unwrap();
+    s.consumers(&q, ConsumerOp::Register { id: a.clone(), kind: removing, lease }).await.unwrap();
+    match s.consumers(&q, ConsumerOp::Register { id: b.clone(), kind: replaying, lease }).await {
+        Err(Error::MixedConsumers { queue: name, existing, requested }) => {
+            assert_eq!((name.as_str(), existing, requested), (q.as_str(), "removing", "replaying"));
         }
         other => panic!("expected MixedConsumers, got {other:?}"),
     }
-    s.consumers(
-        &q,
-        ConsumerOp::Renew {
-            id: a.clone(),
-            kind: removing,
-            lease,
-        },
-    )
-    .await
-    .unwrap();
-    s.consumers(&q, ConsumerOp::Unregister { id: a.clone() })
-        .await
-        .unwrap();
-    s.consumers(&q, ConsumerOp::Unregister { id: a.clone() })
-        .await
-        .unwrap();
-    s.consumers(
-        &q,
-        ConsumerOp::Register {
-            id: b.clone(),
-            kind: replaying,
-            lease,
-        },
-    )
-    .await
-    .unwrap();
+    s.consumers(&q, ConsumerOp::Renew { id: a.clone(), kind: removing, lease }).await.unwrap();
+    s.consumers(&q, ConsumerOp::Unregister { id: a.clone() }).await.unwrap();
+    s.consumers(&q, ConsumerOp::Unregister { id: a.clone() }).await.unwrap();
+    s.consumers(&q, ConsumerOp::Register { id: b.clone(), kind: replaying, lease }).await.unwrap();
     // A lapsed lease no longer counts.
     let short = Duration::from_millis(200);
     let q2 = queue("lapse");
     s.attach(&q2, &spec()).await.unwrap();
-    s.consumers(
-        &q2,
-        ConsumerOp::Register {
-            id: a.clone(),
-            kind: removing,
-            lease: short,
-        },
-    )
-    .await
-    .unwrap();
+    s.consumers(&q2, ConsumerOp::Register { id: a.clone(), kind: removing, lease: short })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    s.consumers(
-        &q2,
-        ConsumerOp::Register {
-            id: b,
-            kind: replaying,
-            lease,
-        },
-    )
-    .await
-    .unwrap();
+    s.consumers(&q2, ConsumerOp::Register { id: b, kind: replaying, lease }).await.unwrap();
     common::stop(&s).await;
 }
 
@@ -728,31 +462,15 @@ async fn flush_and_metadata() {
     };
     let s = common::store(&[&srv]).await;
     let q = queue("meta");
-    assert_eq!(
-        s.metadata(&q, MetadataOp::Get("k".into())).await.unwrap(),
-        Metadata::Value(None)
-    );
-    assert_eq!(
-        s.metadata(&q, MetadataOp::GetAll).await.unwrap(),
-        Metadata::All(vec![])
-    );
-    match s
-        .metadata(&q, MetadataOp::Set(vec![("k".into(), "v".into())]))
-        .await
-    {
+    assert_eq!(s.metadata(&q, MetadataOp::Get("k".into())).await.unwrap(), Metadata::Value(None));
+    assert_eq!(s.metadata(&q, MetadataOp::GetAll).await.unwrap(), Metadata::All(vec![]));
+    match s.metadata(&q, MetadataOp::Set(vec![("k".into(), "v".into())])).await {
         Err(Error::NotAttached { queue: name }) => assert_eq!(name, q.as_str()),
         other => panic!("expected NotAttached, got {other:?}"),
     }
     let att = s.attach(&q, &spec()).await.unwrap();
-    let set = vec![
-        ("b".into(), "".into()),
-        ("a".into(), "1".into()),
-        ("gen".into(), "x".into()),
-    ];
-    assert_eq!(
-        s.metadata(&q, MetadataOp::Set(set)).await.unwrap(),
-        Metadata::Written
-    );
+    let set = vec![("b".into(), "".into()), ("a".into(), "1".into()), ("gen".into(), "x".into())];
+    assert_eq!(s.metadata(&q, MetadataOp::Set(set)).await.unwrap(), Metadata::Written);
     assert_eq!(
         s.metadata(&q, MetadataOp::Get("b".into())).await.unwrap(),
         Metadata::Value(Some(String::new()))
@@ -765,26 +483,14 @@ async fn flush_and_metadata() {
             ("gen".into(), "x".into())
         ])
     );
-    assert_eq!(
-        s.stat(&q).await.unwrap().generation,
-        Some(att.generation),
-        "no clash with 'gen'"
-    );
-    let first = s
-        .push(&q, att.generation, &spec(), &msgs(0..5))
-        .await
-        .unwrap();
-    s.take(&q, &consumer(), 2, reliable(Duration::from_secs(60), 5))
-        .await
-        .unwrap();
+    assert_eq!(s.stat(&q).await.unwrap().generation, Some(att.generation), "no clash with 'gen'");
+    let first = s.push(&q, att.generation, &spec(), &msgs(0..5)).await.unwrap();
+    s.take(&q, &consumer(), 2, reliable(Duration::from_secs(60), 5)).await.unwrap();
     s.flush(&q).await.unwrap();
     let stat = s.stat(&q).await.unwrap();
     assert!(stat.exists);
     assert_eq!((stat.count, stat.pending), (0, 0));
-    let next = s
-        .push(&q, att.generation, &spec(), &msgs(5..6))
-        .await
-        .unwrap();
+    let next = s.push(&q, att.generation, &spec(), &msgs(5..6)).await.unwrap();
     assert!(next > first + 4, "ids keep increasing after a flush");
     assert_eq!(
         s.metadata(&q, MetadataOp::Get("a".into())).await.unwrap(),
@@ -803,11 +509,7 @@ async fn close_leaves_a_tombstone_and_ids_never_go_backwards() {
     let q = queue("close");
     let att = s.attach(&q, &spec()).await.unwrap();
     let mut watch = s.watch(&q).await.unwrap();
-    let last = s
-        .push(&q, att.generation, &spec(), &msgs(0..3))
-        .await
-        .unwrap()
-        + 2;
+    let last = s.push(&q, att.generation, &spec(), &msgs(0..3)).await.unwrap() + 2;
     assert!(s.close(&q, Some(att.generation)).await.unwrap());
     let notices: Vec<Notice> = tokio::time::timeout(common::DEADLINE, async {
         let mut seen = Vec::new();
@@ -827,22 +529,13 @@ async fn close_leaves_a_tombstone_and_ids_never_go_backwards() {
         Err(Error::Closed { queue: name }) => assert_eq!(name, q.as_str()),
         other => panic!("expected Closed, got {other:?}"),
     }
-    assert!(
-        !s.stat(&q).await.unwrap().exists,
-        "a push with the closed generation wrote nothing"
-    );
-    assert_eq!(
-        s.renew(&q, att.generation, &spec()).await.unwrap(),
-        Renewal::Closed
-    );
+    assert!(!s.stat(&q).await.unwrap().exists, "a push with the closed generation wrote nothing");
+    assert_eq!(s.renew(&q, att.generation, &spec()).await.unwrap(), Renewal::Closed);
     assert!(!s.close(&q, None).await.unwrap());
     let fresh = s.attach(&q, &spec()).await.unwrap();
     assert!(!fresh.existed);
     assert!(fresh.generation > att.generation);
-    let id = s
-        .push(&q, fresh.generation, &spec(), &msgs(4..5))
-        .await
-        .unwrap();
+    let id = s.push(&q, fresh.generation, &spec(), &msgs(4..5)).await.unwrap();
     assert!(id > last, "ids never go backwards: {id} <= {last}");
     // A generation closed after it expired still gets its tombstone.
     let q2 = queue("close-expired");
@@ -858,33 +551,19 @@ async fn leases_expire_the_queue_and_renew_recreates_it() {
     };
     let s = common::store(&[&srv]).await;
     let q = queue("lease");
-    let sp = QueueSpec {
-        ttl: Duration::from_millis(600),
-        ..spec()
-    };
+    let sp = QueueSpec { ttl: Duration::from_millis(600), ..spec() };
     let att = s.attach(&q, &sp).await.unwrap();
     let last = s.push(&q, att.generation, &sp, &msgs(0..3)).await.unwrap() + 2;
-    s.take(&q, &consumer(), 1, reliable(Duration::from_secs(60), 5))
-        .await
-        .unwrap();
+    s.take(&q, &consumer(), 1, reliable(Duration::from_secs(60), 5)).await.unwrap();
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(
-            s.renew(&q, att.generation, &sp).await.unwrap(),
-            Renewal::Alive
-        );
+        assert_eq!(s.renew(&q, att.generation, &sp).await.unwrap(), Renewal::Alive);
     }
-    assert!(
-        s.stat(&q).await.unwrap().exists,
-        "renewals keep it alive past its ttl"
-    );
+    assert!(s.stat(&q).await.unwrap().exists, "renewals keep it alive past its ttl");
     s.detach(&q, att.generation).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let stat = s.stat(&q).await.unwrap();
-    assert!(
-        !stat.exists,
-        "it expired ttl after the last detach: {stat:?}"
-    );
+    assert!(!stat.exists, "it expired ttl after the last detach: {stat:?}");
     // Nothing of the old incarnation leaks into the next one.
     let mut raw = common::raw(&srv).await;
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -892,15 +571,9 @@ async fn leases_expire_the_queue_and_renew_recreates_it() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    assert!(
-        keys.iter().all(|k| k.ends_with(":t")),
-        "only the tombstone may remain: {keys:?}"
-    );
+    assert!(keys.iter().all(|k| k.ends_with(":t")), "only the tombstone may remain: {keys:?}");
     match s.renew(&q, att.generation, &sp).await.unwrap() {
-        Renewal::Recreated {
-            generation,
-            spec: got,
-        } => {
+        Renewal::Recreated { generation, spec: got } => {
             assert!(generation > att.generation);
             assert_eq!(got, sp);
         }
@@ -925,38 +598,19 @@ async fn watchers_hear_pushes_and_releases_from_another_store() {
     let att = a.attach(&q, &spec()).await.unwrap();
     let mut w1 = a.watch(&q).await.unwrap();
     let mut w2 = a.watch(&q).await.unwrap();
-    b.push(&q, att.generation, &spec(), &msgs(0..3))
-        .await
-        .unwrap();
+    b.push(&q, att.generation, &spec(), &msgs(0..3)).await.unwrap();
     for w in [&mut w1, &mut w2] {
-        let n = tokio::time::timeout(common::DEADLINE, w.next())
-            .await
-            .unwrap();
+        let n = tokio::time::timeout(common::DEADLINE, w.next()).await.unwrap();
         assert_eq!(n, Some(Notice::Available));
     }
     drop(w1);
-    let t = b
-        .take(&q, &consumer(), 1, reliable(Duration::from_secs(60), 5))
-        .await
-        .unwrap();
-    b.settle(
-        &q,
-        &[Settle::Release {
-            id: t.entries[0].id,
-            delivery: 1,
-        }],
-    )
-    .await
-    .unwrap();
-    let n = tokio::time::timeout(common::DEADLINE, w2.next())
-        .await
-        .unwrap();
+    let t = b.take(&q, &consumer(), 1, reliable(Duration::from_secs(60), 5)).await.unwrap();
+    b.settle(&q, &[Settle::Release { id: t.entries[0].id, delivery: 1 }]).await.unwrap();
+    let n = tokio::time::timeout(common::DEADLINE, w2.next()).await.unwrap();
     assert_eq!(n, Some(Notice::Available));
     a.disconnect().await.unwrap();
-    let end = tokio::time::timeout(common::DEADLINE, async {
-        while w2.next().await.is_some() {}
-    })
-    .await;
+    let end =
+        tokio::time::timeout(common::DEADLINE, async { while w2.next().await.is_some() {} }).await;
     assert!(end.is_ok(), "watch streams end on disconnect");
     common::stop(&b).await;
 }
@@ -973,9 +627,7 @@ async fn reads_by_id_find_the_first_entry_at_or_after_any_id() {
     let mut next = 0u32;
     for round in 0..40u32 {
         let size = 1 + (round * 7 + 3) % 23;
-        s.push(&q, att.generation, &spec(), &msgs(next..next + size))
-            .await
-            .unwrap();
+        s.push(&q, att.generation, &spec(), &msgs(next..next + size)).await.unwrap();
         next += size;
         if round % 5 == 0 {
             tokio::time::sleep(Duration::from_millis(3)).await;
@@ -996,11 +648,7 @@ async fn reads_by_id_find_the_first_entry_at_or_after_any_id() {
         match want {
             Some(i) => {
                 assert_eq!(got.first().map(|e| e.id), Some(ids[i]), "from id {x}");
-                assert_eq!(
-                    got.get(1).map(|e| e.id),
-                    ids.get(i + 1).copied(),
-                    "from id {x}"
-                );
+                assert_eq!(got.get(1).map(|e| e.id), ids.get(i + 1).copied(), "from id {x}");
             }
             None => assert!(got.is_empty(), "from id {x}: {got:?}"),
         }
@@ -1016,63 +664,24 @@ async fn extended_entries_outlive_their_batch_and_settled_batches_leave_nothing(
     let s = common::store(&[&srv]).await;
     let q = queue("extend");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &msgs(0..3))
-        .await
-        .unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..3)).await.unwrap();
     let c = consumer();
-    let t = s
-        .take(&q, &c, 3, reliable(Duration::from_millis(300), 10))
-        .await
-        .unwrap()
-        .entries;
-    let ext = Settle::Extend {
-        id: t[1].id,
-        delivery: 1,
-        by: Duration::from_secs(60),
-    };
+    let t = s.take(&q, &c, 3, reliable(Duration::from_millis(300), 10)).await.unwrap().entries;
+    let ext = Settle::Extend { id: t[1].id, delivery: 1, by: Duration::from_secs(60) };
     assert_eq!(s.settle(&q, &[ext]).await.unwrap(), [Settled::Done]);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let again = s
-        .take(&q, &c, 10, reliable(Duration::from_secs(60), 10))
-        .await
-        .unwrap()
-        .entries;
-    assert_eq!(
-        payloads(&again),
-        ["m0", "m2"],
-        "only the entries that were not extended"
-    );
-    assert_eq!(
-        again.iter().map(|e| e.deliveries).collect::<Vec<_>>(),
-        [2, 2]
-    );
-    let mut acks: Vec<Settle> = again
-        .iter()
-        .map(|e| Settle::Ack {
-            id: e.id,
-            delivery: e.deliveries,
-        })
-        .collect();
-    acks.push(Settle::Ack {
-        id: t[1].id,
-        delivery: 1,
-    });
-    assert!(
-        s.settle(&q, &acks)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| *r == Settled::Done)
-    );
+    let again = s.take(&q, &c, 10, reliable(Duration::from_secs(60), 10)).await.unwrap().entries;
+    assert_eq!(payloads(&again), ["m0", "m2"], "only the entries that were not extended");
+    assert_eq!(again.iter().map(|e| e.deliveries).collect::<Vec<_>>(), [2, 2]);
+    let mut acks: Vec<Settle> =
+        again.iter().map(|e| Settle::Ack { id: e.id, delivery: e.deliveries }).collect();
+    acks.push(Settle::Ack { id: t[1].id, delivery: 1 });
+    assert!(s.settle(&q, &acks).await.unwrap().iter().all(|r| *r == Settled::Done));
     assert_eq!(s.stat(&q).await.unwrap().pending, 0);
     let mut raw = common::raw(&srv).await;
     for suffix in ["x", "z", "r"] {
         let key = format!("busmq:{{{}}}:{suffix}", q.as_str());
-        let n: i64 = redis::cmd("EXISTS")
-            .arg(&key)
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        let n: i64 = redis::cmd("EXISTS").arg(&key).query_async(&mut raw).await.unwrap();
         assert_eq!(n, 0, "{key} is empty once everything is settled");
     }
     common::stop(&s).await;

@@ -26,11 +26,7 @@ async fn meta_exists(server: &RedisServer, q: &QueueName) -> bool {
 
 async fn exists_calls(server: &RedisServer) -> u64 {
     let mut raw = common::raw(server).await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
     info.lines()
         .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
         .and_then(|rest| rest.split(',').next())
@@ -60,34 +56,15 @@ async fn queues_spread_and_url_order_does_not_matter() {
         let q = queue(&format!("spread{i}"));
         assert_eq!(a.owner(&q), b.owner(&q));
         let att = a.attach(&q, &spec()).await.unwrap();
-        a.push(
-            &q,
-            att.generation,
-            &spec(),
-            &[NewEntry::new(format!("x{i}"))],
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            b.stat(&q).await.unwrap().count,
-            1,
-            "the other store finds it"
-        );
+        a.push(&q, att.generation, &spec(), &[NewEntry::new(format!("x{i}"))]).await.unwrap();
+        assert_eq!(b.stat(&q).await.unwrap().count, 1, "the other store finds it");
         let owner = a.owner(&q);
         for (id, server) in &servers {
-            assert_eq!(
-                meta_exists(server, &q).await,
-                *id == owner,
-                "{q:?} lives only on {owner}"
-            );
+            assert_eq!(meta_exists(server, &q).await, *id == owner, "{q:?} lives only on {owner}");
         }
         *per_instance.entry(owner).or_default() += 1;
     }
-    assert_eq!(
-        per_instance.len(),
-        3,
-        "every instance holds some queues: {per_instance:?}"
-    );
+    assert_eq!(per_instance.len(), 3, "every instance holds some queues: {per_instance:?}");
     common::stop(&a).await;
     common::stop(&b).await;
 }
@@ -103,14 +80,7 @@ async fn adding_an_instance_keeps_finding_old_queues() {
     for i in 0..30 {
         let q = queue(&format!("old{i}"));
         let att = old.attach(&q, &spec()).await.unwrap();
-        old.push(
-            &q,
-            att.generation,
-            &spec(),
-            &[NewEntry::new(format!("p{i}"))],
-        )
-        .await
-        .unwrap();
+        old.push(&q, att.generation, &spec(), &[NewEntry::new(format!("p{i}"))]).await.unwrap();
         queues.push(q);
     }
     srv.push(RedisServer::start().await.expect("third server"));
@@ -118,17 +88,11 @@ async fn adding_an_instance_keeps_finding_old_queues() {
     let servers = by_identity(&srv, &new);
     let third = new.instances()[2].clone();
     let moved: Vec<&QueueName> = queues.iter().filter(|q| new.owner(q) == third).collect();
-    assert!(
-        !moved.is_empty(),
-        "some names now belong to the new instance"
-    );
+    assert!(!moved.is_empty(), "some names now belong to the new instance");
     let consumer = ConsumerId::new(&ClientId::random(), 1);
     for (i, q) in queues.iter().enumerate() {
         assert!(new.stat(q).await.unwrap().exists, "{q:?} is still found");
-        let t = new
-            .take(q, &consumer, 10, TakeMode::AtMostOnce)
-            .await
-            .unwrap();
+        let t = new.take(q, &consumer, 10, TakeMode::AtMostOnce).await.unwrap();
         assert_eq!(t.entries.len(), 1, "{q:?}");
         assert_eq!(&t.entries[0].payload[..], format!("p{i}").as_bytes());
         assert!(!meta_exists(servers[&third], q).await || old.owner(q) == third);
@@ -152,10 +116,7 @@ async fn adding_an_instance_keeps_finding_old_queues() {
     assert!(new.close(q, None).await.unwrap());
     let att = new.attach(q, &spec()).await.unwrap();
     assert!(!att.existed);
-    assert!(
-        meta_exists(servers[&third], q).await,
-        "recreated on its current owner"
-    );
+    assert!(meta_exists(servers[&third], q).await, "recreated on its current owner");
     // An old client (which does not know the third instance) still reaches old queues.
     assert!(old.stat(&queues[1]).await.unwrap().exists || moved.contains(&&queues[1]));
     common::stop(&old).await;
@@ -187,12 +148,7 @@ async fn an_owner_that_is_down_fails_its_queues_fast_and_the_others_work() {
     let (mine, other) = (mine.unwrap(), other.unwrap());
     srv[1].kill();
     let state = common::next_state(&mut events).await;
-    assert_eq!(
-        state,
-        StoreState::Degraded {
-            down: vec![victim.clone()]
-        }
-    );
+    assert_eq!(state, StoreState::Degraded { down: vec![victim.clone()] });
     let started = std::time::Instant::now();
     match s.attach(&mine, &spec()).await {
         Err(Error::Offline { target }) => assert!(target.contains(&victim), "{target}"),
@@ -204,9 +160,7 @@ async fn an_owner_that_is_down_fails_its_queues_fast_and_the_others_work() {
         Ok(_) => panic!("watching a queue on a down instance must fail"),
     }
     let att = s.attach(&other, &spec()).await.unwrap();
-    s.push(&other, att.generation, &spec(), &[NewEntry::new("ok")])
-        .await
-        .unwrap();
+    s.push(&other, att.generation, &spec(), &[NewEntry::new("ok")]).await.unwrap();
     // No split brain: the queue was not created anywhere else.
     for (i, server) in srv.iter().enumerate() {
         if i != 1 {
@@ -238,18 +192,10 @@ async fn topics_are_spread_and_reach_subscribers_on_other_stores() {
     }
     assert!(owners.len() > 1, "topics are not all on one instance");
     for (t, _) in &subs {
-        assert_eq!(
-            a.publish(t, Bytes::from(t.as_str().to_string()))
-                .await
-                .unwrap(),
-            1
-        );
+        assert_eq!(a.publish(t, Bytes::from(t.as_str().to_string())).await.unwrap(), 1);
     }
     for (t, sub) in &mut subs {
-        let got = tokio::time::timeout(common::DEADLINE, sub.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let got = tokio::time::timeout(common::DEADLINE, sub.next()).await.unwrap().unwrap();
         assert_eq!(&got[..], t.as_str().as_bytes());
     }
     common::stop(&a).await;

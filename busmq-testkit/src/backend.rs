@@ -41,12 +41,7 @@ where
 {
     /// A backend called `name` whose stores come from `make`.
     pub fn new(name: impl Into<String>, paused_clock: bool, make: F) -> Self {
-        FnBackend {
-            name: name.into(),
-            paused_clock,
-            unavailable: None,
-            make,
-        }
+        FnBackend { name: name.into(), paused_clock, unavailable: None, make }
     }
 
     /// Marks the backend as unavailable here (its cases print a skip line).
@@ -58,9 +53,7 @@ where
 
 impl<F> std::fmt::Debug for FnBackend<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FnBackend")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("FnBackend").field("name", &self.name).finish_non_exhaustive()
     }
 }
 

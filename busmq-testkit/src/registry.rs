@@ -22,25 +22,16 @@ const CASE_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Runs one case: pauses tokio's clock when the backend follows it, and fails a hung case
 /// instead of waiting forever.
-#[allow(
-    clippy::print_stderr,
-    reason = "a skipped case says so on the test output"
-)]
+#[allow(clippy::print_stderr, reason = "a skipped case says so on the test output")]
 pub async fn run_case(backend: &dyn Backend, name: &str, case: CaseFn) {
     if let Some(reason) = backend.unavailable() {
-        eprintln!(
-            "skipping conformance case {name} on {}: {reason}",
-            backend.name()
-        );
+        eprintln!("skipping conformance case {name} on {}: {reason}", backend.name());
         return;
     }
     if backend.paused_clock() {
         tokio::time::pause();
     }
-    if tokio::time::timeout(CASE_DEADLINE, case(backend))
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(CASE_DEADLINE, case(backend)).await.is_err() {
         panic!(
             "conformance case {name} on {} did not finish within {CASE_DEADLINE:?}",
             backend.name()

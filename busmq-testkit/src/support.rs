@@ -18,10 +18,7 @@ pub const QUIET: Duration = Duration::from_millis(300);
 pub fn unique(label: &str) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{label}-{:08x}{seq}",
-        busmq_core::support::random_u64() as u32
-    )
+    format!("{label}-{:08x}{seq}", busmq_core::support::random_u64() as u32)
 }
 
 /// A new, connected bus over a new store of `backend`.
@@ -31,10 +28,7 @@ pub async fn bus(backend: &dyn Backend) -> Bus {
 
 /// A new, connected bus with a given codec.
 pub async fn bus_with(backend: &dyn Backend, codec: Codec) -> Bus {
-    let bus = Bus::builder_from_handle(backend.store().await)
-        .codec(codec)
-        .build()
-        .expect("bus");
+    let bus = Bus::builder_from_handle(backend.store().await).codec(codec).build().expect("bus");
     bus.connect().await.expect("connect");
     bus.wait_online(DEADLINE).await.expect("bus online");
     bus

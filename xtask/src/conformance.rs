@@ -23,10 +23,7 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        only: None,
-        jobs: 4,
-    };
+    let mut options = Options { only: None, jobs: 4 };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -35,9 +32,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--jobs" => {
                 let n = it.next().ok_or("--jobs needs a number")?;
-                options.jobs = n
-                    .parse()
-                    .map_err(|_| format!("--jobs: {n:?} is not a number"))?;
+                options.jobs = n.parse().map_err(|_| format!("--jobs: {n:?} is not a number"))?;
             }
             other => return Err(format!("conformance: unknown option {other:?}")),
         }
@@ -50,18 +45,14 @@ fn backends() -> Vec<Arc<dyn Backend>> {
     static SHARDED: OnceLock<Option<SharedServers>> = OnceLock::new();
     let memory = busmq_memory::Memory::new();
     vec![
-        Arc::new(FnBackend::new("memory", true, move || {
-            Arc::new(memory.store())
-        })),
+        Arc::new(FnBackend::new("memory", true, move || Arc::new(memory.store()))),
         redis("redis", SharedServers::get(1, &SINGLE)),
         redis("redis-sharded-3", SharedServers::get(3, &SHARDED)),
     ]
 }
 
 fn redis(name: &str, servers: Option<&'static SharedServers>) -> Arc<dyn Backend> {
-    let missing = servers
-        .is_none()
-        .then(|| "redis-server is not installed".to_string());
+    let missing = servers.is_none().then(|| "redis-server is not installed".to_string());
     let backend = FnBackend::new(name, false, move || {
         let urls = servers.expect("available").urls().to_vec();
         Arc::new(busmq_redis::RedisStore::from_urls(urls).expect("valid urls")) as _
@@ -74,11 +65,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let cases = all_cases();
     let mut rows = Vec::new();
     for backend in backends() {
-        if options
-            .only
-            .as_ref()
-            .is_some_and(|only| *only != backend.name())
-        {
+        if options.only.as_ref().is_some_and(|only| *only != backend.name()) {
             continue;
         }
         let started = Instant::now();
@@ -90,15 +77,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             started.elapsed()
         );
     }
-    println!(
-        "\n{:<18} {:>7} {:>7} {:>8}",
-        "backend", "passed", "failed", "skipped"
-    );
+    println!("\n{:<18} {:>7} {:>7} {:>8}", "backend", "passed", "failed", "skipped");
     for row in &rows {
-        println!(
-            "{:<18} {:>7} {:>7} {:>8}",
-            row.backend, row.passed, row.failed, row.skipped
-        );
+        println!("{:<18} {:>7} {:>7} {:>8}", row.backend, row.passed, row.failed, row.skipped);
         for name in &row.failed_cases {
             println!("    failed: {name}");
         }
@@ -147,10 +128,7 @@ fn run_backend(backend: Arc<dyn Backend>, cases: &[Case], jobs: usize) -> Row {
                         runtime.block_on(run_case(&*backend, case.name, case.run));
                     })
                     .join();
-                    results
-                        .lock()
-                        .expect("results")
-                        .push((case.name, outcome.is_ok()));
+                    results.lock().expect("results").push((case.name, outcome.is_ok()));
                 }
             })
         })
@@ -160,16 +138,10 @@ fn run_backend(backend: Arc<dyn Backend>, cases: &[Case], jobs: usize) -> Row {
     }
     let mut results = std::mem::take(&mut *results.lock().expect("results"));
     results.sort_unstable();
-    let cases: Vec<String> = results
-        .iter()
-        .filter(|(_, ok)| *ok)
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let failed_cases: Vec<String> = results
-        .iter()
-        .filter(|(_, ok)| !*ok)
-        .map(|(n, _)| n.to_string())
-        .collect();
+    let cases: Vec<String> =
+        results.iter().filter(|(_, ok)| *ok).map(|(n, _)| n.to_string()).collect();
+    let failed_cases: Vec<String> =
+        results.iter().filter(|(_, ok)| !*ok).map(|(n, _)| n.to_string()).collect();
     Row {
         backend: backend.name(),
         passed: cases.len(),

@@ -43,7 +43,5 @@ pub(crate) fn target_dir() -> std::path::PathBuf {
         .parent()
         .expect("workspace root")
         .to_path_buf();
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| root.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| root.join("target"))
 }

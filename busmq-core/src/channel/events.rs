@@ -54,9 +54,7 @@ pub struct ChannelEvents<T> {
 
 impl<T> fmt::Debug for ChannelEvents<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelEvents")
-            .field("channel", &self.channel.name)
-            .finish_non_exhaustive()
+        f.debug_struct("ChannelEvents").field("channel", &self.channel.name).finish_non_exhaustive()
     }
 }
 
@@ -136,11 +134,10 @@ impl<T: DeserializeOwned> ChannelEvents<T> {
                 }
             },
             Err(detail) => {
-                self.pending
-                    .push_back(ChannelEvent::Error(Error::ForeignData {
-                        queue: self.channel.name.clone(),
-                        detail: format!("message {} is {detail}", delivery.id()),
-                    }));
+                self.pending.push_back(ChannelEvent::Error(Error::ForeignData {
+                    queue: self.channel.name.clone(),
+                    detail: format!("message {} is {detail}", delivery.id()),
+                }));
                 if delivery.is_reliable() {
                     tokio::spawn(delivery.reject(detail));
                 }

@@ -68,38 +68,21 @@ mod tests {
     #[test]
     fn frames_round_trip_and_never_mix() {
         assert_eq!(parse(&connect("s1")).unwrap(), Frame::Connect("s1".into()));
-        assert_eq!(
-            parse(&disconnect("s1")).unwrap(),
-            Frame::Disconnect("s1".into())
-        );
+        assert_eq!(parse(&disconnect("s1")).unwrap(), Frame::Disconnect("s1".into()));
         assert_eq!(parse(&end()).unwrap(), Frame::End);
         let mut m = message_buffer();
         m.extend_from_slice(b"{\"a\":1}");
         // A user message that looks like a control frame stays a message.
-        assert_eq!(
-            parse(&m.into()).unwrap(),
-            Frame::Message(Bytes::from_static(b"{\"a\":1}"))
-        );
+        assert_eq!(parse(&m.into()).unwrap(), Frame::Message(Bytes::from_static(b"{\"a\":1}")));
         let mut m = message_buffer();
         m.extend_from_slice(b"E");
-        assert_eq!(
-            parse(&m.into()).unwrap(),
-            Frame::Message(Bytes::from_static(b"E"))
-        );
+        assert_eq!(parse(&m.into()).unwrap(), Frame::Message(Bytes::from_static(b"E")));
     }
 
     #[test]
     fn foreign_frames_are_reported() {
         assert!(parse(&Bytes::new()).unwrap_err().contains("empty"));
-        assert!(
-            parse(&Bytes::from_static(b"hello"))
-                .unwrap_err()
-                .contains("0x68")
-        );
-        assert!(
-            parse(&Bytes::from_static(b"C\xff"))
-                .unwrap_err()
-                .contains("non-UTF-8")
-        );
+        assert!(parse(&Bytes::from_static(b"hello")).unwrap_err().contains("0x68"));
+        assert!(parse(&Bytes::from_static(b"C\xff")).unwrap_err().contains("non-UTF-8"));
     }
 }

@@ -191,9 +191,7 @@ impl Channel {
         inner.bus.ensure_connected()?;
         let _op = inner.op_lock.lock().await;
         if inner.bound.lock().expect("channel lock").is_some() {
-            return Err(Error::ChannelAlreadyConnected {
-                channel: inner.name.clone(),
-            });
+            return Err(Error::ChannelAlreadyConnected { channel: inner.name.clone() });
         }
         let inbox = Queue::new(inner.bus.clone(), queue_name(local, &inner.name)?);
         let outbox = Queue::new(inner.bus.clone(), queue_name(remote, &inner.name)?);
@@ -212,18 +210,9 @@ impl Channel {
                 return Err(error);
             }
         };
-        *inner.bound.lock().expect("channel lock") = Some(Bound {
-            inbox,
-            outbox: outbox.clone(),
-            session: session.clone(),
-        });
-        Ok(ChannelEvents::new(
-            consumer,
-            inner.clone(),
-            outbox,
-            session,
-            inner.bus.config.codec,
-        ))
+        *inner.bound.lock().expect("channel lock") =
+            Some(Bound { inbox, outbox: outbox.clone(), session: session.clone() });
+        Ok(ChannelEvents::new(consumer, inner.clone(), outbox, session, inner.bus.config.codec))
     }
 
     /// Whether this peer is connected.
@@ -237,9 +226,7 @@ impl Channel {
         let outbox = match &*self.inner.bound.lock().expect("channel lock") {
             Some(bound) => bound.outbox.clone(),
             None => {
-                return Err(Error::ChannelNotConnected {
-                    channel: self.inner.name.clone(),
-                });
+                return Err(Error::ChannelNotConnected { channel: self.inner.name.clone() });
             }
         };
         let frame = self.encode(message)?;
@@ -251,10 +238,7 @@ impl Channel {
         validate(NameKind::Role, endpoint)?;
         self.inner.bus.ensure_connected()?;
         let frame = self.encode(message)?;
-        let queue = Queue::new(
-            self.inner.bus.clone(),
-            queue_name(endpoint, &self.inner.name)?,
-        );
+        let queue = Queue::new(self.inner.bus.clone(), queue_name(endpoint, &self.inner.name)?);
         queue.attach().await?;
         let pushed = queue.push_raw(frame).await;
         let detached = queue.detach().await;
@@ -271,17 +255,10 @@ impl Channel {
             .config
             .codec
             .encode_into(message, &mut buffer)
-            .map_err(|source| Error::Encode {
-                target: target(),
-                source,
-            })?;
+            .map_err(|source| Error::Encode { target: target(), source })?;
         let limit = self.inner.bus.config.max_message_size;
         if buffer.len() - 1 > limit {
-            return Err(Error::MessageTooLarge {
-                target: target(),
-                size: buffer.len() - 1,
-                limit,
-            });
+            return Err(Error::MessageTooLarge { target: target(), size: buffer.len() - 1, limit });
         }
         Ok(buffer.into())
     }
@@ -291,11 +268,7 @@ impl Channel {
     pub async fn disconnect(&self) -> Result<()> {
         let session = self.session();
         match session {
-            Some(session) => self
-                .inner
-                .unbind(Some(frame::disconnect(&session)))
-                .await
-                .map(|_| ()),
+            Some(session) => self.inner.unbind(Some(frame::disconnect(&session))).await.map(|_| ()),
             None => Ok(()),
         }
     }
@@ -310,11 +283,6 @@ impl Channel {
     }
 
     fn session(&self) -> Option<String> {
-        self.inner
-            .bound
-            .lock()
-            .expect("channel lock")
-            .as_ref()
-            .map(|b| b.session.clone())
+        self.inner.bound.lock().expect("channel lock").as_ref().map(|b| b.session.clone())
     }
 }

@@ -25,11 +25,7 @@ impl Presence {
             return Reaction::default();
         }
         let replaced = self.remote.replace(session.to_string()).is_some();
-        Reaction {
-            remote_disconnect: replaced,
-            remote_connect: true,
-            greet: true,
-        }
+        Reaction { remote_disconnect: replaced, remote_connect: true, greet: true }
     }
 
     pub(crate) fn on_disconnect(&mut self, session: &str) -> Reaction {
@@ -37,10 +33,7 @@ impl Presence {
             return Reaction::default();
         }
         self.remote = None;
-        Reaction {
-            remote_disconnect: true,
-            ..Reaction::default()
-        }
+        Reaction { remote_disconnect: true, ..Reaction::default() }
     }
 }
 

@@ -53,9 +53,7 @@ pub(crate) struct ConsumerShared {
 
 impl fmt::Debug for ConsumerShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsumerShared")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("ConsumerShared").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -271,20 +269,14 @@ pub(crate) async fn start<T: 'static>(
     };
     let mut slot = queue.consumer.lock().await;
     if slot.as_ref().is_some_and(|active| !active.is_finished()) {
-        return Err(Error::AlreadyConsuming {
-            queue: queue.name.to_string(),
-        });
+        return Err(Error::AlreadyConsuming { queue: queue.name.to_string() });
     }
     let phase = *queue.phase.borrow();
     phase.can_consume(&queue.name)?;
     let id = queue.bus.next_consumer_id();
     let registered = if let Phase::Attached(_) = phase {
         queue.bus.ensure_connected()?;
-        let op = ConsumerOp::Register {
-            id: id.clone(),
-            kind,
-            lease: CONSUMER_LEASE,
-        };
+        let op = ConsumerOp::Register { id: id.clone(), kind, lease: CONSUMER_LEASE };
         queue.bus.store.consumers(&queue.name, op).await?;
         true
     } else {
@@ -308,13 +300,7 @@ pub(crate) async fn start<T: 'static>(
     if registered {
         queue.emit(QueueEvent::Consuming(true));
     }
-    tokio::spawn(run(
-        shared.clone(),
-        queue.clone(),
-        options,
-        kind,
-        registered,
-    ));
+    tokio::spawn(run(shared.clone(), queue.clone(), options, kind, registered));
     Ok(Consumer {
         shared,
         queue: queue.clone(),
@@ -338,10 +324,7 @@ fn make_settler(
     phase: &Phase,
 ) -> Result<Arc<Settler>> {
     let dlq = dead_letter_name(&queue.name, reliable)?;
-    let ttl = phase
-        .held()
-        .map(|h| h.spec.ttl)
-        .unwrap_or(Duration::from_secs(30));
+    let ttl = phase.held().map(|h| h.spec.ttl).unwrap_or(Duration::from_secs(30));
     let dead_letters = DeadLetters::new(queue.bus.clone(), queue.name.clone(), dlq, ttl);
     Ok(Settler::new(
         queue.bus.store.clone(),
@@ -369,11 +352,7 @@ async fn run(
         }
     };
     if !registered {
-        let op = ConsumerOp::Register {
-            id: shared.id.clone(),
-            kind,
-            lease: CONSUMER_LEASE,
-        };
+        let op = ConsumerOp::Register { id: shared.id.clone(), kind, lease: CONSUMER_LEASE };
         if let Err(error) = queue.bus.store.consumers(&queue.name, op).await {
             shared.report(error);
             finish(&shared, &queue, &options, false, None).await;
@@ -391,10 +370,8 @@ async fn run(
         ConsumeMode::Reliable(r) => (r.visibility_timeout / 3).min(MAX_IDLE),
         _ => MAX_IDLE,
     };
-    let mut heartbeat = tokio::time::interval_at(
-        tokio::time::Instant::now() + heartbeat_every,
-        heartbeat_every,
-    );
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures: u32 = 0;
     loop {
@@ -488,9 +465,7 @@ async fn fetch(
     let want = want.min(u32::MAX as usize) as u32;
     match &options.mode {
         ConsumeMode::AtMostOnce => {
-            let taken = store
-                .take(&queue.name, &shared.id, want, TakeMode::AtMostOnce)
-                .await?;
+            let taken = store.take(&queue.name, &shared.id, want, TakeMode::AtMostOnce).await?;
             let n = taken.entries.len();
             shared.deliver(taken.entries);
             Ok(n)
@@ -536,10 +511,7 @@ async fn dead_letter(settler: &Arc<Settler>, entry: Entry) {
         .await;
     if moved.is_ok() {
         let _ = settler
-            .settle_all(vec![Settle::Ack {
-                id: entry.id,
-                delivery: entry.deliveries,
-            }])
+            .settle_all(vec![Settle::Ack { id: entry.id, delivery: entry.deliveries }])
             .await;
     }
 }
@@ -547,11 +519,7 @@ async fn dead_letter(settler: &Arc<Settler>, entry: Entry) {
 /// Periodic work of a running consumer: keep the registration alive and, in reliable mode,
 /// extend what it holds.
 async fn beat(shared: &ConsumerShared, queue: &Arc<QueueInner>, kind: ConsumerKind) {
-    let op = ConsumerOp::Renew {
-        id: shared.id.clone(),
-        kind,
-        lease: CONSUMER_LEASE,
-    };
+    let op = ConsumerOp::Renew { id: shared.id.clone(), kind, lease: CONSUMER_LEASE };
     if let Err(error) = queue.bus.store.consumers(&queue.name, op).await {
         queue.emit(QueueEvent::Error(error));
     }
@@ -587,9 +555,7 @@ async fn finish(
                 queue.emit(QueueEvent::Error(error));
             }
         }
-        let op = ConsumerOp::Unregister {
-            id: shared.id.clone(),
-        };
+        let op = ConsumerOp::Unregister { id: shared.id.clone() };
         let _ = queue.bus.store.consumers(&queue.name, op).await;
     }
     if let Some(settler) = &shared.settler {
@@ -597,10 +563,7 @@ async fn finish(
     }
     {
         let mut slot = queue.consumer.lock().await;
-        if slot
-            .as_ref()
-            .is_some_and(|active| Arc::ptr_eq(active, shared))
-        {
+        if slot.as_ref().is_some_and(|active| Arc::ptr_eq(active, shared)) {
             *slot = None;
         }
     }
@@ -619,12 +582,7 @@ async fn give_back(
         ConsumeMode::AtMostOnce if !leftover.is_empty() => {
             let mut attempt = 0;
             loop {
-                match queue
-                    .bus
-                    .store
-                    .restore(&queue.name, &held.spec, &leftover)
-                    .await
-                {
+                match queue.bus.store.restore(&queue.name, &held.spec, &leftover).await {
                     Ok(()) => return Ok(()),
                     Err(error) if error.is_retryable() && attempt < 5 => {
                         attempt += 1;
@@ -645,10 +603,7 @@ async fn give_back(
             };
             let mut ops: Vec<Settle> = leftover
                 .iter()
-                .map(|e| Settle::Return {
-                    id: e.id,
-                    delivery: e.deliveries,
-                })
+                .map(|e| Settle::Return { id: e.id, delivery: e.deliveries })
                 .collect();
             // Deliveries handed out before `max` was reached stay with their holder, who acks
             // them after the stream ended; a stop, drop or detach gives them back (SPEC Q13).

@@ -25,9 +25,7 @@ pub(crate) struct DeadLetters {
 
 impl fmt::Debug for DeadLetters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeadLetters")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("DeadLetters").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -38,13 +36,7 @@ impl DeadLetters {
         name: QueueName,
         ttl: Duration,
     ) -> Self {
-        DeadLetters {
-            bus,
-            source,
-            name,
-            ttl,
-            queue: Mutex::new(None),
-        }
+        DeadLetters { bus, source, name, ttl, queue: Mutex::new(None) }
     }
 
     /// Pushes one message to the dead-letter queue with why it got there.
@@ -61,26 +53,14 @@ impl DeadLetters {
                 Some(queue) => queue.clone(),
                 None => {
                     let queue = Queue::new(self.bus.clone(), self.name.clone());
-                    queue
-                        .attach_with(AttachOptions::new().ttl(self.ttl))
-                        .await?;
+                    queue.attach_with(AttachOptions::new().ttl(self.ttl)).await?;
                     *slot = Some(queue.clone());
                     queue
                 }
             }
         };
-        let dead = DeadLetter {
-            queue: self.source.to_string(),
-            id,
-            deliveries,
-            reason,
-        };
-        queue
-            .push_entries(vec![NewEntry {
-                payload,
-                dead: Some(Arc::new(dead)),
-            }])
-            .await?;
+        let dead = DeadLetter { queue: self.source.to_string(), id, deliveries, reason };
+        queue.push_entries(vec![NewEntry { payload, dead: Some(Arc::new(dead)) }]).await?;
         Ok(())
     }
 

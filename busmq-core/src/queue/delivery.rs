@@ -22,22 +22,14 @@ pub(crate) struct Receipt {
 impl Receipt {
     pub(crate) fn new(settler: Arc<Settler>, id: u64, delivery: u32) -> Self {
         settler.hold(id, delivery);
-        Receipt {
-            settler,
-            delivery,
-            id,
-            settled: false,
-        }
+        Receipt { settler, delivery, id, settled: false }
     }
 }
 
 impl Drop for Receipt {
     fn drop(&mut self) {
         if !self.settled {
-            self.settler.settle_later(Settle::Release {
-                id: self.id,
-                delivery: self.delivery,
-            });
+            self.settler.settle_later(Settle::Release { id: self.id, delivery: self.delivery });
         }
     }
 }
@@ -73,14 +65,7 @@ impl<T> Delivery<T> {
         dead: Option<Arc<DeadLetter>>,
         receipt: Option<Receipt>,
     ) -> Self {
-        Delivery {
-            id,
-            deliveries,
-            body,
-            payload,
-            dead,
-            receipt,
-        }
+        Delivery { id, deliveries, body, payload, dead, receipt }
     }
 
     /// The message id (strictly increasing per queue, SPEC Q6).
@@ -125,14 +110,12 @@ impl<T> Delivery<T> {
     /// reliable mode. Fails with `StaleDelivery` if the delivery was given to another consumer
     /// meanwhile (its visibility timeout passed).
     pub async fn ack(mut self) -> Result<()> {
-        self.finish(|id, delivery| Settle::Ack { id, delivery })
-            .await
+        self.finish(|id, delivery| Settle::Ack { id, delivery }).await
     }
 
     /// Gives the message back now, to be delivered again (to this or another consumer).
     pub async fn nack(mut self) -> Result<()> {
-        self.finish(|id, delivery| Settle::Release { id, delivery })
-            .await
+        self.finish(|id, delivery| Settle::Release { id, delivery }).await
     }
 
     /// Moves the message to the dead-letter queue with `reason`, then acknowledges it.
@@ -142,12 +125,8 @@ impl<T> Delivery<T> {
         };
         let settler = receipt.settler.clone();
         let reason = format!("rejected: {}", reason.into());
-        settler
-            .dead_letters
-            .push(self.id, self.deliveries, self.payload.clone(), reason)
-            .await?;
-        self.finish(|id, delivery| Settle::Ack { id, delivery })
-            .await
+        settler.dead_letters.push(self.id, self.deliveries, self.payload.clone(), reason).await?;
+        self.finish(|id, delivery| Settle::Ack { id, delivery }).await
     }
 
     /// Keeps the message invisible to other consumers for `by` from now.
@@ -155,14 +134,7 @@ impl<T> Delivery<T> {
         let Some(receipt) = self.receipt.as_ref() else {
             return Ok(());
         };
-        receipt
-            .settler
-            .settle(Settle::Extend {
-                id: self.id,
-                delivery: receipt.delivery,
-                by,
-            })
-            .await
+        receipt.settler.settle(Settle::Extend { id: self.id, delivery: receipt.delivery, by }).await
     }
 
     async fn finish(&mut self, op: impl FnOnce(u64, u32) -> Settle) -> Result<()> {

@@ -68,12 +68,7 @@ async fn renew(queue: &Weak<QueueInner>, failures: &mut u32) -> bool {
     let Some(held) = q.phase.borrow().held() else {
         return false;
     };
-    match q
-        .bus
-        .store
-        .renew(&q.name, held.generation, &held.spec)
-        .await
-    {
+    match q.bus.store.renew(&q.name, held.generation, &held.spec).await {
         Ok(Renewal::Alive) => *failures = 0,
         Ok(Renewal::Recreated { generation, spec }) => {
             *failures = 0;

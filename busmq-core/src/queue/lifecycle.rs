@@ -40,9 +40,7 @@ impl Phase {
         match self {
             Phase::Fresh | Phase::Detached | Phase::Closed => Ok(()),
             Phase::Attaching | Phase::Attached(_) | Phase::Detaching(_) => {
-                Err(Error::AlreadyAttached {
-                    queue: queue.to_string(),
-                })
+                Err(Error::AlreadyAttached { queue: queue.to_string() })
             }
         }
     }
@@ -51,12 +49,10 @@ impl Phase {
     pub(crate) fn can_push(&self, queue: &QueueName) -> Result<()> {
         match self {
             Phase::Fresh | Phase::Attaching | Phase::Attached(_) => Ok(()),
-            Phase::Detaching(_) | Phase::Detached => Err(Error::Detached {
-                queue: queue.to_string(),
-            }),
-            Phase::Closed => Err(Error::Closed {
-                queue: queue.to_string(),
-            }),
+            Phase::Detaching(_) | Phase::Detached => {
+                Err(Error::Detached { queue: queue.to_string() })
+            }
+            Phase::Closed => Err(Error::Closed { queue: queue.to_string() }),
         }
     }
 
@@ -65,21 +61,15 @@ impl Phase {
         match self {
             Phase::Attached(held) | Phase::Detaching(held) => PushTarget::Write(*held),
             Phase::Fresh | Phase::Attaching => PushTarget::Wait,
-            Phase::Detached => PushTarget::Fail(Error::Detached {
-                queue: queue.to_string(),
-            }),
-            Phase::Closed => PushTarget::Fail(Error::Closed {
-                queue: queue.to_string(),
-            }),
+            Phase::Detached => PushTarget::Fail(Error::Detached { queue: queue.to_string() }),
+            Phase::Closed => PushTarget::Fail(Error::Closed { queue: queue.to_string() }),
         }
     }
 
     /// May a consumer start (now or once attached)?
     pub(crate) fn can_consume(&self, queue: &QueueName) -> Result<()> {
         match self {
-            Phase::Closed => Err(Error::Closed {
-                queue: queue.to_string(),
-            }),
+            Phase::Closed => Err(Error::Closed { queue: queue.to_string() }),
             _ => Ok(()),
         }
     }
@@ -97,10 +87,7 @@ mod tests {
     use super::*;
 
     fn held() -> Held {
-        Held {
-            generation: 1,
-            spec: QueueSpec::default(),
-        }
+        Held { generation: 1, spec: QueueSpec::default() }
     }
 
     #[test]
@@ -121,27 +108,12 @@ mod tests {
         let q = QueueName::new("q").unwrap();
         assert!(matches!(Phase::Fresh.push_target(&q), PushTarget::Wait));
         assert!(matches!(Phase::Attaching.push_target(&q), PushTarget::Wait));
-        assert!(matches!(
-            Phase::Attached(held()).push_target(&q),
-            PushTarget::Write(_)
-        ));
+        assert!(matches!(Phase::Attached(held()).push_target(&q), PushTarget::Write(_)));
         // Pushes accepted before a detach are still written while it runs.
-        assert!(matches!(
-            Phase::Detaching(held()).push_target(&q),
-            PushTarget::Write(_)
-        ));
-        assert!(matches!(
-            Phase::Detaching(held()).can_push(&q),
-            Err(Error::Detached { .. })
-        ));
-        assert!(matches!(
-            Phase::Detached.can_push(&q),
-            Err(Error::Detached { .. })
-        ));
-        assert!(matches!(
-            Phase::Closed.can_push(&q),
-            Err(Error::Closed { .. })
-        ));
+        assert!(matches!(Phase::Detaching(held()).push_target(&q), PushTarget::Write(_)));
+        assert!(matches!(Phase::Detaching(held()).can_push(&q), Err(Error::Detached { .. })));
+        assert!(matches!(Phase::Detached.can_push(&q), Err(Error::Detached { .. })));
+        assert!(matches!(Phase::Closed.can_push(&q), Err(Error::Closed { .. })));
     }
 
     #[test]
@@ -149,9 +121,6 @@ mod tests {
         let q = QueueName::new("q").unwrap();
         assert!(Phase::Fresh.can_consume(&q).is_ok());
         assert!(Phase::Detached.can_consume(&q).is_ok());
-        assert!(matches!(
-            Phase::Closed.can_consume(&q),
-            Err(Error::Closed { .. })
-        ));
+        assert!(matches!(Phase::Closed.can_consume(&q), Err(Error::Closed { .. })));
     }
 }

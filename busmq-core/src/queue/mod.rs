@@ -207,17 +207,12 @@ impl Queue {
                 return Err(error);
             }
         };
-        let held = Held {
-            generation: attachment.generation,
-            spec: attachment.spec,
-        };
+        let held = Held { generation: attachment.generation, spec: attachment.spec };
         let keeper = tokio::spawn(keeper::run(Arc::downgrade(inner), notices, held.spec.ttl));
         *inner.keeper.lock().expect("queue lock") = Some(keeper);
         inner.phase.send_replace(Phase::Attached(held));
         inner.bus.register_queue(inner);
-        inner.emit(QueueEvent::Attached {
-            existed: attachment.existed,
-        });
+        inner.emit(QueueEvent::Attached { existed: attachment.existed });
         Ok(attachment.existed)
     }
 
@@ -312,31 +307,20 @@ impl Queue {
         if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
             return Push::failed(error);
         }
-        self.inner
-            .producer
-            .enqueue_one(entry, || self.inner.target())
+        self.inner.producer.enqueue_one(entry, || self.inner.target())
     }
 
     pub(crate) fn push_entries(&self, entries: Vec<NewEntry>) -> PushAll {
         if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
             return PushAll::failed(error);
         }
-        self.inner
-            .producer
-            .enqueue_all(entries, || self.inner.target())
+        self.inner.producer.enqueue_all(entries, || self.inner.target())
     }
 
     fn encode<T: Serialize + ?Sized>(&self, message: &T) -> Result<NewEntry> {
-        let payload = self
-            .inner
-            .bus
-            .config
-            .codec
-            .encode(message)
-            .map_err(|source| Error::Encode {
-                target: format!("queue {:?}", self.inner.name.as_str()),
-                source,
-            })?;
+        let payload = self.inner.bus.config.codec.encode(message).map_err(|source| {
+            Error::Encode { target: format!("queue {:?}", self.inner.name.as_str()), source }
+        })?;
         self.check_size(payload.len())?;
         Ok(NewEntry::new(payload))
     }
@@ -384,12 +368,7 @@ impl Queue {
 
     /// Whether this handle is consuming.
     pub async fn is_consuming(&self) -> bool {
-        self.inner
-            .consumer
-            .lock()
-            .await
-            .as_ref()
-            .is_some_and(|c| !c.is_finished())
+        self.inner.consumer.lock().await.as_ref().is_some_and(|c| !c.is_finished())
     }
 
     /// Removes every message but keeps the queue (SPEC Q5).

@@ -121,11 +121,7 @@ const MAX_PREFETCH: u32 = 10_000;
 
 impl Default for ConsumeOptions {
     fn default() -> Self {
-        ConsumeOptions {
-            max: None,
-            mode: ConsumeMode::AtMostOnce,
-            prefetch: DEFAULT_PREFETCH,
-        }
+        ConsumeOptions { max: None, mode: ConsumeMode::AtMostOnce, prefetch: DEFAULT_PREFETCH }
     }
 }
 
@@ -156,11 +152,7 @@ impl ConsumeOptions {
     /// node busmq's `remove` option: `false` reads without removing from the start of the
     /// queue; `true` is the default removing mode.
     pub fn remove(self, remove: bool) -> Self {
-        if remove {
-            self.mode(ConsumeMode::AtMostOnce)
-        } else {
-            self.replay(Position::Start)
-        }
+        if remove { self.mode(ConsumeMode::AtMostOnce) } else { self.replay(Position::Start) }
     }
 
     /// Sets the mode.
@@ -186,24 +178,15 @@ impl ConsumeOptions {
         if self.prefetch == 0 || self.prefetch > MAX_PREFETCH {
             return Err(Error::invalid_option(
                 "prefetch",
-                format!(
-                    "must be between 1 and {MAX_PREFETCH}, got {}",
-                    self.prefetch
-                ),
+                format!("must be between 1 and {MAX_PREFETCH}, got {}", self.prefetch),
             ));
         }
         if let ConsumeMode::Reliable(reliable) = &self.mode {
             if reliable.visibility_timeout < Duration::from_millis(10) {
-                return Err(Error::invalid_option(
-                    "visibility_timeout",
-                    "must be at least 10 ms",
-                ));
+                return Err(Error::invalid_option("visibility_timeout", "must be at least 10 ms"));
             }
             if reliable.max_deliveries == 0 {
-                return Err(Error::invalid_option(
-                    "max_deliveries",
-                    "must be at least 1",
-                ));
+                return Err(Error::invalid_option("max_deliveries", "must be at least 1"));
             }
             let dlq = dead_letter_name(queue, reliable)?;
             if &dlq == queue {
@@ -231,10 +214,7 @@ mod tests {
 
     #[test]
     fn zero_values_are_rejected_with_the_option_named() {
-        let e = AttachOptions::new()
-            .ttl(Duration::ZERO)
-            .validated()
-            .unwrap_err();
+        let e = AttachOptions::new().ttl(Duration::ZERO).validated().unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid option ttl: must be at least 1 ms (it was zero or less)"
@@ -243,43 +223,26 @@ mod tests {
         assert!(e.to_string().starts_with("invalid option maxsize"));
         let q = QueueName::new("q").unwrap();
         let e = ConsumeOptions::new().max(0).validate(&q).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("invalid option max: must be at least 1")
-        );
+        assert!(e.to_string().starts_with("invalid option max: must be at least 1"));
         let e = ConsumeOptions::new().prefetch(0).validate(&q).unwrap_err();
         assert!(e.to_string().contains("prefetch"));
-        let bad = ReliableOptions {
-            max_deliveries: 0,
-            ..Default::default()
-        };
+        let bad = ReliableOptions { max_deliveries: 0, ..Default::default() };
         assert!(ConsumeOptions::new().reliable(bad).validate(&q).is_err());
-        let same = ReliableOptions {
-            dead_letter_queue: Some("q".into()),
-            ..Default::default()
-        };
+        let same = ReliableOptions { dead_letter_queue: Some("q".into()), ..Default::default() };
         assert!(ConsumeOptions::new().reliable(same).validate(&q).is_err());
     }
 
     #[test]
     fn remove_false_means_replay_from_the_start() {
-        assert_eq!(
-            ConsumeOptions::new().remove(false).mode,
-            ConsumeMode::Replay(Position::Start)
-        );
-        assert_eq!(
-            ConsumeOptions::new().remove(true).mode,
-            ConsumeMode::AtMostOnce
-        );
+        assert_eq!(ConsumeOptions::new().remove(false).mode, ConsumeMode::Replay(Position::Start));
+        assert_eq!(ConsumeOptions::new().remove(true).mode, ConsumeMode::AtMostOnce);
     }
 
     #[test]
     fn default_dead_letter_queue_is_named_after_the_queue() {
         let q = QueueName::new("orders").unwrap();
         assert_eq!(
-            dead_letter_name(&q, &ReliableOptions::default())
-                .unwrap()
-                .as_str(),
+            dead_letter_name(&q, &ReliableOptions::default()).unwrap().as_str(),
             "orders.dlq"
         );
     }

@@ -89,14 +89,7 @@ impl Producer {
     ) -> Push {
         let (tx, rx) = oneshot::channel();
         let bytes = entry.payload.len();
-        match self.enqueue(
-            Unit {
-                entries: vec![entry],
-                bytes,
-                reply: Reply::One(tx),
-            },
-            target,
-        ) {
+        match self.enqueue(Unit { entries: vec![entry], bytes, reply: Reply::One(tx) }, target) {
             Ok(()) => Push(Pending::Waiting(rx)),
             Err(e) => Push(Pending::Done(Some(Err(e)))),
         }
@@ -113,14 +106,7 @@ impl Producer {
         }
         let (tx, rx) = oneshot::channel();
         let bytes = entries.iter().map(|e| e.payload.len()).sum();
-        match self.enqueue(
-            Unit {
-                entries,
-                bytes,
-                reply: Reply::Many(tx),
-            },
-            target,
-        ) {
+        match self.enqueue(Unit { entries, bytes, reply: Reply::Many(tx) }, target) {
             Ok(()) => PushAll(Pending::Waiting(rx)),
             Err(e) => PushAll(Pending::Done(Some(Err(e)))),
         }
@@ -199,9 +185,7 @@ impl Producer {
                 PushTarget::Wait => {
                     if target.phase.changed().await.is_err() {
                         // Every handle is gone: nothing will ever attach this queue.
-                        let gone = Error::Detached {
-                            queue: target.name.to_string(),
-                        };
+                        let gone = Error::Detached { queue: target.name.to_string() };
                         self.fail_until_empty(&gone, &target.events);
                         break;
                     }
@@ -215,8 +199,7 @@ impl Producer {
             let Some(batch) = self.next_batch() else {
                 break;
             };
-            self.write(&target, held.generation, &held.spec, batch)
-                .await;
+            self.write(&target, held.generation, &held.spec, batch).await;
         }
     }
 
@@ -227,24 +210,15 @@ impl Producer {
         spec: &crate::store::QueueSpec,
         batch: Vec<Unit>,
     ) {
-        let entries: Vec<NewEntry> = batch
-            .iter()
-            .flat_map(|u| u.entries.iter().cloned())
-            .collect();
-        match target
-            .store
-            .push(&target.name, generation, spec, &entries)
-            .await
-        {
+        let entries: Vec<NewEntry> = batch.iter().flat_map(|u| u.entries.iter().cloned()).collect();
+        match target.store.push(&target.name, generation, spec, &entries).await {
             Ok(first) => self.resolve(batch, first),
             Err(Error::QueueFull { .. }) if batch.len() > 1 => {
                 // Coalesced pushes are independent: write them one by one so that exactly those
                 // that fit succeed, in order (SPEC Q8).
                 for unit in batch {
-                    let result = target
-                        .store
-                        .push(&target.name, generation, spec, &unit.entries)
-                        .await;
+                    let result =
+                        target.store.push(&target.name, generation, spec, &unit.entries).await;
                     match result {
                         Ok(first) => self.resolve(vec![unit], first),
                         Err(error) => unit.fail(error, &target.events),
@@ -301,9 +275,9 @@ impl<T> Pending<T> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<T>> {
         match self {
             Pending::Done(result) => Poll::Ready(result.take().unwrap_or_else(|| Err(abandoned()))),
-            Pending::Waiting(rx) => Pin::new(rx)
-                .poll(cx)
-                .map(|r| r.unwrap_or_else(|_| Err(abandoned()))),
+            Pending::Waiting(rx) => {
+                Pin::new(rx).poll(cx).map(|r| r.unwrap_or_else(|_| Err(abandoned())))
+            }
         }
     }
 }

@@ -33,9 +33,7 @@ pub(crate) struct Settler {
 
 impl fmt::Debug for Settler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settler")
-            .field("queue", &self.queue)
-            .finish_non_exhaustive()
+        f.debug_struct("Settler").field("queue", &self.queue).finish_non_exhaustive()
     }
 }
 
@@ -72,12 +70,7 @@ impl Settler {
 
     /// Every delivery currently held by user code.
     pub(crate) fn held(&self) -> Vec<(u64, u32)> {
-        self.held
-            .lock()
-            .expect("settler lock")
-            .iter()
-            .map(|(id, d)| (*id, *d))
-            .collect()
+        self.held.lock().expect("settler lock").iter().map(|(id, d)| (*id, *d)).collect()
     }
 
     /// Forgets every held delivery (they were released when the consumer stopped) and returns
@@ -110,11 +103,7 @@ impl Settler {
             }
             Settled::Stale => {
                 self.unhold(id, delivery);
-                Err(Error::StaleDelivery {
-                    queue: self.queue.to_string(),
-                    id,
-                    delivery,
-                })
+                Err(Error::StaleDelivery { queue: self.queue.to_string(), id, delivery })
             }
         }
     }

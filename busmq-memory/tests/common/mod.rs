@@ -19,10 +19,7 @@ pub(crate) fn topic(name: &str) -> TopicName {
 }
 
 pub(crate) fn spec_ttl(ttl: Duration) -> QueueSpec {
-    QueueSpec {
-        ttl,
-        ..QueueSpec::default()
-    }
+    QueueSpec { ttl, ..QueueSpec::default() }
 }
 
 pub(crate) fn spec() -> QueueSpec {
@@ -44,17 +41,11 @@ pub(crate) fn consumer() -> ConsumerId {
 }
 
 pub(crate) fn entries(payloads: &[&str]) -> Vec<NewEntry> {
-    payloads
-        .iter()
-        .map(|p| NewEntry::new(p.to_string()))
-        .collect()
+    payloads.iter().map(|p| NewEntry::new(p.to_string())).collect()
 }
 
 pub(crate) fn payloads(entries: &[Entry]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| String::from_utf8(e.payload.to_vec()).unwrap())
-        .collect()
+    entries.iter().map(|e| String::from_utf8(e.payload.to_vec()).unwrap()).collect()
 }
 
 pub(crate) fn ids(entries: &[Entry]) -> Vec<u64> {
@@ -66,10 +57,7 @@ pub(crate) fn deliveries(entries: &[Entry]) -> Vec<u32> {
 }
 
 pub(crate) fn reliable(visibility: Duration, max_deliveries: u32) -> TakeMode {
-    TakeMode::Reliable {
-        visibility,
-        max_deliveries,
-    }
+    TakeMode::Reliable { visibility, max_deliveries }
 }
 
 /// Attaches `queue` with `spec` and pushes `payloads` to it; returns the generation.
@@ -81,10 +69,7 @@ pub(crate) async fn filled(
 ) -> u64 {
     let generation = store.attach(queue, spec).await.unwrap().generation;
     if !payloads.is_empty() {
-        store
-            .push(queue, generation, spec, &entries(payloads))
-            .await
-            .unwrap();
+        store.push(queue, generation, spec, &entries(payloads)).await.unwrap();
     }
     generation
 }

@@ -77,9 +77,7 @@ pub async fn next_state(events: &mut broadcast::Receiver<StoreEvent>) -> StoreSt
             }
         }
     };
-    tokio::time::timeout(DEADLINE, fut)
-        .await
-        .expect("a state event within the deadline")
+    tokio::time::timeout(DEADLINE, fut).await.expect("a state event within the deadline")
 }
 
 /// The state events that arrive within `quiet` (to check that nothing more happens).

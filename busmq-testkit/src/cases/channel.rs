@@ -61,10 +61,7 @@ async fn echo_conversation(backend: &dyn Backend, server_first: bool) {
         while let Some(event) = server_events.next().await {
             log.push(label(&event));
             if let ChannelEvent::Message(m) = event {
-                server
-                    .send(&m.body().replace("ping", "pong"))
-                    .await
-                    .unwrap();
+                server.send(&m.body().replace("ping", "pong")).await.unwrap();
             }
         }
         log
@@ -123,14 +120,8 @@ pub async fn channel_explicit_roles_just_connect(backend: &dyn Backend) {
     let client = cb.channel_with_roles(&name, "client", "server").unwrap();
     let mut se = server.connect::<String>().await.unwrap();
     let mut ce = client.connect::<String>().await.unwrap();
-    assert_eq!(
-        until(&mut se, "remote-connect").await,
-        ["connect", "remote-connect"]
-    );
-    assert_eq!(
-        until(&mut ce, "remote-connect").await,
-        ["connect", "remote-connect"]
-    );
+    assert_eq!(until(&mut se, "remote-connect").await, ["connect", "remote-connect"]);
+    assert_eq!(until(&mut ce, "remote-connect").await, ["connect", "remote-connect"]);
     server.send(&"hello client!").await.unwrap();
     client.send(&"hello server!").await.unwrap();
     assert_eq!(until(&mut ce, "message \"hello client!\"").await.len(), 1);
@@ -161,10 +152,7 @@ pub async fn late_peer_still_sees_remote_connect_and_earlier_messages(backend: &
             "message \"early 2\""
         ]
     );
-    assert_eq!(
-        until(&mut early_events, "remote-connect").await,
-        ["remote-connect"]
-    );
+    assert_eq!(until(&mut early_events, "remote-connect").await, ["remote-connect"]);
 }
 
 /// C3: `RemoteConnect` comes once per remote session and never from a data message; a new
@@ -183,26 +171,13 @@ pub async fn remote_connect_once_per_session_never_from_data(backend: &dyn Backe
     // Both peers greet each other again on a new session; repeated hellos must stay silent.
     until(&mut ae, "remote-connect").await;
     seen.extend(drain_quiet(&mut be).await.iter().map(label));
-    assert_eq!(
-        seen.iter().filter(|l| *l == "remote-connect").count(),
-        1,
-        "{seen:?}"
-    );
+    assert_eq!(seen.iter().filter(|l| *l == "remote-connect").count(), 1, "{seen:?}");
     assert_eq!(seen.iter().filter(|l| l.starts_with("message")).count(), 10);
     a.disconnect().await.unwrap();
-    assert_eq!(
-        until(&mut ae, "disconnect").await.last().unwrap(),
-        "disconnect"
-    );
-    assert!(
-        ae.next().await.is_none(),
-        "the stream ends after disconnect"
-    );
+    assert_eq!(until(&mut ae, "disconnect").await.last().unwrap(), "disconnect");
+    assert!(ae.next().await.is_none(), "the stream ends after disconnect");
     let mut ae = a.connect::<u32>().await.unwrap();
-    assert_eq!(
-        until(&mut be, "remote-connect").await,
-        ["remote-disconnect", "remote-connect"]
-    );
+    assert_eq!(until(&mut be, "remote-connect").await, ["remote-disconnect", "remote-connect"]);
     until(&mut ae, "remote-connect").await;
     let extra: Vec<String> = drain_quiet(&mut be).await.iter().map(label).collect();
     assert!(extra.is_empty(), "{extra:?}");
@@ -214,10 +189,7 @@ pub async fn send_before_connect_is_not_connected(backend: &dyn Backend) {
     let channel = b.channel(unique("unbound")).unwrap();
     assert!(!channel.is_bound());
     let sent = channel.send(&"x").await;
-    assert!(
-        matches!(sent, Err(Error::ChannelNotConnected { .. })),
-        "{sent:?}"
-    );
+    assert!(matches!(sent, Err(Error::ChannelNotConnected { .. })), "{sent:?}");
     assert!(sent.unwrap_err().to_string().contains("is not connected"));
 }
 
@@ -231,11 +203,7 @@ pub async fn send_to_reaches_an_endpoint_without_connecting(backend: &dyn Backen
     sender.send_to("local", &"to the local role").await.unwrap();
     assert!(!sender.is_bound());
     let seen = until(&mut events, "message \"to the local role\"").await;
-    assert_eq!(
-        seen,
-        ["connect", "message \"to the local role\""],
-        "no RemoteConnect from data"
-    );
+    assert_eq!(seen, ["connect", "message \"to the local role\""], "no RemoteConnect from data");
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
@@ -254,11 +222,7 @@ pub async fn structured_messages_stay_structured(backend: &dyn Backend) {
     let b = bb.channel(&name).unwrap();
     let mut be = b.listen::<serde_json::Value>().await.unwrap();
     let _ae = a.connect::<serde_json::Value>().await.unwrap();
-    let order = Order {
-        id: 7,
-        items: vec!["tea".into(), "cake".into()],
-        note: None,
-    };
+    let order = Order { id: 7, items: vec!["tea".into(), "cake".into()], note: None };
     a.send(&order).await.unwrap();
     for lookalike in ["E", ":4:", "C0123456789abcdef", "D", ":1:"] {
         a.send(&lookalike).await.unwrap();
@@ -287,35 +251,20 @@ pub async fn disconnect_leaves_the_channel_open_for_a_new_peer(backend: &dyn Bac
     let first_bus = bus(backend).await;
     let first = first_bus.channel(&name).unwrap();
     let mut fe = first.connect::<String>().await.unwrap();
-    assert_eq!(
-        until(&mut se, "remote-connect").await,
-        ["connect", "remote-connect"]
-    );
+    assert_eq!(until(&mut se, "remote-connect").await, ["connect", "remote-connect"]);
     until(&mut fe, "remote-connect").await;
     first.disconnect().await.unwrap();
     assert_eq!(until(&mut fe, "disconnect").await, ["disconnect"]);
-    assert_eq!(
-        until(&mut se, "remote-disconnect").await,
-        ["remote-disconnect"]
-    );
+    assert_eq!(until(&mut se, "remote-disconnect").await, ["remote-disconnect"]);
     let second_bus = bus(backend).await;
     let second = second_bus.channel(&name).unwrap();
     let mut ne = second.connect::<String>().await.unwrap();
     assert_eq!(until(&mut se, "remote-connect").await, ["remote-connect"]);
-    assert_eq!(
-        until(&mut ne, "remote-connect").await,
-        ["connect", "remote-connect"]
-    );
+    assert_eq!(until(&mut ne, "remote-connect").await, ["connect", "remote-connect"]);
     second.send(&"hi again").await.unwrap();
-    assert_eq!(
-        until(&mut se, "message \"hi again\"").await,
-        ["message \"hi again\""]
-    );
+    assert_eq!(until(&mut se, "message \"hi again\"").await, ["message \"hi again\""]);
     server.send(&"welcome").await.unwrap();
-    assert_eq!(
-        until(&mut ne, "message \"welcome\"").await,
-        ["message \"welcome\""]
-    );
+    assert_eq!(until(&mut ne, "message \"welcome\"").await, ["message \"welcome\""]);
 }
 
 /// C1: connecting a connected peer is `ChannelAlreadyConnected`.
@@ -324,14 +273,7 @@ pub async fn connect_twice_is_already_connected(backend: &dyn Backend) {
     let channel = b.channel(unique("twice")).unwrap();
     let _events = channel.connect::<String>().await.unwrap();
     let again = channel.listen::<String>().await;
-    assert!(
-        matches!(again, Err(Error::ChannelAlreadyConnected { .. })),
-        "{:?}",
-        again.err()
-    );
+    assert!(matches!(again, Err(Error::ChannelAlreadyConnected { .. })), "{:?}", again.err());
     channel.disconnect().await.unwrap();
-    assert!(
-        channel.connect::<String>().await.is_ok(),
-        "connect again after disconnect"
-    );
+    assert!(channel.connect::<String>().await.is_ok(), "connect again after disconnect");
 }

@@ -20,9 +20,7 @@ pub async fn producer_pushes_and_leaves_then_consumer_receives(backend: &dyn Bac
     let name = unique("p-then-c");
     let p = bus(backend).await.queue(&name).unwrap();
     p.attach().await.unwrap();
-    let message = Hello {
-        hello: "world".into(),
-    };
+    let message = Hello { hello: "world".into() };
     let id = p.push(&message).await.unwrap();
     p.detach().await.unwrap();
     let c = bus(backend).await.queue(&name).unwrap();
@@ -56,10 +54,7 @@ pub async fn consumer_attaches_before_producer_receives_once(backend: &dyn Backe
     let p = bus(backend).await.queue(&name).unwrap();
     assert!(p.attach().await.unwrap());
     p.push(&"late producer").await.unwrap();
-    assert_eq!(
-        next(&mut consumer, "message").await.unwrap().body(),
-        "late producer"
-    );
+    assert_eq!(next(&mut consumer, "message").await.unwrap().body(), "late producer");
     assert!(drain_quiet(&mut consumer).await.is_empty());
 }
 
@@ -74,11 +69,8 @@ pub async fn five_pushed_before_consumer_are_received(backend: &dyn Backend) {
     let c = bus(backend).await.queue(&name).unwrap();
     c.attach().await.unwrap();
     let mut consumer = c.consume::<i32>().await.unwrap();
-    let got: Vec<i32> = take(&mut consumer, 5, "five")
-        .await
-        .into_iter()
-        .map(|d| d.unwrap().into_body())
-        .collect();
+    let got: Vec<i32> =
+        take(&mut consumer, 5, "five").await.into_iter().map(|d| d.unwrap().into_body()).collect();
     assert_eq!(got, [0, 1, 2, 3, 4]);
 }
 
@@ -89,10 +81,7 @@ pub async fn messages_arrive_in_push_order(backend: &dyn Backend) {
     p.attach().await.unwrap();
     let c = bus(backend).await.queue(&name).unwrap();
     c.attach().await.unwrap();
-    let mut consumer = c
-        .consume_with::<u32>(ConsumeOptions::new().prefetch(7))
-        .await
-        .unwrap();
+    let mut consumer = c.consume_with::<u32>(ConsumeOptions::new().prefetch(7)).await.unwrap();
     let reader = async {
         let mut got = Vec::new();
         while got.len() < 300 {
@@ -124,10 +113,7 @@ pub async fn each_message_goes_to_exactly_one_consumer(backend: &dyn Backend) {
         let b = bus(backend).await;
         let q = b.queue(&name).unwrap();
         q.attach().await.unwrap();
-        let mut consumer = q
-            .consume_with::<u32>(ConsumeOptions::new().prefetch(5))
-            .await
-            .unwrap();
+        let mut consumer = q.consume_with::<u32>(ConsumeOptions::new().prefetch(5)).await.unwrap();
         let received = received.clone();
         readers.push(tokio::spawn(async move {
             while let Some(delivery) = consumer.next().await {
@@ -198,32 +184,15 @@ pub async fn consume_max_stops_after_n(backend: &dyn Backend) {
     q.attach().await.unwrap();
     q.push_all(["m0", "m1", "m2", "m3"]).await.unwrap();
     let mut events = q.events();
-    let mut consumer = q
-        .consume_with::<String>(ConsumeOptions::new().max(2))
-        .await
-        .unwrap();
-    let got: Vec<String> = take(&mut consumer, 2, "two")
-        .await
-        .into_iter()
-        .map(|d| d.unwrap().into_body())
-        .collect();
+    let mut consumer = q.consume_with::<String>(ConsumeOptions::new().max(2)).await.unwrap();
+    let got: Vec<String> =
+        take(&mut consumer, 2, "two").await.into_iter().map(|d| d.unwrap().into_body()).collect();
     assert_eq!(got, ["m0", "m1"]);
-    assert!(
-        ends(&mut consumer, "the consumer to stop by itself")
-            .await
-            .is_empty()
-    );
+    assert!(ends(&mut consumer, "the consumer to stop by itself").await.is_empty());
     eventually("consuming to stop", || async { !q.is_consuming().await }).await;
-    let mut consumer = q
-        .consume_with::<String>(ConsumeOptions::new().max(1))
-        .await
-        .unwrap();
+    let mut consumer = q.consume_with::<String>(ConsumeOptions::new().max(1)).await.unwrap();
     assert_eq!(next(&mut consumer, "third").await.unwrap().body(), "m2");
-    assert!(
-        ends(&mut consumer, "the second consumer to stop")
-            .await
-            .is_empty()
-    );
+    assert!(ends(&mut consumer, "the second consumer to stop").await.is_empty());
     eventually("consuming to stop", || async { !q.is_consuming().await }).await;
     let flags: Vec<bool> = drain_quiet(&mut events)
         .await
@@ -234,11 +203,7 @@ pub async fn consume_max_stops_after_n(backend: &dyn Backend) {
         })
         .collect();
     assert_eq!(flags, [true, false, true, false]);
-    assert_eq!(
-        q.count().await.unwrap(),
-        1,
-        "the fourth message is still there"
-    );
+    assert_eq!(q.count().await.unwrap(), 1, "the fourth message is still there");
 }
 
 /// Q11: a second consume on a consuming handle is `AlreadyConsuming`, never two loops.
@@ -248,16 +213,9 @@ pub async fn consume_twice_is_already_consuming(backend: &dyn Backend) {
     q.attach().await.unwrap();
     let _first = q.consume::<String>().await.unwrap();
     let second = q.consume::<String>().await;
-    assert!(
-        matches!(second, Err(Error::AlreadyConsuming { .. })),
-        "{:?}",
-        second.err()
-    );
+    assert!(matches!(second, Err(Error::AlreadyConsuming { .. })), "{:?}", second.err());
     q.stop().await.unwrap();
-    assert!(
-        q.consume::<String>().await.is_ok(),
-        "after stop it may consume again"
-    );
+    assert!(q.consume::<String>().await.is_ok(), "after stop it may consume again");
 }
 
 /// Q12 (seed "not receive when stopped", study 7.2 #19): three messages; stopping in the first
@@ -273,9 +231,7 @@ pub async fn stop_stops_delivery(backend: &dyn Backend) {
     assert_eq!(*first.body(), 1);
     q.stop().await.unwrap();
     assert!(
-        ends(&mut consumer, "the stopped consumer to end")
-            .await
-            .is_empty(),
+        ends(&mut consumer, "the stopped consumer to end").await.is_empty(),
         "nothing after stop"
     );
     assert_eq!(q.consumed(), 1);
@@ -299,22 +255,12 @@ pub async fn stop_returns_undelivered_messages_to_the_head_in_order(backend: &dy
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
     q.push_all(0..10).await.unwrap();
-    let mut consumer = q
-        .consume_with::<i32>(ConsumeOptions::new().prefetch(10))
-        .await
-        .unwrap();
-    let first: Vec<i32> = take(&mut consumer, 3, "three")
-        .await
-        .into_iter()
-        .map(|d| d.unwrap().into_body())
-        .collect();
+    let mut consumer = q.consume_with::<i32>(ConsumeOptions::new().prefetch(10)).await.unwrap();
+    let first: Vec<i32> =
+        take(&mut consumer, 3, "three").await.into_iter().map(|d| d.unwrap().into_body()).collect();
     assert_eq!(first, [0, 1, 2]);
     q.stop().await.unwrap();
-    assert_eq!(
-        q.count().await.unwrap(),
-        7,
-        "the seven undelivered messages are back"
-    );
+    assert_eq!(q.count().await.unwrap(), 7, "the seven undelivered messages are back");
     q.push_all([10, 11]).await.unwrap();
     let other = bus(backend).await.queue(&name).unwrap();
     other.attach().await.unwrap();
@@ -333,16 +279,10 @@ pub async fn dropped_consumer_returns_undelivered_messages(backend: &dyn Backend
     let q = b.queue(unique("drop")).unwrap();
     q.attach().await.unwrap();
     q.push_all(0..10).await.unwrap();
-    let mut consumer = q
-        .consume_with::<i32>(ConsumeOptions::new().prefetch(10))
-        .await
-        .unwrap();
+    let mut consumer = q.consume_with::<i32>(ConsumeOptions::new().prefetch(10)).await.unwrap();
     take(&mut consumer, 2, "two").await;
     drop(consumer);
-    eventually("the consumer to finish", || async {
-        !q.is_consuming().await
-    })
-    .await;
+    eventually("the consumer to finish", || async { !q.is_consuming().await }).await;
     assert_eq!(q.count().await.unwrap(), 8);
     let mut consumer = q.consume::<i32>().await.unwrap();
     assert_eq!(*next(&mut consumer, "third").await.unwrap().body(), 2);
@@ -364,11 +304,5 @@ pub async fn undecodable_message_is_reported_with_its_id(backend: &dyn Backend) 
         }
         other => panic!("expected a decode error, got {other:?}"),
     }
-    assert_eq!(
-        *next(&mut consumer, "the good message")
-            .await
-            .unwrap()
-            .body(),
-        7
-    );
+    assert_eq!(*next(&mut consumer, "the good message").await.unwrap().body(), 7);
 }

@@ -14,11 +14,7 @@ fn assert_invalid_name<T: std::fmt::Debug>(
     says: &str,
 ) {
     match result {
-        Err(Error::InvalidName {
-            kind: k,
-            ref reason,
-            ..
-        }) if k == kind => {
+        Err(Error::InvalidName { kind: k, ref reason, .. }) if k == kind => {
             let text = result.as_ref().unwrap_err().to_string();
             assert!(reason.contains(says) || text.contains(says), "{text}");
         }
@@ -38,49 +34,21 @@ fn assert_invalid_option<T: std::fmt::Debug>(result: busmq_core::Result<T>, opti
 pub async fn invalid_names_are_rejected_before_the_store(backend: &dyn Backend) {
     let b = bus(backend).await;
     assert_invalid_name(b.queue(""), NameKind::Queue, "empty");
-    assert_invalid_name(
-        b.queue("x".repeat(1025)),
-        NameKind::Queue,
-        "1025 bytes long",
-    );
+    assert_invalid_name(b.queue("x".repeat(1025)), NameKind::Queue, "1025 bytes long");
     assert_invalid_name(b.queue("tab\there"), NameKind::Queue, "control character");
-    assert_invalid_name(
-        QueueName::from_bytes(b"bad\xff"),
-        NameKind::Queue,
-        "not valid UTF-8",
-    );
+    assert_invalid_name(QueueName::from_bytes(b"bad\xff"), NameKind::Queue, "not valid UTF-8");
     assert_invalid_name(b.channel(""), NameKind::Channel, "empty");
     assert_invalid_name(b.channel("c".repeat(1020)), NameKind::Queue, "bytes long");
-    assert_invalid_name(
-        b.channel_with_roles("c", "", "remote"),
-        NameKind::Role,
-        "empty",
-    );
-    assert_invalid_name(
-        b.channel_with_roles("c", "same", "same"),
-        NameKind::Role,
-        "must differ",
-    );
+    assert_invalid_name(b.channel_with_roles("c", "", "remote"), NameKind::Role, "empty");
+    assert_invalid_name(b.channel_with_roles("c", "same", "same"), NameKind::Role, "must differ");
     assert_invalid_name(b.pubsub(""), NameKind::Topic, "empty");
     let q = b.queue(unique("meta")).unwrap();
     q.attach().await.unwrap();
-    assert_invalid_name(
-        q.set_metadata("", "v").await,
-        NameKind::MetadataKey,
-        "empty",
-    );
-    assert_invalid_name(
-        q.metadata("k\n").await,
-        NameKind::MetadataKey,
-        "control character",
-    );
+    assert_invalid_name(q.set_metadata("", "v").await, NameKind::MetadataKey, "empty");
+    assert_invalid_name(q.metadata("k\n").await, NameKind::MetadataKey, "control character");
     let channel = b.channel(unique("c")).unwrap();
     assert_invalid_name(channel.send_to("", &1).await, NameKind::Role, "empty");
-    assert_eq!(
-        q.metadata_all().await.unwrap(),
-        vec![],
-        "nothing was written"
-    );
+    assert_eq!(q.metadata_all().await.unwrap(), vec![], "nothing was written");
 }
 
 /// E1: impossible options (`ttl = 0`, `maxsize = 0`, `max = 0`, `prefetch = 0`,
@@ -88,46 +56,25 @@ pub async fn invalid_names_are_rejected_before_the_store(backend: &dyn Backend) 
 pub async fn invalid_options_are_rejected(backend: &dyn Backend) {
     let b = bus(backend).await;
     let q = b.queue(unique("options")).unwrap();
-    assert_invalid_option(
-        q.attach_with(AttachOptions::new().ttl(Duration::ZERO))
-            .await,
-        "ttl",
-    );
-    assert_invalid_option(
-        q.attach_with(AttachOptions::new().maxsize(0)).await,
-        "maxsize",
-    );
+    assert_invalid_option(q.attach_with(AttachOptions::new().ttl(Duration::ZERO)).await, "ttl");
+    assert_invalid_option(q.attach_with(AttachOptions::new().maxsize(0)).await, "maxsize");
     assert!(!q.exists().await.unwrap(), "nothing was created");
     q.attach().await.unwrap();
+    assert_invalid_option(q.consume_with::<i32>(ConsumeOptions::new().max(0)).await, "max");
     assert_invalid_option(
-        q.consume_with::<i32>(ConsumeOptions::new().max(0)).await,
-        "max",
-    );
-    assert_invalid_option(
-        q.consume_with::<i32>(ConsumeOptions::new().prefetch(0))
-            .await,
+        q.consume_with::<i32>(ConsumeOptions::new().prefetch(0)).await,
         "prefetch",
     );
-    let reliable = ReliableOptions {
-        max_deliveries: 0,
-        ..ReliableOptions::default()
-    };
+    let reliable = ReliableOptions { max_deliveries: 0, ..ReliableOptions::default() };
     assert_invalid_option(
-        q.consume_with::<i32>(ConsumeOptions::new().reliable(reliable))
-            .await,
+        q.consume_with::<i32>(ConsumeOptions::new().reliable(reliable)).await,
         "max_deliveries",
     );
     assert!(!q.is_consuming().await);
-    let text = q
-        .consume_with::<i32>(ConsumeOptions::new().max(0))
-        .await
-        .unwrap_err()
-        .to_string();
+    let text = q.consume_with::<i32>(ConsumeOptions::new().max(0)).await.unwrap_err().to_string();
     assert!(text.starts_with("invalid option max:"), "{text}");
     assert_invalid_option(
-        Bus::builder_from_handle(backend.store().await)
-            .max_message_size(0)
-            .build(),
+        Bus::builder_from_handle(backend.store().await).max_message_size(0).build(),
         "max_message_size",
     );
 }
@@ -135,44 +82,25 @@ pub async fn invalid_options_are_rejected(backend: &dyn Backend) {
 /// E1: a message over the size limit is rejected with its size and the limit; nothing of it (or
 /// of its batch) is written.
 pub async fn oversize_message_is_rejected_and_nothing_written(backend: &dyn Backend) {
-    let b = Bus::builder_from_handle(backend.store().await)
-        .max_message_size(1024)
-        .build()
-        .unwrap();
+    let b = Bus::builder_from_handle(backend.store().await).max_message_size(1024).build().unwrap();
     b.connect().await.unwrap();
     let q = b.queue(unique("big")).unwrap();
     q.attach().await.unwrap();
     let big = "x".repeat(2000);
     match q.push(&big).await {
-        Err(Error::MessageTooLarge {
-            size, limit: 1024, ..
-        }) => assert_eq!(size, 2002),
+        Err(Error::MessageTooLarge { size, limit: 1024, .. }) => assert_eq!(size, 2002),
         other => panic!("expected MessageTooLarge, got {other:?}"),
     }
-    assert!(matches!(
-        q.push_raw(vec![0u8; 1025]).await,
-        Err(Error::MessageTooLarge { .. })
-    ));
+    assert!(matches!(q.push_raw(vec![0u8; 1025]).await, Err(Error::MessageTooLarge { .. })));
     let batch = q.push_all(["small".to_string(), big.clone()]).await;
-    assert!(
-        matches!(batch, Err(Error::MessageTooLarge { .. })),
-        "{batch:?}"
-    );
+    assert!(matches!(batch, Err(Error::MessageTooLarge { .. })), "{batch:?}");
     assert_eq!(q.count().await.unwrap(), 0, "nothing was written");
-    q.push_raw(vec![7u8; 1024])
-        .await
-        .expect("exactly the limit is fine");
+    q.push_raw(vec![7u8; 1024]).await.expect("exactly the limit is fine");
     let channel = b.channel(unique("big")).unwrap();
     let _events = channel.connect::<String>().await.unwrap();
-    assert!(matches!(
-        channel.send(&big).await,
-        Err(Error::MessageTooLarge { .. })
-    ));
+    assert!(matches!(channel.send(&big).await, Err(Error::MessageTooLarge { .. })));
     let topic = b.pubsub(unique("big")).unwrap();
-    assert!(matches!(
-        topic.publish(&big).await,
-        Err(Error::MessageTooLarge { .. })
-    ));
+    assert!(matches!(topic.publish(&big).await, Err(Error::MessageTooLarge { .. })));
     b.disconnect().await.unwrap();
 }
 
@@ -186,10 +114,7 @@ pub async fn unencodable_message_writes_nothing(backend: &dyn Backend) {
     match q.push(&structured).await {
         Err(error @ Error::Encode { .. }) => {
             let text = format!("{error}: {}", std::error::Error::source(&error).unwrap());
-            assert!(
-                text.contains("could not encode a message for queue"),
-                "{text}"
-            );
+            assert!(text.contains("could not encode a message for queue"), "{text}");
             assert!(text.contains("raw codec could not encode"), "{text}");
         }
         other => panic!("expected an encode error, got {other:?}"),
@@ -199,13 +124,7 @@ pub async fn unencodable_message_writes_nothing(backend: &dyn Backend) {
     assert_eq!(q.count().await.unwrap(), 0);
     q.push("plain text").await.unwrap();
     let mut consumer = q.consume::<String>().await.unwrap();
-    let got = crate::support::next(&mut consumer, "raw text")
-        .await
-        .unwrap();
+    let got = crate::support::next(&mut consumer, "raw text").await.unwrap();
     assert_eq!(got.body(), "plain text");
-    assert_eq!(
-        &got.payload()[..],
-        b"plain text",
-        "raw payloads are stored as they are"
-    );
+    assert_eq!(&got.payload()[..], b"plain text", "raw payloads are stored as they are");
 }

@@ -35,14 +35,8 @@ pub async fn attach_detach_events_in_order(backend: &dyn Backend) {
     }
     producer.extend(drain_quiet(&mut pe).await.iter().map(label));
     consumer.extend(drain_quiet(&mut ce).await.iter().map(label));
-    assert_eq!(
-        producer,
-        ["attaching", "attached(false)", "detaching", "detached"]
-    );
-    assert_eq!(
-        consumer,
-        ["attaching", "attached(true)", "detaching", "detached"]
-    );
+    assert_eq!(producer, ["attaching", "attached(false)", "detaching", "detached"]);
+    assert_eq!(consumer, ["attaching", "attached(true)", "detaching", "detached"]);
 }
 
 /// Q1: attach creates the queue if needed and says whether it existed.
@@ -51,10 +45,7 @@ pub async fn attach_reports_whether_queue_existed(backend: &dyn Backend) {
     let b = bus(backend).await;
     let first = b.queue(&name).unwrap();
     assert!(!first.exists().await.unwrap());
-    assert!(
-        !first.attach().await.unwrap(),
-        "the first attach creates the queue"
-    );
+    assert!(!first.attach().await.unwrap(), "the first attach creates the queue");
     assert!(first.exists().await.unwrap());
     let second = b.queue(&name).unwrap();
     assert!(second.attach().await.unwrap(), "a second handle finds it");
@@ -76,17 +67,9 @@ pub async fn later_attacher_adopts_stored_ttl(backend: &dyn Backend) {
     let name = unique("ttl");
     let b = bus(backend).await;
     let creator = b.queue(&name).unwrap();
-    creator
-        .attach_with(AttachOptions::new().ttl(Duration::from_secs(5)))
-        .await
-        .unwrap();
+    creator.attach_with(AttachOptions::new().ttl(Duration::from_secs(5))).await.unwrap();
     let later = bus(backend).await.queue(&name).unwrap();
-    assert!(
-        later
-            .attach_with(AttachOptions::new().ttl(Duration::from_secs(60)))
-            .await
-            .unwrap()
-    );
+    assert!(later.attach_with(AttachOptions::new().ttl(Duration::from_secs(60))).await.unwrap());
     assert_eq!(later.ttl().await.unwrap(), Some(Duration::from_secs(5)));
     assert_eq!(creator.ttl().await.unwrap(), Some(Duration::from_secs(5)));
 }
@@ -97,16 +80,8 @@ pub async fn attach_twice_is_already_attached(backend: &dyn Backend) {
     let q = b.queue(unique("twice")).unwrap();
     q.attach().await.unwrap();
     let again = q.attach().await;
-    assert!(
-        matches!(again, Err(Error::AlreadyAttached { .. })),
-        "{again:?}"
-    );
-    assert!(
-        again
-            .unwrap_err()
-            .to_string()
-            .contains("is already attached")
-    );
+    assert!(matches!(again, Err(Error::AlreadyAttached { .. })), "{again:?}");
+    assert!(again.unwrap_err().to_string().contains("is already attached"));
     q.detach().await.unwrap();
     assert!(q.attach().await.unwrap(), "re-attaching after detach works");
 }
@@ -117,9 +92,7 @@ pub async fn queue_does_not_expire_before_ttl(backend: &dyn Backend) {
     let name = unique("keep");
     let b = bus(backend).await;
     let q = b.queue(&name).unwrap();
-    q.attach_with(AttachOptions::new().ttl(Duration::from_secs(5)))
-        .await
-        .unwrap();
+    q.attach_with(AttachOptions::new().ttl(Duration::from_secs(5))).await.unwrap();
     q.push(&"kept").await.unwrap();
     q.detach().await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -134,25 +107,14 @@ pub async fn queue_expires_ttl_after_last_detach(backend: &dyn Backend) {
     let name = unique("expire");
     let b = bus(backend).await;
     let q = b.queue(&name).unwrap();
-    q.attach_with(AttachOptions::new().ttl(Duration::from_secs(1)))
-        .await
-        .unwrap();
+    q.attach_with(AttachOptions::new().ttl(Duration::from_secs(1))).await.unwrap();
     q.push(&"gone").await.unwrap();
     q.detach().await.unwrap();
-    assert!(
-        q.exists().await.unwrap(),
-        "still there right after the detach"
-    );
-    eventually("the queue to expire", || async {
-        !q.exists().await.unwrap()
-    })
-    .await;
+    assert!(q.exists().await.unwrap(), "still there right after the detach");
+    eventually("the queue to expire", || async { !q.exists().await.unwrap() }).await;
     assert_eq!(q.count().await.unwrap(), 0);
     let again = b.queue(&name).unwrap();
-    assert!(
-        !again.attach().await.unwrap(),
-        "an expired queue is created anew"
-    );
+    assert!(!again.attach().await.unwrap(), "an expired queue is created anew");
 }
 
 /// Q2: while a client stays attached its queue lives well past the ttl (leases are renewed).
@@ -160,9 +122,7 @@ pub async fn attached_queue_outlives_its_ttl(backend: &dyn Backend) {
     let name = unique("renewed");
     let b = bus(backend).await;
     let q = b.queue(&name).unwrap();
-    q.attach_with(AttachOptions::new().ttl(Duration::from_secs(1)))
-        .await
-        .unwrap();
+    q.attach_with(AttachOptions::new().ttl(Duration::from_secs(1))).await.unwrap();
     q.push(&1).await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(q.exists().await.unwrap());
@@ -175,17 +135,11 @@ pub async fn client_that_never_renews_counts_as_detached_after_ttl(backend: &dyn
     let name = QueueName::new(unique("dead-client")).unwrap();
     let store = backend.store().await;
     store.connect().await.expect("connect");
-    let spec = QueueSpec {
-        ttl: Duration::from_secs(1),
-        ..QueueSpec::default()
-    };
+    let spec = QueueSpec { ttl: Duration::from_secs(1), ..QueueSpec::default() };
     store.attach(&name, &spec).await.expect("attach");
     let observer = bus(backend).await.queue(name.as_str()).unwrap();
     assert!(observer.exists().await.unwrap());
-    eventually("the lease to lapse", || async {
-        !observer.exists().await.unwrap()
-    })
-    .await;
+    eventually("the lease to lapse", || async { !observer.exists().await.unwrap() }).await;
     store.disconnect().await.expect("disconnect");
 }
 
@@ -216,15 +170,7 @@ pub async fn detach_stops_consuming(backend: &dyn Backend) {
     assert!(rest.is_empty(), "{rest:?}");
     assert!(!q.is_consuming().await);
     let seen: Vec<String> = drain_quiet(&mut events).await.iter().map(label).collect();
-    assert_eq!(
-        seen,
-        [
-            "consuming(true)",
-            "detaching",
-            "consuming(false)",
-            "detached"
-        ]
-    );
+    assert_eq!(seen, ["consuming(true)", "detaching", "consuming(false)", "detached"]);
 }
 
 /// Q4: close destroys the queue and its messages now; closing a missing queue says so.
@@ -266,10 +212,7 @@ pub async fn close_notifies_other_attached_clients(backend: &dyn Backend) {
     ends(&mut consumer, "the other client's consumer to end").await;
     let push = other.push(&"late").await;
     assert!(matches!(push, Err(Error::Closed { .. })), "{push:?}");
-    assert!(
-        !closer.exists().await.unwrap(),
-        "the late push did not recreate the queue"
-    );
+    assert!(!closer.exists().await.unwrap(), "the late push did not recreate the queue");
 }
 
 /// Q4: a client attaching after a close gets a new, empty queue; the closed handle can attach
@@ -285,13 +228,7 @@ pub async fn attach_after_close_creates_a_new_queue(backend: &dyn Backend) {
     assert!(!fresh.attach().await.unwrap());
     assert_eq!(fresh.count().await.unwrap(), 0);
     fresh.push(&"new").await.unwrap();
-    assert!(
-        q.attach().await.unwrap(),
-        "the closed handle attaches to the new queue"
-    );
+    assert!(q.attach().await.unwrap(), "the closed handle attaches to the new queue");
     let mut consumer = q.consume::<String>().await.unwrap();
-    assert_eq!(
-        next(&mut consumer, "new message").await.unwrap().body(),
-        "new"
-    );
+    assert_eq!(next(&mut consumer, "new message").await.unwrap().body(), "new");
 }

@@ -42,15 +42,10 @@ pub async fn ids_never_go_backwards_after_expiry(backend: &dyn Backend) {
     let name = unique("ids-expire");
     let b = bus(backend).await;
     let q = b.queue(&name).unwrap();
-    q.attach_with(AttachOptions::new().ttl(Duration::from_secs(1)))
-        .await
-        .unwrap();
+    q.attach_with(AttachOptions::new().ttl(Duration::from_secs(1))).await.unwrap();
     let before = q.push(&"old").await.unwrap();
     q.detach().await.unwrap();
-    eventually("the queue to expire", || async {
-        !q.exists().await.unwrap()
-    })
-    .await;
+    eventually("the queue to expire", || async { !q.exists().await.unwrap() }).await;
     assert!(!q.attach().await.unwrap());
     let after = q.push(&"new").await.unwrap();
     assert!(after > before, "{after} after {before}");
@@ -64,15 +59,11 @@ pub async fn push_before_attach_is_sent_once_attached(backend: &dyn Backend) {
     let producer = pb.queue(&name).unwrap();
     let pushes: Vec<_> = (0..5).map(|i| producer.push(&format!("m{i}"))).collect();
     let consumer_q = cb.queue(&name).unwrap();
-    let mut consumer = consumer_q
-        .consume::<String>()
-        .await
-        .expect("consume before attach is deferred");
+    let mut consumer =
+        consumer_q.consume::<String>().await.expect("consume before attach is deferred");
     producer.attach().await.unwrap();
     consumer_q.attach().await.unwrap();
-    let ids: Vec<u64> = futures::future::try_join_all(pushes)
-        .await
-        .expect("pushes written");
+    let ids: Vec<u64> = futures::future::try_join_all(pushes).await.expect("pushes written");
     assert!(strictly_increasing(&ids), "{ids:?}");
     let got: Vec<String> = take(&mut consumer, 5, "five early messages")
         .await
@@ -91,10 +82,7 @@ pub async fn push_after_detach_is_an_error(backend: &dyn Backend) {
     let result = q.push(&1).await;
     assert!(matches!(result, Err(Error::Detached { .. })), "{result:?}");
     assert!(result.unwrap_err().to_string().contains("was detached"));
-    assert!(matches!(
-        q.push_all([1, 2]).await,
-        Err(Error::Detached { .. })
-    ));
+    assert!(matches!(q.push_all([1, 2]).await, Err(Error::Detached { .. })));
 }
 
 /// Q8 (study 7.2 #13): maxsize 10 and 15 pushes: the first 10 get ids, the last 5 fail with
@@ -102,9 +90,7 @@ pub async fn push_after_detach_is_an_error(backend: &dyn Backend) {
 pub async fn push_to_full_queue_is_queue_full(backend: &dyn Backend) {
     let b = bus(backend).await;
     let q = b.queue(unique("full")).unwrap();
-    q.attach_with(AttachOptions::new().maxsize(10))
-        .await
-        .unwrap();
+    q.attach_with(AttachOptions::new().maxsize(10)).await.unwrap();
     let pushes: Vec<_> = (0..15).map(|i| q.push(&i)).collect();
     let results = futures::future::join_all(pushes).await;
     for (i, result) in results.iter().enumerate() {
@@ -125,38 +111,22 @@ pub async fn push_to_full_queue_is_queue_full(backend: &dyn Backend) {
 pub async fn maxsize_is_stored_with_the_queue(backend: &dyn Backend) {
     let name = unique("maxsize");
     let a = bus(backend).await.queue(&name).unwrap();
-    a.attach_with(AttachOptions::new().maxsize(2))
-        .await
-        .unwrap();
+    a.attach_with(AttachOptions::new().maxsize(2)).await.unwrap();
     let b = bus(backend).await.queue(&name).unwrap();
-    b.attach_with(AttachOptions::new().maxsize(100))
-        .await
-        .unwrap();
+    b.attach_with(AttachOptions::new().maxsize(100)).await.unwrap();
     b.push(&1).await.unwrap();
     b.push(&2).await.unwrap();
-    assert!(matches!(
-        b.push(&3).await,
-        Err(Error::QueueFull { maxsize: 2, .. })
-    ));
+    assert!(matches!(b.push(&3).await, Err(Error::QueueFull { maxsize: 2, .. })));
 }
 
 /// Q9: a batch is atomic (all or nothing) and keeps its order.
 pub async fn push_all_is_atomic_and_ordered(backend: &dyn Backend) {
     let b = bus(backend).await;
     let q = b.queue(unique("batch")).unwrap();
-    q.attach_with(AttachOptions::new().maxsize(3))
-        .await
-        .unwrap();
+    q.attach_with(AttachOptions::new().maxsize(3)).await.unwrap();
     let too_many = q.push_all(["a", "b", "c", "d"]).await;
-    assert!(
-        matches!(too_many, Err(Error::QueueFull { .. })),
-        "{too_many:?}"
-    );
-    assert_eq!(
-        q.count().await.unwrap(),
-        0,
-        "nothing of the failed batch was written"
-    );
+    assert!(matches!(too_many, Err(Error::QueueFull { .. })), "{too_many:?}");
+    assert_eq!(q.count().await.unwrap(), 0, "nothing of the failed batch was written");
     let ids = q.push_all(["a", "b", "c"]).await.unwrap();
     assert_eq!(ids.len(), 3);
     assert!(strictly_increasing(&ids));
@@ -167,14 +137,7 @@ pub async fn push_all_is_atomic_and_ordered(backend: &dyn Backend) {
         .map(|d| d.unwrap())
         .map(|d| (d.id(), d.into_body()))
         .collect();
-    assert_eq!(
-        got,
-        vec![
-            (ids[0], "a".into()),
-            (ids[1], "b".into()),
-            (ids[2], "c".into())
-        ]
-    );
+    assert_eq!(got, vec![(ids[0], "a".into()), (ids[1], "b".into()), (ids[2], "c".into())]);
 }
 
 /// Q6, Q9: many pushes in flight at once are written in the order they were made.

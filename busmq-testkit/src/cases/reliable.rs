@@ -39,11 +39,7 @@ pub async fn reliable_ack_removes_the_message(backend: &dyn Backend) {
     assert_eq!(q.stat().await.unwrap().pending, 0);
     assert_eq!(q.count().await.unwrap(), 0);
     q.stop().await.unwrap();
-    assert_eq!(
-        q.count().await.unwrap(),
-        0,
-        "nothing comes back after a stop"
-    );
+    assert_eq!(q.count().await.unwrap(), 0, "nothing comes back after a stop");
 }
 
 /// Q13 (study 7.2 #20 with per-message acks): push 1..5, ack 1 and 2, stop while holding 3:
@@ -73,14 +69,7 @@ pub async fn reliable_unacked_messages_come_back_in_order_after_stop(backend: &d
     }
     assert_eq!(
         seen,
-        vec![
-            (ids[0], 1),
-            (ids[1], 1),
-            (ids[2], 1),
-            (ids[2], 2),
-            (ids[3], 1),
-            (ids[4], 1)
-        ]
+        vec![(ids[0], 1), (ids[1], 1), (ids[2], 1), (ids[2], 2), (ids[3], 1), (ids[4], 1)]
     );
     assert!(drain_quiet(&mut consumer).await.is_empty());
 }
@@ -115,18 +104,12 @@ pub async fn reliable_visibility_timeout_redelivers_to_another_consumer(backend:
     let qa = a.queue(&name).unwrap();
     qa.attach().await.unwrap();
     let id = qa.push(&"slow").await.unwrap();
-    let mut first = qa
-        .consume_with::<String>(reliable_with(strict.clone()).max(1))
-        .await
-        .unwrap();
+    let mut first = qa.consume_with::<String>(reliable_with(strict.clone()).max(1)).await.unwrap();
     let held = one(&mut first, "first delivery").await;
     crate::support::ends(&mut first, "the first consumer to stop at max").await;
     let qb = b.queue(&name).unwrap();
     qb.attach().await.unwrap();
-    let mut second = qb
-        .consume_with::<String>(reliable_with(strict))
-        .await
-        .unwrap();
+    let mut second = qb.consume_with::<String>(reliable_with(strict)).await.unwrap();
     let again = one(&mut second, "redelivery after the timeout").await;
     assert_eq!((again.id(), again.deliveries()), (id, 2));
     let late = held.ack().await;
@@ -148,11 +131,7 @@ pub async fn reliable_ack_after_max_is_accepted(backend: &dyn Backend) {
     eventually("consuming to stop", || async { !q.is_consuming().await }).await;
     d.ack().await.expect("still held");
     assert_eq!(q.stat().await.unwrap().pending, 0);
-    assert_eq!(
-        q.count().await.unwrap(),
-        1,
-        "the second message is still ready"
-    );
+    assert_eq!(q.count().await.unwrap(), 1, "the second message is still ready");
 }
 
 /// Q13: by default a consumer keeps extending what it holds, so slow work is not redelivered;
@@ -162,27 +141,19 @@ pub async fn reliable_slow_work_is_not_redelivered_while_held(backend: &dyn Back
         visibility_timeout: Duration::from_secs(1),
         ..ReliableOptions::default()
     };
-    let manual_options = ReliableOptions {
-        auto_extend: false,
-        ..short.clone()
-    };
+    let manual_options = ReliableOptions { auto_extend: false, ..short.clone() };
     let (a, b) = (bus(backend).await, bus(backend).await);
     // Automatic: the holder keeps running; a competitor sees nothing for three periods.
     let auto_name = unique("slow-auto");
     let holder = a.queue(&auto_name).unwrap();
     holder.attach().await.unwrap();
     holder.push(&"auto").await.unwrap();
-    let mut worker = holder
-        .consume_with::<String>(reliable_with(short))
-        .await
-        .unwrap();
+    let mut worker = holder.consume_with::<String>(reliable_with(short)).await.unwrap();
     let auto = one(&mut worker, "auto").await;
     let competitor = b.queue(&auto_name).unwrap();
     competitor.attach().await.unwrap();
-    let mut other = competitor
-        .consume_with::<String>(reliable_with(manual_options.clone()))
-        .await
-        .unwrap();
+    let mut other =
+        competitor.consume_with::<String>(reliable_with(manual_options.clone())).await.unwrap();
     // By hand: a strict consumer extends its delivery.
     let manual_name = unique("slow-manual");
     let manual_q = b.queue(&manual_name).unwrap();
@@ -194,22 +165,15 @@ pub async fn reliable_slow_work_is_not_redelivered_while_held(backend: &dyn Back
     manual.extend(Duration::from_secs(5)).await.unwrap();
     let watcher = a.queue(&manual_name).unwrap();
     watcher.attach().await.unwrap();
-    let mut manual_competitor = watcher
-        .consume_with::<String>(reliable_with(manual_options))
-        .await
-        .unwrap();
+    let mut manual_competitor =
+        watcher.consume_with::<String>(reliable_with(manual_options)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        drain_quiet(&mut other).await.is_empty(),
-        "auto: nothing was redelivered"
-    );
+    assert!(drain_quiet(&mut other).await.is_empty(), "auto: nothing was redelivered");
     assert!(
         drain_quiet(&mut manual_competitor).await.is_empty(),
         "manual: nothing was redelivered"
     );
-    auto.ack()
-        .await
-        .expect("still held after three visibility periods");
+    auto.ack().await.expect("still held after three visibility periods");
     manual.ack().await.expect("extended by hand");
     assert_eq!(holder.stat().await.unwrap().pending, 0);
     assert_eq!(manual_q.stat().await.unwrap().pending, 0);
@@ -226,10 +190,7 @@ pub async fn reliable_dead_consumer_messages_come_back(backend: &dyn Backend) {
     let store = backend.store().await;
     store.connect().await.unwrap();
     let ghost = busmq_core::store::ConsumerId::new(&busmq_core::store::ClientId::new("ghost"), 1);
-    let mode = TakeMode::Reliable {
-        visibility: Duration::from_secs(1),
-        max_deliveries: 5,
-    };
+    let mode = TakeMode::Reliable { visibility: Duration::from_secs(1), max_deliveries: 5 };
     let taken = store.take(&name, &ghost, 1, mode).await.unwrap();
     assert_eq!(taken.entries.len(), 1);
     drop(store);
@@ -256,10 +217,7 @@ pub async fn reliable_aborted_consumer_task_loses_nothing(backend: &dyn Backend)
     worker_q.attach().await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
-        let mut consumer = worker_q
-            .consume_with::<String>(reliable().prefetch(10))
-            .await
-            .unwrap();
+        let mut consumer = worker_q.consume_with::<String>(reliable().prefetch(10)).await.unwrap();
         let mut held = Vec::new();
         for _ in 0..3 {
             held.push(consumer.next().await.unwrap().unwrap());
@@ -289,14 +247,8 @@ pub async fn reliable_dead_letters_after_max_deliveries(backend: &dyn Backend) {
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
     let id = q.push(&"poison").await.unwrap();
-    let options = ReliableOptions {
-        max_deliveries: 2,
-        ..ReliableOptions::default()
-    };
-    let mut consumer = q
-        .consume_with::<String>(reliable_with(options))
-        .await
-        .unwrap();
+    let options = ReliableOptions { max_deliveries: 2, ..ReliableOptions::default() };
+    let mut consumer = q.consume_with::<String>(reliable_with(options)).await.unwrap();
     for delivery in 1..=2 {
         let d = one(&mut consumer, "a failing delivery").await;
         assert_eq!((d.id(), d.deliveries()), (id, delivery));
@@ -307,25 +259,14 @@ pub async fn reliable_dead_letters_after_max_deliveries(backend: &dyn Backend) {
         dlq.count().await.unwrap() == 1
     })
     .await;
-    assert!(
-        drain_quiet(&mut consumer).await.is_empty(),
-        "not delivered a third time"
-    );
+    assert!(drain_quiet(&mut consumer).await.is_empty(), "not delivered a third time");
     dlq.attach().await.unwrap();
     let mut dead = dlq.consume::<String>().await.unwrap();
     let letter = next(&mut dead, "the dead letter").await.unwrap();
     assert_eq!(letter.body(), "poison");
-    let info = letter
-        .dead_letter()
-        .expect("dead-letter information")
-        .clone();
+    let info = letter.dead_letter().expect("dead-letter information").clone();
     assert_eq!(
-        (
-            info.queue.as_str(),
-            info.id,
-            info.deliveries,
-            info.reason.as_str()
-        ),
+        (info.queue.as_str(), info.id, info.deliveries, info.reason.as_str()),
         (name.as_str(), id, 2, "max_deliveries")
     );
     q.stop().await.unwrap();
@@ -345,19 +286,10 @@ pub async fn reliable_reject_moves_to_the_configured_dead_letter_queue(backend: 
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
     let id = q.push(&"bad order").await.unwrap();
-    let options = ReliableOptions {
-        dead_letter_queue: Some(dlq_name.clone()),
-        ..ReliableOptions::default()
-    };
-    let mut consumer = q
-        .consume_with::<String>(reliable_with(options))
-        .await
-        .unwrap();
-    one(&mut consumer, "delivery")
-        .await
-        .reject("no such product")
-        .await
-        .unwrap();
+    let options =
+        ReliableOptions { dead_letter_queue: Some(dlq_name.clone()), ..ReliableOptions::default() };
+    let mut consumer = q.consume_with::<String>(reliable_with(options)).await.unwrap();
+    one(&mut consumer, "delivery").await.reject("no such product").await.unwrap();
     assert_eq!(q.stat().await.unwrap().pending, 0);
     let dlq = b.queue(&dlq_name).unwrap();
     dlq.attach().await.unwrap();
@@ -378,14 +310,8 @@ pub async fn reliable_undecodable_message_is_not_acknowledged(backend: &dyn Back
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
     let bad = q.push_raw(&b"{broken"[..]).await.unwrap();
-    let options = ReliableOptions {
-        max_deliveries: 3,
-        ..ReliableOptions::default()
-    };
-    let mut consumer = q
-        .consume_with::<String>(reliable_with(options))
-        .await
-        .unwrap();
+    let options = ReliableOptions { max_deliveries: 3, ..ReliableOptions::default() };
+    let mut consumer = q.consume_with::<String>(reliable_with(options)).await.unwrap();
     for _ in 0..3 {
         match next(&mut consumer, "the bad message").await {
             Err(Error::Decode { id, .. }) => assert_eq!(id, bad),
@@ -393,10 +319,7 @@ pub async fn reliable_undecodable_message_is_not_acknowledged(backend: &dyn Back
         }
     }
     let dlq = b.queue(format!("{name}.dlq")).unwrap();
-    eventually("the dead letter", || async {
-        dlq.count().await.unwrap() == 1
-    })
-    .await;
+    eventually("the dead letter", || async { dlq.count().await.unwrap() == 1 }).await;
 }
 
 /// Q13 (fix of node busmq #40): consumers share a queue safely. Each consumer acks, releases or
@@ -408,10 +331,7 @@ async fn shared_queue_random_settlements(backend: &dyn Backend, consumers: usize
     let b = bus(backend).await;
     let producer = b.queue(&name).unwrap();
     producer.attach().await.unwrap();
-    let ids = producer
-        .push_all((0..N).map(|i| i.to_string()))
-        .await
-        .unwrap();
+    let ids = producer.push_all((0..N).map(|i| i.to_string())).await.unwrap();
     #[derive(Default)]
     struct Log {
         acked: BTreeMap<u64, usize>,
@@ -419,20 +339,15 @@ async fn shared_queue_random_settlements(backend: &dyn Backend, consumers: usize
         given_back: BTreeMap<u64, u32>,
     }
     let log = Arc::new(Mutex::new(Log::default()));
-    let options = ReliableOptions {
-        max_deliveries: 1000,
-        ..ReliableOptions::default()
-    };
+    let options = ReliableOptions { max_deliveries: 1000, ..ReliableOptions::default() };
     let mut buses = Vec::new();
     let mut workers = Vec::new();
     for _ in 0..consumers {
         let wb = bus(backend).await;
         let q: Queue = wb.queue(&name).unwrap();
         q.attach().await.unwrap();
-        let mut consumer = q
-            .consume_with::<String>(reliable_with(options.clone()).prefetch(7))
-            .await
-            .unwrap();
+        let mut consumer =
+            q.consume_with::<String>(reliable_with(options.clone()).prefetch(7)).await.unwrap();
         let log = log.clone();
         workers.push(tokio::spawn(async move {
             while let Some(delivery) = consumer.next().await {
@@ -482,10 +397,7 @@ async fn shared_queue_random_settlements(backend: &dyn Backend, consumers: usize
     let log = std::mem::take(&mut *log.lock().unwrap());
     let acked: BTreeSet<u64> = log.acked.keys().copied().collect();
     assert_eq!(acked, ids.iter().copied().collect(), "nothing lost");
-    assert!(
-        log.acked.values().all(|n| *n == 1),
-        "acknowledged exactly once"
-    );
+    assert!(log.acked.values().all(|n| *n == 1), "acknowledged exactly once");
     for id in &ids {
         let last = log.deliveries[id];
         let given_back = log.given_back.get(id).copied().unwrap_or(0);
@@ -520,10 +432,7 @@ pub async fn reliable_detach_gives_back_held_messages(backend: &dyn Backend) {
     let mut consumer = q.consume_with::<String>(reliable()).await.unwrap();
     let held = one(&mut consumer, "a").await;
     q.detach().await.unwrap();
-    assert!(
-        matches!(held.ack().await, Err(Error::StaleDelivery { .. })),
-        "released by the detach"
-    );
+    assert!(matches!(held.ack().await, Err(Error::StaleDelivery { .. })), "released by the detach");
     let other = bus(backend).await.queue(&name).unwrap();
     other.attach().await.unwrap();
     let mut consumer = other.consume_with::<String>(reliable()).await.unwrap();
@@ -550,10 +459,7 @@ pub async fn reliable_channel_peer_gets_unacknowledged_messages_after_reconnecti
     let server = sb.channel(&name).unwrap();
     let mut se = server.listen_with::<String>(options.clone()).await.unwrap();
     let client = cb.channel(&name).unwrap();
-    let mut ce = client
-        .connect_with::<String>(options.clone())
-        .await
-        .unwrap();
+    let mut ce = client.connect_with::<String>(options.clone()).await.unwrap();
     for i in 1..=5 {
         server.send(&i.to_string()).await.unwrap();
     }
@@ -581,11 +487,7 @@ pub async fn reliable_channel_peer_gets_unacknowledged_messages_after_reconnecti
     }
     assert_eq!(received, ["1", "2", "3", "3", "4", "5"]);
     let inbox = sb.queue(format!("channel:local:{name}")).unwrap();
-    assert_eq!(
-        inbox.stat().await.unwrap().pending,
-        0,
-        "everything was acknowledged"
-    );
+    assert_eq!(inbox.stat().await.unwrap().pending, 0, "everything was acknowledged");
     client.end().await.unwrap();
     loop {
         match next(&mut se, "the server's End").await {
@@ -600,15 +502,10 @@ pub async fn reliable_channel_peer_gets_unacknowledged_messages_after_reconnecti
 pub async fn retention_by_count_keeps_the_newest(backend: &dyn Backend) {
     let b = bus(backend).await;
     let q = b.queue(unique("retain-count")).unwrap();
-    q.attach_with(busmq_core::AttachOptions::new().retain_count(5))
-        .await
-        .unwrap();
+    q.attach_with(busmq_core::AttachOptions::new().retain_count(5)).await.unwrap();
     q.push_all((0..10).map(|i| format!("m{i}"))).await.unwrap();
     assert_eq!(q.count().await.unwrap(), 5);
-    let mut reader = q
-        .consume_with::<String>(ConsumeOptions::new().remove(false))
-        .await
-        .unwrap();
+    let mut reader = q.consume_with::<String>(ConsumeOptions::new().remove(false)).await.unwrap();
     let got: Vec<String> = take(&mut reader, 5, "retained")
         .await
         .into_iter()
@@ -631,10 +528,7 @@ pub async fn retention_by_age_drops_old_messages(backend: &dyn Backend) {
         .consume_with::<String>(ConsumeOptions::new().replay(busmq_core::Position::Start))
         .await
         .unwrap();
-    assert_eq!(
-        next(&mut reader, "the new message").await.unwrap().body(),
-        "new"
-    );
+    assert_eq!(next(&mut reader, "the new message").await.unwrap().body(), "new");
     assert!(drain_quiet(&mut reader).await.is_empty());
     assert_eq!(q.count().await.unwrap(), 1);
 }
@@ -646,31 +540,13 @@ pub async fn dead_letter_queue_is_an_ordinary_queue(backend: &dyn Backend) {
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
     q.push(&"x").await.unwrap();
-    let options = ReliableOptions {
-        max_deliveries: 1,
-        ..ReliableOptions::default()
-    };
-    let mut consumer = q
-        .consume_with::<String>(reliable_with(options))
-        .await
-        .unwrap();
+    let options = ReliableOptions { max_deliveries: 1, ..ReliableOptions::default() };
+    let mut consumer = q.consume_with::<String>(reliable_with(options)).await.unwrap();
     one(&mut consumer, "x").await.nack().await.unwrap();
     let dlq = b.queue(format!("{name}.dlq")).unwrap();
-    eventually("the dead letter", || async {
-        dlq.count().await.unwrap() == 1
-    })
-    .await;
+    eventually("the dead letter", || async { dlq.count().await.unwrap() == 1 }).await;
     assert_eq!(dlq.ttl().await.unwrap(), Some(QueueSpec::default().ttl));
     dlq.attach().await.unwrap();
-    let mut replay = dlq
-        .consume_with::<String>(ConsumeOptions::new().remove(false))
-        .await
-        .unwrap();
-    assert_eq!(
-        next(&mut replay, "replayed dead letter")
-            .await
-            .unwrap()
-            .body(),
-        "x"
-    );
+    let mut replay = dlq.consume_with::<String>(ConsumeOptions::new().remove(false)).await.unwrap();
+    assert_eq!(next(&mut replay, "replayed dead letter").await.unwrap().body(), "x");
 }

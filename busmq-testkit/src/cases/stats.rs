@@ -13,11 +13,7 @@ pub async fn flush_removes_messages_but_keeps_queue(backend: &dyn Backend) {
     let b = bus(backend).await;
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
-    let ids = [
-        q.push(&1).await.unwrap(),
-        q.push(&2).await.unwrap(),
-        q.push(&3).await.unwrap(),
-    ];
+    let ids = [q.push(&1).await.unwrap(), q.push(&2).await.unwrap(), q.push(&3).await.unwrap()];
     assert!(ids[0] < ids[1] && ids[1] < ids[2], "{ids:?}");
     assert_eq!(q.count().await.unwrap(), 3);
     q.set_metadata("kept", "yes").await.unwrap();
@@ -25,10 +21,7 @@ pub async fn flush_removes_messages_but_keeps_queue(backend: &dyn Backend) {
     let later = bus(backend).await.queue(&name).unwrap();
     assert!(later.attach().await.unwrap(), "the queue still exists");
     assert_eq!(later.count().await.unwrap(), 0);
-    assert_eq!(
-        later.metadata("kept").await.unwrap().as_deref(),
-        Some("yes")
-    );
+    assert_eq!(later.metadata("kept").await.unwrap().as_deref(), Some("yes"));
     let after = q.push(&4).await.unwrap();
     assert!(after > ids[2], "ids keep increasing after a flush");
 }
@@ -41,10 +34,8 @@ pub async fn count_counts_unconsumed_messages(backend: &dyn Backend) {
     q.attach().await.unwrap();
     q.push_all(0..5).await.unwrap();
     assert_eq!(q.count().await.unwrap(), 5);
-    let mut consumer = q
-        .consume_with::<i32>(busmq_core::ConsumeOptions::new().max(2))
-        .await
-        .unwrap();
+    let mut consumer =
+        q.consume_with::<i32>(busmq_core::ConsumeOptions::new().max(2)).await.unwrap();
     take(&mut consumer, 2, "two messages").await;
     crate::support::ends(&mut consumer, "max reached").await;
     assert_eq!(q.count().await.unwrap(), 3);
@@ -56,20 +47,10 @@ pub async fn ttl_reports_the_stored_ttl(backend: &dyn Backend) {
     let q = b.queue(unique("ttl")).unwrap();
     assert_eq!(q.ttl().await.unwrap(), None);
     q.attach().await.unwrap();
-    assert_eq!(
-        q.ttl().await.unwrap(),
-        Some(Duration::from_secs(30)),
-        "the default is 30 s"
-    );
+    assert_eq!(q.ttl().await.unwrap(), Some(Duration::from_secs(30)), "the default is 30 s");
     let other = b.queue(unique("ttl")).unwrap();
-    other
-        .attach_with(AttachOptions::new().ttl(Duration::from_millis(2500)))
-        .await
-        .unwrap();
-    assert_eq!(
-        other.ttl().await.unwrap(),
-        Some(Duration::from_millis(2500))
-    );
+    other.attach_with(AttachOptions::new().ttl(Duration::from_millis(2500))).await.unwrap();
+    assert_eq!(other.ttl().await.unwrap(), Some(Duration::from_millis(2500)));
 }
 
 /// Q5 (seed "metadata", study 7.2 #21): set and get single keys, set many at once, get all.
@@ -83,25 +64,16 @@ pub async fn metadata_get_set_get_all_set_many(backend: &dyn Backend) {
     q.set_metadata("key2", "value2").await.unwrap();
     assert_eq!(q.metadata("key1").await.unwrap().as_deref(), Some("value1"));
     assert_eq!(q.metadata("key2").await.unwrap().as_deref(), Some("value2"));
-    q.set_metadata_many([("key3", "value3"), ("key4", "ünïcode ✓")])
-        .await
-        .unwrap();
+    q.set_metadata_many([("key3", "value3"), ("key4", "ünïcode ✓")]).await.unwrap();
     q.set_metadata("key1", "changed").await.unwrap();
     let other = bus(backend).await.queue(&name).unwrap();
     let all = other.metadata_all().await.unwrap();
-    let expected: Vec<(String, String)> = [
-        ("key1", "changed"),
-        ("key2", "value2"),
-        ("key3", "value3"),
-        ("key4", "ünïcode ✓"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    assert_eq!(
-        all, expected,
-        "every client sees the same metadata, sorted by key"
-    );
+    let expected: Vec<(String, String)> =
+        [("key1", "changed"), ("key2", "value2"), ("key3", "value3"), ("key4", "ünïcode ✓")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    assert_eq!(all, expected, "every client sees the same metadata, sorted by key");
 }
 
 /// Q5 (fix of node busmq's `metadata(k, '')` being a read): an empty value is stored.

@@ -19,9 +19,7 @@ pub fn redis_available() -> Option<PathBuf> {
         return executable(&path).then_some(path);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|p| executable(p))
+    std::env::split_paths(&path).map(|dir| dir.join("redis-server")).find(|p| executable(p))
 }
 
 fn required() -> bool {

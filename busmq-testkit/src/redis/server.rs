@@ -27,9 +27,7 @@ impl fmt::Display for HarnessError {
 impl std::error::Error for HarnessError {}
 
 fn err(message: impl Into<String>) -> HarnessError {
-    HarnessError {
-        message: message.into(),
-    }
+    HarnessError { message: message.into() }
 }
 
 /// Options for a [`RedisServer`].
@@ -250,9 +248,7 @@ impl RedisServer {
     }
 
     fn signal(&self, sig: &str) -> Result<(), HarnessError> {
-        let pid = self
-            .pid()
-            .ok_or_else(|| err("redis-server is not running"))?;
+        let pid = self.pid().ok_or_else(|| err("redis-server is not running"))?;
         let status = Command::new("kill")
             .args([sig, &pid.to_string()])
             .status()
@@ -269,10 +265,7 @@ impl RedisServer {
         match &self.socket {
             Some(path) => {
                 conf.push_str("port 0\n");
-                conf.push_str(&format!(
-                    "unixsocket {}\nunixsocketperm 700\n",
-                    path.display()
-                ));
+                conf.push_str(&format!("unixsocket {}\nunixsocketperm 700\n", path.display()));
             }
             None => conf.push_str(&format!("port {}\nbind 127.0.0.1\n", self.port)),
         }
@@ -313,17 +306,10 @@ impl RedisServer {
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .map_err(|e| {
-                err(format!(
-                    "cannot spawn sh for {}: {e}",
-                    self.binary.display()
-                ))
-            })?;
+            .map_err(|e| err(format!("cannot spawn sh for {}: {e}", self.binary.display())))?;
         let stdin = wrapper.stdin.take();
         // Only this run's part of the log proves readiness (a restart appends to it).
-        let log_start = fs::metadata(&self.log)
-            .map(|m| m.len() as usize)
-            .unwrap_or(0);
+        let log_start = fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0);
         let mut line = String::new();
         if let Some(out) = wrapper.stdout.take() {
             let _ = BufReader::new(out).read_line(&mut line);
@@ -333,11 +319,7 @@ impl RedisServer {
             let _ = wrapper.wait();
             return Err(self.failure("the wrapper did not report a pid"));
         };
-        self.running = Some(Running {
-            wrapper,
-            stdin,
-            pid,
-        });
+        self.running = Some(Running { wrapper, stdin, pid });
         let deadline = Instant::now() + self.ready_timeout;
         loop {
             if !self.is_running() {
@@ -379,10 +361,7 @@ impl RedisServer {
             "---- redis-server log ({}) ----\n{log}\n---- end of log ----",
             self.dir.display()
         );
-        err(format!(
-            "{what} ({}); server log:\n{log}",
-            self.dir.display()
-        ))
+        err(format!("{what} ({}); server log:\n{log}", self.dir.display()))
     }
 }
 
@@ -410,9 +389,7 @@ fn stop(mut running: Running) {
             Ok(Some(_)) | Err(_) => return,
             Ok(None) if Instant::now() >= deadline => {
                 // The wrapper is stuck: kill the server directly, then the wrapper.
-                let _ = Command::new("kill")
-                    .args(["-9", &running.pid.to_string()])
-                    .status();
+                let _ = Command::new("kill").args(["-9", &running.pid.to_string()]).status();
                 let _ = running.wrapper.kill();
                 let _ = running.wrapper.wait();
                 return;
@@ -427,9 +404,8 @@ fn stop(mut running: Running) {
 fn alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            let state =
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
             !matches!(state, Some('Z' | 'X'))
         }
         Err(_) => !Path::new("/proc/self").exists(),
@@ -441,19 +417,13 @@ fn free_port() -> Result<u16, HarnessError> {
     // another process may take it, which `start` detects in the log and retries.
     let listener = TcpListener::bind("127.0.0.1:0")
         .map_err(|e| err(format!("cannot bind a loopback port: {e}")))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| err(format!("no local address: {e}")))?
-        .port();
+    let port = listener.local_addr().map_err(|e| err(format!("no local address: {e}")))?.port();
     Ok(port)
 }
 
 fn fresh_dir() -> Result<PathBuf, HarnessError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let name = format!(
         "busmq-redis-{}-{}-{nanos:x}",
         std::process::id(),
