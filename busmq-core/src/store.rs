@@ -472,6 +472,30 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         mode: TakeMode,
     ) -> Result<Taken>;
 
+    /// Whether [`Store::take_wait`] really waits for messages (blocking reads) rather than
+    /// returning at once. When it does, idle at-most-once consumers use it instead of waiting for
+    /// a watch notice and then taking, which saves a round trip per wake-up.
+    fn waits_natively(&self) -> bool {
+        false
+    }
+
+    /// Takes up to `max` ready entries in at-most-once mode like [`Store::take`], but when none
+    /// is ready waits up to `wait` for some to arrive and returns as soon as any are taken.
+    /// When `cancel` is notified the store returns promptly, still returning whatever it took:
+    /// callers never drop this future before it completes, so nothing taken is lost. The
+    /// default does not wait.
+    async fn take_wait(
+        &self,
+        queue: &QueueName,
+        consumer: &ConsumerId,
+        max: u32,
+        wait: Duration,
+        cancel: &tokio::sync::Notify,
+    ) -> Result<Taken> {
+        let _ = (wait, cancel);
+        self.take(queue, consumer, max, TakeMode::AtMostOnce).await
+    }
+
     /// Puts entries taken in at-most-once mode back at the head of the queue, in the given
     /// order, before every other ready entry (SPEC Q12). Creates the queue from `spec` if it
     /// vanished meanwhile. Ignores the `maxsize` limit (these messages were already counted).

@@ -15,7 +15,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::fmt;
-use tokio::sync::broadcast;
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
 
 /// A [`Store`] in process memory. Each store is one client of its [`Memory`] with its own
 /// connection state, events and streams; stores made from the same `Memory` share all data.
@@ -137,6 +138,40 @@ impl Store for MemoryStore {
             slot.live().map(|q| q.take(max, mode, ctx.now)).unwrap_or_default()
         });
         Ok(taken.unwrap_or_default())
+    }
+
+    fn waits_natively(&self) -> bool {
+        true
+    }
+
+    async fn take_wait(
+        &self,
+        queue: &QueueName,
+        consumer: &ConsumerId,
+        max: u32,
+        wait: Duration,
+        cancel: &Notify,
+    ) -> Result<Taken> {
+        self.link.ensure()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        // Subscribed before the first take, so a push in between wakes the wait.
+        let mut signals = self.memory.with_slot(queue, |slot, _| slot.watch());
+        loop {
+            signals.borrow_and_update();
+            let taken = self.take(queue, consumer, max, TakeMode::AtMostOnce).await?;
+            if !taken.entries.is_empty() {
+                return Ok(taken);
+            }
+            tokio::select! {
+                changed = signals.changed() => {
+                    if changed.is_err() {
+                        return Ok(taken);
+                    }
+                }
+                _ = cancel.notified() => return Ok(taken),
+                _ = tokio::time::sleep_until(deadline) => return Ok(taken),
+            }
+        }
     }
 
     async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {

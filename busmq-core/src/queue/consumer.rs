@@ -29,6 +29,8 @@ const CONSUMER_LEASE: Duration = Duration::from_secs(15);
 /// The longest a consumer waits without checking the store (a safety net for lost wake-ups,
 /// and how expired reliable deliveries of dead consumers are noticed).
 const MAX_IDLE: Duration = Duration::from_secs(5);
+/// How long one waiting take may wait in a store that waits natively; a stop cancels it sooner.
+const BLOCK_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct PipeState {
@@ -45,6 +47,8 @@ pub(crate) struct ConsumerShared {
     pub(crate) id: ConsumerId,
     state: Mutex<PipeState>,
     wake_task: Notify,
+    /// Cancels a waiting take (see `Store::take_wait`) when consuming stops.
+    cancel_wait: Notify,
     done: watch::Sender<bool>,
     max: Option<u64>,
     prefetch: usize,
@@ -62,6 +66,7 @@ impl ConsumerShared {
     pub(crate) fn request_stop(&self) {
         self.state.lock().expect("consumer lock").stop = true;
         self.wake_task.notify_one();
+        self.cancel_wait.notify_one();
     }
 
     /// Waits until the task has finished (its messages are back in the store).
@@ -290,6 +295,7 @@ pub(crate) async fn start<T: 'static>(
         id,
         state: Mutex::new(PipeState::default()),
         wake_task: Notify::new(),
+        cancel_wait: Notify::new(),
         done: watch::Sender::new(false),
         max: options.max,
         prefetch: options.prefetch as usize,
@@ -373,6 +379,12 @@ async fn run(
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // An idle at-most-once consumer on a store that waits natively waits inside the store (one
+    // round trip per wake-up instead of a notice and then a take).
+    let blocking =
+        matches!(options.mode, ConsumeMode::AtMostOnce) && queue.bus.store.waits_natively();
+    let mut idle = false;
+    let mut last_beat = tokio::time::Instant::now();
     let mut failures: u32 = 0;
     loop {
         match *phase.borrow_and_update() {
@@ -389,10 +401,20 @@ async fn run(
         let want = shared.wanted();
         if want > 0 {
             available.borrow_and_update();
-            match fetch(&shared, &queue, &options, &mut cursor, want).await {
+            let fetched = if blocking && idle {
+                if last_beat.elapsed() >= heartbeat_every {
+                    beat(&shared, &queue, kind).await;
+                    last_beat = tokio::time::Instant::now();
+                }
+                wait_and_take(&shared, &queue, want).await
+            } else {
+                fetch(&shared, &queue, &options, &mut cursor, want).await
+            };
+            match fetched {
                 Ok(got) => {
                     failures = 0;
-                    if got > 0 {
+                    idle = got == 0;
+                    if got > 0 || blocking {
                         continue;
                     }
                 }
@@ -431,6 +453,22 @@ async fn run(
         }
     }
     finish(&shared, &queue, &options, closed, Some(held)).await;
+}
+
+/// Takes, waiting in the store for messages when none is ready; never abandoned half-way, so
+/// whatever the store took reaches the buffer (and goes back to the queue if consuming stops).
+async fn wait_and_take(
+    shared: &ConsumerShared,
+    queue: &Arc<QueueInner>,
+    want: usize,
+) -> Result<usize> {
+    let want = want.min(u32::MAX as usize) as u32;
+    let store = &queue.bus.store;
+    let taken =
+        store.take_wait(&queue.name, &shared.id, want, BLOCK_FOR, &shared.cancel_wait).await?;
+    let n = taken.entries.len();
+    shared.deliver(taken.entries);
+    Ok(n)
 }
 
 /// Waits for the queue to be attached (a consume before attach is deferred, SPEC Q7 test 10).

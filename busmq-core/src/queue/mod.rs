@@ -96,6 +96,12 @@ impl QueueInner {
         });
         if changed {
             self.stop_keeper();
+            // A consumer waiting inside the store would only notice at the end of its wait.
+            if let Ok(slot) = self.consumer.try_lock() {
+                if let Some(active) = slot.as_ref() {
+                    active.request_stop();
+                }
+            }
             self.emit(QueueEvent::Closed);
         }
     }
