@@ -383,6 +383,8 @@ async fn run(
     // round trip per wake-up instead of a notice and then a take).
     let blocking =
         matches!(options.mode, ConsumeMode::AtMostOnce) && queue.bus.store.waits_natively();
+    // Set when a take returned less than it asked for: the queue is drained, so take again only
+    // after a notice (or a heartbeat), not each time the stream hands a message out.
     let mut idle = false;
     let mut last_beat = tokio::time::Instant::now();
     let mut failures: u32 = 0;
@@ -399,7 +401,7 @@ async fn run(
             break;
         }
         let want = shared.wanted();
-        if want > 0 {
+        if want > 0 && (!idle || blocking) {
             available.borrow_and_update();
             let fetched = if blocking && idle {
                 if last_beat.elapsed() >= heartbeat_every {
@@ -413,8 +415,8 @@ async fn run(
             match fetched {
                 Ok(got) => {
                     failures = 0;
-                    idle = got == 0;
-                    if got > 0 || blocking {
+                    idle = got < want;
+                    if !idle || blocking {
                         continue;
                     }
                 }
@@ -443,13 +445,17 @@ async fn run(
                 if changed.is_err() {
                     break;
                 }
+                idle = false;
             }
             changed = phase.changed() => {
                 if changed.is_err() {
                     break;
                 }
             }
-            _ = heartbeat.tick() => beat(&shared, &queue, kind).await,
+            _ = heartbeat.tick() => {
+                beat(&shared, &queue, kind).await;
+                idle = false;
+            }
         }
     }
     finish(&shared, &queue, &options, closed, Some(held)).await;
