@@ -1,5 +1,6 @@
-//! The builder of [`RedisStore`](crate::RedisStore): URLs, namespace, timeouts, backoff and
-//! page size, all checked before anything connects.
+//! The builder of [`RedisStore`](crate::RedisStore): URLs and Sentinel groups, credentials,
+//! namespace, timeouts, backoff, page size and replica acknowledgements, all checked before
+//! anything connects.
 
 use crate::keys::{DEFAULT_NAMESPACE, Layout};
 use crate::store::RedisStore;
@@ -19,6 +20,36 @@ pub(crate) struct Config {
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_cap: Duration,
     pub(crate) page_size: u32,
+    /// `WAIT <replicas> <timeout>` after every push and at-most-once take.
+    pub(crate) replicas_ack: Option<ReplicaAck>,
+}
+
+/// How many replicas must confirm a write, and how long to wait for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplicaAck {
+    pub(crate) replicas: u32,
+    pub(crate) timeout: Duration,
+}
+
+/// Credentials that apply to Sentinel groups that do not carry their own.
+#[derive(Clone, Default)]
+struct GroupCredentials {
+    sentinel_username: Option<String>,
+    sentinel_password: Option<String>,
+    data_username: Option<String>,
+    data_password: Option<String>,
+}
+
+impl std::fmt::Debug for GroupCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hide = |p: &Option<String>| p.as_ref().map(|_| "***");
+        f.debug_struct("GroupCredentials")
+            .field("sentinel_username", &self.sentinel_username)
+            .field("sentinel_password", &hide(&self.sentinel_password))
+            .field("data_username", &self.data_username)
+            .field("data_password", &hide(&self.data_password))
+            .finish()
+    }
 }
 
 /// Options for a [`RedisStore`]; [`RedisStoreBuilder::build`] checks them all and never
@@ -28,6 +59,7 @@ pub struct RedisStoreBuilder {
     urls: Vec<String>,
     namespace: String,
     config: Config,
+    credentials: GroupCredentials,
 }
 
 impl Default for RedisStoreBuilder {
@@ -40,18 +72,79 @@ impl Default for RedisStoreBuilder {
                 connect_timeout: Duration::from_secs(5),
                 ping_interval: Duration::from_secs(1),
                 backoff_base: Duration::from_millis(100),
-                backoff_cap: Duration::from_secs(5),
+                // Low enough that a store that comes back is found within about two seconds
+                // (the target is delivery within 5 s of a fault ending).
+                backoff_cap: Duration::from_secs(2),
                 page_size: 4096,
+                replicas_ack: None,
             },
+            credentials: GroupCredentials::default(),
         }
     }
 }
 
 impl RedisStoreBuilder {
-    /// Adds one instance: `redis://[user:password@]host[:port][/db]`, `rediss://...` (TLS) or
-    /// `redis+unix:///path[?db=N&pass=...]`.
+    /// Adds one instance: `redis://[user:password@]host[:port][/db]`, `rediss://...` (TLS),
+    /// `redis+unix:///path[?db=N&pass=...]`, or a Sentinel-managed group:
+    /// `redis+sentinel://[user:password@]host1[:port1],host2[:port2]/<master name>[/db]`
+    /// `[?sentinel_username=...&sentinel_password=...]` (the credentials before `@` are the
+    /// data nodes').
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.urls.push(url.into());
+        self
+    }
+
+    /// Adds one Sentinel-managed master group (one shard): the sentinels' addresses
+    /// (`host[:port]`, default port 26379) and the master name they monitor. The same as the URL
+    /// `redis+sentinel://host1:port1,host2:port2/<master name>`; credentials come from
+    /// [`sentinel_password`](Self::sentinel_password) and [`data_password`](Self::data_password).
+    pub fn sentinel<I, S>(mut self, sentinels: I, master: impl AsRef<str>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let sentinels: Vec<String> = sentinels.into_iter().map(Into::into).collect();
+        self.urls.push(crate::sentinel_url::compose(&sentinels, master.as_ref()));
+        self
+    }
+
+    /// The password of the sentinels (`requirepass` in their configuration), for every Sentinel
+    /// group whose URL does not give `sentinel_password`.
+    pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
+        self.credentials.sentinel_password = Some(password.into());
+        self
+    }
+
+    /// The ACL user of the sentinels, for every Sentinel group whose URL does not give
+    /// `sentinel_username`.
+    pub fn sentinel_username(mut self, username: impl Into<String>) -> Self {
+        self.credentials.sentinel_username = Some(username.into());
+        self
+    }
+
+    /// The password of the data nodes (masters and replicas) of every Sentinel group whose URL
+    /// has no credentials. Plain `redis://` URLs carry their own.
+    pub fn data_password(mut self, password: impl Into<String>) -> Self {
+        self.credentials.data_password = Some(password.into());
+        self
+    }
+
+    /// The ACL user of the data nodes of every Sentinel group whose URL has no credentials.
+    pub fn data_username(mut self, username: impl Into<String>) -> Self {
+        self.credentials.data_username = Some(username.into());
+        self
+    }
+
+    /// Makes every push (and every at-most-once take) wait until `replicas` replicas have
+    /// confirmed it, with Redis `WAIT replicas timeout` sent right after the script on the same
+    /// connection. A push that fewer replicas confirmed within `timeout` fails with a retryable
+    /// error although the master applied it (it may or may not survive a failover); an
+    /// at-most-once take that fewer replicas confirmed is not delivered (a failover could hand
+    /// those messages out again). Off by default; `timeout` must be below the response timeout.
+    /// Reliable settlements are not waited for: a lost acknowledgement only causes a
+    /// redelivery, which reliable mode allows.
+    pub fn replicas_ack(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.config.replicas_ack = Some(ReplicaAck { replicas, timeout });
         self
     }
 
@@ -92,7 +185,7 @@ impl RedisStoreBuilder {
     }
 
     /// Reconnection delays: exponential from `base` up to `cap`, with full jitter (defaults
-    /// 100 ms and 5 s).
+    /// 100 ms and 2 s).
     pub fn reconnect_backoff(mut self, base: Duration, cap: Duration) -> Self {
         self.config.backoff_base = base;
         self.config.backoff_cap = cap;
@@ -115,7 +208,8 @@ impl RedisStoreBuilder {
         let layout = Layout::new(&self.namespace)?;
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(self.urls.len());
         for url in &self.urls {
-            let endpoint = parse(url)?;
+            let mut endpoint = parse(url)?;
+            self.credentials.fill(&mut endpoint);
             if endpoints.iter().any(|e| e.identity == endpoint.identity) {
                 return Err(Error::InvalidUrl {
                     url: crate::url::redact(url),
@@ -135,6 +229,17 @@ impl RedisStoreBuilder {
                 return Err(Error::invalid_option(name, "must be greater than zero"));
             }
         }
+        if let Some(ack) = c.replicas_ack {
+            if ack.replicas == 0 {
+                return Err(Error::invalid_option("replicas_ack", "needs at least one replica"));
+            }
+            if ack.timeout.is_zero() || ack.timeout >= c.response_timeout {
+                return Err(Error::invalid_option(
+                    "replicas_ack",
+                    "the timeout must be above zero and below the response timeout",
+                ));
+            }
+        }
         if c.backoff_cap < c.backoff_base {
             return Err(Error::invalid_option("reconnect_backoff", "the cap is below the base"));
         }
@@ -145,5 +250,80 @@ impl RedisStoreBuilder {
             ));
         }
         RedisStore::new(endpoints, layout, self.config)
+    }
+}
+
+impl GroupCredentials {
+    /// Gives a Sentinel group the builder's credentials where its URL had none.
+    fn fill(&self, endpoint: &mut Endpoint) {
+        let Some(spec) = endpoint.sentinel.as_mut() else {
+            return;
+        };
+        if spec.username.is_none() {
+            spec.username.clone_from(&self.sentinel_username);
+        }
+        if spec.password.is_none() {
+            spec.password.clone_from(&self.sentinel_password);
+        }
+        let mut data = endpoint.info.redis_settings().clone();
+        if data.username().is_none() && data.password().is_none() {
+            if let Some(user) = &self.data_username {
+                data = data.set_username(user);
+            }
+            if let Some(password) = &self.data_password {
+                data = data.set_password(password);
+            }
+            endpoint.info = endpoint.info.clone().set_redis_settings(data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::url::parse;
+
+    #[test]
+    fn builder_credentials_fill_only_what_the_url_lacks() {
+        let creds = GroupCredentials {
+            sentinel_username: None,
+            sentinel_password: Some("s".into()),
+            data_username: Some("app".into()),
+            data_password: Some("d".into()),
+        };
+        let mut bare = parse("redis+sentinel://h/m").unwrap();
+        creds.fill(&mut bare);
+        let spec = bare.sentinel.as_ref().unwrap();
+        assert_eq!(spec.password.as_deref(), Some("s"));
+        assert_eq!(bare.info.redis_settings().password(), Some("d"));
+        assert_eq!(bare.info.redis_settings().username(), Some("app"));
+        let mut own = parse("redis+sentinel://:x@h/m?sentinel_password=y").unwrap();
+        creds.fill(&mut own);
+        assert_eq!(own.sentinel.as_ref().unwrap().password.as_deref(), Some("y"));
+        assert_eq!(own.info.redis_settings().password(), Some("x"));
+        let mut plain = parse("redis://h").unwrap();
+        creds.fill(&mut plain);
+        assert_eq!(plain.info.redis_settings().password(), None, "plain URLs keep their own");
+    }
+
+    #[test]
+    fn replica_acknowledgements_are_checked() {
+        let b = || RedisStoreBuilder::default().url("redis://h");
+        assert!(b().replicas_ack(1, Duration::from_millis(500)).build().is_ok());
+        for bad in [
+            b().replicas_ack(0, Duration::from_millis(500)),
+            b().replicas_ack(1, Duration::ZERO),
+            b().replicas_ack(1, Duration::from_secs(5)),
+        ] {
+            match bad.build() {
+                Err(Error::InvalidOption { option: "replicas_ack", .. }) => {}
+                other => panic!("expected InvalidOption, got {other:?}"),
+            }
+        }
+        let s = RedisStoreBuilder::default()
+            .sentinel(["127.0.0.1:26379", "127.0.0.1:26380"], "mymaster")
+            .build()
+            .unwrap();
+        assert_eq!(s.instances(), vec!["sentinel:mymaster/0".to_string()]);
     }
 }

@@ -6,49 +6,98 @@
 //! (see [`crate::pubsub`]). Both belong to one *session*: if either fails, the instance is
 //! marked down, both are dropped, and the supervisor dials again. While an instance is down its
 //! calls fail at once with `Offline` instead of waiting.
+//!
+//! An instance is either a fixed address or a Sentinel-managed group ([`crate::sentinel`]).
+//! For a group, every session starts by asking the sentinels for the master and checking
+//! `ROLE` on it, and a session also ends when the node answers `READONLY` (it was demoted) or
+//! when the sentinels name another master; the next session then follows the new master, with
+//! its scripts loaded and every channel subscribed again, and watchers get `Notice::Reset`.
 
-use crate::config::Config;
+use crate::config::{Config, ReplicaAck};
 use crate::errors::{CallError, is_connection_error};
 use crate::keys::QueueKeys;
 use crate::pubsub::Hub;
 use crate::scripts::{Script, scripts};
+use crate::sentinel::{NodeAddr, SentinelGroup, is_master};
 use crate::store::Shared;
 use crate::url::Endpoint;
 use busmq_core::Error;
 use busmq_core::support::backoff;
 use futures::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubStream};
-use redis::{AsyncConnectionConfig, Client, Cmd, ServerErrorKind, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, ErrorKind, ServerErrorKind, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::{Notify, oneshot, watch};
+
+/// Where an instance's sessions connect to.
+#[derive(Debug)]
+enum Target {
+    Fixed(Box<Client>),
+    Sentinel(Arc<SentinelGroup>),
+}
 
 #[derive(Debug)]
 pub(crate) struct Instance {
     endpoint: Endpoint,
-    client: Client,
+    target: Target,
     config: Config,
     conn: RwLock<Option<MultiplexedConnection>>,
     up: AtomicBool,
     broken: Notify,
+    /// A call was answered `READONLY`: the node of this session is no longer the master.
+    demoted: AtomicBool,
+    /// The node the current session is connected to (Sentinel groups).
+    node: Mutex<Option<NodeAddr>>,
     pub(crate) hub: Arc<Hub>,
+}
+
+/// Waits for a Sentinel hint, or forever for fixed instances.
+async fn hinted(hints: &mut Option<watch::Receiver<u64>>) {
+    match hints {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 impl Instance {
     pub(crate) fn new(endpoint: Endpoint, config: Config) -> Result<Instance, Error> {
-        let client = Client::open(endpoint.info.clone()).map_err(|e| Error::InvalidUrl {
-            url: endpoint.identity.clone(),
-            reason: e.to_string(),
-        })?;
+        let target = match &endpoint.sentinel {
+            Some(spec) => Target::Sentinel(Arc::new(SentinelGroup::new(
+                spec.clone(),
+                endpoint.info.clone(),
+                config.clone(),
+            ))),
+            None => Target::Fixed(Box::new(Client::open(endpoint.info.clone()).map_err(|e| {
+                Error::InvalidUrl { url: endpoint.identity.clone(), reason: e.to_string() }
+            })?)),
+        };
         Ok(Instance {
             hub: Arc::new(Hub::new(config.response_timeout)),
             endpoint,
-            client,
+            target,
             config,
             conn: RwLock::new(None),
             up: AtomicBool::new(false),
             broken: Notify::new(),
+            demoted: AtomicBool::new(false),
+            node: Mutex::new(None),
         })
+    }
+
+    fn group(&self) -> Option<&Arc<SentinelGroup>> {
+        match &self.target {
+            Target::Sentinel(group) => Some(group),
+            Target::Fixed(_) => None,
+        }
+    }
+
+    fn node(&self) -> Option<NodeAddr> {
+        self.node.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn identity(&self) -> &str {
@@ -79,9 +128,52 @@ impl Instance {
             }
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                if is_connection_error(&e) || e.is_timeout() {
-                    self.broken.notify_one();
-                }
+                self.check(&e);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Reacts to a failed call: a broken connection is re-checked, and for a Sentinel group a
+    /// `READONLY` answer ends the session so that the next one finds the new master.
+    fn check(&self, e: &redis::RedisError) {
+        if is_connection_error(e) || e.is_timeout() {
+            self.broken.notify_one();
+        } else if self.group().is_some() && e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+        {
+            self.demoted.store(true, Ordering::SeqCst);
+            self.broken.notify_one();
+        }
+    }
+
+    /// Sends the script call followed by `WAIT` in one pipeline on one connection, so that
+    /// `WAIT` covers this write (and any earlier write of the shared connection). Returns the
+    /// script's reply and how many replicas confirmed.
+    async fn query_acked(&self, cmd: &Cmd, ack: ReplicaAck) -> Result<(Value, i64), CallError> {
+        let mut conn = self.connection().ok_or(CallError::Down)?;
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone());
+        pipe.cmd("WAIT").arg(ack.replicas).arg(ack.timeout.as_millis().max(1) as u64);
+        let deadline = self.config.response_timeout + self.config.response_timeout / 4;
+        match tokio::time::timeout(deadline, pipe.query_async::<Vec<Value>>(&mut conn)).await {
+            Err(_) => {
+                self.broken.notify_one();
+                Err(CallError::Timeout)
+            }
+            Ok(Ok(mut replies)) if replies.len() == 2 => {
+                let acked = match replies.pop() {
+                    Some(Value::Int(n)) => n,
+                    _ => 0,
+                };
+                Ok((replies.pop().unwrap_or(Value::Nil), acked))
+            }
+            Ok(Ok(_)) => Err(CallError::Redis(redis::RedisError::from((
+                ErrorKind::Client,
+                "WAIT",
+                "the pipeline returned an unexpected number of replies".to_string(),
+            )))),
+            Ok(Err(e)) => {
+                self.check(&e);
                 Err(e.into())
             }
         }
@@ -109,6 +201,30 @@ impl Instance {
         }
     }
 
+    /// Like [`Instance::eval`], then waits for `ack.replicas` replicas (see
+    /// [`crate::RedisStoreBuilder::replicas_ack`]). Returns the reply and how many replicas
+    /// confirmed the write.
+    pub(crate) async fn eval_acked(
+        &self,
+        script: &Script,
+        keys: &QueueKeys,
+        ack: ReplicaAck,
+        args: impl FnOnce(&mut Cmd),
+    ) -> Result<(Value, i64), CallError> {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&script.sha).arg(keys.keys.len()).arg(&keys.keys[..]);
+        args(&mut cmd);
+        match self.query_acked(&cmd, ack).await {
+            Err(CallError::Redis(e))
+                if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) =>
+            {
+                self.query(redis::cmd("SCRIPT").arg("LOAD").arg(script.body)).await?;
+                self.query_acked(&cmd, ack).await
+            }
+            other => other,
+        }
+    }
+
     /// Marks the instance down and drops the session's connections.
     pub(crate) fn go_down(&self) {
         self.up.store(false, Ordering::SeqCst);
@@ -122,7 +238,25 @@ impl Instance {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.config.connect_timeout))
             .set_response_timeout(Some(self.config.response_timeout));
-        let mut conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        let (client, node) = match &self.target {
+            Target::Fixed(client) => (Client::clone(client), None),
+            Target::Sentinel(group) => {
+                let node = group.resolve().await?;
+                (group.client(&node)?, Some(node))
+            }
+        };
+        let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+        if let Some(node) = &node {
+            // The sentinels may lag behind a failover: only a master is worth a session.
+            let role: Value = redis::cmd("ROLE").query_async(&mut conn).await?;
+            if !is_master(&role) {
+                return Err(CallError::Redis(redis::RedisError::from((
+                    ErrorKind::Server(ServerErrorKind::ReadOnly),
+                    "not the master",
+                    format!("{node} is not a master (the sentinels may not have caught up)"),
+                ))));
+            }
+        }
 
         let (placement_key, membership) = {
             let shared = shared.upgrade().ok_or(CallError::Down)?;
@@ -155,14 +289,27 @@ impl Instance {
             }
         }
 
-        let pubsub =
-            tokio::time::timeout(self.config.connect_timeout, self.client.get_async_pubsub())
-                .await
-                .map_err(|_| CallError::Timeout)??;
+        let pubsub = tokio::time::timeout(self.config.connect_timeout, client.get_async_pubsub())
+            .await
+            .map_err(|_| CallError::Timeout)??;
         let (sink, stream) = pubsub.split();
         self.hub.start_session(sink).await?;
+        self.demoted.store(false, Ordering::SeqCst);
+        *self.node.lock().unwrap_or_else(|e| e.into_inner()) = node;
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
         Ok(stream)
+    }
+
+    /// Whether the sentinels now name another master than this session's node.
+    async fn master_moved(&self) -> bool {
+        let Some(group) = self.group() else {
+            return false;
+        };
+        match group.resolve().await {
+            Ok(addr) => self.node().is_some_and(|node| node != addr),
+            // Sentinels that do not answer say nothing about the master: the session stays.
+            Err(_) => false,
+        }
     }
 
     async fn ping(&self) -> bool {
@@ -187,6 +334,7 @@ impl Instance {
         let mut tick = tokio::time::interval(self.config.ping_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut hints = self.group().map(|g| g.hints());
         loop {
             tokio::select! {
                 changed = stop.changed() => {
@@ -198,8 +346,13 @@ impl Instance {
                     Some(msg) => self.hub.dispatch(&msg),
                     None => return false,
                 },
+                _ = hinted(&mut hints) => {
+                    if self.master_moved().await {
+                        return false;
+                    }
+                }
                 _ = self.broken.notified() => {
-                    if !self.ping().await {
+                    if self.demoted.swap(false, Ordering::SeqCst) || !self.ping().await {
                         return false;
                     }
                 }
@@ -223,6 +376,12 @@ impl Instance {
         let mut first = Some(first);
         let mut attempt: u32 = 0;
         let mut reported = false;
+        let mut hints = self.group().map(|g| g.hints());
+        let follower = self.group().map(|group| {
+            let group = Arc::clone(group);
+            let stop = stop.clone();
+            tokio::spawn(async move { group.follow(stop).await })
+        });
         loop {
             if *stop.borrow() {
                 break;
@@ -268,10 +427,15 @@ impl Instance {
                     attempt = attempt.saturating_add(1);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
+                        // A sentinel announced a master: try it now rather than after the delay.
+                        _ = hinted(&mut hints) => {}
                         _ = stop.changed() => break,
                     }
                 }
             }
+        }
+        if let Some(follower) = follower {
+            follower.abort();
         }
         self.go_down();
     }
@@ -283,6 +447,10 @@ impl Instance {
                 format!("no answer within {:?} (will keep retrying)", self.config.connect_timeout)
             }
             CallError::Redis(e) => format!("{e} (will keep retrying)"),
+        };
+        let message = match self.group() {
+            Some(group) => format!("master {:?} via sentinels: {message}", group.master_name()),
+            None => message,
         };
         Error::Store {
             backend: "redis",

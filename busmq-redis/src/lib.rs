@@ -67,6 +67,55 @@
 //!   not-yet-located queue is down, operations on that queue fail with `Offline` too.
 //! * Topics (pub/sub) are not stored, so they always go to the current winner of the topic
 //!   name. All clients of a namespace should be configured with the same instances.
+//!
+//! # Sentinel
+//!
+//! An instance can also be a Sentinel-managed master group, given as a URL or to the builder:
+//!
+//! ```no_run
+//! # fn example() -> busmq_core::Result<()> {
+//! use busmq_redis::RedisStore;
+//! use std::time::Duration;
+//! // The data nodes' password before '@', the sentinels' own as a parameter.
+//! let a = RedisStore::open(
+//!     "redis+sentinel://:data-pw@10.0.0.1:26379,10.0.0.2:26379/mymaster/0?sentinel_password=s-pw",
+//! )?;
+//! // The same with the builder; several groups shard like several plain instances.
+//! let b = RedisStore::builder()
+//!     .sentinel(["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"], "shard-a")
+//!     .sentinel(["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"], "shard-b")
+//!     .sentinel_password("s-pw")
+//!     .data_password("data-pw")
+//!     .replicas_ack(1, Duration::from_millis(500)) // optional: pushes wait for a replica
+//!     .build()?;
+//! # let _ = (a, b);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! * A group's placement identity is `sentinel:<master name>/<db>`: a failover moves nothing.
+//! * Every session starts by asking all sentinels (`SENTINEL MASTER`) and following the one
+//!   with the newest `config-epoch`, then checks `ROLE` on that node; a node that is not the
+//!   master is not used.
+//! * The session ends, and the next one resolves again, when the connection is lost or a ping
+//!   times out, when a call is answered `READONLY` (the master was demoted behind the bus's
+//!   back), or when the sentinels name another master: a background task per group listens
+//!   to `+switch-master` on one sentinel at a time and polls `get-master-addr-by-name` every
+//!   ping interval, and a reconnection waiting for its backoff is woken at once.
+//! * The new session loads the scripts, subscribes every channel again and sends
+//!   `Notice::Reset` to every watcher, so busmq-core renews its queues (re-creating one a
+//!   failover lost) and consumers look again. The state goes `Offline` (or `Degraded`) and back
+//!   to `Online` once per transition.
+//!
+//! # Guarantees under failure
+//!
+//! Redis replication is asynchronous: the master acknowledges a write before any replica has
+//! it, so a failover can lose the last acknowledged pushes (and the last takes and acks, which
+//! brings messages back: duplicates in at-most-once mode, redeliveries in reliable mode).
+//! [`RedisStoreBuilder::replicas_ack`] closes that gap for pushes and at-most-once takes: each
+//! is followed by `WAIT n timeout` on the same connection, and fails (retryably) when fewer
+//! replicas confirmed it. The README's "Guarantees under failure" states what each mode
+//! guarantees under each fault, with the figures of `cargo xtask chaos`, which checks them.
 
 mod config;
 mod entry;
@@ -77,6 +126,8 @@ mod placement;
 mod pubsub;
 mod reply;
 mod scripts;
+mod sentinel;
+mod sentinel_url;
 mod state;
 mod store;
 mod url;

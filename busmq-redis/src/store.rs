@@ -1,7 +1,7 @@
 //! [`RedisStore`]: the [`Store`] trait over one or several Redis instances. Every queue method
 //! is one Lua script call on the instance that holds the queue.
 
-use crate::config::{Config, RedisStoreBuilder};
+use crate::config::{Config, RedisStoreBuilder, ReplicaAck};
 use crate::entry::{EntryArg, PushArg, decode};
 use crate::errors::{CallError, Context, unexpected};
 use crate::instance::Instance;
@@ -97,6 +97,49 @@ fn spec_args(cmd: &mut Cmd, spec: &QueueSpec, page_size: u32) {
 
 fn flag(yes: bool) -> &'static str {
     if yes { "1" } else { "0" }
+}
+
+/// A write that waits for replicas (see [`RedisStoreBuilder::replicas_ack`]); `wrote` tells
+/// from the reply whether the script changed anything, since too few confirmations matter
+/// only then.
+#[derive(Clone, Copy)]
+struct Durable {
+    ack: ReplicaAck,
+    wrote: fn(&Reply) -> bool,
+}
+
+impl Durable {
+    fn push(ack: Option<ReplicaAck>) -> Option<Durable> {
+        ack.map(|ack| Durable { ack, wrote: |reply| reply.is("ok") })
+    }
+
+    fn take(ack: Option<ReplicaAck>) -> Option<Durable> {
+        let took = |reply: &Reply| reply.is("ok") && reply.u64(1).is_ok_and(|live| live > 0);
+        ack.map(|ack| Durable { ack, wrote: took })
+    }
+}
+
+/// A write the master applied but too few replicas confirmed in time.
+fn not_replicated(
+    op: &'static str,
+    instance: &str,
+    queue: &QueueName,
+    ack: ReplicaAck,
+    acked: i64,
+) -> Error {
+    Error::Store {
+        backend: "redis",
+        operation: op,
+        message: format!(
+            "redis {instance} (queue {:?}) applied the {op} but only {acked} of {} replicas \
+             confirmed it within {:?}; a failover may lose it",
+            queue.as_str(),
+            ack.replicas,
+            ack.timeout
+        ),
+        retryable: true,
+        source: None,
+    }
 }
 
 fn check_spec(spec: &QueueSpec) -> Result<()> {
@@ -241,16 +284,43 @@ impl Shared {
         script: &Script,
         args: impl Fn(&mut Cmd, bool),
     ) -> Result<Reply> {
+        self.run_with(op, queue, script, None, args).await
+    }
+
+    /// [`Shared::run`], followed by `WAIT` for a [`Durable`] write.
+    async fn run_with(
+        &self,
+        op: &'static str,
+        queue: &QueueName,
+        script: &Script,
+        durable: Option<Durable>,
+        args: impl Fn(&mut Cmd, bool),
+    ) -> Result<Reply> {
         let keys = self.layout.queue(queue.as_str());
         let mut retried = false;
         loop {
             let route = self.route(op, queue, &keys).await?;
             let inst = &self.instances[route.index];
-            let value = inst
-                .eval(script, &keys, |cmd| args(cmd, !route.legacy))
-                .await
-                .map_err(|e| self.context(op, inst, Some(queue.as_str()), None).error(e))?;
+            let context = || self.context(op, inst, Some(queue.as_str()), None);
+            let (value, shortfall) = match durable {
+                None => (inst.eval(script, &keys, |cmd| args(cmd, !route.legacy)).await, None),
+                Some(d) => {
+                    match inst
+                        .eval_acked(script, &keys, d.ack, |cmd| args(cmd, !route.legacy))
+                        .await
+                    {
+                        Ok((value, acked)) if acked < i64::from(d.ack.replicas) => {
+                            (Ok(value), Some((d, acked)))
+                        }
+                        other => (other.map(|(value, _)| value), None),
+                    }
+                }
+            };
+            let value = value.map_err(|e| context().error(e))?;
             let reply = Reply::parse(op, value)?;
+            if let Some((d, acked)) = shortfall.filter(|(d, _)| (d.wrote)(&reply)) {
+                return Err(not_replicated(op, inst.identity(), queue, d.ack, acked));
+            }
             if route.legacy && reply.is("missing") && !retried {
                 // It expired or was closed where it used to live: from now on it belongs to
                 // its current owner.
@@ -438,8 +508,9 @@ impl Store for RedisStore {
         let page = s.config.page_size;
         let channel = s.layout.queue(queue.as_str()).channel;
         let proposed = s.propose(queue);
+        let durable = Durable::push(s.config.replicas_ack);
         let reply = s
-            .run("push", queue, &scripts().push, |cmd, create| {
+            .run_with("push", queue, &scripts().push, durable, |cmd, create| {
                 cmd.arg(generation);
                 spec_args(cmd, spec, page);
                 cmd.arg(flag(create)).arg(&channel).arg(proposed);
@@ -473,9 +544,14 @@ impl Store for RedisStore {
         if max == 0 {
             return Ok(Taken::default());
         }
+        // An at-most-once take lost in a failover would hand its messages out again.
+        let ack = match mode {
+            TakeMode::AtMostOnce => Durable::take(self.shared.config.replicas_ack),
+            TakeMode::Reliable { .. } => None,
+        };
         let mut reply = self
             .shared
-            .run("take", queue, &scripts().take, |cmd, _| {
+            .run_with("take", queue, &scripts().take, ack, |cmd, _| {
                 cmd.arg(max);
                 match mode {
                     TakeMode::AtMostOnce => cmd.arg("a").arg(0).arg(0),

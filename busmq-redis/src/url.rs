@@ -1,7 +1,8 @@
-//! Connection URLs: `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS) and
-//! `redis+unix:///path[?db=N&pass=...]`, checked up front so a bad URL is a typed error that
-//! names it (SPEC E1).
+//! Connection URLs: `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS),
+//! `redis+unix:///path[?db=N&pass=...]` and the Sentinel form (see [`crate::sentinel_url`]),
+//! checked up front so a bad URL is a typed error that names it (SPEC E1).
 
+use crate::sentinel::SentinelSpec;
 use busmq_core::Error;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
@@ -10,14 +11,18 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 pub(crate) struct Endpoint {
     /// What the redis crate connects with.
     pub(crate) info: ConnectionInfo,
-    /// The stable identity used for placement: `host:port/db` (lowercase host) or
-    /// `unix:<path>/db`. It ignores credentials, TLS and the order of the URLs.
+    /// The stable identity used for placement: `host:port/db` (lowercase host),
+    /// `unix:<path>/db` or `sentinel:<master name>/db`. It ignores credentials, TLS, the order
+    /// of the URLs and, for Sentinel groups, which node is the master now.
     pub(crate) identity: String,
+    /// Set for a Sentinel-managed group: `info` then holds the data nodes' credentials and db,
+    /// and the address comes from the sentinels.
+    pub(crate) sentinel: Option<SentinelSpec>,
 }
 
 const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
 
-fn invalid(url: &str, reason: impl Into<String>) -> Error {
+pub(crate) fn invalid(url: &str, reason: impl Into<String>) -> Error {
     Error::InvalidUrl { url: redact(url), reason: reason.into() }
 }
 
@@ -37,10 +42,15 @@ pub(crate) fn redact(url: &str) -> String {
         },
         None => url.to_string(),
     };
-    // unix URLs carry the password as a query parameter.
-    if let Some(i) = out.find("pass=") {
-        let end = out[i..].find('&').map(|e| i + e).unwrap_or(out.len());
-        out.replace_range(i + 5..end, "***");
+    // unix URLs carry the password as a query parameter, Sentinel URLs the sentinels' one.
+    for key in ["pass=", "password="] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(key) {
+            let start = from + found + key.len();
+            let end = out[start..].find('&').map(|e| start + e).unwrap_or(out.len());
+            out.replace_range(start..end, "***");
+            from = start + 3;
+        }
     }
     out
 }
@@ -50,10 +60,14 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     if url.trim().is_empty() {
         return Err(invalid(url, "it is empty"));
     }
+    if crate::sentinel_url::is_sentinel(url) {
+        return crate::sentinel_url::parse(url);
+    }
     let Some(scheme) = SCHEMES.iter().find(|s| url.starts_with(**s)) else {
         return Err(invalid(
             url,
-            "the scheme must be redis://, rediss:// or redis+unix:// (also unix://)",
+            "the scheme must be redis://, rediss://, redis+unix:// (also unix://) or \
+             redis+sentinel://",
         ));
     };
     if *scheme == "rediss://" && !cfg!(feature = "tls") {
@@ -90,7 +104,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
         ConnectionAddr::Unix(path) => format!("unix:{}/{db}", path.display()),
         other => return Err(invalid(url, format!("unsupported address {other:?}"))),
     };
-    Ok(Endpoint { info, identity })
+    Ok(Endpoint { info, identity, sentinel: None })
 }
 
 #[cfg(test)]
@@ -139,5 +153,9 @@ mod tests {
         assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
         assert_eq!(redact("redis+unix:///s?db=1&pass=pw"), "redis+unix:///s?db=1&pass=***");
+        assert_eq!(
+            redact("redis+sentinel://u:pw@a,b/m?sentinel_password=spw&x=1"),
+            "redis+sentinel://u:***@a,b/m?sentinel_password=***&x=1"
+        );
     }
 }

@@ -26,6 +26,13 @@ impl fmt::Display for HarnessError {
 
 impl std::error::Error for HarnessError {}
 
+impl HarnessError {
+    /// An error with this message (for the other parts of the harness).
+    pub(crate) fn new(message: impl Into<String>) -> HarnessError {
+        HarnessError { message: message.into() }
+    }
+}
+
 fn err(message: impl Into<String>) -> HarnessError {
     HarnessError { message: message.into() }
 }
@@ -38,6 +45,7 @@ pub struct RedisServerBuilder {
     password: Option<String>,
     config: Vec<String>,
     ready_timeout: Duration,
+    sentinel: bool,
 }
 
 impl Default for RedisServerBuilder {
@@ -48,6 +56,7 @@ impl Default for RedisServerBuilder {
             password: None,
             config: Vec::new(),
             ready_timeout: Duration::from_secs(20),
+            sentinel: false,
         }
     }
 }
@@ -77,6 +86,21 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Runs `redis-server --sentinel`: the configuration lines are then sentinel directives
+    /// (`sentinel monitor ...`), and the sentinel rewrites its configuration file, which lives in
+    /// the server's own directory and survives [`RedisServer::restart`].
+    pub fn sentinel(mut self, yes: bool) -> Self {
+        self.sentinel = yes;
+        self
+    }
+
+    /// Starts as a replica of the server on loopback port `port` (`replicaof`; with
+    /// `masterauth` when this server has a password, which is then the master's too).
+    pub fn replica_of(mut self, port: u16) -> Self {
+        self.config.push(format!("replicaof 127.0.0.1 {port}"));
+        self
+    }
+
     /// How long to wait for the first `+PONG` (default 20 s: machines may be slow).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
@@ -103,6 +127,7 @@ impl RedisServerBuilder {
             password: self.password,
             extra: self.config,
             ready_timeout: self.ready_timeout,
+            sentinel: self.sentinel,
             running: None,
         };
         const PORT_ATTEMPTS: usize = 20;
@@ -138,6 +163,7 @@ pub struct RedisServer {
     password: Option<String>,
     extra: Vec<String>,
     ready_timeout: Duration,
+    sentinel: bool,
     running: Option<Running>,
 }
 
@@ -274,6 +300,9 @@ impl RedisServer {
         conf.push_str("daemonize no\nsave \"\"\nappendonly no\nloglevel notice\n");
         if let Some(pw) = &self.password {
             conf.push_str(&format!("requirepass {pw}\n"));
+            if !self.sentinel {
+                conf.push_str(&format!("masterauth {pw}\n"));
+            }
         }
         for line in &self.extra {
             conf.push_str(line);
@@ -302,6 +331,7 @@ impl RedisServer {
             .arg(script)
             .arg(&self.binary)
             .arg(&self.conf)
+            .args(self.sentinel.then_some("--sentinel"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -348,10 +378,15 @@ impl RedisServer {
     }
 
     fn ready_logged(&self, from: usize) -> bool {
-        // "Ready to accept connections" (TCP), "ready to accept connections at <socket>" (unix).
+        // "Ready to accept connections" (TCP), "ready to accept connections at <socket>" (unix);
+        // a sentinel logs its id once it runs.
         let log = fs::read(&self.log).unwrap_or_default();
         let new = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
-        new.contains("eady to accept connections")
+        if self.sentinel {
+            new.contains("Sentinel ID is")
+        } else {
+            new.contains("eady to accept connections")
+        }
     }
 
     #[allow(clippy::print_stderr)] // The log is printed so that a failing test shows the cause.

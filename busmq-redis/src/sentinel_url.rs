@@ -1,0 +1,226 @@
+//! Sentinel URLs:
+//! `redis+sentinel://[user:password@]host1[:port1],host2[:port2]/<master name>[/db]`
+//! `[?sentinel_username=...&sentinel_password=...]`.
+//!
+//! The credentials before `@` are the data nodes' (as in `redis://`); the sentinels' own
+//! credentials are query parameters, because the two are often different. Sentinel ports
+//! default to 26379. Percent-encoding is decoded in credentials and in the master name.
+
+use crate::sentinel::{DEFAULT_SENTINEL_PORT, SentinelSpec};
+use crate::url::{Endpoint, invalid};
+use busmq_core::Error;
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+const SCHEME: &str = "redis+sentinel://";
+
+/// Whether `url` uses a Sentinel scheme (including ones that are refused, so that the error
+/// says why).
+pub(crate) fn is_sentinel(url: &str) -> bool {
+    url.starts_with(SCHEME) || url.starts_with("rediss+sentinel://")
+}
+
+/// Builds the URL of a group given as parts (the builder's `sentinel` method).
+pub(crate) fn compose(sentinels: &[String], master: &str) -> String {
+    format!("{SCHEME}{}/{}", sentinels.join(","), encode(master))
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode(url: &str, text: &str) -> Result<String, Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let Some(b) = hex else {
+                return Err(invalid(url, format!("bad percent-encoding in {text:?}")));
+            };
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| invalid(url, format!("{text:?} is not UTF-8")))
+}
+
+fn sentinel_addr(url: &str, text: &str) -> Result<(String, u16), Error> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) =
+            rest.split_once(']').ok_or_else(|| invalid(url, format!("bad address {text:?}")))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid(url, format!("the sentinel address {text:?} has no host")));
+    }
+    let port = match port {
+        None => DEFAULT_SENTINEL_PORT,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| invalid(url, format!("the sentinel port {p:?} is not a port")))?,
+    };
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+/// Parses and checks a Sentinel URL.
+pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
+    let Some(rest) = url.strip_prefix(SCHEME) else {
+        return Err(invalid(url, "TLS to Sentinel-managed nodes is not supported yet"));
+    };
+    if rest.contains('#') {
+        return Err(invalid(url, "a fragment (#...) means nothing here"));
+    }
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((creds, hosts)) => (Some(creds), hosts),
+        None => (None, authority),
+    };
+    if hosts.is_empty() {
+        return Err(invalid(url, "it names no sentinel"));
+    }
+    let mut sentinels = Vec::new();
+    for part in hosts.split(',') {
+        let addr = sentinel_addr(url, part)?;
+        if !sentinels.contains(&addr) {
+            sentinels.push(addr);
+        }
+    }
+    let mut segments = path.trim_start_matches('/').split('/');
+    let master = decode(url, segments.next().unwrap_or(""))?;
+    if master.is_empty() {
+        return Err(invalid(url, "it names no master (redis+sentinel://hosts/<master name>)"));
+    }
+    let db = match segments.next() {
+        None | Some("") => 0,
+        Some(db) => db
+            .parse::<u32>()
+            .map_err(|_| invalid(url, format!("the database {db:?} is not a number")))?,
+    };
+    if segments.next().is_some_and(|s| !s.is_empty()) {
+        return Err(invalid(url, "the path has more than a master name and a database"));
+    }
+    let mut data = RedisConnectionInfo::default().set_db(i64::from(db));
+    if let Some(creds) = userinfo {
+        let (user, password) = match creds.split_once(':') {
+            Some((user, password)) => (user, Some(password)),
+            None => (creds, None),
+        };
+        if !user.is_empty() {
+            data = data.set_username(decode(url, user)?);
+        }
+        if let Some(password) = password {
+            data = data.set_password(decode(url, password)?);
+        }
+    }
+    let mut spec = SentinelSpec { master, sentinels, username: None, password: None };
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = decode(url, value)?;
+        match key {
+            "sentinel_username" => spec.username = Some(value),
+            "sentinel_password" => spec.password = Some(value),
+            other => {
+                return Err(invalid(
+                    url,
+                    format!(
+                        "unknown parameter {other:?} (known: sentinel_username, \
+                         sentinel_password)"
+                    ),
+                ));
+            }
+        }
+    }
+    // The address is a placeholder: each connection asks the sentinels first.
+    let (host, port) = spec.sentinels[0].clone();
+    let info = ConnectionAddr::Tcp(host, port)
+        .into_connection_info()
+        .map_err(|e| invalid(url, e.to_string()))?
+        .set_redis_settings(data);
+    let identity = format!("sentinel:{}/{db}", spec.master);
+    Ok(Endpoint { info, identity, sentinel: Some(spec) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(url: &str) -> String {
+        match parse(url) {
+            Err(Error::InvalidUrl { url: u, reason }) => format!("{u}: {reason}"),
+            other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn groups_have_a_stable_identity_and_separate_credentials() {
+        let e = parse(
+            "redis+sentinel://app:da%40ta@S1:26380,s2,[::1]:26381/my%2Fmaster/3\
+             ?sentinel_password=sp&sentinel_username=su",
+        )
+        .unwrap();
+        assert_eq!(e.identity, "sentinel:my/master/3");
+        let spec = e.sentinel.unwrap();
+        assert_eq!(spec.master, "my/master");
+        assert_eq!(
+            spec.sentinels,
+            vec![("s1".into(), 26380), ("s2".into(), 26379), ("::1".into(), 26381)]
+        );
+        assert_eq!(spec.username.as_deref(), Some("su"));
+        assert_eq!(spec.password.as_deref(), Some("sp"));
+        assert_eq!(e.info.redis_settings().username(), Some("app"));
+        assert_eq!(e.info.redis_settings().password(), Some("da@ta"));
+        assert_eq!(e.info.redis_settings().db(), 3);
+        let plain = parse("redis+sentinel://h/m").unwrap();
+        assert_eq!(plain.identity, "sentinel:m/0");
+        assert_eq!(plain.info.redis_settings().password(), None);
+        assert_eq!(plain.sentinel.unwrap().password, None);
+    }
+
+    #[test]
+    fn composed_urls_parse_back() {
+        let url = compose(&["127.0.0.1:1".into(), "127.0.0.1:2".into()], "a b/c");
+        let e = parse(&url).unwrap();
+        assert_eq!(e.sentinel.unwrap().master, "a b/c");
+    }
+
+    #[test]
+    fn bad_sentinel_urls_say_why() {
+        assert!(reason("redis+sentinel:///m").contains("no sentinel"));
+        assert!(reason("redis+sentinel://h").contains("no master"));
+        assert!(reason("redis+sentinel://h:0/m").contains("not a port"));
+        assert!(reason("redis+sentinel://h:x/m").contains("not a port"));
+        assert!(reason("redis+sentinel://h,:1/m").contains("no host"));
+        assert!(reason("redis+sentinel://h/m/x").contains("not a number"));
+        assert!(reason("redis+sentinel://h/m/1/2").contains("more than"));
+        assert!(reason("redis+sentinel://h/m?foo=1").contains("unknown parameter"));
+        assert!(reason("rediss+sentinel://h/m").contains("TLS"));
+        let e = reason("redis+sentinel://u:secret@h/m?sentinel_password=hidden&foo=1");
+        assert!(!e.contains("secret") && !e.contains("hidden"), "{e}");
+    }
+}

@@ -1,0 +1,479 @@
+//! A Redis Sentinel deployment of real processes for failover tests: one master, replicas and
+//! sentinels (`redis-server` and `redis-server --sentinel`) on free loopback ports, each in its
+//! own directory with its own writable configuration file (sentinels rewrite theirs).
+//!
+//! [`SentinelSet::start`] returns once every sentinel sees every replica and every other
+//! sentinel, so a failover can be elected at once. Helpers kill the master with SIGKILL, ask
+//! for `SENTINEL FAILOVER`, wait for the sentinels to agree on a new master, restart a node and
+//! wait until the set is whole again. Dropping the set kills every process.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), busmq_testkit::redis::HarnessError> {
+//! use busmq_testkit::sentinel::SentinelSet;
+//! let mut set = SentinelSet::builder().start().await?;
+//! let url = set.url(); // redis+sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/mymaster
+//! let old = set.kill_master().await?;
+//! let new = set.wait_for_new_master(old).await?;
+//! set.restart_node(old).await?;
+//! # let _ = (url, new);
+//! # Ok(())
+//! # }
+//! ```
+
+mod resp;
+
+pub use resp::{COMMAND_TIMEOUT, Resp, command};
+
+use crate::redis::{HarnessError, RedisServer};
+use std::time::{Duration, Instant};
+
+fn err(what: impl Into<String>) -> HarnessError {
+    HarnessError::new(what)
+}
+
+/// Options for a [`SentinelSet`].
+#[derive(Debug, Clone)]
+pub struct SentinelSetBuilder {
+    master_name: String,
+    replicas: usize,
+    sentinels: usize,
+    quorum: usize,
+    data_password: Option<String>,
+    sentinel_password: Option<String>,
+    data_config: Vec<String>,
+    down_after: Duration,
+    failover_timeout: Duration,
+    ready_timeout: Duration,
+}
+
+impl Default for SentinelSetBuilder {
+    fn default() -> Self {
+        SentinelSetBuilder {
+            master_name: "mymaster".into(),
+            replicas: 2,
+            sentinels: 3,
+            quorum: 2,
+            data_password: None,
+            sentinel_password: None,
+            data_config: Vec::new(),
+            down_after: Duration::from_millis(1000),
+            failover_timeout: Duration::from_millis(5000),
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl SentinelSetBuilder {
+    /// The master name the sentinels monitor (default `mymaster`).
+    pub fn master_name(mut self, name: impl Into<String>) -> Self {
+        self.master_name = name.into();
+        self
+    }
+
+    /// How many replicas (default 2) and sentinels (default 3), and the quorum (default 2).
+    pub fn shape(mut self, replicas: usize, sentinels: usize, quorum: usize) -> Self {
+        self.replicas = replicas;
+        self.sentinels = sentinels;
+        self.quorum = quorum;
+        self
+    }
+
+    /// A password on the data nodes (`requirepass` and `masterauth`; the sentinels get
+    /// `sentinel auth-pass`).
+    pub fn data_password(mut self, password: impl Into<String>) -> Self {
+        self.data_password = Some(password.into());
+        self
+    }
+
+    /// A password on the sentinels (`requirepass` there, and `sentinel sentinel-pass` so that
+    /// they can talk to each other).
+    pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
+        self.sentinel_password = Some(password.into());
+        self
+    }
+
+    /// One more configuration line for every data node (e.g. `"appendonly yes"`).
+    pub fn data_config(mut self, line: impl Into<String>) -> Self {
+        self.data_config.push(line.into());
+        self
+    }
+
+    /// `down-after-milliseconds` (default 1 s) and `failover-timeout` (default 5 s).
+    pub fn timing(mut self, down_after: Duration, failover_timeout: Duration) -> Self {
+        self.down_after = down_after;
+        self.failover_timeout = failover_timeout;
+        self
+    }
+
+    /// Starts every process and waits until the sentinels know the whole set.
+    pub async fn start(self) -> Result<SentinelSet, HarnessError> {
+        if self.sentinels == 0 || self.quorum == 0 || self.quorum > self.sentinels {
+            return Err(err("a sentinel set needs 1 <= quorum <= sentinels"));
+        }
+        let data = |b: crate::redis::RedisServerBuilder| {
+            let b = self.data_config.iter().fold(b, |b, line| b.config(line.clone()));
+            match &self.data_password {
+                Some(pw) => b.password(pw.clone()),
+                None => b,
+            }
+        };
+        let master = data(RedisServer::builder()).start().await?;
+        let master_port = master.port();
+        let mut nodes = vec![master];
+        for _ in 0..self.replicas {
+            nodes.push(data(RedisServer::builder().replica_of(master_port)).start().await?);
+        }
+        let mut set = SentinelSet {
+            master_name: self.master_name.clone(),
+            nodes,
+            sentinels: Vec::new(),
+            data_password: self.data_password.clone(),
+            sentinel_password: self.sentinel_password.clone(),
+            ready_timeout: self.ready_timeout,
+        };
+        set.wait_replicating(master_port, self.replicas).await?;
+        for _ in 0..self.sentinels {
+            let mut b = RedisServer::builder().sentinel(true);
+            let name = &self.master_name;
+            for line in [
+                "sentinel resolve-hostnames no".to_string(),
+                format!("sentinel monitor {name} 127.0.0.1 {master_port} {}", self.quorum),
+                format!("sentinel down-after-milliseconds {name} {}", self.down_after.as_millis()),
+                format!("sentinel failover-timeout {name} {}", self.failover_timeout.as_millis()),
+                format!("sentinel parallel-syncs {name} 1"),
+            ] {
+                b = b.config(line);
+            }
+            if let Some(pw) = &self.data_password {
+                b = b.config(format!("sentinel auth-pass {name} {pw}"));
+            }
+            if let Some(pw) = &self.sentinel_password {
+                b = b.password(pw.clone()).config(format!("sentinel sentinel-pass {pw}"));
+            }
+            set.sentinels.push(b.start().await?);
+        }
+        set.wait_known(self.replicas, self.sentinels - 1, true).await?;
+        Ok(set)
+    }
+}
+
+/// A running Sentinel deployment. Node 0 is the first master; which node is master later is
+/// what [`SentinelSet::master_index`] asks the sentinels.
+#[derive(Debug)]
+pub struct SentinelSet {
+    master_name: String,
+    nodes: Vec<RedisServer>,
+    sentinels: Vec<RedisServer>,
+    data_password: Option<String>,
+    sentinel_password: Option<String>,
+    ready_timeout: Duration,
+}
+
+impl SentinelSet {
+    /// Options for a new set (1 master, 2 replicas, 3 sentinels, quorum 2).
+    pub fn builder() -> SentinelSetBuilder {
+        SentinelSetBuilder::default()
+    }
+
+    /// The master name the sentinels monitor.
+    pub fn master_name(&self) -> &str {
+        &self.master_name
+    }
+
+    /// The sentinels' addresses, `127.0.0.1:<port>`.
+    pub fn sentinel_addrs(&self) -> Vec<String> {
+        self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port())).collect()
+    }
+
+    /// The URL of the group with both passwords:
+    /// `redis+sentinel://[:<data password>@]<sentinels>/<master name>[?sentinel_password=..]`.
+    pub fn url(&self) -> String {
+        let creds = self.data_password.as_ref().map(|pw| format!(":{pw}@")).unwrap_or_default();
+        let query = self
+            .sentinel_password
+            .as_ref()
+            .map(|pw| format!("?sentinel_password={pw}"))
+            .unwrap_or_default();
+        format!(
+            "redis+sentinel://{creds}{}/{}{query}",
+            self.sentinel_addrs().join(","),
+            self.master_name
+        )
+    }
+
+    /// The data nodes' password, if any.
+    pub fn data_password(&self) -> Option<&str> {
+        self.data_password.as_deref()
+    }
+
+    /// The sentinels' password, if any.
+    pub fn sentinel_password(&self) -> Option<&str> {
+        self.sentinel_password.as_deref()
+    }
+
+    /// Data node `index` (0 was the first master).
+    pub fn node(&self, index: usize) -> &RedisServer {
+        &self.nodes[index]
+    }
+
+    /// How many data nodes there are.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Sentinel `index`.
+    pub fn sentinel(&self, index: usize) -> &RedisServer {
+        &self.sentinels[index]
+    }
+
+    /// Sentinel `index`, to kill or restart it.
+    pub fn sentinel_mut(&mut self, index: usize) -> &mut RedisServer {
+        &mut self.sentinels[index]
+    }
+
+    /// Sends a command to data node `index` (with the data password).
+    pub async fn node_command(&self, index: usize, args: &[&str]) -> Result<Resp, HarnessError> {
+        command(self.nodes[index].port(), self.data_password.as_deref(), args).await
+    }
+
+    /// Sends a command to sentinel `index` (with the sentinel password).
+    pub async fn sentinel_command(
+        &self,
+        index: usize,
+        args: &[&str],
+    ) -> Result<Resp, HarnessError> {
+        command(self.sentinels[index].port(), self.sentinel_password.as_deref(), args).await
+    }
+
+    /// The master's port as the sentinels with the newest configuration epoch see it.
+    pub async fn master_port(&self) -> Result<u16, HarnessError> {
+        let mut best: Option<(u64, u16)> = None;
+        let mut last = None;
+        for i in 0..self.sentinels.len() {
+            match self.sentinel_command(i, &["SENTINEL", "MASTER", &self.master_name]).await {
+                Ok(reply) => {
+                    let port = reply.field("port").and_then(|p| p.parse().ok());
+                    let epoch = reply.field("config-epoch").and_then(|e| e.parse().ok());
+                    if let Some(port) = port {
+                        let epoch = epoch.unwrap_or(0);
+                        if best.is_none_or(|(e, _)| epoch > e) {
+                            best = Some((epoch, port));
+                        }
+                    } else {
+                        last = Some(err(format!("sentinel {i} answered {reply:?}")));
+                    }
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        match (best, last) {
+            (Some((_, port)), _) => Ok(port),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(err("no sentinel")),
+        }
+    }
+
+    /// The index of the current master among the data nodes.
+    pub async fn master_index(&self) -> Result<usize, HarnessError> {
+        let port = self.master_port().await?;
+        self.index_of(port)
+    }
+
+    fn index_of(&self, port: u16) -> Result<usize, HarnessError> {
+        self.nodes
+            .iter()
+            .position(|n| n.port() == port)
+            .ok_or_else(|| err(format!("the sentinels name port {port}, which is no node of ours")))
+    }
+
+    /// Kills the current master with SIGKILL and returns its index. The sentinels notice after
+    /// `down-after-milliseconds` and fail over; see [`SentinelSet::wait_for_new_master`].
+    pub async fn kill_master(&mut self) -> Result<usize, HarnessError> {
+        let index = self.master_index().await?;
+        self.nodes[index].kill();
+        Ok(index)
+    }
+
+    /// Asks a sentinel for a graceful failover (`SENTINEL FAILOVER`), trying the next sentinel
+    /// when one refuses, and returns the index of the master at the time of the request.
+    pub async fn failover(&self) -> Result<usize, HarnessError> {
+        let old = self.master_index().await?;
+        let deadline = Instant::now() + self.ready_timeout;
+        let mut i = 0;
+        loop {
+            let reply = self
+                .sentinel_command(
+                    i % self.sentinels.len(),
+                    &["SENTINEL", "FAILOVER", &self.master_name],
+                )
+                .await;
+            match reply {
+                Ok(Resp::Simple(_)) => return Ok(old),
+                // INPROG / NOGOODSLAVE: a previous failover is still settling; try again.
+                other if Instant::now() < deadline => {
+                    let _ = other;
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(reply) => return Err(err(format!("SENTINEL FAILOVER answered {reply:?}"))),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits until the sentinels name another master than node `old` and that node says it is
+    /// a master. Returns its index.
+    pub async fn wait_for_new_master(&self, old: usize) -> Result<usize, HarnessError> {
+        let old_port = self.nodes[old].port();
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            if let Ok(port) = self.master_port().await {
+                if port != old_port {
+                    let index = self.index_of(port)?;
+                    if self.role(index).await.as_deref() == Some("master") {
+                        return Ok(index);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "no new master replaced node {old} (port {old_port}) within {:?}",
+                    self.ready_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn role(&self, index: usize) -> Option<String> {
+        let reply = self.node_command(index, &["ROLE"]).await.ok()?;
+        reply.items().first()?.text()
+    }
+
+    /// Restarts data node `index` (killing it first if it runs). A node restarted after a
+    /// failover comes back as a master of nothing; it is made a replica of the current master
+    /// at once, which the sentinels would otherwise do only after their next 10-second INFO
+    /// round.
+    pub async fn restart_node(&mut self, index: usize) -> Result<(), HarnessError> {
+        self.nodes[index].restart().await?;
+        let master = self.master_port().await?;
+        if master != self.nodes[index].port() {
+            let port = master.to_string();
+            let reply = self.node_command(index, &["REPLICAOF", "127.0.0.1", &port]).await?;
+            if let Resp::Error(e) = reply {
+                return Err(err(format!("REPLICAOF on node {index}: {e}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the set is whole again: the sentinels agree on a master, every running node
+    /// replicates from it, and no sentinel considers a running replica down. Call it between
+    /// faults. (It does not wait for the sentinels' 10-second INFO round to report the
+    /// replicas' links: a failover refreshes that information every second anyway.)
+    pub async fn wait_healthy(&mut self) -> Result<(), HarnessError> {
+        let running = self.nodes.iter_mut().map(|n| n.is_running()).filter(|r| *r).count();
+        let replicas = running.saturating_sub(1);
+        let deadline = Instant::now() + self.ready_timeout;
+        // The sentinels' answer is read again every round: right after a failover (or while a
+        // restarted node is converted) they may briefly name a node that is about to change.
+        let mut last = String::from("no sentinel answered");
+        loop {
+            if let Ok(port) = self.master_port().await {
+                let index = self.index_of(port)?;
+                if self.role(index).await.as_deref() == Some("master") {
+                    let online = self.online_replicas(index).await;
+                    if online >= replicas {
+                        break;
+                    }
+                    last =
+                        format!("node {index} (port {port}) has {online} of {replicas} replicas");
+                } else {
+                    last = format!("the sentinels name node {index}, which is not a master");
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "the set did not heal within {:?}: {last}",
+                    self.ready_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.wait_known(replicas, self.sentinels.len() - 1, false).await
+    }
+
+    /// How many replicas of node `index` are online (its `INFO replication`).
+    async fn online_replicas(&self, index: usize) -> usize {
+        let info = self.node_command(index, &["INFO", "replication"]).await;
+        let text = info.ok().and_then(|r| r.text()).unwrap_or_default();
+        text.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count()
+    }
+
+    /// Waits until the master on `port` has `replicas` replicas in sync.
+    async fn wait_replicating(&self, port: u16, replicas: usize) -> Result<(), HarnessError> {
+        let index = self.index_of(port)?;
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            let online = self.online_replicas(index).await;
+            if online >= replicas {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "node {index} has {online} of {replicas} replicas online after {:?}",
+                    self.ready_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every sentinel sees `replicas` replicas that are up (and, with `link_ok`,
+    /// report a working link to the master) and `others` other sentinels.
+    async fn wait_known(
+        &self,
+        replicas: usize,
+        others: usize,
+        link_ok: bool,
+    ) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + self.ready_timeout;
+        let name = self.master_name.clone();
+        for i in 0..self.sentinels.len() {
+            loop {
+                let seen_replicas = self
+                    .sentinel_command(i, &["SENTINEL", "REPLICAS", &name])
+                    .await
+                    .map(|r| {
+                        r.items()
+                            .iter()
+                            .filter(|s| {
+                                s.field("flags").is_some_and(|f| f == "slave")
+                                    && (!link_ok
+                                        || s.field("master-link-status").as_deref() == Some("ok"))
+                            })
+                            .count()
+                    })
+                    .unwrap_or(0);
+                let seen_sentinels = self
+                    .sentinel_command(i, &["SENTINEL", "SENTINELS", &name])
+                    .await
+                    .map(|r| r.items().len())
+                    .unwrap_or(0);
+                if seen_replicas >= replicas && seen_sentinels >= others {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(err(format!(
+                        "sentinel {i} sees {seen_replicas}/{replicas} replicas and \
+                         {seen_sentinels}/{others} sentinels after {:?}; its log:\n{}",
+                        self.ready_timeout,
+                        self.sentinels[i].log()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+}
