@@ -1,0 +1,94 @@
+//! The Redis deployments a scenario runs against: a plain server with persistence behind the
+//! fault proxy (every bus connects through the proxy, so partitions cut them all off), or a
+//! Sentinel set (one master, two replicas, three sentinels).
+
+use busmq_testkit::proxy::FaultProxy;
+use busmq_testkit::redis::RedisServer;
+use busmq_testkit::sentinel::{SentinelSet, command};
+use std::time::Duration;
+
+/// Replicas a `+wait` mode waits for.
+pub(crate) const WAIT_REPLICAS: u32 = 1;
+/// How long a `+wait` mode waits for them.
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+#[derive(Debug)]
+pub(crate) enum Deployment {
+    Plain { server: RedisServer, proxy: FaultProxy },
+    Sentinel { set: SentinelSet },
+}
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Deployment {
+    /// A plain server with the append-only file on (`appendfsync everysec`, the usual setting),
+    /// behind a proxy.
+    pub(crate) async fn plain() -> Result<Deployment, String> {
+        let server = RedisServer::builder()
+            .config("appendonly yes")
+            .config("appendfsync everysec")
+            .start()
+            .await
+            .map_err(text)?;
+        let proxy = FaultProxy::start(server.port()).await.map_err(text)?;
+        Ok(Deployment::Plain { server, proxy })
+    }
+
+    pub(crate) async fn sentinel() -> Result<Deployment, String> {
+        Ok(Deployment::Sentinel { set: SentinelSet::builder().start().await.map_err(text)? })
+    }
+
+    /// The URL every bus connects with.
+    pub(crate) fn url(&self) -> String {
+        match self {
+            Deployment::Plain { proxy, .. } => proxy.url(None),
+            Deployment::Sentinel { set } => set.url(),
+        }
+    }
+
+    /// The port of the node that holds the data now.
+    async fn master_port(&self) -> Result<u16, String> {
+        match self {
+            Deployment::Plain { server, .. } => Ok(server.port()),
+            Deployment::Sentinel { set } => set.master_port().await.map_err(text),
+        }
+    }
+
+    /// `CLIENT KILL` of every ordinary and pub/sub connection on the master.
+    pub(crate) async fn client_kill(&self) -> Result<(), String> {
+        let port = self.master_port().await?;
+        for kind in ["normal", "pubsub"] {
+            command(port, None, &["CLIENT", "KILL", "TYPE", kind]).await.map_err(text)?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILL of the plain server, `outage` without it, then a restart on the same port with
+    /// the same data directory.
+    pub(crate) async fn restart(&mut self, outage: Duration) -> Result<(), String> {
+        match self {
+            Deployment::Plain { server, .. } => {
+                server.kill();
+                tokio::time::sleep(outage).await;
+                server.restart().await.map_err(text)
+            }
+            Deployment::Sentinel { .. } => Err("restart is a fault of the plain deployment".into()),
+        }
+    }
+
+    pub(crate) fn proxy(&self) -> Result<&FaultProxy, String> {
+        match self {
+            Deployment::Plain { proxy, .. } => Ok(proxy),
+            Deployment::Sentinel { .. } => Err("the sentinel deployment has no proxy".into()),
+        }
+    }
+
+    pub(crate) fn sentinels(&mut self) -> Result<&mut SentinelSet, String> {
+        match self {
+            Deployment::Sentinel { set } => Ok(set),
+            Deployment::Plain { .. } => Err("the plain deployment has no sentinels".into()),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The faults the checker injects, how each is injected, and when each one *ends* (the moment
+//! from which the system could work again, where recovery time starts counting).
+//!
+//! | fault                     | injected by                                      | ends when                          |
+//! |---------------------------|--------------------------------------------------|------------------------------------|
+//! | `consumer-task-killed`    | aborting every consumer task mid-stream          | the replacement tasks are spawned  |
+//! | `consumer-process-killed` | `kill -9` of every consumer process              | the replacement processes started  |
+//! | `client-kill`             | `CLIENT KILL TYPE normal` and `TYPE pubsub`      | at once                            |
+//! | `redis-restart`           | SIGKILL of redis-server (AOF on), restart        | the server answers PING again      |
+//! | `partition`               | the proxy blackholes, or cuts, every connection  | the proxy forwards again           |
+//! | `slow-consumer`           | consumers take 200 ms per message                | they are fast again                |
+//! | `failover`                | SIGKILL of the Sentinel master                   | the sentinels name a new master    |
+//! | `failover-replica-lag`    | replicas frozen (SIGSTOP) and their links cut    | the sentinels name a new master    |
+//! |                           | (`CLIENT KILL TYPE replica`) for 0.5 s while     |                                    |
+//! |                           | consumers stall, SIGKILL of the master, replicas |                                    |
+//! |                           | resumed                                          |                                    |
+//!
+//! `failover-replica-lag` makes the asynchronous replication visible: the master acknowledges
+//! writes the replicas never receive, and one of those replicas becomes the master. Consumers
+//! stall meanwhile, as under a backlog, so that acknowledged messages are still waiting in the
+//! queue when the master dies (a message delivered before the failover cannot be lost by it).
+//! At the checker's load an ordinary failover rarely loses anything; a lagging one does,
+//! unless the writes waited for a replica (`WAIT`).
+//!
+//! After a failover ends, the killed node is restarted (it rejoins as a replica) and the set
+//! is left to heal before the next fault; that repair is not part of the fault window.
+
+use super::deploy::Deployment;
+use super::history::FaultWindow;
+use super::schedule::Plan;
+use super::workers::ModeRun;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const SLOW: Duration = Duration::from_millis(200);
+const REPLICA_LAG: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    ConsumerTaskKilled,
+    ConsumerProcessKilled,
+    ClientKill,
+    RedisRestart,
+    Partition,
+    SlowConsumer,
+    Failover,
+    FailoverLag,
+}
+
+impl Fault {
+    pub(crate) const ALL: [Fault; 8] = [
+        Fault::ConsumerTaskKilled,
+        Fault::ConsumerProcessKilled,
+        Fault::ClientKill,
+        Fault::RedisRestart,
+        Fault::Partition,
+        Fault::SlowConsumer,
+        Fault::Failover,
+        Fault::FailoverLag,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Fault::ConsumerTaskKilled => "consumer-task-killed",
+            Fault::ConsumerProcessKilled => "consumer-process-killed",
+            Fault::ClientKill => "client-kill",
+            Fault::RedisRestart => "redis-restart",
+            Fault::Partition => "partition",
+            Fault::SlowConsumer => "slow-consumer",
+            Fault::Failover => "failover",
+            Fault::FailoverLag => "failover-replica-lag",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Whether the fault needs the Sentinel deployment (else the plain one).
+    pub(crate) fn needs_sentinel(self) -> bool {
+        matches!(self, Fault::Failover | Fault::FailoverLag)
+    }
+
+    /// Whether consumers must be separate processes (to be killed with SIGKILL).
+    pub(crate) fn child_consumers(self) -> bool {
+        self == Fault::ConsumerProcessKilled
+    }
+}
+
+fn ms(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Injects occurrence `n` of `fault` and returns its window. For a failover, also returns the
+/// node to restart afterwards.
+pub(crate) async fn inject(
+    fault: Fault,
+    n: usize,
+    deployment: &mut Deployment,
+    runs: &mut [ModeRun],
+    plan: &Plan,
+    start: Instant,
+) -> Result<(FaultWindow, Option<usize>), String> {
+    let start_ms = ms(start);
+    let mut killed = None;
+    match fault {
+        Fault::ConsumerTaskKilled | Fault::ConsumerProcessKilled => {
+            for run in runs.iter_mut() {
+                run.replace_consumers().await?;
+            }
+        }
+        Fault::ClientKill => deployment.client_kill().await?,
+        Fault::RedisRestart => deployment.restart(plan.outage).await?,
+        Fault::Partition => {
+            let proxy = deployment.proxy()?;
+            // Alternate the two kinds: one the client notices at once, one it must time out.
+            if n % 2 == 0 {
+                proxy.blackhole();
+            } else {
+                proxy.cut();
+            }
+            tokio::time::sleep(plan.outage).await;
+            proxy.restore();
+        }
+        Fault::SlowConsumer => {
+            for run in runs.iter() {
+                run.set_slow(SLOW);
+            }
+            tokio::time::sleep(plan.outage).await;
+            for run in runs.iter() {
+                run.set_slow(Duration::ZERO);
+            }
+        }
+        Fault::Failover => {
+            let set = deployment.sentinels()?;
+            let old = set.kill_master().await.map_err(|e| e.to_string())?;
+            set.wait_for_new_master(old).await.map_err(|e| e.to_string())?;
+            killed = Some(old);
+        }
+        Fault::FailoverLag => {
+            let set = deployment.sentinels()?;
+            let master = set.master_index().await.map_err(|e| e.to_string())?;
+            let replicas: Vec<usize> = (0..set.node_count()).filter(|i| *i != master).collect();
+            for run in runs.iter() {
+                run.set_slow(REPLICA_LAG);
+            }
+            for r in &replicas {
+                set.node(*r).pause().map_err(|e| e.to_string())?;
+            }
+            // A frozen replica still receives the stream into its socket buffer: cut the links
+            // so that what the master acknowledges from now on reaches no replica.
+            set.node_command(master, &["CLIENT", "KILL", "TYPE", "replica"])
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::time::sleep(REPLICA_LAG).await;
+            let old = set.kill_master().await;
+            for r in &replicas {
+                set.node(*r).resume().map_err(|e| e.to_string())?;
+            }
+            for run in runs.iter() {
+                run.set_slow(Duration::ZERO);
+            }
+            let old = old.map_err(|e| e.to_string())?;
+            set.wait_for_new_master(old).await.map_err(|e| e.to_string())?;
+            killed = Some(old);
+        }
+    }
+    Ok((FaultWindow { start_ms, end_ms: ms(start) }, killed))
+}
+
+/// Puts the deployment back together after a fault window (the old master of a failover
+/// rejoins as a replica).
+pub(crate) async fn repair(
+    deployment: &mut Deployment,
+    killed: Option<usize>,
+) -> Result<(), String> {
+    if let Some(node) = killed {
+        let set = deployment.sentinels()?;
+        set.restart_node(node).await.map_err(|e| e.to_string())?;
+        set.wait_healthy().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

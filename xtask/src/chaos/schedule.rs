@@ -1,0 +1,97 @@
+//! The chaos schedules: which faults run, how often, for how long, and how much is pushed.
+//! `--quick` is the CI schedule (a few minutes); the default is the longer local one.
+
+use super::faults::Fault;
+use std::time::Duration;
+
+/// One delivery mode under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mode {
+    pub(crate) name: &'static str,
+    pub(crate) reliable: bool,
+    /// Pushes (and at-most-once takes) wait for one replica (`replicas_ack`).
+    pub(crate) wait: bool,
+}
+
+pub(crate) const AT_MOST_ONCE: Mode = Mode { name: "at-most-once", reliable: false, wait: false };
+pub(crate) const RELIABLE: Mode = Mode { name: "reliable", reliable: true, wait: false };
+pub(crate) const AT_MOST_ONCE_WAIT: Mode =
+    Mode { name: "at-most-once+wait", reliable: false, wait: true };
+pub(crate) const RELIABLE_WAIT: Mode = Mode { name: "reliable+wait", reliable: true, wait: true };
+
+/// The modes that run (side by side, on separate queues) under `fault`. `WAIT` only means
+/// something where there are replicas.
+pub(crate) fn modes(fault: Fault) -> Vec<Mode> {
+    if fault.needs_sentinel() {
+        vec![AT_MOST_ONCE, RELIABLE, AT_MOST_ONCE_WAIT, RELIABLE_WAIT]
+    } else {
+        vec![AT_MOST_ONCE, RELIABLE]
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) name: &'static str,
+    pub(crate) faults: Vec<Fault>,
+    /// Traffic before the first fault.
+    pub(crate) warmup: Duration,
+    /// How many times each fault is injected.
+    pub(crate) occurrences: usize,
+    /// How long a fault with a duration lasts (partition, slow consumer, restart downtime).
+    pub(crate) outage: Duration,
+    /// Traffic between one fault's end and the next fault.
+    pub(crate) gap: Duration,
+    /// Traffic after the last fault, before the producers stop.
+    pub(crate) settle: Duration,
+    /// The longest wait for consumers to catch up after the producers stopped.
+    pub(crate) drain: Duration,
+    /// One push per queue this often.
+    pub(crate) push_every: Duration,
+    /// No queue gets more pushes than this.
+    pub(crate) max_per_queue: u64,
+    /// Queues per mode, each with one producer and one consumer.
+    pub(crate) queues_per_mode: usize,
+    /// Reliable visibility timeout (short, so that deliveries of killed consumers come back
+    /// within the run).
+    pub(crate) visibility: Duration,
+    /// How long each side of the WAIT cost measurement pushes.
+    pub(crate) wait_cost: Duration,
+}
+
+impl Plan {
+    /// The CI schedule.
+    pub(crate) fn quick() -> Plan {
+        Plan {
+            name: "quick",
+            faults: Fault::ALL.to_vec(),
+            warmup: Duration::from_secs(2),
+            occurrences: 2,
+            outage: Duration::from_secs(2),
+            gap: Duration::from_secs(3),
+            settle: Duration::from_secs(3),
+            drain: Duration::from_secs(15),
+            push_every: Duration::from_millis(10),
+            max_per_queue: 5_000,
+            queues_per_mode: 2,
+            visibility: Duration::from_secs(3),
+            wait_cost: Duration::from_secs(2),
+        }
+    }
+
+    /// The local schedule: more occurrences, longer outages, more traffic.
+    pub(crate) fn long() -> Plan {
+        Plan {
+            name: "long",
+            occurrences: 6,
+            outage: Duration::from_secs(4),
+            gap: Duration::from_secs(5),
+            settle: Duration::from_secs(5),
+            drain: Duration::from_secs(30),
+            max_per_queue: 50_000,
+            queues_per_mode: 3,
+            wait_cost: Duration::from_secs(5),
+            ..Plan::quick()
+        }
+    }
+}

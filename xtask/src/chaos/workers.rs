@@ -1,0 +1,338 @@
+//! The workload of one mode: per queue one producer pushing numbered messages and one consumer
+//! recording every delivery, all in this process, except where consumers must be killable
+//! with SIGKILL: those run as child processes (`xtask chaos-worker`, see `child.rs`) that
+//! report their deliveries on stdout.
+
+use super::deploy::{WAIT_REPLICAS, WAIT_TIMEOUT};
+use super::history::Recorder;
+use super::schedule::{Mode, Plan};
+use busmq_core::{Bus, ConsumeOptions, Queue, ReliableOptions};
+use busmq_redis::RedisStore;
+use futures::StreamExt;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// What every worker of a run connects with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) url: String,
+    pub(crate) namespace: String,
+    pub(crate) visibility: Duration,
+    /// Print every bus state event with its time (`--trace`), to see what a recovery waited on.
+    pub(crate) trace: bool,
+}
+
+/// A store with busmq's default timeouts and backoff (what users get), plus `WAIT` for the
+/// `+wait` modes.
+pub(crate) fn store(url: &str, namespace: &str, wait: bool) -> Result<RedisStore, String> {
+    let mut builder = RedisStore::builder().url(url).namespace(namespace);
+    if wait {
+        builder = builder.replicas_ack(WAIT_REPLICAS, WAIT_TIMEOUT);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+pub(crate) async fn online_bus(store: RedisStore) -> Result<Bus, String> {
+    let bus = Bus::new(store);
+    bus.connect().await.map_err(|e| e.to_string())?;
+    bus.wait_online(Duration::from_secs(30)).await.map_err(|e| e.to_string())?;
+    Ok(bus)
+}
+
+/// Consumers hold at most this many taken, unhandled messages: small enough that a stalled
+/// consumer leaves a backlog in Redis (where a failover can lose it), large enough to batch.
+const PREFETCH: u32 = 16;
+
+pub(crate) fn consume_options(reliable: bool, visibility: Duration) -> ConsumeOptions {
+    let options = ConsumeOptions::new().prefetch(PREFETCH);
+    if reliable {
+        options.reliable(ReliableOptions {
+            visibility_timeout: visibility,
+            ..ReliableOptions::default()
+        })
+    } else {
+        options
+    }
+}
+
+/// Attaches, retrying while the store settles.
+pub(crate) async fn attach(queue: &Queue) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match queue.attach().await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => return Err(format!("attach: {e}")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+enum Consumer {
+    Task(JoinHandle<()>),
+    Process { child: tokio::process::Child, reader: JoinHandle<()> },
+}
+
+/// One mode's producers and consumers.
+pub(crate) struct ModeRun {
+    pub(crate) mode: Mode,
+    pub(crate) rec: Arc<Recorder>,
+    settings: Settings,
+    names: Vec<String>,
+    producer_bus: Bus,
+    consumer_bus: Option<Bus>,
+    consumer_queues: Vec<Queue>,
+    producers: Vec<JoinHandle<()>>,
+    consumers: Vec<Consumer>,
+    stop: watch::Sender<bool>,
+    slow: watch::Sender<Duration>,
+    next_consumer: u32,
+}
+
+impl std::fmt::Debug for ModeRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModeRun").field("mode", &self.mode.name).finish_non_exhaustive()
+    }
+}
+
+impl ModeRun {
+    /// Connects, attaches the queues and starts consumers, then producers. With `children`,
+    /// consumers are child processes.
+    pub(crate) async fn start(
+        mode: Mode,
+        label: &str,
+        settings: Settings,
+        plan: &Plan,
+        start: Instant,
+        children: bool,
+    ) -> Result<ModeRun, String> {
+        let producer_bus =
+            online_bus(store(&settings.url, &settings.namespace, mode.wait)?).await?;
+        let consumer_bus = if children {
+            None
+        } else {
+            Some(online_bus(store(&settings.url, &settings.namespace, mode.wait)?).await?)
+        };
+        if settings.trace {
+            trace(&producer_bus, format!("{} producers", mode.name), start);
+            if let Some(bus) = &consumer_bus {
+                trace(bus, format!("{} consumers", mode.name), start);
+            }
+        }
+        let names: Vec<String> =
+            (0..plan.queues_per_mode).map(|i| format!("{}-{label}-q{i}", mode.name)).collect();
+        let mut run = ModeRun {
+            mode,
+            rec: Arc::new(Recorder::new(start)),
+            settings,
+            names,
+            producer_bus,
+            consumer_bus,
+            consumer_queues: Vec::new(),
+            producers: Vec::new(),
+            consumers: Vec::new(),
+            stop: watch::Sender::new(false),
+            slow: watch::Sender::new(Duration::ZERO),
+            next_consumer: 0,
+        };
+        if let Some(bus) = &run.consumer_bus {
+            for name in &run.names {
+                let queue = bus.queue(name).map_err(|e| e.to_string())?;
+                attach(&queue).await?;
+                run.consumer_queues.push(queue);
+            }
+        }
+        for index in 0..run.names.len() {
+            let consumer = run.spawn_consumer(index)?;
+            run.consumers.push(consumer);
+        }
+        for (index, name) in run.names.iter().enumerate() {
+            let queue = run.producer_bus.queue(name).map_err(|e| e.to_string())?;
+            attach(&queue).await?;
+            let task = produce(
+                queue,
+                index,
+                run.rec.clone(),
+                run.stop.subscribe(),
+                plan.push_every,
+                plan.max_per_queue,
+            );
+            run.producers.push(tokio::spawn(task));
+        }
+        Ok(run)
+    }
+
+    fn spawn_consumer(&mut self, index: usize) -> Result<Consumer, String> {
+        self.next_consumer += 1;
+        let id = self.next_consumer;
+        match self.consumer_queues.get(index) {
+            Some(queue) => Ok(Consumer::Task(tokio::spawn(consume(
+                queue.clone(),
+                index,
+                id,
+                consume_options(self.mode.reliable, self.settings.visibility),
+                self.mode.reliable,
+                self.rec.clone(),
+                self.slow.subscribe(),
+            )))),
+            None => self.spawn_child(index, id),
+        }
+    }
+
+    fn spawn_child(&self, index: usize, id: u32) -> Result<Consumer, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let visibility = self.settings.visibility.as_millis().to_string();
+        let mut child = tokio::process::Command::new(exe)
+            .arg("chaos-worker")
+            .args(["--url", &self.settings.url, "--namespace", &self.settings.namespace])
+            .args(["--queue", &self.names[index], "--visibility-ms", &visibility])
+            .args(self.mode.reliable.then_some("--reliable"))
+            .args(self.mode.wait.then_some("--wait"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start a chaos worker: {e}"))?;
+        let stdout = child.stdout.take().ok_or("the worker has no stdout")?;
+        let rec = self.rec.clone();
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut parts = line.split(' ');
+                if parts.next() != Some("D") {
+                    continue;
+                }
+                let seq = parts.next().and_then(|s| s.parse().ok());
+                let deliveries = parts.next().and_then(|s| s.parse().ok());
+                if let (Some(seq), Some(deliveries)) = (seq, deliveries) {
+                    rec.delivered(index, seq, id, deliveries);
+                }
+            }
+        });
+        Ok(Consumer::Process { child, reader })
+    }
+
+    /// Kills every consumer (task abort, or SIGKILL of the process) and starts a replacement.
+    pub(crate) async fn replace_consumers(&mut self) -> Result<(), String> {
+        let old = std::mem::take(&mut self.consumers);
+        for consumer in old {
+            kill(consumer).await;
+        }
+        for index in 0..self.names.len() {
+            let consumer = self.spawn_consumer(index)?;
+            self.consumers.push(consumer);
+        }
+        Ok(())
+    }
+
+    /// Makes in-process consumers take `pause` per message (zero: normal speed).
+    pub(crate) fn set_slow(&self, pause: Duration) {
+        self.slow.send_replace(pause);
+    }
+
+    /// Stops pushing and waits for the producers to finish their last push.
+    pub(crate) async fn stop_producers(&mut self) {
+        self.stop.send_replace(true);
+        for task in self.producers.drain(..) {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops everything and disconnects.
+    pub(crate) async fn shutdown(mut self) {
+        self.stop_producers().await;
+        for consumer in self.consumers.drain(..) {
+            kill(consumer).await;
+        }
+        let _ = self.producer_bus.disconnect().await;
+        if let Some(bus) = &self.consumer_bus {
+            let _ = bus.disconnect().await;
+        }
+    }
+}
+
+fn trace(bus: &Bus, label: String, start: Instant) {
+    let mut events = bus.events();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            println!("  [{:>7} ms] {label}: {event:?}", start.elapsed().as_millis());
+        }
+    });
+}
+
+async fn kill(consumer: Consumer) {
+    match consumer {
+        Consumer::Task(task) => {
+            task.abort();
+            let _ = task.await;
+        }
+        Consumer::Process { mut child, reader } => {
+            if let Some(pid) = child.id() {
+                // SIGKILL: no goodbye, no give-back; what it held comes back only by timeout.
+                let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            let _ = child.wait().await;
+            let _ = reader.await;
+        }
+    }
+}
+
+async fn produce(
+    queue: Queue,
+    index: usize,
+    rec: Arc<Recorder>,
+    mut stop: watch::Receiver<bool>,
+    every: Duration,
+    max: u64,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    for seq in 1..=max {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let started = rec.now();
+        let acked = queue.push(&seq).await.is_ok();
+        rec.pushed(index, seq, started, acked);
+    }
+}
+
+async fn consume(
+    queue: Queue,
+    index: usize,
+    id: u32,
+    options: ConsumeOptions,
+    reliable: bool,
+    rec: Arc<Recorder>,
+    slow: watch::Receiver<Duration>,
+) {
+    // The previous consumer of this handle may still be giving its messages back.
+    let mut stream = loop {
+        match queue.consume_with::<u64>(options.clone()).await {
+            Ok(stream) => break stream,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    while let Some(item) = stream.next().await {
+        let Ok(delivery) = item else { continue };
+        rec.delivered(index, *delivery.body(), id, delivery.deliveries());
+        let pause = *slow.borrow();
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        if reliable {
+            // A failed ack only means a redelivery, which the checker counts.
+            let _ = delivery.ack().await;
+        }
+    }
+    rec.note(format!("consumer {id} of queue {index} ended by itself (a silent stop)"));
+}
