@@ -1,0 +1,310 @@
+//! Every scenario the bench reports, in report order: what it is compared with, which figure
+//! that ratio compares, and the targets issue 7 sets (all as ratios measured in the same run).
+
+/// The figure a ratio compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Figure {
+    /// Messages per second (higher is better).
+    Rate,
+    /// Median latency (lower is better).
+    P50,
+    /// 99th percentile latency (lower is better).
+    P99,
+    /// Redis memory per message (lower is better).
+    Memory,
+}
+
+impl Figure {
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Figure::Rate => "msgs_per_s",
+            Figure::P50 => "p50_us",
+            Figure::P99 => "p99_us",
+            Figure::Memory => "bytes_per_msg",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Goal {
+    pub(crate) fn met(self, ratio: f64) -> bool {
+        match self {
+            Goal::AtLeast(limit) => ratio >= limit,
+            Goal::AtMost(limit) => ratio <= limit,
+        }
+    }
+
+    pub(crate) fn text(self) -> String {
+        match self {
+            Goal::AtLeast(limit) => format!(">= {limit}x"),
+            Goal::AtMost(limit) => format!("<= {limit}x"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    pub(crate) baseline: Option<&'static str>,
+    /// The figure of the row's ratio.
+    pub(crate) figure: Figure,
+    pub(crate) targets: &'static [(Figure, Goal)],
+    /// Other scenarios whose results this one needs (beyond its baseline).
+    pub(crate) needs: &'static [&'static str],
+    /// What its latency percentiles measure.
+    pub(crate) latency: &'static str,
+    pub(crate) about: &'static str,
+}
+
+const E2E: &str = "end to end";
+/// Throughput runs push as fast as they can, so their latency includes the backlog.
+const SATURATED: &str = "end to end, saturated";
+
+const fn scenario(
+    name: &'static str,
+    baseline: Option<&'static str>,
+    figure: Figure,
+    targets: &'static [(Figure, Goal)],
+    latency: &'static str,
+    about: &'static str,
+) -> Scenario {
+    Scenario { name, baseline, figure, targets, needs: &[], latency, about }
+}
+
+pub(crate) const SCENARIOS: &[Scenario] = &[
+    scenario(
+        "baseline-list",
+        None,
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "raw RPUSH of 100 values (3 in flight) + LPOP 100, one connection each side",
+    ),
+    scenario(
+        "queue-1x1",
+        Some("baseline-list"),
+        Figure::Rate,
+        &[(Figure::Rate, Goal::AtLeast(0.7))],
+        SATURATED,
+        "1 queue, 1 producer (push, 256 in flight), 1 consumer, at most once",
+    ),
+    scenario(
+        "queue-1x1/push_all",
+        Some("baseline-list"),
+        Figure::Rate,
+        &[(Figure::Rate, Goal::AtLeast(0.7))],
+        SATURATED,
+        "as queue-1x1, push_all of 100 (3 in flight)",
+    ),
+    scenario(
+        "queue-100",
+        Some("queue-1x1"),
+        Figure::Rate,
+        &[(Figure::Rate, Goal::AtLeast(0.7))],
+        SATURATED,
+        "100 queues, a producer (push, 256 in flight) and a consumer each, aggregate",
+    ),
+    scenario(
+        "reliable-1",
+        Some("queue-1x1"),
+        Figure::Rate,
+        &[(Figure::Rate, Goal::AtLeast(0.5))],
+        SATURATED,
+        "1 reliable consumer, every delivery acked (256 acks in flight)",
+    ),
+    scenario(
+        "reliable-4",
+        Some("reliable-1"),
+        Figure::Rate,
+        &[(Figure::Rate, Goal::AtLeast(1.0))],
+        SATURATED,
+        "4 reliable consumers of one queue, acks as reliable-1",
+    ),
+    scenario(
+        "reliable-1/await-each",
+        Some("reliable-1"),
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "as reliable-1, each ack awaited before the next message (a plain loop)",
+    ),
+    scenario(
+        "baseline-pingpong",
+        None,
+        Figure::P50,
+        &[],
+        "round trip",
+        "raw LPUSH + BLPOP ping-pong between two connections",
+    ),
+    scenario(
+        "channel-rtt",
+        Some("baseline-pingpong"),
+        Figure::P50,
+        &[(Figure::P50, Goal::AtMost(1.5)), (Figure::P99, Goal::AtMost(2.0))],
+        "round trip",
+        "channel send + echo between two buses",
+    ),
+    scenario(
+        "baseline-paced",
+        None,
+        Figure::P50,
+        &[],
+        E2E,
+        "raw list paced at latency-paced's rate",
+    ),
+    Scenario {
+        needs: &["queue-1x1"],
+        ..scenario(
+            "latency-paced",
+            Some("baseline-paced"),
+            Figure::P50,
+            &[],
+            E2E,
+            "queue-1x1 paced at half of queue-1x1's rate",
+        )
+    },
+    scenario(
+        "large-1k",
+        Some("baseline-large-1k"),
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "queue-1x1 with 1 KB messages",
+    ),
+    scenario(
+        "baseline-large-1k",
+        None,
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "raw list, 1 KB values, 100 per push",
+    ),
+    scenario(
+        "large-64k",
+        Some("baseline-large-64k"),
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "queue-1x1 with 64 KB messages (64 pushes in flight)",
+    ),
+    scenario(
+        "baseline-large-64k",
+        None,
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "raw list, 64 KB values, 16 per push",
+    ),
+    scenario(
+        "baseline-mpsc",
+        None,
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "tokio mpsc channel of 256, same messages",
+    ),
+    scenario(
+        "memory-1x1",
+        Some("baseline-mpsc"),
+        Figure::Rate,
+        &[(Figure::Rate, Goal::AtLeast(0.3))],
+        SATURATED,
+        "queue-1x1 on the in-memory backend",
+    ),
+    scenario(
+        "replay-fill",
+        None,
+        Figure::Rate,
+        &[],
+        E2E,
+        "push_all of 1,000 (4 in flight) filling the replay queue",
+    ),
+    scenario("replay@0", None, Figure::P50, &[], "read of 100", "Store::read of 100 at position 0"),
+    scenario(
+        "replay@1000000",
+        Some("replay@0"),
+        Figure::P50,
+        &[(Figure::P50, Goal::AtMost(2.0))],
+        "read of 100",
+        "Store::read of 100 at position 1,000,000",
+    ),
+    scenario(
+        "replay-consume@0",
+        None,
+        Figure::P50,
+        &[],
+        "consume of 100",
+        "consume_with(replay(Index(0)).max(100)) until 100 messages, then stop",
+    ),
+    scenario(
+        "replay-consume@1000000",
+        Some("replay-consume@0"),
+        Figure::P50,
+        &[],
+        "consume of 100",
+        "the same at position 1,000,000",
+    ),
+    scenario(
+        "baseline-redis-list-memory",
+        None,
+        Figure::Memory,
+        &[],
+        "",
+        "used_memory per 100-byte value in a raw list",
+    ),
+    scenario(
+        "redis-memory",
+        Some("baseline-redis-list-memory"),
+        Figure::Memory,
+        &[(Figure::Memory, Goal::AtMost(1.5))],
+        "",
+        "used_memory per queued 100-byte busmq message",
+    ),
+];
+
+pub(crate) fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// What `--only name` runs: the scenario, its baseline and what it needs, transitively.
+pub(crate) fn needed(name: &str) -> Result<Vec<&'static str>, String> {
+    let mut out: Vec<&'static str> = Vec::new();
+    let mut todo = vec![name.to_string()];
+    while let Some(next) = todo.pop() {
+        let scenario = find(&next).ok_or_else(|| {
+            let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+            format!("no scenario {next:?}; the scenarios are: {}", names.join(", "))
+        })?;
+        if out.contains(&scenario.name) {
+            continue;
+        }
+        out.push(scenario.name);
+        todo.extend(scenario.baseline.map(str::to_string));
+        todo.extend(scenario.needs.iter().map(|n| n.to_string()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baselines_exist_and_only_pulls_them_in() {
+        for s in SCENARIOS {
+            if let Some(base) = s.baseline {
+                assert!(find(base).is_some(), "{} compares with unknown {base}", s.name);
+            }
+        }
+        let mut reliable4 = needed("reliable-4").unwrap();
+        reliable4.sort();
+        assert_eq!(reliable4, ["baseline-list", "queue-1x1", "reliable-1", "reliable-4"]);
+        assert!(needed("latency-paced").unwrap().contains(&"queue-1x1"));
+        assert!(needed("nope").unwrap_err().contains("queue-1x1"));
+    }
+}

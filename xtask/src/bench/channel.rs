@@ -1,0 +1,139 @@
+//! channel-rtt: two peers on two buses, one sends a message and waits for the other's echo,
+//! timed per round trip; interleaved in rounds with the raw ping-pong it is compared with.
+
+use super::Env;
+use super::backend::{Backend, disconnect};
+use super::baseline;
+use super::measure::{Meter, Sample};
+use super::payload;
+use super::stats::Histogram;
+use super::summary::Results;
+use super::support::{Ctx, HUNG, Progress, Tasks, deadline, unique};
+use busmq_core::{Bus, Channel, ChannelEvent, ChannelEvents};
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+/// The size of the ping-pong messages in both scenarios.
+const SIZE: usize = 100;
+/// Unmeasured round trips before each measured round.
+const WARM: u64 = 200;
+
+pub(crate) async fn run(env: &Env, results: &mut Results) {
+    let rounds = env.budget.rounds.max(2) as u64;
+    let per_round = env.budget.rtt.div_ceil(rounds);
+    for _ in 0..rounds {
+        if env.wants("baseline-pingpong") && !results.failed("baseline-pingpong") {
+            let sample = baseline::pingpong(&env.server, SIZE, WARM, per_round).await;
+            results.record("baseline-pingpong", sample);
+        }
+        if env.wants("channel-rtt") && !results.failed("channel-rtt") {
+            let sample = rtt(&env.redis(), Some(&env.server), WARM, per_round).await;
+            results.record("channel-rtt", sample);
+        }
+    }
+}
+
+/// `n` measured round trips after `warm` unmeasured ones.
+pub(crate) async fn rtt(
+    backend: &Backend,
+    server: Option<&super::server::Server>,
+    warm: u64,
+    n: u64,
+) -> Result<Sample, String> {
+    let progress = Progress::new();
+    let near = backend.bus().await?;
+    let far = backend.bus().await?;
+    let run = deadline(HUNG, "the channel ping-pong", &progress, n, async {
+        measure(&near, &far, server, warm, n, &progress).await
+    });
+    let result = Box::pin(run).await;
+    let disconnected = disconnect(&[&near, &far]).await;
+    let sample = result?;
+    disconnected?;
+    Ok(sample)
+}
+
+async fn measure(
+    near: &Bus,
+    far: &Bus,
+    server: Option<&super::server::Server>,
+    warm: u64,
+    n: u64,
+    progress: &Progress,
+) -> Result<Sample, String> {
+    let name = unique("rtt");
+    let echo_side = far.channel(&name).ctx("channel")?;
+    let echo_events = echo_side.listen::<String>().await.ctx("listen")?;
+    let mut echo = Tasks::new();
+    echo.spawn(echo_loop(echo_side.clone(), echo_events));
+    let channel = near.channel(&name).ctx("channel")?;
+    let mut events = channel.connect::<String>().await.ctx("connect")?;
+    let remote = async {
+        loop {
+            match events.next().await {
+                Some(ChannelEvent::RemoteConnect) => return Ok(()),
+                Some(ChannelEvent::Error(e)) => return Err(format!("channel: {e}")),
+                None | Some(ChannelEvent::Disconnect) => {
+                    return Err("the channel ended before the remote connected".to_string());
+                }
+                Some(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), remote)
+        .await
+        .map_err(|_| "the remote peer did not connect within 10 s".to_string())??;
+    let mut latency = Histogram::default();
+    let mut meter = None;
+    for i in 0..warm + n {
+        if i == warm {
+            meter = Some(Meter::start(server).await?);
+        }
+        let started = Instant::now();
+        channel.send(payload::make(i, SIZE).as_str()).await.ctx("send")?;
+        answer(&mut events, i).await?;
+        if i >= warm {
+            latency.record(started.elapsed());
+            progress.received(1);
+        }
+    }
+    let meter = meter.ok_or("no round trips to measure")?;
+    let mut sample = meter.stop(n, SIZE).await?;
+    sample.latency = latency;
+    channel.end().await.ctx("end")?;
+    echo.join().await?.pop().ok_or("no echo task")??;
+    Ok(sample)
+}
+
+async fn answer(events: &mut ChannelEvents<String>, round: u64) -> Result<(), String> {
+    loop {
+        match events.next().await {
+            Some(ChannelEvent::Message(reply)) => {
+                let seq = payload::read(reply.body().as_bytes()).map(|s| s.seq);
+                if seq != Some(round) {
+                    return Err(format!("round trip {round} was answered with message {seq:?}"));
+                }
+                return Ok(());
+            }
+            Some(ChannelEvent::Error(e)) => return Err(format!("channel: {e}")),
+            None | Some(ChannelEvent::Disconnect | ChannelEvent::End) => {
+                return Err(format!("the channel ended at round trip {round}"));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+async fn echo_loop(channel: Channel, mut events: ChannelEvents<String>) -> Result<(), String> {
+    while let Some(event) = events.next().await {
+        match event {
+            ChannelEvent::Message(message) => {
+                channel.send(message.body().as_str()).await.ctx("echo send")?;
+            }
+            ChannelEvent::Error(e) => return Err(format!("echo side: {e}")),
+            ChannelEvent::End | ChannelEvent::Disconnect => break,
+            _ => {}
+        }
+    }
+    channel.disconnect().await.ctx("echo disconnect")
+}

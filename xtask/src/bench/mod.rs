@@ -1,0 +1,258 @@
+//! `cargo xtask bench`: starts its own redis-server, pins it and this process to CPUs, runs
+//! every scenario of issue 7 with its raw baseline in the same run, prints a table and writes
+//! JSON (default `target/bench.json`). A debug build re-runs itself as a release build.
+
+mod backend;
+mod baseline;
+mod catalog;
+mod channel;
+mod commands;
+mod consume;
+mod cpu;
+mod footprint;
+mod large;
+mod measure;
+mod memory;
+mod paced;
+mod payload;
+mod pin;
+mod produce;
+mod queue;
+mod receiver;
+mod reliable;
+mod replay;
+mod report;
+mod server;
+mod stats;
+mod summary;
+mod support;
+mod throughput;
+
+use backend::Backend;
+use pin::{Placement, Plan};
+use report::Report;
+use server::Server;
+use std::path::PathBuf;
+use std::time::Instant;
+use summary::Results;
+
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--pin split|same|none] [--only SCENARIO] [--list]
+      run the benchmark (release build) against its own redis-server, print a table and
+      write target/bench.json; --quick for a short run";
+
+#[derive(Debug)]
+struct Options {
+    quick: bool,
+    json: PathBuf,
+    pin: Placement,
+    only: Option<String>,
+    list: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        quick: false,
+        json: crate::target_dir().join("bench.json"),
+        pin: Placement::Split,
+        only: None,
+        list: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |what: &str| it.next().cloned().ok_or(format!("{arg} needs {what}"));
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--json" => options.json = value("a path")?.into(),
+            "--pin" => options.pin = Placement::parse(&value("split, same or none")?)?,
+            "--only" => {
+                let name = value("a scenario name")?;
+                catalog::needed(&name)?;
+                options.only = Some(name);
+            }
+            "--list" => options.list = true,
+            other => return Err(format!("bench: unknown option {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+/// How long each part runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Budget {
+    /// Seconds per measured round of a throughput scenario.
+    pub(crate) secs: f64,
+    /// Rounds of the interleaved groups.
+    pub(crate) rounds: usize,
+    /// Measured round trips of each ping-pong scenario.
+    pub(crate) rtt: u64,
+    /// Seconds of each paced run.
+    pub(crate) paced_secs: f64,
+    /// Timed reads at each replay position.
+    pub(crate) replay_reads: u64,
+    /// Messages of the memory footprint scenarios.
+    pub(crate) footprint: u64,
+}
+
+const FULL: Budget = Budget {
+    secs: 2.0,
+    rounds: 3,
+    rtt: 10_000,
+    paced_secs: 3.0,
+    replay_reads: 300,
+    footprint: 1_000_000,
+};
+const QUICK: Budget = Budget {
+    secs: 0.5,
+    rounds: 2,
+    rtt: 4_000,
+    paced_secs: 1.0,
+    replay_reads: 100,
+    footprint: 200_000,
+};
+
+/// What every scenario gets: the server, the budget and the selection.
+#[derive(Debug)]
+pub(crate) struct Env {
+    pub(crate) server: Server,
+    pub(crate) budget: Budget,
+    selected: Option<Vec<&'static str>>,
+}
+
+impl Env {
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        self.selected.as_ref().is_none_or(|s| s.contains(&name))
+    }
+
+    pub(crate) fn redis(&self) -> Backend {
+        Backend::Redis(self.server.url())
+    }
+}
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    if options.list {
+        for s in catalog::SCENARIOS {
+            println!("{:<24} {}", s.name, s.about);
+        }
+        return Ok(());
+    }
+    if cfg!(debug_assertions) {
+        return rerun_in_release(args);
+    }
+    let plan = Plan::new(options.pin)?;
+    // Before the runtime exists, so that every thread it starts inherits the CPU mask.
+    let pinned = plan.pin_client();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(plan.client_threads())
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let report = runtime.block_on(async move {
+        // The whole bench runs on the runtime's workers, not on this blocked main thread.
+        tokio::spawn(bench(options.quick, options.only, plan, pinned))
+            .await
+            .map_err(|e| format!("the bench panicked: {e}"))?
+    })?;
+    report::print(&report);
+    report::write(&report, &options.json)?;
+    println!("wrote {}", options.json.display());
+    let failed: Vec<&str> =
+        report.scenarios.iter().filter(|r| !r.errors.is_empty()).map(|r| r.name).collect();
+    if failed.is_empty() { Ok(()) } else { Err(format!("scenarios failed: {}", failed.join(", "))) }
+}
+
+async fn bench(
+    quick: bool,
+    only: Option<String>,
+    plan: Plan,
+    pinned: Result<(), String>,
+) -> Result<Report, String> {
+    let started = Instant::now();
+    let budget = if quick { QUICK } else { FULL };
+    let selected = only.as_deref().map(catalog::needed).transpose()?;
+    let server = Server::start().await?;
+    let redis_pid = server.pid().ok_or("redis-server has no pid")?;
+    let pinning = pinned.and_then(|()| plan.pin_redis(redis_pid));
+    let redis_version = server.version().await?;
+    let env = Env { server, budget, selected };
+    println!(
+        "busmq bench ({}), redis {redis_version}, {}, client CPU from {}",
+        if quick { "quick" } else { "full" },
+        plan.describe(),
+        cpu::source()
+    );
+    if let Err(error) = &pinning {
+        println!("pinning failed, running unpinned: {error}");
+    }
+    let mut results = Results::default();
+    println!("throughput (interleaved rounds):");
+    throughput::run(&env, &mut results).await;
+    println!("round trips:");
+    channel::run(&env, &mut results).await;
+    if env.wants("latency-paced") || env.wants("baseline-paced") {
+        println!("paced:");
+        paced::run(&env, &mut results).await;
+    }
+    println!("large messages:");
+    large::run(&env, &mut results).await;
+    println!("in memory:");
+    memory::run(&env, &mut results).await;
+    println!("replay:");
+    replay::run(&env, &mut results).await;
+    println!("memory footprint:");
+    footprint::run(&env, &mut results).await;
+    // Checked at the end as well, so that threads started during the run are covered.
+    let (placement, pinning) = match pinning.and_then(|()| plan.verify(redis_pid)) {
+        Ok(()) if plan.placement == Placement::Free => (plan.describe(), "not pinned".to_string()),
+        Ok(()) => (
+            plan.describe(),
+            "taskset -a -p -c; every thread's Cpus_allowed_list checked".to_string(),
+        ),
+        Err(error) => (
+            format!("unknown: --pin {} was asked for but failed", plan.placement.name()),
+            format!("FAILED: {error}"),
+        ),
+    };
+    let scenarios = results.rows();
+    let targets = scenarios.iter().flat_map(|r| r.targets.clone()).collect();
+    let queue_1x1_commands = ["baseline-list", "queue-1x1", "queue-1x1/push_all"]
+        .iter()
+        .filter_map(|name| {
+            let (commands, messages) = results.commands(name)?;
+            Some(format!(
+                "{name}: {:.4} round trips per message over {messages} messages; {}",
+                commands.round_trips() as f64 / messages.max(1) as f64,
+                commands.breakdown(messages)
+            ))
+        })
+        .collect();
+    Ok(Report {
+        scenarios,
+        targets,
+        placement,
+        pinning,
+        redis_version,
+        cpu_source: cpu::source(),
+        latency_source: "end to end: send timestamp carried in the message, monotonic clock of this process, log-bucket histogram (<0.4% error); round trip and read: timed per operation",
+        round_trips_source: "INFO commandstats deltas: EVALSHA, SCRIPT, PING and other commands Lua scripts never send, per message",
+        quick,
+        rounds: budget.rounds,
+        seconds: started.elapsed().as_secs_f64(),
+        queue_1x1_commands,
+    })
+}
+
+/// A debug build measures nothing worth having: build and run the release binary instead.
+fn rerun_in_release(args: &[String]) -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    println!("bench: building and running the release build");
+    let status = std::process::Command::new(cargo)
+        .args(["run", "--release", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--bin", "xtask", "--", "bench"])
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("the release bench failed ({status})")) }
+}

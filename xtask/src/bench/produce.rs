@@ -1,0 +1,67 @@
+//! How busmq producers push: `push` with a window of pushes in flight (so the library has to
+//! coalesce concurrent pushes into batches itself), or `push_all` with batches in flight.
+
+use super::payload;
+use super::support::{Ctx, Progress};
+use busmq_core::{Push, PushAll, Queue};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+/// Pushes in flight for the `push` producers (the "up to 256 in flight").
+pub(crate) const PUSH_WINDOW: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Producer {
+    /// `queue.push(msg)` with up to `window` unresolved pushes.
+    Push { window: usize },
+    /// `queue.push_all(batch)` of `batch` messages with up to `window` unresolved batches.
+    PushAll { batch: usize, window: usize },
+}
+
+/// Pushes messages `0..n` of `size` bytes to `queue`, and waits until all are written.
+pub(crate) async fn produce(
+    queue: &Queue,
+    producer: Producer,
+    size: usize,
+    n: u64,
+    progress: &Progress,
+) -> Result<(), String> {
+    match producer {
+        Producer::Push { window } => {
+            let mut inflight: FuturesUnordered<Push> = FuturesUnordered::new();
+            for seq in 0..n {
+                if inflight.len() >= window {
+                    if let Some(result) = inflight.next().await {
+                        result.ctx("push")?;
+                        progress.sent(1);
+                    }
+                }
+                inflight.push(queue.push(payload::make(seq, size).as_str()));
+            }
+            while let Some(result) = inflight.next().await {
+                result.ctx("push")?;
+                progress.sent(1);
+            }
+        }
+        Producer::PushAll { batch, window } => {
+            let mut inflight: FuturesUnordered<PushAll> = FuturesUnordered::new();
+            let mut seq = 0;
+            while seq < n {
+                if inflight.len() >= window {
+                    if let Some(result) = inflight.next().await {
+                        let ids: Vec<u64> = result.ctx("push_all")?;
+                        progress.sent(ids.len() as u64);
+                    }
+                }
+                let end = (seq + batch as u64).min(n);
+                let messages: Vec<String> = (seq..end).map(|s| payload::make(s, size)).collect();
+                inflight.push(queue.push_all(messages.iter().map(String::as_str)));
+                seq = end;
+            }
+            while let Some(result) = inflight.next().await {
+                progress.sent(result.ctx("push_all")?.len() as u64);
+            }
+        }
+    }
+    Ok(())
+}

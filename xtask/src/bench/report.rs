@@ -1,0 +1,141 @@
+//! The report: a table on the terminal (every figure, the ratio to the baseline and whether the
+//! target is met), the targets of issue 7, the commands per message of queue-1x1, and the same
+//! in JSON.
+
+use super::summary::{Row, TargetRow};
+use serde::Serialize;
+use std::path::Path;
+
+/// The JSON document.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) scenarios: Vec<Row>,
+    pub(crate) targets: Vec<TargetRow>,
+    pub(crate) placement: String,
+    pub(crate) pinning: String,
+    pub(crate) redis_version: String,
+    pub(crate) cpu_source: &'static str,
+    pub(crate) latency_source: &'static str,
+    pub(crate) round_trips_source: &'static str,
+    pub(crate) quick: bool,
+    pub(crate) rounds: usize,
+    pub(crate) seconds: f64,
+    /// Round trips per message of queue-1x1 (push and push_all) and of the raw list, with every
+    /// command Redis ran per message.
+    pub(crate) queue_1x1_commands: Vec<String>,
+}
+
+fn num(value: Option<f64>, decimals: usize) -> String {
+    match value {
+        Some(v) if v.is_finite() => format!("{v:.decimals$}"),
+        _ => "-".into(),
+    }
+}
+
+fn met(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "yes",
+        Some(false) => "NO",
+        None => "",
+    }
+}
+
+pub(crate) fn print(report: &Report) {
+    println!(
+        "\n{:<24} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7}  {:<26} {:>6} {:>8} {:>4}",
+        "scenario",
+        "msgs/s",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "cpu us",
+        "srv us",
+        "rt/msg",
+        "ratio to baseline (figure)",
+        "ratio",
+        "target",
+        "met"
+    );
+    for row in &report.scenarios {
+        let against = if row.baseline.is_empty() {
+            String::new()
+        } else {
+            format!("{} ({})", row.baseline, row.ratio_of)
+        };
+        println!(
+            "{:<24} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7}  {:<26} {:>6} {:>8} {:>4}",
+            row.name,
+            num(row.msgs_per_s, 0),
+            num(row.p50_us, 0),
+            num(row.p99_us, 0),
+            num(row.p999_us, 0),
+            num(row.cpu_us_per_msg, 2),
+            num(row.redis_cpu_us_per_msg, 2),
+            num(row.round_trips_per_msg, 3),
+            against,
+            num(row.ratio, 2),
+            row.target.as_deref().unwrap_or(""),
+            met(row.target_met),
+        );
+    }
+    println!(
+        "\ncpu us = client CPU per message, srv us = redis-server CPU per message, rt/msg = \
+         commands the clients sent per message (round trips)"
+    );
+    for row in report.scenarios.iter().filter(|r| r.mb_per_s.is_some() && r.name.contains("large"))
+    {
+        println!("{:<24} {:>8} MB/s", row.name, num(row.mb_per_s, 1));
+    }
+    for row in report.scenarios.iter().filter(|r| r.bytes_per_msg.is_some()) {
+        println!(
+            "{:<24} {:>8} bytes of used_memory per message",
+            row.name,
+            num(row.bytes_per_msg, 1)
+        );
+    }
+    println!("\ntargets (issue 7):");
+    for target in &report.targets {
+        println!(
+            "  {:<24} {:<13} / {:<20} = {:>6}  {:<8} {}",
+            target.scenario,
+            target.figure,
+            target.baseline,
+            num(target.ratio, 2),
+            target.goal,
+            match target.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "not measured",
+            }
+        );
+    }
+    println!("\nround trips per message (INFO commandstats deltas over the measured rounds):");
+    for line in &report.queue_1x1_commands {
+        println!("  {line}");
+    }
+    let problems: Vec<&Row> =
+        report.scenarios.iter().filter(|r| !r.errors.is_empty() || !r.notes.is_empty()).collect();
+    if !problems.is_empty() {
+        println!("\nnotes and failures:");
+        for row in problems {
+            for note in &row.notes {
+                println!("  {}: {note}", row.name);
+            }
+            for error in &row.errors {
+                println!("  {}: FAILED: {error}", row.name);
+            }
+        }
+    }
+    println!(
+        "\nplacement: {} ({}); redis {}; client CPU from {}; {:.0} s",
+        report.placement, report.pinning, report.redis_version, report.cpu_source, report.seconds
+    );
+}
+
+pub(crate) fn write(report: &Report, path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))
+}
