@@ -13,12 +13,18 @@
 
 pub mod backend;
 pub mod cases;
+#[cfg(feature = "docker")]
+pub mod docker;
+pub mod proxy;
 pub mod redis;
 mod registry;
+pub mod sentinel;
 mod shared_servers;
 pub mod support;
 
 pub use backend::{Backend, FnBackend};
+#[cfg(feature = "docker")]
+pub use docker::DockerServers;
 #[doc(hidden)]
 pub use futures::future::BoxFuture;
 pub use registry::{Case, CaseFn, all_cases, run_case};

@@ -1,6 +1,12 @@
 //! `cargo xtask conformance`: runs every conformance case against every backend, prints a table
 //! (backend, passed, failed, skipped) and writes the same to `target/conformance.json`.
+//!
+//! `--docker` adds Redis in containers started by testcontainers (`redis-docker`, one container,
+//! and `redis-docker-sharded-3`), from `--image NAME`, else `redis:7-alpine` when the engine has
+//! it, else an image built from the local `redis-server` (no registry needed).
 
+#[cfg(feature = "docker")]
+use busmq_testkit::docker::{self, DockerServers};
 use busmq_testkit::{Backend, Case, FnBackend, SharedServers, all_cases, run_case};
 use serde::Serialize;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,15 +21,31 @@ struct Row {
     /// The cases that passed.
     cases: Vec<String>,
     failed_cases: Vec<String>,
+    /// The image of a Docker row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
+}
+
+/// Wide enough for `redis-docker-sharded-3`.
+const NAME_WIDTH: usize = 24;
+
+/// A Docker row: its containers live (and are removed on drop) inside `logs`.
+struct DockerRow {
+    name: &'static str,
+    urls: Vec<String>,
+    image: String,
+    logs: Box<dyn Fn() -> String>,
 }
 
 struct Options {
     only: Option<String>,
     jobs: usize,
+    docker: bool,
+    image: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { only: None, jobs: 4 };
+    let mut options = Options { only: None, jobs: 4, docker: false, image: None };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -34,21 +56,71 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 let n = it.next().ok_or("--jobs needs a number")?;
                 options.jobs = n.parse().map_err(|_| format!("--jobs: {n:?} is not a number"))?;
             }
+            "--docker" => options.docker = true,
+            "--image" => {
+                options.image = Some(it.next().ok_or("--image needs an image name")?.clone());
+                options.docker = true;
+            }
             other => return Err(format!("conformance: unknown option {other:?}")),
         }
     }
     Ok(options)
 }
 
-fn backends() -> Vec<Arc<dyn Backend>> {
+fn backends(docker: &[DockerRow]) -> Vec<Arc<dyn Backend>> {
     static SINGLE: OnceLock<Option<SharedServers>> = OnceLock::new();
     static SHARDED: OnceLock<Option<SharedServers>> = OnceLock::new();
     let memory = busmq_memory::Memory::new();
-    vec![
-        Arc::new(FnBackend::new("memory", true, move || Arc::new(memory.store()))),
+    let mut backends = vec![
+        Arc::new(FnBackend::new("memory", true, move || Arc::new(memory.store()))) as _,
         redis("redis", SharedServers::get(1, &SINGLE)),
         redis("redis-sharded-3", SharedServers::get(3, &SHARDED)),
-    ]
+    ];
+    for row in docker {
+        let urls = row.urls.clone();
+        backends.push(Arc::new(FnBackend::new(row.name, false, move || {
+            Arc::new(busmq_redis::RedisStore::from_urls(urls.clone()).expect("valid urls")) as _
+        })));
+    }
+    backends
+}
+
+/// The Docker rows and their containers (removed when the list is dropped, at the end of the
+/// run). Started before any row runs, so that a missing engine fails the run at once.
+#[cfg(feature = "docker")]
+fn docker_servers(options: &Options) -> Result<Vec<DockerRow>, String> {
+    let rows = [("redis-docker", 1), ("redis-docker-sharded-3", 3)];
+    let wanted: Vec<_> = rows
+        .into_iter()
+        .filter(|(name, _)| options.only.as_ref().is_none_or(|only| only == name))
+        .collect();
+    if !options.docker || wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let engine = docker::engine_version().map_err(|e| format!("--docker: {e}"))?;
+    let image = docker::resolve_image(options.image.as_deref()).map_err(|e| e.to_string())?;
+    println!("docker: engine {engine}, image {} ({})", image.name, image.origin);
+    let mut servers = Vec::new();
+    for (name, count) in wanted {
+        let started = Instant::now();
+        let set = DockerServers::start(count, &image.name).map_err(|e| e.to_string())?;
+        println!("{name:<NAME_WIDTH$} {count} container(s) ready in {:.1?}", started.elapsed());
+        let (urls, image) = (set.urls().to_vec(), set.image().to_string());
+        servers.push(DockerRow { name, urls, image, logs: Box::new(move || set.logs()) });
+    }
+    Ok(servers)
+}
+
+/// Without the feature (`cargo test --workspace` builds xtask so, to stay lean), `--docker` is
+/// an error that says how to get it.
+#[cfg(not(feature = "docker"))]
+fn docker_servers(options: &Options) -> Result<Vec<DockerRow>, String> {
+    if options.docker {
+        return Err("--docker: this xtask was built without its `docker` feature; \
+                    run it through the `cargo xtask` alias, which enables it"
+            .into());
+    }
+    Ok(Vec::new())
 }
 
 fn redis(name: &str, servers: Option<&'static SharedServers>) -> Arc<dyn Backend> {
@@ -62,24 +134,35 @@ fn redis(name: &str, servers: Option<&'static SharedServers>) -> Arc<dyn Backend
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
+    let docker = docker_servers(&options)?;
     let cases = all_cases();
     let mut rows = Vec::new();
-    for backend in backends() {
+    for backend in backends(&docker) {
         if options.only.as_ref().is_some_and(|only| *only != backend.name()) {
             continue;
         }
         let started = Instant::now();
-        rows.push(run_backend(backend, &cases, options.jobs.max(1)));
+        let mut row = run_backend(backend, &cases, options.jobs.max(1));
+        let servers = docker.iter().find(|d| d.name == row.backend);
+        row.image = servers.map(|s| s.image.clone());
         println!(
-            "{:<18} {:>4} cases in {:.1?}",
-            rows.last().map_or("", |r: &Row| &r.backend),
+            "{:<NAME_WIDTH$} {:>4} cases in {:.1?}",
+            row.backend,
             cases.len(),
             started.elapsed()
         );
+        if let Some(servers) = servers.filter(|_| row.failed > 0) {
+            // The server's side of a failure is in the containers, which go away with the run.
+            println!("{}", log_tail(&(servers.logs)(), 40));
+        }
+        rows.push(row);
     }
-    println!("\n{:<18} {:>7} {:>7} {:>8}", "backend", "passed", "failed", "skipped");
+    println!("\n{:<NAME_WIDTH$} {:>7} {:>7} {:>8}", "backend", "passed", "failed", "skipped");
     for row in &rows {
-        println!("{:<18} {:>7} {:>7} {:>8}", row.backend, row.passed, row.failed, row.skipped);
+        println!(
+            "{:<NAME_WIDTH$} {:>7} {:>7} {:>8}",
+            row.backend, row.passed, row.failed, row.skipped
+        );
         for name in &row.failed_cases {
             println!("    failed: {name}");
         }
@@ -107,6 +190,7 @@ fn run_backend(backend: Arc<dyn Backend>, cases: &[Case], jobs: usize) -> Row {
             skipped: cases.len(),
             cases: Vec::new(),
             failed_cases: Vec::new(),
+            image: None,
         };
     }
     let queue = Arc::new(Mutex::new(cases.to_vec()));
@@ -149,5 +233,26 @@ fn run_backend(backend: Arc<dyn Backend>, cases: &[Case], jobs: usize) -> Row {
         skipped: 0,
         cases,
         failed_cases,
+        image: None,
     }
+}
+
+/// The last `lines` lines of each container's log (the section headers are always kept).
+fn log_tail(logs: &str, lines: usize) -> String {
+    let mut out = Vec::new();
+    let mut section: Vec<&str> = Vec::new();
+    let flush = |section: &mut Vec<&str>, out: &mut Vec<String>| {
+        let skip = section.len().saturating_sub(lines);
+        out.extend(section.drain(..).skip(skip).map(str::to_string));
+    };
+    for line in logs.lines() {
+        if line.starts_with("---- ") && !line.starts_with("---- stderr") {
+            flush(&mut section, &mut out);
+            out.push(line.to_string());
+        } else {
+            section.push(line);
+        }
+    }
+    flush(&mut section, &mut out);
+    out.join("\n")
 }

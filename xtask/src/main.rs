@@ -5,6 +5,8 @@
     reason = "a command-line tool reports on the terminal"
 )]
 
+mod bench;
+mod chaos;
 mod conformance;
 
 use std::process::ExitCode;
@@ -12,9 +14,17 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <task> [options]
 
 tasks:
-  conformance [--only NAME] [--jobs N]
+  conformance [--only NAME] [--jobs N] [--docker [--image NAME]]
       run the conformance suite against every backend, print a table and write
-      target/conformance.json";
+      target/conformance.json; --docker adds Redis in containers (testcontainers)
+  bench [--quick] [--json PATH] [--pin split|same|none] [--only SCENARIO] [--list]
+      build in release, start a redis-server, run every benchmark scenario next to its
+      baseline, print a table and write target/bench.json
+  chaos [--quick] [--only FAULT]... [--occurrences N] [--no-wait-cost] [--report-only] [--trace]
+      inject faults (consumer kills, CLIENT KILL, Redis restart, Sentinel failover, partitions,
+      slow consumers) under load, count lost/duplicated/reordered messages and recovery times
+      per delivery mode, print a table and write target/chaos.json; --quick is the CI
+      schedule";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -22,6 +32,10 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
         Some("conformance") => conformance::run(&rest),
+        Some("bench") => bench::run(&rest),
+        Some("chaos") => chaos::run(&rest),
+        // Hidden: a consumer process that `chaos` starts and kills with SIGKILL.
+        Some("chaos-worker") => chaos::worker(&rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
