@@ -66,9 +66,15 @@ pub enum Error {
     #[error("the bus is not connected")]
     NotConnected,
 
-    /// The store (or the part of it holding `target`) cannot be reached right now. Retryable.
+    /// The store (or the part of it holding `target`) cannot be reached right now; the call was
+    /// not sent. Retryable.
     #[error("{target} is offline")]
     Offline { target: String },
+
+    /// The connection broke while the call was in flight: it may or may not have taken effect.
+    /// Retryable only where applying the call twice is harmless.
+    #[error("the connection to {target} broke during {operation}; it may or may not have run")]
+    Interrupted { operation: &'static str, target: String },
 
     /// `attach` on a queue handle that is already attached.
     #[error("queue {queue:?} is already attached")]
@@ -162,7 +168,22 @@ impl Error {
     /// or failed over).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Offline { .. } | Error::Timeout { .. } | Error::Backpressure { .. } => true,
+            Error::Offline { .. }
+            | Error::Timeout { .. }
+            | Error::Interrupted { .. }
+            | Error::Backpressure { .. } => true,
+            Error::Store { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// Whether the failed call certainly had no effect, so that a call that must not run twice
+    /// can be retried: the store was not reached, or refused the call before running it.
+    /// A [`Timeout`](Error::Timeout) or an [`Interrupted`](Error::Interrupted) call may have
+    /// run.
+    pub fn is_unapplied(&self) -> bool {
+        match self {
+            Error::Offline { .. } | Error::Backpressure { .. } => true,
             Error::Store { retryable, .. } => *retryable,
             _ => false,
         }

@@ -68,8 +68,11 @@ impl Context<'_> {
                 after: self.timeout,
             };
         }
-        if is_connection_error(&e) {
+        if e.is_connection_refusal() {
             return Error::Offline { target: self.target() };
+        }
+        if is_connection_error(&e) {
+            return Error::Interrupted { operation: self.operation, target: self.target() };
         }
         let code = e.code().unwrap_or("");
         if let Some(queue) = self.queue {

@@ -155,13 +155,10 @@ async fn latency_below_the_timeouts_only_slows_things_down() {
 }
 
 /// A consumer stopped while its store is unreachable gives its buffered messages back with a
-/// restore that times out; the request was sent, so it is executed when the partition heals,
-/// and core retries it too: the messages end up twice in the queue and at-most-once delivers
-/// them twice (SPEC Q10). Fails on every run here; kept as the reproduction of the bug
-/// reported with issue 5 until core retries only restores that were certainly not sent (or the
-/// store makes restores idempotent).
+/// restore that times out; the request was sent, so it is executed when the partition heals.
+/// Core must not retry it (that put the messages back twice, and at-most-once delivered them
+/// twice, SPEC Q10): only calls that certainly did not run are retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reproduces a busmq-core bug: a timed-out restore is retried and applied twice"]
 async fn a_consumer_stopped_during_a_partition_gives_its_buffer_back_once() {
     let Some(srv) = common::server("a_consumer_stopped_during_a_partition").await else {
         return;

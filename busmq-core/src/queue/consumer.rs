@@ -430,10 +430,17 @@ async fn run(
                         Duration::from_millis(20),
                         Duration::from_secs(2),
                     );
+                    // The keeper signals `available` when the store is back, so a consumer
+                    // in a long backoff resumes at once instead of sleeping on.
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = shared.wake_task.notified() => {}
                         _ = phase.changed() => {}
+                        changed = available.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
+                        }
                     }
                     continue;
                 }
@@ -628,7 +635,9 @@ async fn give_back(
             loop {
                 match queue.bus.store.restore(&queue.name, &held.spec, &leftover).await {
                     Ok(()) => return Ok(()),
-                    Err(error) if error.is_retryable() && attempt < 5 => {
+                    // Retrying a put-back that may have run would deliver its entries twice;
+                    // at most once means they are lost instead (and the error is reported).
+                    Err(error) if error.is_unapplied() && attempt < 5 => {
                         attempt += 1;
                         tokio::time::sleep(crate::util::backoff(
                             attempt,
