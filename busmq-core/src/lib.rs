@@ -40,8 +40,3 @@ pub use store::{DeadLetter, Position, Store, StoreHandle};
 pub mod support {
     pub use crate::util::{backoff, now_micros, random_u64};
 }
-
-/// The README's code compiles (it is a doctest of this item).
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
