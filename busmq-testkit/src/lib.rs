@@ -2,9 +2,10 @@
 //! starts real `redis-server` processes for the Redis backend's tests.
 //!
 //! A backend's `tests/conformance.rs` calls [`conformance!`] with an expression giving a
-//! [`Backend`], which turns every case of [`cases`] into its own `#[tokio::test]`:
+//! [`Backend`], which turns every case of [`cases`] into its own `#[tokio::test]`; this is
+//! busmq-memory's (compiled there, not here: this crate does not depend on the backends):
 //!
-//! ```ignore
+//! ```text
 //! busmq_testkit::conformance!({
 //!     let memory = busmq_memory::Memory::new();
 //!     busmq_testkit::FnBackend::new("memory", true, move || std::sync::Arc::new(memory.store()))
