@@ -117,6 +117,7 @@
 //! replicas confirmed it. The README's "Guarantees under failure" states what each mode
 //! guarantees under each fault, with the figures of `cargo xtask chaos`, which checks them.
 
+mod blocking;
 mod config;
 mod entry;
 mod errors;
@@ -131,6 +132,7 @@ mod sentinel_url;
 mod state;
 mod store;
 mod url;
+mod wait;
 
 pub use config::{PAGE_SIZE_RANGE, RedisStoreBuilder};
 pub use keys::DEFAULT_NAMESPACE;
