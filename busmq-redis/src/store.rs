@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     run: tokio::sync::Mutex<Option<Running>>,
     /// The last id this client saw per queue, to propose the ids of its next push.
     last_ids: Mutex<HashMap<String, u64>>,
+    /// Per (queue, consumer), the page list its last blocking pop drained (see `wait.rs`).
+    pub(crate) wait_hints: Mutex<HashMap<(String, String), String>>,
 }
 
 const LAST_IDS_LIMIT: usize = 100_000;
@@ -203,6 +205,7 @@ impl RedisStore {
                 config,
                 run: tokio::sync::Mutex::new(None),
                 last_ids: Mutex::new(HashMap::new()),
+                wait_hints: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -2,6 +2,12 @@
 //! blocks in Redis (`BLMPOP` on the page list the next push appends to) so that a push wakes
 //! the consumer with its entries in the same step, instead of a notice and then a take.
 //!
+//! Right after a pop that drained its page, the consumer's next wait skips the take and blocks
+//! at once on that page and the next one (a push may have crossed into it): the page the
+//! consumer drained is the head or below it, so a pop there keeps the queue's order. Entries
+//! released by a reliable consumer meanwhile (the returned zset) are not seen by such a wait,
+//! so it blocks for at most [`HINTED_BLOCK`] before the next wait takes normally.
+//!
 //! The wait ends early (`CLIENT UNBLOCK`) when the caller cancels, the queue is closed or the
 //! session is reset; a blocked pop is never abandoned before Redis answered, so whatever it
 //! popped reaches the caller. Without a free blocking connection, or when the queue does not
@@ -20,6 +26,17 @@ use tokio::sync::Notify;
 /// Server-side block time bounds (the caller's wait is clamped into them).
 const MIN_BLOCK: Duration = Duration::from_millis(10);
 const MAX_BLOCK: Duration = Duration::from_secs(60);
+/// The longest block of a wait that skipped the take (see above).
+const HINTED_BLOCK: Duration = Duration::from_millis(100);
+/// Hints kept at most (consumers that stopped right after a pop leave theirs behind).
+const HINTS_LIMIT: usize = 10_000;
+
+/// The page list after `key` (`<prefix>p:<k>` -> `<prefix>p:<k + 1>`).
+fn next_page(key: &str) -> Option<String> {
+    let (prefix, k) = key.rsplit_once(':')?;
+    let k: u64 = k.parse().ok()?;
+    Some(format!("{prefix}:{}", k + 1))
+}
 
 impl RedisStore {
     pub(crate) async fn wait_take(
@@ -38,23 +55,15 @@ impl RedisStore {
         // Watched before the take, so that a close or a reset in between still ends the wait.
         let mut notices =
             inst.hub.watch(keys.channel.clone(), 0).await.map_err(|e| context().error(e))?;
-        let mut reply = s
-            .run("take", queue, &scripts().take, |cmd, _| {
-                cmd.arg(max).arg("a").arg(0).arg(0).arg("w");
-            })
-            .await?;
-        let page = match reply.status() {
-            "ok" if reply.len() == 3 && reply.text(2).is_some() => reply.text(2).map(String::from),
-            "ok" => {
-                let live = usize::try_from(reply.u64(1)?).unwrap_or(usize::MAX);
-                let mut raw = Vec::with_capacity(live);
-                for i in 2..reply.len() {
-                    raw.extend(reply.take_array(i)?);
-                }
-                return self.taken(queue, raw, None, live).await;
-            }
-            "missing" => None,
-            other => return Err(unexpected("take", other)),
+        let hint_key = (queue.as_str().to_string(), consumer.as_str().to_string());
+        let hint = s.wait_hints.lock().unwrap_or_else(|e| e.into_inner()).remove(&hint_key);
+        let hinted = hint.is_some();
+        let (page, block) = match hint {
+            Some(page) => (Some(page), wait.min(HINTED_BLOCK)),
+            None => match self.take_or_page(queue, max).await? {
+                Ok(taken) => return Ok(taken),
+                Err(page) => (page, wait),
+            },
         };
         let lease = match &page {
             Some(_) => s.blockers[route.index].lease().await.map_err(|e| context().error(e))?,
@@ -73,14 +82,14 @@ impl RedisStore {
             return Ok(Taken::default());
         };
         let (mut conn, id) = (blocker.conn.clone(), blocker.id);
-        let block = wait.clamp(MIN_BLOCK, MAX_BLOCK);
+        let block = block.clamp(MIN_BLOCK, MAX_BLOCK);
         let mut cmd = redis::cmd("BLMPOP");
-        cmd.arg(format!("{:.3}", block.as_secs_f64()))
-            .arg(1)
-            .arg(&page)
-            .arg("LEFT")
-            .arg("COUNT")
-            .arg(max);
+        cmd.arg(format!("{:.3}", block.as_secs_f64()));
+        match hinted.then(|| next_page(&page)).flatten() {
+            Some(next) => cmd.arg(2).arg(&page).arg(next),
+            None => cmd.arg(1).arg(&page),
+        };
+        cmd.arg("LEFT").arg("COUNT").arg(max);
         let pop = async move { cmd.query_async::<Value>(&mut conn).await };
         tokio::pin!(pop);
         // The connection has no response timeout: this deadline is the backstop.
@@ -115,18 +124,59 @@ impl RedisStore {
             }
             Some(Ok(Value::Array(mut parts))) if parts.len() == 2 => {
                 lease.keep();
-                match parts.pop() {
-                    Some(Value::Array(items)) => {
-                        let n = items.len();
-                        self.taken(queue, items, None, n).await
+                let items = match parts.pop() {
+                    Some(Value::Array(items)) => items,
+                    other => return Err(unexpected("take", format!("{other:?}"))),
+                };
+                let n = items.len();
+                let from = match parts.pop() {
+                    Some(Value::BulkString(key)) => String::from_utf8(key).ok(),
+                    _ => None,
+                };
+                if let Some(from) = from.filter(|_| n < max as usize) {
+                    // The pop drained that page: the next wait may block on it at once.
+                    let mut hints = s.wait_hints.lock().unwrap_or_else(|e| e.into_inner());
+                    if hints.len() >= HINTS_LIMIT {
+                        hints.clear();
                     }
-                    other => Err(unexpected("take", format!("{other:?}"))),
+                    hints.insert(hint_key, from);
                 }
+                self.taken(queue, items, None, n).await
             }
             Some(Ok(other)) => {
                 lease.keep();
                 Err(unexpected("take", format!("{other:?}")))
             }
+        }
+    }
+
+    /// The take before a wait: its entries, or (when nothing is ready) the page list the next
+    /// push appends to (`None` when the queue does not exist).
+    async fn take_or_page(
+        &self,
+        queue: &QueueName,
+        max: u32,
+    ) -> Result<std::result::Result<Taken, Option<String>>> {
+        let mut reply = self
+            .shared()
+            .run("take", queue, &scripts().take, |cmd, _| {
+                cmd.arg(max).arg("a").arg(0).arg(0).arg("w");
+            })
+            .await?;
+        match reply.status() {
+            "ok" if reply.len() == 3 && reply.text(2).is_some() => {
+                Ok(Err(reply.text(2).map(String::from)))
+            }
+            "ok" => {
+                let live = usize::try_from(reply.u64(1)?).unwrap_or(usize::MAX);
+                let mut raw = Vec::with_capacity(live);
+                for i in 2..reply.len() {
+                    raw.extend(reply.take_array(i)?);
+                }
+                self.taken(queue, raw, None, live).await.map(Ok)
+            }
+            "missing" => Ok(Err(None)),
+            other => Err(unexpected("take", other)),
         }
     }
 }
