@@ -121,6 +121,7 @@ mod blocking;
 mod config;
 mod entry;
 mod errors;
+mod fast;
 mod instance;
 mod keys;
 mod placement;

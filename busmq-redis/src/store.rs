@@ -5,6 +5,7 @@ use crate::blocking::Blockers;
 use crate::config::{Config, RedisStoreBuilder, ReplicaAck};
 use crate::entry::{EntryArg, PushArg, decode};
 use crate::errors::{CallError, Context, unexpected};
+use crate::fast::Fast;
 use crate::instance::Instance;
 use crate::keys::{Layout, QueueKeys};
 use crate::placement::Placement;
@@ -621,6 +622,13 @@ impl Store for RedisStore {
     ) -> Result<Taken> {
         if max == 0 {
             return Ok(Taken::default());
+        }
+        if matches!(mode, TakeMode::AtMostOnce) && self.shared.config.replicas_ack.is_none() {
+            match self.fast_take(queue, max).await? {
+                Fast::Taken(taken) => return Ok(taken),
+                Fast::Empty(_) => return Ok(Taken::default()),
+                Fast::Slow => {}
+            }
         }
         // An at-most-once take lost in a failover would hand its messages out again.
         let ack = match mode {

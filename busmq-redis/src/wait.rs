@@ -14,6 +14,7 @@
 //! exist, it waits for a notice and takes.
 
 use crate::errors::{CallError, is_connection_error, unexpected};
+use crate::fast::Fast;
 use crate::scripts::scripts;
 use crate::store::RedisStore;
 use busmq_core::store::{ConsumerId, Notice, TakeMode, Taken};
@@ -157,6 +158,11 @@ impl RedisStore {
         queue: &QueueName,
         max: u32,
     ) -> Result<std::result::Result<Taken, Option<String>>> {
+        match self.fast_take(queue, max).await? {
+            Fast::Taken(taken) => return Ok(Ok(taken)),
+            Fast::Empty(page) => return Ok(Err(Some(page))),
+            Fast::Slow => {}
+        }
         let mut reply = self
             .shared()
             .run("take", queue, &scripts().take, |cmd, _| {
