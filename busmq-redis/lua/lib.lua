@@ -89,10 +89,13 @@ local function load()
   -- entries of its ordinals, so the count is the head page's length plus the ordinals after
   -- it; a head page emptied that way is skipped (the page after it is full).
   local hl = redis.call('LLEN', page(q.head))
+  local stored = q.head
   while hl == 0 and q.head < last_page(q) do
     q.head = q.head + 1
     hl = redis.call('LLEN', page(q.head))
   end
+  -- Remembered, so that the next call does not walk the same drained pages again.
+  if q.head ~= stored then redis.call('HSET', M, 'head', I(q.head)) end
   q.n = hl + math.max(0, q.tail - (q.head + 1) * q.size)
   return q
 end
