@@ -16,6 +16,9 @@
 -- ordinal o goes to page floor(o / size). Pops and restores touch only the head page, so every
 -- page after the head holds exactly `size` entries (the last one up to `size`), which makes
 -- "position -> page" arithmetic and keeps every list operation bounded by the page size.
+-- The ready count is derived from that (see load()), not trusted from the meta hash, because
+-- at-most-once takes also pop the head page outside scripts: LMPOP on <ns>:{q}:loan (the head
+-- page renamed for the length of one MULTI, see lend.lua) and BLMPOP by idle consumers.
 --
 -- Entry encoding: '<id>:<deliveries>:<attr length>:<attrs><payload>' (attrs: JSON dead-letter
 -- information, usually empty). Anything else is foreign data.
