@@ -16,6 +16,9 @@
 -- ordinal o goes to page floor(o / size). Pops and restores touch only the head page, so every
 -- page after the head holds exactly `size` entries (the last one up to `size`), which makes
 -- "position -> page" arithmetic and keeps every list operation bounded by the page size.
+-- The ready count is derived from that (see load()), not trusted from the meta hash, because
+-- at-most-once takes also pop the head page outside scripts: LMPOP on <ns>:{q}:loan (the head
+-- page renamed for the length of one MULTI, see lend.lua) and BLMPOP by idle consumers.
 --
 -- Entry encoding: '<id>:<deliveries>:<attr length>:<attrs><payload>' (attrs: JSON dead-letter
 -- information, usually empty). Anything else is foreign data.
@@ -59,6 +62,14 @@ local function chunked(cmd, key, items, head)
   end
 end
 
+-- The last page that may hold entries (the head page when the queue is empty).
+local function last_page(q)
+  if q.tail == 0 then return q.head end
+  local lp = math.floor((q.tail - 1) / q.size)
+  if lp < q.head then return q.head end
+  return lp
+end
+
 local FIELDS = {'v', 'gen', 'ttl', 'max', 'rlen', 'rage', 'size', 'last', 'base', 'n', 'head', 'tail'}
 
 -- The queue's meta data, or nil when the queue does not exist.
@@ -76,6 +87,19 @@ local function load()
       or q.size < 1 then
     foreign('its meta hash is incomplete')
   end
+  -- The stored count is not trusted: idle at-most-once consumers pop the head page directly
+  -- (BLMPOP, see take.lua), which no script sees. Every page after the head holds exactly the
+  -- entries of its ordinals, so the count is the head page's length plus the ordinals after
+  -- it; a head page emptied that way is skipped (the page after it is full).
+  local hl = redis.call('LLEN', page(q.head))
+  local stored = q.head
+  while hl == 0 and q.head < last_page(q) do
+    q.head = q.head + 1
+    hl = redis.call('LLEN', page(q.head))
+  end
+  -- Remembered, so that the next call does not walk the same drained pages again.
+  if q.head ~= stored then redis.call('HSET', M, 'head', I(q.head)) end
+  q.n = hl + math.max(0, q.tail - (q.head + 1) * q.size)
   return q
 end
 
@@ -86,13 +110,6 @@ end
 local function opt(x) if x then return I(x) end return '' end
 local function spec_reply(q) return {I(q.gen), I(q.ttl), opt(q.max), opt(q.rlen), opt(q.rage)} end
 
--- The last page that may hold entries (the head page when the queue is empty).
-local function last_page(q)
-  if q.tail == 0 then return q.head end
-  local lp = math.floor((q.tail - 1) / q.size)
-  if lp < q.head then return q.head end
-  return lp
-end
 
 local EXPIRE_AT
 local function expire_at()

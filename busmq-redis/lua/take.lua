@@ -10,8 +10,12 @@
 -- ARGV[2] 'a' (at most once: remove) | 'r' (reliable: move to pending)
 -- ARGV[3] visibility ms (reliable)
 -- ARGV[4] max deliveries (reliable)
+-- ARGV[5] 'w' when the caller will wait for entries (at most once): an empty take then also
+--         names the page list the next push appends to, so the caller can block on it
+--         (BLMPOP); load() counts entries from the lists, so such pops keep the meta valid.
 -- Returns {'ok', k, group1, group2, ...}: groups are arrays of entries, the first k entries
 -- (across groups) are to be handed out, the rest are dead claims
+--       | {'ok', 0, page key} (nothing ready, ARGV[5] = 'w')
 --       | {'ok', k, entries, deliveries} (reliable: the stored headers keep the previous
 --         delivery count, `deliveries` has the current one per entry) | {'missing'}
 local q = load()
@@ -118,6 +122,7 @@ if batch then
   adopt(X)
   return {'ok', live, taken, deliveries}
 end
+if got == 0 and ARGV[5] == 'w' then return {'ok', 0, page(math.floor(q.tail / q.size))} end
 local out = {'ok', got}
 for _, g in ipairs(groups) do out[#out + 1] = g end
 return out

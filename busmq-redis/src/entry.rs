@@ -89,10 +89,15 @@ fn foreign(queue: &str, detail: impl Into<String>) -> Error {
 
 /// Decodes a stored entry; anything that busmq did not write is [`Error::ForeignData`].
 pub(crate) fn decode(raw: Vec<u8>, queue: &str) -> Result<Entry, Error> {
+    decode_from(Bytes::from(raw), 0, queue)
+}
+
+/// [`decode`] for an entry already in shared bytes (the payload is a slice of them).
+pub(crate) fn decode_bytes(raw: Bytes, queue: &str) -> Result<Entry, Error> {
     decode_from(raw, 0, queue)
 }
 
-fn decode_from(raw: Vec<u8>, start: usize, queue: &str) -> Result<Entry, Error> {
+fn decode_from(raw: Bytes, start: usize, queue: &str) -> Result<Entry, Error> {
     let mut pos = start;
     let header = (|| {
         let id = number::<u64>(&raw, &mut pos)?;
@@ -115,7 +120,7 @@ fn decode_from(raw: Vec<u8>, start: usize, queue: &str) -> Result<Entry, Error> 
         Some(Arc::new(info))
     };
     let start = pos + attr_len;
-    let payload = Bytes::from(raw).slice(start..);
+    let payload = raw.slice(start..);
     Ok(Entry { id, deliveries, payload, dead })
 }
 

@@ -134,6 +134,23 @@ impl Instance {
         }
     }
 
+    /// Sends a pipeline (a MULTI/EXEC transaction when atomic) on the shared connection.
+    pub(crate) async fn query_pipe(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>, CallError> {
+        let mut conn = self.connection().ok_or(CallError::Down)?;
+        let deadline = self.config.response_timeout + self.config.response_timeout / 4;
+        match tokio::time::timeout(deadline, pipe.query_async::<Vec<Value>>(&mut conn)).await {
+            Err(_) => {
+                self.broken.notify_one();
+                Err(CallError::Timeout)
+            }
+            Ok(Ok(values)) => Ok(values),
+            Ok(Err(e)) => {
+                self.check(&e);
+                Err(e.into())
+            }
+        }
+    }
+
     /// Reacts to a failed call: a broken connection is re-checked, and for a Sentinel group a
     /// `READONLY` answer ends the session so that the next one finds the new master.
     fn check(&self, e: &redis::RedisError) {

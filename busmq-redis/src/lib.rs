@@ -117,9 +117,11 @@
 //! replicas confirmed it. The README's "Guarantees under failure" states what each mode
 //! guarantees under each fault, with the figures of `cargo xtask chaos`, which checks them.
 
+mod blocking;
 mod config;
 mod entry;
 mod errors;
+mod fast;
 mod instance;
 mod keys;
 mod placement;
@@ -131,6 +133,7 @@ mod sentinel_url;
 mod state;
 mod store;
 mod url;
+mod wait;
 
 pub use config::{PAGE_SIZE_RANGE, RedisStoreBuilder};
 pub use keys::DEFAULT_NAMESPACE;

@@ -48,11 +48,14 @@ pub(crate) struct Scripts {
     pub(crate) stat: Script,
     pub(crate) flush: Script,
     pub(crate) metadata: Script,
+    pub(crate) lend: Script,
+    pub(crate) giveback: Script,
+    pub(crate) putback: Script,
 }
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 13] {
+    pub(crate) fn all(&self) -> [&Script; 16] {
         [
             &self.attach,
             &self.renew,
@@ -67,6 +70,9 @@ impl Scripts {
             &self.stat,
             &self.flush,
             &self.metadata,
+            &self.lend,
+            &self.giveback,
+            &self.putback,
         ]
     }
 }
@@ -85,6 +91,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     stat: script!("stat"),
     flush: script!("flush"),
     metadata: script!("metadata"),
+    lend: script!("lend"),
+    giveback: script!("giveback"),
+    putback: script!("putback"),
 });
 
 /// The scripts, built once.

@@ -1,9 +1,11 @@
 //! [`RedisStore`]: the [`Store`] trait over one or several Redis instances. Every queue method
 //! is one Lua script call on the instance that holds the queue.
 
+use crate::blocking::Blockers;
 use crate::config::{Config, RedisStoreBuilder, ReplicaAck};
 use crate::entry::{EntryArg, PushArg, decode};
 use crate::errors::{CallError, Context, unexpected};
+use crate::fast::Fast;
 use crate::instance::Instance;
 use crate::keys::{Layout, QueueKeys};
 use crate::placement::Placement;
@@ -22,7 +24,7 @@ use busmq_core::{Error, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use redis::{Cmd, Value};
+use redis::{Client, Cmd, Value};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -46,11 +48,15 @@ pub(crate) struct Shared {
     pub(crate) layout: Layout,
     pub(crate) placement: Placement,
     pub(crate) instances: Vec<Arc<Instance>>,
+    /// Per instance, the connections idle at-most-once consumers block on.
+    pub(crate) blockers: Vec<Blockers>,
     pub(crate) state: StateTracker,
-    config: Config,
+    pub(crate) config: Config,
     run: tokio::sync::Mutex<Option<Running>>,
     /// The last id this client saw per queue, to propose the ids of its next push.
     last_ids: Mutex<HashMap<String, u64>>,
+    /// Per (queue, consumer), the page list its last blocking pop drained (see `wait.rs`).
+    pub(crate) wait_hints: Mutex<HashMap<(String, String), String>>,
 }
 
 const LAST_IDS_LIMIT: usize = 100_000;
@@ -63,8 +69,8 @@ struct Running {
 
 /// Where a queue's operations go.
 #[derive(Debug, Clone, Copy)]
-struct Route {
-    index: usize,
+pub(crate) struct Route {
+    pub(crate) index: usize,
     /// The queue lives where an older membership put it: never create it there.
     legacy: bool,
 }
@@ -176,6 +182,16 @@ impl RedisStore {
         config: Config,
     ) -> Result<RedisStore> {
         let placement = Placement::new(endpoints.iter().map(|e| e.identity.clone()).collect());
+        let blockers = endpoints
+            .iter()
+            .map(|e| {
+                let client = match e.sentinel {
+                    None => Client::open(e.info.clone()).ok(),
+                    Some(_) => None,
+                };
+                Blockers::new(client, config.connect_timeout)
+            })
+            .collect();
         let instances = endpoints
             .into_iter()
             .map(|e| Instance::new(e, config.clone()).map(Arc::new))
@@ -185,10 +201,12 @@ impl RedisStore {
                 layout,
                 placement,
                 instances,
+                blockers,
                 state: StateTracker::new(),
                 config,
                 run: tokio::sync::Mutex::new(None),
                 last_ids: Mutex::new(HashMap::new()),
+                wait_hints: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -219,7 +237,7 @@ impl RedisStore {
 }
 
 impl Shared {
-    fn context<'a>(
+    pub(crate) fn context<'a>(
         &self,
         operation: &'static str,
         instance: &'a Instance,
@@ -236,7 +254,12 @@ impl Shared {
     }
 
     /// Finds the instance holding `queue` (see the placement rule in the crate docs).
-    async fn route(&self, op: &'static str, queue: &QueueName, keys: &QueueKeys) -> Result<Route> {
+    pub(crate) async fn route(
+        &self,
+        op: &'static str,
+        queue: &QueueName,
+        keys: &QueueKeys,
+    ) -> Result<Route> {
         let name = queue.as_str();
         let owner = self.placement.owner(name);
         let candidates = self.placement.candidates(name);
@@ -277,7 +300,7 @@ impl Shared {
 
     /// Runs one queue script on the queue's instance. `args` gets whether the script may
     /// create the queue there.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         op: &'static str,
         queue: &QueueName,
@@ -360,6 +383,59 @@ impl Shared {
     }
 }
 
+impl RedisStore {
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Decodes taken entries (`deliveries`: the current delivery counts of a reliable take);
+    /// the first `live` are handed out, the rest are dead claims.
+    pub(crate) async fn taken(
+        &self,
+        queue: &QueueName,
+        raw: Vec<Value>,
+        deliveries: Option<Vec<Value>>,
+        live: usize,
+    ) -> Result<Taken> {
+        let reliable = deliveries.is_some();
+        let deliveries = deliveries.unwrap_or_default();
+        let mut entries = Vec::with_capacity(raw.len());
+        let mut failure = None;
+        for (i, value) in raw.into_iter().enumerate() {
+            let decoded = match value {
+                Value::BulkString(b) => decode(b, queue.as_str()),
+                other => Err(unexpected("take", format!("{other:?}"))),
+            };
+            match decoded {
+                Ok(mut e) => {
+                    if reliable {
+                        // Pending entries keep the header they were taken with; the current
+                        // delivery count comes apart.
+                        match deliveries.get(i) {
+                            Some(Value::Int(d)) => {
+                                e.deliveries = u32::try_from(*d).unwrap_or(u32::MAX);
+                            }
+                            _ => return Err(unexpected("take", "a delivery count is missing")),
+                        }
+                    }
+                    entries.push(e);
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        if let Some(e) = failure {
+            // The script only checks the first byte of each header; put back what was fine
+            // so that nothing valid is lost, and report the rest.
+            if !reliable && !entries.is_empty() {
+                let _ = self.restore(queue, &QueueSpec::default(), &entries).await;
+            }
+            return Err(e);
+        }
+        let dead = entries.split_off(live.min(entries.len()));
+        Ok(Taken { entries, dead })
+    }
+}
+
 fn decode_entries(reply: &mut Reply, from: usize, queue: &QueueName) -> Result<Vec<Entry>> {
     (from..reply.len()).map(|i| decode(reply.take_bytes(i)?, queue.as_str())).collect()
 }
@@ -409,6 +485,9 @@ impl Store for RedisStore {
         for inst in &s.instances {
             inst.go_down();
             inst.hub.close();
+        }
+        for b in &s.blockers {
+            b.clear();
         }
         s.state.force(StoreState::Offline);
         s.state.set_quiet(false);
@@ -544,6 +623,13 @@ impl Store for RedisStore {
         if max == 0 {
             return Ok(Taken::default());
         }
+        if matches!(mode, TakeMode::AtMostOnce) && self.shared.config.replicas_ack.is_none() {
+            match self.fast_take(queue, max).await? {
+                Fast::Taken(taken) => return Ok(taken),
+                Fast::Empty(_) => return Ok(Taken::default()),
+                Fast::Slow => {}
+            }
+        }
         // An at-most-once take lost in a failover would hand its messages out again.
         let ack = match mode {
             TakeMode::AtMostOnce => Durable::take(self.shared.config.replicas_ack),
@@ -571,50 +657,32 @@ impl Store for RedisStore {
                     raw.extend(reply.take_array(i)?);
                 }
                 let deliveries =
-                    if reliable && reply.len() > 3 { reply.take_array(3)? } else { Vec::new() };
-                let mut entries = Vec::with_capacity(raw.len());
-                let mut failure = None;
-                for (i, value) in raw.into_iter().enumerate() {
-                    let decoded = match value {
-                        redis::Value::BulkString(b) => decode(b, queue.as_str()),
-                        other => Err(unexpected("take", format!("{other:?}"))),
-                    };
-                    match decoded {
-                        Ok(mut e) => {
-                            if reliable {
-                                // Pending entries keep the header they were taken with; the
-                                // current delivery count comes apart.
-                                match deliveries.get(i) {
-                                    Some(redis::Value::Int(d)) => {
-                                        e.deliveries = u32::try_from(*d).unwrap_or(u32::MAX);
-                                    }
-                                    _ => {
-                                        return Err(unexpected(
-                                            "take",
-                                            "a delivery count is missing",
-                                        ));
-                                    }
-                                }
-                            }
-                            entries.push(e);
-                        }
-                        Err(e) => failure = failure.or(Some(e)),
-                    }
-                }
-                if let Some(e) = failure {
-                    // The script only checks the first byte of each header; put back what
-                    // was fine so that nothing valid is lost, and report the rest.
-                    if !reliable && !entries.is_empty() {
-                        let _ = self.restore(queue, &QueueSpec::default(), &entries).await;
-                    }
-                    return Err(e);
-                }
-                let dead = entries.split_off(live.min(entries.len()));
-                Ok(Taken { entries, dead })
+                    if reliable && reply.len() > 3 { Some(reply.take_array(3)?) } else { None };
+                self.taken(queue, raw, deliveries, live).await
             }
             "missing" => Ok(Taken::default()),
             other => Err(unexpected("take", other)),
         }
+    }
+
+    fn waits_natively(&self) -> bool {
+        let s = &self.shared;
+        // A take that must wait for replicas cannot be a bare pop.
+        s.config.replicas_ack.is_none() && s.blockers.iter().all(Blockers::enabled)
+    }
+
+    async fn take_wait(
+        &self,
+        queue: &QueueName,
+        consumer: &ConsumerId,
+        max: u32,
+        wait: Duration,
+        cancel: &tokio::sync::Notify,
+    ) -> Result<Taken> {
+        if max == 0 || !self.waits_natively() {
+            return self.take(queue, consumer, max, TakeMode::AtMostOnce).await;
+        }
+        self.wait_take(queue, consumer, max, wait, cancel).await
     }
 
     async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {

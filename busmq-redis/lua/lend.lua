@@ -1,0 +1,20 @@
+-- lend.lua: first step of a fast at-most-once take, run in one MULTI with `LMPOP 1 <loan key>
+-- LEFT COUNT n` and return.lua, so that the taken entries leave Redis without passing through
+-- Lua: when a plain pop from the head page is exactly what take.lua would do (nothing in the
+-- returned zset, no retention by age to apply first), the head page is renamed to the loan
+-- key <ns>:{q}:loan (O(1)) and its name kept in the meta hash; otherwise nothing happens and
+-- the pop finds no key.
+-- KEYS: the six queue keys (see lib.lua).
+-- ARGV: none
+-- Returns {'lent', page key, 1 when more entries follow in later pages else 0} | {'empty', the page key the next push appends to} | {'slow'}
+--       | {'missing'}
+local q = load()
+if not q then return {'missing'} end
+if q.rage or redis.call('ZCARD', R) > 0 then return {'slow'} end
+if q.n == 0 then return {'empty', page(math.floor(q.tail / q.size))} end
+local key = page(q.head)
+redis.call('RENAME', key, PFX .. 'loan')
+redis.call('HSET', M, 'loan', key)
+local more = 0
+if q.n > redis.call('LLEN', PFX .. 'loan') then more = 1 end
+return {'lent', key, more}

@@ -1,0 +1,148 @@
+//! The fast at-most-once take: one MULTI with lend.lua, `LMPOP` on the loan key and
+//! giveback.lua, so that the taken entries leave Redis without passing through Lua (Lua
+//! copying every entry into a table and back was most of the cost of a take). When a plain pop
+//! is not what take.lua would do (released entries waiting, retention by age), lend.lua says
+//! so and the caller runs take.lua.
+
+use crate::entry::decode_bytes;
+use crate::errors::{CallError, unexpected};
+use crate::instance::Instance;
+use crate::keys::QueueKeys;
+use crate::scripts::{Script, scripts};
+use crate::store::RedisStore;
+use busmq_core::store::Taken;
+use busmq_core::{Error, QueueName, Result};
+use bytes::Bytes;
+use redis::{ServerErrorKind, Value};
+
+/// What a fast take found.
+#[derive(Debug)]
+pub(crate) enum Fast {
+    Taken(Taken),
+    /// Nothing ready; the page list the next push appends to.
+    Empty(String),
+    /// Run take.lua instead.
+    Slow,
+}
+
+fn eval(pipe: &mut redis::Pipeline, script: &Script, keys: &QueueKeys) {
+    pipe.cmd("EVALSHA").arg(&script.sha).arg(keys.keys.len()).arg(&keys.keys[..]);
+}
+
+fn text(v: &Value) -> Option<&str> {
+    match v {
+        Value::BulkString(b) => std::str::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Loads the fast-take scripts after a NOSCRIPT (the session loads them on connect).
+async fn load(inst: &Instance) -> std::result::Result<(), CallError> {
+    for s in [&scripts().lend, &scripts().giveback, &scripts().putback] {
+        inst.query(redis::cmd("SCRIPT").arg("LOAD").arg(s.body)).await?;
+    }
+    Ok(())
+}
+
+impl RedisStore {
+    pub(crate) async fn fast_take(&self, queue: &QueueName, max: u32) -> Result<Fast> {
+        let s = self.shared();
+        let keys = s.layout.queue(queue.as_str());
+        let route = s.route("take", queue, &keys).await?;
+        let inst = &s.instances[route.index];
+        let context = || s.context("take", inst, Some(queue.as_str()), None);
+        let meta = &keys.keys[0];
+        let loan = format!("{}loan", &meta[..meta.len() - 1]);
+        let mut raw: Vec<Bytes> = Vec::new();
+        // One transaction per page: every pass pops at least one entry or stops.
+        loop {
+            let left = max as usize - raw.len();
+            let mut pipe = redis::pipe();
+            pipe.atomic().ignore_errors();
+            eval(&mut pipe, &scripts().lend, &keys);
+            pipe.cmd("LMPOP").arg(1).arg(&loan).arg("LEFT").arg("COUNT").arg(left);
+            eval(&mut pipe, &scripts().giveback, &keys);
+            let mut replies = inst.query_pipe(&pipe).await.map_err(|e| context().error(e))?;
+            if replies.len() != 3 {
+                return Err(unexpected(
+                    "take",
+                    format!("{} replies to the fast take", replies.len()),
+                ));
+            }
+            let popped = replies.swap_remove(1);
+            let lent = match replies.swap_remove(0) {
+                Value::Array(parts) => parts,
+                Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript) => {
+                    load(inst).await.map_err(|e| context().error(e))?;
+                    break;
+                }
+                Value::ServerError(e) => {
+                    return Err(context().error(CallError::Redis(e.into())));
+                }
+                other => return Err(unexpected("take", format!("{other:?}"))),
+            };
+            match lent.first().and_then(text) {
+                Some("lent") => {}
+                Some("empty") if raw.is_empty() => {
+                    let page = lent.get(1).and_then(text).map(String::from);
+                    return Ok(page.map_or(Fast::Slow, Fast::Empty));
+                }
+                _ => break,
+            }
+            let items = match popped {
+                Value::Array(mut parts) if parts.len() == 2 => match parts.pop() {
+                    Some(Value::Array(items)) => items,
+                    other => return Err(unexpected("take", format!("{other:?}"))),
+                },
+                Value::Nil => Vec::new(),
+                other => return Err(unexpected("take", format!("{other:?}"))),
+            };
+            let n = items.len();
+            for item in items {
+                match item {
+                    Value::BulkString(b) => raw.push(Bytes::from(b)),
+                    other => return Err(unexpected("take", format!("{other:?}"))),
+                }
+            }
+            let more = matches!(lent.get(2), Some(Value::Int(1)));
+            if n == 0 || !more || raw.len() >= max as usize {
+                break;
+            }
+        }
+        if raw.is_empty() {
+            return Ok(Fast::Slow);
+        }
+        let mut entries = Vec::with_capacity(raw.len());
+        for b in &raw {
+            match decode_bytes(b.clone(), queue.as_str()) {
+                Ok(e) => entries.push(e),
+                Err(e) => return Err(self.put_back(queue, inst, &raw, e).await),
+            }
+        }
+        Ok(Fast::Taken(Taken { entries, dead: Vec::new() }))
+    }
+
+    /// Puts popped entries back as they were (one of them is foreign data) and returns the
+    /// error to report.
+    async fn put_back(
+        &self,
+        queue: &QueueName,
+        inst: &Instance,
+        raw: &[Bytes],
+        error: Error,
+    ) -> Error {
+        let keys = self.shared().layout.queue(queue.as_str());
+        let back = inst
+            .eval(&scripts().putback, &keys, |cmd| {
+                for b in raw {
+                    cmd.arg(&b[..]);
+                }
+            })
+            .await;
+        match back {
+            Ok(_) => error,
+            Err(e) => self.shared().context("take", inst, Some(queue.as_str()), None).error(e),
+        }
+    }
+}
