@@ -117,7 +117,10 @@
 //! replicas confirmed it. The README's "Guarantees under failure" states what each mode
 //! guarantees under each fault, with the figures of `cargo xtask chaos`, which checks them.
 
+mod cluster;
+mod cluster_url;
 mod config;
+mod conn;
 mod entry;
 mod errors;
 mod instance;

@@ -849,7 +849,7 @@ impl Store for RedisStore {
         let inst = s.topic_instance(topic);
         let channel = s.layout.topic_channel(topic.as_str());
         let value = inst
-            .query(redis::cmd("PUBLISH").arg(&channel).arg(&payload[..]))
+            .query(redis::cmd(inst.publish_command()).arg(&channel).arg(&payload[..]))
             .await
             .map_err(|e| s.context("publish", inst, None, Some(topic.as_str())).error(e))?;
         match value {
