@@ -9,7 +9,7 @@
 //! and the session subscribes again on the current owners and sends `Notice::Reset`, since
 //! notices may have been missed meanwhile.
 
-use crate::config::Config;
+use crate::config::{Config, ReplicaAck};
 use crate::errors::CallError;
 use crate::scripts::scripts;
 use crate::url::Endpoint;
@@ -17,7 +17,9 @@ use futures::StreamExt;
 use redis::aio::PubSubStream;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{
     Arg, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Msg, ProtocolVersion, PushInfo,
     PushKind, Value,
@@ -103,6 +105,32 @@ pub(crate) fn with_body(evalsha: &Cmd, body: &str) -> Cmd {
         }
     }
     cmd
+}
+
+/// Runs a script, then `WAIT` on the connection to the same slot's master: a cluster
+/// pipeline would not follow MOVED/ASK, so the two go separately, and the cluster client's one
+/// connection per node makes `WAIT` cover the script's write. (Should the slot move between
+/// the two, `WAIT` asks the new master, which confirms nothing of this write.)
+pub(crate) async fn eval_then_wait(
+    conn: &mut ClusterConnection,
+    eval: &Cmd,
+    ack: ReplicaAck,
+) -> redis::RedisResult<(Value, i64)> {
+    let value: Value = eval.query_async(conn).await?;
+    // EVALSHA <sha> <numkeys> <first key> ...
+    let key = match eval.args_iter().nth(3) {
+        Some(Arg::Simple(key)) => key.to_vec(),
+        _ => Vec::new(),
+    };
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(ack.replicas).arg(ack.timeout.as_millis().max(1) as u64);
+    let route = Route::with_key(key, SlotAddr::Master);
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+    let acked = match conn.route_command(wait, routing).await? {
+        Value::Int(n) => n,
+        _ => 0,
+    };
+    Ok((value, acked))
 }
 
 /// What a session's pub/sub feed reports.

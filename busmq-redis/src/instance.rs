@@ -173,10 +173,24 @@ impl Instance {
     /// script's reply and how many replicas confirmed.
     async fn query_acked(&self, cmd: &Cmd, ack: ReplicaAck) -> Result<(Value, i64), CallError> {
         let mut conn = self.connection().ok_or(CallError::Down)?;
+        let deadline = self.config.response_timeout + self.config.response_timeout / 4;
+        if let Conn::Cluster(cluster) = &mut conn {
+            let call = crate::cluster::eval_then_wait(cluster, cmd, ack);
+            return match tokio::time::timeout(deadline, call).await {
+                Err(_) => {
+                    self.broken.notify_one();
+                    Err(CallError::Timeout)
+                }
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(e)) => {
+                    self.check(&e);
+                    Err(e.into())
+                }
+            };
+        }
         let mut pipe = redis::pipe();
         pipe.add_command(cmd.clone());
         pipe.cmd("WAIT").arg(ack.replicas).arg(ack.timeout.as_millis().max(1) as u64);
-        let deadline = self.config.response_timeout + self.config.response_timeout / 4;
         match tokio::time::timeout(deadline, pipe.query_async::<Vec<Value>>(&mut conn)).await {
             Err(_) => {
                 self.broken.notify_one();

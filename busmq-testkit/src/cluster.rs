@@ -50,6 +50,22 @@ pub fn redis_cli() -> Option<PathBuf> {
     })
 }
 
+/// Returns whether `redis-cli` is there; prints one skip line naming `test` when it is not,
+/// or panics with `BUSMQ_REQUIRE_REDIS=1` (it creates the cluster).
+#[allow(clippy::print_stderr)] // The skip line is the point.
+pub fn require_cli_or_skip(test: &str) -> bool {
+    if redis_cli().is_some() {
+        return true;
+    }
+    let required = std::env::var(crate::redis::REQUIRE_ENV)
+        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    if required {
+        panic!("{test}: redis-cli is missing (apt: redis-tools), and Redis tests are required");
+    }
+    eprintln!("SKIPPED {test}: redis-cli is missing (apt: redis-tools)");
+    false
+}
+
 /// Options for a [`RedisCluster`].
 #[derive(Debug, Clone)]
 pub struct RedisClusterBuilder {

@@ -2,7 +2,7 @@
 //! on a thread of its own so that it belongs to no test's runtime, and killed when the process
 //! exits.
 
-use crate::cluster::RedisCluster;
+use crate::cluster::{RedisCluster, require_cli_or_skip};
 use crate::redis::require_or_skip;
 use std::sync::OnceLock;
 
@@ -19,6 +19,9 @@ impl SharedCluster {
     pub fn get(slot: &'static OnceLock<Option<SharedCluster>>) -> Option<&'static SharedCluster> {
         slot.get_or_init(|| {
             require_or_skip("the shared redis cluster")?;
+            if !require_cli_or_skip("the shared redis cluster") {
+                return None;
+            }
             let cluster = std::thread::spawn(|| {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
