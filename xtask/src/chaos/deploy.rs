@@ -1,7 +1,7 @@
 //! The Redis deployments a scenario runs against: a plain server with persistence behind the
 //! fault proxy (every bus connects through the proxy, so partitions cut them all off), or a
-//! Sentinel set (one master, two replicas, three sentinels), or a Redis Cluster (three masters,
-//! three replicas).
+//! Sentinel set (one master, two replicas, three sentinels), or a Redis Cluster (three masters
+//! with two replicas each).
 
 use busmq_testkit::cluster::RedisCluster;
 use busmq_testkit::proxy::FaultProxy;
@@ -47,7 +47,10 @@ impl Deployment {
         if busmq_testkit::cluster::redis_cli().is_none() {
             return Err("the cluster faults need redis-cli (apt: redis-tools)".into());
         }
-        Ok(Deployment::Cluster { cluster: RedisCluster::builder().start().await.map_err(text)? })
+        // Two replicas per master, as the Sentinel set has: after a failover the new master
+        // still has a replica, so `WAIT 1` keeps working without waiting for the old one.
+        let cluster = RedisCluster::builder().shape(3, 2).start().await.map_err(text)?;
+        Ok(Deployment::Cluster { cluster })
     }
 
     /// The URL every bus connects with.
