@@ -48,27 +48,53 @@ impl ClusterTarget {
         Ok(ClusterTarget { seeds })
     }
 
-    /// Connects (slot discovery included) and returns the connection and its push feed.
+    /// Connects (slot discovery included) and returns the script connection, the subscription
+    /// connection and the latter's push feed.
+    ///
+    /// They are two cluster connections on purpose: a node that loses a slot sends an
+    /// unsolicited `sunsubscribe` push to every connection with a shard subscription in it, and
+    /// the redis crate takes such a push for the reply of the request in flight on that
+    /// connection. On a connection that also runs scripts, a script's reply would then be
+    /// matched with the next request (seen as duplicated, lost and reordered messages under
+    /// resharding). The script connection subscribes to nothing and speaks RESP2.
     pub(crate) async fn connect(
         &self,
         config: &Config,
-    ) -> Result<(ClusterConnection, mpsc::UnboundedReceiver<PushInfo>), CallError> {
+    ) -> Result<(ClusterConnection, ClusterConnection, mpsc::UnboundedReceiver<PushInfo>), CallError>
+    {
+        let builder = |seeds: Vec<ConnectionInfo>| {
+            ClusterClientBuilder::new(seeds)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.response_timeout)
+                // A few quick retries ride over MOVED/ASK/TRYAGAIN and a failover's first
+                // moments; the store's own retry policy handles longer outages.
+                .retries(4)
+                .min_retry_wait(20)
+                .max_retry_wait(500)
+        };
+        let resp2: Vec<ConnectionInfo> = self
+            .seeds
+            .iter()
+            .map(|info| {
+                let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP2);
+                info.clone().set_redis_settings(settings)
+            })
+            .collect();
+        let data = builder(resp2).build()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let client = ClusterClientBuilder::new(self.seeds.clone())
+        let subs = builder(self.seeds.clone())
             .use_protocol(ProtocolVersion::RESP3)
             .push_sender(tx)
-            .connection_timeout(config.connect_timeout)
-            .response_timeout(config.response_timeout)
-            // A few quick retries ride over MOVED/ASK and a failover's first moments; the
-            // store's own retry policy handles longer outages.
-            .retries(4)
-            .min_retry_wait(20)
-            .max_retry_wait(500)
             .build()?;
-        let conn = tokio::time::timeout(config.connect_timeout * 2, client.get_async_connection())
+        let connect = async {
+            let data = data.get_async_connection().await?;
+            let subs = subs.get_async_connection().await?;
+            Ok::<_, redis::RedisError>((data, subs))
+        };
+        let (data, subs) = tokio::time::timeout(config.connect_timeout * 2, connect)
             .await
             .map_err(|_| CallError::Timeout)??;
-        Ok((conn, rx))
+        Ok((data, subs, rx))
     }
 }
 

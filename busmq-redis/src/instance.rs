@@ -278,9 +278,9 @@ impl Instance {
     /// with every live channel subscribed again.
     async fn open(&self, shared: &Weak<Shared>) -> Result<Feed, CallError> {
         if let Target::Cluster(target) = &self.target {
-            let (mut conn, pushes) = target.connect(&self.config).await?;
+            let (mut conn, subs, pushes) = target.connect(&self.config).await?;
             crate::cluster::load_scripts(&mut conn).await;
-            self.hub.start_session(Sink::Sharded(conn.clone())).await?;
+            self.hub.start_session(Sink::Sharded(subs)).await?;
             *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(Conn::Cluster(conn));
             return Ok(Feed::Cluster(pushes));
         }

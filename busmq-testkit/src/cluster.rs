@@ -384,6 +384,25 @@ impl RedisCluster {
         self.wait_whole().await
     }
 
+    /// Kills every node with SIGKILL (the whole cluster is down).
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// Restarts every node that is not running (each with its `nodes.conf`, so the cluster
+    /// forms again with the same slots) and waits until it is whole.
+    pub async fn restart_all(&mut self) -> Result<(), HarnessError> {
+        for node in &mut self.nodes {
+            if !node.is_running() {
+                node.restart().await?;
+            }
+        }
+        self.killed_slot.clear();
+        self.wait_whole().await
+    }
+
     /// Waits until every running node reports `cluster_state:ok`, every node agrees on no
     /// failed node, and every running replica's link to its master is up.
     pub async fn wait_whole(&self) -> Result<(), HarnessError> {
