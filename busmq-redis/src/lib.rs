@@ -132,6 +132,9 @@
 //!   broadcast to every node. A slot move (`sunsubscribe` from the old owner) or a lost node
 //!   marks the subscriptions for repair: every live channel is subscribed again on its current
 //!   owner, then every watcher gets `Notice::Reset`.
+//! * Scripts and subscriptions use two cluster connections (scripts over RESP2, shard
+//!   subscriptions over RESP3): the redis crate would take an unsolicited `sunsubscribe` for
+//!   the reply of a script in flight on a shared connection.
 //! * The session stays up while at least one master answers: calls on the slots of a failed
 //!   master fail (retryably) until its replica takes over.
 //! * [`RedisStoreBuilder::replicas_ack`] sends `WAIT` after the script on the connection to the
