@@ -4,10 +4,11 @@
 //!
 //! Pub/sub is sharded (`SSUBSCRIBE`/`SPUBLISH`, Redis 7): a channel lives on the node that owns
 //! its slot, so notices are not broadcast to every node. Messages arrive as RESP3 pushes on
-//! one feed. Shard subscriptions are lost when their slot moves (the old owner sends
-//! `sunsubscribe`) or their node dies (a `Disconnection` push); both mark the hub for repair,
-//! and the session subscribes again on the current owners and sends `Notice::Reset`, since
-//! notices may have been missed meanwhile.
+//! one feed, from a cluster connection of their own (see [`ClusterTarget::connect`]). Shard
+//! subscriptions are lost when their slot moves (the old owner sends `sunsubscribe`) or their
+//! node dies (a `Disconnection` push); both mark the hub for repair, and the session
+//! subscribes again on the current owners and sends `Notice::Reset`, since notices may have
+//! been missed meanwhile.
 
 use crate::config::{Config, ReplicaAck};
 use crate::errors::CallError;
