@@ -19,7 +19,7 @@ if q and (ARGV[1] == '' or q.gen == tonumber(ARGV[1])) then
   for k = q.head, last_page(q) do keys[#keys + 1] = page(k) end
   unlink(keys)
   tomb(q.gen, math.max(q.last, q.base), q.ttl)
-  redis.call('PUBLISH', ARGV[2], 'c:' .. I(q.gen))
+  notify(ARGV[2], 'c:' .. I(q.gen))
   return {'ok', 1}
 end
 if q then return {'ok', 0} end
@@ -29,6 +29,6 @@ if ARGV[1] == '' then return {'missing'} end
 local t = redis.call('HMGET', T, 'closed', 'last')
 if t[1] ~= ARGV[1] then
   tomb(tonumber(ARGV[1]), num(t[2]) or 0, 0)
-  redis.call('PUBLISH', ARGV[2], 'c:' .. ARGV[1])
+  notify(ARGV[2], 'c:' .. ARGV[1])
 end
 return {'ok', 0}

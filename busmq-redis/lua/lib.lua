@@ -48,6 +48,16 @@ local function clock()
   return s * 1000 + math.floor(us / 1000), s * 1000000 + us
 end
 
+-- Publishes a notice. Channels of the Redis Cluster layout end in ':s' and are shard channels
+-- in the queue's slot: SPUBLISH reaches only that slot's node, PUBLISH would go to every node.
+local function notify(channel, message)
+  if string.sub(channel, -2) == ':s' then
+    redis.call('SPUBLISH', channel, message)
+  else
+    redis.call('PUBLISH', channel, message)
+  end
+end
+
 -- Calls redis.call(cmd, key, <head...>, <items...>) in chunks that unpack() can handle.
 local function chunked(cmd, key, items, head)
   local i, n = 1, #items

@@ -70,5 +70,5 @@ if q.last > now_us then
   redis.call('HSET', T, 'last', I(q.last))
   keep_tomb(math.floor(q.last / 1000) + 1)
 end
-redis.call('PUBLISH', ARGV[8], 'a')
+notify(ARGV[8], 'a')
 return {'ok', I(first)}

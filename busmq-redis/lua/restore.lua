@@ -43,5 +43,5 @@ else
   q.n = q.n + count
   save(q)
 end
-redis.call('PUBLISH', ARGV[7], 'a')
+notify(ARGV[7], 'a')
 return {'ok'}

@@ -78,5 +78,5 @@ for b, count in pairs(left) do
     redis.call('ZREM', Z, b)
   end
 end
-if #back > 0 then redis.call('PUBLISH', ARGV[1], 'a') end
+if #back > 0 then notify(ARGV[1], 'a') end
 return out

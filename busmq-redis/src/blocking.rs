@@ -27,7 +27,7 @@ pub(crate) struct Blocker {
 }
 
 /// The blocking connections of one instance (fixed addresses only: a Sentinel group's master
-/// changes under it, and those consumers keep waiting for notices).
+/// and a cluster slot's node change under them, and those consumers keep waiting for notices).
 #[derive(Debug)]
 pub(crate) struct Blockers {
     client: Option<Client>,

@@ -148,6 +148,20 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Uses a Redis Cluster (Redis 7 or newer): the addresses (`host[:port]`, default port
+    /// 6379) of some of its nodes, from which the client discovers the others and the slots.
+    /// The same as the URL `redis+cluster://host1:port1,host2:port2`; a cluster must be the
+    /// store's only instance.
+    pub fn cluster<I, S>(mut self, seeds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
+        self.urls.push(crate::cluster_url::compose(&seeds));
+        self
+    }
+
     /// Adds several instances; queues and topics are spread over them (see the crate docs).
     pub fn urls<I, S>(mut self, urls: I) -> Self
     where
@@ -205,7 +219,7 @@ impl RedisStoreBuilder {
         if self.urls.is_empty() {
             return Err(Error::invalid_option("urls", "at least one Redis URL is needed"));
         }
-        let layout = Layout::new(&self.namespace)?;
+        let mut layout = Layout::new(&self.namespace)?;
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(self.urls.len());
         for url in &self.urls {
             let mut endpoint = parse(url)?;
@@ -217,6 +231,15 @@ impl RedisStoreBuilder {
                 });
             }
             endpoints.push(endpoint);
+        }
+        if endpoints.iter().any(|e| e.cluster.is_some()) {
+            if endpoints.len() > 1 {
+                return Err(Error::invalid_option(
+                    "urls",
+                    "a Redis Cluster must be the store's only instance (it shards by itself)",
+                ));
+            }
+            layout = layout.sharded();
         }
         let c = &self.config;
         for (name, d) in [

@@ -98,6 +98,9 @@ impl Context<'_> {
                     | ServerErrorKind::TryAgain
                     | ServerErrorKind::MasterDown
                     | ServerErrorKind::ClusterDown
+                    // A cluster redirection that reached us: the slot is moving, try again.
+                    | ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
             )
         );
         Error::Store {

@@ -12,19 +12,24 @@
 //! `ROLE` on it, and a session also ends when the node answers `READONLY` (it was demoted) or
 //! when the sentinels name another master; the next session then follows the new master, with
 //! its scripts loaded and every channel subscribed again, and watchers get `Notice::Reset`.
+//!
+//! An instance can also be a whole Redis Cluster ([`crate::cluster`]): its session is one
+//! cluster connection, which routes each script to the node owning the queue's slot, and
+//! shard subscriptions dropped by a slot move or a node loss are repaired within the session.
 
+use crate::cluster::{ClusterTarget, Feed, FeedEvent, with_body};
 use crate::config::{Config, ReplicaAck};
+use crate::conn::Conn;
 use crate::errors::{CallError, is_connection_error};
 use crate::keys::QueueKeys;
-use crate::pubsub::Hub;
+use crate::pubsub::{Hub, Sink};
 use crate::scripts::{Script, scripts};
 use crate::sentinel::{NodeAddr, SentinelGroup, is_master};
 use crate::store::Shared;
 use crate::url::Endpoint;
 use busmq_core::Error;
 use busmq_core::support::backoff;
-use futures::{FutureExt, StreamExt};
-use redis::aio::{MultiplexedConnection, PubSubStream};
+use futures::FutureExt;
 use redis::{AsyncConnectionConfig, Client, Cmd, ErrorKind, ServerErrorKind, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -35,6 +40,7 @@ use tokio::sync::{Notify, oneshot, watch};
 enum Target {
     Fixed(Box<Client>),
     Sentinel(Arc<SentinelGroup>),
+    Cluster(Box<ClusterTarget>),
 }
 
 #[derive(Debug)]
@@ -42,7 +48,7 @@ pub(crate) struct Instance {
     endpoint: Endpoint,
     target: Target,
     config: Config,
-    conn: RwLock<Option<MultiplexedConnection>>,
+    conn: RwLock<Option<Conn>>,
     up: AtomicBool,
     broken: Notify,
     /// A call was answered `READONLY`: the node of this session is no longer the master.
@@ -51,6 +57,9 @@ pub(crate) struct Instance {
     node: Mutex<Option<NodeAddr>>,
     pub(crate) hub: Arc<Hub>,
 }
+
+/// How often dropped shard subscriptions are tried again.
+const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Waits for a Sentinel hint, or forever for fixed instances.
 async fn hinted(hints: &mut Option<watch::Receiver<u64>>) {
@@ -66,12 +75,16 @@ async fn hinted(hints: &mut Option<watch::Receiver<u64>>) {
 
 impl Instance {
     pub(crate) fn new(endpoint: Endpoint, config: Config) -> Result<Instance, Error> {
+        let invalid = |reason: String| Error::InvalidUrl { url: endpoint.identity.clone(), reason };
         let target = match &endpoint.sentinel {
             Some(spec) => Target::Sentinel(Arc::new(SentinelGroup::new(
                 spec.clone(),
                 endpoint.info.clone(),
                 config.clone(),
             ))),
+            None if endpoint.cluster.is_some() => Target::Cluster(Box::new(
+                ClusterTarget::new(&endpoint).map_err(|e| invalid(format!("{e:?}")))?,
+            )),
             None => Target::Fixed(Box::new(Client::open(endpoint.info.clone()).map_err(|e| {
                 Error::InvalidUrl { url: endpoint.identity.clone(), reason: e.to_string() }
             })?)),
@@ -92,8 +105,17 @@ impl Instance {
     fn group(&self) -> Option<&Arc<SentinelGroup>> {
         match &self.target {
             Target::Sentinel(group) => Some(group),
-            Target::Fixed(_) => None,
+            Target::Fixed(_) | Target::Cluster(_) => None,
         }
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// The command that publishes on a topic channel: shard channels on a cluster.
+    pub(crate) fn publish_command(&self) -> &'static str {
+        if self.is_cluster() { "SPUBLISH" } else { "PUBLISH" }
     }
 
     fn node(&self) -> Option<NodeAddr> {
@@ -108,7 +130,7 @@ impl Instance {
         self.up.load(Ordering::SeqCst)
     }
 
-    fn connection(&self) -> Option<MultiplexedConnection> {
+    fn connection(&self) -> Option<Conn> {
         if !self.is_up() {
             return None;
         }
@@ -168,10 +190,24 @@ impl Instance {
     /// script's reply and how many replicas confirmed.
     async fn query_acked(&self, cmd: &Cmd, ack: ReplicaAck) -> Result<(Value, i64), CallError> {
         let mut conn = self.connection().ok_or(CallError::Down)?;
+        let deadline = self.config.response_timeout + self.config.response_timeout / 4;
+        if let Conn::Cluster(cluster) = &mut conn {
+            let call = crate::cluster::eval_then_wait(cluster, cmd, ack);
+            return match tokio::time::timeout(deadline, call).await {
+                Err(_) => {
+                    self.broken.notify_one();
+                    Err(CallError::Timeout)
+                }
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(e)) => {
+                    self.check(&e);
+                    Err(e.into())
+                }
+            };
+        }
         let mut pipe = redis::pipe();
         pipe.add_command(cmd.clone());
         pipe.cmd("WAIT").arg(ack.replicas).arg(ack.timeout.as_millis().max(1) as u64);
-        let deadline = self.config.response_timeout + self.config.response_timeout / 4;
         match tokio::time::timeout(deadline, pipe.query_async::<Vec<Value>>(&mut conn)).await {
             Err(_) => {
                 self.broken.notify_one();
@@ -211,6 +247,9 @@ impl Instance {
             Err(CallError::Redis(e))
                 if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) =>
             {
+                if self.is_cluster() {
+                    return self.query(&with_body(&cmd, script.body)).await;
+                }
                 self.query(redis::cmd("SCRIPT").arg("LOAD").arg(script.body)).await?;
                 self.query(&cmd).await
             }
@@ -235,6 +274,9 @@ impl Instance {
             Err(CallError::Redis(e))
                 if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) =>
             {
+                if self.is_cluster() {
+                    return self.query_acked(&with_body(&cmd, script.body), ack).await;
+                }
                 self.query(redis::cmd("SCRIPT").arg("LOAD").arg(script.body)).await?;
                 self.query_acked(&cmd, ack).await
             }
@@ -251,12 +293,20 @@ impl Instance {
 
     /// Opens a session: script connection, scripts, placement membership, pub/sub connection
     /// with every live channel subscribed again.
-    async fn open(&self, shared: &Weak<Shared>) -> Result<PubSubStream, CallError> {
+    async fn open(&self, shared: &Weak<Shared>) -> Result<Feed, CallError> {
+        if let Target::Cluster(target) = &self.target {
+            let (mut conn, subs, pushes) = target.connect(&self.config).await?;
+            crate::cluster::load_scripts(&mut conn).await;
+            self.hub.start_session(Sink::Sharded(subs)).await?;
+            *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(Conn::Cluster(conn));
+            return Ok(Feed::Cluster(pushes));
+        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.config.connect_timeout))
             .set_response_timeout(Some(self.config.response_timeout));
         let (client, node) = match &self.target {
             Target::Fixed(client) => (Client::clone(client), None),
+            Target::Cluster(_) => return Err(CallError::Down),
             Target::Sentinel(group) => {
                 let node = group.resolve().await?;
                 (group.client(&node)?, Some(node))
@@ -310,11 +360,11 @@ impl Instance {
             .await
             .map_err(|_| CallError::Timeout)??;
         let (sink, stream) = pubsub.split();
-        self.hub.start_session(sink).await?;
+        self.hub.start_session(Sink::Plain(sink)).await?;
         self.demoted.store(false, Ordering::SeqCst);
         *self.node.lock().unwrap_or_else(|e| e.into_inner()) = node;
-        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
-        Ok(stream)
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(Conn::Node(conn));
+        Ok(Feed::Node(stream))
     }
 
     /// Whether the sentinels now name another master than this session's node.
@@ -330,27 +380,35 @@ impl Instance {
     }
 
     async fn ping(&self) -> bool {
+        if let Some(Conn::Cluster(mut conn)) = self.connection() {
+            let deadline = self.config.response_timeout + self.config.response_timeout / 4;
+            return tokio::time::timeout(deadline, crate::cluster::ping(&mut conn))
+                .await
+                .unwrap_or(false);
+        }
         matches!(self.query(&redis::cmd("PING")).await, Ok(Value::SimpleString(ref s)) if s == "PONG")
     }
 
     /// Watches a live session until it fails (false) or the store stops (true).
-    async fn monitor(&self, mut stream: PubSubStream, stop: &mut watch::Receiver<bool>) -> bool {
-        let stopped = self.watch_session(&mut stream, stop).await;
+    async fn monitor(&self, mut feed: Feed, stop: &mut watch::Receiver<bool>) -> bool {
+        let stopped = self.watch_session(&mut feed, stop).await;
         // Messages that arrived before the failure was noticed are still worth delivering.
-        while let Some(Some(msg)) = stream.next().now_or_never() {
-            self.hub.dispatch(&msg);
+        while let Some(Some(event)) = feed.next().now_or_never() {
+            if let FeedEvent::Message(msg) = event {
+                self.hub.dispatch(&msg);
+            }
         }
         stopped
     }
 
-    async fn watch_session(
-        &self,
-        stream: &mut PubSubStream,
-        stop: &mut watch::Receiver<bool>,
-    ) -> bool {
+    async fn watch_session(&self, feed: &mut Feed, stop: &mut watch::Receiver<bool>) -> bool {
         let mut tick = tokio::time::interval(self.config.ping_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        // Shard subscriptions the cluster dropped are tried again at this pace until they
+        // all succeed (a failover takes about the cluster's node timeout).
+        let mut repair = tokio::time::interval(REPAIR_INTERVAL.min(self.config.ping_interval));
+        repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut hints = self.group().map(|g| g.hints());
         loop {
             tokio::select! {
@@ -359,10 +417,17 @@ impl Instance {
                         return true;
                     }
                 }
-                msg = stream.next() => match msg {
-                    Some(msg) => self.hub.dispatch(&msg),
+                event = feed.next() => match event {
+                    Some(FeedEvent::Message(msg)) => self.hub.dispatch(&msg),
+                    Some(FeedEvent::Lost(channel)) => self.hub.mark_lost(channel.as_deref()),
                     None => return false,
                 },
+                _ = repair.tick(), if self.hub.needs_repair() => {
+                    if self.hub.repair().await {
+                        // Notices published while a channel had no subscription are lost.
+                        self.hub.announce_reset();
+                    }
+                }
                 _ = hinted(&mut hints) => {
                     if self.master_moved().await {
                         return false;

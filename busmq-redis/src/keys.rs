@@ -11,8 +11,13 @@
 //! | `<ns>:{q}:c`             | zset    | consumer leases (`<kind>:<id>` by deadline)           |
 //! | `<ns>:{q}:t`             | hash    | tombstone: closed generation, last id                 |
 //! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |
+//! | `<ns>:{q}:s`             | channel | the same on Redis Cluster, as a shard channel         |
 //! | `<ns>:t:{topic}`         | channel | pub/sub topic                                         |
 //! | `<ns>:placement`         | set     | memberships this instance has been part of            |
+//!
+//! On Redis Cluster the notification channel ends in `:s` instead of `:w`: the scripts publish
+//! on such a channel with SPUBLISH (it lives in the queue's slot, on the queue's node) and on
+//! any other with PUBLISH.
 //!
 //! A name containing `{`, `}` or `%` is percent-encoded inside the braces, so that the hash tag
 //! is always exactly the (encoded) name and distinct names never share keys.
@@ -81,12 +86,19 @@ impl QueueKeys {
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     ns: String,
+    /// Redis Cluster: notification channels are shard channels.
+    sharded: bool,
 }
 
 impl Layout {
     pub(crate) fn new(ns: &str) -> Result<Layout, Error> {
         validate_namespace(ns)?;
-        Ok(Layout { ns: ns.to_string() })
+        Ok(Layout { ns: ns.to_string(), sharded: false })
+    }
+
+    /// The layout for a Redis Cluster (see the module docs).
+    pub(crate) fn sharded(self) -> Layout {
+        Layout { sharded: true, ..self }
     }
 
     pub(crate) fn namespace(&self) -> &str {
@@ -103,7 +115,7 @@ impl Layout {
         };
         QueueKeys {
             keys: [key("m"), key("t"), key("r"), key("z"), key("x"), key("c")],
-            channel: key("w"),
+            channel: key(if self.sharded { "s" } else { "w" }),
         }
     }
 
@@ -128,6 +140,7 @@ mod tests {
         assert_eq!(q.keys[5], "busmq:{orders}:c");
         assert_eq!(q.channel, "busmq:{orders}:w");
         assert_eq!(l.topic_channel("news"), "busmq:t:{news}");
+        assert_eq!(l.sharded().queue("orders").channel, "busmq:{orders}:s");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! busmq-redis: the busmq [`Store`](busmq_core::Store) over Redis.
+//! busmq-redis: the busmq [`Store`](busmq_core::Store) over Redis (plain instances, Sentinel
+//! groups, or a Redis Cluster).
 //!
 //! ```no_run
 //! # async fn example() -> busmq_core::Result<()> {
@@ -107,6 +108,42 @@
 //!   failover lost) and consumers look again. The state goes `Offline` (or `Degraded`) and back
 //!   to `Online` once per transition.
 //!
+//! # Redis Cluster
+//!
+//! A Redis Cluster (Redis 7 or newer) can be the store's one instance, given by a few seed
+//! nodes:
+//!
+//! ```no_run
+//! # fn example() -> busmq_core::Result<()> {
+//! use busmq_redis::RedisStore;
+//! let a = RedisStore::open("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000")?;
+//! let b = RedisStore::builder().cluster(["10.0.0.1:7000", "10.0.0.2:7000"]).build()?;
+//! # let _ = (a, b);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! * The redis crate's cluster client discovers the slots, routes each script by the queue's
+//!   hash tag (all keys of a queue are in one slot) and follows `MOVED`/`ASK`; a `NOSCRIPT`
+//!   answer (a master promoted after a failover) is retried with `EVAL`, which caches the
+//!   script on that node. The placement identity is `cluster:<sorted seeds>`.
+//! * Pub/sub is sharded: the scripts `SPUBLISH` on `<ns>:{<queue>}:s` (a channel in the
+//!   queue's slot) and watchers and topics `SSUBSCRIBE` on the owning node, so nothing is
+//!   broadcast to every node. A slot move (`sunsubscribe` from the old owner) or a lost node
+//!   marks the subscriptions for repair: every live channel is subscribed again on its current
+//!   owner, then every watcher gets `Notice::Reset`.
+//! * Scripts and subscriptions use two cluster connections (scripts over RESP2, shard
+//!   subscriptions over RESP3): the redis crate would take an unsolicited `sunsubscribe` for
+//!   the reply of a script in flight on a shared connection.
+//! * The session stays up while at least one master answers: calls on the slots of a failed
+//!   master fail (retryably) until its replica takes over.
+//! * [`RedisStoreBuilder::replicas_ack`] sends `WAIT` after the script on the connection to the
+//!   slot's master (a cluster pipeline does not follow redirections). A promoted replica has
+//!   no replica until one rejoins, and such pushes fail retryably until then.
+//! * A queue's keys must move between nodes together (the scripts use page lists that are not
+//!   declared keys): move a slot's keys in one `MIGRATE`, or give `redis-cli --cluster
+//!   reshard` a `--cluster-pipeline` above the number of keys of the largest queue.
+//!
 //! # Guarantees under failure
 //!
 //! Redis replication is asynchronous: the master acknowledges a write before any replica has
@@ -118,7 +155,10 @@
 //! guarantees under each fault, with the figures of `cargo xtask chaos`, which checks them.
 
 mod blocking;
+mod cluster;
+mod cluster_url;
 mod config;
+mod conn;
 mod entry;
 mod errors;
 mod fast;

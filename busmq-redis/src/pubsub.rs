@@ -4,15 +4,26 @@
 //! one to go sends UNSUBSCRIBE. After a reconnection the hub subscribes every live channel once
 //! on the new connection (the old one is gone, so nothing is delivered twice) and sends
 //! [`Notice::Reset`] to every watcher, because notices published during the outage are lost.
+//!
+//! On a Redis Cluster the "connection" is the cluster connection and channels are shard
+//! channels (`SSUBSCRIBE`, one command per channel since channels of different slots live on
+//! different nodes). A shard subscription can be dropped by the cluster (slot moved, node
+//! lost): the hub is then marked for [`Hub::repair`], which subscribes every live channel
+//! again on its current owner.
 
 use crate::errors::CallError;
 use busmq_core::store::Notice;
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::Stream;
+use futures::future::BoxFuture;
 use redis::Msg;
 use redis::aio::PubSubSink;
+use redis::cluster_async::ClusterConnection;
 use std::collections::HashMap;
+use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -39,6 +50,57 @@ fn notice(payload: &[u8], closed_before: u64) -> Option<Notice> {
     }
 }
 
+/// How a session subscribes: on one node's pub/sub connection, or with shard subscriptions on
+/// a cluster connection.
+#[derive(Clone)]
+pub(crate) enum Sink {
+    Plain(PubSubSink),
+    Sharded(ClusterConnection),
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Sink::Plain(_) => "Sink::Plain",
+            Sink::Sharded(_) => "Sink::Sharded",
+        })
+    }
+}
+
+/// How many shard subscriptions are in flight at once when many are sent.
+const SHARDED_CONCURRENCY: usize = 64;
+
+impl Sink {
+    async fn subscribe(&mut self, channels: &[String]) -> redis::RedisResult<()> {
+        match self {
+            Sink::Plain(sink) => sink.subscribe(channels).await,
+            Sink::Sharded(conn) => {
+                for part in channels.chunks(SHARDED_CONCURRENCY) {
+                    let calls: Vec<BoxFuture<'static, redis::RedisResult<()>>> = part
+                        .iter()
+                        .cloned()
+                        .map(|channel| {
+                            let mut conn = conn.clone();
+                            async move { conn.ssubscribe(channel).await }.boxed()
+                        })
+                        .collect();
+                    for result in futures::future::join_all(calls).await {
+                        result?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            Sink::Plain(sink) => sink.unsubscribe(channel).await,
+            Sink::Sharded(conn) => conn.sunsubscribe(channel).await,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Sub {
     id: u64,
@@ -47,7 +109,7 @@ struct Sub {
 
 #[derive(Debug, Default)]
 struct HubState {
-    sink: Option<PubSubSink>,
+    sink: Option<Sink>,
     channels: HashMap<String, Vec<Sub>>,
     next: u64,
     closed: bool,
@@ -61,11 +123,18 @@ pub(crate) struct Hub {
     // unsubscribed after a newer subscriber added it back.
     ops: tokio::sync::Mutex<()>,
     timeout: Duration,
+    /// Some shard subscriptions may have been dropped by the cluster.
+    dirty: AtomicBool,
 }
 
 impl Hub {
     pub(crate) fn new(timeout: Duration) -> Hub {
-        Hub { state: Mutex::default(), ops: tokio::sync::Mutex::new(()), timeout }
+        Hub {
+            state: Mutex::default(),
+            ops: tokio::sync::Mutex::new(()),
+            timeout,
+            dirty: AtomicBool::new(false),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -110,7 +179,9 @@ impl Hub {
         if let Some(mut sink) = sink {
             // Returns once Redis confirmed the subscription: messages published after this
             // call returns are delivered.
-            match tokio::time::timeout(self.timeout, sink.subscribe(&channel)).await {
+            match tokio::time::timeout(self.timeout, sink.subscribe(std::slice::from_ref(&channel)))
+                .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => return Err(CallError::Timeout),
@@ -166,8 +237,9 @@ impl Hub {
 
     /// Installs the pub/sub connection of a new session and subscribes every live channel on
     /// it, once.
-    pub(crate) async fn start_session(&self, mut sink: PubSubSink) -> Result<(), CallError> {
+    pub(crate) async fn start_session(&self, mut sink: Sink) -> Result<(), CallError> {
         let _ops = self.ops.lock().await;
+        self.dirty.store(false, Ordering::SeqCst);
         let channels: Vec<String> = self.lock().channels.keys().cloned().collect();
         for part in channels.chunks(512) {
             match tokio::time::timeout(self.timeout, sink.subscribe(part)).await {
@@ -178,6 +250,50 @@ impl Hub {
         }
         self.lock().sink = Some(sink);
         Ok(())
+    }
+
+    /// Notes that the cluster dropped `channel` (or, with `None`, that a node was lost, so
+    /// any channel may be gone). Only channels still wanted matter: our own unsubscriptions
+    /// are confirmed the same way.
+    pub(crate) fn mark_lost(&self, channel: Option<&str>) {
+        let wanted = match channel {
+            Some(c) => self.lock().channels.contains_key(c),
+            None => true,
+        };
+        if wanted {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a [`Hub::repair`] is due.
+    pub(crate) fn needs_repair(&self) -> bool {
+        self.dirty.load(Ordering::SeqCst)
+    }
+
+    /// Subscribes every live channel again (each on its slot's current owner; subscribing a
+    /// channel twice on one connection is harmless). Returns whether it all succeeded; the
+    /// hub stays marked otherwise, for the next attempt.
+    pub(crate) async fn repair(&self) -> bool {
+        let _ops = self.ops.lock().await;
+        if !self.dirty.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        let (sink, channels) = {
+            let st = self.lock();
+            (st.sink.clone(), st.channels.keys().cloned().collect::<Vec<_>>())
+        };
+        let Some(mut sink) = sink else {
+            // The session is over; the next one subscribes everything anyway.
+            return true;
+        };
+        let done = matches!(
+            tokio::time::timeout(self.timeout, sink.subscribe(&channels)).await,
+            Ok(Ok(()))
+        );
+        if !done {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+        done
     }
 
     /// Forgets the connection of a session that ended.

@@ -36,7 +36,7 @@ fn encode(text: &str) -> String {
     out
 }
 
-fn decode(url: &str, text: &str) -> Result<String, Error> {
+pub(crate) fn decode(url: &str, text: &str) -> Result<String, Error> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -163,7 +163,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
         .map_err(|e| invalid(url, e.to_string()))?
         .set_redis_settings(data);
     let identity = format!("sentinel:{}/{db}", spec.master);
-    Ok(Endpoint { info, identity, sentinel: Some(spec) })
+    Ok(Endpoint { info, identity, sentinel: Some(spec), cluster: None })
 }
 
 #[cfg(test)]

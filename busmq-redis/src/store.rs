@@ -185,10 +185,10 @@ impl RedisStore {
         let blockers = endpoints
             .iter()
             .map(|e| {
-                let client = match e.sentinel {
-                    None => Client::open(e.info.clone()).ok(),
-                    Some(_) => None,
-                };
+                // A Sentinel group's master and a cluster slot's node change under a blocked
+                // pop, so only fixed addresses block; the others wait for notices.
+                let fixed = e.sentinel.is_none() && e.cluster.is_none();
+                let client = if fixed { Client::open(e.info.clone()).ok() } else { None };
                 Blockers::new(client, config.connect_timeout)
             })
             .collect();
@@ -917,7 +917,7 @@ impl Store for RedisStore {
         let inst = s.topic_instance(topic);
         let channel = s.layout.topic_channel(topic.as_str());
         let value = inst
-            .query(redis::cmd("PUBLISH").arg(&channel).arg(&payload[..]))
+            .query(redis::cmd(inst.publish_command()).arg(&channel).arg(&payload[..]))
             .await
             .map_err(|e| s.context("publish", inst, None, Some(topic.as_str())).error(e))?;
         match value {

@@ -1,7 +1,9 @@
 //! Connection URLs: `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS),
-//! `redis+unix:///path[?db=N&pass=...]` and the Sentinel form (see [`crate::sentinel_url`]),
+//! `redis+unix:///path[?db=N&pass=...]`, the Sentinel form (see [`crate::sentinel_url`]) and the
+//! Redis Cluster form (see [`crate::cluster_url`]),
 //! checked up front so a bad URL is a typed error that names it (SPEC E1).
 
+use crate::cluster_url::ClusterSpec;
 use crate::sentinel::SentinelSpec;
 use busmq_core::Error;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
@@ -18,6 +20,8 @@ pub(crate) struct Endpoint {
     /// Set for a Sentinel-managed group: `info` then holds the data nodes' credentials and db,
     /// and the address comes from the sentinels.
     pub(crate) sentinel: Option<SentinelSpec>,
+    /// Set for a Redis Cluster: `info` then holds the credentials, the addresses are seeds.
+    pub(crate) cluster: Option<ClusterSpec>,
 }
 
 const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
@@ -63,11 +67,14 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     if crate::sentinel_url::is_sentinel(url) {
         return crate::sentinel_url::parse(url);
     }
+    if crate::cluster_url::is_cluster(url) {
+        return crate::cluster_url::parse(url);
+    }
     let Some(scheme) = SCHEMES.iter().find(|s| url.starts_with(**s)) else {
         return Err(invalid(
             url,
-            "the scheme must be redis://, rediss://, redis+unix:// (also unix://) or \
-             redis+sentinel://",
+            "the scheme must be redis://, rediss://, redis+unix:// (also unix://), \
+             redis+sentinel:// or redis+cluster://",
         ));
     };
     if *scheme == "rediss://" && !cfg!(feature = "tls") {
@@ -104,7 +111,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
         ConnectionAddr::Unix(path) => format!("unix:{}/{db}", path.display()),
         other => return Err(invalid(url, format!("unsupported address {other:?}"))),
     };
-    Ok(Endpoint { info, identity, sentinel: None })
+    Ok(Endpoint { info, identity, sentinel: None, cluster: None })
 }
 
 #[cfg(test)]

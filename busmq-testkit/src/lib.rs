@@ -14,12 +14,14 @@
 
 pub mod backend;
 pub mod cases;
+pub mod cluster;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod proxy;
 pub mod redis;
 mod registry;
 pub mod sentinel;
+mod shared_cluster;
 mod shared_servers;
 pub mod support;
 
@@ -29,4 +31,5 @@ pub use docker::DockerServers;
 #[doc(hidden)]
 pub use futures::future::BoxFuture;
 pub use registry::{Case, CaseFn, all_cases, run_case};
+pub use shared_cluster::SharedCluster;
 pub use shared_servers::SharedServers;

@@ -7,7 +7,7 @@
 
 #[cfg(feature = "docker")]
 use busmq_testkit::docker::{self, DockerServers};
-use busmq_testkit::{Backend, Case, FnBackend, SharedServers, all_cases, run_case};
+use busmq_testkit::{Backend, Case, FnBackend, SharedCluster, SharedServers, all_cases, run_case};
 use serde::Serialize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -67,7 +67,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-fn backends(docker: &[DockerRow]) -> Vec<Arc<dyn Backend>> {
+fn backends(docker: &[DockerRow], only: Option<&str>) -> Vec<Arc<dyn Backend>> {
     static SINGLE: OnceLock<Option<SharedServers>> = OnceLock::new();
     static SHARDED: OnceLock<Option<SharedServers>> = OnceLock::new();
     let memory = busmq_memory::Memory::new();
@@ -76,6 +76,10 @@ fn backends(docker: &[DockerRow]) -> Vec<Arc<dyn Backend>> {
         redis("redis", SharedServers::get(1, &SINGLE)),
         redis("redis-sharded-3", SharedServers::get(3, &SHARDED)),
     ];
+    // Six processes: started only when the row runs.
+    if only.is_none_or(|only| only == "redis-cluster") {
+        backends.push(cluster());
+    }
     for row in docker {
         let urls = row.urls.clone();
         backends.push(Arc::new(FnBackend::new(row.name, false, move || {
@@ -132,12 +136,24 @@ fn redis(name: &str, servers: Option<&'static SharedServers>) -> Arc<dyn Backend
     Arc::new(backend.unavailable_because(missing))
 }
 
+/// A Redis Cluster of six nodes (three masters, three replicas).
+fn cluster() -> Arc<dyn Backend> {
+    static CLUSTER: OnceLock<Option<SharedCluster>> = OnceLock::new();
+    let cluster = SharedCluster::get(&CLUSTER);
+    let missing = cluster.is_none().then(|| "redis-server or redis-cli is missing".to_string());
+    let backend = FnBackend::new("redis-cluster", false, move || {
+        let url = cluster.expect("available").url().to_string();
+        Arc::new(busmq_redis::RedisStore::open(url).expect("valid url")) as _
+    });
+    Arc::new(backend.unavailable_because(missing))
+}
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     let docker = docker_servers(&options)?;
     let cases = all_cases();
     let mut rows = Vec::new();
-    for backend in backends(&docker) {
+    for backend in backends(&docker, options.only.as_deref()) {
         if options.only.as_ref().is_some_and(|only| *only != backend.name()) {
             continue;
         }

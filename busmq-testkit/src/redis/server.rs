@@ -46,6 +46,7 @@ pub struct RedisServerBuilder {
     config: Vec<String>,
     ready_timeout: Duration,
     sentinel: bool,
+    cluster: bool,
 }
 
 impl Default for RedisServerBuilder {
@@ -57,6 +58,7 @@ impl Default for RedisServerBuilder {
             config: Vec::new(),
             ready_timeout: Duration::from_secs(20),
             sentinel: false,
+            cluster: false,
         }
     }
 }
@@ -94,6 +96,14 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Runs as a Redis Cluster node (`cluster-enabled yes`, `nodes.conf` in the server's own
+    /// directory, so it survives [`RedisServer::restart`]). The cluster bus gets its own free
+    /// port (`cluster-port`): the default, port + 10000, may not exist for high ports.
+    pub fn cluster(mut self, yes: bool) -> Self {
+        self.cluster = yes;
+        self
+    }
+
     /// Starts as a replica of the server on loopback port `port` (`replicaof`; with
     /// `masterauth` when this server has a password, which is then the master's too).
     pub fn replica_of(mut self, port: u16) -> Self {
@@ -124,6 +134,7 @@ impl RedisServerBuilder {
             stderr: dir.join("stderr.log"),
             dir,
             port: 0,
+            cluster_port: None,
             password: self.password,
             extra: self.config,
             ready_timeout: self.ready_timeout,
@@ -134,6 +145,9 @@ impl RedisServerBuilder {
         for attempt in 0..PORT_ATTEMPTS {
             if server.socket.is_none() {
                 server.port = free_port()?;
+            }
+            if self.cluster {
+                server.cluster_port = Some(free_port()?);
             }
             server.write_config()?;
             match server.launch().await {
@@ -160,6 +174,8 @@ pub struct RedisServer {
     stderr: PathBuf,
     socket: Option<PathBuf>,
     port: u16,
+    /// The cluster bus port of a cluster node.
+    cluster_port: Option<u16>,
     password: Option<String>,
     extra: Vec<String>,
     ready_timeout: Duration,
@@ -303,6 +319,10 @@ impl RedisServer {
             if !self.sentinel {
                 conf.push_str(&format!("masterauth {pw}\n"));
             }
+        }
+        if let Some(bus) = self.cluster_port {
+            conf.push_str("cluster-enabled yes\ncluster-config-file nodes.conf\n");
+            conf.push_str(&format!("cluster-port {bus}\n"));
         }
         for line in &self.extra {
             conf.push_str(line);

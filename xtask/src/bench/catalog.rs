@@ -110,6 +110,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "100 queues, a producer (push, 256 in flight) and a consumer each, aggregate",
     ),
     scenario(
+        "cluster-100",
+        Some("queue-100"),
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "queue-100 on a Redis Cluster of 3 masters + 3 replicas, pinned like redis-server",
+    ),
+    scenario(
         "reliable-1",
         Some("queue-1x1"),
         Figure::Rate,

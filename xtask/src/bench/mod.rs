@@ -6,6 +6,7 @@ mod backend;
 mod baseline;
 mod catalog;
 mod channel;
+mod cluster;
 mod commands;
 mod consume;
 mod cpu;
@@ -114,6 +115,8 @@ const QUICK: Budget = Budget {
 #[derive(Debug)]
 pub(crate) struct Env {
     pub(crate) server: Server,
+    /// The Redis Cluster of cluster-100 (or why there is none).
+    cluster: Result<cluster::BenchCluster, String>,
     pub(crate) budget: Budget,
     selected: Option<Vec<&'static str>>,
 }
@@ -125,6 +128,10 @@ impl Env {
 
     pub(crate) fn redis(&self) -> Backend {
         Backend::Redis(self.server.url())
+    }
+
+    pub(crate) fn cluster(&self) -> Result<Backend, String> {
+        self.cluster.as_ref().map(|c| Backend::Redis(c.url())).map_err(Clone::clone)
     }
 }
 
@@ -174,7 +181,16 @@ async fn bench(
     let redis_pid = server.pid().ok_or("redis-server has no pid")?;
     let pinning = pinned.and_then(|()| plan.pin_redis(redis_pid));
     let redis_version = server.version().await?;
-    let env = Env { server, budget, selected };
+    let wants_cluster = selected.as_ref().is_none_or(|s| s.contains(&"cluster-100"));
+    let cluster = if wants_cluster {
+        cluster::BenchCluster::start(&plan).await
+    } else {
+        Err("not selected".to_string())
+    };
+    if let (true, Err(error)) = (wants_cluster, &cluster) {
+        println!("cluster-100: no cluster: {error}");
+    }
+    let env = Env { server, budget, selected, cluster };
     println!(
         "busmq bench ({}), redis {redis_version}, {}, client CPU from {}",
         if quick { "quick" } else { "full" },

@@ -22,6 +22,8 @@ pub(crate) const RAW_WINDOW: usize = PUSH_WINDOW.div_ceil(BATCH);
 enum Kind {
     RawList,
     Queue(Flow),
+    /// The same flow on the bench's Redis Cluster.
+    Cluster(Flow),
     Reliable(Shape),
 }
 
@@ -39,6 +41,7 @@ const KINDS: &[(&str, Kind)] = &[
         }),
     ),
     ("queue-100", Kind::Queue(Flow { producer: PUSH, size: SIZE, queues: 100 })),
+    ("cluster-100", Kind::Cluster(Flow { producer: PUSH, size: SIZE, queues: 100 })),
     ("reliable-1", Kind::Reliable(Shape { consumers: 1, ack_window: PUSH_WINDOW })),
     ("reliable-4", Kind::Reliable(Shape { consumers: 4, ack_window: PUSH_WINDOW })),
     ("reliable-1/await-each", Kind::Reliable(Shape { consumers: 1, ack_window: 1 })),
@@ -52,6 +55,8 @@ async fn measure(env: &Env, kind: Kind, n: u64) -> Result<Sample, String> {
             baseline::list(&env.server, shape, n).await
         }
         Kind::Queue(flow) => queue::fan(&env.redis(), server, flow, n).await,
+        // The cluster's six processes are not measured (INFO of one node says little).
+        Kind::Cluster(flow) => queue::fan(&env.cluster()?, None, flow, n).await,
         Kind::Reliable(shape) => reliable::reliable(&env.redis(), server, shape, SIZE, n).await,
     }
 }

@@ -1,7 +1,9 @@
 //! The Redis deployments a scenario runs against: a plain server with persistence behind the
 //! fault proxy (every bus connects through the proxy, so partitions cut them all off), or a
-//! Sentinel set (one master, two replicas, three sentinels).
+//! Sentinel set (one master, two replicas, three sentinels), or a Redis Cluster (three masters
+//! with two replicas each).
 
+use busmq_testkit::cluster::RedisCluster;
 use busmq_testkit::proxy::FaultProxy;
 use busmq_testkit::redis::RedisServer;
 use busmq_testkit::sentinel::{SentinelSet, command};
@@ -16,6 +18,7 @@ pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub(crate) enum Deployment {
     Plain { server: RedisServer, proxy: FaultProxy },
     Sentinel { set: SentinelSet },
+    Cluster { cluster: RedisCluster },
 }
 
 fn text(e: impl std::fmt::Display) -> String {
@@ -40,11 +43,22 @@ impl Deployment {
         Ok(Deployment::Sentinel { set: SentinelSet::builder().start().await.map_err(text)? })
     }
 
+    pub(crate) async fn cluster() -> Result<Deployment, String> {
+        if busmq_testkit::cluster::redis_cli().is_none() {
+            return Err("the cluster faults need redis-cli (apt: redis-tools)".into());
+        }
+        // Two replicas per master, as the Sentinel set has: after a failover the new master
+        // still has a replica, so `WAIT 1` keeps working without waiting for the old one.
+        let cluster = RedisCluster::builder().shape(3, 2).start().await.map_err(text)?;
+        Ok(Deployment::Cluster { cluster })
+    }
+
     /// The URL every bus connects with.
     pub(crate) fn url(&self) -> String {
         match self {
             Deployment::Plain { proxy, .. } => proxy.url(None),
             Deployment::Sentinel { set } => set.url(),
+            Deployment::Cluster { cluster } => cluster.url(),
         }
     }
 
@@ -53,6 +67,7 @@ impl Deployment {
         match self {
             Deployment::Plain { server, .. } => Ok(server.port()),
             Deployment::Sentinel { set } => set.master_port().await.map_err(text),
+            Deployment::Cluster { .. } => Err("a cluster has several masters".into()),
         }
     }
 
@@ -74,21 +89,32 @@ impl Deployment {
                 tokio::time::sleep(outage).await;
                 server.restart().await.map_err(text)
             }
-            Deployment::Sentinel { .. } => Err("restart is a fault of the plain deployment".into()),
+            Deployment::Sentinel { .. } | Deployment::Cluster { .. } => {
+                Err("restart is a fault of the plain deployment".into())
+            }
         }
     }
 
     pub(crate) fn proxy(&self) -> Result<&FaultProxy, String> {
         match self {
             Deployment::Plain { proxy, .. } => Ok(proxy),
-            Deployment::Sentinel { .. } => Err("the sentinel deployment has no proxy".into()),
+            Deployment::Sentinel { .. } | Deployment::Cluster { .. } => {
+                Err("only the plain deployment has a proxy".into())
+            }
         }
     }
 
     pub(crate) fn sentinels(&mut self) -> Result<&mut SentinelSet, String> {
         match self {
             Deployment::Sentinel { set } => Ok(set),
-            Deployment::Plain { .. } => Err("the plain deployment has no sentinels".into()),
+            _ => Err("only the sentinel deployment has sentinels".into()),
+        }
+    }
+
+    pub(crate) fn cluster_mut(&mut self) -> Result<&mut RedisCluster, String> {
+        match self {
+            Deployment::Cluster { cluster } => Ok(cluster),
+            _ => Err("only the cluster deployment is a cluster".into()),
         }
     }
 }

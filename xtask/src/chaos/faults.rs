@@ -14,6 +14,10 @@
 //! |                           | (`CLIENT KILL TYPE replica`) for 0.5 s while     |                                    |
 //! |                           | consumers stall, SIGKILL of the master, replicas |                                    |
 //! |                           | resumed                                          |                                    |
+//! | `cluster-failover`        | SIGKILL of the cluster master of one of the      | its replica serves the slots and   |
+//! |                           | queues (a different queue each time)             | every node reports `cluster_state:ok` |
+//! | `cluster-reshard`         | every queue's slot moved to another master       | the last slot has moved            |
+//! |                           | (`CLUSTER SETSLOT` + one `MIGRATE` per slot)     |                                    |
 //!
 //! `failover-replica-lag` makes the asynchronous replication visible: the master acknowledges
 //! writes the replicas never receive, and one of those replicas becomes the master. Consumers
@@ -45,10 +49,12 @@ pub(crate) enum Fault {
     SlowConsumer,
     Failover,
     FailoverLag,
+    ClusterFailover,
+    ClusterReshard,
 }
 
 impl Fault {
-    pub(crate) const ALL: [Fault; 8] = [
+    pub(crate) const ALL: [Fault; 10] = [
         Fault::ConsumerTaskKilled,
         Fault::ConsumerProcessKilled,
         Fault::ClientKill,
@@ -57,6 +63,8 @@ impl Fault {
         Fault::SlowConsumer,
         Fault::Failover,
         Fault::FailoverLag,
+        Fault::ClusterFailover,
+        Fault::ClusterReshard,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -69,6 +77,8 @@ impl Fault {
             Fault::SlowConsumer => "slow-consumer",
             Fault::Failover => "failover",
             Fault::FailoverLag => "failover-replica-lag",
+            Fault::ClusterFailover => "cluster-failover",
+            Fault::ClusterReshard => "cluster-reshard",
         }
     }
 
@@ -79,6 +89,16 @@ impl Fault {
     /// Whether the fault needs the Sentinel deployment (else the plain one).
     pub(crate) fn needs_sentinel(self) -> bool {
         matches!(self, Fault::Failover | Fault::FailoverLag)
+    }
+
+    /// Whether the fault needs the Redis Cluster deployment.
+    pub(crate) fn needs_cluster(self) -> bool {
+        matches!(self, Fault::ClusterFailover | Fault::ClusterReshard)
+    }
+
+    /// Whether the deployment has replicas (so `WAIT` means something).
+    pub(crate) fn has_replicas(self) -> bool {
+        self.needs_sentinel() || self.needs_cluster()
     }
 
     /// Whether consumers must be separate processes (to be killed with SIGKILL).
@@ -164,6 +184,37 @@ pub(crate) async fn inject(
             set.wait_for_new_master(old).await.map_err(|e| e.to_string())?;
             killed = Some(old);
         }
+        Fault::ClusterFailover => {
+            let names: Vec<String> = runs.iter().flat_map(|r| r.names().to_vec()).collect();
+            let name = &names[n % names.len()];
+            let cluster = deployment.cluster_mut()?;
+            let slot =
+                cluster.slot_of(&format!("x:{{{name}}}")).await.map_err(|e| e.to_string())?;
+            let old = cluster.kill_master_of(slot).await.map_err(|e| e.to_string())?;
+            cluster.wait_for_failover(old).await.map_err(|e| e.to_string())?;
+            killed = Some(old);
+        }
+        Fault::ClusterReshard => {
+            let cluster = deployment.cluster_mut()?;
+            let masters: Vec<usize> = cluster
+                .topology()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|node| node.master && !node.failed && !node.slots.is_empty())
+                .map(|node| node.index)
+                .collect();
+            for run in runs.iter() {
+                for name in run.names() {
+                    let key = format!("x:{{{name}}}");
+                    let slot = cluster.slot_of(&key).await.map_err(|e| e.to_string())?;
+                    let home = cluster.master_of(slot).await.map_err(|e| e.to_string())?;
+                    let at = masters.iter().position(|m| *m == home).unwrap_or(0);
+                    let to = masters[(at + 1) % masters.len()];
+                    cluster.move_slot(slot, to).await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
     }
     Ok((FaultWindow { start_ms, end_ms: ms(start) }, killed))
 }
@@ -175,6 +226,10 @@ pub(crate) async fn repair(
     killed: Option<usize>,
 ) -> Result<(), String> {
     if let Some(node) = killed {
+        if let Ok(cluster) = deployment.cluster_mut() {
+            // It rejoins as a replica of its successor; restart_node waits until it is whole.
+            return cluster.restart_node(node).await.map_err(|e| e.to_string());
+        }
         let set = deployment.sentinels()?;
         set.restart_node(node).await.map_err(|e| e.to_string())?;
         set.wait_healthy().await.map_err(|e| e.to_string())?;

@@ -98,7 +98,8 @@ pub(crate) fn table(rows: &[Row]) -> String {
 pub(crate) fn violations(rows: &[Row]) -> Vec<String> {
     let mut out = Vec::new();
     for r in rows {
-        let failover = r.fault.starts_with("failover");
+        // Sentinel and cluster failovers alike: replication is asynchronous.
+        let failover = r.fault.starts_with("failover") || r.fault == "cluster-failover";
         let waits = r.mode.ends_with("+wait");
         let reliable = r.mode.starts_with("reliable");
         let what = format!("{} under {}", r.mode, r.fault);

@@ -14,6 +14,8 @@ use tokio::time::Instant;
 pub(crate) async fn run(fault: Fault, plan: &Plan, trace: bool) -> Result<Vec<Row>, String> {
     let mut deployment = if fault.needs_sentinel() {
         Deployment::sentinel().await?
+    } else if fault.needs_cluster() {
+        Deployment::cluster().await?
     } else {
         Deployment::plain().await?
     };

@@ -22,7 +22,7 @@ pub(crate) const RELIABLE_WAIT: Mode = Mode { name: "reliable+wait", reliable: t
 /// The modes that run (side by side, on separate queues) under `fault`. `WAIT` only means
 /// something where there are replicas.
 pub(crate) fn modes(fault: Fault) -> Vec<Mode> {
-    if fault.needs_sentinel() {
+    if fault.has_replicas() {
         vec![AT_MOST_ONCE, RELIABLE, AT_MOST_ONCE_WAIT, RELIABLE_WAIT]
     } else {
         vec![AT_MOST_ONCE, RELIABLE]

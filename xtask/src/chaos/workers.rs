@@ -100,6 +100,11 @@ impl std::fmt::Debug for ModeRun {
 }
 
 impl ModeRun {
+    /// The names of this mode's queues.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Connects, attaches the queues and starts consumers, then producers. With `children`,
     /// consumers are child processes.
     pub(crate) async fn start(

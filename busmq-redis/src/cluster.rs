@@ -1,0 +1,214 @@
+//! A Redis Cluster as one instance: the redis crate's async cluster client discovers the slots
+//! from the seeds, routes every script by its first key (all keys of a queue share one hash
+//! tag, so one slot) and follows MOVED/ASK redirections.
+//!
+//! Pub/sub is sharded (`SSUBSCRIBE`/`SPUBLISH`, Redis 7): a channel lives on the node that owns
+//! its slot, so notices are not broadcast to every node. Messages arrive as RESP3 pushes on
+//! one feed, from a cluster connection of their own (see [`ClusterTarget::connect`]). Shard
+//! subscriptions are lost when their slot moves (the old owner sends `sunsubscribe`) or their
+//! node dies (a `Disconnection` push); both mark the hub for repair, and the session
+//! subscribes again on the current owners and sends `Notice::Reset`, since notices may have
+//! been missed meanwhile.
+
+use crate::config::{Config, ReplicaAck};
+use crate::errors::CallError;
+use crate::scripts::scripts;
+use crate::url::Endpoint;
+use futures::StreamExt;
+use redis::aio::PubSubStream;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
+use redis::{
+    Arg, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Msg, ProtocolVersion, PushInfo,
+    PushKind, Value,
+};
+use tokio::sync::mpsc;
+
+/// Where a cluster instance's sessions connect to.
+#[derive(Debug)]
+pub(crate) struct ClusterTarget {
+    seeds: Vec<ConnectionInfo>,
+}
+
+impl ClusterTarget {
+    pub(crate) fn new(endpoint: &Endpoint) -> Result<ClusterTarget, CallError> {
+        let spec = endpoint.cluster.as_ref().ok_or(CallError::Down)?;
+        let settings = endpoint.info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let seeds = spec
+            .seeds
+            .iter()
+            .map(|(host, port)| {
+                ConnectionAddr::Tcp(host.clone(), *port)
+                    .into_connection_info()
+                    .map(|info| info.set_redis_settings(settings.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ClusterTarget { seeds })
+    }
+
+    /// Connects (slot discovery included) and returns the script connection, the subscription
+    /// connection and the latter's push feed.
+    ///
+    /// They are two cluster connections on purpose: a node that loses a slot sends an
+    /// unsolicited `sunsubscribe` push to every connection with a shard subscription in it, and
+    /// the redis crate takes such a push for the reply of the request in flight on that
+    /// connection. On a connection that also runs scripts, a script's reply would then be
+    /// matched with the next request (seen as duplicated, lost and reordered messages under
+    /// resharding). The script connection subscribes to nothing and speaks RESP2.
+    pub(crate) async fn connect(
+        &self,
+        config: &Config,
+    ) -> Result<(ClusterConnection, ClusterConnection, mpsc::UnboundedReceiver<PushInfo>), CallError>
+    {
+        let builder = |seeds: Vec<ConnectionInfo>| {
+            ClusterClientBuilder::new(seeds)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.response_timeout)
+                // A few quick retries ride over MOVED/ASK/TRYAGAIN and a failover's first
+                // moments; the store's own retry policy handles longer outages.
+                .retries(4)
+                .min_retry_wait(20)
+                .max_retry_wait(500)
+        };
+        let resp2: Vec<ConnectionInfo> = self
+            .seeds
+            .iter()
+            .map(|info| {
+                let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP2);
+                info.clone().set_redis_settings(settings)
+            })
+            .collect();
+        let data = builder(resp2).build()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let subs = builder(self.seeds.clone())
+            .use_protocol(ProtocolVersion::RESP3)
+            .push_sender(tx)
+            .build()?;
+        let connect = async {
+            let data = data.get_async_connection().await?;
+            let subs = subs.get_async_connection().await?;
+            Ok::<_, redis::RedisError>((data, subs))
+        };
+        let (data, subs) = tokio::time::timeout(config.connect_timeout * 2, connect)
+            .await
+            .map_err(|_| CallError::Timeout)??;
+        Ok((data, subs, rx))
+    }
+}
+
+fn all_masters(policy: ResponsePolicy) -> RoutingInfo {
+    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(policy)))
+}
+
+/// Loads every script on every master. A master that is down (or one promoted later) gets a
+/// script on first use instead: a NOSCRIPT answer is retried with EVAL (see [`with_body`]).
+pub(crate) async fn load_scripts(conn: &mut ClusterConnection) {
+    for s in scripts().all() {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("LOAD").arg(s.body);
+        let _ = conn.route_command(cmd, all_masters(ResponsePolicy::OneSucceeded)).await;
+    }
+}
+
+/// Whether at least one master answers PING: a cluster with one master down still serves
+/// the other masters' slots, so that alone does not end the session.
+pub(crate) async fn ping(conn: &mut ClusterConnection) -> bool {
+    let answer =
+        conn.route_command(redis::cmd("PING"), all_masters(ResponsePolicy::OneSucceeded)).await;
+    matches!(answer, Ok(Value::SimpleString(ref s)) if s == "PONG")
+}
+
+/// The EVAL form of an EVALSHA command: on a cluster, SCRIPT LOAD cannot be routed to the node
+/// that owns a key, but EVAL is routed like EVALSHA and caches the script there.
+pub(crate) fn with_body(evalsha: &Cmd, body: &str) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(body);
+    for arg in evalsha.args_iter().skip(2) {
+        if let Arg::Simple(bytes) = arg {
+            cmd.arg(bytes);
+        }
+    }
+    cmd
+}
+
+/// Runs a script, then `WAIT` on the connection to the same slot's master: a cluster
+/// pipeline would not follow MOVED/ASK, so the two go separately, and the cluster client's one
+/// connection per node makes `WAIT` cover the script's write. (Should the slot move between
+/// the two, `WAIT` asks the new master, which confirms nothing of this write.)
+pub(crate) async fn eval_then_wait(
+    conn: &mut ClusterConnection,
+    eval: &Cmd,
+    ack: ReplicaAck,
+) -> redis::RedisResult<(Value, i64)> {
+    let value: Value = eval.query_async(conn).await?;
+    // EVALSHA <sha> <numkeys> <first key> ...
+    let key = match eval.args_iter().nth(3) {
+        Some(Arg::Simple(key)) => key.to_vec(),
+        _ => Vec::new(),
+    };
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(ack.replicas).arg(ack.timeout.as_millis().max(1) as u64);
+    let route = Route::with_key(key, SlotAddr::Master);
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+    let acked = match conn.route_command(wait, routing).await? {
+        Value::Int(n) => n,
+        _ => 0,
+    };
+    Ok((value, acked))
+}
+
+/// What a session's pub/sub feed reports.
+#[derive(Debug)]
+pub(crate) enum FeedEvent {
+    Message(Msg),
+    /// Shard subscriptions may be gone: `Some(channel)` when the server dropped one (its slot
+    /// moved), `None` when a node's connection was lost.
+    Lost(Option<String>),
+}
+
+/// The pub/sub messages of one session.
+pub(crate) enum Feed {
+    Node(PubSubStream),
+    Cluster(mpsc::UnboundedReceiver<PushInfo>),
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Feed::Node(_) => "Feed::Node",
+            Feed::Cluster(_) => "Feed::Cluster",
+        })
+    }
+}
+
+fn classify(push: PushInfo) -> Option<FeedEvent> {
+    match push.kind {
+        PushKind::Message | PushKind::SMessage => Msg::from_push_info(push).map(FeedEvent::Message),
+        PushKind::SUnsubscribe => {
+            let channel = match push.data.first() {
+                Some(Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
+                _ => None,
+            };
+            channel.map(|c| FeedEvent::Lost(Some(c)))
+        }
+        PushKind::Disconnection => Some(FeedEvent::Lost(None)),
+        _ => None,
+    }
+}
+
+impl Feed {
+    /// The next event; `None` when the session's connection is gone.
+    pub(crate) async fn next(&mut self) -> Option<FeedEvent> {
+        match self {
+            Feed::Node(stream) => stream.next().await.map(FeedEvent::Message),
+            Feed::Cluster(rx) => loop {
+                if let Some(event) = classify(rx.recv().await?) {
+                    return Some(event);
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Redis Cluster URLs: `redis+cluster://[user:password@]host1[:port1],host2[:port2][/]`.
+//!
+//! The hosts are seeds: any reachable one tells the client the whole topology, so listing a
+//! few is enough. Ports default to 6379. A cluster has only database 0, so the URL has no
+//! database; percent-encoding is decoded in the credentials.
+
+use crate::sentinel_url::decode;
+use crate::url::{Endpoint, invalid};
+use busmq_core::Error;
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+const SCHEME: &str = "redis+cluster://";
+
+/// The seed nodes of a cluster (lowercase hosts, sorted, no duplicates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterSpec {
+    pub(crate) seeds: Vec<(String, u16)>,
+}
+
+/// Whether `url` uses a cluster scheme (including the refused TLS one, so the error says why).
+pub(crate) fn is_cluster(url: &str) -> bool {
+    url.starts_with(SCHEME) || url.starts_with("rediss+cluster://")
+}
+
+/// Builds the URL of a cluster given as seed addresses (the builder's `cluster` method).
+pub(crate) fn compose(seeds: &[String]) -> String {
+    format!("{SCHEME}{}", seeds.join(","))
+}
+
+fn seed(url: &str, text: &str) -> Result<(String, u16), Error> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) =
+            rest.split_once(']').ok_or_else(|| invalid(url, format!("bad address {text:?}")))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid(url, format!("the seed address {text:?} has no host")));
+    }
+    let port = match port {
+        None => 6379,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| invalid(url, format!("the seed port {p:?} is not a port")))?,
+    };
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+/// Parses and checks a cluster URL.
+pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
+    let Some(rest) = url.strip_prefix(SCHEME) else {
+        return Err(invalid(url, "TLS to Redis Cluster nodes is not supported yet"));
+    };
+    if rest.contains(['#', '?']) {
+        return Err(invalid(url, "a cluster URL takes no parameters"));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !matches!(path, "" | "/" | "/0") {
+        return Err(invalid(url, "a cluster has only database 0: the URL has no path"));
+    }
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((creds, hosts)) => (Some(creds), hosts),
+        None => (None, authority),
+    };
+    if hosts.is_empty() {
+        return Err(invalid(url, "it names no seed node"));
+    }
+    let mut seeds = Vec::new();
+    for part in hosts.split(',') {
+        let addr = seed(url, part)?;
+        if !seeds.contains(&addr) {
+            seeds.push(addr);
+        }
+    }
+    seeds.sort();
+    let mut data = RedisConnectionInfo::default();
+    if let Some(creds) = userinfo {
+        let (user, password) = match creds.split_once(':') {
+            Some((user, password)) => (user, Some(password)),
+            None => (creds, None),
+        };
+        if !user.is_empty() {
+            data = data.set_username(decode(url, user)?);
+        }
+        if let Some(password) = password {
+            data = data.set_password(decode(url, password)?);
+        }
+    }
+    let (host, port) = seeds[0].clone();
+    let info = ConnectionAddr::Tcp(host, port)
+        .into_connection_info()
+        .map_err(|e| invalid(url, e.to_string()))?
+        .set_redis_settings(data);
+    // The seeds may change over the cluster's life; the identity only names the store's
+    // single instance in messages.
+    let listed: Vec<String> = seeds.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+    let identity = format!("cluster:{}", listed.join(","));
+    Ok(Endpoint { info, identity, sentinel: None, cluster: Some(ClusterSpec { seeds }) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(url: &str) -> String {
+        match parse(url) {
+            Err(Error::InvalidUrl { url: u, reason }) => format!("{u}: {reason}"),
+            other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seeds_are_sorted_and_credentials_decoded() {
+        let e = parse("redis+cluster://app:p%40ss@H2:7001,h1,h2:7001/").unwrap();
+        assert_eq!(e.identity, "cluster:h1:6379,h2:7001");
+        let spec = e.cluster.unwrap();
+        assert_eq!(spec.seeds, vec![("h1".into(), 6379), ("h2".into(), 7001)]);
+        assert_eq!(e.info.redis_settings().username(), Some("app"));
+        assert_eq!(e.info.redis_settings().password(), Some("p@ss"));
+        let url = compose(&["127.0.0.1:7000".into(), "127.0.0.1:7001".into()]);
+        assert_eq!(parse(&url).unwrap().identity, "cluster:127.0.0.1:7000,127.0.0.1:7001");
+    }
+
+    #[test]
+    fn bad_cluster_urls_say_why() {
+        assert!(reason("redis+cluster://").contains("no seed"));
+        assert!(reason("redis+cluster://h:0").contains("not a port"));
+        assert!(reason("redis+cluster://h,:1").contains("no host"));
+        assert!(reason("redis+cluster://h/1").contains("database 0"));
+        assert!(reason("redis+cluster://h?x=1").contains("no parameters"));
+        assert!(reason("rediss+cluster://h").contains("TLS"));
+        let e = reason("redis+cluster://u:secret@h:0");
+        assert!(!e.contains("secret"), "{e}");
+    }
+}

@@ -1,0 +1,556 @@
+//! A Redis Cluster of real processes for the cluster tests: by default six `redis-server`
+//! nodes (three masters, three replicas) on free loopback ports, each in its own directory with
+//! its own `nodes.conf`, created with `redis-cli --cluster create ... --cluster-replicas 1`.
+//!
+//! [`RedisCluster::start`] returns once every node reports `cluster_state:ok` and every replica
+//! is in sync. Helpers kill a master with SIGKILL and wait for its replica to take over, restart
+//! a node, move one slot (with its keys, in one `MIGRATE`) or reshard with `redis-cli`.
+//! Dropping the cluster kills every process.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), busmq_testkit::redis::HarnessError> {
+//! use busmq_testkit::cluster::RedisCluster;
+//! let mut cluster = RedisCluster::builder().start().await?;
+//! let url = cluster.url(); // redis+cluster://127.0.0.1:p1,127.0.0.1:p2,...
+//! let slot = cluster.slot_of("busmq:{orders}:m").await?;
+//! let old = cluster.kill_master_of(slot).await?;
+//! let new = cluster.wait_for_failover(old).await?;
+//! cluster.restart_node(old).await?;
+//! # let _ = (url, new);
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::redis::{HarnessError, RedisServer};
+use crate::sentinel::{Resp, command};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// The environment variable naming the `redis-cli` binary (else the one next to
+/// `redis-server`, else `PATH`).
+pub const CLI_ENV: &str = "BUSMQ_REDIS_CLI";
+
+fn err(what: impl Into<String>) -> HarnessError {
+    HarnessError::new(what)
+}
+
+/// The `redis-cli` binary, if there is one.
+pub fn redis_cli() -> Option<PathBuf> {
+    if let Some(explicit) = std::env::var_os(CLI_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(explicit));
+    }
+    let beside = crate::redis::redis_available()
+        .and_then(|server| server.parent().map(|dir| dir.join("redis-cli")))
+        .filter(|p| p.is_file());
+    beside.or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).map(|dir| dir.join("redis-cli")).find(|p| p.is_file())
+    })
+}
+
+/// Returns whether `redis-cli` is there; prints one skip line naming `test` when it is not,
+/// or panics with `BUSMQ_REQUIRE_REDIS=1` (it creates the cluster).
+#[allow(clippy::print_stderr)] // The skip line is the point.
+pub fn require_cli_or_skip(test: &str) -> bool {
+    if redis_cli().is_some() {
+        return true;
+    }
+    let required = std::env::var(crate::redis::REQUIRE_ENV)
+        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    if required {
+        panic!("{test}: redis-cli is missing (apt: redis-tools), and Redis tests are required");
+    }
+    eprintln!("SKIPPED {test}: redis-cli is missing (apt: redis-tools)");
+    false
+}
+
+/// Options for a [`RedisCluster`].
+#[derive(Debug, Clone)]
+pub struct RedisClusterBuilder {
+    masters: usize,
+    replicas: usize,
+    node_timeout: Duration,
+    config: Vec<String>,
+    ready_timeout: Duration,
+}
+
+impl Default for RedisClusterBuilder {
+    fn default() -> Self {
+        RedisClusterBuilder {
+            masters: 3,
+            replicas: 1,
+            node_timeout: Duration::from_millis(1000),
+            config: Vec::new(),
+            ready_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RedisClusterBuilder {
+    /// How many masters, and how many replicas per master (default 3 and 1).
+    pub fn shape(mut self, masters: usize, replicas: usize) -> Self {
+        self.masters = masters;
+        self.replicas = replicas;
+        self
+    }
+
+    /// `cluster-node-timeout` (default 1 s: a killed master is replaced within a few seconds).
+    pub fn node_timeout(mut self, timeout: Duration) -> Self {
+        self.node_timeout = timeout;
+        self
+    }
+
+    /// Adds a configuration line to every node.
+    pub fn config(mut self, line: impl Into<String>) -> Self {
+        self.config.push(line.into());
+        self
+    }
+
+    /// Starts every node, creates the cluster and waits until it is whole.
+    pub async fn start(self) -> Result<RedisCluster, HarnessError> {
+        if self.masters < 3 {
+            return Err(err("redis-cli --cluster create needs at least three masters"));
+        }
+        let cli = redis_cli().ok_or_else(|| {
+            err(format!("redis-cli not found (set {CLI_ENV} or put it on PATH; apt: redis-tools)"))
+        })?;
+        let count = self.masters * (1 + self.replicas);
+        let mut nodes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut b = RedisServer::builder()
+                .cluster(true)
+                .config(format!("cluster-node-timeout {}", self.node_timeout.as_millis()))
+                // The other masters keep serving their slots while one is replaced.
+                .config("cluster-require-full-coverage no");
+            for line in &self.config {
+                b = b.config(line.clone());
+            }
+            nodes.push(b.start().await?);
+        }
+        let cluster = RedisCluster {
+            nodes,
+            cli,
+            ready_timeout: self.ready_timeout,
+            killed_slot: HashMap::new(),
+        };
+        let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+        args.extend(cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())));
+        args.extend(["--cluster-replicas".into(), self.replicas.to_string()]);
+        args.push("--cluster-yes".into());
+        cluster.cli(&args).await?;
+        cluster.wait_whole().await?;
+        Ok(cluster)
+    }
+}
+
+/// One node as `CLUSTER NODES` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The index of the node in the cluster (see [`RedisCluster::node`]).
+    pub index: usize,
+    /// The node id.
+    pub id: String,
+    /// Whether it is a master.
+    pub master: bool,
+    /// For a replica, the id of its master.
+    pub master_id: Option<String>,
+    /// Whether the cluster flags it as failed (`fail` or `fail?`).
+    pub failed: bool,
+    /// The slot ranges it serves (inclusive).
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl NodeInfo {
+    /// Whether the node serves `slot`.
+    pub fn serves(&self, slot: u16) -> bool {
+        self.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+    }
+}
+
+/// A running Redis Cluster. Which node masters which slots changes with failovers and
+/// resharding; [`RedisCluster::topology`] asks the cluster.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    cli: PathBuf,
+    ready_timeout: Duration,
+    /// A slot of each master killed by [`RedisCluster::kill_master_of`].
+    killed_slot: HashMap<usize, u16>,
+}
+
+impl RedisCluster {
+    /// Options for a new cluster (3 masters with 1 replica each).
+    pub fn builder() -> RedisClusterBuilder {
+        RedisClusterBuilder::default()
+    }
+
+    /// `redis+cluster://127.0.0.1:p1,...` with every node as a seed.
+    pub fn url(&self) -> String {
+        format!("redis+cluster://{}", self.seeds().join(","))
+    }
+
+    /// The nodes' addresses (`127.0.0.1:<port>`).
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect()
+    }
+
+    /// Node `index`.
+    pub fn node(&self, index: usize) -> &RedisServer {
+        &self.nodes[index]
+    }
+
+    /// How many nodes the cluster has.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Sends a command to node `index`.
+    pub async fn node_command(&self, index: usize, args: &[&str]) -> Result<Resp, HarnessError> {
+        command(self.nodes[index].port(), None, args).await
+    }
+
+    async fn cli(&self, args: &[String]) -> Result<String, HarnessError> {
+        let run = tokio::process::Command::new(&self.cli)
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(self.ready_timeout, run)
+            .await
+            .map_err(|_| {
+                err(format!("redis-cli {} took over {:?}", args.join(" "), self.ready_timeout))
+            })?
+            .map_err(|e| err(format!("cannot run {}: {e}", self.cli.display())))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() || text.contains("[ERR]") {
+            return Err(err(format!(
+                "redis-cli {} failed ({}):\n{text}",
+                args.join(" "),
+                out.status
+            )));
+        }
+        Ok(text)
+    }
+
+    /// The topology as the first running node that answers sees it.
+    pub async fn topology(&self) -> Result<Vec<NodeInfo>, HarnessError> {
+        let mut last = err("no node is running");
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].pid().is_none() {
+                continue;
+            }
+            match self.node_command(i, &["CLUSTER", "NODES"]).await {
+                Ok(reply) => match reply.text() {
+                    Some(text) => return self.parse_nodes(&text),
+                    None => last = err(format!("CLUSTER NODES on node {i}: {reply:?}")),
+                },
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn parse_nodes(&self, text: &str) -> Result<Vec<NodeInfo>, HarnessError> {
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 8 {
+                return Err(err(format!("bad CLUSTER NODES line {line:?}")));
+            }
+            let port: u16 = f[1]
+                .split('@')
+                .next()
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse().ok())
+                .ok_or_else(|| err(format!("bad address in {line:?}")))?;
+            let Some(index) = self.nodes.iter().position(|n| n.port() == port) else {
+                continue;
+            };
+            let flags: Vec<&str> = f[2].split(',').collect();
+            let mut slots = Vec::new();
+            for range in &f[8..] {
+                // Ranges being migrated look like "[5-<-id]"; only owned slots count.
+                if range.starts_with('[') {
+                    continue;
+                }
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                match (a.parse(), b.parse()) {
+                    (Ok(a), Ok(b)) => slots.push((a, b)),
+                    _ => return Err(err(format!("bad slot range {range:?}"))),
+                }
+            }
+            out.push(NodeInfo {
+                index,
+                id: f[0].to_string(),
+                master: flags.contains(&"master"),
+                master_id: (f[3] != "-").then(|| f[3].to_string()),
+                failed: flags.iter().any(|x| x.starts_with("fail")),
+                slots,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub async fn slot_of(&self, key: &str) -> Result<u16, HarnessError> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].pid().is_none() {
+                continue;
+            }
+            if let Ok(Resp::Int(n)) = self.node_command(i, &["CLUSTER", "KEYSLOT", key]).await {
+                return u16::try_from(n).map_err(|_| err(format!("slot {n}?")));
+            }
+        }
+        Err(err("no node answered CLUSTER KEYSLOT"))
+    }
+
+    /// The index of the master serving `slot`.
+    pub async fn master_of(&self, slot: u16) -> Result<usize, HarnessError> {
+        self.topology()
+            .await?
+            .into_iter()
+            .find(|n| n.master && !n.failed && n.serves(slot))
+            .map(|n| n.index)
+            .ok_or_else(|| err(format!("no live master serves slot {slot}")))
+    }
+
+    /// Kills the master of `slot` with SIGKILL and returns its index.
+    pub async fn kill_master_of(&mut self, slot: u16) -> Result<usize, HarnessError> {
+        let index = self.master_of(slot).await?;
+        self.nodes[index].kill();
+        self.killed_slot.insert(index, slot);
+        Ok(index)
+    }
+
+    /// Waits until a live node masters the slots that node `old` had when
+    /// [`RedisCluster::kill_master_of`] killed it (its replica won the election) and every
+    /// running node reports `cluster_state:ok`. Returns the new master.
+    pub async fn wait_for_failover(&self, old: usize) -> Result<usize, HarnessError> {
+        let slot = *self
+            .killed_slot
+            .get(&old)
+            .ok_or_else(|| err(format!("node {old} was not killed by kill_master_of")))?;
+        let deadline = Instant::now() + self.ready_timeout;
+        let mut last: String;
+        loop {
+            match self.master_of(slot).await {
+                Ok(new) if new != old && self.nodes[new].pid().is_some() => {
+                    if self.all_ok().await {
+                        return Ok(new);
+                    }
+                    last = "a node does not report cluster_state:ok".to_string();
+                }
+                Ok(_) => last = format!("node {old} still serves slot {slot}"),
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "no replica replaced node {old} within {:?}: {last}",
+                    self.ready_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether every running node reports `cluster_state:ok`.
+    async fn all_ok(&self) -> bool {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].pid().is_none() {
+                continue;
+            }
+            let info = self.node_command(i, &["CLUSTER", "INFO"]).await;
+            let ok =
+                info.ok().and_then(|r| r.text()).is_some_and(|t| t.contains("cluster_state:ok"));
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Restarts node `index` (killing it first if it runs); it rejoins with its `nodes.conf`
+    /// (a former master comes back as a replica of its successor). Waits until the cluster is
+    /// whole again.
+    pub async fn restart_node(&mut self, index: usize) -> Result<(), HarnessError> {
+        self.nodes[index].restart().await?;
+        self.killed_slot.remove(&index);
+        self.wait_whole().await
+    }
+
+    /// Kills every node with SIGKILL (the whole cluster is down).
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// Restarts every node that is not running (each with its `nodes.conf`, so the cluster
+    /// forms again with the same slots) and waits until it is whole.
+    pub async fn restart_all(&mut self) -> Result<(), HarnessError> {
+        for node in &mut self.nodes {
+            if !node.is_running() {
+                node.restart().await?;
+            }
+        }
+        self.killed_slot.clear();
+        self.wait_whole().await
+    }
+
+    /// Waits until every running node reports `cluster_state:ok`, every node agrees on no
+    /// failed node, and every running replica's link to its master is up.
+    pub async fn wait_whole(&self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            let mut why = None;
+            if !self.all_ok().await {
+                why = Some("a node does not report cluster_state:ok".to_string());
+            }
+            if why.is_none() {
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].pid().is_none() {
+                        continue;
+                    }
+                    let info = self.node_command(i, &["INFO", "replication"]).await;
+                    let text = info.ok().and_then(|r| r.text()).unwrap_or_default();
+                    if text.contains("role:slave") && !text.contains("master_link_status:up") {
+                        why = Some(format!("node {i} is a replica whose link is not up"));
+                        break;
+                    }
+                    let nodes = match self.node_command(i, &["CLUSTER", "NODES"]).await {
+                        Ok(r) => r.text().unwrap_or_default(),
+                        Err(e) => e.to_string(),
+                    };
+                    let running: Vec<u16> =
+                        self.nodes.iter().filter(|n| n.pid().is_some()).map(|n| n.port()).collect();
+                    let stale = nodes.lines().any(|l| {
+                        let port = l
+                            .split_whitespace()
+                            .nth(1)
+                            .and_then(|a| a.split('@').next())
+                            .and_then(|a| a.rsplit_once(':'))
+                            .and_then(|(_, p)| p.parse::<u16>().ok());
+                        let failed =
+                            l.split_whitespace().nth(2).is_some_and(|f| f.contains("fail"));
+                        failed && port.is_some_and(|p| running.contains(&p))
+                    });
+                    if stale {
+                        why = Some(format!("node {i} still flags a running node as failed"));
+                        break;
+                    }
+                }
+            }
+            let Some(why) = why else {
+                return Ok(());
+            };
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "the cluster is not whole after {:?}: {why}",
+                    self.ready_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Moves `slot` to master `to` the way `redis-cli --cluster reshard` does (IMPORTING,
+    /// MIGRATING, MIGRATE, SETSLOT NODE on every master), moving all its keys with one
+    /// `MIGRATE` so that no queue is ever split between the two nodes.
+    pub async fn move_slot(&self, slot: u16, to: usize) -> Result<(), HarnessError> {
+        let nodes = self.topology().await?;
+        let from = nodes
+            .iter()
+            .find(|n| n.master && n.serves(slot))
+            .ok_or_else(|| err(format!("no master serves slot {slot}")))?
+            .clone();
+        if from.index == to {
+            return Ok(());
+        }
+        let target = nodes
+            .iter()
+            .find(|n| n.index == to && n.master)
+            .ok_or_else(|| err(format!("node {to} is not a master")))?
+            .clone();
+        let s = slot.to_string();
+        let check = |r: Resp, what: &str| match r {
+            Resp::Error(e) => Err(err(format!("{what}: {e}"))),
+            _ => Ok(()),
+        };
+        check(
+            self.node_command(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from.id]).await?,
+            "SETSLOT IMPORTING",
+        )?;
+        check(
+            self.node_command(from.index, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &target.id])
+                .await?,
+            "SETSLOT MIGRATING",
+        )?;
+        let port = self.nodes[to].port().to_string();
+        loop {
+            let keys =
+                self.node_command(from.index, &["CLUSTER", "GETKEYSINSLOT", &s, "100000"]).await?;
+            let keys: Vec<String> = keys.items().iter().filter_map(Resp::text).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "10000", "KEYS"];
+            args.extend(keys.iter().map(String::as_str));
+            check(self.node_command(from.index, &args).await?, "MIGRATE")?;
+        }
+        // The target first, so that it never sends clients back to the source.
+        check(
+            self.node_command(to, &["CLUSTER", "SETSLOT", &s, "NODE", &target.id]).await?,
+            "SETSLOT NODE on the target",
+        )?;
+        check(
+            self.node_command(from.index, &["CLUSTER", "SETSLOT", &s, "NODE", &target.id]).await?,
+            "SETSLOT NODE on the source",
+        )?;
+        for n in nodes.iter().filter(|n| n.master && n.index != to && n.index != from.index) {
+            let _ =
+                self.node_command(n.index, &["CLUSTER", "SETSLOT", &s, "NODE", &target.id]).await;
+        }
+        Ok(())
+    }
+
+    /// Moves `slots` slots from master `from` to master `to` with
+    /// `redis-cli --cluster reshard` (keys move `pipeline` at a time).
+    pub async fn reshard(
+        &self,
+        from: usize,
+        to: usize,
+        slots: usize,
+        pipeline: usize,
+    ) -> Result<(), HarnessError> {
+        let nodes = self.topology().await?;
+        let id = |i: usize| {
+            nodes
+                .iter()
+                .find(|n| n.index == i)
+                .map(|n| n.id.clone())
+                .ok_or_else(|| err(format!("node {i} is not in the topology")))
+        };
+        let args = vec![
+            "--cluster".to_string(),
+            "reshard".into(),
+            format!("127.0.0.1:{}", self.nodes[to].port()),
+            "--cluster-from".into(),
+            id(from)?,
+            "--cluster-to".into(),
+            id(to)?,
+            "--cluster-slots".into(),
+            slots.to_string(),
+            "--cluster-pipeline".into(),
+            pipeline.to_string(),
+            "--cluster-yes".into(),
+        ];
+        self.cli(&args).await?;
+        Ok(())
+    }
+}
