@@ -83,7 +83,7 @@ impl Default for RedisClusterBuilder {
             replicas: 1,
             node_timeout: Duration::from_millis(1000),
             config: Vec::new(),
-            ready_timeout: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -56,7 +56,9 @@ impl Default for RedisServerBuilder {
             unix_socket: false,
             password: None,
             config: Vec::new(),
-            ready_timeout: Duration::from_secs(20),
+            // Generous: a healthy server answers within milliseconds, but CI machines run
+            // several test binaries on 2 cores and a loaded start has taken over 20 s.
+            ready_timeout: Duration::from_secs(60),
             sentinel: false,
             cluster: false,
         }
@@ -111,7 +113,7 @@ impl RedisServerBuilder {
         self
     }
 
-    /// How long to wait for the first `+PONG` (default 20 s: machines may be slow).
+    /// How long to wait for the first `+PONG` (default 60 s: loaded CI machines are slow).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
         self
