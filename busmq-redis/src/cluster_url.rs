@@ -4,10 +4,10 @@
 //! few is enough. Ports default to 6379. A cluster has only database 0, so the URL has no
 //! database; percent-encoding is decoded in the credentials.
 
-use crate::sentinel_url::decode;
+use crate::hosts_url::{credentials, host_list, info_at, split_authority};
 use crate::url::{Endpoint, invalid};
 use busmq_core::Error;
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::RedisConnectionInfo;
 
 const SCHEME: &str = "redis+cluster://";
 
@@ -27,31 +27,6 @@ pub(crate) fn compose(seeds: &[String]) -> String {
     format!("{SCHEME}{}", seeds.join(","))
 }
 
-fn seed(url: &str, text: &str) -> Result<(String, u16), Error> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) =
-            rest.split_once(']').ok_or_else(|| invalid(url, format!("bad address {text:?}")))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(invalid(url, format!("the seed address {text:?} has no host")));
-    }
-    let port = match port {
-        None => 6379,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| invalid(url, format!("the seed port {p:?} is not a port")))?,
-    };
-    Ok((host.to_ascii_lowercase(), port))
-}
-
 /// Parses and checks a cluster URL.
 pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     let Some(rest) = url.strip_prefix(SCHEME) else {
@@ -67,39 +42,11 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     if !matches!(path, "" | "/" | "/0") {
         return Err(invalid(url, "a cluster has only database 0: the URL has no path"));
     }
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((creds, hosts)) => (Some(creds), hosts),
-        None => (None, authority),
-    };
-    if hosts.is_empty() {
-        return Err(invalid(url, "it names no seed node"));
-    }
-    let mut seeds = Vec::new();
-    for part in hosts.split(',') {
-        let addr = seed(url, part)?;
-        if !seeds.contains(&addr) {
-            seeds.push(addr);
-        }
-    }
+    let (userinfo, hosts) = split_authority(authority);
+    let mut seeds = host_list(url, hosts, "seed", 6379)?;
     seeds.sort();
-    let mut data = RedisConnectionInfo::default();
-    if let Some(creds) = userinfo {
-        let (user, password) = match creds.split_once(':') {
-            Some((user, password)) => (user, Some(password)),
-            None => (creds, None),
-        };
-        if !user.is_empty() {
-            data = data.set_username(decode(url, user)?);
-        }
-        if let Some(password) = password {
-            data = data.set_password(decode(url, password)?);
-        }
-    }
-    let (host, port) = seeds[0].clone();
-    let info = ConnectionAddr::Tcp(host, port)
-        .into_connection_info()
-        .map_err(|e| invalid(url, e.to_string()))?
-        .set_redis_settings(data);
+    let data = credentials(url, userinfo, RedisConnectionInfo::default())?;
+    let info = info_at(url, seeds[0].clone(), data)?;
     // The seeds may change over the cluster's life; the identity only names the store's
     // single instance in messages.
     let listed: Vec<String> = seeds.iter().map(|(h, p)| format!("{h}:{p}")).collect();

@@ -162,6 +162,7 @@ mod conn;
 mod entry;
 mod errors;
 mod fast;
+mod hosts_url;
 mod instance;
 mod keys;
 mod placement;

@@ -6,10 +6,11 @@
 //! credentials are query parameters, because the two are often different. Sentinel ports
 //! default to 26379. Percent-encoding is decoded in credentials and in the master name.
 
+use crate::hosts_url::{credentials, decode, host_list, info_at, split_authority};
 use crate::sentinel::{DEFAULT_SENTINEL_PORT, SentinelSpec};
 use crate::url::{Endpoint, invalid};
 use busmq_core::Error;
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::RedisConnectionInfo;
 
 const SCHEME: &str = "redis+sentinel://";
 
@@ -36,51 +37,6 @@ fn encode(text: &str) -> String {
     out
 }
 
-pub(crate) fn decode(url: &str, text: &str) -> Result<String, Error> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
-            let Some(b) = hex else {
-                return Err(invalid(url, format!("bad percent-encoding in {text:?}")));
-            };
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| invalid(url, format!("{text:?} is not UTF-8")))
-}
-
-fn sentinel_addr(url: &str, text: &str) -> Result<(String, u16), Error> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) =
-            rest.split_once(']').ok_or_else(|| invalid(url, format!("bad address {text:?}")))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(invalid(url, format!("the sentinel address {text:?} has no host")));
-    }
-    let port = match port {
-        None => DEFAULT_SENTINEL_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| invalid(url, format!("the sentinel port {p:?} is not a port")))?,
-    };
-    Ok((host.to_ascii_lowercase(), port))
-}
-
 /// Parses and checks a Sentinel URL.
 pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     let Some(rest) = url.strip_prefix(SCHEME) else {
@@ -97,20 +53,8 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((creds, hosts)) => (Some(creds), hosts),
-        None => (None, authority),
-    };
-    if hosts.is_empty() {
-        return Err(invalid(url, "it names no sentinel"));
-    }
-    let mut sentinels = Vec::new();
-    for part in hosts.split(',') {
-        let addr = sentinel_addr(url, part)?;
-        if !sentinels.contains(&addr) {
-            sentinels.push(addr);
-        }
-    }
+    let (userinfo, hosts) = split_authority(authority);
+    let sentinels = host_list(url, hosts, "sentinel", DEFAULT_SENTINEL_PORT)?;
     let mut segments = path.trim_start_matches('/').split('/');
     let master = decode(url, segments.next().unwrap_or(""))?;
     if master.is_empty() {
@@ -125,19 +69,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     if segments.next().is_some_and(|s| !s.is_empty()) {
         return Err(invalid(url, "the path has more than a master name and a database"));
     }
-    let mut data = RedisConnectionInfo::default().set_db(i64::from(db));
-    if let Some(creds) = userinfo {
-        let (user, password) = match creds.split_once(':') {
-            Some((user, password)) => (user, Some(password)),
-            None => (creds, None),
-        };
-        if !user.is_empty() {
-            data = data.set_username(decode(url, user)?);
-        }
-        if let Some(password) = password {
-            data = data.set_password(decode(url, password)?);
-        }
-    }
+    let data = credentials(url, userinfo, RedisConnectionInfo::default().set_db(i64::from(db)))?;
     let mut spec = SentinelSpec { master, sentinels, username: None, password: None };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -157,11 +89,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
         }
     }
     // The address is a placeholder: each connection asks the sentinels first.
-    let (host, port) = spec.sentinels[0].clone();
-    let info = ConnectionAddr::Tcp(host, port)
-        .into_connection_info()
-        .map_err(|e| invalid(url, e.to_string()))?
-        .set_redis_settings(data);
+    let info = info_at(url, spec.sentinels[0].clone(), data)?;
     let identity = format!("sentinel:{}/{db}", spec.master);
     Ok(Endpoint { info, identity, sentinel: Some(spec), cluster: None })
 }
