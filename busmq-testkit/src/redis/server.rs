@@ -348,6 +348,10 @@ impl RedisServer {
         // stdin (a pipe from this process) to close: at EOF (drop, kill, or this process dying)
         // it kills redis and reaps it.
         let script = r#""$0" "$@" 1>&2 & p=$!; echo "$p"; while read -r _; do :; done; kill -9 "$p" 2>/dev/null; wait "$p""#;
+        // Only this run's part of the log proves readiness (a restart appends to it). Measured
+        // before the spawn: a fast server can log "Ready" before the spawn call returns, and a
+        // later measure would skip that line and wait for one that never comes.
+        let log_start = fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0);
         let mut wrapper = Command::new("sh")
             .arg("-c")
             .arg(script)
@@ -360,8 +364,6 @@ impl RedisServer {
             .spawn()
             .map_err(|e| err(format!("cannot spawn sh for {}: {e}", self.binary.display())))?;
         let stdin = wrapper.stdin.take();
-        // Only this run's part of the log proves readiness (a restart appends to it).
-        let log_start = fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0);
         let mut line = String::new();
         if let Some(out) = wrapper.stdout.take() {
             let _ = BufReader::new(out).read_line(&mut line);
