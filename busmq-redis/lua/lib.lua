@@ -19,6 +19,8 @@
 -- The ready count is derived from that (see load()), not trusted from the meta hash, because
 -- at-most-once takes also pop the head page outside scripts: LMPOP on <ns>:{q}:loan (the head
 -- page renamed for the length of one MULTI, see lend.lua) and BLMPOP by idle consumers.
+-- Large pushes append to the tail page outside scripts too: RPUSHX on <ns>:{q}:in (the tail
+-- page renamed for the length of one MULTI, see append.lua).
 --
 -- Entry encoding: '<id>:<deliveries>:<attr length>:<attrs><payload>' (attrs: JSON dead-letter
 -- information, usually empty). Anything else is foreign data.

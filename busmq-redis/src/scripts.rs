@@ -40,6 +40,7 @@ pub(crate) struct Scripts {
     pub(crate) detach: Script,
     pub(crate) close: Script,
     pub(crate) push: Script,
+    pub(crate) append: Script,
     pub(crate) take: Script,
     pub(crate) restore: Script,
     pub(crate) settle: Script,
@@ -55,13 +56,14 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 16] {
+    pub(crate) fn all(&self) -> [&Script; 17] {
         [
             &self.attach,
             &self.renew,
             &self.detach,
             &self.close,
             &self.push,
+            &self.append,
             &self.take,
             &self.restore,
             &self.settle,
@@ -83,6 +85,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     detach: script!("detach"),
     close: script!("close"),
     push: script!("push"),
+    append: script!("append"),
     take: script!("take"),
     restore: script!("restore"),
     settle: script!("settle"),

@@ -686,3 +686,81 @@ async fn extended_entries_outlive_their_batch_and_settled_batches_leave_nothing(
     }
     common::stop(&s).await;
 }
+
+/// Pushes of 32 entries and more go through append.lua (the values are appended by RPUSHX in a
+/// MULTI, not copied through Lua): pages fill exactly, ids stay consecutive and increasing,
+/// refused pushes write nothing, a blocked consumer wakes, and no key is left without expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pushes_append_outside_lua_and_keep_every_rule() {
+    let Some(srv) = common::server("large_pushes_append_outside_lua").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let q = queue("append");
+    let sp = QueueSpec { maxsize: Some(100), ..spec() };
+    let att = s.attach(&q, &sp).await.unwrap();
+    // Page size 8: the first push starts a fresh page and runs over four more, the second
+    // starts inside a partly filled page.
+    let a = s.push(&q, att.generation, &sp, &msgs(0..37)).await.unwrap();
+    let b = s.push(&q, att.generation, &sp, &msgs(37..77)).await.unwrap();
+    assert!(b > a + 36, "ids increase across pushes: {a} then {b}");
+    match s.push(&q, att.generation, &sp, &msgs(77..117)).await {
+        Err(Error::QueueFull { maxsize: 100, .. }) => {}
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+    assert_eq!(s.stat(&q).await.unwrap().count, 77, "nothing of the refused push was written");
+    let c = consumer();
+    let first = s.take(&q, &c, 30, AMO).await.unwrap();
+    let rest = s.take(&q, &c, 100, AMO).await.unwrap();
+    let all: Vec<Entry> = first.entries.into_iter().chain(rest.entries).collect();
+    let expected: Vec<String> = (0..77).map(|i| format!("m{i}")).collect();
+    assert_eq!(payloads(&all), expected);
+    for w in all.windows(2) {
+        assert!(w[1].id > w[0].id, "ids strictly increase: {} then {}", w[0].id, w[1].id);
+    }
+    assert_eq!(all[36].id, a + 36);
+    assert_eq!(all[37].id, b);
+
+    // A consumer blocked on the empty queue's next page is woken by a large push.
+    let cancel = tokio::sync::Notify::new();
+    let waiting = s.take_wait(&q, &c, 100, Duration::from_secs(5), &cancel);
+    let pushing = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s.push(&q, att.generation, &sp, &msgs(200..240)).await.unwrap()
+    };
+    let started = std::time::Instant::now();
+    let (woken, _) = tokio::join!(waiting, pushing);
+    let woken = woken.unwrap();
+    assert!(!woken.entries.is_empty(), "the blocked consumer got the pushed entries");
+    assert!(started.elapsed() < Duration::from_secs(3), "woken by the push, not the timeout");
+    assert_eq!(payloads(&woken.entries)[0], "m200");
+
+    // Every key the pushes wrote carries the queue's expiry, and the in key is gone.
+    let mut conn = common::raw(&srv).await;
+    let pattern = format!("*{{{}}}*", q.as_str());
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.unwrap();
+    assert!(!keys.is_empty());
+    let stats: String =
+        redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    assert!(stats.contains("cmdstat_rpushx:"), "the pushes went through append.lua");
+    for key in &keys {
+        assert!(!key.ends_with(":in"), "the in key outlived its transaction");
+        if key.ends_with(":t") {
+            continue;
+        }
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await.unwrap();
+        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+    }
+
+    // A push with a closed generation writes nothing, through either path.
+    assert!(s.close(&q, Some(att.generation)).await.unwrap());
+    match s.push(&q, att.generation, &sp, &msgs(300..340)).await {
+        Err(Error::Closed { .. }) => {}
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert!(!s.stat(&q).await.unwrap().exists, "a push with the closed generation wrote nothing");
+    let fresh = s.attach(&q, &sp).await.unwrap();
+    let id = s.push(&q, fresh.generation, &sp, &msgs(400..440)).await.unwrap();
+    assert!(id > all[76].id, "ids never go backwards after a close");
+    common::stop(&s).await;
+}
