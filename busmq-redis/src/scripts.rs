@@ -51,11 +51,13 @@ pub(crate) struct Scripts {
     pub(crate) lend: Script,
     pub(crate) giveback: Script,
     pub(crate) putback: Script,
+    pub(crate) claim: Script,
+    pub(crate) unclaim: Script,
 }
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 16] {
+    pub(crate) fn all(&self) -> [&Script; 18] {
         [
             &self.attach,
             &self.renew,
@@ -73,6 +75,8 @@ impl Scripts {
             &self.lend,
             &self.giveback,
             &self.putback,
+            &self.claim,
+            &self.unclaim,
         ]
     }
 }
@@ -94,6 +98,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lend: script!("lend"),
     giveback: script!("giveback"),
     putback: script!("putback"),
+    claim: script!("claim"),
+    unclaim: script!("unclaim"),
 });
 
 /// The scripts, built once.
