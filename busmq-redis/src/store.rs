@@ -392,8 +392,9 @@ impl RedisStore {
         &self.shared
     }
 
-    /// Decodes taken entries (`deliveries`: the current delivery counts of a reliable take);
-    /// the first `live` are handed out, the rest are dead claims.
+    /// Decodes taken entries; the first `live` are handed out, the rest are dead claims.
+    /// (`deliveries`, the current delivery counts of the reliable take that went through
+    /// take.lua, is always `None` now that reliable takes are `reliable.rs`.)
     pub(crate) async fn taken(
         &self,
         queue: &QueueName,
