@@ -5,14 +5,16 @@
 --   KEYS[1] <ns>:{q}:m  meta hash: layout version, generation, spec, counters, user metadata
 --   KEYS[2] <ns>:{q}:t  tombstone hash: closed generation, last id (outlives the queue)
 --   KEYS[3] <ns>:{q}:r  zset of returned entries (released/expired), score = id
---   KEYS[4] <ns>:{q}:z  zset of pending batches (one per segment of a reliable take, or per
---                       extended entry), member = batch name, score = visibility deadline (ms)
+--   KEYS[4] <ns>:{q}:z  zset of pending batches (one per segment of a reliable take), member
+--                       = batch name, score = visibility deadline (ms)
 --   KEYS[5] <ns>:{q}:x  hash 'n:<batch>' -> how many entries of the batch are still pending
 --   KEYS[6] <ns>:{q}:c  zset of consumer leases, member = '<kind>:<id>', score = deadline (ms)
 -- A pending batch <b> is two more keys: <ns>:{q}:b:<b>, the list of its entries exactly as they
 -- were taken (so an entry's current delivery count is its stored count + 1), and
--- <ns>:{q}:a:<b>, a bitmap with bit i set once entry i was settled (acked, released,
--- returned or moved to a batch of its own by an extension). Batch names are chosen by the
+-- <ns>:{q}:a:<b>, a bitmap with bit i set once entry i was settled (acked, released or
+-- returned), and once an entry was extended <ns>:{q}:e:<b>, a hash of the extended entries'
+-- deadlines by index ('d': the batch's own deadline; the batch's score in KEYS[4] is the
+-- earliest deadline of its unsettled entries). Batch names are chosen by the
 -- client (unique per client and call, never reused), which knows the batch and index of each
 -- delivery, so a settlement is one bit per entry and takes never pass values through Lua.
 -- Ready entries live in page lists <ns>:{q}:p:<k> derived from KEYS[1]: the entry with push
@@ -145,6 +147,7 @@ local function expire_all(q, now_ms)
   for _, b in ipairs(redis.call('ZRANGE', Z, 0, -1)) do
     redis.call('PEXPIREAT', PFX .. 'b:' .. b, at)
     redis.call('PEXPIREAT', PFX .. 'a:' .. b, at)
+    redis.call('PEXPIREAT', PFX .. 'e:' .. b, at)
   end
 end
 
@@ -153,6 +156,7 @@ local function batch_keys(keys)
   for _, b in ipairs(redis.call('ZRANGE', Z, 0, -1)) do
     keys[#keys + 1] = PFX .. 'b:' .. b
     keys[#keys + 1] = PFX .. 'a:' .. b
+    keys[#keys + 1] = PFX .. 'e:' .. b
   end
   return keys
 end
@@ -371,31 +375,51 @@ local function bit_set(s, i)
 end
 
 -- Moves the unsettled entries of batches whose deadline passed to the returned zset, each with
--- its delivery count (stored + 1) written into the header, and deletes the batches (at most
--- `limit` batches per call; the rest follow on the next call).
+-- its delivery count (stored + 1) written into the header, and deletes the batches; extended
+-- entries whose own deadline has not passed stay, and their batch waits for the earliest of
+-- them (at most `limit` batches per call; the rest follow on the next call).
 local function requeue_expired(now_ms, limit)
   local batches = redis.call('ZRANGEBYSCORE', Z, '-inf', now_ms, 'LIMIT', 0, limit)
   for _, b in ipairs(batches) do
-    local list, acks = PFX .. 'b:' .. b, PFX .. 'a:' .. b
+    local list, acks, ext = PFX .. 'b:' .. b, PFX .. 'a:' .. b, PFX .. 'e:' .. b
     local items = redis.call('LRANGE', list, 0, -1)
     local settled = redis.call('GET', acks)
-    local back = {}
+    local until_ms, base = {}, nil
+    local ex = redis.call('HGETALL', ext)
+    for j = 1, #ex, 2 do
+      if ex[j] == 'd' then base = tonumber(ex[j + 1]) else until_ms[ex[j]] = tonumber(ex[j + 1]) end
+    end
+    local back, gone, next_ms = {}, {}, nil
     for j = 1, #items do
       if not bit_set(settled, j - 1) then
-        local e = items[j]
-        local id, d = string.match(e, '^(%d+):(%d+):')
-        if not id then foreign('an entry does not start with a busmq header') end
-        back[#back + 1] = id
-        back[#back + 1] = with_delivery(e, tonumber(d) + 1)
+        local at = until_ms[I(j - 1)] or base or 0
+        if at <= now_ms then
+          local e = items[j]
+          local id, d = string.match(e, '^(%d+):(%d+):')
+          if not id then foreign('an entry does not start with a busmq header') end
+          back[#back + 1] = id
+          back[#back + 1] = with_delivery(e, tonumber(d) + 1)
+          gone[#gone + 1] = j - 1
+        elseif not next_ms or at < next_ms then
+          next_ms = at
+        end
       end
     end
     if #back > 0 then
       chunked('ZADD', R, back)
       adopt(R)
     end
-    redis.call('UNLINK', list, acks)
-    redis.call('HDEL', X, 'n:' .. b)
-    redis.call('ZREM', Z, b)
+    if next_ms then
+      -- Extended entries remain: mark the others settled and wait for the next deadline.
+      for _, j in ipairs(gone) do redis.call('SETBIT', acks, j, 1) end
+      adopt(acks)
+      redis.call('HINCRBY', X, 'n:' .. b, -#gone)
+      redis.call('ZADD', Z, next_ms, b)
+    else
+      redis.call('UNLINK', list, acks, ext)
+      redis.call('HDEL', X, 'n:' .. b)
+      redis.call('ZREM', Z, b)
+    end
   end
 end
 

@@ -3,26 +3,23 @@
 -- done when the batch is still pending and its bit in the batch's bitmap was not set yet (set
 -- by an earlier settlement, or the batch expired and was redelivered: stale, nothing changes).
 -- Acks are one bit each (BITFIELD, one call per batch). Released/returned entries go to the
--- returned zset (taken first, in id order); an extended entry moves to a batch of its own
--- named '<ARGV[2]>.<n>' with the new deadline (later settlements in the same call follow it).
--- A batch whose entries have all been settled is deleted at once.
+-- returned zset (taken first, in id order); an extended entry stays in its batch with a
+-- deadline of its own (see requeue_expired). A batch whose entries have all been settled is
+-- deleted at once.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] the queue's notification channel
--- ARGV[2] name prefix for the batches of extended entries, unique per call (chosen by the client)
+-- ARGV[2] unused (kept so that the argument layout does not move)
 -- ARGV[3..] the settlements in groups of one kind and batch: kind ('a' ack, 'l' release,
 --           'r' return, 'e' extend), batch name, count, then per settlement its index in the
 --           batch (and for 'e' the extension ms after it). Acks are most of the traffic, so
 --           an ack costs one argument and one bit.
--- Returns {'ok', o1..on}: 0 (stale) or 1 (done) per settlement, in order, or the new batch
---         name for a done extension | {'missing'}
+-- Returns {'ok', o1..on}: 0 (stale) or 1 (done) per settlement, in order | {'missing'}
 if not load() then return {'missing'} end
 local out = {'ok'}
 local alive = {}  -- batch -> whether it is pending (cached)
 local acks = {}   -- batch -> {args for BITFIELD, output slots}, in `order`
 local order = {}
 local left = {}   -- batch -> settlements done in it
-local moved = {}  -- '<batch> <index>' -> {batch, index} of an extended entry
-local any_moved = false
 local released = false
 local now_ms
 
@@ -60,34 +57,33 @@ local function flush_acks()
   acks, order = {}, {}
 end
 
--- One settlement other than a plain ack (or an ack after an extension in the same call).
+-- One settlement other than a plain ack.
 local function one(kind, b, idx, ms, slot)
-  local ob, oidx = b, idx
-  if any_moved then
-    local mv = moved[b .. ' ' .. idx]
-    if mv then b, idx = mv[1], mv[2] end
-  end
   if not pending(b) then return end
   flush_acks()
-  local old = redis.call('BITFIELD', PFX .. 'a:' .. b, 'SET', 'u1', idx, '1')[1]
+  local bits = PFX .. 'a:' .. b
+  if kind == 'e' then
+    -- The entry stays where it is (so that settlements naming it stay valid) with a deadline
+    -- of its own in <ns>:{q}:e:<b>; the batch's score becomes the earliest deadline of it.
+    if redis.call('GETBIT', bits, idx) ~= 0 then return end
+    now_ms = now_ms or clock()
+    local at = I(now_ms + (tonumber(ms) or 0))
+    local ext = PFX .. 'e:' .. b
+    if redis.call('EXISTS', ext) == 0 then
+      redis.call('HSET', ext, 'd', redis.call('ZSCORE', Z, b))
+      adopt(ext)
+    end
+    redis.call('HSET', ext, idx, at)
+    redis.call('ZADD', Z, 'LT', at, b)
+    out[slot] = 1
+    return
+  end
+  local old = redis.call('BITFIELD', bits, 'SET', 'u1', idx, '1')[1]
   local e = redis.call('LINDEX', PFX .. 'b:' .. b, idx)
   if old ~= 0 or not e then return end
   done(b)
   out[slot] = 1
   if kind == 'a' then return end
-  if kind == 'e' then
-    now_ms = now_ms or clock()
-    local nb = ARGV[2] .. '.' .. I(slot)
-    redis.call('RPUSH', PFX .. 'b:' .. nb, e)
-    adopt(PFX .. 'b:' .. nb)
-    redis.call('HSET', X, 'n:' .. nb, 1)
-    redis.call('ZADD', Z, I(now_ms + (tonumber(ms) or 0)), nb)
-    alive[nb] = true
-    moved[ob .. ' ' .. oidx] = {nb, '0'}
-    any_moved = true
-    out[slot] = nb
-    return
-  end
   -- The stored count is the previous delivery's: a release keeps this delivery counted
   -- (+ 1), a return does not (the entry goes back as it was taken).
   local id, d = string.match(e, '^(%d+):(%d+):')
@@ -102,7 +98,7 @@ local i, slot, nargs = 3, 1, #ARGV
 while i + 2 <= nargs do
   local kind, b, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
-  if kind == 'a' and not any_moved then
+  if kind == 'a' then
     -- Plain acks: collected for one BITFIELD per batch.
     local live = pending(b)
     local a = acks[b]
@@ -139,7 +135,7 @@ end
 flush_acks()
 for b, count in pairs(left) do
   if redis.call('HINCRBY', X, 'n:' .. b, -count) <= 0 then
-    redis.call('UNLINK', PFX .. 'b:' .. b, PFX .. 'a:' .. b)
+    redis.call('UNLINK', PFX .. 'b:' .. b, PFX .. 'a:' .. b, PFX .. 'e:' .. b)
     redis.call('HDEL', X, 'n:' .. b)
     redis.call('ZREM', Z, b)
   else

@@ -28,7 +28,7 @@ for s = 0, K + 1 do
   else
     for j = 1, #got do items[#items + 1] = got[j] end
   end
-  redis.call('UNLINK', list, PFX .. 'a:' .. name)
+  redis.call('UNLINK', list, PFX .. 'a:' .. name, PFX .. 'e:' .. name)
   redis.call('HDEL', X, 'n:' .. name)
   redis.call('ZREM', Z, name)
 end

@@ -10,6 +10,7 @@
 //! | `<ns>:{q}:x`             | hash    | per pending batch, how many entries are unsettled     |
 //! | `<ns>:{q}:b:<batch>`     | list    | a pending batch's entries as they were taken          |
 //! | `<ns>:{q}:a:<batch>`     | string  | bitmap of a batch's settled entries                   |
+//! | `<ns>:{q}:e:<batch>`     | hash    | deadlines of a batch's extended entries, by index     |
 //! | `<ns>:{q}:c`             | zset    | consumer leases (`<kind>:<id>` by deadline)           |
 //! | `<ns>:{q}:t`             | hash    | tombstone: closed generation, last id                 |
 //! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |

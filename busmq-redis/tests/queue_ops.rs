@@ -784,3 +784,41 @@ async fn a_reliable_take_of_foreign_data_loses_nothing() {
     assert_eq!(batch_keys(&mut raw, q.as_str()).await.len(), 1);
     common::stop(&s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_is_per_entry_both_ways_and_keeps_settlements_valid() {
+    let Some(srv) = common::server("an_extension_is_per_entry").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let q = queue("extend-both-ways");
+    let att = s.attach(&q, &spec()).await.unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..3)).await.unwrap();
+    let c = consumer();
+    let long = reliable(Duration::from_secs(60), 10);
+    let t = s.take(&q, &c, 3, long).await.unwrap().entries;
+    // Shorter than the batch's own deadline: only this entry comes back early.
+    let ext = Settle::Extend { id: t[0].id, delivery: 1, by: Duration::from_millis(200) };
+    let ack = Settle::Ack { id: t[2].id, delivery: 1 };
+    assert_eq!(s.settle(&q, &[ext, ack]).await.unwrap(), [Settled::Done, Settled::Done]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = s.take(&q, &c, 10, long).await.unwrap().entries;
+    assert_eq!(payloads(&again), ["m0"]);
+    assert_eq!(again[0].deliveries, 2);
+    let acks = [
+        Settle::Ack { id: t[0].id, delivery: 1 },
+        Settle::Ack { id: t[1].id, delivery: 1 },
+        Settle::Ack { id: again[0].id, delivery: 2 },
+    ];
+    assert_eq!(s.settle(&q, &acks).await.unwrap(), [Settled::Stale, Settled::Done, Settled::Done]);
+    assert_eq!(s.stat(&q).await.unwrap().pending, 0);
+    let mut raw = common::raw(&srv).await;
+    assert_eq!(batch_keys(&mut raw, q.as_str()).await, Vec::<String>::new());
+    let ext_keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("busmq:{{{}}}:e:*", q.as_str()))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(ext_keys.is_empty(), "{ext_keys:?}");
+    common::stop(&s).await;
+}
