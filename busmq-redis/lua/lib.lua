@@ -411,10 +411,12 @@ local function requeue_expired(now_ms, limit)
     end
     if next_ms then
       -- Extended entries remain: mark the others settled and wait for the next deadline.
-      for _, j in ipairs(gone) do redis.call('SETBIT', acks, j, 1) end
-      adopt(acks)
-      redis.call('HINCRBY', X, 'n:' .. b, -#gone)
-      redis.call('ZADD', Z, next_ms, b)
+      if #gone > 0 then
+        for _, j in ipairs(gone) do redis.call('SETBIT', acks, j, 1) end
+        adopt(acks)
+        redis.call('HINCRBY', X, 'n:' .. b, -#gone)
+      end
+      redis.call('ZADD', Z, I(next_ms), b)
     else
       redis.call('UNLINK', list, acks, ext)
       redis.call('HDEL', X, 'n:' .. b)

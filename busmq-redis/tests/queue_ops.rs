@@ -822,3 +822,30 @@ async fn an_extension_is_per_entry_both_ways_and_keeps_settlements_valid() {
     assert!(ext_keys.is_empty(), "{ext_keys:?}");
     common::stop(&s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_extensions_keep_an_entry_pending_while_others_take() {
+    let Some(srv) = common::server("repeated_extensions_keep").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let other = common::store(&[&srv]).await;
+    let q = queue("extend-repeatedly");
+    let att = s.attach(&q, &spec()).await.unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..1)).await.unwrap();
+    let second = Duration::from_secs(1);
+    let t = s.take(&q, &consumer(), 1, reliable(second, 10)).await.unwrap().entries;
+    for round in 0..12 {
+        tokio::time::sleep(Duration::from_millis(110)).await;
+        if round % 3 == 2 {
+            let ext = Settle::Extend { id: t[0].id, delivery: 1, by: second };
+            assert_eq!(s.settle(&q, &[ext]).await.unwrap(), [Settled::Done], "round {round}");
+        }
+        let got = other.take(&q, &consumer(), 5, reliable(second, 10)).await.unwrap().entries;
+        assert!(got.is_empty(), "round {round}: {got:?}");
+    }
+    let ack = Settle::Ack { id: t[0].id, delivery: 1 };
+    assert_eq!(s.settle(&q, &[ack]).await.unwrap(), [Settled::Done]);
+    common::stop(&s).await;
+    common::stop(&other).await;
+}
