@@ -5,7 +5,7 @@
 -- Returns {'ok'} | {'missing'}
 local q = load()
 if not q then return {'missing'} end
-redis.call('UNLINK', R, Z, X)
+unlink(batch_keys({R, Z, X}))
 drop_all_pages(q)
 save(q)
 return {'ok'}

@@ -5,13 +5,18 @@
 --   KEYS[1] <ns>:{q}:m  meta hash: layout version, generation, spec, counters, user metadata
 --   KEYS[2] <ns>:{q}:t  tombstone hash: closed generation, last id (outlives the queue)
 --   KEYS[3] <ns>:{q}:r  zset of returned entries (released/expired), score = id
---   KEYS[4] <ns>:{q}:z  zset of pending batches (one per reliable take, or per extended
---                       entry), score = visibility deadline (ms)
---   KEYS[5] <ns>:{q}:x  hash of pending entries: '<id>' -> the entry as it was taken,
---                       's:<id>' -> '<batch>:<delivery>' (the current delivery count),
---                       'b:<batch>' -> the batch's ids (space-separated),
---                       'n:<batch>' -> how many of them are still pending
+--   KEYS[4] <ns>:{q}:z  zset of pending batches (one per segment of a reliable take), member
+--                       = batch name, score = visibility deadline (ms)
+--   KEYS[5] <ns>:{q}:x  hash 'n:<batch>' -> how many entries of the batch are still pending
 --   KEYS[6] <ns>:{q}:c  zset of consumer leases, member = '<kind>:<id>', score = deadline (ms)
+-- A pending batch <b> is two more keys: <ns>:{q}:b:<b>, the list of its entries exactly as they
+-- were taken (so an entry's current delivery count is its stored count + 1), and
+-- <ns>:{q}:a:<b>, a bitmap with bit i set once entry i was settled (acked, released or
+-- returned), and once an entry was extended <ns>:{q}:e:<b>, a hash of the extended entries'
+-- deadlines by index ('d': the batch's own deadline; the batch's score in KEYS[4] is the
+-- earliest deadline of its unsettled entries). Batch names are chosen by the
+-- client (unique per client and call, never reused), which knows the batch and index of each
+-- delivery, so a settlement is one bit per entry and takes never pass values through Lua.
 -- Ready entries live in page lists <ns>:{q}:p:<k> derived from KEYS[1]: the entry with push
 -- ordinal o goes to page floor(o / size). Pops and restores touch only the head page, so every
 -- page after the head holds exactly `size` entries (the last one up to `size`), which makes
@@ -141,6 +146,21 @@ local function expire_all(q, now_ms)
   EXPIRE_AT = at
   for _, key in ipairs({M, R, Z, X, C}) do redis.call('PEXPIREAT', key, at) end
   for k = q.head, last_page(q) do redis.call('PEXPIREAT', page(k), at) end
+  for _, b in ipairs(redis.call('ZRANGE', Z, 0, -1)) do
+    redis.call('PEXPIREAT', PFX .. 'b:' .. b, at)
+    redis.call('PEXPIREAT', PFX .. 'a:' .. b, at)
+    redis.call('PEXPIREAT', PFX .. 'e:' .. b, at)
+  end
+end
+
+-- Every key of every pending batch (see the layout above), to unlink with the queue.
+local function batch_keys(keys)
+  for _, b in ipairs(redis.call('ZRANGE', Z, 0, -1)) do
+    keys[#keys + 1] = PFX .. 'b:' .. b
+    keys[#keys + 1] = PFX .. 'a:' .. b
+    keys[#keys + 1] = PFX .. 'e:' .. b
+  end
+  return keys
 end
 
 -- Extends the tombstone's life to at least at_ms (never shortens it).
@@ -341,59 +361,69 @@ local function read_pages(q, pg, off, want, out)
   end
 end
 
--- A new pending batch name, unique within the incarnation.
-local function new_batch() return 'k' .. redis.call('HINCRBY', M, 'bs', 1) end
-
 -- The entry with its delivery count set to d.
 local function with_delivery(e, d)
   local id, rest = string.match(e, '^(%d+):%d+:()')
+  if not id then foreign('an entry does not start with a busmq header') end
   return id .. ':' .. I(d) .. ':' .. string.sub(e, rest)
 end
 
--- Moves the pending entries of batches whose deadline passed back to the returned zset (at
--- most `limit` batches per call; the rest follow on the next call).
+-- Whether bit i (0-based, most significant bit first, as SETBIT numbers them) of s is set.
+local function bit_set(s, i)
+  if not s then return false end
+  local byte = string.byte(s, math.floor(i / 8) + 1)
+  if not byte then return false end
+  return bit.band(byte, bit.rshift(128, i % 8)) ~= 0
+end
+
+-- Moves the unsettled entries of batches whose deadline passed to the returned zset, each with
+-- its delivery count (stored + 1) written into the header, and deletes the batches; extended
+-- entries whose own deadline has not passed stay, and their batch waits for the earliest of
+-- them (at most `limit` batches per call; the rest follow on the next call).
 local function requeue_expired(now_ms, limit)
   local batches = redis.call('ZRANGEBYSCORE', Z, '-inf', now_ms, 'LIMIT', 0, limit)
   for _, b in ipairs(batches) do
-    local list = redis.call('HGET', X, 'b:' .. b)
-    local ids, states = {}, {}
-    if list then
-      for id in string.gmatch(list, '%d+') do
-        ids[#ids + 1] = id
-        states[#states + 1] = 's:' .. id
-      end
+    local list, acks, ext = PFX .. 'b:' .. b, PFX .. 'a:' .. b, PFX .. 'e:' .. b
+    local items = redis.call('LRANGE', list, 0, -1)
+    local settled = redis.call('GET', acks)
+    local until_ms, base = {}, nil
+    local ex = redis.call('HGETALL', ext)
+    for j = 1, #ex, 2 do
+      if ex[j] == 'd' then base = tonumber(ex[j + 1]) else until_ms[ex[j]] = tonumber(ex[j + 1]) end
     end
-    if #ids > 0 then
-      local st = redis.call('HMGET', X, unpack(states))
-      local mine, del = {}, {}
-      for j = 1, #ids do
-        local sb, d = string.match(st[j] or '', '^([^:]+):(%d+)$')
-        if sb == b then
-          mine[#mine + 1] = {ids[j], tonumber(d)}
-          del[#del + 1] = ids[j]
-          del[#del + 1] = states[j]
-        end
-      end
-      if #mine > 0 then
-        local want = {}
-        for j = 1, #mine do want[j] = mine[j][1] end
-        local encs = redis.call('HMGET', X, unpack(want))
-        local back = {}
-        for j = 1, #mine do
-          if encs[j] then
-            back[#back + 1] = mine[j][1]
-            back[#back + 1] = with_delivery(encs[j], mine[j][2])
-          end
-        end
-        redis.call('HDEL', X, unpack(del))
-        if #back > 0 then
-          redis.call('ZADD', R, unpack(back))
-          adopt(R)
+    local back, gone, next_ms = {}, {}, nil
+    for j = 1, #items do
+      if not bit_set(settled, j - 1) then
+        local at = until_ms[I(j - 1)] or base or 0
+        if at <= now_ms then
+          local e = items[j]
+          local id, d = string.match(e, '^(%d+):(%d+):')
+          if not id then foreign('an entry does not start with a busmq header') end
+          back[#back + 1] = id
+          back[#back + 1] = with_delivery(e, tonumber(d) + 1)
+          gone[#gone + 1] = j - 1
+        elseif not next_ms or at < next_ms then
+          next_ms = at
         end
       end
     end
-    redis.call('HDEL', X, 'b:' .. b, 'n:' .. b)
-    redis.call('ZREM', Z, b)
+    if #back > 0 then
+      chunked('ZADD', R, back)
+      adopt(R)
+    end
+    if next_ms then
+      -- Extended entries remain: mark the others settled and wait for the next deadline.
+      if #gone > 0 then
+        for _, j in ipairs(gone) do redis.call('SETBIT', acks, j, 1) end
+        adopt(acks)
+        redis.call('HINCRBY', X, 'n:' .. b, -#gone)
+      end
+      redis.call('ZADD', Z, I(next_ms), b)
+    else
+      redis.call('UNLINK', list, acks, ext)
+      redis.call('HDEL', X, 'n:' .. b)
+      redis.call('ZREM', Z, b)
+    end
   end
 end
 

@@ -1,82 +1,146 @@
--- settle.lua: settles reliable deliveries atomically (ack, release, return, extend). A
--- settlement whose delivery number does not match the pending entry is stale and changes
--- nothing. Released/returned entries go to the returned zset (taken first, in id order); an
--- extended entry moves to a batch of its own with the new deadline. A batch whose entries
--- have all left is deleted at once.
+-- settle.lua: settles reliable deliveries atomically (ack, release, return, extend). Each
+-- settlement names the batch and the index in it that the client got from claim.lua; it is
+-- done when the batch is still pending and its bit in the batch's bitmap was not set yet (set
+-- by an earlier settlement, or the batch expired and was redelivered: stale, nothing changes).
+-- Acks are one bit each (BITFIELD, one call per batch). Released/returned entries go to the
+-- returned zset (taken first, in id order); an extended entry stays in its batch with a
+-- deadline of its own (see requeue_expired). A batch whose entries have all been settled is
+-- deleted at once.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] the queue's notification channel
--- ARGV[2..] one settlement each: '<kind>:<id>:<delivery>' with kind 'a' (ack), 'l' (release),
---           'r' (return), or 'e:<id>:<delivery>:<extension ms>' (extend)
--- Returns {'ok', o1..on} with 1 (done) or 0 (stale) per settlement | {'missing'}
+-- ARGV[2] unused (kept so that the argument layout does not move)
+-- ARGV[3..] the settlements in groups of one kind and batch: kind ('a' ack, 'l' release,
+--           'r' return, 'e' extend), batch name, count, then per settlement its index in the
+--           batch (and for 'e' the extension ms after it). Acks are most of the traffic, so
+--           an ack costs one argument and one bit.
+-- Returns {'ok', o1..on}: 0 (stale) or 1 (done) per settlement, in order | {'missing'}
 if not load() then return {'missing'} end
-local n = #ARGV - 1
-local kinds, ids, dels, exts, states = {}, {}, {}, {}, {}
-for i = 1, n do
-  local kind, id, d, ms = string.match(ARGV[i + 1], '^(%a):(%d+):(%d+):?(%d*)$')
-  kinds[i], ids[i], dels[i], exts[i] = kind, id or '', tonumber(d), tonumber(ms)
-  states[i] = 's:' .. ids[i]
-end
-local cur = {}
-local i = 1
-while i <= n do
-  local j = math.min(i + CHUNK - 1, n)
-  local part = redis.call('HMGET', X, unpack(states, i, j))
-  for k = 1, #part do
-    if part[k] then cur[ids[i + k - 1]] = part[k] end
-  end
-  i = j + 1
-end
-local now_ms
 local out = {'ok'}
-local del, back, left = {}, {}, {}
-for i = 1, n do
-  local id = ids[i]
-  local b, d = string.match(cur[id] or '', '^([^:]+):(%d+)$')
-  local done = 0
-  if b and tonumber(d) == dels[i] then
-    done = 1
-    left[b] = (left[b] or 0) + 1
-    if kinds[i] == 'e' then
-      now_ms = now_ms or clock()
-      local nb = new_batch()
-      cur[id] = nb .. ':' .. d
-      redis.call('HSET', X, states[i], cur[id], 'b:' .. nb, id, 'n:' .. nb, 1)
-      redis.call('ZADD', Z, I(now_ms + (exts[i] or 0)), nb)
-    else
-      cur[id] = nil
-      del[#del + 1] = id
-      del[#del + 1] = states[i]
-      if kinds[i] == 'l' then
-        back[#back + 1] = {id, dels[i]}
-      elseif kinds[i] == 'r' then
-        back[#back + 1] = {id, math.max(dels[i] - 1, 0)}
+local alive = {}  -- batch -> whether it is pending (cached)
+local acks = {}   -- batch -> {args for BITFIELD, output slots}, in `order`
+local order = {}
+local left = {}   -- batch -> settlements done in it
+local released = false
+local now_ms
+
+local function pending(b)
+  local a = alive[b]
+  if a == nil then
+    a = redis.call('HEXISTS', X, 'n:' .. b) == 1
+    alive[b] = a
+  end
+  return a
+end
+
+local function done(b) left[b] = (left[b] or 0) + 1 end
+
+-- Sets the collected ack bits (in the order given, so a second ack of an entry is stale).
+local function flush_acks()
+  for _, b in ipairs(order) do
+    local a = acks[b]
+    local bits = PFX .. 'a:' .. b
+    local k = 1
+    local i = 1
+    while i <= #a.args do
+      local j = math.min(i + 4 * 1000 - 1, #a.args)
+      local old = redis.call('BITFIELD', bits, unpack(a.args, i, j))
+      for m = 1, #old do
+        if old[m] == 0 then
+          out[a.slots[k]] = 1
+          done(b)
+        end
+        k = k + 1
+      end
+      i = j + 1
+    end
+  end
+  acks, order = {}, {}
+end
+
+-- One settlement other than a plain ack.
+local function one(kind, b, idx, ms, slot)
+  if not pending(b) then return end
+  flush_acks()
+  local bits = PFX .. 'a:' .. b
+  if kind == 'e' then
+    -- The entry stays where it is (so that settlements naming it stay valid) with a deadline
+    -- of its own in <ns>:{q}:e:<b>; the batch's score becomes the earliest deadline of it.
+    if redis.call('GETBIT', bits, idx) ~= 0 then return end
+    now_ms = now_ms or clock()
+    local at = I(now_ms + (tonumber(ms) or 0))
+    local ext = PFX .. 'e:' .. b
+    if redis.call('EXISTS', ext) == 0 then
+      redis.call('HSET', ext, 'd', redis.call('ZSCORE', Z, b))
+      adopt(ext)
+    end
+    redis.call('HSET', ext, idx, at)
+    redis.call('ZADD', Z, 'LT', at, b)
+    out[slot] = 1
+    return
+  end
+  local old = redis.call('BITFIELD', bits, 'SET', 'u1', idx, '1')[1]
+  local e = redis.call('LINDEX', PFX .. 'b:' .. b, idx)
+  if old ~= 0 or not e then return end
+  done(b)
+  out[slot] = 1
+  if kind == 'a' then return end
+  -- The stored count is the previous delivery's: a release keeps this delivery counted
+  -- (+ 1), a return does not (the entry goes back as it was taken).
+  local id, d = string.match(e, '^(%d+):(%d+):')
+  if not id then foreign('an entry does not start with a busmq header') end
+  if kind == 'l' then e = with_delivery(e, tonumber(d) + 1) end
+  redis.call('ZADD', R, id, e)
+  adopt(R)
+  released = true
+end
+
+local i, slot, nargs = 3, 1, #ARGV
+while i + 2 <= nargs do
+  local kind, b, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  if kind == 'a' then
+    -- Plain acks: collected for one BITFIELD per batch.
+    local live = pending(b)
+    local a = acks[b]
+    if live and not a then
+      a = {args = {}, slots = {}}
+      acks[b] = a
+      order[#order + 1] = b
+    end
+    for j = i, i + count - 1 do
+      slot = slot + 1
+      out[slot] = 0
+      if live then
+        local args, slots = a.args, a.slots
+        local na = #args
+        args[na + 1] = 'SET'
+        args[na + 2] = 'u1'
+        args[na + 3] = ARGV[j]
+        args[na + 4] = '1'
+        slots[#slots + 1] = slot
       end
     end
-  end
-  out[#out + 1] = done
-end
-if #back > 0 then
-  local want = {}
-  for j = 1, #back do want[j] = back[j][1] end
-  local encs = redis.call('HMGET', X, unpack(want))
-  local zs = {}
-  for j = 1, #back do
-    if encs[j] then
-      zs[#zs + 1] = back[j][1]
-      zs[#zs + 1] = with_delivery(encs[j], back[j][2])
+    i = i + count
+  else
+    local step = 1
+    if kind == 'e' then step = 2 end
+    for _ = 1, count do
+      slot = slot + 1
+      out[slot] = 0
+      one(kind, b, ARGV[i], ARGV[i + 1], slot)
+      i = i + step
     end
   end
-  if #zs > 0 then
-    chunked('ZADD', R, zs)
-    adopt(R)
-  end
 end
-if #del > 0 then chunked('HDEL', X, del) end
+flush_acks()
 for b, count in pairs(left) do
   if redis.call('HINCRBY', X, 'n:' .. b, -count) <= 0 then
-    redis.call('HDEL', X, 'b:' .. b, 'n:' .. b)
+    redis.call('UNLINK', PFX .. 'b:' .. b, PFX .. 'a:' .. b, PFX .. 'e:' .. b)
+    redis.call('HDEL', X, 'n:' .. b)
     redis.call('ZREM', Z, b)
+  else
+    adopt(PFX .. 'a:' .. b)
   end
 end
-if #back > 0 then notify(ARGV[1], 'a') end
+if released then notify(ARGV[1], 'a') end
 return out

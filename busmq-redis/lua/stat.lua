@@ -17,8 +17,9 @@ if q.rage then
     if pg then ready = ready - position(q, pg, off) else ready = ready - q.n end
   end
 end
--- Each pending entry has two fields in the pending hash, each live batch two more.
-local pending = (redis.call('HLEN', X) - 2 * redis.call('ZCARD', Z)) / 2
+-- The pending hash counts the unsettled entries of each batch.
+local pending = 0
+for _, v in ipairs(redis.call('HVALS', X)) do pending = pending + (tonumber(v) or 0) end
 local reply = {'ok', I(ready), I(pending)}
 for _, s in ipairs(spec_reply(q)) do reply[#reply + 1] = s end
 reply[#reply + 1] = I(q.last)

@@ -7,7 +7,10 @@
 //! | `<ns>:{q}:p:<k>`         | list    | page `k` of the ready entries (fixed capacity)        |
 //! | `<ns>:{q}:r`             | zset    | released / expired entries waiting at the head, by id |
 //! | `<ns>:{q}:z`             | zset    | pending batches by visibility deadline (ms)           |
-//! | `<ns>:{q}:x`             | hash    | pending entries, their delivery counts and batches    |
+//! | `<ns>:{q}:x`             | hash    | per pending batch, how many entries are unsettled     |
+//! | `<ns>:{q}:b:<batch>`     | list    | a pending batch's entries as they were taken          |
+//! | `<ns>:{q}:a:<batch>`     | string  | bitmap of a batch's settled entries                   |
+//! | `<ns>:{q}:e:<batch>`     | hash    | deadlines of a batch's extended entries, by index     |
 //! | `<ns>:{q}:c`             | zset    | consumer leases (`<kind>:<id>` by deadline)           |
 //! | `<ns>:{q}:t`             | hash    | tombstone: closed generation, last id                 |
 //! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |

@@ -52,11 +52,13 @@ pub(crate) struct Scripts {
     pub(crate) lend: Script,
     pub(crate) giveback: Script,
     pub(crate) putback: Script,
+    pub(crate) claim: Script,
+    pub(crate) unclaim: Script,
 }
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 17] {
+    pub(crate) fn all(&self) -> [&Script; 19] {
         [
             &self.attach,
             &self.renew,
@@ -75,6 +77,8 @@ impl Scripts {
             &self.lend,
             &self.giveback,
             &self.putback,
+            &self.claim,
+            &self.unclaim,
         ]
     }
 }
@@ -97,6 +101,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lend: script!("lend"),
     giveback: script!("giveback"),
     putback: script!("putback"),
+    claim: script!("claim"),
+    unclaim: script!("unclaim"),
 });
 
 /// The scripts, built once.

@@ -9,6 +9,7 @@ use crate::fast::Fast;
 use crate::instance::Instance;
 use crate::keys::{Layout, QueueKeys};
 use crate::placement::Placement;
+use crate::reliable::Claims;
 use crate::reply::Reply;
 use crate::scripts::{Script, scripts};
 use crate::state::StateTracker;
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     last_ids: Mutex<HashMap<String, u64>>,
     /// Per (queue, consumer), the page list its last blocking pop drained (see `wait.rs`).
     pub(crate) wait_hints: Mutex<HashMap<(String, String), String>>,
+    /// Where this client's reliable deliveries are pending (see `reliable.rs`).
+    pub(crate) claims: Claims,
 }
 
 const LAST_IDS_LIMIT: usize = 100_000;
@@ -78,7 +81,7 @@ struct Running {
 pub(crate) struct Route {
     pub(crate) index: usize,
     /// The queue lives where an older membership put it: never create it there.
-    legacy: bool,
+    pub(crate) legacy: bool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -90,7 +93,7 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     // Round up so that a positive duration never becomes zero.
     u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
 }
@@ -213,6 +216,7 @@ impl RedisStore {
                 run: tokio::sync::Mutex::new(None),
                 last_ids: Mutex::new(HashMap::new()),
                 wait_hints: Mutex::new(HashMap::new()),
+                claims: Claims::new(),
             }),
         })
     }
@@ -470,8 +474,9 @@ impl RedisStore {
         }
     }
 
-    /// Decodes taken entries (`deliveries`: the current delivery counts of a reliable take);
-    /// the first `live` are handed out, the rest are dead claims.
+    /// Decodes taken entries; the first `live` are handed out, the rest are dead claims.
+    /// (`deliveries`, the current delivery counts of the reliable take that went through
+    /// take.lua, is always `None` now that reliable takes are `reliable.rs`.)
     pub(crate) async fn taken(
         &self,
         queue: &QueueName,
@@ -723,35 +728,25 @@ impl Store for RedisStore {
                 Fast::Slow => {}
             }
         }
+        if let TakeMode::Reliable { visibility, max_deliveries } = mode {
+            return self.claim(queue, max, visibility, max_deliveries).await;
+        }
         // An at-most-once take lost in a failover would hand its messages out again.
-        let ack = match mode {
-            TakeMode::AtMostOnce => Durable::take(self.shared.config.replicas_ack),
-            TakeMode::Reliable { .. } => None,
-        };
+        let ack = Durable::take(self.shared.config.replicas_ack);
         let mut reply = self
             .shared
             .run_with("take", queue, &scripts().take, ack, |cmd, _| {
-                cmd.arg(max);
-                match mode {
-                    TakeMode::AtMostOnce => cmd.arg("a").arg(0).arg(0),
-                    TakeMode::Reliable { visibility, max_deliveries } => {
-                        cmd.arg("r").arg(millis(visibility)).arg(max_deliveries)
-                    }
-                };
+                cmd.arg(max).arg("a").arg(0).arg(0);
             })
             .await?;
         match reply.status() {
             "ok" => {
                 let live = usize::try_from(reply.u64(1)?).unwrap_or(usize::MAX);
-                let reliable = matches!(mode, TakeMode::Reliable { .. });
                 let mut raw = Vec::with_capacity(live);
-                let groups = if reliable { 3.min(reply.len()) } else { reply.len() };
-                for i in 2..groups {
+                for i in 2..reply.len() {
                     raw.extend(reply.take_array(i)?);
                 }
-                let deliveries =
-                    if reliable && reply.len() > 3 { Some(reply.take_array(3)?) } else { None };
-                self.taken(queue, raw, deliveries, live).await
+                self.taken(queue, raw, None, live).await
             }
             "missing" => Ok(Taken::default()),
             other => Err(unexpected("take", other)),
@@ -805,31 +800,7 @@ impl Store for RedisStore {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let s = &self.shared;
-        let channel = s.layout.queue(queue.as_str()).channel;
-        let reply = s
-            .run("settle", queue, &scripts().settle, |cmd, _| {
-                cmd.arg(&channel);
-                for op in ops {
-                    let arg = match *op {
-                        Settle::Ack { id, delivery } => format!("a:{id}:{delivery}"),
-                        Settle::Release { id, delivery } => format!("l:{id}:{delivery}"),
-                        Settle::Return { id, delivery } => format!("r:{id}:{delivery}"),
-                        Settle::Extend { id, delivery, by } => {
-                            format!("e:{id}:{delivery}:{}", millis(by))
-                        }
-                    };
-                    cmd.arg(arg);
-                }
-            })
-            .await?;
-        match reply.status() {
-            "ok" if reply.len() == ops.len() + 1 => (1..reply.len())
-                .map(|i| Ok(if reply.u64(i)? == 1 { Settled::Done } else { Settled::Stale }))
-                .collect(),
-            "missing" => Ok(vec![Settled::Stale; ops.len()]),
-            other => Err(unexpected("settle", other)),
-        }
+        self.settle_claims(queue, ops).await
     }
 
     async fn read(&self, queue: &QueueName, from: Position, max: u32) -> Result<ReadBatch> {

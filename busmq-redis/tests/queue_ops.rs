@@ -764,3 +764,166 @@ async fn large_pushes_append_outside_lua_and_keep_every_rule() {
     assert!(id > all[76].id, "ids never go backwards after a close");
     common::stop(&s).await;
 }
+
+/// The keys of the pending batches of queue `q` (`b:` lists and `a:` bitmaps).
+async fn batch_keys(raw: &mut redis::aio::MultiplexedConnection, q: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for pattern in ["b:*", "a:*"] {
+        let found: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("busmq:{{{q}}}:{pattern}"))
+            .query_async(raw)
+            .await
+            .unwrap();
+        keys.extend(found);
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_takes_span_small_pages_in_order_and_settled_batches_leave_no_keys() {
+    let Some(srv) = common::server("reliable_takes_span_small_pages").await else {
+        return;
+    };
+    // Pages of 2: a take of 9 moves two pages in Redis and the rest through Lua.
+    let s = common::store_with(common::builder([srv.url()]).page_size(2)).await;
+    let q = queue("small-pages");
+    let att = s.attach(&q, &spec()).await.unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..12)).await.unwrap();
+    let c = consumer();
+    let mode = reliable(Duration::from_secs(60), 10);
+    // Start inside a page, so that the first segment is part of one.
+    let first = s.take(&q, &c, 1, mode).await.unwrap().entries;
+    assert_eq!(payloads(&first), ["m0"]);
+    let t = s.take(&q, &c, 9, mode).await.unwrap().entries;
+    assert_eq!(payloads(&t), (1..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let stat = s.stat(&q).await.unwrap();
+    assert_eq!((stat.count, stat.pending), (2, 10));
+    let mut raw = common::raw(&srv).await;
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&batch_keys(&mut raw, q.as_str()).await[0])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "pending batches expire with the queue");
+    // Release two from different segments: they come back first, in id order.
+    let rel = [
+        Settle::Release { id: t[7].id, delivery: 1 },
+        Settle::Release { id: t[0].id, delivery: 1 },
+    ];
+    assert_eq!(s.settle(&q, &rel).await.unwrap(), [Settled::Done, Settled::Done]);
+    let mut acks: Vec<Settle> =
+        t.iter().chain(&first).map(|e| Settle::Ack { id: e.id, delivery: 1 }).collect();
+    let out = s.settle(&q, &acks).await.unwrap();
+    assert_eq!(out.iter().filter(|o| **o == Settled::Done).count(), 8, "{out:?}");
+    let again = s.take(&q, &c, 10, mode).await.unwrap().entries;
+    assert_eq!(payloads(&again), ["m1", "m8", "m10", "m11"]);
+    assert_eq!(again.iter().map(|e| e.deliveries).collect::<Vec<_>>(), [2, 2, 1, 1]);
+    acks = again.iter().map(|e| Settle::Ack { id: e.id, delivery: e.deliveries }).collect();
+    assert!(s.settle(&q, &acks).await.unwrap().iter().all(|r| *r == Settled::Done));
+    assert_eq!(s.stat(&q).await.unwrap().pending, 0);
+    assert_eq!(batch_keys(&mut raw, q.as_str()).await, Vec::<String>::new());
+    // Closing a queue with pending batches removes them too.
+    s.push(&q, att.generation, &spec(), &msgs(0..3)).await.unwrap();
+    let t = s.take(&q, &c, 3, mode).await.unwrap().entries;
+    s.settle(&q, &[Settle::Ack { id: t[1].id, delivery: 1 }]).await.unwrap();
+    assert!(!batch_keys(&mut raw, q.as_str()).await.is_empty());
+    s.flush(&q).await.unwrap();
+    assert_eq!(batch_keys(&mut raw, q.as_str()).await, Vec::<String>::new());
+    s.push(&q, att.generation, &spec(), &msgs(0..3)).await.unwrap();
+    s.take(&q, &c, 3, mode).await.unwrap();
+    s.close(&q, None).await.unwrap();
+    assert_eq!(batch_keys(&mut raw, q.as_str()).await, Vec::<String>::new());
+    common::stop(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reliable_take_of_foreign_data_loses_nothing() {
+    let Some(srv) = common::server("a_reliable_take_of_foreign_data").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let q = queue("reliable-foreign");
+    let att = s.attach(&q, &spec()).await.unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..2)).await.unwrap();
+    let mut raw = common::raw(&srv).await;
+    let _: () = redis::cmd("RPUSH")
+        .arg(format!("busmq:{{{}}}:p:0", q.as_str()))
+        .arg("7 not a busmq header")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let c = consumer();
+    let mode = reliable(Duration::from_secs(60), 10);
+    assert!(matches!(s.take(&q, &c, 10, mode).await, Err(Error::ForeignData { .. })));
+    let stat = s.stat(&q).await.unwrap();
+    assert_eq!((stat.count, stat.pending), (3, 0));
+    let t = s.take(&q, &c, 2, mode).await.unwrap().entries;
+    assert_eq!(payloads(&t), ["m0", "m1"]);
+    assert_eq!(batch_keys(&mut raw, q.as_str()).await.len(), 1);
+    common::stop(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_is_per_entry_both_ways_and_keeps_settlements_valid() {
+    let Some(srv) = common::server("an_extension_is_per_entry").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let q = queue("extend-both-ways");
+    let att = s.attach(&q, &spec()).await.unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..3)).await.unwrap();
+    let c = consumer();
+    let long = reliable(Duration::from_secs(60), 10);
+    let t = s.take(&q, &c, 3, long).await.unwrap().entries;
+    // Shorter than the batch's own deadline: only this entry comes back early.
+    let ext = Settle::Extend { id: t[0].id, delivery: 1, by: Duration::from_millis(200) };
+    let ack = Settle::Ack { id: t[2].id, delivery: 1 };
+    assert_eq!(s.settle(&q, &[ext, ack]).await.unwrap(), [Settled::Done, Settled::Done]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = s.take(&q, &c, 10, long).await.unwrap().entries;
+    assert_eq!(payloads(&again), ["m0"]);
+    assert_eq!(again[0].deliveries, 2);
+    let acks = [
+        Settle::Ack { id: t[0].id, delivery: 1 },
+        Settle::Ack { id: t[1].id, delivery: 1 },
+        Settle::Ack { id: again[0].id, delivery: 2 },
+    ];
+    assert_eq!(s.settle(&q, &acks).await.unwrap(), [Settled::Stale, Settled::Done, Settled::Done]);
+    assert_eq!(s.stat(&q).await.unwrap().pending, 0);
+    let mut raw = common::raw(&srv).await;
+    assert_eq!(batch_keys(&mut raw, q.as_str()).await, Vec::<String>::new());
+    let ext_keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("busmq:{{{}}}:e:*", q.as_str()))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(ext_keys.is_empty(), "{ext_keys:?}");
+    common::stop(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_extensions_keep_an_entry_pending_while_others_take() {
+    let Some(srv) = common::server("repeated_extensions_keep").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let other = common::store(&[&srv]).await;
+    let q = queue("extend-repeatedly");
+    let att = s.attach(&q, &spec()).await.unwrap();
+    s.push(&q, att.generation, &spec(), &msgs(0..1)).await.unwrap();
+    let second = Duration::from_secs(1);
+    let t = s.take(&q, &consumer(), 1, reliable(second, 10)).await.unwrap().entries;
+    for round in 0..12 {
+        tokio::time::sleep(Duration::from_millis(110)).await;
+        if round % 3 == 2 {
+            let ext = Settle::Extend { id: t[0].id, delivery: 1, by: second };
+            assert_eq!(s.settle(&q, &[ext]).await.unwrap(), [Settled::Done], "round {round}");
+        }
+        let got = other.take(&q, &consumer(), 5, reliable(second, 10)).await.unwrap().entries;
+        assert!(got.is_empty(), "round {round}: {got:?}");
+    }
+    let ack = Settle::Ack { id: t[0].id, delivery: 1 };
+    assert_eq!(s.settle(&q, &[ack]).await.unwrap(), [Settled::Done]);
+    common::stop(&s).await;
+    common::stop(&other).await;
+}

@@ -1,0 +1,103 @@
+-- claim.lua: the reliable take. First returns the unsettled entries of expired batches to the
+-- head (see requeue_expired), then moves up to `max` ready entries to pending batches named
+-- '<prefix>.<segment>' with a visibility deadline: segment 0 holds the returned entries (they
+-- pass through Lua: there are few), segments 1..K each take from one page without passing
+-- values through Lua (RENAME of a whole page, or SORT .. BY nosort LIMIT .. STORE and LTRIM
+-- for a part of one), and segment K+1 takes what is left from later pages through Lua. It runs
+-- in one MULTI followed by `LRANGE <ns>:{q}:b:<prefix>.<s> 0 -1` for s = 0..K+1, which hand
+-- the claimed entries to the client; the index of an entry in its segment is its index in
+-- the batch, which the client sends back to settle it (settle.lua). The stored headers keep
+-- the previous delivery count: the current one is that + 1, and the client tells apart the
+-- entries past max deliveries (claimed the same way, to be dead-lettered).
+-- KEYS: the six queue keys (see lib.lua).
+-- ARGV[1] max entries (0: nothing happens; the client runs that to load the script)
+-- ARGV[2] batch name prefix, unique per call (the client's random id and a counter)
+-- ARGV[3] visibility ms
+-- ARGV[4] K: how many page segments are moved in Redis (the client sends K + 2 LRANGEs)
+-- Returns {'ok', n0, n1, .., n(K+1)} (entries per segment) | {'missing'}
+local q = load()
+if not q then return {'missing'} end
+local want = tonumber(ARGV[1])
+if want <= 0 then return {'ok'} end
+local now_ms, now_us = clock()
+trim_age(q, now_us)
+requeue_expired(now_ms, 100)
+
+local prefix, K = ARGV[2], tonumber(ARGV[4])
+local deadline = I(now_ms + tonumber(ARGV[3]))
+local counts = {}
+for s = 0, K + 1 do counts[s + 1] = 0 end
+local got = 0
+
+local function batch_key(s) return PFX .. 'b:' .. prefix .. '.' .. I(s) end
+
+-- Registers segment s as a pending batch of n entries.
+local function claim(s, n)
+  local name = prefix .. '.' .. I(s)
+  if redis.call('HSETNX', X, 'n:' .. name, n) == 0 then
+    foreign('the batch name ' .. name .. ' is taken')
+  end
+  redis.call('ZADD', Z, deadline, name)
+  adopt(PFX .. 'b:' .. name)
+  counts[s + 1] = n
+  got = got + n
+end
+
+local rs = redis.call('ZRANGE', R, 0, want - 1)
+if #rs > 0 then
+  for j = 1, #rs do check(rs[j]) end
+  chunked('RPUSH', batch_key(0), rs)
+  redis.call('ZREMRANGEBYRANK', R, 0, #rs - 1)
+  claim(0, #rs)
+end
+
+local from_pages = 0
+local s = 1
+local pg, last = q.head, last_page(q)
+while got < want and q.n > 0 and pg <= last do
+  local key = page(pg)
+  local len = redis.call('LLEN', key)
+  local n = math.min(want - got, len)
+  if n > 0 then
+    local dst = batch_key(s)
+    if s <= K then
+      if n == len then
+        redis.call('RENAME', key, dst)
+      else
+        redis.call('SORT', key, 'BY', 'nosort', 'LIMIT', 0, n, 'STORE', dst)
+        redis.call('LTRIM', key, n, -1)
+      end
+      claim(s, n)
+      s = s + 1
+    else
+      -- Past K pages (small pages or a large take): one more segment, built through Lua.
+      chunked('RPUSH', dst, redis.call('LRANGE', key, 0, n - 1))
+      redis.call('LTRIM', key, n, -1)
+      local before = counts[s + 1]
+      counts[s + 1] = before + n
+      got = got + n
+    end
+    from_pages = from_pages + n
+  end
+  if n < len then break end
+  pg = pg + 1
+end
+if counts[K + 2] > 0 then
+  -- The overflow segment was counted as it grew; register it once.
+  local n = counts[K + 2]
+  got = got - n
+  claim(K + 1, n)
+end
+if from_pages > 0 or q.rage then
+  q.n = q.n - from_pages
+  if got < want then q.n = 0 end
+  normalize(q)
+  redis.call('HSET', M, 'n', I(q.n), 'head', I(q.head))
+end
+if got > 0 then
+  adopt(Z)
+  adopt(X)
+end
+local out = {'ok'}
+for j = 1, K + 2 do out[j + 1] = counts[j] end
+return out
