@@ -474,46 +474,30 @@ impl RedisStore {
         }
     }
 
-    /// Decodes taken entries; the first `live` are handed out, the rest are dead claims.
-    /// (`deliveries`, the current delivery counts of the reliable take that went through
-    /// take.lua, is always `None` now that reliable takes are `reliable.rs`.)
+    /// Decodes at-most-once taken entries; the first `live` are handed out, the rest are dead
+    /// claims.
     pub(crate) async fn taken(
         &self,
         queue: &QueueName,
         raw: Vec<Value>,
-        deliveries: Option<Vec<Value>>,
         live: usize,
     ) -> Result<Taken> {
-        let reliable = deliveries.is_some();
-        let deliveries = deliveries.unwrap_or_default();
         let mut entries = Vec::with_capacity(raw.len());
         let mut failure = None;
-        for (i, value) in raw.into_iter().enumerate() {
+        for value in raw {
             let decoded = match value {
                 Value::BulkString(b) => decode(b, queue.as_str()),
                 other => Err(unexpected("take", format!("{other:?}"))),
             };
             match decoded {
-                Ok(mut e) => {
-                    if reliable {
-                        // Pending entries keep the header they were taken with; the current
-                        // delivery count comes apart.
-                        match deliveries.get(i) {
-                            Some(Value::Int(d)) => {
-                                e.deliveries = u32::try_from(*d).unwrap_or(u32::MAX);
-                            }
-                            _ => return Err(unexpected("take", "a delivery count is missing")),
-                        }
-                    }
-                    entries.push(e);
-                }
+                Ok(e) => entries.push(e),
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
         if let Some(e) = failure {
             // The script only checks the first byte of each header; put back what was fine
             // so that nothing valid is lost, and report the rest.
-            if !reliable && !entries.is_empty() {
+            if !entries.is_empty() {
                 let _ = self.restore(queue, &QueueSpec::default(), &entries).await;
             }
             return Err(e);
@@ -746,7 +730,7 @@ impl Store for RedisStore {
                 for i in 2..reply.len() {
                     raw.extend(reply.take_array(i)?);
                 }
-                self.taken(queue, raw, None, live).await
+                self.taken(queue, raw, live).await
             }
             "missing" => Ok(Taken::default()),
             other => Err(unexpected("take", other)),

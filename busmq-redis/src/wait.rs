@@ -142,7 +142,7 @@ impl RedisStore {
                     }
                     hints.insert(hint_key, from);
                 }
-                self.taken(queue, items, None, n).await
+                self.taken(queue, items, n).await
             }
             Some(Ok(other)) => {
                 lease.keep();
@@ -179,7 +179,7 @@ impl RedisStore {
                 for i in 2..reply.len() {
                     raw.extend(reply.take_array(i)?);
                 }
-                self.taken(queue, raw, None, live).await.map(Ok)
+                self.taken(queue, raw, live).await.map(Ok)
             }
             "missing" => Ok(Err(None)),
             other => Err(unexpected("take", other)),
