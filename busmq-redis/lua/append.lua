@@ -7,10 +7,10 @@
 -- with one empty placeholder when the tail page does not exist) and records the new tail,
 -- count and last id. RPUSHX then appends the entries as the client built them; it only finds
 -- the in key when prepare accepted, so a refused (or missing, NOSCRIPT) prepare writes
--- nothing. Commit drops the placeholder, moves the entries that went past the page's end to
--- the following pages (the only entries Lua ever sees, at most a page per page filled), renames
--- the in key back to the tail page (RENAME keeps its expiry and wakes a consumer blocked on
--- it), applies retention and notifies watchers. Prepare and commit are one script, so they
+-- nothing. Commit drops the placeholder, renames the in key back to the tail page (RENAME
+-- keeps its expiry and wakes a consumer blocked on it) and only then moves the entries that
+-- went past the page's end to the following pages (the only entries Lua ever sees), applies
+-- retention and notifies watchers. Prepare and commit are one script, so they
 -- are loaded together or not at all. The in key exists only inside the transaction.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] 'p' (prepare) or 'c' (commit)
@@ -74,11 +74,18 @@ local old = tonumber(v[1]) - count
 local pg = math.floor(old / S)
 local fresh = redis.call('LINDEX', IN, 0) == ''
 if fresh then redis.call('LPOP', IN) end
--- Entries past the end of the tail page belong to the pages after it.
+-- Entries past the end of the tail page belong to the pages after it. The tail page is
+-- renamed back before they are written: a consumer blocked on it and the next page (see
+-- wait.rs) is served from the key signalled first, and must get the older entries first.
 local over = old + count - (pg + 1) * S
+local items
 if over > 0 then
-  local items = redis.call('LRANGE', IN, -over, -1)
+  items = redis.call('LRANGE', IN, -over, -1)
   redis.call('LTRIM', IN, 0, -over - 1)
+end
+if fresh then adopt(IN) end
+redis.call('RENAME', IN, page(pg))
+if over > 0 then
   local i, k = 1, pg + 1
   while i <= over do
     local j = math.min(i + S - 1, over)
@@ -94,8 +101,6 @@ if over > 0 then
     k = k + 1
   end
 end
-if fresh then adopt(IN) end
-redis.call('RENAME', IN, page(pg))
 local q = load()
 if q and (q.rlen or q.rage) then
   local _, now_us = clock()
