@@ -63,7 +63,16 @@ impl RedisStore {
             eval(&mut pipe, &scripts().lend, &keys);
             pipe.cmd("LMPOP").arg(1).arg(&loan).arg("LEFT").arg("COUNT").arg(left);
             eval(&mut pipe, &scripts().giveback, &keys);
-            let mut replies = inst.query_pipe(&pipe).await.map_err(|e| context().error(e))?;
+            let mut replies = match inst.query_pipe(&pipe).await {
+                Ok(replies) => replies,
+                // What was popped before is handed out; the next take tries again.
+                Err(_) if !raw.is_empty() => break,
+                // The cluster client does not follow MOVED (nor refresh its slot map) for a
+                // transaction: after a failover or a slot move, take.lua (one EVALSHA, routed
+                // and redirected like any command) takes instead.
+                Err(_) if inst.is_cluster() => return Ok(Fast::Slow),
+                Err(e) => return Err(context().error(e)),
+            };
             if replies.len() != 3 {
                 return Err(unexpected(
                     "take",

@@ -109,7 +109,7 @@ impl Instance {
         }
     }
 
-    fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.target, Target::Cluster(_))
     }
 
