@@ -25,15 +25,8 @@ local IN = PFX .. 'in'
 
 if ARGV[1] == 'p' then
   local count = tonumber(ARGV[10])
-  local closed = redis.call('HGET', T, 'closed')
-  if closed and closed == ARGV[2] then return {'closed'} end
-  local now_ms, now_us = clock()
-  local q = load()
-  if not q then
-    if ARGV[8] ~= '1' then return {'missing'} end
-    q = create(now_ms, now_us, 3)
-  end
-  if q.max and q.n + redis.call('ZCARD', R) + count > q.max then return {'full', I(q.max)} end
+  local q, refused, now_us = push_target(ARGV[2], ARGV[8], 3, count)
+  if not q then return refused end
   local floor = math.max(q.last, q.base)
   local first = tonumber(ARGV[9])
   if not (first and first > floor and first >= now_us - 1000000 and first <= now_us + 1000000)

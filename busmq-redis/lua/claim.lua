@@ -88,12 +88,7 @@ if counts[K + 2] > 0 then
   got = got - n
   claim(K + 1, n)
 end
-if from_pages > 0 or q.rage then
-  q.n = q.n - from_pages
-  if got < want then q.n = 0 end
-  normalize(q)
-  redis.call('HSET', M, 'n', I(q.n), 'head', I(q.head))
-end
+took_from_pages(q, from_pages, got < want)
 if got > 0 then
   adopt(Z)
   adopt(X)

@@ -188,6 +188,25 @@ local function create(now_ms, now_us, o)
   return q
 end
 
+-- The queue a push of `count` entries goes to, created from the spec at ARGV[spec_at ..] when
+-- it is missing and may be created here; or the reply that refuses the push (the caller's
+-- generation `gen` was closed, the queue is missing, or it would go past maxsize), and the
+-- clock in microseconds.
+local function push_target(gen, may_create, spec_at, count)
+  local closed = redis.call('HGET', T, 'closed')
+  if closed and closed == gen then return nil, {'closed'} end
+  local now_ms, now_us = clock()
+  local q = load()
+  if not q then
+    if may_create ~= '1' then return nil, {'missing'} end
+    q = create(now_ms, now_us, spec_at)
+  end
+  if q.max and q.n + redis.call('ZCARD', R) + count > q.max then
+    return nil, {'full', I(q.max)}
+  end
+  return q, nil, now_us
+end
+
 local function idof(e)
   local id = string.match(e, '^(%d+):')
   if not id then foreign('an entry does not start with a busmq header') end
@@ -281,6 +300,16 @@ local function normalize(q)
   end
   local last = last_page(q)
   while q.head < last and redis.call('LLEN', page(q.head)) == 0 do q.head = q.head + 1 end
+end
+
+-- Records that a take removed `taken` entries from the pages (and whether it wanted more than
+-- the queue held); retention by age may have moved the head even when nothing was taken.
+local function took_from_pages(q, taken, drained)
+  if taken == 0 and not q.rage then return end
+  q.n = q.n - taken
+  if drained then q.n = 0 end
+  normalize(q)
+  redis.call('HSET', M, 'n', I(q.n), 'head', I(q.head))
 end
 
 local function unlink(keys)

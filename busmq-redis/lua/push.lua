@@ -13,15 +13,8 @@
 -- ARGV[10..] entries '<id>:<deliveries>:<attr length>:<attrs><payload>', ids proposed + 0, 1, ...
 -- Returns {'ok', first id} | {'closed'} | {'full', maxsize} | {'missing'}
 local count = #ARGV - 9
-local closed = redis.call('HGET', T, 'closed')
-if closed and closed == ARGV[1] then return {'closed'} end
-local now_ms, now_us = clock()
-local q = load()
-if not q then
-  if ARGV[7] ~= '1' then return {'missing'} end
-  q = create(now_ms, now_us, 2)
-end
-if q.max and q.n + redis.call('ZCARD', R) + count > q.max then return {'full', I(q.max)} end
+local q, refused, now_us = push_target(ARGV[1], ARGV[7], 2, count)
+if not q then return refused end
 
 local floor = math.max(q.last, q.base)
 local first = tonumber(ARGV[9])

@@ -54,12 +54,7 @@ for _, p in ipairs(peeks) do
   if p[2] > 0 then redis.call('LTRIM', p[1], p[2], -1) end
   from_pages = from_pages + p[2]
 end
-if from_pages > 0 or q.rage then
-  q.n = q.n - from_pages
-  if got < want then q.n = 0 end
-  normalize(q)
-  redis.call('HSET', M, 'n', I(q.n), 'head', I(q.head))
-end
+took_from_pages(q, from_pages, got < want)
 
 if got == 0 and ARGV[5] == 'w' then return {'ok', 0, page(math.floor(q.tail / q.size))} end
 local out = {'ok', got}
