@@ -188,6 +188,25 @@ local function create(now_ms, now_us, o)
   return q
 end
 
+-- Puts list[from .. #list] at the head of the queue in that order (LPUSH inserts one value at a
+-- time, so they go last to first), checking each value with `each` when given.
+local function push_head(q, list, from, each)
+  if q.n == 0 then q.head = math.floor(q.tail / q.size) end
+  local key = page(q.head)
+  local i = #list
+  while i >= from do
+    local stop = math.max(from, i - CHUNK + 1)
+    local batch = {}
+    for j = i, stop, -1 do
+      if each then each(list[j]) end
+      batch[#batch + 1] = list[j]
+    end
+    redis.call('LPUSH', key, unpack(batch))
+    i = stop - 1
+  end
+  adopt(key)
+end
+
 -- The queue a push of `count` entries goes to, created from the spec at ARGV[spec_at ..] when
 -- it is missing and may be created here; or the reply that refuses the push (the caller's
 -- generation `gen` was closed, the queue is missing, or it would go past maxsize), and the

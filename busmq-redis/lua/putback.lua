@@ -6,16 +6,6 @@
 -- Returns {'ok'} | {'missing'}
 local q = load()
 if not q then return {'missing'} end
-if q.n == 0 then q.head = math.floor(q.tail / q.size) end
-local key = page(q.head)
-local i = #ARGV
-while i >= 1 do
-  local stop = math.max(1, i - CHUNK + 1)
-  local batch = {}
-  for j = i, stop, -1 do batch[#batch + 1] = ARGV[j] end
-  redis.call('LPUSH', key, unpack(batch))
-  i = stop - 1
-end
-adopt(key)
+push_head(q, ARGV, 1)
 redis.call('HSET', M, 'head', I(q.head))
 return {'ok'}

@@ -25,21 +25,7 @@ if redis.call('ZCARD', R) > 0 then
   end
   chunked('ZADD', R, zs)
 else
-  if q.n == 0 then q.head = math.floor(q.tail / q.size) end
-  local key = page(q.head)
-  -- LPUSH inserts one value at a time at the head, so push the entries last to first.
-  local i = #ARGV
-  while i >= 8 do
-    local stop = math.max(8, i - CHUNK + 1)
-    local batch = {}
-    for j = i, stop, -1 do
-      check(ARGV[j])
-      batch[#batch + 1] = ARGV[j]
-    end
-    redis.call('LPUSH', key, unpack(batch))
-    i = stop - 1
-  end
-  adopt(key)
+  push_head(q, ARGV, 8, check)
   q.n = q.n + count
   save(q)
 end

@@ -33,18 +33,7 @@ for s = 0, K + 1 do
   redis.call('ZREM', Z, name)
 end
 if #items > 0 then
-  if q.n == 0 then q.head = math.floor(q.tail / q.size) end
-  local key = page(q.head)
-  -- LPUSH inserts one value at a time at the head, so push the entries last to first.
-  local i = #items
-  while i >= 1 do
-    local stop = math.max(1, i - CHUNK + 1)
-    local batch = {}
-    for j = i, stop, -1 do batch[#batch + 1] = items[j] end
-    redis.call('LPUSH', key, unpack(batch))
-    i = stop - 1
-  end
-  adopt(key)
+  push_head(q, items, 1)
   q.n = q.n + #items
   save(q)
 end
