@@ -147,6 +147,12 @@ pub enum Error {
     #[error("queue {queue:?} holds data busmq did not write: {detail}")]
     ForeignData { queue: String, detail: String },
 
+    /// The store refused this client's credentials or rights: a password is missing or wrong,
+    /// or the user lacks an ACL permission busmq needs. Trying again with the same
+    /// configuration cannot succeed. `target` names the instance (never with its password).
+    #[error("access to {target} was denied: {reason}")]
+    AccessDenied { target: String, reason: String },
+
     /// A store call did not answer within its deadline.
     #[error("{operation} on {target} timed out after {after:?}")]
     Timeout { operation: &'static str, target: String, after: Duration },
