@@ -17,6 +17,7 @@ pub mod cases;
 pub mod cluster;
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod faults;
 pub mod proxy;
 pub mod redis;
 mod registry;

@@ -109,6 +109,12 @@ impl<T> Delivery<T> {
     /// Acknowledges: the message is done and will not be delivered again. A no-op outside
     /// reliable mode. Fails with `StaleDelivery` if the delivery was given to another consumer
     /// meanwhile (its visibility timeout passed).
+    ///
+    /// When the ack itself fails (the store is unreachable: `Offline`, `Timeout`, ...) it may
+    /// or may not have been recorded. The consumer then stops extending the delivery, so if it
+    /// was not recorded the message is delivered again once its visibility timeout has passed
+    /// (at least once); it is never held for ever. The same holds for [`Delivery::nack`] and
+    /// [`Delivery::reject`].
     pub async fn ack(mut self) -> Result<()> {
         self.finish(|id, delivery| Settle::Ack { id, delivery }).await
     }

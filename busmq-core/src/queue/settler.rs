@@ -94,7 +94,20 @@ impl Settler {
                 source: None,
             })
         });
-        match outcome? {
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // The settlement may not have happened. A delivery whose ack, nack or return
+                // failed is no longer this consumer's to extend: it comes back after its
+                // visibility timeout instead of staying held (and renewed) for ever. A failed
+                // extension changes nothing: the delivery is still held.
+                if finishes {
+                    self.unhold(id, delivery);
+                }
+                return Err(error);
+            }
+        };
+        match outcome {
             Settled::Done => {
                 if finishes {
                     self.unhold(id, delivery);

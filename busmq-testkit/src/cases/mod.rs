@@ -10,4 +10,5 @@ pub mod pubsub;
 pub mod push;
 pub mod reliable;
 pub mod replay;
+pub mod settle;
 pub mod stats;

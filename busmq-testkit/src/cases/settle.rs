@@ -1,0 +1,46 @@
+//! Settlement cases: what becomes of a reliable delivery whose settlement failed (SPEC Q13).
+//! The failures are injected by [`FaultyStore`](crate::faults::FaultyStore) around the
+//! backend's real store, so that every backend is checked for the same core behaviour.
+
+use crate::backend::Backend;
+use crate::faults::FaultyStore;
+use crate::support::{DEADLINE, bus, next, unique, within};
+use busmq_core::{Bus, ConsumeOptions, Error, ReliableOptions};
+use std::time::Duration;
+
+/// Q13: an ack that fails (the store is unreachable) does not pin its message: the delivery is
+/// no longer extended, so once the store is back the message is delivered again after its
+/// visibility timeout (to this or another consumer), with the next delivery count.
+pub async fn reliable_failed_ack_comes_back_after_the_visibility_timeout(backend: &dyn Backend) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let name = unique("failed-ack");
+    let q = b.queue(&name).unwrap();
+    q.attach().await.unwrap();
+    let producer = bus(backend).await.queue(&name).unwrap();
+    producer.attach().await.unwrap();
+    let id = producer.push(&"work").await.unwrap();
+    let visibility = Duration::from_secs(2);
+    let options = ReliableOptions { visibility_timeout: visibility, ..Default::default() };
+    let mut consumer =
+        q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    let first = next(&mut consumer, "the first delivery").await.unwrap();
+    assert_eq!((first.id(), first.deliveries()), (id, 1));
+    faults.fail(&["settle"]);
+    match first.ack().await {
+        Err(error @ Error::Offline { .. }) => assert!(error.is_retryable()),
+        other => panic!("expected the ack to fail with Offline, got {other:?}"),
+    }
+    // Long enough for the consumer's periodic extensions to have run during the outage.
+    tokio::time::sleep(visibility).await;
+    faults.heal();
+    let again = within("the redelivery after the failed ack", async {
+        next(&mut consumer, "the redelivery").await.unwrap()
+    })
+    .await;
+    assert_eq!((again.id(), again.deliveries()), (id, 2));
+    again.ack().await.unwrap();
+    assert_eq!(q.stat().await.unwrap().pending, 0);
+}

@@ -1,0 +1,201 @@
+//! A fault-injecting wrapper around any store: chosen operations fail with `Offline` while a
+//! switch is on, so that cases can check what the core does when a single call fails (a failed
+//! ack, a failed extension) on every backend, over the real store underneath.
+//!
+//! Network-level faults against real Redis processes are the business of [`crate::proxy`];
+//! this wrapper is for behaviour that is the same whatever made the call fail.
+
+use async_trait::async_trait;
+use busmq_core::store::{
+    Attachment, ConsumerId, ConsumerOp, Entry, Metadata, MetadataOp, NewEntry, Notice, Position,
+    QueueSpec, QueueStat, ReadBatch, Renewal, Settle, Settled, StoreEvent, StoreState, TakeMode,
+    Taken,
+};
+use busmq_core::{Error, QueueName, Result, Store, StoreHandle, TopicName};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The operations a [`Faults`] switch can make fail, named as the `Store` methods are.
+pub type Operation = &'static str;
+
+/// The switch of a [`FaultyStore`]: which operations fail now.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    failing: Arc<Mutex<HashSet<Operation>>>,
+}
+
+impl Faults {
+    /// Makes `operations` fail from now on.
+    pub fn fail(&self, operations: &[Operation]) {
+        self.failing.lock().expect("faults lock").extend(operations.iter().copied());
+    }
+
+    /// Lets every operation through again.
+    pub fn heal(&self) {
+        self.failing.lock().expect("faults lock").clear();
+    }
+
+    fn check(&self, operation: Operation) -> Result<()> {
+        if self.failing.lock().expect("faults lock").contains(operation) {
+            return Err(Error::Offline { target: format!("fault injection ({operation})") });
+        }
+        Ok(())
+    }
+}
+
+/// A store that forwards every call to `inner`, except the operations its [`Faults`] make fail.
+pub struct FaultyStore {
+    inner: StoreHandle,
+    faults: Faults,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`; returns the store and its switch.
+    pub fn wrap(inner: StoreHandle) -> (FaultyStore, Faults) {
+        let faults = Faults::default();
+        (FaultyStore { inner, faults: faults.clone() }, faults)
+    }
+}
+
+impl fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultyStore").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn connect(&self) -> Result<StoreState> {
+        self.faults.check("connect")?;
+        self.inner.connect().await
+    }
+
+    async fn disconnect(&self) -> Result<()> {
+        self.inner.disconnect().await
+    }
+
+    fn state(&self) -> StoreState {
+        self.inner.state()
+    }
+
+    fn events(&self) -> broadcast::Receiver<StoreEvent> {
+        self.inner.events()
+    }
+
+    async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment> {
+        self.faults.check("attach")?;
+        self.inner.attach(queue, spec).await
+    }
+
+    async fn renew(&self, queue: &QueueName, generation: u64, spec: &QueueSpec) -> Result<Renewal> {
+        self.faults.check("renew")?;
+        self.inner.renew(queue, generation, spec).await
+    }
+
+    async fn detach(&self, queue: &QueueName, generation: u64) -> Result<()> {
+        self.faults.check("detach")?;
+        self.inner.detach(queue, generation).await
+    }
+
+    async fn close(&self, queue: &QueueName, generation: Option<u64>) -> Result<bool> {
+        self.faults.check("close")?;
+        self.inner.close(queue, generation).await
+    }
+
+    async fn push(
+        &self,
+        queue: &QueueName,
+        generation: u64,
+        spec: &QueueSpec,
+        entries: &[NewEntry],
+    ) -> Result<u64> {
+        self.faults.check("push")?;
+        self.inner.push(queue, generation, spec, entries).await
+    }
+
+    async fn take(
+        &self,
+        queue: &QueueName,
+        consumer: &ConsumerId,
+        max: u32,
+        mode: TakeMode,
+    ) -> Result<Taken> {
+        self.faults.check("take")?;
+        self.inner.take(queue, consumer, max, mode).await
+    }
+
+    fn waits_natively(&self) -> bool {
+        self.inner.waits_natively()
+    }
+
+    async fn take_wait(
+        &self,
+        queue: &QueueName,
+        consumer: &ConsumerId,
+        max: u32,
+        wait: Duration,
+        cancel: &tokio::sync::Notify,
+    ) -> Result<Taken> {
+        self.faults.check("take")?;
+        self.inner.take_wait(queue, consumer, max, wait, cancel).await
+    }
+
+    async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {
+        self.faults.check("restore")?;
+        self.inner.restore(queue, spec, entries).await
+    }
+
+    async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {
+        self.faults.check("settle")?;
+        self.inner.settle(queue, ops).await
+    }
+
+    async fn read(&self, queue: &QueueName, from: Position, max: u32) -> Result<ReadBatch> {
+        self.faults.check("read")?;
+        self.inner.read(queue, from, max).await
+    }
+
+    async fn consumers(&self, queue: &QueueName, op: ConsumerOp) -> Result<()> {
+        self.faults.check("consumers")?;
+        self.inner.consumers(queue, op).await
+    }
+
+    async fn stat(&self, queue: &QueueName) -> Result<QueueStat> {
+        self.faults.check("stat")?;
+        self.inner.stat(queue).await
+    }
+
+    async fn flush(&self, queue: &QueueName) -> Result<()> {
+        self.faults.check("flush")?;
+        self.inner.flush(queue).await
+    }
+
+    async fn metadata(&self, queue: &QueueName, op: MetadataOp) -> Result<Metadata> {
+        self.faults.check("metadata")?;
+        self.inner.metadata(queue, op).await
+    }
+
+    async fn watch(&self, queue: &QueueName) -> Result<BoxStream<'static, Notice>> {
+        self.faults.check("watch")?;
+        self.inner.watch(queue).await
+    }
+
+    async fn publish(&self, topic: &TopicName, payload: Bytes) -> Result<u64> {
+        self.faults.check("publish")?;
+        self.inner.publish(topic, payload).await
+    }
+
+    async fn subscribe(&self, topic: &TopicName) -> Result<BoxStream<'static, Bytes>> {
+        self.faults.check("subscribe")?;
+        self.inner.subscribe(topic).await
+    }
+}
