@@ -273,8 +273,16 @@ pub(crate) async fn start<T: 'static>(
         _ => ConsumerKind::Removing,
     };
     let mut slot = queue.consumer.lock().await;
-    if slot.as_ref().is_some_and(|active| !active.is_finished()) {
-        return Err(Error::AlreadyConsuming { queue: queue.name.to_string() });
+    // A consumer that was dropped or stopped (or reached its `max`) is still giving back what
+    // it holds: wait for it rather than refuse, so that a new consumer starts after the
+    // give-back and sees those messages first.
+    while let Some(active) = slot.clone().filter(|active| !active.is_finished()) {
+        if !active.stop_requested() {
+            return Err(Error::AlreadyConsuming { queue: queue.name.to_string() });
+        }
+        drop(slot);
+        active.finished().await;
+        slot = queue.consumer.lock().await;
     }
     let phase = *queue.phase.borrow();
     phase.can_consume(&queue.name)?;
@@ -618,7 +626,9 @@ async fn finish(
             *slot = None;
         }
     }
-    let _ = shared.done.send(true);
+    // `send` would drop the value when nobody is subscribed yet (a `stop()` that comes later
+    // would then wait forever); `send_replace` stores it whoever listens.
+    shared.done.send_replace(true);
     queue.emit(QueueEvent::Consuming(false));
 }
 

@@ -306,3 +306,64 @@ pub async fn undecodable_message_is_reported_with_its_id(backend: &dyn Backend) 
     }
     assert_eq!(*next(&mut consumer, "the good message").await.unwrap().body(), 7);
 }
+
+/// Q11, Q12: once a consumer with `max` has handed out everything and its stream ended,
+/// `Consumer::stop`, `Queue::stop` and `Queue::detach` return at once (the consumer's finish
+/// was signalled before anyone waited for it, and the wait must still see it), several times
+/// over so that the race between the finish and the wait is crossed both ways.
+pub async fn stop_after_max_returns_at_once(backend: &dyn Backend) {
+    let b = bus(backend).await;
+    for round in 0..5u32 {
+        let q = b.queue(unique("stop-after-max")).unwrap();
+        q.attach().await.unwrap();
+        let mut events = q.events();
+        q.push_all(0..4u32).await.unwrap();
+        let mut consumer = q.consume_with::<u32>(ConsumeOptions::new().max(3)).await.unwrap();
+        let got: Vec<u32> = take(&mut consumer, 3, "three")
+            .await
+            .into_iter()
+            .map(|d| d.unwrap().into_body())
+            .collect();
+        assert_eq!(got, [0, 1, 2]);
+        assert!(ends(&mut consumer, "the stream to end after max").await.is_empty());
+        within("Consuming(false)", async {
+            while let Some(event) = events.next().await {
+                if matches!(event, QueueEvent::Consuming(false)) {
+                    return;
+                }
+            }
+            panic!("the event stream ended");
+        })
+        .await;
+        within(&format!("consumer.stop() (round {round})"), consumer.stop()).await;
+        within(&format!("queue.stop() (round {round})"), q.stop()).await.unwrap();
+        let mut again = q.consume::<u32>().await.unwrap();
+        assert_eq!(next(&mut again, "the fourth message").await.unwrap().into_body(), 3);
+        within(&format!("queue.detach() (round {round})"), q.detach()).await.unwrap();
+    }
+}
+
+/// Q11, Q12: dropping a consumer stops it, and a new `consume` on the same handle right after
+/// the drop starts (it is not `AlreadyConsuming`) and receives what the dropped one had taken
+/// but not handed out, in order.
+pub async fn dropped_consumer_frees_the_queue_for_a_new_consumer(backend: &dyn Backend) {
+    let b = bus(backend).await;
+    let q = b.queue(unique("drop-then-consume")).unwrap();
+    q.attach().await.unwrap();
+    for round in 0..5u32 {
+        q.push_all(0..4u32).await.unwrap();
+        let mut first = q.consume::<u32>().await.unwrap();
+        assert_eq!(next(&mut first, "the first message").await.unwrap().into_body(), 0);
+        drop(first);
+        let mut second = match q.consume::<u32>().await {
+            Ok(second) => second,
+            Err(error) => panic!("consume right after a drop failed (round {round}): {error}"),
+        };
+        let rest: Vec<u32> = take(&mut second, 3, "the rest")
+            .await
+            .into_iter()
+            .map(|d| d.unwrap().into_body())
+            .collect();
+        assert_eq!(rest, [1, 2, 3], "round {round}");
+    }
+}
