@@ -234,11 +234,13 @@ impl Producer {
     }
 
     fn resolve(&self, batch: Vec<Unit>, first: u64) {
+        // Counted before any caller is answered, so that `pushed()` right after a push
+        // returned includes it (read-your-writes).
+        let written: u64 = batch.iter().map(|u| u.entries.len() as u64).sum();
+        self.pushed.fetch_add(written, Ordering::Relaxed);
         let mut id = first;
-        let mut written = 0;
         for unit in batch {
             let n = unit.entries.len() as u64;
-            written += n;
             match unit.reply {
                 Reply::One(tx) => {
                     let _ = tx.send(Ok(id));
@@ -249,7 +251,6 @@ impl Producer {
             }
             id += n;
         }
-        self.pushed.fetch_add(written, Ordering::Relaxed);
     }
 }
 

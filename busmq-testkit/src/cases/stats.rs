@@ -116,3 +116,37 @@ pub async fn exists_works_without_attaching(backend: &dyn Backend) {
     assert!(observer.exists().await.unwrap());
     assert!(!observer.is_attached());
 }
+
+/// Q5: `pushed()` counts a push as soon as the push returned its id (read-your-writes), for
+/// single pushes, concurrent pushes and batches.
+pub async fn pushed_counts_a_push_as_soon_as_it_returns(backend: &dyn Backend) {
+    let b = bus(backend).await;
+    let q = b.queue(unique("pushed-now")).unwrap();
+    q.attach().await.unwrap();
+    let mut expected = 0;
+    for i in 0..50u32 {
+        q.push(&i).await.unwrap();
+        expected += 1;
+        assert_eq!(q.pushed(), expected, "after push {i}");
+        let ids = q.push_all([i, i]).await.unwrap();
+        expected += ids.len() as u64;
+        assert_eq!(q.pushed(), expected, "after push_all {i}");
+        let (x, y) = futures::join!(q.push(&i), q.push(&i));
+        x.unwrap();
+        y.unwrap();
+        expected += 2;
+        assert_eq!(q.pushed(), expected, "after two concurrent pushes {i}");
+    }
+    // A caller on another thread (as on a multi-thread runtime) is woken by the push's reply
+    // while the worker that wrote it goes on running: the count must already include it.
+    for i in 0..500u32 {
+        let push = q.push(&i);
+        let handle = q.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            futures::executor::block_on(push).unwrap();
+            handle.pushed()
+        });
+        expected += 1;
+        assert_eq!(seen.await.unwrap(), expected, "seen from another thread after push {i}");
+    }
+}
