@@ -8,7 +8,7 @@ use std::sync::Arc;
 /// The longest name accepted, in bytes (SPEC section 2: "up to 1 KiB").
 pub const MAX_NAME_BYTES: usize = 1024;
 
-fn shorten(name: &str) -> String {
+pub(crate) fn shorten(name: &str) -> String {
     const SHOW: usize = 64;
     if name.len() <= SHOW {
         return name.to_string();

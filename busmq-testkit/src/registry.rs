@@ -76,6 +76,7 @@ macro_rules! __busmq_cases {
             stats::metadata_empty_value_is_a_value,
             stats::pushed_and_consumed_count_this_clients_messages,
             stats::exists_works_without_attaching,
+            stats::pushed_counts_a_push_as_soon_as_it_returns,
             push::push_returns_strictly_increasing_ids,
             push::ids_never_go_backwards_after_close_and_recreate,
             push::ids_never_go_backwards_after_expiry,
@@ -98,6 +99,8 @@ macro_rules! __busmq_cases {
             consume::stop_returns_undelivered_messages_to_the_head_in_order,
             consume::dropped_consumer_returns_undelivered_messages,
             consume::undecodable_message_is_reported_with_its_id,
+            consume::stop_after_max_returns_at_once,
+            consume::dropped_consumer_frees_the_queue_for_a_new_consumer,
             replay::consume_without_removing_leaves_messages_for_the_next_consumer,
             replay::replay_from_index_and_from_id,
             replay::replay_consumers_read_independently,
@@ -117,6 +120,7 @@ macro_rules! __busmq_cases {
             errors::invalid_options_are_rejected,
             errors::oversize_message_is_rejected_and_nothing_written,
             errors::unencodable_message_writes_nothing,
+            errors::long_queue_name_needs_a_named_dead_letter_queue,
             pubsub::pubsub_delivers_to_every_live_subscriber,
             pubsub::pubsub_does_not_store_messages,
             reliable::reliable_ack_removes_the_message,
@@ -137,6 +141,7 @@ macro_rules! __busmq_cases {
             reliable::retention_by_count_keeps_the_newest,
             reliable::retention_by_age_drops_old_messages,
             reliable::dead_letter_queue_is_an_ordinary_queue,
+            settle::reliable_failed_ack_comes_back_after_the_visibility_timeout,
         ]}
     };
     (@expand tests ($make:expr) [$($module:ident :: $name:ident),* $(,)?]) => {

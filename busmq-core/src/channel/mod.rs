@@ -9,7 +9,7 @@ pub use events::{ChannelEvent, ChannelEvents};
 
 use crate::bus::BusInner;
 use crate::error::{Error, NameKind, Result};
-use crate::name::{QueueName, validate};
+use crate::name::{MAX_NAME_BYTES, QueueName, shorten, validate};
 use crate::queue::{AttachOptions, ConsumeOptions, DEFAULT_PREFETCH, Queue, ReliableOptions};
 use crate::util::random_u64;
 use serde::Serialize;
@@ -131,9 +131,25 @@ impl Channel {
                 reason: "the local and remote roles must differ".into(),
             });
         }
-        // Both queue names must be valid too (the prefix counts towards the length limit).
-        queue_name(local, name)?;
-        queue_name(remote, name)?;
+        // Both queue names must be valid too: the prefix counts towards the length limit, and
+        // the error says so rather than naming a queue the user never named.
+        for role in [local, remote] {
+            let queue = format!("channel:{role}:{name}");
+            if queue.len() > MAX_NAME_BYTES {
+                let room = MAX_NAME_BYTES.saturating_sub(queue.len() - name.len());
+                return Err(Error::InvalidName {
+                    kind: NameKind::Channel,
+                    name: shorten(name),
+                    reason: format!(
+                        "its queue for role {role:?} (\"channel:{role}:\" and the name) would be \
+                         {} bytes long, over the limit of {MAX_NAME_BYTES}; with these roles a \
+                         channel name may have at most {room} bytes",
+                        queue.len()
+                    ),
+                });
+            }
+            queue_name(role, name)?;
+        }
         Ok(Channel {
             inner: Arc::new(ChannelInner {
                 bus,

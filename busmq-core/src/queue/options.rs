@@ -1,7 +1,7 @@
 //! Options of `attach` and `consume`, validated before anything touches the store (SPEC E1).
 
 use crate::error::{Error, Result};
-use crate::name::QueueName;
+use crate::name::{MAX_NAME_BYTES, QueueName};
 use crate::store::{Position, QueueSpec, Retention};
 use std::time::Duration;
 
@@ -80,7 +80,8 @@ pub struct ReliableOptions {
     pub auto_extend: bool,
     /// After this many deliveries a message moves to the dead-letter queue. Default 5.
     pub max_deliveries: u32,
-    /// The dead-letter queue; default `<queue>.dlq`.
+    /// The dead-letter queue; default `<queue>.dlq`. A queue whose name is within 4 bytes of
+    /// the 1 KiB limit needs one named here (the default would be too long).
     pub dead_letter_queue: Option<String>,
 }
 
@@ -200,11 +201,29 @@ impl ConsumeOptions {
     }
 }
 
+/// Appended to a queue's name to name its dead-letter queue when none is configured.
+const DEAD_LETTER_SUFFIX: &str = ".dlq";
+
 /// The dead-letter queue of `queue`.
 pub(crate) fn dead_letter_name(queue: &QueueName, options: &ReliableOptions) -> Result<QueueName> {
     match &options.dead_letter_queue {
         Some(name) => QueueName::new(name),
-        None => QueueName::new(format!("{queue}.dlq")),
+        None => {
+            let name = format!("{queue}{DEAD_LETTER_SUFFIX}");
+            if name.len() > MAX_NAME_BYTES {
+                return Err(Error::invalid_option(
+                    "dead_letter_queue",
+                    format!(
+                        "the default dead-letter queue name (the queue's name followed by \
+                         {DEAD_LETTER_SUFFIX:?}) would be {} bytes long, over the limit of \
+                         {MAX_NAME_BYTES} bytes; name one with \
+                         ReliableOptions::dead_letter_queue",
+                        name.len()
+                    ),
+                ));
+            }
+            QueueName::new(name)
+        }
     }
 }
 

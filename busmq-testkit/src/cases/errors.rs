@@ -38,7 +38,7 @@ pub async fn invalid_names_are_rejected_before_the_store(backend: &dyn Backend) 
     assert_invalid_name(b.queue("tab\there"), NameKind::Queue, "control character");
     assert_invalid_name(QueueName::from_bytes(b"bad\xff"), NameKind::Queue, "not valid UTF-8");
     assert_invalid_name(b.channel(""), NameKind::Channel, "empty");
-    assert_invalid_name(b.channel("c".repeat(1020)), NameKind::Queue, "bytes long");
+    assert_invalid_name(b.channel("c".repeat(1020)), NameKind::Channel, "at most 1010 bytes");
     assert_invalid_name(b.channel_with_roles("c", "", "remote"), NameKind::Role, "empty");
     assert_invalid_name(b.channel_with_roles("c", "same", "same"), NameKind::Role, "must differ");
     assert_invalid_name(b.pubsub(""), NameKind::Topic, "empty");
@@ -127,4 +127,37 @@ pub async fn unencodable_message_writes_nothing(backend: &dyn Backend) {
     let got = crate::support::next(&mut consumer, "raw text").await.unwrap();
     assert_eq!(got.body(), "plain text");
     assert_eq!(&got.payload()[..], b"plain text", "raw payloads are stored as they are");
+}
+
+/// E1, Q13: a queue name of the full 1 KiB is valid and consumes reliably once a dead-letter
+/// queue is named; with the default `<name>.dlq` (4 bytes too long) the error names the
+/// option and says how to fix it, and nothing is consumed.
+pub async fn long_queue_name_needs_a_named_dead_letter_queue(backend: &dyn Backend) {
+    let b = bus(backend).await;
+    let long = format!("{}-", unique("long")).repeat(100)[..1024].to_string();
+    let q = b.queue(&long).unwrap();
+    q.attach().await.unwrap();
+    q.push(&"job").await.unwrap();
+    let refused =
+        q.consume_with::<String>(ConsumeOptions::new().reliable(ReliableOptions::default()));
+    match refused.await {
+        Err(Error::InvalidOption { option: "dead_letter_queue", reason }) => {
+            assert!(reason.contains("1028 bytes"), "says how long the default name is: {reason}");
+            assert!(reason.contains("1024"), "names the limit: {reason}");
+            assert!(
+                reason.contains("ReliableOptions::dead_letter_queue"),
+                "says how to fix it: {reason}"
+            );
+        }
+        other => panic!("expected InvalidOption(dead_letter_queue), got {other:?}"),
+    }
+    assert_eq!(q.count().await.unwrap(), 1, "nothing was consumed");
+    let dlq = unique("long-dlq");
+    let options = ReliableOptions { dead_letter_queue: Some(dlq), ..Default::default() };
+    let mut consumer =
+        q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    let job = crate::support::next(&mut consumer, "the job").await.unwrap();
+    assert_eq!(job.body(), "job");
+    job.ack().await.unwrap();
+    assert_eq!(q.count().await.unwrap(), 0);
 }
