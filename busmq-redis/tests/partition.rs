@@ -210,3 +210,57 @@ async fn a_consumer_stopped_during_a_partition_gives_its_buffer_back_once() {
     consumer_bus.disconnect().await.unwrap();
     producer_bus.disconnect().await.unwrap();
 }
+
+/// SPEC Q13 with a real partition: a reliable ack sent while Redis is unreachable fails
+/// (`Offline`), and the delivery is not pinned by the consumer's periodic extensions: once the
+/// short partition heals the message comes back after its visibility timeout (2 s here), not
+/// only when the consumer stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_ack_during_a_partition_is_redelivered_after_the_visibility_timeout() {
+    let Some(srv) = common::server("a_failed_ack_during_a_partition").await else {
+        return;
+    };
+    let proxy = FaultProxy::start(srv.port()).await.unwrap();
+    let store = common::builder([proxy.url(None)])
+        .response_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .ping_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let consumer_bus = Bus::new(store);
+    consumer_bus.connect().await.unwrap();
+    let mut events = consumer_bus.events();
+    let producer_bus = bus(srv.url()).await;
+    let name = common::queue("failed-ack").to_string();
+    let outbox = producer_bus.queue(&name).unwrap();
+    outbox.attach().await.unwrap();
+    let inbox = consumer_bus.queue(&name).unwrap();
+    inbox.attach().await.unwrap();
+    let visibility = Duration::from_secs(2);
+    let reliable = ConsumeOptions::new()
+        .reliable(ReliableOptions { visibility_timeout: visibility, ..ReliableOptions::default() });
+    let mut incoming = inbox.consume_with::<u64>(reliable).await.unwrap();
+    let id = outbox.push(&7u64).await.unwrap();
+    let first = tokio::time::timeout(common::DEADLINE, incoming.next()).await.unwrap().unwrap();
+    let first = first.unwrap();
+    assert_eq!((first.id(), first.deliveries()), (id, 1));
+
+    proxy.cut();
+    assert_eq!(next_state(&mut events).await, BusState::Offline);
+    let failed = first.ack().await;
+    assert!(failed.as_ref().is_err_and(|e| e.is_retryable()), "{failed:?}");
+    // Healed well within the visibility timeout: what would keep the message away now is the
+    // consumer extending a delivery whose ack failed.
+    proxy.restore();
+    assert_eq!(next_state(&mut events).await, BusState::Online);
+    let again = tokio::time::timeout(visibility * 5, incoming.next())
+        .await
+        .expect("the message comes back after its visibility timeout")
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id(), again.deliveries(), *again.body()), (id, 2, 7));
+    again.ack().await.unwrap();
+    consumer_bus.disconnect().await.unwrap();
+    producer_bus.disconnect().await.unwrap();
+}
