@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 /// The default limit on one encoded message (SPEC E1).
@@ -31,6 +31,12 @@ pub enum BusEvent {
     Offline,
     /// A background failure (the bus keeps going).
     Error(Error),
+    /// This event stream fell behind and missed `missed` events; [`Bus::state`] tells the
+    /// current state.
+    Lagged {
+        /// How many events were skipped.
+        missed: u64,
+    },
 }
 
 impl From<BusState> for BusEvent {
@@ -56,11 +62,16 @@ struct Connection {
     relay: Option<JoinHandle<()>>,
 }
 
+/// The state users read and wait on; changed only through [`BusInner::observe`], under the
+/// connection lock, so that it always agrees with the events sent.
+type StateWatch = watch::Sender<BusState>;
+
 pub(crate) struct BusInner {
     pub(crate) store: StoreHandle,
     pub(crate) client: ClientId,
     pub(crate) config: BusConfig,
     connection: Mutex<Connection>,
+    state: StateWatch,
     events: broadcast::Sender<BusEvent>,
     consumer_seq: AtomicU64,
     queues: Mutex<Vec<Weak<QueueInner>>>,
@@ -68,7 +79,7 @@ pub(crate) struct BusInner {
 
 impl BusInner {
     pub(crate) fn is_connected(&self) -> bool {
-        self.connection.lock().expect("bus lock").connected
+        crate::util::lock(&self.connection).connected
     }
 
     pub(crate) fn ensure_connected(&self) -> Result<()> {
@@ -84,18 +95,19 @@ impl BusInner {
     }
 
     fn observe(&self, state: BusState) {
-        let mut conn = self.connection.lock().expect("bus lock");
+        let mut conn = crate::util::lock(&self.connection);
         if !conn.connected && state != BusState::Offline {
             return;
         }
         if let Some(changed) = conn.tracker.observe(state) {
+            self.state.send_replace(changed.clone());
             let _ = self.events.send(changed.into());
         }
     }
 
     /// Remembers an attached queue so that `disconnect` can detach it.
     pub(crate) fn register_queue(&self, queue: &Arc<QueueInner>) {
-        let mut queues = self.queues.lock().expect("bus lock");
+        let mut queues = crate::util::lock(&self.queues);
         queues.retain(|q| q.strong_count() > 0);
         queues.push(Arc::downgrade(queue));
     }
@@ -170,6 +182,7 @@ impl BusBuilder {
                 client: self.client.unwrap_or_else(ClientId::random),
                 config: BusConfig { codec: self.codec, max_message_size: self.max_message_size },
                 connection: Mutex::new(Connection::default()),
+                state: watch::Sender::new(BusState::Offline),
                 events,
                 consumer_seq: AtomicU64::new(1),
                 queues: Mutex::new(Vec::new()),
@@ -205,7 +218,7 @@ impl Bus {
     pub async fn connect(&self) -> Result<BusState> {
         let inner = &self.inner;
         let events = {
-            let mut conn = inner.connection.lock().expect("bus lock");
+            let mut conn = crate::util::lock(&inner.connection);
             if conn.connected {
                 return Err(Error::AlreadyConnected);
             }
@@ -214,7 +227,7 @@ impl Bus {
             inner.store.events()
         };
         let relay = tokio::spawn(relay_store_events(Arc::downgrade(inner), events));
-        inner.connection.lock().expect("bus lock").relay = Some(relay);
+        crate::util::lock(&inner.connection).relay = Some(relay);
         match inner.store.connect().await {
             Ok(state) => {
                 let state = BusState::from(state);
@@ -222,7 +235,7 @@ impl Bus {
                 Ok(state)
             }
             Err(error) => {
-                let mut conn = inner.connection.lock().expect("bus lock");
+                let mut conn = crate::util::lock(&inner.connection);
                 conn.connected = false;
                 if let Some(relay) = conn.relay.take() {
                     relay.abort();
@@ -241,7 +254,7 @@ impl Bus {
             return Ok(());
         }
         let queues: Vec<Arc<QueueInner>> = {
-            let mut list = inner.queues.lock().expect("bus lock");
+            let mut list = crate::util::lock(&inner.queues);
             let alive = list.iter().filter_map(Weak::upgrade).collect();
             list.clear();
             alive
@@ -255,7 +268,7 @@ impl Bus {
         }
         let result = inner.store.disconnect().await;
         {
-            let mut conn = inner.connection.lock().expect("bus lock");
+            let mut conn = crate::util::lock(&inner.connection);
             conn.connected = false;
             if let Some(relay) = conn.relay.take() {
                 relay.abort();
@@ -272,33 +285,27 @@ impl Bus {
 
     /// The current state.
     pub fn state(&self) -> BusState {
-        self.inner.connection.lock().expect("bus lock").tracker.current()
+        self.inner.state.borrow().clone()
     }
 
     /// Waits until the bus is online (or degraded), at most `timeout`.
     pub async fn wait_online(&self, timeout: Duration) -> Result<()> {
-        let mut events = self.events();
-        let wait = async {
-            use futures::StreamExt;
-            loop {
-                if self.is_online() {
-                    return;
-                }
-                if tokio::time::timeout(Duration::from_millis(100), events.next()).await.is_err() {
-                    continue;
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.map_err(|_| Error::Timeout {
-            operation: "wait_online",
-            target: self.inner.store.backend().to_string(),
-            after: timeout,
-        })
+        let mut state = self.inner.state.subscribe();
+        let online = state.wait_for(|state| *state != BusState::Offline);
+        match tokio::time::timeout(timeout, online).await {
+            Ok(Ok(_)) => Ok(()),
+            // The sender lives as long as the bus, which `self` holds.
+            Ok(Err(_)) | Err(_) => Err(Error::Timeout {
+                operation: "wait_online",
+                target: self.inner.store.backend().to_string(),
+                after: timeout,
+            }),
+        }
     }
 
     /// The bus's events (`Online`, `Degraded`, `Offline`, `Error`) from now on.
     pub fn events(&self) -> EventStream<BusEvent> {
-        EventStream::new(self.inner.events.subscribe())
+        EventStream::new(self.inner.events.subscribe(), |missed| BusEvent::Lagged { missed })
     }
 
     /// This bus's client id in the store.
@@ -341,7 +348,13 @@ async fn relay_store_events(bus: Weak<BusInner>, mut events: broadcast::Receiver
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Transitions were missed: catch up with the store's current state.
+                let Some(bus) = bus.upgrade() else { return };
+                let current = bus.store.state().borrow().clone();
+                bus.observe(current.into());
+                continue;
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let Some(bus) = bus.upgrade() else { return };

@@ -43,6 +43,7 @@ impl StateTracker {
         Some(next)
     }
 
+    #[cfg(test)]
     /// The last reported state (`Offline` before any report).
     pub(crate) fn current(&self) -> BusState {
         self.last.clone().unwrap_or(BusState::Offline)

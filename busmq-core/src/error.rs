@@ -157,6 +157,11 @@ pub enum Error {
     #[error("{operation} on {target} timed out after {after:?}")]
     Timeout { operation: &'static str, target: String, after: Duration },
 
+    /// The operation was abandoned before the store answered because its worker task was
+    /// dropped (the runtime is shutting down). It may or may not have run.
+    #[error("{operation} on queue {queue:?} was abandoned: the runtime is shutting down")]
+    Shutdown { operation: &'static str, queue: String },
+
     /// Any other failure of the store. `retryable` says whether trying again may succeed.
     #[error("{backend} store failed during {operation}: {message}")]
     Store {

@@ -36,7 +36,8 @@ pub use queue::{
 };
 pub use store::{DeadLetter, Position, Store, StoreHandle};
 
-/// Helpers for store implementations: ids, clocks and backoff shared with the core.
+/// Helpers for store implementations: ids, clocks, backoff and the lock policy shared with the
+/// core.
 pub mod support {
-    pub use crate::util::{backoff, now_micros, random_u64};
+    pub use crate::util::{backoff, lock, now_micros, random_u64};
 }

@@ -1,20 +1,31 @@
-//! Small helpers shared by the core: random ids and jittered backoff without an extra crate.
+//! Small helpers shared by the core and the backends: random ids, jittered backoff, the clock
+//! that seeds message ids, and the one lock policy.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-static STATE: AtomicU64 = AtomicU64::new(0);
+static FALLBACK: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
 
-/// A random-enough u64 for ids and jitter (splitmix64 over time, a counter and an address).
-/// Not for cryptography.
+/// A random u64 from the operating system, for ids that must not collide between processes
+/// (client ids, batch names) and for jitter. Not a cryptographic API contract, but OS
+/// randomness. Where the OS cannot answer (never seen), falls back to a splitmix of the clock.
 pub fn random_u64() -> u64 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let local = 0u8;
-    let seed = (nanos as u64) ^ ((&local as *const u8 as u64).rotate_left(32));
-    let mut z = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(seed);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    getrandom::u64().unwrap_or_else(|_| {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let mut z = FALLBACK.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ nanos as u64;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
+/// Locks `mutex`, recovering the data when another thread panicked while holding it. Every
+/// lock in busmq is held only for plain bookkeeping that leaves the data consistent at every
+/// step, so a panic elsewhere must not turn into a panic in every later caller: this is the
+/// one lock policy of the workspace (the tidy test checks that nobody `expect`s a lock).
+pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Exponential backoff with full jitter: a random duration in `[base, min(cap, base * 2^attempt)]`.

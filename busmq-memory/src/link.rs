@@ -16,6 +16,7 @@ pub(crate) struct Link {
     /// with them (registering streams) happen under this lock.
     session: Mutex<Option<u64>>,
     events: broadcast::Sender<StoreEvent>,
+    state: watch::Sender<StoreState>,
     /// Moves on every disconnect; streams end when it moves.
     epoch: watch::Sender<u64>,
 }
@@ -25,6 +26,7 @@ impl Link {
         Link {
             session: Mutex::new(None),
             events: broadcast::Sender::new(EVENT_BUFFER),
+            state: watch::Sender::new(StoreState::Offline),
             epoch: watch::Sender::new(0),
         }
     }
@@ -34,6 +36,7 @@ impl Link {
         let mut session = lock(&self.session);
         if session.is_none() {
             *session = Some(new_session());
+            self.state.send_replace(StoreState::Online);
             // Nobody listening is fine: the state is also readable.
             let _ = self.events.send(StoreEvent::State(StoreState::Online));
         }
@@ -46,12 +49,13 @@ impl Link {
         if let Some(ended) = session.take() {
             self.epoch.send_modify(|e| *e = e.wrapping_add(1));
             end(ended);
+            self.state.send_replace(StoreState::Offline);
             let _ = self.events.send(StoreEvent::State(StoreState::Offline));
         }
     }
 
-    pub(crate) fn state(&self) -> StoreState {
-        if lock(&self.session).is_some() { StoreState::Online } else { StoreState::Offline }
+    pub(crate) fn state(&self) -> watch::Receiver<StoreState> {
+        self.state.subscribe()
     }
 
     pub(crate) fn events(&self) -> broadcast::Receiver<StoreEvent> {

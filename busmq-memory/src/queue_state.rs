@@ -8,8 +8,8 @@
 use crate::clock::deadline;
 use crate::pending::Pending;
 use busmq_core::store::{
-    DeadLetter, Entry, NewEntry, Position, QueueSpec, QueueStat, ReadBatch, Settle, Settled,
-    TakeMode, Taken,
+    DeadLetter, Entry, NewEntry, Position, QueueSpec, QueueStat, ReadBatch, Receipt, Settle,
+    Settled, Settlement, TakeMode, Taken,
 };
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -33,11 +33,19 @@ impl Stored {
             deliveries: self.deliveries,
             payload: self.payload.clone(),
             dead: self.dead.clone(),
+            // Pending entries are found by id and delivery number: nothing else to carry.
+            receipt: Receipt::none(),
         }
     }
 
     fn into_entry(self) -> Entry {
-        Entry { id: self.id, deliveries: self.deliveries, payload: self.payload, dead: self.dead }
+        Entry {
+            id: self.id,
+            deliveries: self.deliveries,
+            payload: self.payload,
+            dead: self.dead,
+            receipt: Receipt::none(),
+        }
     }
 }
 
@@ -187,28 +195,23 @@ impl QueueState {
         let outcomes = ops
             .iter()
             .map(|op| {
-                let (id, delivery) = match *op {
-                    Settle::Ack { id, delivery }
-                    | Settle::Release { id, delivery }
-                    | Settle::Return { id, delivery }
-                    | Settle::Extend { id, delivery, .. } => (id, delivery),
-                };
+                let (id, delivery) = (op.id, op.delivery);
                 if !self.pending.matches(id, delivery) {
                     return Settled::Stale;
                 }
-                match *op {
-                    Settle::Ack { .. } => {
+                match op.action {
+                    Settlement::Ack => {
                         self.pending.remove(id);
                     }
-                    Settle::Release { .. } | Settle::Return { .. } => {
+                    Settlement::Release | Settlement::Return => {
                         if let Some(mut stored) = self.pending.remove(id) {
-                            if let Settle::Return { .. } = op {
+                            if op.action == Settlement::Return {
                                 stored.deliveries = stored.deliveries.saturating_sub(1);
                             }
                             returned |= self.insert_sorted(stored);
                         }
                     }
-                    Settle::Extend { by, .. } => self.pending.extend(id, deadline(now, by)),
+                    Settlement::Extend(by) => self.pending.extend(id, deadline(now, by)),
                 }
                 Settled::Done
             })
@@ -241,6 +244,7 @@ impl QueueState {
             spec: Some(self.spec),
             generation: Some(self.generation),
             last_id: self.last_id,
+            quarantined: 0,
         }
     }
 
@@ -285,7 +289,9 @@ mod tests {
         let mode = TakeMode::Reliable { visibility: SEC, max_deliveries: 5 };
         let taken = q.take(2, mode, now);
         assert_eq!(taken.entries.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 4]);
-        let ops = [Settle::Release { id: 4, delivery: 1 }, Settle::Release { id: 3, delivery: 1 }];
+        let release =
+            |id| Settle { id, delivery: 1, receipt: Receipt::none(), action: Settlement::Release };
+        let ops = [release(4), release(3)];
         let (outcomes, returned) = q.settle(&ops, now);
         assert_eq!(outcomes, [Settled::Done, Settled::Done]);
         assert!(returned);

@@ -6,9 +6,9 @@ use crate::slot::{Ctx, Slot};
 use crate::watch::notices;
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, ConsumerId, ConsumerOp, Entry, Metadata, MetadataOp, NewEntry, Notice, Position,
-    QueueSpec, QueueStat, ReadBatch, Renewal, Settle, Settled, StoreEvent, StoreState, TakeMode,
-    Taken,
+    Attachment, BlockingTake, ConsumerOp, Entry, Metadata, MetadataOp, Notice, Position, PushBatch,
+    QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle, Settled, StoreEvent,
+    StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
@@ -16,7 +16,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::fmt;
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 
 /// A [`Store`] in process memory. Each store is one client of its [`Memory`] with its own
 /// connection state, events and streams; stores made from the same `Memory` share all data.
@@ -58,14 +58,14 @@ impl Drop for MemoryStore {
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("state", &self.link.state())
+            .field("state", &*self.link.state().borrow())
             .field("memory", &self.memory)
             .finish()
     }
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Session for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
     }
@@ -79,12 +79,66 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn state(&self) -> StoreState {
+    fn state(&self) -> watch::Receiver<StoreState> {
         self.link.state()
     }
 
     fn events(&self) -> broadcast::Receiver<StoreEvent> {
         self.link.events()
+    }
+}
+
+#[async_trait]
+impl Topics for MemoryStore {
+    async fn publish(&self, topic: &TopicName, payload: Bytes) -> Result<u64> {
+        self.link.ensure()?;
+        Ok(self.memory.shared.topics.publish(topic, payload))
+    }
+
+    async fn subscribe(&self, topic: &TopicName) -> Result<BoxStream<'static, Bytes>> {
+        let topics = &self.memory.shared.topics;
+        let rx = self.link.within_session(|session| topics.subscribe(topic, session))?;
+        Ok(rx.boxed())
+    }
+}
+
+#[async_trait]
+impl BlockingTake for MemoryStore {
+    async fn take_wait(
+        &self,
+        queue: &QueueName,
+        max: u32,
+        wait: Duration,
+        cancel: &Notify,
+        _resume: &Receipt,
+    ) -> Result<Taken> {
+        self.link.ensure()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        // Subscribed before the first take, so a push in between wakes the wait.
+        let mut signals = self.memory.with_slot(queue, |slot, _| slot.watch());
+        loop {
+            signals.borrow_and_update();
+            let taken = self.take(queue, max, TakeMode::AtMostOnce).await?;
+            if !taken.entries.is_empty() {
+                return Ok(taken);
+            }
+            tokio::select! {
+                changed = signals.changed() => {
+                    if changed.is_err() {
+                        return Ok(taken);
+                    }
+                }
+                _ = cancel.notified() => return Ok(taken),
+                _ = tokio::time::sleep_until(deadline) => return Ok(taken),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn blocking(&self) -> Option<&dyn BlockingTake> {
+        Some(self)
     }
 
     async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment> {
@@ -113,65 +167,18 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn push(
-        &self,
-        queue: &QueueName,
-        generation: u64,
-        spec: &QueueSpec,
-        entries: &[NewEntry],
-    ) -> Result<u64> {
+    async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
         self.link.ensure()?;
+        let PushBatch { generation, spec, entries, .. } = *batch;
         self.memory.with_slot(queue, |slot, ctx| slot.push(queue, generation, spec, entries, ctx))
     }
 
-    async fn take(
-        &self,
-        queue: &QueueName,
-        // Pending entries are not tied to a consumer: a settlement is matched by its delivery
-        // number, which is what makes a late one stale.
-        _consumer: &ConsumerId,
-        max: u32,
-        mode: TakeMode,
-    ) -> Result<Taken> {
+    async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {
         self.link.ensure()?;
         let taken = self.memory.with_existing(queue, |slot, ctx| {
             slot.live().map(|q| q.take(max, mode, ctx.now)).unwrap_or_default()
         });
         Ok(taken.unwrap_or_default())
-    }
-
-    fn waits_natively(&self) -> bool {
-        true
-    }
-
-    async fn take_wait(
-        &self,
-        queue: &QueueName,
-        consumer: &ConsumerId,
-        max: u32,
-        wait: Duration,
-        cancel: &Notify,
-    ) -> Result<Taken> {
-        self.link.ensure()?;
-        let deadline = tokio::time::Instant::now() + wait;
-        // Subscribed before the first take, so a push in between wakes the wait.
-        let mut signals = self.memory.with_slot(queue, |slot, _| slot.watch());
-        loop {
-            signals.borrow_and_update();
-            let taken = self.take(queue, consumer, max, TakeMode::AtMostOnce).await?;
-            if !taken.entries.is_empty() {
-                return Ok(taken);
-            }
-            tokio::select! {
-                changed = signals.changed() => {
-                    if changed.is_err() {
-                        return Ok(taken);
-                    }
-                }
-                _ = cancel.notified() => return Ok(taken),
-                _ = tokio::time::sleep_until(deadline) => return Ok(taken),
-            }
-        }
     }
 
     async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {
@@ -246,16 +253,5 @@ impl Store for MemoryStore {
         let (epoch, started) = self.link.epoch()?;
         let signals = self.memory.with_slot(queue, |slot, _| slot.watch());
         Ok(notices(signals, epoch, started))
-    }
-
-    async fn publish(&self, topic: &TopicName, payload: Bytes) -> Result<u64> {
-        self.link.ensure()?;
-        Ok(self.memory.shared.topics.publish(topic, payload))
-    }
-
-    async fn subscribe(&self, topic: &TopicName) -> Result<BoxStream<'static, Bytes>> {
-        let topics = &self.memory.shared.topics;
-        let rx = self.link.within_session(|session| topics.subscribe(topic, session))?;
-        Ok(rx.boxed())
     }
 }

@@ -7,9 +7,9 @@
 
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, ConsumerId, ConsumerOp, Entry, Metadata, MetadataOp, NewEntry, Notice, Position,
-    QueueSpec, QueueStat, ReadBatch, Renewal, Settle, Settled, StoreEvent, StoreState, TakeMode,
-    Taken,
+    Attachment, BlockingTake, ConsumerOp, Entry, Metadata, MetadataOp, Notice, Position, PushBatch,
+    QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle, Settled, StoreEvent,
+    StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, QueueName, Result, Store, StoreHandle, TopicName};
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast, watch};
 
 /// The operations a [`Faults`] switch can make fail, named as the `Store` methods are.
 pub type Operation = &'static str;
@@ -69,7 +69,7 @@ impl fmt::Debug for FaultyStore {
 }
 
 #[async_trait]
-impl Store for FaultyStore {
+impl Session for FaultyStore {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
@@ -83,12 +83,50 @@ impl Store for FaultyStore {
         self.inner.disconnect().await
     }
 
-    fn state(&self) -> StoreState {
+    fn state(&self) -> watch::Receiver<StoreState> {
         self.inner.state()
     }
 
     fn events(&self) -> broadcast::Receiver<StoreEvent> {
         self.inner.events()
+    }
+}
+
+#[async_trait]
+impl Topics for FaultyStore {
+    async fn publish(&self, topic: &TopicName, payload: Bytes) -> Result<u64> {
+        self.faults.check("publish")?;
+        self.inner.publish(topic, payload).await
+    }
+
+    async fn subscribe(&self, topic: &TopicName) -> Result<BoxStream<'static, Bytes>> {
+        self.faults.check("subscribe")?;
+        self.inner.subscribe(topic).await
+    }
+}
+
+#[async_trait]
+impl BlockingTake for FaultyStore {
+    async fn take_wait(
+        &self,
+        queue: &QueueName,
+        max: u32,
+        wait: Duration,
+        cancel: &Notify,
+        resume: &Receipt,
+    ) -> Result<Taken> {
+        self.faults.check("take")?;
+        match self.inner.blocking() {
+            Some(blocking) => blocking.take_wait(queue, max, wait, cancel, resume).await,
+            None => self.inner.take(queue, max, TakeMode::AtMostOnce).await,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    fn blocking(&self) -> Option<&dyn BlockingTake> {
+        self.inner.blocking().map(|_| self as &dyn BlockingTake)
     }
 
     async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment> {
@@ -111,42 +149,14 @@ impl Store for FaultyStore {
         self.inner.close(queue, generation).await
     }
 
-    async fn push(
-        &self,
-        queue: &QueueName,
-        generation: u64,
-        spec: &QueueSpec,
-        entries: &[NewEntry],
-    ) -> Result<u64> {
+    async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
         self.faults.check("push")?;
-        self.inner.push(queue, generation, spec, entries).await
+        self.inner.push(queue, batch).await
     }
 
-    async fn take(
-        &self,
-        queue: &QueueName,
-        consumer: &ConsumerId,
-        max: u32,
-        mode: TakeMode,
-    ) -> Result<Taken> {
+    async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {
         self.faults.check("take")?;
-        self.inner.take(queue, consumer, max, mode).await
-    }
-
-    fn waits_natively(&self) -> bool {
-        self.inner.waits_natively()
-    }
-
-    async fn take_wait(
-        &self,
-        queue: &QueueName,
-        consumer: &ConsumerId,
-        max: u32,
-        wait: Duration,
-        cancel: &tokio::sync::Notify,
-    ) -> Result<Taken> {
-        self.faults.check("take")?;
-        self.inner.take_wait(queue, consumer, max, wait, cancel).await
+        self.inner.take(queue, max, mode).await
     }
 
     async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {
@@ -187,15 +197,5 @@ impl Store for FaultyStore {
     async fn watch(&self, queue: &QueueName) -> Result<BoxStream<'static, Notice>> {
         self.faults.check("watch")?;
         self.inner.watch(queue).await
-    }
-
-    async fn publish(&self, topic: &TopicName, payload: Bytes) -> Result<u64> {
-        self.faults.check("publish")?;
-        self.inner.publish(topic, payload).await
-    }
-
-    async fn subscribe(&self, topic: &TopicName) -> Result<BoxStream<'static, Bytes>> {
-        self.faults.check("subscribe")?;
-        self.inner.subscribe(topic).await
     }
 }

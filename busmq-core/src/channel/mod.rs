@@ -84,7 +84,7 @@ impl ChannelInner {
     /// both queues. Returns false when not bound.
     pub(crate) async fn unbind(&self, farewell: Option<bytes::Bytes>) -> Result<bool> {
         let _op = self.op_lock.lock().await;
-        let Some(bound) = self.bound.lock().expect("channel lock").take() else {
+        let Some(bound) = crate::util::lock(&self.bound).take() else {
             return Ok(false);
         };
         let mut result = Ok(());
@@ -206,7 +206,7 @@ impl Channel {
         let inner = &self.inner;
         inner.bus.ensure_connected()?;
         let _op = inner.op_lock.lock().await;
-        if inner.bound.lock().expect("channel lock").is_some() {
+        if crate::util::lock(&inner.bound).is_some() {
             return Err(Error::ChannelAlreadyConnected { channel: inner.name.clone() });
         }
         let inbox = Queue::new(inner.bus.clone(), queue_name(local, &inner.name)?);
@@ -226,20 +226,20 @@ impl Channel {
                 return Err(error);
             }
         };
-        *inner.bound.lock().expect("channel lock") =
+        *crate::util::lock(&inner.bound) =
             Some(Bound { inbox, outbox: outbox.clone(), session: session.clone() });
         Ok(ChannelEvents::new(consumer, inner.clone(), outbox, session, inner.bus.config.codec))
     }
 
     /// Whether this peer is connected.
     pub fn is_bound(&self) -> bool {
-        self.inner.bound.lock().expect("channel lock").is_some()
+        crate::util::lock(&self.inner.bound).is_some()
     }
 
     /// Sends a message to the remote peer, in order (SPEC C4). The remote need not be connected
     /// yet; this peer must be (`ChannelNotConnected`). Returns the message id.
     pub async fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<u64> {
-        let outbox = match &*self.inner.bound.lock().expect("channel lock") {
+        let outbox = match &*crate::util::lock(&self.inner.bound) {
             Some(bound) => bound.outbox.clone(),
             None => {
                 return Err(Error::ChannelNotConnected { channel: self.inner.name.clone() });
@@ -299,6 +299,6 @@ impl Channel {
     }
 
     fn session(&self) -> Option<String> {
-        self.inner.bound.lock().expect("channel lock").as_ref().map(|b| b.session.clone())
+        crate::util::lock(&self.inner.bound).as_ref().map(|b| b.session.clone())
     }
 }

@@ -1,9 +1,9 @@
-//! A delivered message: its id, its decoded body and, in reliable mode, the receipt used to
+//! A delivered message: its id, its decoded body and, in reliable mode, the claim used to
 //! acknowledge, release, reject or extend it.
 
 use super::settler::Settler;
 use crate::error::Result;
-use crate::store::{DeadLetter, Settle};
+use crate::store::{DeadLetter, Receipt, Settle, Settlement};
 use bytes::Bytes;
 use std::fmt;
 use std::ops::Deref;
@@ -12,24 +12,29 @@ use std::time::Duration;
 
 /// The right to settle one reliable delivery. Dropping it unsettled releases the message, so
 /// that it is delivered again at once instead of after the visibility timeout.
-pub(crate) struct Receipt {
+pub(crate) struct Claim {
     settler: Arc<Settler>,
-    delivery: u32,
     id: u64,
+    delivery: u32,
+    receipt: Receipt,
     settled: bool,
 }
 
-impl Receipt {
-    pub(crate) fn new(settler: Arc<Settler>, id: u64, delivery: u32) -> Self {
-        settler.hold(id, delivery);
-        Receipt { settler, delivery, id, settled: false }
+impl Claim {
+    pub(crate) fn new(settler: Arc<Settler>, id: u64, delivery: u32, receipt: Receipt) -> Self {
+        settler.hold(id, delivery, &receipt);
+        Claim { settler, id, delivery, receipt, settled: false }
+    }
+
+    fn settle(&self, action: Settlement) -> Settle {
+        Settle { id: self.id, delivery: self.delivery, receipt: self.receipt.clone(), action }
     }
 }
 
-impl Drop for Receipt {
+impl Drop for Claim {
     fn drop(&mut self) {
         if !self.settled {
-            self.settler.settle_later(Settle::Release { id: self.id, delivery: self.delivery });
+            self.settler.settle_later(self.settle(Settlement::Release));
         }
     }
 }
@@ -42,7 +47,7 @@ pub struct Delivery<T> {
     body: T,
     payload: Bytes,
     dead: Option<Arc<DeadLetter>>,
-    receipt: Option<Receipt>,
+    claim: Option<Claim>,
 }
 
 impl<T: fmt::Debug> fmt::Debug for Delivery<T> {
@@ -51,7 +56,7 @@ impl<T: fmt::Debug> fmt::Debug for Delivery<T> {
             .field("id", &self.id)
             .field("deliveries", &self.deliveries)
             .field("body", &self.body)
-            .field("reliable", &self.receipt.is_some())
+            .field("reliable", &self.claim.is_some())
             .finish()
     }
 }
@@ -63,9 +68,9 @@ impl<T> Delivery<T> {
         body: T,
         payload: Bytes,
         dead: Option<Arc<DeadLetter>>,
-        receipt: Option<Receipt>,
+        claim: Option<Claim>,
     ) -> Self {
-        Delivery { id, deliveries, body, payload, dead, receipt }
+        Delivery { id, deliveries, body, payload, dead, claim }
     }
 
     /// The message id (strictly increasing per queue, SPEC Q6).
@@ -103,7 +108,7 @@ impl<T> Delivery<T> {
 
     /// Whether this delivery must be acknowledged (reliable mode).
     pub fn is_reliable(&self) -> bool {
-        self.receipt.is_some()
+        self.claim.is_some()
     }
 
     /// Acknowledges: the message is done and will not be delivered again. A no-op outside
@@ -116,43 +121,43 @@ impl<T> Delivery<T> {
     /// (at least once); it is never held for ever. The same holds for [`Delivery::nack`] and
     /// [`Delivery::reject`].
     pub async fn ack(mut self) -> Result<()> {
-        self.finish(|id, delivery| Settle::Ack { id, delivery }).await
+        self.finish(Settlement::Ack).await
     }
 
     /// Gives the message back now, to be delivered again (to this or another consumer).
     pub async fn nack(mut self) -> Result<()> {
-        self.finish(|id, delivery| Settle::Release { id, delivery }).await
+        self.finish(Settlement::Release).await
     }
 
     /// Moves the message to the dead-letter queue with `reason`, then acknowledges it.
     pub async fn reject(mut self, reason: impl Into<String>) -> Result<()> {
-        let Some(receipt) = self.receipt.as_mut() else {
+        let Some(claim) = self.claim.as_mut() else {
             return Ok(());
         };
-        let settler = receipt.settler.clone();
+        let settler = claim.settler.clone();
         let reason = format!("rejected: {}", reason.into());
         settler.dead_letters.push(self.id, self.deliveries, self.payload.clone(), reason).await?;
-        self.finish(|id, delivery| Settle::Ack { id, delivery }).await
+        self.finish(Settlement::Ack).await
     }
 
     /// Keeps the message invisible to other consumers for `by` from now.
     pub async fn extend(&self, by: Duration) -> Result<()> {
-        let Some(receipt) = self.receipt.as_ref() else {
+        let Some(claim) = self.claim.as_ref() else {
             return Ok(());
         };
-        receipt.settler.settle(Settle::Extend { id: self.id, delivery: receipt.delivery, by }).await
+        claim.settler.settle(claim.settle(Settlement::Extend(by))).await
     }
 
-    async fn finish(&mut self, op: impl FnOnce(u64, u32) -> Settle) -> Result<()> {
-        let Some(receipt) = self.receipt.as_mut() else {
+    async fn finish(&mut self, action: Settlement) -> Result<()> {
+        let Some(claim) = self.claim.as_mut() else {
             return Ok(());
         };
-        receipt.settled = true;
-        let settler = receipt.settler.clone();
-        settler.settle(op(self.id, receipt.delivery)).await
+        claim.settled = true;
+        let settler = claim.settler.clone();
+        settler.settle(claim.settle(action)).await
     }
 
-    /// Replaces the body, keeping id and receipt (used to turn frames into messages).
+    /// Replaces the body, keeping id and claim (used to turn frames into messages).
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Delivery<U> {
         Delivery {
             id: self.id,
@@ -160,7 +165,7 @@ impl<T> Delivery<T> {
             body: f(self.body),
             payload: self.payload,
             dead: self.dead,
-            receipt: self.receipt,
+            claim: self.claim,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Queues (SPEC section 2): the user-facing handle with attach/detach/close, push, consume and
 //! the queue's event stream. The moving parts live in the submodules.
 
+mod coalesce;
 mod consumer;
 mod dead_letters;
 mod delivery;
@@ -37,17 +38,30 @@ use tokio::task::JoinHandle;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum QueueEvent {
+    /// `attach` started.
     Attaching,
+    /// `attach` succeeded; `existed` says whether the queue was there before.
     Attached {
+        /// Whether the queue existed before this attach.
         existed: bool,
     },
+    /// A consumer of this handle started (`true`) or ended (`false`).
     Consuming(bool),
+    /// `detach` started.
     Detaching,
+    /// `detach` finished.
     Detached,
     /// The queue was closed, by this handle or by another client (SPEC Q4).
     Closed,
-    /// A background failure (a push nobody awaited, a renewal, a consumer's store call).
+    /// A background failure (a push nobody awaited, a renewal, a consumer's store call, an
+    /// entry busmq did not write that was moved aside).
     Error(Error),
+    /// This event stream fell behind and missed `missed` events (they were dropped for it
+    /// only; the queue itself is unaffected).
+    Lagged {
+        /// How many events were skipped.
+        missed: u64,
+    },
 }
 
 pub(crate) struct QueueInner {
@@ -78,7 +92,7 @@ impl QueueInner {
     }
 
     fn stop_keeper(&self) {
-        if let Some(keeper) = self.keeper.lock().expect("queue lock").take() {
+        if let Some(keeper) = crate::util::lock(&self.keeper).take() {
             keeper.abort();
         }
     }
@@ -157,13 +171,13 @@ impl Queue {
         Queue {
             inner: Arc::new(QueueInner {
                 bus,
+                producer: Producer::new(name.clone()),
                 name,
                 phase: watch::Sender::new(Phase::Fresh),
                 available: watch::Sender::new(0),
                 consumer: tokio::sync::Mutex::new(None),
                 consumed: AtomicU64::new(0),
                 events,
-                producer: Producer::new(),
                 op_lock: tokio::sync::Mutex::new(()),
                 keeper: Mutex::new(None),
             }),
@@ -181,7 +195,7 @@ impl Queue {
 
     /// This handle's events from now on.
     pub fn events(&self) -> EventStream<QueueEvent> {
-        EventStream::new(self.inner.events.subscribe())
+        EventStream::new(self.inner.events.subscribe(), |missed| QueueEvent::Lagged { missed })
     }
 
     /// Attaches with default options (ttl 30 s). See [`Queue::attach_with`].
@@ -215,7 +229,7 @@ impl Queue {
         };
         let held = Held { generation: attachment.generation, spec: attachment.spec };
         let keeper = tokio::spawn(keeper::run(Arc::downgrade(inner), notices, held.spec.ttl));
-        *inner.keeper.lock().expect("queue lock") = Some(keeper);
+        *crate::util::lock(&inner.keeper) = Some(keeper);
         inner.phase.send_replace(Phase::Attached(held));
         inner.bus.register_queue(inner);
         inner.emit(QueueEvent::Attached { existed: attachment.existed });

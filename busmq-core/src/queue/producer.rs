@@ -3,16 +3,17 @@
 //! one batch in flight at a time so that order is kept (SPEC Q6, Q9).
 
 use super::QueueEvent;
+use super::coalesce::{Coalescer, Start};
 use super::lifecycle::{Phase, PushTarget};
 use crate::error::{Error, Result};
 use crate::name::QueueName;
-use crate::store::{NewEntry, StoreHandle};
-use std::collections::VecDeque;
+use crate::store::{NewEntry, PushBatch, StoreHandle};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::{broadcast, oneshot, watch};
 
@@ -35,25 +36,22 @@ struct Unit {
     reply: Reply,
 }
 
-#[derive(Default)]
-struct Buffer {
-    units: VecDeque<Unit>,
-    entries: usize,
-    running: bool,
-}
-
 /// The push side of one queue handle.
 pub(crate) struct Producer {
-    buffer: Mutex<Buffer>,
-    busy: watch::Sender<bool>,
+    name: QueueName,
+    units: Coalescer<Unit>,
+    /// Entries waiting in `units` (kept apart so that admission does not count them each time).
+    buffered: AtomicUsize,
     pushed: AtomicU64,
+    /// The newest id this handle's pushes got (0: none yet), proposed to the store as the floor
+    /// of the next push's ids.
+    last_id: AtomicU64,
 }
 
 impl fmt::Debug for Producer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let buffered = self.buffer.lock().map(|b| b.entries).unwrap_or(0);
         f.debug_struct("Producer")
-            .field("buffered", &buffered)
+            .field("buffered", &self.buffered.load(Ordering::Relaxed))
             .field("pushed", &self.pushed.load(Ordering::Relaxed))
             .finish()
     }
@@ -68,11 +66,13 @@ pub(crate) struct Target {
 }
 
 impl Producer {
-    pub(crate) fn new() -> Arc<Self> {
+    pub(crate) fn new(name: QueueName) -> Arc<Self> {
         Arc::new(Producer {
-            buffer: Mutex::new(Buffer::default()),
-            busy: watch::Sender::new(false),
+            name,
+            units: Coalescer::new(),
+            buffered: AtomicUsize::new(0),
             pushed: AtomicU64::new(0),
+            last_id: AtomicU64::new(0),
         })
     }
 
@@ -90,7 +90,7 @@ impl Producer {
         let (tx, rx) = oneshot::channel();
         let bytes = entry.payload.len();
         match self.enqueue(Unit { entries: vec![entry], bytes, reply: Reply::One(tx) }, target) {
-            Ok(()) => Push(Pending::Waiting(rx)),
+            Ok(()) => Push(Pending::Waiting(rx, self.name.clone())),
             Err(e) => Push(Pending::Done(Some(Err(e)))),
         }
     }
@@ -107,40 +107,34 @@ impl Producer {
         let (tx, rx) = oneshot::channel();
         let bytes = entries.iter().map(|e| e.payload.len()).sum();
         match self.enqueue(Unit { entries, bytes, reply: Reply::Many(tx) }, target) {
-            Ok(()) => PushAll(Pending::Waiting(rx)),
+            Ok(()) => PushAll(Pending::Waiting(rx, self.name.clone())),
             Err(e) => PushAll(Pending::Done(Some(Err(e)))),
         }
     }
 
     fn enqueue(self: &Arc<Self>, unit: Unit, target: impl FnOnce() -> Target) -> Result<()> {
-        let start = {
-            let mut buffer = self.buffer.lock().expect("producer lock");
-            if buffer.entries + unit.entries.len() > MAX_BUFFERED && buffer.entries > 0 {
-                return Err(Error::Backpressure {
-                    queue: target().name.to_string(),
-                    pending: buffer.entries,
-                });
+        let n = unit.entries.len();
+        let admit = |_: &_| {
+            let waiting = self.buffered.load(Ordering::Relaxed);
+            if waiting + n > MAX_BUFFERED && waiting > 0 {
+                return Err(waiting);
             }
-            buffer.entries += unit.entries.len();
-            buffer.units.push_back(unit);
-            let start = !std::mem::replace(&mut buffer.running, true);
-            if start {
-                // Under the lock, so that a worker finishing at the same time cannot clear it
-                // after this push set it.
-                self.busy.send_replace(true);
-            }
-            start
+            self.buffered.fetch_add(n, Ordering::Relaxed);
+            Ok(())
         };
-        if start {
-            tokio::spawn(self.clone().run(target()));
+        match self.units.push(unit, admit) {
+            Ok(Start::Worker) => {
+                tokio::spawn(self.clone().run(target()));
+                Ok(())
+            }
+            Ok(Start::Running) => Ok(()),
+            Err(pending) => Err(Error::Backpressure { queue: self.name.to_string(), pending }),
         }
-        Ok(())
     }
 
     /// Waits until every push accepted so far has been written or has failed.
     pub(crate) async fn drained(&self) {
-        let mut busy = self.busy.subscribe();
-        let _ = busy.wait_for(|busy| !*busy).await;
+        self.units.drained().await;
     }
 
     /// Fails every buffered push with `error` (the queue was closed or detached) and marks the
@@ -154,26 +148,14 @@ impl Producer {
     }
 
     fn next_batch(&self) -> Option<Vec<Unit>> {
-        let mut buffer = self.buffer.lock().expect("producer lock");
-        if buffer.units.is_empty() {
-            buffer.running = false;
-            buffer.entries = 0;
-            self.busy.send_replace(false);
-            return None;
-        }
-        let mut batch = Vec::new();
         let (mut entries, mut bytes) = (0, 0);
-        while let Some(unit) = buffer.units.front() {
-            let fits =
-                entries + unit.entries.len() <= BATCH_ENTRIES && bytes + unit.bytes <= BATCH_BYTES;
-            if !batch.is_empty() && !fits {
-                break;
-            }
+        let batch = self.units.next_batch(|unit| {
             entries += unit.entries.len();
             bytes += unit.bytes;
-            batch.push(buffer.units.pop_front().expect("front exists"));
-        }
-        buffer.entries -= entries;
+            entries <= BATCH_ENTRIES && bytes <= BATCH_BYTES
+        })?;
+        let taken: usize = batch.iter().map(|u| u.entries.len()).sum();
+        self.buffered.fetch_sub(taken, Ordering::Relaxed);
         Some(batch)
     }
 
@@ -211,14 +193,17 @@ impl Producer {
         batch: Vec<Unit>,
     ) {
         let entries: Vec<NewEntry> = batch.iter().flat_map(|u| u.entries.iter().cloned()).collect();
-        match target.store.push(&target.name, generation, spec, &entries).await {
+        let mut push = PushBatch::new(generation, spec, &entries);
+        push.after = self.last();
+        match target.store.push(&target.name, &push).await {
             Ok(first) => self.resolve(batch, first),
             Err(Error::QueueFull { .. }) if batch.len() > 1 => {
                 // Coalesced pushes are independent: write them one by one so that exactly those
                 // that fit succeed, in order (SPEC Q8).
                 for unit in batch {
-                    let result =
-                        target.store.push(&target.name, generation, spec, &unit.entries).await;
+                    let mut push = PushBatch::new(generation, spec, &unit.entries);
+                    push.after = self.last();
+                    let result = target.store.push(&target.name, &push).await;
                     match result {
                         Ok(first) => self.resolve(vec![unit], first),
                         Err(error) => unit.fail(error, &target.events),
@@ -233,11 +218,16 @@ impl Producer {
         }
     }
 
+    fn last(&self) -> Option<u64> {
+        Some(self.last_id.load(Ordering::Relaxed)).filter(|&id| id > 0)
+    }
+
     fn resolve(&self, batch: Vec<Unit>, first: u64) {
         // Counted before any caller is answered, so that `pushed()` right after a push
         // returned includes it (read-your-writes).
         let written: u64 = batch.iter().map(|u| u.entries.len() as u64).sum();
         self.pushed.fetch_add(written, Ordering::Relaxed);
+        self.last_id.fetch_max(first + written.saturating_sub(1), Ordering::Relaxed);
         let mut id = first;
         for unit in batch {
             let n = unit.entries.len() as u64;
@@ -269,28 +259,22 @@ impl Unit {
 
 enum Pending<T> {
     Done(Option<Result<T>>),
-    Waiting(oneshot::Receiver<Result<T>>),
+    Waiting(oneshot::Receiver<Result<T>>, QueueName),
 }
 
 impl<T> Pending<T> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<T>> {
         match self {
-            Pending::Done(result) => Poll::Ready(result.take().unwrap_or_else(|| Err(abandoned()))),
-            Pending::Waiting(rx) => {
-                Pin::new(rx).poll(cx).map(|r| r.unwrap_or_else(|_| Err(abandoned())))
-            }
+            // Polled again after it returned its result.
+            Pending::Done(result) => Poll::Ready(result.take().unwrap_or_else(|| {
+                Err(Error::Shutdown { operation: "push", queue: String::new() })
+            })),
+            Pending::Waiting(rx, name) => Pin::new(rx).poll(cx).map(|r| {
+                r.unwrap_or_else(|_| {
+                    Err(Error::Shutdown { operation: "push", queue: name.to_string() })
+                })
+            }),
         }
-    }
-}
-
-fn abandoned() -> Error {
-    Error::Store {
-        backend: "core",
-        operation: "push",
-        message: "the push was abandoned before it was written (the runtime is shutting down)"
-            .into(),
-        retryable: false,
-        source: None,
     }
 }
 

@@ -2,10 +2,12 @@
 //! coalesced into one store call (acks are batched, DESIGN "Batching"), and the set of
 //! deliveries a consumer holds is tracked so it can extend or release them.
 
+use super::coalesce::{Coalescer, Start};
 use super::dead_letters::DeadLetters;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
-use crate::store::{Settle, Settled, StoreHandle};
+use crate::store::{Receipt, Settle, Settled, Settlement, StoreHandle};
+use crate::util::lock;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -14,11 +16,8 @@ use tokio::sync::oneshot;
 
 type Waiter = Option<oneshot::Sender<Result<Settled>>>;
 
-#[derive(Default)]
-struct Pending {
-    ops: Vec<(Settle, Waiter)>,
-    running: bool,
-}
+/// Most settlements per store call.
+const BATCH: usize = 1024;
 
 /// Settles the reliable deliveries of one consumer.
 pub(crate) struct Settler {
@@ -26,9 +25,9 @@ pub(crate) struct Settler {
     pub(crate) queue: QueueName,
     pub(crate) visibility: Duration,
     pub(crate) dead_letters: DeadLetters,
-    pending: Mutex<Pending>,
-    /// Deliveries handed to user code and not yet settled: id -> delivery number.
-    held: Mutex<HashMap<u64, u32>>,
+    pending: Coalescer<(Settle, Waiter)>,
+    /// Deliveries handed to user code and not yet settled: id -> (delivery number, receipt).
+    held: Mutex<HashMap<u64, (u32, Receipt)>>,
 }
 
 impl fmt::Debug for Settler {
@@ -36,9 +35,6 @@ impl fmt::Debug for Settler {
         f.debug_struct("Settler").field("queue", &self.queue).finish_non_exhaustive()
     }
 }
-
-/// Most settlements per store call.
-const BATCH: usize = 1024;
 
 impl Settler {
     pub(crate) fn new(
@@ -52,47 +48,52 @@ impl Settler {
             queue,
             visibility,
             dead_letters,
-            pending: Mutex::new(Pending::default()),
+            pending: Coalescer::new(),
             held: Mutex::new(HashMap::new()),
         })
     }
 
-    pub(crate) fn hold(&self, id: u64, delivery: u32) {
-        self.held.lock().expect("settler lock").insert(id, delivery);
+    pub(crate) fn hold(&self, id: u64, delivery: u32, receipt: &Receipt) {
+        lock(&self.held).insert(id, (delivery, receipt.clone()));
     }
 
     fn unhold(&self, id: u64, delivery: u32) {
-        let mut held = self.held.lock().expect("settler lock");
-        if held.get(&id) == Some(&delivery) {
+        let mut held = lock(&self.held);
+        if held.get(&id).is_some_and(|(d, _)| *d == delivery) {
             held.remove(&id);
         }
     }
 
-    /// Every delivery currently held by user code.
-    pub(crate) fn held(&self) -> Vec<(u64, u32)> {
-        self.held.lock().expect("settler lock").iter().map(|(id, d)| (*id, *d)).collect()
+    /// Every delivery currently held by user code, as settlements of `action`.
+    pub(crate) fn held(&self, action: Settlement) -> Vec<Settle> {
+        lock(&self.held)
+            .iter()
+            .map(|(id, (delivery, receipt))| Settle {
+                id: *id,
+                delivery: *delivery,
+                receipt: receipt.clone(),
+                action,
+            })
+            .collect()
     }
 
-    /// Forgets every held delivery (they were released when the consumer stopped) and returns
-    /// them.
-    pub(crate) fn take_held(&self) -> Vec<(u64, u32)> {
-        self.held.lock().expect("settler lock").drain().collect()
+    /// Forgets every held delivery (the consumer stopped) and returns them as settlements of
+    /// `action`.
+    pub(crate) fn take_held(&self, action: Settlement) -> Vec<Settle> {
+        lock(&self.held)
+            .drain()
+            .map(|(id, (delivery, receipt))| Settle { id, delivery, receipt, action })
+            .collect()
     }
 
     /// Settles one delivery and waits for the store's answer.
     pub(crate) async fn settle(self: &Arc<Self>, op: Settle) -> Result<()> {
-        let (id, delivery) = settle_key(&op);
-        let finishes = !matches!(op, Settle::Extend { .. });
+        let (id, delivery) = (op.id, op.delivery);
+        let finishes = !matches!(op.action, Settlement::Extend(_));
         let (tx, rx) = oneshot::channel();
         self.enqueue(op, Some(tx));
         let outcome = rx.await.unwrap_or_else(|_| {
-            Err(Error::Store {
-                backend: "core",
-                operation: "settle",
-                message: "the settlement was abandoned (the runtime is shutting down)".into(),
-                retryable: false,
-                source: None,
-            })
+            Err(Error::Shutdown { operation: "settle", queue: self.queue.to_string() })
         });
         let outcome = match outcome {
             Ok(outcome) => outcome,
@@ -123,8 +124,7 @@ impl Settler {
 
     /// Settles without waiting (a dropped delivery is released this way).
     pub(crate) fn settle_later(self: &Arc<Self>, op: Settle) {
-        let (id, delivery) = settle_key(&op);
-        self.unhold(id, delivery);
+        self.unhold(op.id, op.delivery);
         self.enqueue(op, None);
     }
 
@@ -141,26 +141,20 @@ impl Settler {
             // Dropped outside a runtime: the delivery comes back after its visibility timeout.
             return;
         }
-        let start = {
-            let mut pending = self.pending.lock().expect("settler lock");
-            pending.ops.push((op, waiter));
-            !std::mem::replace(&mut pending.running, true)
-        };
-        if start {
+        let never_refused = |_: &_| Ok::<(), std::convert::Infallible>(());
+        if let Ok(Start::Worker) = self.pending.push((op, waiter), never_refused) {
             tokio::spawn(self.clone().run());
         }
     }
 
     async fn run(self: Arc<Self>) {
         loop {
-            let batch: Vec<(Settle, Waiter)> = {
-                let mut pending = self.pending.lock().expect("settler lock");
-                if pending.ops.is_empty() {
-                    pending.running = false;
-                    return;
-                }
-                let n = pending.ops.len().min(BATCH);
-                pending.ops.drain(..n).collect()
+            let mut counted = 0;
+            let Some(batch) = self.pending.next_batch(|_| {
+                counted += 1;
+                counted <= BATCH
+            }) else {
+                return;
             };
             let (ops, waiters): (Vec<Settle>, Vec<Waiter>) = batch.into_iter().unzip();
             match self.store.settle(&self.queue, &ops).await {
@@ -178,14 +172,5 @@ impl Settler {
                 }
             }
         }
-    }
-}
-
-fn settle_key(op: &Settle) -> (u64, u32) {
-    match op {
-        Settle::Ack { id, delivery }
-        | Settle::Release { id, delivery }
-        | Settle::Return { id, delivery }
-        | Settle::Extend { id, delivery, .. } => (*id, *delivery),
     }
 }

@@ -189,9 +189,8 @@ pub async fn reliable_dead_consumer_messages_come_back(backend: &dyn Backend) {
     let ids = q.push_all(["x", "y"]).await.unwrap();
     let store = backend.store().await;
     store.connect().await.unwrap();
-    let ghost = busmq_core::store::ConsumerId::new(&busmq_core::store::ClientId::new("ghost"), 1);
     let mode = TakeMode::Reliable { visibility: Duration::from_secs(1), max_deliveries: 5 };
-    let taken = store.take(&name, &ghost, 1, mode).await.unwrap();
+    let taken = store.take(&name, 1, mode).await.unwrap();
     assert_eq!(taken.entries.len(), 1);
     drop(store);
     let mut consumer = q.consume_with::<String>(reliable()).await.unwrap();

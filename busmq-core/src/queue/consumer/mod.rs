@@ -1,0 +1,243 @@
+//! A consumer: a background task (`task.rs`, driven by the fetch machine of `fetch.rs`) takes
+//! batches from the store into a small buffer (`pipe.rs`), and the user's `Stream` hands them
+//! out one by one. Whatever was taken but not handed out when the consumer stops, is dropped or
+//! detaches goes back to the head of the queue (SPEC Q12), or is returned to the store in
+//! reliable mode.
+
+mod fetch;
+mod pipe;
+mod task;
+
+pub(crate) use pipe::ConsumerShared;
+
+use super::dead_letters::DeadLetters;
+use super::delivery::{Claim, Delivery};
+use super::lifecycle::Phase;
+use super::options::{ConsumeMode, ConsumeOptions, ReliableOptions, dead_letter_name};
+use super::settler::Settler;
+use super::{QueueEvent, QueueInner};
+use crate::error::{Error, Result};
+use crate::store::{ConsumerKind, ConsumerOp, Entry};
+use crate::util::lock;
+use busmq_codec::{Codec, CodecError};
+use bytes::Bytes;
+use futures::Stream;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use task::CONSUMER_LEASE;
+
+type Decoder<T> = fn(Codec, &Bytes) -> std::result::Result<T, CodecError>;
+
+/// A stream of deliveries from one queue (SPEC Q10-Q14). It ends when consuming stops: after
+/// `max` deliveries, on [`Queue::stop`](crate::Queue::stop), on detach or close, or when the bus
+/// disconnects. Dropping it stops consuming; messages it had taken and not yielded go back to
+/// the head of the queue.
+///
+/// Items are `Err` only for messages that do not decode into `T` (SPEC E2: reported with their
+/// id, not dropped) and for a consumer that could not start (`MixedConsumers`).
+pub struct Consumer<T> {
+    shared: Arc<ConsumerShared>,
+    queue: Arc<QueueInner>,
+    codec: Codec,
+    decode: Decoder<T>,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("queue", &self.queue.name)
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        self.shared.request_stop();
+    }
+}
+
+impl<T> Consumer<T> {
+    /// Stops consuming and waits until undelivered messages are back in the queue.
+    pub async fn stop(&self) {
+        self.shared.request_stop();
+        self.shared.finished().await;
+    }
+
+    /// This consumer's id in the store.
+    pub fn id(&self) -> &str {
+        self.shared.id.as_str()
+    }
+}
+
+impl<T> Stream for Consumer<T> {
+    type Item = Result<Delivery<T>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let entry = {
+            let mut state = lock(&this.shared.state);
+            if let Some(error) = state.errors.pop_front() {
+                return Poll::Ready(Some(Err(error)));
+            }
+            if this.shared.max.is_some_and(|max| state.handed >= max) {
+                return Poll::Ready(None);
+            }
+            match state.buffer.pop_front() {
+                Some(entry) => {
+                    state.handed += 1;
+                    if this.shared.max == Some(state.handed) {
+                        state.stop = true;
+                        this.shared.wake_task.notify_one();
+                    } else if state.buffer.len() <= this.shared.prefetch / 2 {
+                        this.shared.wake_task.notify_one();
+                    }
+                    entry
+                }
+                None if state.finished => return Poll::Ready(None),
+                None => {
+                    state.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        };
+        this.queue.consumed.fetch_add(1, Ordering::Relaxed);
+        Poll::Ready(Some(this.to_delivery(entry)))
+    }
+}
+
+impl<T> Consumer<T> {
+    fn to_delivery(&self, entry: Entry) -> Result<Delivery<T>> {
+        let claim = self
+            .shared
+            .settler
+            .as_ref()
+            .map(|s| Claim::new(s.clone(), entry.id, entry.deliveries, entry.receipt.clone()));
+        match (self.decode)(self.codec, &entry.payload) {
+            Ok(body) => Ok(Delivery::new(
+                entry.id,
+                entry.deliveries,
+                body,
+                entry.payload,
+                entry.dead,
+                claim,
+            )),
+            Err(source) => {
+                // Reliable: the claim is dropped here, which releases the message so that it
+                // is not acknowledged and eventually reaches the dead-letter queue (SPEC E2).
+                drop(claim);
+                Err(Error::Decode {
+                    target: format!("queue {:?}", self.queue.name.as_str()),
+                    id: entry.id,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn decode_typed<T: serde::de::DeserializeOwned>(
+    codec: Codec,
+    payload: &Bytes,
+) -> std::result::Result<T, CodecError> {
+    codec.decode(payload)
+}
+
+fn decode_raw(_codec: Codec, payload: &Bytes) -> std::result::Result<Bytes, CodecError> {
+    Ok(payload.clone())
+}
+
+/// Starts a consumer on `queue`. Registration happens now when attached (so that
+/// `MixedConsumers` is returned here), else when the queue gets attached.
+pub(crate) async fn start<T: 'static>(
+    queue: &Arc<QueueInner>,
+    options: ConsumeOptions,
+    decode: Decoder<T>,
+) -> Result<Consumer<T>> {
+    options.validate(&queue.name)?;
+    let kind = match options.mode {
+        ConsumeMode::Replay(_) => ConsumerKind::Replaying,
+        _ => ConsumerKind::Removing,
+    };
+    let mut slot = queue.consumer.lock().await;
+    // A consumer that was dropped or stopped (or reached its `max`) is still giving back what
+    // it holds: wait for it rather than refuse, so that a new consumer starts after the
+    // give-back and sees those messages first.
+    while let Some(active) = slot.clone().filter(|active| !active.is_finished()) {
+        if !active.stop_requested() {
+            return Err(Error::AlreadyConsuming { queue: queue.name.to_string() });
+        }
+        drop(slot);
+        active.finished().await;
+        slot = queue.consumer.lock().await;
+    }
+    let phase = *queue.phase.borrow();
+    phase.can_consume(&queue.name)?;
+    let id = queue.bus.next_consumer_id();
+    let registered = if let Phase::Attached(_) = phase {
+        queue.bus.ensure_connected()?;
+        let op = ConsumerOp::Register { id: id.clone(), kind, lease: CONSUMER_LEASE };
+        queue.bus.store.consumers(&queue.name, op).await?;
+        true
+    } else {
+        false
+    };
+    let settler = match &options.mode {
+        ConsumeMode::Reliable(reliable) => Some(make_settler(queue, reliable, &phase)?),
+        _ => None,
+    };
+    let auto_extend = match &options.mode {
+        ConsumeMode::Reliable(reliable) => reliable.auto_extend,
+        _ => true,
+    };
+    let shared = Arc::new(ConsumerShared::new(
+        id,
+        options.max,
+        options.prefetch as usize,
+        settler,
+        auto_extend,
+    ));
+    *slot = Some(shared.clone());
+    drop(slot);
+    if registered {
+        queue.emit(QueueEvent::Consuming(true));
+    }
+    tokio::spawn(task::run(shared.clone(), queue.clone(), options, kind, registered));
+    Ok(Consumer {
+        shared,
+        queue: queue.clone(),
+        codec: queue.bus.config.codec,
+        decode,
+        _marker: PhantomData,
+    })
+}
+
+pub(crate) fn typed<T: serde::de::DeserializeOwned>() -> Decoder<T> {
+    decode_typed::<T>
+}
+
+pub(crate) fn raw() -> Decoder<Bytes> {
+    decode_raw
+}
+
+fn make_settler(
+    queue: &Arc<QueueInner>,
+    reliable: &ReliableOptions,
+    phase: &Phase,
+) -> Result<Arc<Settler>> {
+    let dlq = dead_letter_name(&queue.name, reliable)?;
+    let ttl = phase.held().map(|h| h.spec.ttl).unwrap_or(Duration::from_secs(30));
+    let dead_letters = DeadLetters::new(queue.bus.clone(), queue.name.clone(), dlq, ttl);
+    Ok(Settler::new(
+        queue.bus.store.clone(),
+        queue.name.clone(),
+        reliable.visibility_timeout,
+        dead_letters,
+    ))
+}

@@ -1,0 +1,151 @@
+//! The buffer between a consumer's task and its stream: what was taken and not handed out yet,
+//! errors to report in order, the stop request and the finish signal.
+
+use super::super::settler::Settler;
+use crate::error::Error;
+use crate::store::{ConsumerId, Entry, Settle, Settlement};
+use crate::util::lock;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+use tokio::sync::{Notify, watch};
+
+#[derive(Default)]
+pub(super) struct PipeState {
+    pub(super) buffer: VecDeque<Entry>,
+    pub(super) errors: VecDeque<Error>,
+    pub(super) handed: u64,
+    pub(super) stop: bool,
+    pub(super) finished: bool,
+    pub(super) waker: Option<Waker>,
+}
+
+/// State shared by a consumer's stream and its task.
+pub(crate) struct ConsumerShared {
+    pub(crate) id: ConsumerId,
+    pub(super) state: Mutex<PipeState>,
+    pub(super) wake_task: Notify,
+    /// Cancels a waiting take (see `BlockingTake`) when consuming stops.
+    pub(super) cancel_wait: Notify,
+    pub(super) done: watch::Sender<bool>,
+    pub(super) max: Option<u64>,
+    pub(super) prefetch: usize,
+    pub(super) settler: Option<Arc<Settler>>,
+    /// Extend held deliveries while running (`ReliableOptions::auto_extend`).
+    pub(super) auto_extend: bool,
+}
+
+impl fmt::Debug for ConsumerShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerShared").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl ConsumerShared {
+    pub(super) fn new(
+        id: ConsumerId,
+        max: Option<u64>,
+        prefetch: usize,
+        settler: Option<Arc<Settler>>,
+        auto_extend: bool,
+    ) -> Self {
+        ConsumerShared {
+            id,
+            state: Mutex::new(PipeState::default()),
+            wake_task: Notify::new(),
+            cancel_wait: Notify::new(),
+            done: watch::Sender::new(false),
+            max,
+            prefetch,
+            settler,
+            auto_extend,
+        }
+    }
+
+    /// Asks the task to stop; it returns what it holds and then finishes.
+    pub(crate) fn request_stop(&self) {
+        lock(&self.state).stop = true;
+        self.wake_task.notify_one();
+        self.cancel_wait.notify_one();
+    }
+
+    /// Waits until the task has finished (its messages are back in the store).
+    pub(crate) async fn finished(&self) {
+        let mut done = self.done.subscribe();
+        let _ = done.wait_for(|done| *done).await;
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        lock(&self.state).finished
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        lock(&self.state).stop
+    }
+
+    /// How many more entries the task should fetch now.
+    pub(super) fn wanted(&self) -> usize {
+        let state = lock(&self.state);
+        if state.stop {
+            return 0;
+        }
+        let buffered = state.buffer.len();
+        if buffered > self.prefetch / 2 {
+            return 0;
+        }
+        let room = self.prefetch - buffered;
+        match self.max {
+            Some(max) => room.min(max.saturating_sub(state.handed + buffered as u64) as usize),
+            None => room,
+        }
+    }
+
+    pub(super) fn deliver(&self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        state.buffer.extend(entries);
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    }
+
+    pub(super) fn report(&self, error: Error) {
+        let mut state = lock(&self.state);
+        state.errors.push_back(error);
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Marks the consumer finished and returns what it had not handed out.
+    pub(super) fn finish(&self) -> Vec<Entry> {
+        let mut state = lock(&self.state);
+        state.finished = true;
+        state.stop = true;
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+        state.buffer.drain(..).collect()
+    }
+
+    /// Signals the end to everyone waiting in [`ConsumerShared::finished`], now or later.
+    pub(super) fn signal_done(&self) {
+        // `send` would drop the value when nobody is subscribed yet (a `stop()` that comes
+        // later would then wait forever); `send_replace` stores it whoever listens.
+        self.done.send_replace(true);
+    }
+
+    /// Whether consuming ended because `max` deliveries were handed out.
+    pub(super) fn reached_max(&self) -> bool {
+        let state = lock(&self.state);
+        self.max.is_some_and(|max| state.handed >= max)
+    }
+
+    /// Settlements of `action` for the entries taken and not handed out yet.
+    pub(super) fn buffered(&self, action: Settlement) -> Vec<Settle> {
+        lock(&self.state).buffer.iter().map(|e| Settle::of(e, action)).collect()
+    }
+}

@@ -1,0 +1,364 @@
+//! A consumer's background task: the async glue around the fetch machine (`fetch.rs`). It waits
+//! for the queue to be attached, performs the steps the machine chooses (takes, waiting takes,
+//! reads, heartbeats), and when consuming ends gives back what it holds.
+
+use super::super::lifecycle::{Held, Phase};
+use super::super::options::{ConsumeMode, ConsumeOptions};
+use super::super::settler::Settler;
+use super::super::{QueueEvent, QueueInner};
+use super::fetch::{Fetch, Step};
+use super::pipe::ConsumerShared;
+use crate::error::{Error, Result};
+use crate::store::{
+    ConsumerKind, ConsumerOp, Entry, Position, Receipt, Settle, Settlement, TakeMode, Taken,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a consumer registration lives without renewal (for the mixing rule).
+pub(super) const CONSUMER_LEASE: Duration = Duration::from_secs(15);
+/// The longest a consumer waits without checking the store (a safety net for lost wake-ups,
+/// and how expired reliable deliveries of dead consumers are noticed).
+const MAX_IDLE: Duration = Duration::from_secs(5);
+/// How long one waiting take may wait in a store that waits natively; a stop cancels it sooner.
+const BLOCK_FOR: Duration = Duration::from_secs(1);
+
+/// What the task carries from one fetch to the next.
+struct Cursor {
+    /// Where a replaying consumer continues.
+    position: Position,
+    /// Where the store said a blocking take may resume waiting.
+    resume: Receipt,
+}
+
+pub(super) async fn run(
+    shared: Arc<ConsumerShared>,
+    queue: Arc<QueueInner>,
+    options: ConsumeOptions,
+    kind: ConsumerKind,
+    registered: bool,
+) {
+    let mut phase = queue.phase.subscribe();
+    let mut held = match wait_attached(&shared, &mut phase).await {
+        Some(held) => held,
+        None => {
+            let closed = matches!(*phase.borrow(), Phase::Closed);
+            finish(&shared, &queue, &options, closed, None).await;
+            return;
+        }
+    };
+    if !registered {
+        let op = ConsumerOp::Register { id: shared.id.clone(), kind, lease: CONSUMER_LEASE };
+        if let Err(error) = queue.bus.store.consumers(&queue.name, op).await {
+            shared.report(error);
+            finish(&shared, &queue, &options, false, None).await;
+            return;
+        }
+        queue.emit(QueueEvent::Consuming(true));
+    }
+    let mut available = queue.available.subscribe();
+    let mut cursor = Cursor {
+        position: match options.mode {
+            ConsumeMode::Replay(position) => position,
+            _ => Position::Start,
+        },
+        resume: Receipt::none(),
+    };
+    let heartbeat_every = match &options.mode {
+        ConsumeMode::Reliable(r) => (r.visibility_timeout / 3).min(MAX_IDLE),
+        _ => MAX_IDLE,
+    };
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let blocking =
+        matches!(options.mode, ConsumeMode::AtMostOnce) && queue.bus.store.blocking().is_some();
+    let mut fetch = Fetch::new(blocking, heartbeat_every, tokio::time::Instant::now());
+    let mut closed = false;
+    loop {
+        match *phase.borrow_and_update() {
+            Phase::Attached(now) => held = now,
+            Phase::Closed => {
+                closed = true;
+                break;
+            }
+            _ => break,
+        }
+        if shared.stop_requested() {
+            break;
+        }
+        let want = shared.wanted();
+        let fetched = match fetch.next(want, tokio::time::Instant::now()) {
+            Step::Beat => {
+                beat(&shared, &queue, kind).await;
+                continue;
+            }
+            Step::Take(n) => {
+                available.borrow_and_update();
+                take(&shared, &queue, &options, &mut cursor, n).await.map(|got| (n, got))
+            }
+            Step::TakeWaiting(n) => {
+                available.borrow_and_update();
+                take_waiting(&shared, &queue, &mut cursor, n).await.map(|got| (n, got))
+            }
+            Step::Sleep => {
+                tokio::select! {
+                    _ = shared.wake_task.notified() => {}
+                    changed = available.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        fetch.notice();
+                    }
+                    changed = phase.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
+                    _ = heartbeat.tick() => {
+                        beat(&shared, &queue, kind).await;
+                        fetch.tick(tokio::time::Instant::now());
+                    }
+                }
+                continue;
+            }
+        };
+        match fetched {
+            Ok((asked, got)) => fetch.fetched(asked, got),
+            Err(error) => {
+                let backoff = fetch.failed();
+                if backoff.report {
+                    queue.emit(QueueEvent::Error(error));
+                }
+                // The keeper signals `available` when the store is back, so a consumer in a
+                // long backoff resumes at once instead of sleeping on.
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.pause) => {}
+                    _ = shared.wake_task.notified() => {}
+                    _ = phase.changed() => {}
+                    changed = available.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    finish(&shared, &queue, &options, closed, Some(held)).await;
+}
+
+/// Waits for the queue to be attached (a consume before attach is deferred, SPEC Q7 test 10).
+async fn wait_attached(
+    shared: &ConsumerShared,
+    phase: &mut watch::Receiver<Phase>,
+) -> Option<Held> {
+    loop {
+        match *phase.borrow_and_update() {
+            Phase::Attached(held) => return Some(held),
+            Phase::Closed => return None,
+            _ => {}
+        }
+        if shared.stop_requested() {
+            return None;
+        }
+        tokio::select! {
+            changed = phase.changed() => changed.ok()?,
+            _ = shared.wake_task.notified() => {}
+        }
+    }
+}
+
+/// Hands what a take got to the stream, reports entries busmq did not write (the store moved
+/// them aside, SPEC E3) and dead-letters the entries past `max_deliveries`. Returns how many
+/// entries the take consumed from the queue.
+async fn received(shared: &ConsumerShared, queue: &QueueInner, taken: Taken) -> usize {
+    let n = taken.entries.len() + taken.dead.len() + taken.foreign.len();
+    for detail in taken.foreign {
+        queue.emit(QueueEvent::Error(Error::ForeignData { queue: queue.name.to_string(), detail }));
+    }
+    if let Some(settler) = &shared.settler {
+        for entry in taken.dead {
+            dead_letter(settler, entry).await;
+        }
+    }
+    shared.deliver(taken.entries);
+    n
+}
+
+/// Takes, waiting in the store for messages when none is ready; never abandoned half-way, so
+/// whatever the store took reaches the buffer (and goes back to the queue if consuming stops).
+async fn take_waiting(
+    shared: &ConsumerShared,
+    queue: &QueueInner,
+    cursor: &mut Cursor,
+    want: usize,
+) -> Result<usize> {
+    let want = u32::try_from(want).unwrap_or(u32::MAX);
+    let store = &queue.bus.store;
+    let taken = match store.blocking() {
+        Some(blocking) => {
+            blocking
+                .take_wait(&queue.name, want, BLOCK_FOR, &shared.cancel_wait, &cursor.resume)
+                .await?
+        }
+        None => store.take(&queue.name, want, TakeMode::AtMostOnce).await?,
+    };
+    cursor.resume = taken.resume.clone();
+    Ok(received(shared, queue, taken).await)
+}
+
+async fn take(
+    shared: &ConsumerShared,
+    queue: &QueueInner,
+    options: &ConsumeOptions,
+    cursor: &mut Cursor,
+    want: usize,
+) -> Result<usize> {
+    let store = &queue.bus.store;
+    let want = u32::try_from(want).unwrap_or(u32::MAX);
+    match &options.mode {
+        ConsumeMode::AtMostOnce => {
+            let taken = store.take(&queue.name, want, TakeMode::AtMostOnce).await?;
+            Ok(received(shared, queue, taken).await)
+        }
+        ConsumeMode::Reliable(reliable) => {
+            let mode = TakeMode::Reliable {
+                visibility: reliable.visibility_timeout,
+                max_deliveries: reliable.max_deliveries,
+            };
+            let taken = store.take(&queue.name, want, mode).await?;
+            Ok(received(shared, queue, taken).await)
+        }
+        ConsumeMode::Replay(_) => {
+            if cursor.position == Position::End {
+                let batch = store.read(&queue.name, Position::End, 1).await?;
+                cursor.position = batch.last_id.map_or(Position::Start, Position::AfterId);
+            }
+            let batch = store.read(&queue.name, cursor.position, want).await?;
+            if let Some(last) = batch.entries.last() {
+                cursor.position = Position::AfterId(last.id);
+            }
+            let n = batch.entries.len();
+            shared.deliver(batch.entries);
+            Ok(n)
+        }
+    }
+}
+
+/// Moves an entry claimed for dead-lettering to the DLQ, then acknowledges it. On failure it
+/// stays pending and is offered again after its visibility timeout.
+async fn dead_letter(settler: &Arc<Settler>, entry: Entry) {
+    let delivered = entry.deliveries.saturating_sub(1);
+    let ack = Settle::of(&entry, Settlement::Ack);
+    let moved = settler
+        .dead_letters
+        .push(entry.id, delivered, entry.payload, "max_deliveries".into())
+        .await;
+    if moved.is_ok() {
+        let _ = settler.settle_all(vec![ack]).await;
+    }
+}
+
+/// Periodic work of a running consumer: keep the registration alive and, in reliable mode,
+/// extend what it holds (unless `auto_extend` is off: then only what it took and has not
+/// handed out yet, so that held deliveries come back after their visibility timeout).
+async fn beat(shared: &ConsumerShared, queue: &QueueInner, kind: ConsumerKind) {
+    let op = ConsumerOp::Renew { id: shared.id.clone(), kind, lease: CONSUMER_LEASE };
+    if let Err(error) = queue.bus.store.consumers(&queue.name, op).await {
+        queue.emit(QueueEvent::Error(error));
+    }
+    let Some(settler) = &shared.settler else {
+        return;
+    };
+    let extend = Settlement::Extend(settler.visibility);
+    let mut ops = shared.buffered(extend);
+    if shared.auto_extend {
+        ops.extend(settler.held(extend));
+    }
+    if !ops.is_empty() {
+        if let Err(error) = settler.settle_all(ops).await {
+            queue.emit(QueueEvent::Error(error));
+        }
+    }
+}
+
+/// Returns what the consumer holds and unregisters it.
+async fn finish(
+    shared: &Arc<ConsumerShared>,
+    queue: &Arc<QueueInner>,
+    options: &ConsumeOptions,
+    closed: bool,
+    held: Option<Held>,
+) {
+    let leftover = shared.finish();
+    if !closed {
+        if let Some(held) = held {
+            if let Err(error) = give_back(shared, queue, options, &held, leftover).await {
+                queue.emit(QueueEvent::Error(error));
+            }
+        }
+        let op = ConsumerOp::Unregister { id: shared.id.clone() };
+        let _ = queue.bus.store.consumers(&queue.name, op).await;
+    }
+    if let Some(settler) = &shared.settler {
+        settler.dead_letters.detach().await;
+    }
+    {
+        let mut slot = queue.consumer.lock().await;
+        if slot.as_ref().is_some_and(|active| Arc::ptr_eq(active, shared)) {
+            *slot = None;
+        }
+    }
+    shared.signal_done();
+    queue.emit(QueueEvent::Consuming(false));
+}
+
+async fn give_back(
+    shared: &ConsumerShared,
+    queue: &QueueInner,
+    options: &ConsumeOptions,
+    held: &Held,
+    leftover: Vec<Entry>,
+) -> Result<()> {
+    match &options.mode {
+        ConsumeMode::AtMostOnce if !leftover.is_empty() => {
+            let mut attempt = 0;
+            loop {
+                match queue.bus.store.restore(&queue.name, &held.spec, &leftover).await {
+                    Ok(()) => return Ok(()),
+                    // Retrying a put-back that may have run would deliver its entries twice;
+                    // at most once means they are lost instead (and the error is reported).
+                    Err(error) if error.is_unapplied() && attempt < 5 => {
+                        attempt += 1;
+                        tokio::time::sleep(crate::util::backoff(
+                            attempt,
+                            Duration::from_millis(50),
+                            Duration::from_secs(1),
+                        ))
+                        .await;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        ConsumeMode::Reliable(_) => {
+            let Some(settler) = &shared.settler else {
+                return Ok(());
+            };
+            let mut ops: Vec<Settle> =
+                leftover.iter().map(|e| Settle::of(e, Settlement::Return)).collect();
+            // Deliveries handed out before `max` was reached stay with their holder, who acks
+            // them after the stream ended; a stop, drop or detach gives them back (SPEC Q13).
+            if !shared.reached_max() {
+                ops.extend(settler.take_held(Settlement::Release));
+            }
+            if ops.is_empty() {
+                return Ok(());
+            }
+            settler.settle_all(ops).await
+        }
+        _ => Ok(()),
+    }
+}

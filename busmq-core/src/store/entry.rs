@@ -1,0 +1,233 @@
+//! Messages as they cross the Store boundary: new entries going in, stored entries coming out
+//! with their receipts, and the settlements that name them again.
+
+use super::queue::QueueSpec;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Backend state that travels with a taken entry and comes back with its [`Settle`] (or, for
+/// [`Taken::resume`], with the next blocking take). Opaque to the core: a backend puts in what
+/// it needs to find the entry again (Redis: the pending batch and the index in it) and the core
+/// only carries it. Empty for backends that need nothing (memory).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Receipt {
+    token: Option<Arc<str>>,
+    index: u64,
+}
+
+impl Receipt {
+    /// A receipt holding a token and an index.
+    pub fn new(token: impl Into<Arc<str>>, index: u64) -> Self {
+        Receipt { token: Some(token.into()), index }
+    }
+
+    /// The empty receipt.
+    pub fn none() -> Self {
+        Receipt::default()
+    }
+
+    /// The token, when the receipt has one.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The shared token itself (cheap to clone into other receipts).
+    pub fn shared_token(&self) -> Option<&Arc<str>> {
+        self.token.as_ref()
+    }
+
+    /// The index (0 when the receipt has none).
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Whether the receipt carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.token.is_none()
+    }
+}
+
+/// Why a message was moved to a dead-letter queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The queue the message was taken from.
+    pub queue: String,
+    /// Its id in that queue.
+    pub id: u64,
+    /// How many times it had been delivered.
+    pub deliveries: u32,
+    /// Why: `"max_deliveries"`, `"rejected: <text>"`, `"undecodable: <text>"`.
+    pub reason: String,
+}
+
+/// A message to append with [`Store::push`](super::Store::push).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEntry {
+    /// The encoded message.
+    pub payload: Bytes,
+    /// Set only for messages pushed to a dead-letter queue.
+    pub dead: Option<Arc<DeadLetter>>,
+}
+
+impl NewEntry {
+    /// An ordinary message.
+    pub fn new(payload: impl Into<Bytes>) -> Self {
+        NewEntry { payload: payload.into(), dead: None }
+    }
+}
+
+/// One push: the entries and what the store needs to write them.
+#[derive(Clone, Copy, Debug)]
+pub struct PushBatch<'a> {
+    /// The generation the caller is attached to (a closed one makes the push fail).
+    pub generation: u64,
+    /// The spec to create the queue from if it vanished.
+    pub spec: &'a QueueSpec,
+    /// The entries, in order.
+    pub entries: &'a [NewEntry],
+    /// The newest id the caller has seen in this queue (its previous push), if any: a backend
+    /// that proposes ids may start above it.
+    pub after: Option<u64>,
+}
+
+impl<'a> PushBatch<'a> {
+    /// A batch of `entries` for the incarnation `generation` created from `spec`.
+    pub fn new(generation: u64, spec: &'a QueueSpec, entries: &'a [NewEntry]) -> Self {
+        PushBatch { generation, spec, entries, after: None }
+    }
+}
+
+/// A stored message as returned by [`Store::take`](super::Store::take) and
+/// [`Store::read`](super::Store::read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The message id.
+    pub id: u64,
+    /// How many times it has been delivered by reliable takes, **including** this take (so the
+    /// first reliable delivery has `deliveries == 1`). 0 for at-most-once takes of messages never
+    /// delivered reliably, and for reads.
+    pub deliveries: u32,
+    /// The encoded message.
+    pub payload: Bytes,
+    /// Dead-letter information, when this entry was pushed to a dead-letter queue.
+    pub dead: Option<Arc<DeadLetter>>,
+    /// What the backend needs back to settle this delivery (reliable takes); empty otherwise.
+    pub receipt: Receipt,
+}
+
+impl Entry {
+    /// An entry without dead-letter information or receipt.
+    pub fn new(id: u64, deliveries: u32, payload: impl Into<Bytes>) -> Self {
+        Entry { id, deliveries, payload: payload.into(), dead: None, receipt: Receipt::none() }
+    }
+}
+
+/// How [`Store::take`](super::Store::take) removes what it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakeMode {
+    /// Remove the entries from the queue (SPEC Q10). Their `deliveries` are returned unchanged.
+    AtMostOnce,
+    /// Move the entries to pending (SPEC Q13), each with visibility deadline `now + visibility`
+    /// and `deliveries + 1`.
+    Reliable {
+        /// How long a taken entry stays invisible to other takes unless settled or extended.
+        visibility: Duration,
+        /// An entry about to be delivered for more than `max_deliveries` times is not returned
+        /// in [`Taken::entries`] but in [`Taken::dead`] (claimed like a delivery, with the
+        /// incremented count), so that the caller moves it to the dead-letter queue and then
+        /// acknowledges it. If the caller dies first, its visibility passes and it is offered as
+        /// dead again: nothing is lost.
+        max_deliveries: u32,
+    },
+}
+
+/// The result of [`Store::take`](super::Store::take).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// The entries to hand to the consumer, in queue order.
+    pub entries: Vec<Entry>,
+    /// Entries claimed for dead-lettering (reliable mode only), in queue order.
+    pub dead: Vec<Entry>,
+    /// Entries the take found that busmq did not write (SPEC E3), described. The backend moved
+    /// them aside, so they no longer block the queue; the caller reports each once.
+    pub foreign: Vec<String>,
+    /// For [`BlockingTake::take_wait`](super::BlockingTake::take_wait): where the next wait on
+    /// this queue may resume (empty when the backend has nothing to say).
+    pub resume: Receipt,
+}
+
+/// What a [`Settle`] does with a reliable delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Processing succeeded: remove the entry.
+    Ack,
+    /// Give the entry back now: it returns to the head of the ready messages, in id order among
+    /// other returned entries, keeping its delivery count.
+    Release,
+    /// The entry was taken but never handed to user code: like `Release`, but the delivery
+    /// count goes back down by one (a stop must not count as a delivery attempt).
+    Return,
+    /// Push the visibility deadline to `now + by`.
+    Extend(Duration),
+}
+
+/// One settlement of a reliable delivery, for [`Store::settle`](super::Store::settle).
+/// `delivery` is the [`Entry::deliveries`] value of the take that handed the entry out and
+/// `receipt` its [`Entry::receipt`]; a settlement of a delivery that is no longer pending as
+/// such (it was redelivered, flushed or closed meanwhile) is stale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settle {
+    /// The message id.
+    pub id: u64,
+    /// The delivery number being settled.
+    pub delivery: u32,
+    /// The receipt the take gave.
+    pub receipt: Receipt,
+    /// What to do.
+    pub action: Settlement,
+}
+
+impl Settle {
+    /// The settlement `action` of `entry` as it was taken.
+    pub fn of(entry: &Entry, action: Settlement) -> Self {
+        Settle { id: entry.id, delivery: entry.deliveries, receipt: entry.receipt.clone(), action }
+    }
+}
+
+/// Outcome of one [`Settle`], in the order given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Done.
+    Done,
+    /// The entry is not pending with that delivery any more (its visibility passed and it was
+    /// redelivered, or it was flushed/closed). Nothing was changed.
+    Stale,
+}
+
+/// Where a replaying consumer starts reading (SPEC Q14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Position {
+    /// The oldest retained message.
+    Start,
+    /// Only messages pushed from now on.
+    End,
+    /// The `n`-th oldest retained message (0-based).
+    Index(u64),
+    /// The first message whose id is greater than or equal to this.
+    FromId(u64),
+    /// The first message whose id is greater than this (how a cursor continues).
+    AfterId(u64),
+}
+
+/// The result of [`Store::read`](super::Store::read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadBatch {
+    /// Up to `max` entries in id order, starting at the requested position. Messages removed
+    /// by retention before the position are skipped silently.
+    pub entries: Vec<Entry>,
+    /// The id of the newest message in the queue at the time of the read (`None` when empty).
+    /// `Position::End` is resolved by the caller as `AfterId(last_id)`.
+    pub last_id: Option<u64>,
+}

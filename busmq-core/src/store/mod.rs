@@ -1,0 +1,177 @@
+//! The Store boundary: the small set of atomic queue operations that a backend implements.
+//!
+//! A backend implements three traits and may offer a fourth:
+//!
+//! * [`Session`]: its name, `connect`/`disconnect`, its current state (a `watch`) and its
+//!   events (a `broadcast`);
+//! * [`Store`]: the queue operations below, each **one atomic operation** on one queue (one Lua
+//!   script or one MULTI on Redis, one locked section in memory);
+//! * [`Topics`]: publish/subscribe (SPEC P1);
+//! * optionally [`BlockingTake`]: a take that waits inside the store for messages, offered
+//!   through [`Store::blocking`].
+//!
+//! Bus, Queue, Channel, reliable delivery and replay are built in `busmq-core` from these
+//! operations, so a backend gets all of them by implementing the traits. The contract of each
+//! method is what the shared Store contract cases of busmq-testkit check, on every backend.
+//!
+//! # Model
+//!
+//! A queue (identified by its validated [`QueueName`]) has:
+//!
+//! * a **spec** ([`QueueSpec`]: ttl, maxsize, retention) written by its first creator and adopted
+//!   by everyone who attaches later;
+//! * a **generation**: a number chosen when the queue is created, different for every
+//!   incarnation of the same name (a queue that expired or was closed and is created again gets
+//!   a new, larger generation);
+//! * the **ready** messages, in order, each an [`Entry`] with an id;
+//! * the **pending** messages (reliable mode only): taken by a consumer, not yet acknowledged,
+//!   each with a visibility deadline;
+//! * string **metadata**, the registered **consumers** (with leases), and an expiry.
+//!
+//! # Receipts
+//!
+//! Whatever a backend needs later to find a taken entry again (on Redis: the pending batch and
+//! the index in it) travels with the entry as an opaque [`Receipt`] and comes back with its
+//! [`Settle`]; backends keep no client-side tables to find it. The same goes for where a
+//! blocking take should wait next ([`Taken::resume`]) and the newest id a producer saw
+//! ([`PushBatch::after`]).
+//!
+//! # Ids
+//!
+//! Ids are `u64`, strictly increasing per queue name, and **never go backwards**, even after the
+//! queue expired or was closed and was created again (SPEC Q6). Backends use
+//! `id = max(last_id + 1, now_in_microseconds)` where `last_id` is the last id given by this
+//! incarnation, and a new incarnation starts from the current time in microseconds. A batch of
+//! `n` entries gets `n` consecutive ids, so [`Store::push`] returns only the first.
+//!
+//! # Expiry (leases)
+//!
+//! A queue lives while it is attached. Attached clients call [`Store::renew`] at least every
+//! `ttl / 3`; each call (and [`Store::attach`]) pushes the queue's expiry to `now + ttl`;
+//! [`Store::detach`] also sets it to `now + ttl`. So a queue and all its messages expire `ttl`
+//! after the last attachment ends, and a client that dies without detaching stops renewing and
+//! counts as gone after at most `ttl` (SPEC Q2). Expired queues behave exactly as queues that
+//! never existed.
+//!
+//! # Closing
+//!
+//! [`Store::close`] destroys the queue now and leaves a **tombstone** holding the closed
+//! generation for at least `max(2 * ttl, 10 s)`. Operations that carry that generation then fail
+//! with [`Error::Closed`](crate::Error::Closed), and watchers receive [`Notice::Closed`]. A
+//! client attaching after the close creates a new generation and is not affected by the
+//! tombstone.
+//!
+//! # Errors
+//!
+//! Backends return the semantic variants of [`Error`](crate::Error) named in each method's
+//! documentation, [`Error::Offline`](crate::Error::Offline) /
+//! [`Error::Timeout`](crate::Error::Timeout) when the store cannot answer within its deadline
+//! (SPEC E4: no call may block forever), and [`Error::ForeignData`](crate::Error::ForeignData)
+//! when keys or entries were not written by busmq (SPEC E3); such an error concerns only the
+//! queue it names.
+
+mod blocking;
+mod entry;
+mod ids;
+mod queue;
+mod session;
+mod topics;
+
+pub use blocking::BlockingTake;
+pub use entry::{
+    DeadLetter, Entry, NewEntry, Position, PushBatch, ReadBatch, Receipt, Settle, Settled,
+    Settlement, TakeMode, Taken,
+};
+pub use ids::{ClientId, ConsumerId};
+pub use queue::{
+    Attachment, ConsumerKind, ConsumerOp, Metadata, MetadataOp, Notice, QueueSpec, QueueStat,
+    Renewal, Retention,
+};
+pub use session::{Session, StoreEvent, StoreState};
+pub use topics::Topics;
+
+use crate::error::Result;
+use crate::name::QueueName;
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use std::fmt;
+use std::sync::Arc;
+
+/// The type-erased handle the rest of busmq holds.
+pub type StoreHandle = Arc<dyn Store>;
+
+/// The queue operations of a backend. See the module documentation for the model.
+///
+/// All methods are called only between [`Session::connect`] and [`Session::disconnect`];
+/// outside that they fail with [`Error::NotConnected`](crate::Error::NotConnected).
+#[async_trait]
+pub trait Store: Session + Topics + fmt::Debug + 'static {
+    /// The store's blocking take, if it has one (see [`BlockingTake`]).
+    fn blocking(&self) -> Option<&dyn BlockingTake> {
+        None
+    }
+
+    /// Creates the queue with `spec` if it does not exist, or adopts the stored spec if it does
+    /// (SPEC Q1), and pushes its expiry to `now + ttl`. Atomic: of two concurrent first
+    /// attachers exactly one sees `existed == false`.
+    async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment>;
+
+    /// Keeps the caller's attachment alive (see "Expiry"). See [`Renewal`] for the outcomes.
+    async fn renew(&self, queue: &QueueName, generation: u64, spec: &QueueSpec) -> Result<Renewal>;
+
+    /// Ends one attachment: the queue's expiry becomes `now + ttl` (unless the queue is gone or
+    /// has another generation, then nothing happens).
+    async fn detach(&self, queue: &QueueName, generation: u64) -> Result<()>;
+
+    /// Destroys the queue and its messages now, leaves a tombstone for `generation` (or for the
+    /// current generation when `None`), and notifies watchers with [`Notice::Closed`]. Returns
+    /// whether it existed.
+    async fn close(&self, queue: &QueueName, generation: Option<u64>) -> Result<bool>;
+
+    /// Appends `batch.entries` to the tail atomically, in order, and returns the id of the first
+    /// (the others follow consecutively). Then applies retention, and notifies watchers.
+    ///
+    /// * If the tombstone matches `batch.generation`: `Closed`, nothing written.
+    /// * If the queue does not exist (expired or lost): it is created from `batch.spec` first.
+    /// * If `ready + entries` would exceed the stored `maxsize`: `QueueFull`, nothing written.
+    /// * An empty batch is `InvalidOption("entries")`.
+    async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64>;
+
+    /// Takes up to `max` ready entries from the head, in order (SPEC Q10, Q13). Never waits: an
+    /// empty queue gives an empty result. In reliable mode, pending entries whose visibility
+    /// deadline has passed are first returned to the head of the ready messages (in id order),
+    /// so they are taken again before newer ones. A missing queue gives an empty result.
+    async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken>;
+
+    /// Puts entries taken in at-most-once mode back at the head of the queue, in the given
+    /// order, before every other ready entry (SPEC Q12). Creates the queue from `spec` if it
+    /// vanished meanwhile. Ignores the `maxsize` limit (these messages were already counted).
+    async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()>;
+
+    /// Settles reliable deliveries (SPEC Q13) atomically; one outcome per settlement, in order.
+    async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>>;
+
+    /// Reads up to `max` entries from `from` without removing anything (SPEC Q14). The cost
+    /// should not grow with the position (a backend documents its cost).
+    async fn read(&self, queue: &QueueName, from: Position, max: u32) -> Result<ReadBatch>;
+
+    /// Registers, renews or removes a consumer (for the mixing rule, SPEC Q15).
+    async fn consumers(&self, queue: &QueueName, op: ConsumerOp) -> Result<()>;
+
+    /// Reports on a queue (exists, counts, spec) without changing it.
+    async fn stat(&self, queue: &QueueName) -> Result<QueueStat>;
+
+    /// Removes every ready and pending message but keeps the queue, its spec and its metadata
+    /// (SPEC Q5). Ids keep increasing afterwards.
+    async fn flush(&self, queue: &QueueName) -> Result<()>;
+
+    /// Reads or writes the queue's string metadata (SPEC Q5). Reading a queue that does not
+    /// exist gives `Value(None)` / `All(vec![])`; writing to one fails with `NotAttached` and
+    /// writes nothing (callers write only while attached).
+    async fn metadata(&self, queue: &QueueName, op: MetadataOp) -> Result<Metadata>;
+
+    /// Starts watching a queue. The stream yields [`Notice`]s until it is dropped or the store
+    /// disconnects. Notices may be coalesced; consumers must re-check after each one. Callers
+    /// watch **before** their first take, so that nothing pushed in between is missed.
+    async fn watch(&self, queue: &QueueName) -> Result<BoxStream<'static, Notice>>;
+}
