@@ -1,6 +1,8 @@
 //! The bus's reachability as a small state machine: store reports in, one event per real
-//! transition out (SPEC B2: node busmq could emit `online` twice or never emit `offline`).
+//! transition out (SPEC B2: node busmq could emit `online` twice or never emit `offline`), and
+//! the events the bus reports.
 
+use crate::error::Error;
 use crate::store::StoreState;
 
 /// Whether the bus can reach its store.
@@ -23,6 +25,39 @@ impl From<StoreState> for BusState {
                 BusState::Degraded { down }
             }
             StoreState::Offline => BusState::Offline,
+        }
+    }
+}
+
+/// What the bus reports on its event stream.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum BusEvent {
+    /// Every store instance answers.
+    Online,
+    /// Some instances are down (their names are listed); the others work.
+    Degraded {
+        /// The instances that do not answer.
+        down: Vec<String>,
+    },
+    /// No instance answers, or the bus was disconnected.
+    Offline,
+    /// A background failure (the bus keeps going).
+    Error(Error),
+    /// This event stream fell behind and missed `missed` events; [`Bus::state`](crate::Bus::state) tells the
+    /// current state.
+    Lagged {
+        /// How many events were skipped.
+        missed: u64,
+    },
+}
+
+impl From<BusState> for BusEvent {
+    fn from(state: BusState) -> Self {
+        match state {
+            BusState::Online => BusEvent::Online,
+            BusState::Degraded { down } => BusEvent::Degraded { down },
+            BusState::Offline => BusEvent::Offline,
         }
     }
 }

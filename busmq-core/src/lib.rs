@@ -14,6 +14,7 @@
 mod bus;
 mod bus_state;
 mod channel;
+mod context;
 pub mod error;
 mod events;
 pub mod name;
@@ -22,8 +23,8 @@ mod queue;
 pub mod store;
 mod util;
 
-pub use bus::{Bus, BusBuilder, BusEvent, DEFAULT_MAX_MESSAGE_SIZE};
-pub use bus_state::BusState;
+pub use bus::{Bus, BusBuilder, DEFAULT_MAX_MESSAGE_SIZE};
+pub use bus_state::{BusEvent, BusState};
 pub use busmq_codec::{Codec, CodecError};
 pub use channel::{Channel, ChannelEvent, ChannelEvents, ChannelOptions};
 pub use error::{Error, NameKind, Result};

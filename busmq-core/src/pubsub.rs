@@ -1,7 +1,7 @@
 //! Pub/sub topics (SPEC P1): every live subscriber receives what is published; nothing is
 //! stored. Subscriptions survive reconnections (the store re-subscribes).
 
-use crate::bus::BusInner;
+use crate::context::BusInner;
 use crate::error::{Error, Result};
 use crate::name::TopicName;
 use busmq_codec::Codec;
@@ -34,6 +34,10 @@ impl PubSub {
         PubSub { bus, topic }
     }
 
+    fn target(&self) -> String {
+        format!("topic {:?}", self.topic.as_str())
+    }
+
     /// The topic's name.
     pub fn topic(&self) -> &str {
         self.topic.as_str()
@@ -42,24 +46,15 @@ impl PubSub {
     /// Publishes a message to the subscribers listening now. Returns how many subscriptions
     /// received it when the store can tell, else 0.
     pub async fn publish<T: Serialize + ?Sized>(&self, message: &T) -> Result<u64> {
-        let payload = self.bus.config.codec.encode(message).map_err(|source| Error::Encode {
-            target: format!("topic {:?}", self.topic.as_str()),
-            source,
-        })?;
-        self.publish_raw(payload).await
+        let payload = self.bus.config.encode(|| self.target(), message)?;
+        self.bus.ensure_connected()?;
+        self.bus.store.publish(&self.topic, payload).await
     }
 
     /// Publishes bytes as they are.
     pub async fn publish_raw(&self, payload: impl Into<Bytes>) -> Result<u64> {
         let payload = payload.into();
-        let limit = self.bus.config.max_message_size;
-        if payload.len() > limit {
-            return Err(Error::MessageTooLarge {
-                target: format!("topic {:?}", self.topic.as_str()),
-                size: payload.len(),
-                limit,
-            });
-        }
+        self.bus.config.check_size(|| self.target(), payload.len())?;
         self.bus.ensure_connected()?;
         self.bus.store.publish(&self.topic, payload).await
     }

@@ -54,6 +54,7 @@ mod pubsub;
 mod queue_state;
 mod slot;
 mod store;
+mod stored;
 mod watch;
 
 pub use memory::Memory;

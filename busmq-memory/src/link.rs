@@ -1,8 +1,8 @@
 //! The connection state of one store: connected or not, its state events, and the epoch that
 //! ends its watch streams on disconnect.
 
-use crate::memory::lock;
 use busmq_core::store::{StoreEvent, StoreState};
+use busmq_core::support::lock;
 use busmq_core::{Error, Result};
 use std::sync::Mutex;
 use tokio::sync::{broadcast, watch};

@@ -4,18 +4,18 @@
 use crate::clock::IdClock;
 use crate::pubsub::Topics;
 use crate::slot::{Ctx, Slot};
-use crate::store::MemoryStore;
 use busmq_core::QueueName;
+use busmq_core::support::lock;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use tokio::time::Instant;
 
 /// The fewest operations between two sweeps of expired queues.
 const SWEEP_MIN_OPS: u64 = 1024;
 
-/// In-process data shared by every [`MemoryStore`] made from it: queues, ids and pub/sub topics.
+/// In-process data shared by every [`MemoryStore`](crate::MemoryStore) made from it: queues, ids and pub/sub topics.
 ///
 /// Cloning is cheap and shares the data. Each [`Memory::store`] call gives a new client handle
 /// (like a new process connecting to the same Redis), so that two buses built on two stores of
@@ -42,11 +42,6 @@ impl Memory {
     /// Fresh, empty data.
     pub fn new() -> Self {
         Memory::default()
-    }
-
-    /// A new, unconnected store over this data.
-    pub fn store(&self) -> MemoryStore {
-        MemoryStore::with_memory(self.clone())
     }
 
     /// A number never given before, for connection sessions.
@@ -150,12 +145,6 @@ impl fmt::Debug for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Memory").field("slots", &self.slot_count()).finish_non_exhaustive()
     }
-}
-
-/// Locks a mutex, going on after a panic elsewhere: every locked section leaves the data
-/// consistent before anything that could panic.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -1,6 +1,6 @@
 //! Reliable deliveries that were taken and not yet settled, with their visibility deadlines.
 
-use crate::queue_state::Stored;
+use crate::stored::Stored;
 use std::collections::{BTreeSet, HashMap};
 use tokio::time::Instant;
 

@@ -10,7 +10,7 @@ use futures::channel::mpsc;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::memory::lock;
+use busmq_core::support::lock;
 
 #[derive(Debug)]
 struct Subscriber {

@@ -7,47 +7,13 @@
 
 use crate::clock::deadline;
 use crate::pending::Pending;
+pub(crate) use crate::stored::Stored;
 use busmq_core::store::{
-    DeadLetter, Entry, NewEntry, Position, QueueSpec, QueueStat, ReadBatch, Receipt, Settle,
-    Settled, Settlement, TakeMode, Taken,
+    Entry, NewEntry, Position, QueueSpec, QueueStat, ReadBatch, Settle, Settled, Settlement,
+    TakeMode, Taken,
 };
-use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use tokio::time::Instant;
-
-/// A message as stored: the entry plus when it was pushed (for `max_age` retention).
-#[derive(Debug)]
-pub(crate) struct Stored {
-    pub(crate) id: u64,
-    pub(crate) deliveries: u32,
-    pub(crate) payload: Bytes,
-    pub(crate) dead: Option<Arc<DeadLetter>>,
-    pub(crate) pushed_at: Instant,
-}
-
-impl Stored {
-    fn to_entry(&self) -> Entry {
-        Entry {
-            id: self.id,
-            deliveries: self.deliveries,
-            payload: self.payload.clone(),
-            dead: self.dead.clone(),
-            // Pending entries are found by id and delivery number: nothing else to carry.
-            receipt: Receipt::none(),
-        }
-    }
-
-    fn into_entry(self) -> Entry {
-        Entry {
-            id: self.id,
-            deliveries: self.deliveries,
-            payload: self.payload,
-            dead: self.dead,
-            receipt: Receipt::none(),
-        }
-    }
-}
 
 /// The live state of one queue incarnation.
 #[derive(Debug)]

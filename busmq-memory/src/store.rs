@@ -42,6 +42,13 @@ impl MemoryStore {
     }
 }
 
+impl Memory {
+    /// A new, unconnected store over this data.
+    pub fn store(&self) -> MemoryStore {
+        MemoryStore::with_memory(self.clone())
+    }
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore::new()

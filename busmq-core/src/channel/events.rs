@@ -1,8 +1,8 @@
 //! The ordered stream of one channel peer's events (SPEC C3): control frames from the inbox are
 //! turned into `RemoteConnect` / `RemoteDisconnect` / `End`, message frames into typed messages.
 
-use super::ChannelInner;
 use super::frame::{self, Frame};
+use super::inner::ChannelInner;
 use super::presence::Presence;
 use crate::error::Error;
 use crate::queue::{Consumer, Delivery, Queue};

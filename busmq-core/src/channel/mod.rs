@@ -3,13 +3,16 @@
 
 mod events;
 mod frame;
+mod inner;
 mod presence;
 
 pub use events::{ChannelEvent, ChannelEvents};
 
-use crate::bus::BusInner;
+use inner::{Bound, ChannelInner, queue_name};
+
+use crate::context::BusInner;
 use crate::error::{Error, NameKind, Result};
-use crate::name::{MAX_NAME_BYTES, QueueName, shorten, validate};
+use crate::name::{MAX_NAME_BYTES, shorten, validate};
 use crate::queue::{AttachOptions, ConsumeOptions, DEFAULT_PREFETCH, Queue, ReliableOptions};
 use crate::util::random_u64;
 use serde::Serialize;
@@ -57,43 +60,6 @@ impl ChannelOptions {
             Some(reliable) => options.reliable(reliable.clone()),
             None => options,
         }
-    }
-}
-
-struct Bound {
-    inbox: Queue,
-    outbox: Queue,
-    session: String,
-}
-
-pub(crate) struct ChannelInner {
-    bus: Arc<BusInner>,
-    pub(crate) name: String,
-    local: String,
-    remote: String,
-    bound: Mutex<Option<Bound>>,
-    op_lock: tokio::sync::Mutex<()>,
-}
-
-fn queue_name(role: &str, channel: &str) -> Result<QueueName> {
-    QueueName::new(format!("channel:{role}:{channel}"))
-}
-
-impl ChannelInner {
-    /// Leaves the channel: sends `farewell` (if any) to the remote, stops consuming and detaches
-    /// both queues. Returns false when not bound.
-    pub(crate) async fn unbind(&self, farewell: Option<bytes::Bytes>) -> Result<bool> {
-        let _op = self.op_lock.lock().await;
-        let Some(bound) = crate::util::lock(&self.bound).take() else {
-            return Ok(false);
-        };
-        let mut result = Ok(());
-        if let Some(frame) = farewell {
-            result = bound.outbox.push_raw(frame).await.map(|_| ());
-        }
-        let inbox = bound.inbox.detach().await;
-        let outbox = bound.outbox.detach().await;
-        result.and(inbox).and(outbox).map(|()| true)
     }
 }
 
@@ -264,19 +230,8 @@ impl Channel {
     }
 
     fn encode<T: Serialize + ?Sized>(&self, message: &T) -> Result<bytes::Bytes> {
-        let mut buffer = frame::message_buffer();
         let target = || format!("channel {:?}", self.inner.name);
-        self.inner
-            .bus
-            .config
-            .codec
-            .encode_into(message, &mut buffer)
-            .map_err(|source| Error::Encode { target: target(), source })?;
-        let limit = self.inner.bus.config.max_message_size;
-        if buffer.len() - 1 > limit {
-            return Err(Error::MessageTooLarge { target: target(), size: buffer.len() - 1, limit });
-        }
-        Ok(buffer.into())
+        self.inner.bus.config.encode_after(target, frame::message_buffer(), message)
     }
 
     /// Leaves the channel open for another peer (SPEC C5): the remote sees `RemoteDisconnect`,

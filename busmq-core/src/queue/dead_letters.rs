@@ -4,11 +4,13 @@
 
 use super::Queue;
 use super::options::AttachOptions;
-use crate::bus::BusInner;
+use super::settler::DeadLetterSink;
+use crate::context::BusInner;
 use crate::error::Result;
 use crate::name::QueueName;
 use crate::store::{DeadLetter, NewEntry};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,17 +32,18 @@ impl fmt::Debug for DeadLetters {
 }
 
 impl DeadLetters {
-    pub(crate) fn new(
+    /// The sink of a consumer of `source` (a [`DeadLetterFactory`](super::settler::DeadLetterFactory)).
+    pub(crate) fn sink(
         bus: Arc<BusInner>,
         source: QueueName,
         name: QueueName,
         ttl: Duration,
-    ) -> Self {
-        DeadLetters { bus, source, name, ttl, queue: Mutex::new(None) }
+    ) -> Box<dyn DeadLetterSink> {
+        Box::new(DeadLetters { bus, source, name, ttl, queue: Mutex::new(None) })
     }
 
     /// Pushes one message to the dead-letter queue with why it got there.
-    pub(crate) async fn push(
+    async fn push_one(
         &self,
         id: u64,
         deliveries: u32,
@@ -65,9 +68,25 @@ impl DeadLetters {
     }
 
     /// Detaches the dead-letter queue if it was attached.
-    pub(crate) async fn detach(&self) {
+    async fn detach_queue(&self) {
         if let Some(queue) = self.queue.lock().await.take() {
             let _ = queue.detach().await;
         }
+    }
+}
+
+impl DeadLetterSink for DeadLetters {
+    fn push(
+        &self,
+        id: u64,
+        deliveries: u32,
+        payload: Bytes,
+        reason: String,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.push_one(id, deliveries, payload, reason))
+    }
+
+    fn detach(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.detach_queue())
     }
 }

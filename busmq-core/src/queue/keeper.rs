@@ -1,8 +1,9 @@
 //! Keeps an attachment alive: renews the lease every `ttl / 3` (SPEC Q2), relays the store's
 //! notices to consumers, and notices when another client closed the queue (SPEC Q4).
 
+use super::event::QueueEvent;
+use super::inner::QueueInner;
 use super::lifecycle::{Held, Phase};
-use super::{QueueEvent, QueueInner};
 use crate::error::Error;
 use crate::store::{Notice, Renewal};
 use futures::StreamExt;

@@ -5,6 +5,8 @@ mod coalesce;
 mod consumer;
 mod dead_letters;
 mod delivery;
+mod event;
+mod inner;
 mod keeper;
 mod lifecycle;
 mod options;
@@ -13,138 +15,32 @@ mod settler;
 
 pub use consumer::Consumer;
 pub use delivery::Delivery;
+pub use event::QueueEvent;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 pub use producer::{Push, PushAll};
 
-use crate::bus::BusInner;
-use crate::error::{Error, NameKind, Result};
+use crate::context::{AttachedQueue, BusInner};
+use crate::error::{NameKind, Result};
 use crate::events::{EVENT_BUFFER, EventStream};
 use crate::name::{QueueName, validate};
 use crate::store::{Metadata, MetadataOp, NewEntry, QueueStat};
 use bytes::Bytes;
-use consumer::ConsumerShared;
+use dead_letters::DeadLetters;
+use futures::future::BoxFuture;
+pub(crate) use inner::QueueInner;
 use lifecycle::{Held, Phase};
-use producer::{Producer, Target};
+use producer::Producer;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
-use tokio::task::JoinHandle;
 
-/// What a queue handle reports, in this order over its life (SPEC section 2, "Events").
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum QueueEvent {
-    /// `attach` started.
-    Attaching,
-    /// `attach` succeeded; `existed` says whether the queue was there before.
-    Attached {
-        /// Whether the queue existed before this attach.
-        existed: bool,
-    },
-    /// A consumer of this handle started (`true`) or ended (`false`).
-    Consuming(bool),
-    /// `detach` started.
-    Detaching,
-    /// `detach` finished.
-    Detached,
-    /// The queue was closed, by this handle or by another client (SPEC Q4).
-    Closed,
-    /// A background failure (a push nobody awaited, a renewal, a consumer's store call, an
-    /// entry busmq did not write that was moved aside).
-    Error(Error),
-    /// This event stream fell behind and missed `missed` events (they were dropped for it
-    /// only; the queue itself is unaffected).
-    Lagged {
-        /// How many events were skipped.
-        missed: u64,
-    },
-}
-
-pub(crate) struct QueueInner {
-    pub(crate) bus: Arc<BusInner>,
-    pub(crate) name: QueueName,
-    pub(crate) phase: watch::Sender<Phase>,
-    pub(crate) available: watch::Sender<u64>,
-    pub(crate) consumer: tokio::sync::Mutex<Option<Arc<ConsumerShared>>>,
-    pub(crate) consumed: AtomicU64,
-    events: broadcast::Sender<QueueEvent>,
-    producer: Arc<Producer>,
-    op_lock: tokio::sync::Mutex<()>,
-    keeper: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl QueueInner {
-    pub(crate) fn emit(&self, event: QueueEvent) {
-        let _ = self.events.send(event);
-    }
-
-    fn target(&self) -> Target {
-        Target {
-            store: self.bus.store.clone(),
-            name: self.name.clone(),
-            phase: self.phase.subscribe(),
-            events: self.events.clone(),
-        }
-    }
-
-    fn stop_keeper(&self) {
-        if let Some(keeper) = crate::util::lock(&self.keeper).take() {
-            keeper.abort();
-        }
-    }
-
-    /// Another client closed the queue: consumers end without returning messages, buffered
-    /// pushes fail with `Closed`, and `Closed` is reported once.
-    pub(crate) fn closed_elsewhere(&self) {
-        let changed = self.phase.send_if_modified(|phase| {
-            if phase.held().is_some() {
-                *phase = Phase::Closed;
-                true
-            } else {
-                false
-            }
-        });
-        if changed {
-            self.stop_keeper();
-            // A consumer waiting inside the store would only notice at the end of its wait.
-            if let Ok(slot) = self.consumer.try_lock() {
-                if let Some(active) = slot.as_ref() {
-                    active.request_stop();
-                }
-            }
-            self.emit(QueueEvent::Closed);
-        }
-    }
-
-    async fn stop_consumer(&self) {
-        let active = self.consumer.lock().await.clone();
-        if let Some(active) = active {
-            active.request_stop();
-            active.finished().await;
-        }
-    }
-}
-
-impl Drop for QueueInner {
-    fn drop(&mut self) {
-        if let Some(keeper) = self.keeper.get_mut().ok().and_then(Option::take) {
-            keeper.abort();
-        }
-        // A handle dropped while attached detaches in the background, so that the queue's
-        // expiry starts now rather than when its lease runs out.
-        if let Some(held) = self.phase.borrow().held() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let store = self.bus.store.clone();
-                let name = self.name.clone();
-                runtime.spawn(async move {
-                    let _ = store.detach(&name, held.generation).await;
-                });
-            }
-        }
+impl AttachedQueue for QueueInner {
+    fn detach_all(self: Arc<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move { Queue::from_inner(self).detach().await })
     }
 }
 
@@ -231,7 +127,7 @@ impl Queue {
         let keeper = tokio::spawn(keeper::run(Arc::downgrade(inner), notices, held.spec.ttl));
         *crate::util::lock(&inner.keeper) = Some(keeper);
         inner.phase.send_replace(Phase::Attached(held));
-        inner.bus.register_queue(inner);
+        inner.bus.register_queue(Arc::downgrade(inner) as Weak<dyn AttachedQueue>);
         inner.emit(QueueEvent::Attached { existed: attachment.existed });
         Ok(attachment.existed)
     }
@@ -338,23 +234,15 @@ impl Queue {
     }
 
     fn encode<T: Serialize + ?Sized>(&self, message: &T) -> Result<NewEntry> {
-        let payload = self.inner.bus.config.codec.encode(message).map_err(|source| {
-            Error::Encode { target: format!("queue {:?}", self.inner.name.as_str()), source }
-        })?;
-        self.check_size(payload.len())?;
-        Ok(NewEntry::new(payload))
+        Ok(NewEntry::new(self.inner.bus.config.encode(|| self.target(), message)?))
     }
 
     fn check_size(&self, size: usize) -> Result<()> {
-        let limit = self.inner.bus.config.max_message_size;
-        if size > limit {
-            return Err(Error::MessageTooLarge {
-                target: format!("queue {:?}", self.inner.name.as_str()),
-                size,
-                limit,
-            });
-        }
-        Ok(())
+        self.inner.bus.config.check_size(|| self.target(), size)
+    }
+
+    fn target(&self) -> String {
+        format!("queue {:?}", self.inner.name.as_str())
     }
 
     /// Consumes at most once, without limit, decoding messages as `T`. See
@@ -371,12 +259,12 @@ impl Queue {
         &self,
         options: ConsumeOptions,
     ) -> Result<Consumer<T>> {
-        consumer::start(&self.inner, options, consumer::typed::<T>()).await
+        consumer::start(&self.inner, options, consumer::typed::<T>(), DeadLetters::sink).await
     }
 
     /// Consumes the stored bytes without decoding.
     pub async fn consume_raw(&self, options: ConsumeOptions) -> Result<Consumer<Bytes>> {
-        consumer::start(&self.inner, options, consumer::raw()).await
+        consumer::start(&self.inner, options, consumer::raw(), DeadLetters::sink).await
     }
 
     /// Stops consuming (SPEC Q12) and waits until messages taken but not delivered are back at

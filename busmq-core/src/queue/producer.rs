@@ -2,8 +2,8 @@
 //! written by one worker per queue handle that coalesces concurrent pushes into one store call,
 //! one batch in flight at a time so that order is kept (SPEC Q6, Q9).
 
-use super::QueueEvent;
 use super::coalesce::{Coalescer, Start};
+use super::event::QueueEvent;
 use super::lifecycle::{Phase, PushTarget};
 use crate::error::{Error, Result};
 use crate::name::QueueName;

@@ -3,11 +3,13 @@
 //! deliveries a consumer holds is tracked so it can extend or release them.
 
 use super::coalesce::{Coalescer, Start};
-use super::dead_letters::DeadLetters;
+use crate::context::BusInner;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
 use crate::store::{Receipt, Settle, Settled, Settlement, StoreHandle};
 use crate::util::lock;
+use bytes::Bytes;
+use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,26 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 type Waiter = Option<oneshot::Sender<Result<Settled>>>;
+
+/// Where a reliable consumer's dead letters go: its dead-letter queue (`dead_letters.rs`,
+/// which works through a queue handle; this trait keeps the settler below the handle).
+pub(crate) trait DeadLetterSink: Send + Sync {
+    /// Pushes one message with why it is dead; the caller acknowledges it only afterwards.
+    fn push(
+        &self,
+        id: u64,
+        deliveries: u32,
+        payload: Bytes,
+        reason: String,
+    ) -> BoxFuture<'_, Result<()>>;
+
+    /// Lets the dead-letter queue go when the consumer ends.
+    fn detach(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Makes the dead-letter sink of a consumer of `source`: (bus, source, dead-letter queue, ttl).
+pub(crate) type DeadLetterFactory =
+    fn(Arc<BusInner>, QueueName, QueueName, Duration) -> Box<dyn DeadLetterSink>;
 
 /// Most settlements per store call.
 const BATCH: usize = 1024;
@@ -24,7 +46,7 @@ pub(crate) struct Settler {
     pub(crate) store: StoreHandle,
     pub(crate) queue: QueueName,
     pub(crate) visibility: Duration,
-    pub(crate) dead_letters: DeadLetters,
+    pub(crate) dead_letters: Box<dyn DeadLetterSink>,
     pending: Coalescer<(Settle, Waiter)>,
     /// Deliveries handed to user code and not yet settled: id -> (delivery number, receipt).
     held: Mutex<HashMap<u64, (u32, Receipt)>>,
@@ -41,7 +63,7 @@ impl Settler {
         store: StoreHandle,
         queue: QueueName,
         visibility: Duration,
-        dead_letters: DeadLetters,
+        dead_letters: Box<dyn DeadLetterSink>,
     ) -> Arc<Self> {
         Arc::new(Settler {
             store,

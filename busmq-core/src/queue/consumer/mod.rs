@@ -5,23 +5,22 @@
 //! reliable mode.
 
 mod fetch;
-mod pipe;
+pub(crate) mod pipe;
 mod task;
 
-pub(crate) use pipe::ConsumerShared;
-
-use super::dead_letters::DeadLetters;
 use super::delivery::{Claim, Delivery};
+use super::event::QueueEvent;
+use super::inner::QueueInner;
 use super::lifecycle::Phase;
 use super::options::{ConsumeMode, ConsumeOptions, ReliableOptions, dead_letter_name};
-use super::settler::Settler;
-use super::{QueueEvent, QueueInner};
+use super::settler::{DeadLetterFactory, Settler};
 use crate::error::{Error, Result};
 use crate::store::{ConsumerKind, ConsumerOp, Entry};
 use crate::util::lock;
 use busmq_codec::{Codec, CodecError};
 use bytes::Bytes;
 use futures::Stream;
+use pipe::ConsumerShared;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -159,6 +158,7 @@ pub(crate) async fn start<T: 'static>(
     queue: &Arc<QueueInner>,
     options: ConsumeOptions,
     decode: Decoder<T>,
+    dead_letters: DeadLetterFactory,
 ) -> Result<Consumer<T>> {
     options.validate(&queue.name)?;
     let kind = match options.mode {
@@ -189,7 +189,9 @@ pub(crate) async fn start<T: 'static>(
         false
     };
     let settler = match &options.mode {
-        ConsumeMode::Reliable(reliable) => Some(make_settler(queue, reliable, &phase)?),
+        ConsumeMode::Reliable(reliable) => {
+            Some(make_settler(queue, reliable, &phase, dead_letters)?)
+        }
         _ => None,
     };
     let auto_extend = match &options.mode {
@@ -230,14 +232,10 @@ fn make_settler(
     queue: &Arc<QueueInner>,
     reliable: &ReliableOptions,
     phase: &Phase,
+    dead_letters: DeadLetterFactory,
 ) -> Result<Arc<Settler>> {
     let dlq = dead_letter_name(&queue.name, reliable)?;
     let ttl = phase.held().map(|h| h.spec.ttl).unwrap_or(Duration::from_secs(30));
-    let dead_letters = DeadLetters::new(queue.bus.clone(), queue.name.clone(), dlq, ttl);
-    Ok(Settler::new(
-        queue.bus.store.clone(),
-        queue.name.clone(),
-        reliable.visibility_timeout,
-        dead_letters,
-    ))
+    let sink = dead_letters(queue.bus.clone(), queue.name.clone(), dlq, ttl);
+    Ok(Settler::new(queue.bus.store.clone(), queue.name.clone(), reliable.visibility_timeout, sink))
 }

@@ -2,10 +2,11 @@
 //! for the queue to be attached, performs the steps the machine chooses (takes, waiting takes,
 //! reads, heartbeats), and when consuming ends gives back what it holds.
 
+use super::super::event::QueueEvent;
+use super::super::inner::QueueInner;
 use super::super::lifecycle::{Held, Phase};
 use super::super::options::{ConsumeMode, ConsumeOptions};
 use super::super::settler::Settler;
-use super::super::{QueueEvent, QueueInner};
 use super::fetch::{Fetch, Step};
 use super::pipe::ConsumerShared;
 use crate::error::{Error, Result};

@@ -1,0 +1,99 @@
+//! The state one queue handle and its clones share (attachment phase, consumer, producer,
+//! keeper, counters, events): what the consumer, producer and keeper tasks work on, below the
+//! `Queue` handle itself.
+
+use super::consumer::pipe::ConsumerShared;
+use super::event::QueueEvent;
+use super::lifecycle::Phase;
+use super::producer::{Producer, Target};
+use crate::context::BusInner;
+use crate::name::QueueName;
+use crate::util::lock;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+pub(crate) struct QueueInner {
+    pub(crate) bus: Arc<BusInner>,
+    pub(crate) name: QueueName,
+    pub(crate) phase: watch::Sender<Phase>,
+    pub(crate) available: watch::Sender<u64>,
+    pub(crate) consumer: tokio::sync::Mutex<Option<Arc<ConsumerShared>>>,
+    pub(crate) consumed: AtomicU64,
+    pub(crate) events: broadcast::Sender<QueueEvent>,
+    pub(crate) producer: Arc<Producer>,
+    pub(crate) op_lock: tokio::sync::Mutex<()>,
+    pub(crate) keeper: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl QueueInner {
+    pub(crate) fn emit(&self, event: QueueEvent) {
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn target(&self) -> Target {
+        Target {
+            store: self.bus.store.clone(),
+            name: self.name.clone(),
+            phase: self.phase.subscribe(),
+            events: self.events.clone(),
+        }
+    }
+
+    pub(crate) fn stop_keeper(&self) {
+        if let Some(keeper) = lock(&self.keeper).take() {
+            keeper.abort();
+        }
+    }
+
+    /// Another client closed the queue: consumers end without returning messages, buffered
+    /// pushes fail with `Closed`, and `Closed` is reported once.
+    pub(crate) fn closed_elsewhere(&self) {
+        let changed = self.phase.send_if_modified(|phase| {
+            if phase.held().is_some() {
+                *phase = Phase::Closed;
+                true
+            } else {
+                false
+            }
+        });
+        if changed {
+            self.stop_keeper();
+            // A consumer waiting inside the store would only notice at the end of its wait.
+            if let Ok(slot) = self.consumer.try_lock() {
+                if let Some(active) = slot.as_ref() {
+                    active.request_stop();
+                }
+            }
+            self.emit(QueueEvent::Closed);
+        }
+    }
+
+    pub(crate) async fn stop_consumer(&self) {
+        let active = self.consumer.lock().await.clone();
+        if let Some(active) = active {
+            active.request_stop();
+            active.finished().await;
+        }
+    }
+}
+
+impl Drop for QueueInner {
+    fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.get_mut().ok().and_then(Option::take) {
+            keeper.abort();
+        }
+        // A handle dropped while attached detaches in the background, so that the queue's
+        // expiry starts now rather than when its lease runs out.
+        if let Some(held) = self.phase.borrow().held() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let store = self.bus.store.clone();
+                let name = self.name.clone();
+                runtime.spawn(async move {
+                    let _ = store.detach(&name, held.generation).await;
+                });
+            }
+        }
+    }
+}
