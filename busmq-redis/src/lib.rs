@@ -180,9 +180,3 @@ mod wait;
 pub use config::{PAGE_SIZE_RANGE, RedisStoreBuilder};
 pub use keys::DEFAULT_NAMESPACE;
 pub use store::RedisStore;
-
-/// The README's code compiles (it is a doctest of this item; this crate sees both the core and
-/// the Redis API).
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

@@ -8,6 +8,7 @@
 mod bench;
 mod chaos;
 mod conformance;
+mod tidy;
 
 use std::process::ExitCode;
 

@@ -2,11 +2,11 @@
 //! store, printing what they exchange. Run it with `cargo run --example quickstart`.
 //!
 //! Two buses over one `Memory` behave like two processes sharing one Redis; swap
-//! `Memory::new().store()` for a `busmq_redis::RedisStore` and nothing else changes.
+//! `Memory::new().store()` for a `busmq::redis::RedisStore` (feature `redis`) and nothing else changes.
 #![allow(clippy::print_stdout, reason = "an example shows its work on the terminal")]
 
-use busmq_core::{Bus, ChannelEvent, ConsumeOptions};
-use busmq_memory::Memory;
+use busmq::memory::Memory;
+use busmq::{Bus, ChannelEvent, ConsumeOptions};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ struct Job {
 }
 
 #[tokio::main]
-async fn main() -> busmq_core::Result<()> {
+async fn main() -> busmq::Result<()> {
     let memory = Memory::new();
     let producer_bus = Bus::new(memory.store());
     let worker_bus = Bus::new(memory.store());
