@@ -35,6 +35,27 @@ fn bad_urls_and_options_are_typed_errors() {
     assert!(matches!(e, Error::InvalidOption { option: "page_size", .. }), "{e}");
     let e = RedisStore::builder().url("redis://h").response_timeout(Duration::ZERO).build();
     assert!(matches!(e, Err(Error::InvalidOption { option: "response_timeout", .. })));
+    // Ports name their problem in every URL form, and passwords stay hidden.
+    for (url, named, problem) in [
+        ("redis://h:99999", "redis://h:99999", "port 99999 is out of range (1-65535)"),
+        ("redis://h:abc", "redis://h:abc", "port \"abc\" is not a number"),
+        ("redis://:pw@h:0/2", "redis://:***@h:0/2", "port 0 is not a valid port"),
+        ("redis://[::1]:65536", "redis://[::1]:65536", "port 65536 is out of range (1-65535)"),
+        ("redis+cluster://a:1,b:0", "redis+cluster://a:1,b:0", "seed port 0 is not a valid port"),
+        (
+            "redis+sentinel://u:pw@[::1]:x/m",
+            "redis+sentinel://u:***@[::1]:x/m",
+            "sentinel port \"x\" is not a number",
+        ),
+    ] {
+        let (url, reason) = invalid_url(RedisStore::open(url));
+        assert_eq!(url, named);
+        assert!(reason.ends_with(problem), "{url}: {reason}");
+    }
+    let (_, reason) = invalid_url(RedisStore::builder().cluster(["h:7000", "h:99999"]).build());
+    assert!(reason.ends_with("seed port 99999 is out of range (1-65535)"), "{reason}");
+    let (_, reason) = invalid_url(RedisStore::builder().sentinel(["h:0"], "m").build());
+    assert!(reason.ends_with("sentinel port 0 is not a valid port"), "{reason}");
     // Building checks but never connects: an unreachable host is fine here.
     let s = RedisStore::from_urls(["redis://unreachable.invalid:1", "redis+unix:///nowhere"]);
     let s = s.unwrap();
