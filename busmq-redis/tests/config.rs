@@ -3,7 +3,7 @@
 
 mod common;
 
-use busmq_core::store::{NewEntry, StoreEvent, StoreState};
+use busmq_core::store::{NewEntry, StoreState};
 use busmq_core::{Error, NameKind, Store};
 use busmq_redis::RedisStore;
 use busmq_testkit::redis::RedisServer;
@@ -80,23 +80,15 @@ async fn unix_sockets_and_passwords_work() {
     }
     common::stop(&s).await;
 
-    // A wrong password is an outage with a reported cause, not a hang.
-    let url = format!("redis://:wrong@127.0.0.1:{}", secret.port());
+    // A wrong password is refused at once with a typed error naming the instance, not a hang
+    // (tests/auth.rs has the other refusals).
+    let url = format!("redis://:not-it@127.0.0.1:{}", secret.port());
     let bad = common::builder([url]).build().unwrap();
-    let mut events = bad.events();
-    assert_eq!(bad.connect().await.unwrap(), StoreState::Offline);
-    let reported = tokio::time::timeout(common::DEADLINE, async {
-        loop {
-            if let Ok(StoreEvent::Error(e)) = events.recv().await {
-                return e;
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert!(reported.to_string().contains(&format!("127.0.0.1:{}", secret.port())), "{reported}");
-    assert!(!reported.to_string().contains("wrong"), "no password in errors: {reported}");
-    bad.disconnect().await.unwrap();
+    let refused = bad.connect().await.expect_err("a wrong password cannot connect");
+    assert!(matches!(refused, Error::AccessDenied { .. }), "{refused:?}");
+    assert!(refused.to_string().contains(&format!("127.0.0.1:{}", secret.port())), "{refused}");
+    assert!(!refused.to_string().contains("not-it"), "no password in errors: {refused}");
+    assert_eq!(bad.state(), StoreState::Offline);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
