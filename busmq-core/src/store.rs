@@ -415,7 +415,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Starts connecting. Returns once the first state is known (which may be `Offline`: the
     /// store keeps reconnecting in the background, with backoff, and reports transitions as
-    /// events). Calling it while connected is a no-op.
+    /// events). Calling it while connected is a no-op. An error (such as
+    /// [`Error::AccessDenied`]) means that trying again cannot help: the store is then left
+    /// disconnected, and may be connected again later.
     async fn connect(&self) -> Result<StoreState>;
 
     /// Stops background work and closes connections. Idempotent. Afterwards the state is
