@@ -9,6 +9,7 @@
 //! server-side block time bounds the wait instead, and a connection that outlives its deadline
 //! is dropped (closing it ends the block on the server).
 
+use crate::access::{self, Who};
 use crate::errors::CallError;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Value};
@@ -92,9 +93,10 @@ impl Blockers {
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
         let open = async {
-            let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
-            let id: Value = redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?;
-            Ok::<_, redis::RedisError>((conn, id))
+            let mut conn = access::connect(client, &config, self.connect_timeout).await?;
+            let id = redis::cmd("CLIENT").arg("ID").query_async::<Value>(&mut conn).await;
+            let who = Who::of(client.get_connection_info().redis_settings());
+            Ok::<_, CallError>((conn, id.map_err(|e| access::classify(e, who))?))
         };
         let (conn, id) = tokio::time::timeout(self.connect_timeout, open)
             .await

@@ -10,8 +10,10 @@
 //! subscribes again on the current owners and sends `Notice::Reset`, since notices may have
 //! been missed meanwhile.
 
+use crate::access::{self, Who};
 use crate::config::{Config, ReplicaAck};
 use crate::errors::CallError;
+use crate::keys::Layout;
 use crate::scripts::scripts;
 use crate::url::Endpoint;
 use futures::StreamExt;
@@ -22,8 +24,8 @@ use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
 };
 use redis::{
-    Arg, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Msg, ProtocolVersion, PushInfo,
-    PushKind, Value,
+    Arg, AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    Msg, ProtocolVersion, PushInfo, PushKind, Value,
 };
 use tokio::sync::mpsc;
 
@@ -61,8 +63,10 @@ impl ClusterTarget {
     pub(crate) async fn connect(
         &self,
         config: &Config,
+        layout: &Layout,
     ) -> Result<(ClusterConnection, ClusterConnection, mpsc::UnboundedReceiver<PushInfo>), CallError>
     {
+        self.check_access(config, layout).await?;
         let builder = |seeds: Vec<ConnectionInfo>| {
             ClusterClientBuilder::new(seeds)
                 .connection_timeout(config.connect_timeout)
@@ -73,15 +77,7 @@ impl ClusterTarget {
                 .min_retry_wait(20)
                 .max_retry_wait(500)
         };
-        let resp2: Vec<ConnectionInfo> = self
-            .seeds
-            .iter()
-            .map(|info| {
-                let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP2);
-                info.clone().set_redis_settings(settings)
-            })
-            .collect();
-        let data = builder(resp2).build()?;
+        let data = builder(self.resp2_seeds()).build()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let subs = builder(self.seeds.clone())
             .use_protocol(ProtocolVersion::RESP3)
@@ -96,6 +92,57 @@ impl ClusterTarget {
             .await
             .map_err(|_| CallError::Timeout)??;
         Ok((data, subs, rx))
+    }
+
+    fn resp2_seeds(&self) -> Vec<ConnectionInfo> {
+        self.seeds
+            .iter()
+            .map(|info| {
+                let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP2);
+                info.clone().set_redis_settings(settings)
+            })
+            .collect()
+    }
+
+    /// Checks on the first seed that answers that it takes the credentials and grants the
+    /// rights busmq needs (see [`crate::access`]): the cluster client reports a refusal only as
+    /// a failure to create its connections. Rights are per node, but a cluster whose nodes
+    /// disagree on them is beyond what one seed can tell. Seeds that cannot be reached are
+    /// skipped; the cluster client reports them.
+    async fn check_access(&self, config: &Config, layout: &Layout) -> Result<(), CallError> {
+        let conn_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout));
+        for info in self.resp2_seeds() {
+            let who = Who::of(info.redis_settings());
+            let client = Client::open(info.clone())?;
+            let connect = access::connect(&client, &conn_config, config.connect_timeout);
+            let mut conn = match tokio::time::timeout(config.connect_timeout * 2, connect).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(denied @ CallError::Denied(_))) => return Err(denied),
+                Ok(Err(_)) | Err(_) => continue,
+            };
+            let mut pipe = redis::pipe();
+            pipe.cmd("PING");
+            for probe in access::probes(layout) {
+                // Refused, or redirected to the slot's node (MOVED) or told NOSCRIPT once the
+                // rights are granted: only a refusal matters.
+                pipe.add_command(probe);
+            }
+            let answer = pipe.query_async::<Vec<Value>>(&mut conn);
+            match tokio::time::timeout(config.response_timeout, answer).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => match access::classify(e, who) {
+                    denied @ CallError::Denied(_) => return Err(denied),
+                    CallError::Redis(e) if e.clone().into_server_errors().is_some() => {
+                        return Ok(());
+                    }
+                    _ => continue,
+                },
+                Err(_) => continue,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -80,7 +80,13 @@ mod tests {
     #[test]
     fn bad_cluster_urls_say_why() {
         assert!(reason("redis+cluster://").contains("no seed"));
-        assert!(reason("redis+cluster://h:0").contains("not a port"));
+        assert!(reason("redis+cluster://h:0").ends_with("the seed port 0 is not a valid port"));
+        let e = reason("redis+cluster://h:1,h:99999");
+        assert!(e.ends_with("the seed port 99999 is out of range (1-65535)"), "{e}");
+        assert!(reason("redis+cluster://[::1]:abc").ends_with("seed port \"abc\" is not a number"));
+        assert!(reason("redis+cluster://[::1]x").contains("\"[::1]x\""));
+        assert!(reason("redis+cluster://::1:7000").contains("brackets"));
+        assert!(reason("redis+cluster://h:").contains("empty"));
         assert!(reason("redis+cluster://h,:1").contains("no host"));
         assert!(reason("redis+cluster://h/1").contains("database 0"));
         assert!(reason("redis+cluster://h?x=1").contains("no parameters"));

@@ -1,6 +1,7 @@
 //! The private failure type of one Redis call, and its translation into busmq's typed
 //! [`Error`] (no `redis::` type escapes the crate).
 
+use crate::access::{Who, denial};
 use busmq_core::Error;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use std::time::Duration;
@@ -14,6 +15,8 @@ pub(crate) enum CallError {
     Timeout,
     /// The redis crate or the server reported an error.
     Redis(RedisError),
+    /// The server refused this client's credentials or rights; the reason says which.
+    Denied(String),
 }
 
 impl From<RedisError> for CallError {
@@ -32,6 +35,7 @@ pub(crate) fn is_connection_error(e: &RedisError) -> bool {
 pub(crate) struct Context<'a> {
     pub(crate) operation: &'static str,
     pub(crate) instance: &'a str,
+    pub(crate) who: Who<'a>,
     pub(crate) queue: Option<&'a str>,
     pub(crate) topic: Option<&'a str>,
     pub(crate) timeout: Duration,
@@ -44,6 +48,17 @@ impl Context<'_> {
             (None, Some(t)) => format!("redis {} (topic {t:?})", self.instance),
             (None, None) => format!("redis {}", self.instance),
         }
+    }
+
+    /// Access denied to the instance; the queue or topic, if any, ends the reason, so that
+    /// `target` is always one of the store's instances.
+    fn denied(&self, reason: String) -> Error {
+        let reason = match (self.queue, self.topic) {
+            (Some(q), _) => format!("{reason} (queue {q:?})"),
+            (None, Some(t)) => format!("{reason} (topic {t:?})"),
+            (None, None) => reason,
+        };
+        Error::AccessDenied { target: self.instance.to_string(), reason }
     }
 
     /// The busmq error for a failed call.
@@ -59,8 +74,12 @@ impl Context<'_> {
                     after: self.timeout,
                 };
             }
+            CallError::Denied(reason) => return self.denied(reason),
             CallError::Redis(e) => e,
         };
+        if let Some(reason) = denial(&e, self.who) {
+            return self.denied(reason);
+        }
         if e.is_timeout() {
             return Error::Timeout {
                 operation: self.operation,

@@ -1,5 +1,6 @@
 //! Pieces shared by the multi-host URL schemes (`redis+sentinel://`, `redis+cluster://`): the
-//! comma-separated host list, the credentials before `@`, and percent-decoding.
+//! comma-separated host list, the credentials before `@`, and percent-decoding; and the
+//! `host:port` check that `redis://` URLs use too.
 
 use crate::url::invalid;
 use busmq_core::Error;
@@ -34,31 +35,63 @@ pub(crate) fn split_authority(authority: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// One `host[:port]` or `[v6]:port` of the list; `what` names it in errors ("sentinel",
-/// "seed").
-fn host_port(url: &str, text: &str, what: &str, default_port: u16) -> Result<(String, u16), Error> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) =
-            rest.split_once(']').ok_or_else(|| invalid(url, format!("bad address {text:?}")))?;
-        (host, after.strip_prefix(':'))
+/// Splits `host[:port]` or `[v6 address][:port]` and checks the port, so that every URL form
+/// says what is wrong with one (the redis crate only says that the URL did not parse, and
+/// takes port 0). `port` names it in messages: "port" for a `redis://` URL, "the sentinel
+/// port" in a list.
+pub(crate) fn split_host_port<'a>(
+    url: &str,
+    text: &'a str,
+    port: &str,
+) -> Result<(&'a str, Option<u16>), Error> {
+    let bad = || invalid(url, format!("bad address {text:?}"));
+    let (host, digits) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (host, None),
+            after => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+        }
     } else {
         match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
+            Some((host, _)) if host.contains(':') => {
+                return Err(invalid(
+                    url,
+                    format!("the IPv6 address in {text:?} must be in brackets: [::1]:6379"),
+                ));
+            }
+            Some((host, digits)) => (host, Some(digits)),
             None => (text, None),
         }
     };
+    let Some(digits) = digits else {
+        return Ok((host, None));
+    };
+    if digits.is_empty() {
+        let the = if port.starts_with("the ") { String::new() } else { "the ".to_string() };
+        return Err(invalid(url, format!("{the}{port} after ':' is empty")));
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(url, format!("{port} {digits:?} is not a number")));
+    }
+    match digits.parse::<u64>() {
+        Ok(0) => Err(invalid(url, format!("{port} 0 is not a valid port"))),
+        Ok(n) => match u16::try_from(n) {
+            Ok(n) => Ok((host, Some(n))),
+            Err(_) => Err(invalid(url, format!("{port} {n} is out of range (1-65535)"))),
+        },
+        // Only digits, so too many of them.
+        Err(_) => Err(invalid(url, format!("{port} {digits} is out of range (1-65535)"))),
+    }
+}
+
+/// One `host[:port]` or `[v6]:port` of the list; `what` names it in errors ("sentinel",
+/// "seed").
+fn host_port(url: &str, text: &str, what: &str, default_port: u16) -> Result<(String, u16), Error> {
+    let (host, port) = split_host_port(url, text, &format!("the {what} port"))?;
     if host.is_empty() {
         return Err(invalid(url, format!("the {what} address {text:?} has no host")));
     }
-    let port = match port {
-        None => default_port,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| invalid(url, format!("the {what} port {p:?} is not a port")))?,
-    };
-    Ok((host.to_ascii_lowercase(), port))
+    Ok((host.to_ascii_lowercase(), port.unwrap_or(default_port)))
 }
 
 /// The comma-separated host list, lowercase, without duplicates, in the order given.

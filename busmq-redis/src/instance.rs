@@ -17,6 +17,7 @@
 //! cluster connection, which routes each script to the node owning the queue's slot, and
 //! shard subscriptions dropped by a slot move or a node loss are repaired within the session.
 
+use crate::access::{self, Who};
 use crate::cluster::{ClusterTarget, Feed, FeedEvent, with_body};
 use crate::config::{Config, ReplicaAck};
 use crate::conn::Conn;
@@ -124,6 +125,11 @@ impl Instance {
 
     pub(crate) fn identity(&self) -> &str {
         &self.endpoint.identity
+    }
+
+    /// Who this instance's sessions log in as (the data nodes' user, for a Sentinel group).
+    pub(crate) fn who(&self) -> Who<'_> {
+        Who::of(self.endpoint.info.redis_settings())
     }
 
     pub(crate) fn is_up(&self) -> bool {
@@ -294,10 +300,15 @@ impl Instance {
     /// Opens a session: script connection, scripts, placement membership, pub/sub connection
     /// with every live channel subscribed again.
     async fn open(&self, shared: &Weak<Shared>) -> Result<Feed, CallError> {
+        let (layout, membership) = {
+            let shared = shared.upgrade().ok_or(CallError::Down)?;
+            (shared.layout.clone(), shared.placement.membership().to_string())
+        };
+        let placement_key = layout.placement_key();
         if let Target::Cluster(target) = &self.target {
-            let (mut conn, subs, pushes) = target.connect(&self.config).await?;
+            let (mut conn, subs, pushes) = target.connect(&self.config, &layout).await?;
             crate::cluster::load_scripts(&mut conn).await;
-            self.hub.start_session(Sink::Sharded(subs)).await?;
+            self.hub.start_session(Sink::Sharded(subs)).await.map_err(|e| self.refusal(e))?;
             *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(Conn::Cluster(conn));
             return Ok(Feed::Cluster(pushes));
         }
@@ -312,7 +323,11 @@ impl Instance {
                 (group.client(&node)?, Some(node))
             }
         };
-        let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+        let who = self.who();
+        let mut conn = access::connect(&client, &config, self.config.connect_timeout).await?;
+        // The first command that needs a password: see `access` for why before the scripts.
+        let pong = redis::cmd("PING").query_async::<Value>(&mut conn).await;
+        pong.map_err(|e| access::classify(e, who))?;
         if let Some(node) = &node {
             // The sentinels may lag behind a failover: only a master is worth a session.
             let role: Value = redis::cmd("ROLE").query_async(&mut conn).await?;
@@ -325,17 +340,17 @@ impl Instance {
             }
         }
 
-        let (placement_key, membership) = {
-            let shared = shared.upgrade().ok_or(CallError::Down)?;
-            (shared.layout.placement_key(), shared.placement.membership().to_string())
-        };
         let mut pipe = redis::pipe();
         for s in scripts().all() {
             pipe.cmd("SCRIPT").arg("LOAD").arg(s.body);
         }
+        for probe in access::probes(&layout) {
+            pipe.add_command(probe).ignore();
+        }
         pipe.cmd("SADD").arg(&placement_key).arg(&membership).ignore();
         pipe.cmd("SMEMBERS").arg(&placement_key);
-        let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+        let replies = pipe.query_async::<Vec<Value>>(&mut conn).await;
+        let mut replies = replies.map_err(|e| access::classify(e, who))?;
         let members = replies.pop();
         for (s, reply) in scripts().all().iter().zip(&replies) {
             if !matches!(reply, Value::BulkString(b) if b == s.sha.as_bytes()) {
@@ -358,9 +373,10 @@ impl Instance {
 
         let pubsub = tokio::time::timeout(self.config.connect_timeout, client.get_async_pubsub())
             .await
-            .map_err(|_| CallError::Timeout)??;
+            .map_err(|_| CallError::Timeout)?
+            .map_err(|e| access::classify(e, who))?;
         let (sink, stream) = pubsub.split();
-        self.hub.start_session(Sink::Plain(sink)).await?;
+        self.hub.start_session(Sink::Plain(sink)).await.map_err(|e| self.refusal(e))?;
         self.demoted.store(false, Ordering::SeqCst);
         *self.node.lock().unwrap_or_else(|e| e.into_inner()) = node;
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(Conn::Node(conn));
@@ -453,11 +469,12 @@ impl Instance {
         self: Arc<Self>,
         shared: Weak<Shared>,
         mut stop: watch::Receiver<bool>,
-        first: oneshot::Sender<()>,
+        first: oneshot::Sender<Option<Error>>,
     ) {
         let mut first = Some(first);
         let mut attempt: u32 = 0;
-        let mut reported = false;
+        // What this outage reported so far: nothing, an access denial, or another failure.
+        let mut reported: Option<bool> = None;
         let mut hints = self.group().map(|g| g.hints());
         let follower = self.group().map(|group| {
             let group = Arc::clone(group);
@@ -475,13 +492,13 @@ impl Instance {
             match opened {
                 Ok(stream) => {
                     attempt = 0;
-                    reported = false;
+                    reported = None;
                     self.up.store(true, Ordering::SeqCst);
                     if let Some(shared) = shared.upgrade() {
                         shared.state.recompute(&shared.instances);
                     }
                     if let Some(tx) = first.take() {
-                        let _ = tx.send(());
+                        let _ = tx.send(None);
                     }
                     // Watchers re-check everything: notices sent while we were away are lost.
                     self.hub.announce_reset();
@@ -496,13 +513,23 @@ impl Instance {
                 }
                 Err(e) => {
                     self.go_down();
+                    let error = self.connect_error(e);
+                    let denied = matches!(error, Error::AccessDenied { .. });
                     if let Some(tx) = first.take() {
-                        let _ = tx.send(());
+                        if denied {
+                            // `connect` returns it and stops every supervisor: the same
+                            // configuration cannot get in.
+                            let _ = tx.send(Some(error));
+                            break;
+                        }
+                        let _ = tx.send(None);
                     }
-                    if !reported {
-                        reported = true;
+                    // Once per outage, and again if its cause turns into (or out of) a
+                    // refusal: a server restarted with another password is news.
+                    if reported != Some(denied) {
+                        reported = Some(denied);
                         if let Some(shared) = shared.upgrade() {
-                            shared.state.error(self.connect_error(e));
+                            shared.state.error(error);
                         }
                     }
                     let delay = backoff(attempt, self.config.backoff_base, self.config.backoff_cap);
@@ -522,8 +549,20 @@ impl Instance {
         self.go_down();
     }
 
+    /// `e` with a refusal of this instance's credentials or rights told apart.
+    fn refusal(&self, e: CallError) -> CallError {
+        match e {
+            CallError::Redis(e) => access::classify(e, self.who()),
+            other => other,
+        }
+    }
+
     fn connect_error(&self, e: CallError) -> Error {
+        let e = self.refusal(e);
         let message = match e {
+            CallError::Denied(reason) => {
+                return Error::AccessDenied { target: self.identity().to_string(), reason };
+            }
             CallError::Down => "the store was dropped".to_string(),
             CallError::Timeout => {
                 format!("no answer within {:?} (will keep retrying)", self.config.connect_timeout)

@@ -104,6 +104,11 @@ impl Layout {
         Layout { sharded: true, ..self }
     }
 
+    /// Whether notice channels are shard channels (Redis Cluster).
+    pub(crate) fn is_sharded(&self) -> bool {
+        self.sharded
+    }
+
     pub(crate) fn namespace(&self) -> &str {
         &self.ns
     }

@@ -42,6 +42,12 @@
 //!   timeout, default 5 s: no call waits forever) and one pub/sub connection. A supervisor per
 //!   instance pings it, and on failure reconnects with exponential backoff and full jitter;
 //!   while an instance is down its calls fail at once with `Offline`.
+//! * **Access**: a session starts with PING, and its first pipeline carries probes that need
+//!   the ACL rights queue operations need (`EVALSHA`, the namespace's keys and channels), so
+//!   a missing or wrong password and a missing right are found before anything else is sent.
+//!   [`Store::connect`](busmq_core::Store::connect) returns them as `Error::AccessDenied` and
+//!   leaves the store disconnected. Once connected, a reconnection refused this way is retried
+//!   with backoff (the server's side may be fixed) and reported once per outage.
 //! * **State**: `Online` when every instance answers (and has its scripts), `Degraded { down }`
 //!   when some do not, `Offline` when none do; one event per real transition. After a
 //!   reconnection every live channel is subscribed again once on the new connection (no
@@ -154,6 +160,7 @@
 //! replicas confirmed it. The README's "Guarantees under failure" states what each mode
 //! guarantees under each fault, with the figures of `cargo xtask chaos`, which checks them.
 
+mod access;
 mod blocking;
 mod cluster;
 mod cluster_url;

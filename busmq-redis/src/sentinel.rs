@@ -17,6 +17,7 @@
 //! * The instance also re-resolves when the node answers `READONLY` (it was demoted), when the
 //!   connection is lost and when a ping times out (see `instance.rs`).
 
+use crate::access::{self, Who};
 use crate::config::Config;
 use crate::errors::CallError;
 use busmq_core::support::backoff;
@@ -138,9 +139,9 @@ impl SentinelGroup {
             .set_connection_timeout(Some(self.config.connect_timeout))
             .set_response_timeout(Some(self.config.response_timeout));
         let client = self.sentinel_client(index)?;
-        let connect = client.get_multiplexed_async_connection_with_config(&config);
+        let connect = access::connect(&client, &config, self.config.connect_timeout);
         match tokio::time::timeout(self.config.connect_timeout, connect).await {
-            Ok(conn) => Ok(conn?),
+            Ok(conn) => conn,
             Err(_) => Err(CallError::Timeout),
         }
     }
@@ -154,10 +155,13 @@ impl SentinelGroup {
             .arg(&self.spec.master)
             .query_async::<Value>(&mut conn)
             .await;
+        let who = Who::new(self.spec.username.as_deref(), self.spec.password.is_some());
         match reply {
             Ok(value) => Ok(master_fields(&value)),
-            Err(e) if e.code() == Some("ERR") => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => match access::classify(e, who) {
+                CallError::Redis(e) if e.code() == Some("ERR") => Ok(None),
+                other => Err(other),
+            },
         }
     }
 
@@ -171,6 +175,7 @@ impl SentinelGroup {
         })?;
         let mut best: Option<(u64, usize, NodeAddr)> = None;
         let mut last_error = None;
+        let mut refused = None;
         let mut unknown = 0;
         for (i, answer) in answers {
             match answer {
@@ -180,6 +185,10 @@ impl SentinelGroup {
                     }
                 }
                 Ok(None) => unknown += 1,
+                Err(CallError::Denied(reason)) => {
+                    let (host, port) = &self.spec.sentinels[i];
+                    refused.get_or_insert(format!("sentinel {host}:{port}: {reason}"));
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -194,8 +203,11 @@ impl SentinelGroup {
                 "sentinel",
                 format!("no sentinel monitors a master named {:?}", self.spec.master),
             )))),
-            None => Err(match last_error {
-                Some(CallError::Redis(e)) => failure(format!(
+            None => Err(match (refused, last_error) {
+                // No sentinel answered, and one refused this client: the others, unreachable
+                // now, would most likely refuse it as well.
+                (Some(reason), _) => CallError::Denied(reason),
+                (None, Some(CallError::Redis(e))) => failure(format!(
                     "no sentinel of {:?} answered (last error: {e})",
                     self.spec.master
                 )),

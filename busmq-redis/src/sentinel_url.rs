@@ -141,8 +141,11 @@ mod tests {
     fn bad_sentinel_urls_say_why() {
         assert!(reason("redis+sentinel:///m").contains("no sentinel"));
         assert!(reason("redis+sentinel://h").contains("no master"));
-        assert!(reason("redis+sentinel://h:0/m").contains("not a port"));
-        assert!(reason("redis+sentinel://h:x/m").contains("not a port"));
+        assert!(reason("redis+sentinel://h:0/m").ends_with("sentinel port 0 is not a valid port"));
+        assert!(reason("redis+sentinel://h:x/m").ends_with("sentinel port \"x\" is not a number"));
+        let e = reason("redis+sentinel://[::1]:70000/m");
+        assert!(e.ends_with("the sentinel port 70000 is out of range (1-65535)"), "{e}");
+        assert!(reason("redis+sentinel://[::1]26379/m").contains("\"[::1]26379\""));
         assert!(reason("redis+sentinel://h,:1/m").contains("no host"));
         assert!(reason("redis+sentinel://h/m/x").contains("not a number"));
         assert!(reason("redis+sentinel://h/m/1/2").contains("more than"));

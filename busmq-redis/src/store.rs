@@ -257,6 +257,7 @@ impl Shared {
         Context {
             operation,
             instance: instance.identity(),
+            who: instance.who(),
             queue,
             topic,
             timeout: self.config.response_timeout,
@@ -534,10 +535,20 @@ impl Store for RedisStore {
             tasks.push(tokio::spawn(task));
             firsts.push(rx);
         }
+        let mut refused = None;
         for rx in firsts {
-            let _ = rx.await;
+            if let Ok(Some(error)) = rx.await {
+                refused = refused.or(Some(error));
+            }
         }
         *run = Some(Running { stop, tasks });
+        if let Some(error) = refused {
+            // Left connected, the other supervisors would keep a store running that its
+            // owner was told did not connect; stopped, a later connect starts afresh.
+            drop(run);
+            self.disconnect().await?;
+            return Err(error);
+        }
         s.state.set_quiet(false);
         s.state.recompute(&s.instances);
         Ok(s.state.get())

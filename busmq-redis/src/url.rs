@@ -4,6 +4,7 @@
 //! checked up front so a bad URL is a typed error that names it (SPEC E1).
 
 use crate::cluster_url::ClusterSpec;
+use crate::hosts_url::split_host_port;
 use crate::sentinel::SentinelSpec;
 use busmq_core::Error;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
@@ -87,6 +88,16 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
         if host.is_empty() || host.starts_with(':') {
             return Err(invalid(url, "it has no host"));
         }
+        if host.contains(',') {
+            return Err(invalid(
+                url,
+                "it names more than one host (give one URL per instance, or use \
+                 redis+cluster:// or redis+sentinel:// for a list)",
+            ));
+        }
+        if split_host_port(url, host, "port")?.0.is_empty() {
+            return Err(invalid(url, "it has no host"));
+        }
         let path = rest[authority.len()..].split(['?', '#']).next().unwrap_or("");
         let db = path.trim_start_matches('/');
         if !db.is_empty() && db.parse::<u32>().is_err() {
@@ -153,6 +164,34 @@ mod tests {
         let e = parse("redis://u:hunter2@host/x").unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "passwords are not printed: {e}");
         assert!(e.starts_with("invalid url \"redis://u:***@host/x\""), "{e}");
+    }
+
+    #[test]
+    fn ports_are_checked_and_the_problem_named() {
+        let out_of_range = reason("redis://host:99999");
+        assert!(out_of_range.ends_with("port 99999 is out of range (1-65535)"), "{out_of_range}");
+        assert!(reason("redis://host:abc").ends_with("port \"abc\" is not a number"));
+        assert!(reason("redis://host:+5").ends_with("port \"+5\" is not a number"));
+        assert!(reason("redis://host:0").ends_with("port 0 is not a valid port"));
+        assert!(reason("redis://host:").ends_with("the port after ':' is empty"));
+        assert!(reason("redis://host:123456789012345678901").contains("is out of range"));
+        let e = reason("redis://u:hunter2@host:0/1");
+        assert!(e.starts_with("redis://u:***@host:0/1: port 0"), "{e}");
+        assert!(reason("redis://[::1]:99999").ends_with("port 99999 is out of range (1-65535)"));
+        assert!(reason("redis://[::1]:0").ends_with("port 0 is not a valid port"));
+        assert!(reason("redis://[::1]x").contains("\"[::1]x\""));
+        assert!(reason("redis://[::1").contains("\"[::1\""));
+        assert!(reason("redis://h1:1,h2:2").contains("more than one host"));
+        assert!(reason("redis://[]:1").ends_with("it has no host"));
+        if cfg!(feature = "tls") {
+            assert!(
+                reason("rediss://host:65536").ends_with("port 65536 is out of range (1-65535)")
+            );
+        }
+        assert_eq!(parse("redis://host:65535").unwrap().identity, "host:65535/0");
+        assert_eq!(parse("redis://u@host:1").unwrap().identity, "host:1/0");
+        assert_eq!(parse("redis://[::1]:6380").unwrap().identity, "::1:6380/0");
+        assert_eq!(parse("redis://[::1]").unwrap().identity, "::1:6379/0");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use busmq_core::store::{NewEntry, StoreEvent, StoreState};
+use busmq_core::store::{NewEntry, StoreState};
 use busmq_core::{Error, NameKind, Store};
 use busmq_redis::RedisStore;
 use busmq_testkit::redis::RedisServer;
@@ -35,6 +35,27 @@ fn bad_urls_and_options_are_typed_errors() {
     assert!(matches!(e, Error::InvalidOption { option: "page_size", .. }), "{e}");
     let e = RedisStore::builder().url("redis://h").response_timeout(Duration::ZERO).build();
     assert!(matches!(e, Err(Error::InvalidOption { option: "response_timeout", .. })));
+    // Ports name their problem in every URL form, and passwords stay hidden.
+    for (url, named, problem) in [
+        ("redis://h:99999", "redis://h:99999", "port 99999 is out of range (1-65535)"),
+        ("redis://h:abc", "redis://h:abc", "port \"abc\" is not a number"),
+        ("redis://:pw@h:0/2", "redis://:***@h:0/2", "port 0 is not a valid port"),
+        ("redis://[::1]:65536", "redis://[::1]:65536", "port 65536 is out of range (1-65535)"),
+        ("redis+cluster://a:1,b:0", "redis+cluster://a:1,b:0", "seed port 0 is not a valid port"),
+        (
+            "redis+sentinel://u:pw@[::1]:x/m",
+            "redis+sentinel://u:***@[::1]:x/m",
+            "sentinel port \"x\" is not a number",
+        ),
+    ] {
+        let (url, reason) = invalid_url(RedisStore::open(url));
+        assert_eq!(url, named);
+        assert!(reason.ends_with(problem), "{url}: {reason}");
+    }
+    let (_, reason) = invalid_url(RedisStore::builder().cluster(["h:7000", "h:99999"]).build());
+    assert!(reason.ends_with("seed port 99999 is out of range (1-65535)"), "{reason}");
+    let (_, reason) = invalid_url(RedisStore::builder().sentinel(["h:0"], "m").build());
+    assert!(reason.ends_with("sentinel port 0 is not a valid port"), "{reason}");
     // Building checks but never connects: an unreachable host is fine here.
     let s = RedisStore::from_urls(["redis://unreachable.invalid:1", "redis+unix:///nowhere"]);
     let s = s.unwrap();
@@ -59,23 +80,15 @@ async fn unix_sockets_and_passwords_work() {
     }
     common::stop(&s).await;
 
-    // A wrong password is an outage with a reported cause, not a hang.
-    let url = format!("redis://:wrong@127.0.0.1:{}", secret.port());
+    // A wrong password is refused at once with a typed error naming the instance, not a hang
+    // (tests/auth.rs has the other refusals).
+    let url = format!("redis://:not-it@127.0.0.1:{}", secret.port());
     let bad = common::builder([url]).build().unwrap();
-    let mut events = bad.events();
-    assert_eq!(bad.connect().await.unwrap(), StoreState::Offline);
-    let reported = tokio::time::timeout(common::DEADLINE, async {
-        loop {
-            if let Ok(StoreEvent::Error(e)) = events.recv().await {
-                return e;
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert!(reported.to_string().contains(&format!("127.0.0.1:{}", secret.port())), "{reported}");
-    assert!(!reported.to_string().contains("wrong"), "no password in errors: {reported}");
-    bad.disconnect().await.unwrap();
+    let refused = bad.connect().await.expect_err("a wrong password cannot connect");
+    assert!(matches!(refused, Error::AccessDenied { .. }), "{refused:?}");
+    assert!(refused.to_string().contains(&format!("127.0.0.1:{}", secret.port())), "{refused}");
+    assert!(!refused.to_string().contains("not-it"), "no password in errors: {refused}");
+    assert_eq!(bad.state(), StoreState::Offline);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -321,9 +321,11 @@ async fn sentinels_and_data_nodes_authenticate_separately() {
     assert_eq!(good.connect().await.unwrap(), busmq_core::store::StoreState::Online);
     good.disconnect().await.unwrap();
 
+    // Refused credentials are one typed error from connect, on either side, and the store
+    // is left disconnected.
     for (sentinel_pw, data_pw, expect) in [
-        ("wrong", "data-secret", "no sentinel of \"mymaster\" answered"),
-        ("sentinel-secret", "wrong", "authentication"),
+        ("not-it-1", "data-secret", "sentinel 127.0.0.1:"),
+        ("sentinel-secret", "not-it-2", "the password or user name is wrong"),
     ] {
         let store = RedisStore::builder()
             .sentinel(set.sentinel_addrs(), set.master_name())
@@ -333,20 +335,31 @@ async fn sentinels_and_data_nodes_authenticate_separately() {
             .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
             .build()
             .unwrap();
-        let mut events = store.events();
-        assert_eq!(store.connect().await.unwrap(), busmq_core::store::StoreState::Offline);
-        let error = within("a connect error event", async {
-            loop {
-                if let Ok(busmq_core::store::StoreEvent::Error(e)) = events.recv().await {
-                    return e;
-                }
+        let error = within("connect", store.connect()).await.expect_err("refused");
+        let text = format!("{error} {error:?}");
+        match &error {
+            Error::AccessDenied { target, reason } => {
+                assert_eq!(target, "sentinel:mymaster/0");
+                assert!(reason.contains(expect), "{reason}");
+                assert!(reason.contains("the password or user name is wrong"), "{reason}");
             }
-        })
-        .await;
-        let text = error.to_string();
-        assert!(text.contains(expect), "{text}");
-        assert!(!text.contains("secret") && !text.contains("wrong"), "no password in {text}");
-        store.disconnect().await.unwrap();
+            other => panic!("expected AccessDenied, got {other:?}"),
+        }
+        assert!(!error.is_retryable());
+        assert!(!text.contains("secret") && !text.contains("not-it"), "no password in {text}");
+        assert_eq!(store.state(), busmq_core::store::StoreState::Offline);
+    }
+    // Without the sentinels' password.
+    let store = RedisStore::builder()
+        .sentinel(set.sentinel_addrs(), set.master_name())
+        .data_password("data-secret")
+        .build()
+        .unwrap();
+    match within("connect", store.connect()).await {
+        Err(Error::AccessDenied { reason, .. }) => {
+            assert!(reason.contains("requires a password"), "{reason}");
+        }
+        other => panic!("expected AccessDenied, got {other:?}"),
     }
 }
 
