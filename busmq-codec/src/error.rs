@@ -8,11 +8,28 @@ use crate::Codec;
 pub enum CodecError {
     /// The value could not be turned into bytes.
     #[error("{codec} codec could not encode a {type_name}: {message}")]
-    Encode { codec: Codec, type_name: &'static str, message: String },
+    Encode {
+        /// The codec that failed.
+        codec: Codec,
+        /// The Rust type being encoded or decoded.
+        type_name: &'static str,
+        /// What happened, in words.
+        message: String,
+    },
     /// The bytes do not decode into the requested type.
     #[error("{codec} codec could not decode the payload into a {type_name}: {message}")]
-    Decode { codec: Codec, type_name: &'static str, message: String },
+    Decode {
+        /// The codec that failed.
+        codec: Codec,
+        /// The Rust type being encoded or decoded.
+        type_name: &'static str,
+        /// What happened, in words.
+        message: String,
+    },
     /// A codec name in configuration is not one of `json`, `msgpack`, `raw`.
     #[error("unknown codec {name:?} (expected json, msgpack or raw)")]
-    UnknownCodec { name: String },
+    UnknownCodec {
+        /// The name (shortened when long).
+        name: String,
+    },
 }

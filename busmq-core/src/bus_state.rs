@@ -11,7 +11,10 @@ pub enum BusState {
     /// Every instance answers.
     Online,
     /// Some instances answer; the listed ones do not. Queues on them fail with `Offline`.
-    Degraded { down: Vec<String> },
+    Degraded {
+        /// The instances that do not answer, sorted.
+        down: Vec<String>,
+    },
     /// Nothing answers, or the bus is not connected.
     Offline,
 }

@@ -17,11 +17,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NameKind {
+    /// A queue name.
     Queue,
+    /// A channel name.
     Channel,
+    /// A channel role (`local`, `remote`, `server`, ...).
     Role,
+    /// A pub/sub topic.
     Topic,
+    /// A key of a queue's metadata.
     MetadataKey,
+    /// A store's key namespace (Redis).
     Namespace,
 }
 
@@ -44,19 +50,43 @@ impl std::fmt::Display for NameKind {
 pub enum Error {
     /// A queue, channel, role, topic or metadata key name was rejected before touching the store.
     #[error("invalid {kind} name {name:?}: {reason}")]
-    InvalidName { kind: NameKind, name: String, reason: String },
+    InvalidName {
+        /// What kind of name it is.
+        kind: NameKind,
+        /// The name (shortened when long).
+        name: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// An option has a value that cannot work (`max = 0`, `ttl = 0`, ...).
     #[error("invalid option {option}: {reason}")]
-    InvalidOption { option: &'static str, reason: String },
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A connection URL could not be used.
     #[error("invalid url {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A message is larger than the configured limit; nothing was written.
     #[error("message of {size} bytes for {target} exceeds the limit of {limit} bytes")]
-    MessageTooLarge { target: String, size: usize, limit: usize },
+    MessageTooLarge {
+        /// What the operation was about: a queue, channel, topic, URL or instance.
+        target: String,
+        /// The size of the encoded message in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
 
     /// `connect` was called on a bus that is already connected.
     #[error("the bus is already connected")]
@@ -69,59 +99,107 @@ pub enum Error {
     /// The store (or the part of it holding `target`) cannot be reached right now; the call was
     /// not sent. Retryable.
     #[error("{target} is offline")]
-    Offline { target: String },
+    Offline {
+        /// What the operation was about: a queue, channel, topic, URL or instance.
+        target: String,
+    },
 
     /// The connection broke while the call was in flight: it may or may not have taken effect.
     /// Retryable only where applying the call twice is harmless.
     #[error("the connection to {target} broke during {operation}; it may or may not have run")]
-    Interrupted { operation: &'static str, target: String },
+    Interrupted {
+        /// The operation that failed.
+        operation: &'static str,
+        /// What the operation was about: a queue, channel, topic, URL or instance.
+        target: String,
+    },
 
     /// `attach` on a queue handle that is already attached.
     #[error("queue {queue:?} is already attached")]
-    AlreadyAttached { queue: String },
+    AlreadyAttached {
+        /// The queue's name.
+        queue: String,
+    },
 
     /// The operation needs an attached queue handle.
     #[error("queue {queue:?} is not attached")]
-    NotAttached { queue: String },
+    NotAttached {
+        /// The queue's name.
+        queue: String,
+    },
 
     /// `push` after `detach` (pushes before the first attach are buffered instead).
     #[error("queue {queue:?} was detached; attach again to push")]
-    Detached { queue: String },
+    Detached {
+        /// The queue's name.
+        queue: String,
+    },
 
     /// `consume` on a queue handle that is already consuming.
     #[error("queue {queue:?} is already consuming")]
-    AlreadyConsuming { queue: String },
+    AlreadyConsuming {
+        /// The queue's name.
+        queue: String,
+    },
 
     /// The queue was closed (by this or another client).
     #[error("queue {queue:?} is closed")]
-    Closed { queue: String },
+    Closed {
+        /// The queue's name.
+        queue: String,
+    },
 
     /// A push would exceed the queue's stored `maxsize`; nothing of the batch was written.
     #[error("queue {queue:?} is full ({maxsize} messages)")]
-    QueueFull { queue: String, maxsize: u64 },
+    QueueFull {
+        /// The queue's name.
+        queue: String,
+        /// The queue's stored `maxsize`.
+        maxsize: u64,
+    },
 
     /// Too many pushes are waiting for the queue to attach or for the store to answer.
     #[error("queue {queue:?} has {pending} pushes waiting; slow down or await them")]
-    Backpressure { queue: String, pending: usize },
+    Backpressure {
+        /// The queue's name.
+        queue: String,
+        /// How many pushes are waiting.
+        pending: usize,
+    },
 
     /// A removing and a non-removing consumer cannot share a queue (SPEC Q15).
     #[error(
         "queue {queue:?} already has {existing} consumers; cannot start a {requested} consumer"
     )]
-    MixedConsumers { queue: String, existing: &'static str, requested: &'static str },
+    MixedConsumers {
+        /// The queue's name.
+        queue: String,
+        /// The kind of the consumers already there.
+        existing: &'static str,
+        /// The kind of the consumer that was refused.
+        requested: &'static str,
+    },
 
     /// `send` on a channel peer that is not connected.
     #[error("channel {channel:?} is not connected")]
-    ChannelNotConnected { channel: String },
+    ChannelNotConnected {
+        /// The channel's name.
+        channel: String,
+    },
 
     /// `connect`/`listen` on a channel peer that is already connected.
     #[error("channel {channel:?} is already connected")]
-    ChannelAlreadyConnected { channel: String },
+    ChannelAlreadyConnected {
+        /// The channel's name.
+        channel: String,
+    },
 
     /// A message could not be encoded; nothing was written.
     #[error("could not encode a message for {target}")]
     Encode {
+        /// What the operation was about: a queue, channel, topic, URL or instance.
         target: String,
+        /// The underlying error.
         #[source]
         source: CodecError,
     },
@@ -129,8 +207,11 @@ pub enum Error {
     /// A stored message does not decode into the requested type. It is reported, not dropped.
     #[error("message {id} of {target} could not be decoded")]
     Decode {
+        /// What the operation was about: a queue, channel, topic, URL or instance.
         target: String,
+        /// The message id.
         id: u64,
+        /// The underlying error.
         #[source]
         source: CodecError,
     },
@@ -140,35 +221,69 @@ pub enum Error {
     #[error(
         "delivery {delivery} of message {id} in queue {queue:?} is no longer held by this consumer"
     )]
-    StaleDelivery { queue: String, id: u64, delivery: u32 },
+    StaleDelivery {
+        /// The queue's name.
+        queue: String,
+        /// The message id.
+        id: u64,
+        /// The delivery number that was settled.
+        delivery: u32,
+    },
 
     /// Data in the store that busmq did not write (wrong key type, corrupted entry). Affects only
     /// this queue.
     #[error("queue {queue:?} holds data busmq did not write: {detail}")]
-    ForeignData { queue: String, detail: String },
+    ForeignData {
+        /// The queue's name.
+        queue: String,
+        /// What is wrong with it, in words.
+        detail: String,
+    },
 
     /// The store refused this client's credentials or rights: a password is missing or wrong,
     /// or the user lacks an ACL permission busmq needs. Trying again with the same
     /// configuration cannot succeed. `target` names the instance (never with its password).
     #[error("access to {target} was denied: {reason}")]
-    AccessDenied { target: String, reason: String },
+    AccessDenied {
+        /// What the operation was about: a queue, channel, topic, URL or instance.
+        target: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A store call did not answer within its deadline.
     #[error("{operation} on {target} timed out after {after:?}")]
-    Timeout { operation: &'static str, target: String, after: Duration },
+    Timeout {
+        /// The operation that failed.
+        operation: &'static str,
+        /// What the operation was about: a queue, channel, topic, URL or instance.
+        target: String,
+        /// How long the call waited.
+        after: Duration,
+    },
 
     /// The operation was abandoned before the store answered because its worker task was
     /// dropped (the runtime is shutting down). It may or may not have run.
     #[error("{operation} on queue {queue:?} was abandoned: the runtime is shutting down")]
-    Shutdown { operation: &'static str, queue: String },
+    Shutdown {
+        /// The operation that failed.
+        operation: &'static str,
+        /// The queue's name.
+        queue: String,
+    },
 
     /// Any other failure of the store. `retryable` says whether trying again may succeed.
     #[error("{backend} store failed during {operation}: {message}")]
     Store {
+        /// The store backend (`redis`, `memory`).
         backend: &'static str,
+        /// The operation that failed.
         operation: &'static str,
+        /// What happened, in words.
         message: String,
+        /// Whether trying again may succeed.
         retryable: bool,
+        /// The underlying error.
         #[source]
         source: Option<Source>,
     },

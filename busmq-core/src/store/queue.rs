@@ -87,11 +87,28 @@ pub enum ConsumerOp {
     /// Register `id` with a lease of `lease`. Fails with [`Error::MixedConsumers`](crate::Error::MixedConsumers) if a consumer
     /// of the other kind holds an unexpired lease on the queue. Registering an id that is
     /// already registered just renews it.
-    Register { id: ConsumerId, kind: ConsumerKind, lease: Duration },
+    Register {
+        /// The consumer.
+        id: ConsumerId,
+        /// Whether it removes or replays messages.
+        kind: ConsumerKind,
+        /// How long the registration lives without renewal.
+        lease: Duration,
+    },
     /// Push the lease of `id` to `now + lease` (registers it again if it had lapsed).
-    Renew { id: ConsumerId, kind: ConsumerKind, lease: Duration },
+    Renew {
+        /// The consumer.
+        id: ConsumerId,
+        /// Whether it removes or replays messages.
+        kind: ConsumerKind,
+        /// How long the registration lives without renewal.
+        lease: Duration,
+    },
     /// Remove the registration. Unknown ids are ignored.
-    Unregister { id: ConsumerId },
+    Unregister {
+        /// The consumer.
+        id: ConsumerId,
+    },
 }
 
 /// Metadata operations, for [`Store::metadata`](super::Store::metadata).
