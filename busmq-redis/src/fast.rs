@@ -129,7 +129,7 @@ impl RedisStore {
                 Err(e) => return Err(self.put_back(queue, inst, &raw, e).await),
             }
         }
-        Ok(Fast::Taken(Taken { entries, dead: Vec::new() }))
+        Ok(Fast::Taken(Taken { entries, dead: Vec::new(), foreign: Vec::new() }))
     }
 
     /// Puts popped entries back as they were (one of them is foreign data) and returns the

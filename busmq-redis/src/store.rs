@@ -503,7 +503,7 @@ impl RedisStore {
             return Err(e);
         }
         let dead = entries.split_off(live.min(entries.len()));
-        Ok(Taken { entries, dead })
+        Ok(Taken { entries, dead, foreign: Vec::new() })
     }
 }
 
@@ -808,7 +808,7 @@ impl Store for RedisStore {
                 for e in &mut entries {
                     e.deliveries = 0;
                 }
-                Ok(ReadBatch { entries, last_id })
+                Ok(ReadBatch { entries, last_id, foreign: Vec::new() })
             }
             "missing" => Ok(ReadBatch::default()),
             other => Err(unexpected("read", other)),
@@ -868,6 +868,7 @@ impl Store for RedisStore {
                     spec: Some(spec),
                     generation: Some(generation),
                     last_id: (last > 0).then_some(last),
+                    quarantined: 0,
                 })
             }
             "missing" => Ok(QueueStat::default()),
