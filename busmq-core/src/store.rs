@@ -247,6 +247,12 @@ pub struct Taken {
     pub entries: Vec<Entry>,
     /// Entries claimed for dead-lettering (reliable mode only), in queue order.
     pub dead: Vec<Entry>,
+    /// Entries the take found that busmq did not write (SPEC E3), one detail each (what was
+    /// wrong, where the backend moved it, its first bytes). The backend moved them aside, so
+    /// they are no longer in the queue and no other take meets them again: the caller reports
+    /// each once, as [`Error::ForeignData`](crate::Error::ForeignData), and goes on with the
+    /// entries.
+    pub foreign: Vec<String>,
 }
 
 /// One settlement of a reliable delivery, for [`Store::settle`]. `delivery` is the
@@ -300,6 +306,11 @@ pub struct ReadBatch {
     /// The id of the newest message in the queue at the time of the read (`None` when empty).
     /// `Position::End` is resolved by the caller as `AfterId(last_id)`.
     pub last_id: Option<u64>,
+    /// Entries busmq did not write that the read stepped over, one detail each (see
+    /// [`Taken::foreign`]). A read cannot move them aside, so they stay in the queue; a backend
+    /// names only those before the last of `entries`, so that a reader whose next read starts
+    /// after that entry reports each once.
+    pub foreign: Vec<String>,
 }
 
 /// The kind of a consumer, for the mixing rule (SPEC Q15).
@@ -371,6 +382,9 @@ pub struct QueueStat {
     pub generation: Option<u64>,
     /// The newest id given by this incarnation, if any message was ever pushed to it.
     pub last_id: Option<u64>,
+    /// Entries busmq did not write that takes moved aside (see [`Taken::foreign`]) and the
+    /// store still keeps for inspection (a backend may keep only the newest ones).
+    pub quarantined: u64,
 }
 
 /// A notification about one queue, from [`Store::watch`].

@@ -487,9 +487,20 @@ async fn wait_and_take(
     let store = &queue.bus.store;
     let taken =
         store.take_wait(&queue.name, &shared.id, want, BLOCK_FOR, &shared.cancel_wait).await?;
-    let n = taken.entries.len();
+    let n = taken.entries.len() + report_foreign(queue, taken.foreign);
     shared.deliver(taken.entries);
     Ok(n)
+}
+
+/// Reports entries the store found it did not write (each once: the store moved them aside,
+/// or a replaying read names each once) and returns how many, which count as taken: a take
+/// of `want` that met some is not a sign that the queue is drained.
+fn report_foreign(queue: &QueueInner, foreign: Vec<String>) -> usize {
+    let n = foreign.len();
+    for detail in foreign {
+        queue.emit(QueueEvent::Error(Error::ForeignData { queue: queue.name.to_string(), detail }));
+    }
+    n
 }
 
 /// Waits for the queue to be attached (a consume before attach is deferred, SPEC Q7 test 10).
@@ -525,7 +536,7 @@ async fn fetch(
     match &options.mode {
         ConsumeMode::AtMostOnce => {
             let taken = store.take(&queue.name, &shared.id, want, TakeMode::AtMostOnce).await?;
-            let n = taken.entries.len();
+            let n = taken.entries.len() + report_foreign(queue, taken.foreign);
             shared.deliver(taken.entries);
             Ok(n)
         }
@@ -535,7 +546,7 @@ async fn fetch(
                 max_deliveries: reliable.max_deliveries,
             };
             let taken = store.take(&queue.name, &shared.id, want, mode).await?;
-            let n = taken.entries.len() + taken.dead.len();
+            let n = taken.entries.len() + taken.dead.len() + report_foreign(queue, taken.foreign);
             if let Some(settler) = &shared.settler {
                 for entry in taken.dead {
                     dead_letter(settler, entry).await;
@@ -550,6 +561,8 @@ async fn fetch(
                 *cursor = batch.last_id.map_or(Position::Start, Position::AfterId);
             }
             let batch = store.read(&queue.name, *cursor, want).await?;
+            // Not counted: the cursor moves only with entries, so they are no progress.
+            report_foreign(queue, batch.foreign);
             if let Some(last) = batch.entries.last() {
                 *cursor = Position::AfterId(last.id);
             }
