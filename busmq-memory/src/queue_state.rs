@@ -198,7 +198,7 @@ impl QueueState {
         let end = start.saturating_add(usize::try_from(max).unwrap_or(usize::MAX)).min(len);
         let entries =
             self.ready.range(start..end).map(|s| Entry { deliveries: 0, ..s.to_entry() }).collect();
-        ReadBatch { entries, last_id: self.ready.back().map(|s| s.id) }
+        ReadBatch { entries, last_id: self.ready.back().map(|s| s.id), foreign: Vec::new() }
     }
 
     pub(crate) fn stat(&mut self, now: Instant) -> QueueStat {

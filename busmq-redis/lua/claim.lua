@@ -8,20 +8,25 @@
 -- the claimed entries to the client; the index of an entry in its segment is its index in
 -- the batch, which the client sends back to settle it (settle.lua). The stored headers keep
 -- the previous delivery count: the current one is that + 1, and the client tells apart the
--- entries past max deliveries (claimed the same way, to be dead-lettered).
+-- entries past max deliveries (claimed the same way, to be dead-lettered). Page segments are
+-- not looked at here: the client moves the foreign entries it finds in them aside
+-- (quarantine.lua 'b'); foreign entries of returned or expired entries, which pass through
+-- Lua anyway, are moved aside here and reported in the reply.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] max entries (0: nothing happens; the client runs that to load the script)
 -- ARGV[2] batch name prefix, unique per call (the client's random id and a counter)
 -- ARGV[3] visibility ms
 -- ARGV[4] K: how many page segments are moved in Redis (the client sends K + 2 LRANGEs)
--- Returns {'ok', n0, n1, .., n(K+1)} (entries per segment) | {'missing'}
+-- Returns {'ok', n0, n1, .., n(K+1), foreign} (entries per segment; foreign: the entries moved
+--         aside, as a flat array of length and first bytes, see previews() in lib.lua)
+--       | {'ok'} (max 0) | {'missing'}
 local q = load()
 if not q then return {'missing'} end
 local want = tonumber(ARGV[1])
 if want <= 0 then return {'ok'} end
 local now_ms, now_us = clock()
 trim_age(q, now_us)
-requeue_expired(now_ms, 100)
+local bad = requeue_expired(now_ms, 100)
 
 local prefix, K = ARGV[2], tonumber(ARGV[4])
 local deadline = I(now_ms + tonumber(ARGV[3]))
@@ -45,10 +50,17 @@ end
 
 local rs = redis.call('ZRANGE', R, 0, want - 1)
 if #rs > 0 then
-  for j = 1, #rs do check(rs[j]) end
-  chunked('RPUSH', batch_key(0), rs)
   redis.call('ZREMRANGEBYRANK', R, 0, #rs - 1)
-  claim(0, #rs)
+  local good, moved = {}, {}
+  for j = 1, #rs do
+    if entry_id(rs[j]) then good[#good + 1] = rs[j] else moved[#moved + 1] = rs[j] end
+  end
+  quarantine(moved)
+  for _, e in ipairs(moved) do bad[#bad + 1] = e end
+  if #good > 0 then
+    chunked('RPUSH', batch_key(0), good)
+    claim(0, #good)
+  end
 end
 
 local from_pages = 0
@@ -95,4 +107,5 @@ if got > 0 then
 end
 local out = {'ok'}
 for j = 1, K + 2 do out[j + 1] = counts[j] end
+out[K + 4] = previews(bad, {})
 return out

@@ -15,7 +15,7 @@ local function tomb(gen, last, ttl)
 end
 
 if q and (ARGV[1] == '' or q.gen == tonumber(ARGV[1])) then
-  local keys = batch_keys({M, R, Z, X, C})
+  local keys = batch_keys({M, R, Z, X, C, QUARANTINE})
   for k = q.head, last_page(q) do keys[#keys + 1] = page(k) end
   unlink(keys)
   tomb(q.gen, math.max(q.last, q.base), q.ttl)

@@ -9,6 +9,8 @@
 --                       = batch name, score = visibility deadline (ms)
 --   KEYS[5] <ns>:{q}:x  hash 'n:<batch>' -> how many entries of the batch are still pending
 --   KEYS[6] <ns>:{q}:c  zset of consumer leases, member = '<kind>:<id>', score = deadline (ms)
+-- Derived from KEYS[1] like the keys below (same hash tag): <ns>:{q}:f, the quarantine, a list
+-- of raw values busmq did not write that takes moved aside (see "Entry encoding").
 -- A pending batch <b> is two more keys: <ns>:{q}:b:<b>, the list of its entries exactly as they
 -- were taken (so an entry's current delivery count is its stored count + 1), and
 -- <ns>:{q}:a:<b>, a bitmap with bit i set once entry i was settled (acked, released or
@@ -28,13 +30,19 @@
 -- page renamed for the length of one MULTI, see append.lua).
 --
 -- Entry encoding: '<id>:<deliveries>:<attr length>:<attrs><payload>' (attrs: JSON dead-letter
--- information, usually empty). Anything else is foreign data.
+-- information, usually empty). Anything else is foreign data (SPEC E3): takes move it aside into
+-- <ns>:{q}:f, the quarantine list, which keeps the newest QUARANTINE_KEEP raw values for
+-- inspection, so that one foreign entry never blocks the entries after it. Reads (replay)
+-- cannot remove anything and step over it.
 --
 -- Every key of a queue shares the meta hash's absolute expiry (PEXPIREAT), so they all vanish
 -- at the same instant and a new incarnation never sees leftovers of an old one.
 
 local M, T, R, Z, X, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local PFX = string.sub(M, 1, -2)
+local QUARANTINE = PFX .. 'f'
+-- Enough to inspect what went wrong; a tool that keeps writing garbage cannot grow it forever.
+local QUARANTINE_KEEP = 1000
 -- Lua's unpack() is limited to about 8000 values.
 local CHUNK = 7000
 
@@ -140,11 +148,35 @@ local function adopt(key)
   if at > 0 then redis.call('PEXPIREAT', key, at) end
 end
 
+-- Appends values busmq did not write (already out of the queue) to the quarantine list.
+local function quarantine(values)
+  if #values == 0 then return end
+  chunked('RPUSH', QUARANTINE, values)
+  redis.call('LTRIM', QUARANTINE, -QUARANTINE_KEEP, -1)
+  adopt(QUARANTINE)
+end
+
+-- What a client reports about foreign values: per value its length and first 32 bytes (a
+-- value may be large, and the client shows no more), appended to out as a flat list.
+local function previews(values, out)
+  for _, e in ipairs(values) do
+    out[#out + 1] = #e
+    out[#out + 1] = string.sub(e, 1, 32)
+  end
+  return out
+end
+
+-- The id of a busmq entry, or nil for a foreign one.
+local function entry_id(e)
+  local id = string.match(e, '^(%d+):%d+:%d+:')
+  return id and tonumber(id)
+end
+
 -- Pushes the expiry of every key of the queue to now + ttl.
 local function expire_all(q, now_ms)
   local at = now_ms + q.ttl
   EXPIRE_AT = at
-  for _, key in ipairs({M, R, Z, X, C}) do redis.call('PEXPIREAT', key, at) end
+  for _, key in ipairs({M, R, Z, X, C, QUARANTINE}) do redis.call('PEXPIREAT', key, at) end
   for k = q.head, last_page(q) do redis.call('PEXPIREAT', page(k), at) end
   for _, b in ipairs(redis.call('ZRANGE', Z, 0, -1)) do
     redis.call('PEXPIREAT', PFX .. 'b:' .. b, at)
@@ -183,7 +215,7 @@ local function create(now_ms, now_us, o)
              'rlen', ARGV[o + 2], 'rage', ARGV[o + 3], 'size', ARGV[o + 4], 'last', '0',
              'base', I(base), 'n', '0', 'head', '0', 'tail', '0')
   -- Keys written by hand (not by busmq) could outlive an incarnation; start clean.
-  redis.call('DEL', R, Z, X, C, page(0))
+  redis.call('DEL', R, Z, X, C, QUARANTINE, page(0))
   expire_all(q, now_ms)
   return q
 end
@@ -255,15 +287,45 @@ local function position(q, pg, off)
   return redis.call('LLEN', page(q.head)) + (pg - q.head - 1) * q.size + off
 end
 
+-- The id and offset of the first busmq entry at or after offset i of a page list, or nil:
+-- foreign entries have no id, so the searches below step over them (bounded by the page size).
+local function id_from(key, i)
+  local e = redis.call('LINDEX', key, i)
+  if not e then return nil end
+  local id = entry_id(e)
+  if id then return id, i end
+  i = i + 1
+  while true do
+    local items = redis.call('LRANGE', key, i, i + 15)
+    if #items == 0 then return nil end
+    for j = 1, #items do
+      id = entry_id(items[j])
+      if id then return id, i + j - 1 end
+    end
+    i = i + #items
+  end
+end
+
+-- The offset in page list `key` (len entries) after the last busmq entry with an id below x,
+-- knowing that the entry at offset lo is one: plain bisection, stepping over foreign entries.
+local function bisect(key, len, x, lo)
+  local a, b = lo + 1, len
+  while a < b do
+    local mid = math.floor((a + b) / 2)
+    local id, at = id_from(key, mid)
+    if id and at < b and id < x then a = at + 1 else b = mid end
+  end
+  return a
+end
+
 -- Page and offset of the first entry whose id is >= x, or nil: a binary search over the first
--- ids of the pages, then inside one page, so O(log n) LINDEX calls on bounded lists.
+-- ids of the pages, then inside one page, so O(log n) LINDEX calls on bounded lists. Foreign
+-- entries between busmq entries may be included at the start (a read steps over them, a trim
+-- keeps them); a page without any busmq entry counts as one whose ids are >= x, so that the
+-- answer errs towards older entries (a read skips those, a trim keeps them), never past one.
 local function first_at_least(q, x)
   if q.n == 0 then return nil end
-  local function first_id(pg)
-    local e = redis.call('LINDEX', page(pg), 0)
-    if not e then return nil end
-    return idof(e)
-  end
+  local function first_id(pg) return id_from(page(pg), 0) end
   local last = last_page(q)
   local h = first_id(q.head)
   if not h or h >= x then return q.head, 0 end
@@ -280,9 +342,11 @@ local function first_at_least(q, x)
   -- above x bounds it from below; a bound is exact when one batch spans the gap, so each
   -- tightened bound is checked with one probe. Bisection otherwise keeps the worst case
   -- logarithmic.
-  local a, b = 1, len            -- the answer is in [a, b]; b = len means "not in this page"
-  local ap, a_id = 0, first_id(lo) -- a known position below the answer and its id
-  local bp, b_id = nil, nil        -- a known position at or above the answer and its id
+  local a_id, ap = id_from(key, 0)
+  local start = ap
+  local a, b = ap + 1, len       -- the answer is in [a, b]; b = len means "not in this page"
+  local bp, b_id = nil, nil      -- a known position at or above the answer and its id
+  local clean = true
   while a < b do
     local mid = math.floor((a + b) / 2)
     local hi = ap + (x - a_id)
@@ -298,13 +362,30 @@ local function first_at_least(q, x)
       end
     end
     if a >= b then break end
-    local m_id = idof(redis.call('LINDEX', key, mid))
+    local m_id = entry_id(redis.call('LINDEX', key, mid))
+    if not m_id then
+      clean = false
+      break
+    end
     if m_id < x then
       a, ap, a_id = mid + 1, mid, m_id
     else
       b, bp, b_id = mid, mid, m_id
     end
   end
+  -- The bounds count one place per id, which a foreign entry in between breaks (it has a
+  -- place and no id): unless the entries on both sides of the answer confirm it, search again
+  -- without them.
+  if clean and ap ~= a - 1 then
+    local e = redis.call('LINDEX', key, a - 1)
+    local id = e and entry_id(e)
+    clean = id ~= nil and id < x
+  end
+  if clean and a < len and bp ~= a then
+    local id = id_from(key, a)
+    clean = id == nil or id >= x
+  end
+  if not clean then a = bisect(key, len, x, start) end
   if a < len then return lo, a end
   if lo < last then return lo + 1, 0 end
   return nil
@@ -397,18 +478,6 @@ local function trim_age(q, now_us)
   end
 end
 
--- Appends page entries from page pg, offset off, to out until it holds `want` more.
-local function read_pages(q, pg, off, want, out)
-  local last = last_page(q)
-  while want > 0 and pg <= last do
-    local items = redis.call('LRANGE', page(pg), off, off + want - 1)
-    for j = 1, #items do out[#out + 1] = items[j] end
-    want = want - #items
-    pg = pg + 1
-    off = 0
-  end
-end
-
 -- The entry with its delivery count set to d.
 local function with_delivery(e, d)
   local id, rest = string.match(e, '^(%d+):%d+:()')
@@ -427,8 +496,12 @@ end
 -- Moves the unsettled entries of batches whose deadline passed to the returned zset, each with
 -- its delivery count (stored + 1) written into the header, and deletes the batches; extended
 -- entries whose own deadline has not passed stay, and their batch waits for the earliest of
--- them (at most `limit` batches per call; the rest follow on the next call).
+-- them (at most `limit` batches per call; the rest follow on the next call). Foreign entries
+-- (a client claimed them and died before moving them aside, or they were written into the
+-- batch) go to the quarantine instead: raising an error here would fail every take after it.
+-- Returns them, for the caller to report.
 local function requeue_expired(now_ms, limit)
+  local moved = {}
   local batches = redis.call('ZRANGEBYSCORE', Z, '-inf', now_ms, 'LIMIT', 0, limit)
   for _, b in ipairs(batches) do
     local list, acks, ext = PFX .. 'b:' .. b, PFX .. 'a:' .. b, PFX .. 'e:' .. b
@@ -445,10 +518,13 @@ local function requeue_expired(now_ms, limit)
         local at = until_ms[I(j - 1)] or base or 0
         if at <= now_ms then
           local e = items[j]
-          local id, d = string.match(e, '^(%d+):(%d+):')
-          if not id then foreign('an entry does not start with a busmq header') end
-          back[#back + 1] = id
-          back[#back + 1] = with_delivery(e, tonumber(d) + 1)
+          local id, d = string.match(e, '^(%d+):(%d+):%d+:')
+          if id then
+            back[#back + 1] = id
+            back[#back + 1] = with_delivery(e, tonumber(d) + 1)
+          else
+            moved[#moved + 1] = e
+          end
           gone[#gone + 1] = j - 1
         elseif not next_ms or at < next_ms then
           next_ms = at
@@ -473,6 +549,8 @@ local function requeue_expired(now_ms, limit)
       redis.call('ZREM', Z, b)
     end
   end
+  quarantine(moved)
+  return moved
 end
 
 -- ---- end of lib.lua ----

@@ -1,12 +1,18 @@
 -- read.lua: reads up to `max` ready entries from a position without removing anything
 -- (replay, SPEC Q14), in O(log n + max): positions map to pages by arithmetic and ids are
 -- found by binary search. Returned entries (if any) come before the pages.
+-- A read cannot move entries busmq did not write aside (it removes nothing), so it steps over
+-- them without counting them (at most SKIP_LIMIT per call) and names only those before the
+-- last entry it returns: a reader that continues after that entry reports each once, and a
+-- run of them never stops it.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] 'i' (index ARGV[2]) | 'f' (first id >= ARGV[2]) | 'a' (first id > ARGV[2])
 --         | 'e' (nothing: just the last id)
 -- ARGV[2] index or id
 -- ARGV[3] max entries
--- Returns {'ok', newest id or nil when empty, e1..ek} | {'missing'}
+-- Returns {'ok', newest id or nil when empty, foreign, e1..ek}: foreign, the entries stepped
+--         over, as a flat array of length and first bytes (see previews() in lib.lua)
+--       | {'missing'}
 local q = load()
 if not q then return {'missing'} end
 local now_ms, now_us = clock()
@@ -15,13 +21,16 @@ if q.rage then
   save(q)
 end
 local want = tonumber(ARGV[3])
-local out = {'ok', false}
+local out = {'ok', false, {}}
+local SKIP_LIMIT = 1000
 local rc = redis.call('ZCARD', R)
 
 local newest = nil
 if q.n > 0 then
   local e = redis.call('LINDEX', page(last_page(q)), -1)
-  if e then newest = idof(e) end
+  newest = e and entry_id(e)
+  -- A foreign entry at the tail: entries leave from the head, so the last id given is there.
+  if not newest and q.last > 0 then newest = q.last end
 end
 if rc > 0 then
   local top = redis.call('ZRANGE', R, -1, -1, 'WITHSCORES')
@@ -30,25 +39,65 @@ if rc > 0 then
 end
 if newest then out[2] = I(newest) end
 
+local held = {}   -- foreign entries since the last entry added
+local skipped = 0
+-- The header and the attributes' length, as the client will decode them: an entry the client
+-- rejects would otherwise count as read, and a reader asking for one would never get past it.
+local function whole(e)
+  local id, alen, rest = string.match(e, '^(%d+):%d+:(%d+):()')
+  return id and #e - rest + 1 >= tonumber(alen)
+end
+-- Adds an entry unless it is foreign or (with x) has an id below x, which a search that met
+-- foreign entries may start at.
+local function add(e, x)
+  if not whole(e) then
+    held[#held + 1] = e
+    skipped = skipped + 1
+  elseif x and entry_id(e) < x then
+    skipped = skipped + 1
+  else
+    previews(held, out[3])
+    held = {}
+    out[#out + 1] = e
+  end
+end
+local function count() return #out - 3 end
+
+-- Adds page entries from page pg, offset off, until `want` are added.
+local function read_on(pg, off, x)
+  local last = last_page(q)
+  while count() < want and skipped < SKIP_LIMIT and pg <= last do
+    local n = want - count()
+    local items = redis.call('LRANGE', page(pg), off, off + n - 1)
+    for j = 1, #items do add(items[j], x) end
+    if #items < n then
+      pg = pg + 1
+      off = 0
+    else
+      off = off + n
+    end
+  end
+end
+
 local kind, v = ARGV[1], tonumber(ARGV[2])
-local pg, off
+local pg, off, x
 if kind == 'i' then
   if v < rc then
     local rs = redis.call('ZRANGE', R, v, v + want - 1)
-    for j = 1, #rs do out[#out + 1] = rs[j] end
+    for j = 1, #rs do add(rs[j]) end
     v = 0
   else
     v = v - rc
   end
-  if #out - 2 < want then pg, off = locate(q, v) end
+  if count() < want then pg, off = locate(q, v) end
 elseif kind == 'f' or kind == 'a' then
-  local x = v
+  x = v
   if kind == 'a' then x = v + 1 end
   if rc > 0 then
     local rs = redis.call('ZRANGEBYSCORE', R, I(x), '+inf', 'LIMIT', 0, want)
-    for j = 1, #rs do out[#out + 1] = rs[j] end
+    for j = 1, #rs do add(rs[j], x) end
   end
-  if #out - 2 < want then pg, off = first_at_least(q, x) end
+  if count() < want then pg, off = first_at_least(q, x) end
 end
-if pg then read_pages(q, pg, off, want - (#out - 2), out) end
+if pg then read_on(pg, off, x) end
 return out

@@ -5,7 +5,8 @@
 -- Acks are one bit each (BITFIELD, one call per batch). Released/returned entries go to the
 -- returned zset (taken first, in id order); an extended entry stays in its batch with a
 -- deadline of its own (see requeue_expired). A batch whose entries have all been settled is
--- deleted at once.
+-- deleted at once. A released or returned entry that busmq did not write goes to the
+-- quarantine (see lib.lua) instead of the returned zset.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] the queue's notification channel
 -- ARGV[2] unused (kept so that the argument layout does not move)
@@ -86,8 +87,13 @@ local function one(kind, b, idx, ms, slot)
   if kind == 'a' then return end
   -- The stored count is the previous delivery's: a release keeps this delivery counted
   -- (+ 1), a return does not (the entry goes back as it was taken).
-  local id, d = string.match(e, '^(%d+):(%d+):')
-  if not id then foreign('an entry does not start with a busmq header') end
+  local id, d = string.match(e, '^(%d+):(%d+):%d+:')
+  if not id then
+    -- Written into the batch by someone else: it must not go back to the queue, and failing
+    -- would fail the other settlements of the call with it.
+    quarantine({e})
+    return
+  end
   if kind == 'l' then e = with_delivery(e, tonumber(d) + 1) end
   redis.call('ZADD', R, id, e)
   adopt(R)

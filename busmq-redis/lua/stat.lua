@@ -2,7 +2,8 @@
 -- are not counted (they are never returned either).
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV: none
--- Returns {'ok', ready, pending, generation, ttl, maxsize, max_len, max_age, last id}
+-- Returns {'ok', ready, pending, generation, ttl, maxsize, max_len, max_age, last id,
+--         entries kept in the quarantine (see lib.lua)}
 --       | {'missing'}
 local q = load()
 if not q then return {'missing'} end
@@ -23,4 +24,5 @@ for _, v in ipairs(redis.call('HVALS', X)) do pending = pending + (tonumber(v) o
 local reply = {'ok', I(ready), I(pending)}
 for _, s in ipairs(spec_reply(q)) do reply[#reply + 1] = s end
 reply[#reply + 1] = I(q.last)
+reply[#reply + 1] = redis.call('LLEN', QUARANTINE)
 return reply

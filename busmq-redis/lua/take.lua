@@ -1,17 +1,21 @@
 -- take.lua: takes up to `max` ready entries from the head (returned entries first, in id
 -- order, then the pages), at most once. (Reliable takes are claim.lua.)
--- Entries are checked before anything is removed, so a foreign entry fails the call without
--- losing the entries before it. At-most-once takes return the lists as Redis gave them
--- (nested), without touching each entry in Lua.
+-- Entries that fail the cheap check (a header starts with a digit: it stops text and JSON
+-- written by other tools) are taken like the others but moved to the quarantine (see lib.lua)
+-- instead of being handed out, so that they never block the entries after them; the client
+-- checks the rest of each header and moves aside what fails there (quarantine.lua).
+-- At-most-once takes return the lists as Redis gave them (nested), without copying each
+-- entry in Lua unless a group held a foreign one.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] max entries
 -- ARGV[2..4] unused ('a', 0, 0: the reliable mode that had them is claim.lua)
 -- ARGV[5] 'w' when the caller will wait for entries (at most once): an empty take then also
 --         names the page list the next push appends to, so the caller can block on it
 --         (BLMPOP); load() counts entries from the lists, so such pops keep the meta valid.
--- Returns {'ok', k, group1, group2, ...}: groups are arrays of entries, the first k entries
--- (across groups) are to be handed out, the rest are dead claims
---       | {'ok', 0, page key} (nothing ready, ARGV[5] = 'w') | {'missing'}
+-- Returns {'ok', k, foreign, group1, group2, ...}: k entries to hand out, in groups (arrays
+--         of entries, in order); foreign: the entries moved aside, as a flat array of length
+--         and first bytes (see previews() in lib.lua)
+--       | {'ok', 0, page key} (nothing ready or moved aside, ARGV[5] = 'w') | {'missing'}
 local q = load()
 if not q then return {'missing'} end
 local want = tonumber(ARGV[1])
@@ -38,15 +42,22 @@ while got < want and q.n > 0 and pg <= last do
   peeks[#peeks + 1] = {key, #items}
   pg = pg + 1
 end
--- The cheap check (a header starts with a digit) stops text and JSON written by other tools
--- before anything is removed; the client checks the rest of the header.
-for _, g in ipairs(groups) do
+local bad = {}
+for i, g in ipairs(groups) do
+  local kept = nil
   for j = 1, #g do
     local b = string.byte(g[j], 1)
     if not b or b < 48 or b > 57 then
-      foreign('an entry does not start with a busmq header')
+      if not kept then
+        kept = {}
+        for m = 1, j - 1 do kept[m] = g[m] end
+      end
+      bad[#bad + 1] = g[j]
+    elseif kept then
+      kept[#kept + 1] = g[j]
     end
   end
+  if kept then groups[i] = kept end
 end
 if #rs > 0 then redis.call('ZREMRANGEBYRANK', R, 0, #rs - 1) end
 local from_pages = 0
@@ -55,8 +66,9 @@ for _, p in ipairs(peeks) do
   from_pages = from_pages + p[2]
 end
 took_from_pages(q, from_pages, got < want)
+quarantine(bad)
 
 if got == 0 and ARGV[5] == 'w' then return {'ok', 0, page(math.floor(q.tail / q.size))} end
-local out = {'ok', got}
+local out = {'ok', got - #bad, previews(bad, {})}
 for _, g in ipairs(groups) do out[#out + 1] = g end
 return out

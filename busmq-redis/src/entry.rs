@@ -5,7 +5,6 @@
 //! written straight into the command buffer, and decoded payloads are slices of the reply
 //! buffer, so a payload is not copied on its way in or out beyond what the redis crate does.
 
-use busmq_core::Error;
 use busmq_core::store::{DeadLetter, Entry, NewEntry};
 use bytes::Bytes;
 use redis::{RedisWrite, ToRedisArgs};
@@ -83,22 +82,10 @@ fn number<T: std::str::FromStr>(raw: &[u8], pos: &mut usize) -> Option<T> {
     Some(value)
 }
 
-fn foreign(queue: &str, detail: impl Into<String>) -> Error {
-    Error::ForeignData { queue: queue.to_string(), detail: detail.into() }
-}
-
-/// Decodes a stored entry; anything that busmq did not write is [`Error::ForeignData`].
-pub(crate) fn decode(raw: Vec<u8>, queue: &str) -> Result<Entry, Error> {
-    decode_from(Bytes::from(raw), 0, queue)
-}
-
-/// [`decode`] for an entry already in shared bytes (the payload is a slice of them).
-pub(crate) fn decode_bytes(raw: Bytes, queue: &str) -> Result<Entry, Error> {
-    decode_from(raw, 0, queue)
-}
-
-fn decode_from(raw: Bytes, start: usize, queue: &str) -> Result<Entry, Error> {
-    let mut pos = start;
+/// Decodes a stored entry (the payload is a slice of `raw`), or says why busmq did not write
+/// it.
+pub(crate) fn parse(raw: Bytes) -> Result<Entry, String> {
+    let mut pos = 0;
     let header = (|| {
         let id = number::<u64>(&raw, &mut pos)?;
         let deliveries = number::<u32>(&raw, &mut pos)?;
@@ -106,17 +93,16 @@ fn decode_from(raw: Bytes, start: usize, queue: &str) -> Result<Entry, Error> {
         Some((id, deliveries, attr_len))
     })();
     let Some((id, deliveries, attr_len)) = header else {
-        return Err(foreign(queue, "an entry does not start with a busmq header"));
+        return Err("an entry does not start with a busmq header".to_string());
     };
     if raw.len() - pos < attr_len {
-        return Err(foreign(queue, format!("entry {id} is shorter than its header says")));
+        return Err(format!("entry {id} is shorter than its busmq header says"));
     }
     let dead = if attr_len == 0 {
         None
     } else {
-        let info: DeadLetter = serde_json::from_slice(&raw[pos..pos + attr_len]).map_err(|e| {
-            foreign(queue, format!("entry {id} has unreadable dead-letter attributes: {e}"))
-        })?;
+        let info: DeadLetter = serde_json::from_slice(&raw[pos..pos + attr_len])
+            .map_err(|e| format!("entry {id} has unreadable dead-letter attributes: {e}"))?;
         Some(Arc::new(info))
     };
     let start = pos + attr_len;
@@ -127,6 +113,12 @@ fn decode_from(raw: Bytes, start: usize, queue: &str) -> Result<Entry, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use busmq_core::Error;
+
+    fn decode(raw: Vec<u8>, queue: &str) -> Result<Entry, Error> {
+        parse(Bytes::from(raw))
+            .map_err(|detail| Error::ForeignData { queue: queue.to_string(), detail })
+    }
 
     fn packed<T: ToRedisArgs>(arg: T) -> Vec<u8> {
         let mut args = arg.to_redis_args();

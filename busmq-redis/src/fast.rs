@@ -4,14 +4,14 @@
 //! is not what take.lua would do (released entries waiting, retention by age), lend.lua says
 //! so and the caller runs take.lua.
 
-use crate::entry::decode_bytes;
 use crate::errors::{CallError, unexpected};
 use crate::instance::Instance;
 use crate::keys::QueueKeys;
+use crate::quarantine::split;
 use crate::scripts::{Script, scripts};
 use crate::store::RedisStore;
 use busmq_core::store::Taken;
-use busmq_core::{Error, QueueName, Result};
+use busmq_core::{QueueName, Result};
 use bytes::Bytes;
 use redis::{ServerErrorKind, Value};
 
@@ -39,7 +39,7 @@ fn text(v: &Value) -> Option<&str> {
 
 /// Loads the fast-take scripts after a NOSCRIPT (the session loads them on connect).
 async fn load(inst: &Instance) -> std::result::Result<(), CallError> {
-    for s in [&scripts().lend, &scripts().giveback, &scripts().putback] {
+    for s in [&scripts().lend, &scripts().giveback] {
         inst.query(redis::cmd("SCRIPT").arg("LOAD").arg(s.body)).await?;
     }
     Ok(())
@@ -122,36 +122,10 @@ impl RedisStore {
         if raw.is_empty() {
             return Ok(Fast::Slow);
         }
-        let mut entries = Vec::with_capacity(raw.len());
-        for b in &raw {
-            match decode_bytes(b.clone(), queue.as_str()) {
-                Ok(e) => entries.push(e),
-                Err(e) => return Err(self.put_back(queue, inst, &raw, e).await),
-            }
-        }
-        Ok(Fast::Taken(Taken { entries, dead: Vec::new() }))
-    }
-
-    /// Puts popped entries back as they were (one of them is foreign data) and returns the
-    /// error to report.
-    async fn put_back(
-        &self,
-        queue: &QueueName,
-        inst: &Instance,
-        raw: &[Bytes],
-        error: Error,
-    ) -> Error {
-        let keys = self.shared().layout.queue(queue.as_str());
-        let back = inst
-            .eval(&scripts().putback, &keys, |cmd| {
-                for b in raw {
-                    cmd.arg(&b[..]);
-                }
-            })
-            .await;
-        match back {
-            Ok(_) => error,
-            Err(e) => self.shared().context("take", inst, Some(queue.as_str()), None).error(e),
-        }
+        // Popped means removed: foreign entries go to the quarantine instead of back, so that
+        // the next take does not meet them again.
+        let (entries, bad) = split(raw);
+        let foreign = self.move_aside(queue, bad).await;
+        Ok(Fast::Taken(Taken { entries, dead: Vec::new(), foreign }))
     }
 }

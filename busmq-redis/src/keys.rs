@@ -12,6 +12,7 @@
 //! | `<ns>:{q}:a:<batch>`     | string  | bitmap of a batch's settled entries                   |
 //! | `<ns>:{q}:e:<batch>`     | hash    | deadlines of a batch's extended entries, by index     |
 //! | `<ns>:{q}:c`             | zset    | consumer leases (`<kind>:<id>` by deadline)           |
+//! | `<ns>:{q}:f`             | list    | entries busmq did not write, moved aside (newest 1000) |
 //! | `<ns>:{q}:t`             | hash    | tombstone: closed generation, last id                 |
 //! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |
 //! | `<ns>:{q}:s`             | channel | the same on Redis Cluster, as a shard channel         |
@@ -83,6 +84,18 @@ impl QueueKeys {
     pub(crate) fn meta(&self) -> &str {
         &self.keys[0]
     }
+
+    /// `<ns>:{q}:` (the meta hash's name without its `m`), which the scripts derive further keys
+    /// from.
+    pub(crate) fn prefix(&self) -> &str {
+        let meta = self.meta();
+        &meta[..meta.len() - 1]
+    }
+
+    /// The quarantine list (see `lua/lib.lua`), named in reports of foreign data.
+    pub(crate) fn quarantine(&self) -> String {
+        format!("{}f", self.prefix())
+    }
 }
 
 /// Builds keys and channel names under one namespace.
@@ -146,6 +159,7 @@ mod tests {
         let q = l.queue("orders");
         assert_eq!(q.meta(), "busmq:{orders}:m");
         assert_eq!(q.keys[5], "busmq:{orders}:c");
+        assert_eq!(q.quarantine(), "busmq:{orders}:f");
         assert_eq!(q.channel, "busmq:{orders}:w");
         assert_eq!(l.topic_channel("news"), "busmq:t:{news}");
         assert_eq!(l.sharded().queue("orders").channel, "busmq:{orders}:s");

@@ -174,6 +174,7 @@ mod instance;
 mod keys;
 mod placement;
 mod pubsub;
+mod quarantine;
 mod reliable;
 mod reply;
 mod scripts;

@@ -8,14 +8,16 @@
 //! (Copying every entry into the pending hash and settling it by id made Redis spend about
 //! 6.5 us per reliable message.)
 
-use crate::entry::decode;
+use crate::entry::parse;
 use crate::errors::{CallError, unexpected};
+use crate::quarantine::{Foreign, Pending, moved_to, script_reports};
 use crate::reply::Reply;
 use crate::scripts::scripts;
 use crate::store::{RedisStore, millis};
 use busmq_core::store::{Settle, Settled, Taken};
 use busmq_core::support::random_u64;
 use busmq_core::{QueueName, Result};
+use bytes::Bytes;
 use redis::{ServerErrorKind, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,23 +155,24 @@ impl RedisStore {
                 "missing" => return Ok(Taken::default()),
                 other => return Err(unexpected("take", other)),
             }
-            return self.claimed(queue, inst, &prefix, &reply, lists, max_deliveries).await;
+            return self.claimed(queue, &prefix, reply, lists, max_deliveries).await;
         }
     }
 
     /// Decodes what a reliable take claimed and remembers where each delivery is pending.
+    /// Foreign entries are settled as moved aside (see `settle_foreign`), so that they are
+    /// neither handed out nor redelivered, and the others are delivered as usual.
     async fn claimed(
         &self,
         queue: &QueueName,
-        inst: &crate::instance::Instance,
         prefix: &str,
-        reply: &Reply,
+        mut reply: Reply,
         lists: Vec<Value>,
         max_deliveries: u32,
     ) -> Result<Taken> {
         let mut taken = Taken::default();
         let mut claims = Vec::new();
-        let mut failure = None;
+        let mut bad = Vec::new();
         for (seg, list) in lists.into_iter().enumerate() {
             let count = reply.u64(seg + 1)?;
             let items = match list {
@@ -188,15 +191,15 @@ impl RedisStore {
             }
             let batch: Arc<str> = format!("{prefix}.{seg}").into();
             for (index, item) in items.into_iter().enumerate() {
-                let decoded = match item {
-                    Value::BulkString(b) => decode(b, queue.as_str()),
-                    other => Err(unexpected("take", format!("{other:?}"))),
+                let raw = match item {
+                    Value::BulkString(b) => Bytes::from(b),
+                    other => return Err(unexpected("take", format!("{other:?}"))),
                 };
-                match decoded {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                match parse(raw.clone()) {
                     Ok(mut e) => {
                         // The stored header keeps the previous delivery count.
                         e.deliveries = e.deliveries.saturating_add(1);
-                        let index = u32::try_from(index).unwrap_or(u32::MAX);
                         claims.push((
                             e.id,
                             Claim { delivery: e.deliveries, batch: batch.clone(), index },
@@ -207,23 +210,21 @@ impl RedisStore {
                             taken.entries.push(e);
                         }
                     }
-                    Err(e) => failure = failure.or(Some(e)),
+                    Err(reason) => bad.push(Pending {
+                        batch: batch.clone(),
+                        index,
+                        value: Foreign { raw, reason },
+                    }),
                 }
             }
         }
-        if let Some(error) = failure {
-            // Foreign data: put everything back as it was and report it (nothing is lost).
-            let keys = self.shared().layout.queue(queue.as_str());
-            let back = inst
-                .eval(&scripts().unclaim, &keys, |cmd| {
-                    cmd.arg(prefix).arg(SEGMENTS);
-                })
-                .await;
-            return Err(match back {
-                Ok(_) => error,
-                Err(e) => self.shared().context("take", inst, Some(queue.as_str()), None).error(e),
-            });
-        }
+        // What the script moved aside itself (returned or expired entries).
+        let by_script = match reply.len() {
+            n if n > SEGMENTS + 3 => reply.take_array(SEGMENTS + 3)?,
+            _ => Vec::new(),
+        };
+        taken.foreign = script_reports(by_script, "take", &moved_to(queue, self))?;
+        taken.foreign.extend(self.settle_foreign(queue, bad).await);
         if !claims.is_empty() {
             let mut all = self.shared().claims.lock();
             let mine = all.entry(queue.as_str().to_string()).or_default();

@@ -51,14 +51,13 @@ pub(crate) struct Scripts {
     pub(crate) metadata: Script,
     pub(crate) lend: Script,
     pub(crate) giveback: Script,
-    pub(crate) putback: Script,
     pub(crate) claim: Script,
-    pub(crate) unclaim: Script,
+    pub(crate) quarantine: Script,
 }
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 19] {
+    pub(crate) fn all(&self) -> [&Script; 18] {
         [
             &self.attach,
             &self.renew,
@@ -76,9 +75,8 @@ impl Scripts {
             &self.metadata,
             &self.lend,
             &self.giveback,
-            &self.putback,
             &self.claim,
-            &self.unclaim,
+            &self.quarantine,
         ]
     }
 }
@@ -100,9 +98,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     metadata: script!("metadata"),
     lend: script!("lend"),
     giveback: script!("giveback"),
-    putback: script!("putback"),
     claim: script!("claim"),
-    unclaim: script!("unclaim"),
+    quarantine: script!("quarantine"),
 });
 
 /// The scripts, built once.

@@ -3,12 +3,13 @@
 
 use crate::blocking::Blockers;
 use crate::config::{Config, RedisStoreBuilder, ReplicaAck};
-use crate::entry::{EntryArg, PushArg, decode};
+use crate::entry::{EntryArg, PushArg, parse};
 use crate::errors::{CallError, Context, unexpected};
 use crate::fast::Fast;
 use crate::instance::Instance;
 use crate::keys::{Layout, QueueKeys};
 use crate::placement::Placement;
+use crate::quarantine::{LEFT_IN_PLACE, describe, moved_to, script_reports, split};
 use crate::reliable::Claims;
 use crate::reply::Reply;
 use crate::scripts::{Script, scripts};
@@ -475,41 +476,36 @@ impl RedisStore {
         }
     }
 
-    /// Decodes at-most-once taken entries; the first `live` are handed out, the rest are dead
-    /// claims.
+    /// Decodes what an at-most-once take removed (take.lua, or the blocking wait's pop), in
+    /// order; `foreign` reports what take.lua moved aside already, and what fails the decode
+    /// here is moved aside too.
     pub(crate) async fn taken(
         &self,
         queue: &QueueName,
         raw: Vec<Value>,
-        live: usize,
+        mut foreign: Vec<String>,
     ) -> Result<Taken> {
-        let mut entries = Vec::with_capacity(raw.len());
-        let mut failure = None;
+        let mut bytes = Vec::with_capacity(raw.len());
         for value in raw {
-            let decoded = match value {
-                Value::BulkString(b) => decode(b, queue.as_str()),
-                other => Err(unexpected("take", format!("{other:?}"))),
-            };
-            match decoded {
-                Ok(e) => entries.push(e),
-                Err(e) => failure = failure.or(Some(e)),
+            match value {
+                Value::BulkString(b) => bytes.push(Bytes::from(b)),
+                other => return Err(unexpected("take", format!("{other:?}"))),
             }
         }
-        if let Some(e) = failure {
-            // The script only checks the first byte of each header; put back what was fine
-            // so that nothing valid is lost, and report the rest.
-            if !entries.is_empty() {
-                let _ = self.restore(queue, &QueueSpec::default(), &entries).await;
-            }
-            return Err(e);
-        }
-        let dead = entries.split_off(live.min(entries.len()));
-        Ok(Taken { entries, dead })
+        let (entries, bad) = split(bytes);
+        foreign.extend(self.move_aside(queue, bad).await);
+        Ok(Taken { entries, dead: Vec::new(), foreign })
     }
-}
 
-fn decode_entries(reply: &mut Reply, from: usize, queue: &QueueName) -> Result<Vec<Entry>> {
-    (from..reply.len()).map(|i| decode(reply.take_bytes(i)?, queue.as_str())).collect()
+    /// Reads take.lua's reply: `{'ok', k, foreign, group1, ...}` (see take.lua).
+    pub(crate) async fn take_reply(&self, queue: &QueueName, mut reply: Reply) -> Result<Taken> {
+        let foreign = script_reports(reply.take_array(2)?, "take", &moved_to(queue, self))?;
+        let mut raw = Vec::new();
+        for i in 3..reply.len() {
+            raw.extend(reply.take_array(i)?);
+        }
+        self.taken(queue, raw, foreign).await
+    }
 }
 
 #[async_trait]
@@ -728,21 +724,14 @@ impl Store for RedisStore {
         }
         // An at-most-once take lost in a failover would hand its messages out again.
         let ack = Durable::take(self.shared.config.replicas_ack);
-        let mut reply = self
+        let reply = self
             .shared
             .run_with("take", queue, &scripts().take, ack, |cmd, _| {
                 cmd.arg(max).arg("a").arg(0).arg(0);
             })
             .await?;
         match reply.status() {
-            "ok" => {
-                let live = usize::try_from(reply.u64(1)?).unwrap_or(usize::MAX);
-                let mut raw = Vec::with_capacity(live);
-                for i in 2..reply.len() {
-                    raw.extend(reply.take_array(i)?);
-                }
-                self.taken(queue, raw, live).await
-            }
+            "ok" => self.take_reply(queue, reply).await,
             "missing" => Ok(Taken::default()),
             other => Err(unexpected("take", other)),
         }
@@ -815,11 +804,23 @@ impl Store for RedisStore {
         match reply.status() {
             "ok" => {
                 let last_id = reply.opt_u64(1)?;
-                let mut entries = decode_entries(&mut reply, 2, queue)?;
-                for e in &mut entries {
-                    e.deliveries = 0;
+                let mut foreign = script_reports(reply.take_array(2)?, "read", LEFT_IN_PLACE)?;
+                // As read.lua does: only those before an entry that is handed out are named,
+                // so that a reader continuing after it names each once.
+                let mut held = Vec::new();
+                let mut entries = Vec::with_capacity(reply.len().saturating_sub(3));
+                for i in 3..reply.len() {
+                    let raw = Bytes::from(reply.take_bytes(i)?);
+                    match parse(raw.clone()) {
+                        Ok(mut e) => {
+                            e.deliveries = 0;
+                            foreign.append(&mut held);
+                            entries.push(e);
+                        }
+                        Err(reason) => held.push(describe(&reason, &raw, raw.len(), LEFT_IN_PLACE)),
+                    }
                 }
-                Ok(ReadBatch { entries, last_id })
+                Ok(ReadBatch { entries, last_id, foreign })
             }
             "missing" => Ok(ReadBatch::default()),
             other => Err(unexpected("read", other)),
@@ -879,6 +880,7 @@ impl Store for RedisStore {
                     spec: Some(spec),
                     generation: Some(generation),
                     last_id: (last > 0).then_some(last),
+                    quarantined: reply.u64(9)?,
                 })
             }
             "missing" => Ok(QueueStat::default()),

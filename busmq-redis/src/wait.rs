@@ -142,7 +142,8 @@ impl RedisStore {
                     }
                     hints.insert(hint_key, from);
                 }
-                self.taken(queue, items, n).await
+                // Popped means removed: foreign entries are moved aside (see `taken`).
+                self.taken(queue, items, Vec::new()).await
             }
             Some(Ok(other)) => {
                 lease.keep();
@@ -163,7 +164,7 @@ impl RedisStore {
             Fast::Empty(page) => return Ok(Err(Some(page))),
             Fast::Slow => {}
         }
-        let mut reply = self
+        let reply = self
             .shared()
             .run("take", queue, &scripts().take, |cmd, _| {
                 cmd.arg(max).arg("a").arg(0).arg(0).arg("w");
@@ -173,14 +174,7 @@ impl RedisStore {
             "ok" if reply.len() == 3 && reply.text(2).is_some() => {
                 Ok(Err(reply.text(2).map(String::from)))
             }
-            "ok" => {
-                let live = usize::try_from(reply.u64(1)?).unwrap_or(usize::MAX);
-                let mut raw = Vec::with_capacity(live);
-                for i in 2..reply.len() {
-                    raw.extend(reply.take_array(i)?);
-                }
-                self.taken(queue, raw, live).await.map(Ok)
-            }
+            "ok" => self.take_reply(queue, reply).await.map(Ok),
             "missing" => Ok(Err(None)),
             other => Err(unexpected("take", other)),
         }

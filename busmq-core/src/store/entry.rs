@@ -150,8 +150,11 @@ pub struct Taken {
     pub entries: Vec<Entry>,
     /// Entries claimed for dead-lettering (reliable mode only), in queue order.
     pub dead: Vec<Entry>,
-    /// Entries the take found that busmq did not write (SPEC E3), described. The backend moved
-    /// them aside, so they no longer block the queue; the caller reports each once.
+    /// Entries the take found that busmq did not write (SPEC E3), one detail each (what was
+    /// wrong, where the backend moved it, its first bytes). The backend moved them aside, so
+    /// they are no longer in the queue and no other take meets them again: the caller reports
+    /// each once, as [`Error::ForeignData`](crate::Error::ForeignData), and goes on with the
+    /// entries.
     pub foreign: Vec<String>,
     /// For [`BlockingTake::take_wait`](super::BlockingTake::take_wait): where the next wait on
     /// this queue may resume (empty when the backend has nothing to say).
@@ -230,4 +233,9 @@ pub struct ReadBatch {
     /// The id of the newest message in the queue at the time of the read (`None` when empty).
     /// `Position::End` is resolved by the caller as `AfterId(last_id)`.
     pub last_id: Option<u64>,
+    /// Entries busmq did not write that the read stepped over, one detail each (see
+    /// [`Taken::foreign`]). A read cannot move them aside, so they stay in the queue; a backend
+    /// names only those before the last of `entries`, so that a reader whose next read starts
+    /// after that entry reports each once.
+    pub foreign: Vec<String>,
 }

@@ -148,8 +148,9 @@ pub struct QueueStat {
     pub generation: Option<u64>,
     /// The newest id given by this incarnation, if any message was ever pushed to it.
     pub last_id: Option<u64>,
-    /// Entries busmq did not write that takes moved aside (SPEC E3) and the store still keeps
-    /// for inspection (0 for backends where that cannot happen).
+    /// Entries busmq did not write that takes moved aside (SPEC E3, see `Taken::foreign`) and
+    /// the store still keeps for inspection (a backend may keep only the newest ones; 0 where
+    /// that cannot happen).
     pub quarantined: u64,
 }
 

@@ -175,16 +175,25 @@ async fn wait_attached(
 /// them aside, SPEC E3) and dead-letters the entries past `max_deliveries`. Returns how many
 /// entries the take consumed from the queue.
 async fn received(shared: &ConsumerShared, queue: &QueueInner, taken: Taken) -> usize {
-    let n = taken.entries.len() + taken.dead.len() + taken.foreign.len();
-    for detail in taken.foreign {
-        queue.emit(QueueEvent::Error(Error::ForeignData { queue: queue.name.to_string(), detail }));
-    }
+    // Entries moved aside count as taken: a take of `want` that met some is not a sign that
+    // the queue is drained.
+    let n = taken.entries.len() + taken.dead.len() + report_foreign(queue, taken.foreign);
     if let Some(settler) = &shared.settler {
         for entry in taken.dead {
             dead_letter(settler, entry).await;
         }
     }
     shared.deliver(taken.entries);
+    n
+}
+
+/// Reports entries the store found it did not write (each once: the store moved them aside,
+/// or a replaying read names each once) and returns how many.
+fn report_foreign(queue: &QueueInner, foreign: Vec<String>) -> usize {
+    let n = foreign.len();
+    for detail in foreign {
+        queue.emit(QueueEvent::Error(Error::ForeignData { queue: queue.name.to_string(), detail }));
+    }
     n
 }
 
@@ -238,6 +247,8 @@ async fn take(
                 cursor.position = batch.last_id.map_or(Position::Start, Position::AfterId);
             }
             let batch = store.read(&queue.name, cursor.position, want).await?;
+            // Not counted: the cursor moves only with entries, so they are no progress.
+            report_foreign(queue, batch.foreign);
             if let Some(last) = batch.entries.last() {
                 cursor.position = Position::AfterId(last.id);
             }
