@@ -240,6 +240,22 @@ pub enum Error {
         detail: String,
     },
 
+    /// The queue is stored in a layout this client does not know (written by a newer, or much
+    /// older, version of busmq). Nothing was read or written; upgrade the client (or drain the
+    /// queue with the version that wrote it).
+    #[error(
+        "queue {queue:?} is stored in layout version {found}; this client reads and writes \
+         layout version {supported} only"
+    )]
+    UnknownLayout {
+        /// The queue's name.
+        queue: String,
+        /// The layout version found in the store.
+        found: String,
+        /// The layout version this client uses.
+        supported: String,
+    },
+
     /// The store refused this client's credentials or rights: a password is missing or wrong,
     /// or the user lacks an ACL permission busmq needs. Trying again with the same
     /// configuration cannot succeed. `target` names the instance (never with its password).
