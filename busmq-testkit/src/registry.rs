@@ -142,6 +142,7 @@ macro_rules! __busmq_cases {
             reliable::retention_by_age_drops_old_messages,
             reliable::dead_letter_queue_is_an_ordinary_queue,
             settle::reliable_failed_ack_comes_back_after_the_visibility_timeout,
+            settle::reliable_without_auto_extend_held_deliveries_come_back,
         ]}
     };
     (@expand tests ($make:expr) [$($module:ident :: $name:ident),* $(,)?]) => {

@@ -1,4 +1,5 @@
-//! Settlement cases: what becomes of a reliable delivery whose settlement failed (SPEC Q13).
+//! Settlement cases: what becomes of a reliable delivery whose settlement failed, and of one
+//! that is held without being extended (SPEC Q13).
 //! The failures are injected by [`FaultyStore`](crate::faults::FaultyStore) around the
 //! backend's real store, so that every backend is checked for the same core behaviour.
 
@@ -41,6 +42,33 @@ pub async fn reliable_failed_ack_comes_back_after_the_visibility_timeout(backend
     })
     .await;
     assert_eq!((again.id(), again.deliveries()), (id, 2));
+    again.ack().await.unwrap();
+    assert_eq!(q.stat().await.unwrap().pending, 0);
+}
+
+/// Q13: with `auto_extend: false` a running consumer does not extend what it holds, so a
+/// delivery it neither acknowledges nor extends comes back after the visibility timeout (here
+/// to the same consumer, with the next delivery count), and the first holder's late ack is
+/// stale. (With the default, `reliable_slow_work_is_not_redelivered_while_held` shows the
+/// opposite.)
+pub async fn reliable_without_auto_extend_held_deliveries_come_back(backend: &dyn Backend) {
+    let b = bus(backend).await;
+    let q = b.queue(unique("no-auto-extend")).unwrap();
+    q.attach().await.unwrap();
+    let id = q.push(&"slow work").await.unwrap();
+    let options = ReliableOptions {
+        visibility_timeout: Duration::from_secs(1),
+        auto_extend: false,
+        ..Default::default()
+    };
+    let mut consumer =
+        q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    let held = next(&mut consumer, "the first delivery").await.unwrap();
+    assert_eq!((held.id(), held.deliveries()), (id, 1));
+    let again = next(&mut consumer, "the redelivery of the held message").await.unwrap();
+    assert_eq!((again.id(), again.deliveries()), (id, 2));
+    let late = held.ack().await;
+    assert!(matches!(late, Err(Error::StaleDelivery { .. })), "{late:?}");
     again.ack().await.unwrap();
     assert_eq!(q.stat().await.unwrap().pending, 0);
 }
