@@ -12,3 +12,4 @@ pub mod reliable;
 pub mod replay;
 pub mod settle;
 pub mod stats;
+pub mod store;
