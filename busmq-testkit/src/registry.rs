@@ -20,6 +20,19 @@ pub struct Case {
 /// as hung instead of hanging the test run.
 const CASE_DEADLINE: Duration = Duration::from_secs(300);
 
+/// Property-model cases are named with this prefix: they run as many sequences as the backend
+/// asks for, each with its own deadline, so their own deadline grows with that number.
+const MODEL_PREFIX: &str = "model_";
+
+/// The deadline of the case called `name` on `backend`.
+fn deadline(backend: &dyn Backend, name: &str) -> Duration {
+    if name.starts_with(MODEL_PREFIX) {
+        CASE_DEADLINE + crate::cases::models::SEQUENCE_DEADLINE * backend.model_cases()
+    } else {
+        CASE_DEADLINE
+    }
+}
+
 /// Runs one case: pauses tokio's clock when the backend follows it, and fails a hung case
 /// instead of waiting forever.
 #[allow(clippy::print_stderr, reason = "a skipped case says so on the test output")]
@@ -31,11 +44,9 @@ pub async fn run_case(backend: &dyn Backend, name: &str, case: CaseFn) {
     if backend.paused_clock() {
         tokio::time::pause();
     }
-    if tokio::time::timeout(CASE_DEADLINE, case(backend)).await.is_err() {
-        panic!(
-            "conformance case {name} on {} did not finish within {CASE_DEADLINE:?}",
-            backend.name()
-        );
+    let deadline = deadline(backend, name);
+    if tokio::time::timeout(deadline, case(backend)).await.is_err() {
+        panic!("conformance case {name} on {} did not finish within {deadline:?}", backend.name());
     }
 }
 
@@ -201,6 +212,10 @@ macro_rules! __busmq_cases {
             store::store_blocking_take_gives_up_after_its_wait,
             store::store_blocking_take_returns_promptly_on_cancel,
             store::store_blocking_take_loses_nothing_it_took_when_cancelled,
+            // Named `model_...`: see `MODEL_PREFIX`.
+            models::model_store_queue_behaves_like_a_deque,
+            models::model_queue_api_behaves_like_a_fifo,
+            models::model_reliable_consumption_loses_nothing,
         ]}
     };
     (@expand tests ($make:expr) [$($module:ident :: $name:ident),* $(,)?]) => {
@@ -223,6 +238,14 @@ macro_rules! __busmq_cases {
             fn case<'a>(backend: &'a dyn $crate::Backend) -> $crate::BoxFuture<'a, ()> {
                 ::std::boxed::Box::pin($crate::cases::$module::$name(backend))
             }
+            // Checked here, where the module is known: the prefix is what gives a model case
+            // its deadline per sequence.
+            assert!(
+                stringify!($module) != "models"
+                    || stringify!($name).starts_with($crate::registry::MODEL_PREFIX),
+                "model case {} is not named model_...",
+                stringify!($name),
+            );
             all.push($crate::Case { name: stringify!($name), run: case });
         })*
         all

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod consume;
 pub mod errors;
 pub mod lifecycle;
+pub mod models;
 pub mod pubsub;
 pub mod push;
 pub mod reliable;

@@ -9,7 +9,7 @@
 //! paused clock skips through) and keep real-time waits to a few seconds, with margins that
 //! hold on a loaded machine.
 
-mod fixtures;
+pub(crate) mod fixtures;
 mod lifecycle;
 mod messages;
 mod reliable;
