@@ -77,14 +77,14 @@ pub async fn store_a_push_to_a_vanished_queue_creates_it_from_the_callers_spec(
 ) {
     let store = connected(backend).await;
     let q = queue("vanished");
-    let sp = spec_ttl(SEC);
-    let old = store.attach(&q, &sp).await.unwrap().generation;
+    let old = store.attach(&q, &spec_ttl(SEC)).await.unwrap().generation;
     gone(&*store, &q).await;
-    push(&*store, &q, old, &sp, &["x"]).await;
+    let pushers = maxsize(50);
+    push(&*store, &q, old, &pushers, &["x"]).await;
     let stat = store.stat(&q).await.unwrap();
     assert!(stat.exists);
     assert!(stat.generation.unwrap() > old);
-    assert_eq!((stat.count, stat.spec), (1, Some(sp)));
+    assert_eq!((stat.count, stat.spec), (1, Some(pushers)));
 }
 
 /// Q6: a push needs at least one entry.
@@ -160,10 +160,10 @@ pub async fn store_restores_from_several_takers_keep_the_original_order(backend:
 pub async fn store_restore_recreates_a_queue_that_expired(backend: &dyn Backend) {
     let store = connected(backend).await;
     let q = queue("restore-gone");
-    let sp = spec_ttl(SEC);
-    filled(&*store, &q, &sp, &["a", "b"]).await;
+    filled(&*store, &q, &spec_ttl(SEC), &["a", "b"]).await;
     let taken = store.take(&q, 2, AMO).await.unwrap().entries;
     gone(&*store, &q).await;
+    let sp = maxsize(50);
     store.restore(&q, &sp, &taken).await.unwrap();
     let stat = store.stat(&q).await.unwrap();
     assert!(stat.exists);

@@ -3,8 +3,8 @@
 //! (SPEC Q13).
 
 use super::fixtures::{
-    SEC, connected, deliveries, filled, names, numbered, payloads, queue, reliable, settle_all,
-    spec, try_push,
+    SEC, connected, deliveries, filled, names, numbered, payloads, push, queue, reliable,
+    settle_all, spec, try_push,
 };
 use crate::backend::Backend;
 use busmq_core::store::{Settle, Settled, Settlement, TakeMode};
@@ -111,7 +111,7 @@ pub async fn store_reliable_expired_visibility_returns_entries_first_in_id_order
     let q = queue("visibility");
     let generation = filled(&*store, &q, &spec(), &["a", "b", "c"]).await;
     let first = store.take(&q, 3, reliable(2 * SEC, 10)).await.unwrap().entries;
-    try_push(&*store, &q, generation, &spec(), &super::fixtures::entries(&["d"])).await.unwrap();
+    push(&*store, &q, generation, &spec(), &["d"]).await;
     assert_eq!(
         store.settle(&q, &[Settle::of(&first[1], Settlement::Ack)]).await.unwrap(),
         [Settled::Done]
@@ -136,14 +136,14 @@ pub async fn store_reliable_extend_moves_one_entrys_deadline_either_way(backend:
     let q = queue("extend");
     let generation = store.attach(&q, &spec()).await.unwrap().generation;
     try_push(&*store, &q, generation, &spec(), &numbered(0..4)).await.unwrap();
-    let short = store.take(&q, 2, reliable(SEC, 10)).await.unwrap().entries;
+    let short = store.take(&q, 2, reliable(2 * SEC, 10)).await.unwrap().entries;
     let long = store.take(&q, 2, LONG).await.unwrap().entries;
     let ops = [
         Settle::of(&short[1], Settlement::Extend(60 * SEC)),
         Settle::of(&long[0], Settlement::Extend(Duration::from_millis(500))),
     ];
     assert_eq!(store.settle(&q, &ops).await.unwrap(), [Settled::Done, Settled::Done]);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let again = store.take(&q, 10, LONG).await.unwrap().entries;
     assert_eq!(payloads(&again), ["m0", "m2"], "only the entries whose deadline passed");
     assert_eq!(deliveries(&again), [2, 2]);
@@ -162,11 +162,11 @@ pub async fn store_reliable_repeated_extensions_keep_an_entry_from_other_takers(
     let (holder, other) = (connected(backend).await, connected(backend).await);
     let q = queue("extend-repeatedly");
     filled(&*holder, &q, &spec(), &["held"]).await;
-    let mode = reliable(SEC, 10);
+    let mode = reliable(2 * SEC, 10);
     let taken = holder.take(&q, 1, mode).await.unwrap().entries;
     for round in 0..6 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let extend = Settle::of(&taken[0], Settlement::Extend(SEC));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let extend = Settle::of(&taken[0], Settlement::Extend(2 * SEC));
         assert_eq!(holder.settle(&q, &[extend]).await.unwrap(), [Settled::Done], "round {round}");
         let got = other.take(&q, 5, mode).await.unwrap().entries;
         assert!(got.is_empty(), "round {round}: {got:?}");
@@ -176,15 +176,16 @@ pub async fn store_reliable_repeated_extensions_keep_an_entry_from_other_takers(
 }
 
 /// Q13: an entry about to be delivered more than `max_deliveries` times is claimed as dead
-/// instead (with the incremented count, pending like a delivery); a claimer that dies is
-/// replaced: after its visibility the claim is offered again; acking the claim ends it.
+/// instead (with the incremented count, pending like a delivery) and holds nothing else back;
+/// a claimer that dies is replaced: after the claim's visibility it is offered again; acking
+/// the claim with its receipt ends it.
 pub async fn store_reliable_entries_past_max_deliveries_are_claimed_as_dead(backend: &dyn Backend) {
     let store = connected(backend).await;
     let q = queue("dead");
-    filled(&*store, &q, &spec(), &["poison", "fine"]).await;
-    let mode = reliable(SEC, 2);
+    let generation = filled(&*store, &q, &spec(), &["poison"]).await;
+    let looping = reliable(60 * SEC, 2);
     for delivery in 1..=2 {
-        let taken = store.take(&q, 1, mode).await.unwrap();
+        let taken = store.take(&q, 1, looping).await.unwrap();
         assert_eq!(
             (payloads(&taken.entries), deliveries(&taken.entries)),
             (vec!["poison".into()], vec![delivery])
@@ -193,15 +194,19 @@ pub async fn store_reliable_entries_past_max_deliveries_are_claimed_as_dead(back
         let release = Settle::of(&taken.entries[0], Settlement::Release);
         assert_eq!(store.settle(&q, &[release]).await.unwrap(), [Settled::Done]);
     }
-    let taken = store.take(&q, 2, mode).await.unwrap();
-    assert_eq!((payloads(&taken.dead), deliveries(&taken.dead)), (vec!["poison".into()], vec![3]));
-    assert_eq!(payloads(&taken.entries), ["fine"]);
-    assert_eq!(store.stat(&q).await.unwrap().pending, 2, "the dead claim is pending");
-    let fine = Settle::of(&taken.entries[0], Settlement::Ack);
-    assert_eq!(store.settle(&q, &[fine]).await.unwrap(), [Settled::Done]);
+    // A short visibility: this claimer "dies" and its claim must come back.
+    let claim = store.take(&q, 1, reliable(SEC, 2)).await.unwrap();
+    assert!(claim.entries.is_empty());
+    assert_eq!((payloads(&claim.dead), deliveries(&claim.dead)), (vec!["poison".into()], vec![3]));
+    assert_eq!(store.stat(&q).await.unwrap().pending, 1, "the dead claim is pending");
+    push(&*store, &q, generation, &spec(), &["fine"]).await;
+    let fine = store.take(&q, 10, looping).await.unwrap();
+    assert_eq!((payloads(&fine.entries), fine.dead.len()), (vec!["fine".into()], 0));
+    let ack = Settle::of(&fine.entries[0], Settlement::Ack);
+    assert_eq!(store.settle(&q, &[ack]).await.unwrap(), [Settled::Done]);
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let again = store.take(&q, 2, mode).await.unwrap();
+    let again = store.take(&q, 10, looping).await.unwrap();
     assert!(again.entries.is_empty());
     assert_eq!((payloads(&again.dead), deliveries(&again.dead)), (vec!["poison".into()], vec![4]));
     let ack = Settle::of(&again.dead[0], Settlement::Ack);
@@ -221,7 +226,7 @@ pub async fn store_reliable_flush_and_close_make_pending_settlements_stale(backe
     let acks = settle_all(&flushed, Settlement::Ack);
     assert_eq!(store.settle(&q, &acks).await.unwrap(), [Settled::Stale, Settled::Stale]);
 
-    try_push(&*store, &q, generation, &spec(), &super::fixtures::entries(&["c"])).await.unwrap();
+    push(&*store, &q, generation, &spec(), &["c"]).await;
     let closed = store.take(&q, 1, LONG).await.unwrap().entries;
     store.close(&q, None).await.unwrap();
     store.attach(&q, &spec()).await.unwrap();

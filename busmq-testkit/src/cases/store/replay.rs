@@ -156,10 +156,10 @@ pub async fn store_retention_by_count_keeps_the_newest(backend: &dyn Backend) {
 pub async fn store_retention_by_age_never_returns_older_messages(backend: &dyn Backend) {
     let store = connected(backend).await;
     let q = queue("max-age");
-    let sp = QueueSpec { retention: Retention { max_len: None, max_age: Some(SEC) }, ..spec() };
+    let sp = QueueSpec { retention: Retention { max_len: None, max_age: Some(2 * SEC) }, ..spec() };
     let generation = store.attach(&q, &sp).await.unwrap().generation;
     try_push(&*store, &q, generation, &sp, &numbered(0..20)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(store.stat(&q).await.unwrap().count, 0, "old messages are not counted");
     try_push(&*store, &q, generation, &sp, &numbered(20..23)).await.unwrap();
     assert_eq!(read(&*store, &q, Position::Start, 100).await, names(20..23));
@@ -188,7 +188,7 @@ pub async fn store_consumers_of_the_other_kind_are_refused_until_their_lease_lap
     let (one, two, three) = (consumer(1), consumer(2), consumer(3));
     a.consumers(&q, register(&one, removing, 30 * SEC)).await.unwrap();
     a.consumers(&q, register(&one, removing, 30 * SEC)).await.unwrap();
-    a.consumers(&q, register(&two, removing, 2 * SEC)).await.unwrap();
+    a.consumers(&q, register(&two, removing, 3 * SEC)).await.unwrap();
     let err = b.consumers(&q, register(&three, replaying, 30 * SEC)).await.unwrap_err();
     let Error::MixedConsumers { queue: name, existing, requested } = &err else {
         panic!("expected MixedConsumers, got {err:?}");
@@ -197,10 +197,10 @@ pub async fn store_consumers_of_the_other_kind_are_refused_until_their_lease_lap
 
     a.consumers(&q, ConsumerOp::Unregister { id: one.clone() }).await.unwrap();
     a.consumers(&q, ConsumerOp::Unregister { id: one }).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let renew = ConsumerOp::Renew { id: two.clone(), kind: removing, lease: 2 * SEC };
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let renew = ConsumerOp::Renew { id: two.clone(), kind: removing, lease: 3 * SEC };
     a.consumers(&q, renew).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let err = b.consumers(&q, register(&three, replaying, 30 * SEC)).await.unwrap_err();
     assert!(matches!(err, Error::MixedConsumers { .. }), "the renewed lease still holds: {err}");
 

@@ -2,7 +2,7 @@
 //! closes) and pub/sub subscriptions (SPEC P1), and how a disconnect ends them.
 
 use super::fixtures::{
-    AMO, SEC, connected, filled, notice, notice_of, push, queue, reliable, spec, topic,
+    AMO, SEC, connected, filled, notice, notice_of, online, push, queue, reliable, spec, topic,
 };
 use crate::backend::Backend;
 use crate::support::{drain_quiet, ends, next, take};
@@ -124,7 +124,7 @@ pub async fn store_disconnect_ends_this_stores_streams_only(backend: &dyn Backen
     assert_eq!(next(&mut sub_b, "b's subscription goes on").await, "x");
 
     a.connect().await.unwrap();
-    super::fixtures::online(&*a).await;
+    online(&*a).await;
     let mut watch_a = a.watch(&q).await.unwrap();
     let mut sub_a = a.subscribe(&t).await.unwrap();
     b.publish(&t, Bytes::from("y")).await.unwrap();

@@ -2,7 +2,7 @@
 //! it takes what is ready at once, waits for a push otherwise, gives up after its wait or on
 //! cancel, and never loses what it took (SPEC Q10, E4). Stores without one pass these cases.
 
-use super::fixtures::{SEC, connected, filled, payloads, push, queue, spec};
+use super::fixtures::{AMO, SEC, connected, filled, payloads, push, queue, spec};
 use crate::backend::Backend;
 use crate::support::{DEADLINE, within};
 use busmq_core::QueueName;
@@ -120,7 +120,7 @@ pub async fn store_blocking_take_loses_nothing_it_took_when_cancelled(backend: &
         resume = taken.resume;
         got.extend(payloads(&taken.entries));
     }
-    let rest = store.take(&q, 100, busmq_core::store::TakeMode::AtMostOnce).await.unwrap();
+    let rest = store.take(&q, 100, AMO).await.unwrap();
     got.extend(payloads(&rest.entries));
     let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
     assert_eq!(got, expected, "every message taken once, in order");
