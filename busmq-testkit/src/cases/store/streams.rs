@@ -9,8 +9,9 @@ use crate::support::{drain_quiet, ends, next, take};
 use busmq_core::store::{Notice, Settle, Settlement};
 use bytes::Bytes;
 
-/// Watch notices: a push from another store wakes every watcher of the queue (notices may be
-/// coalesced, so each watcher hears at least one), and later pushes wake them again.
+/// Q10, Q11 (consumers deliver as messages arrive): a push from another store wakes every
+/// watcher of the queue (notices may be coalesced, so each watcher hears at least one), and
+/// later pushes wake them again.
 pub async fn store_watchers_hear_pushes_from_another_store(backend: &dyn Backend) {
     let (a, b) = (connected(backend).await, connected(backend).await);
     let q = queue("watch-push");
@@ -28,7 +29,8 @@ pub async fn store_watchers_hear_pushes_from_another_store(backend: &dyn Backend
     assert_eq!(notice(&mut second, "the next push's notice").await, Notice::Available);
 }
 
-/// Watch notices: a watch taken before the queue exists hears its first push.
+/// Q10, Q11: a watch taken before the queue exists hears its first push (consumers watch
+/// before their first take).
 pub async fn store_a_watch_of_a_queue_that_does_not_exist_yet_hears_its_first_push(
     backend: &dyn Backend,
 ) {
@@ -39,8 +41,8 @@ pub async fn store_a_watch_of_a_queue_that_does_not_exist_yet_hears_its_first_pu
     assert_eq!(notice(&mut watch, "the first push").await, Notice::Available);
 }
 
-/// Watch notices: messages going back to ready wake watchers too: a restore, a reliable
-/// release, and a return.
+/// Q12, Q13: messages going back to ready wake watchers too: a restore, a reliable release,
+/// and a return.
 pub async fn store_restores_releases_and_returns_wake_watchers(backend: &dyn Backend) {
     let (a, b) = (connected(backend).await, connected(backend).await);
     let q = queue("watch-back");
