@@ -2,5 +2,7 @@
 
 busmq_testkit::conformance!({
     let memory = busmq_memory::Memory::new();
-    busmq_testkit::FnBackend::new("memory", true, move || std::sync::Arc::new(memory.store()))
+    busmq_testkit::FnBackend::new("memory", move || std::sync::Arc::new(memory.store()))
+        .paused_clock()
+        .model_cases(256)
 });

@@ -3,6 +3,10 @@
 use async_trait::async_trait;
 use busmq_core::StoreHandle;
 
+/// The number of model sequences of a backend that does not choose (see
+/// [`Backend::model_cases`]).
+pub const DEFAULT_MODEL_CASES: u32 = 64;
+
 /// A backend under test. Every call to [`Backend::store`] returns a new, unconnected store that
 /// sees the same data as the others (like a new process connecting to the same Redis), so that
 /// cases can run several buses against each other.
@@ -20,6 +24,13 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// How many random operation sequences each property model runs. A model sequence costs a
+    /// few hundred store calls (and, in the reliable model, a few seconds of real time on a
+    /// backend that does not follow tokio's clock), so slower backends choose fewer.
+    fn model_cases(&self) -> u32 {
+        DEFAULT_MODEL_CASES
+    }
+
     /// Why this backend cannot run here (e.g. no `redis-server`); cases then print one skip line
     /// and pass.
     fn unavailable(&self) -> Option<String> {
@@ -27,10 +38,12 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// A [`Backend`] from a name, whether it follows tokio's clock, and a function making stores.
+/// A [`Backend`] from a name and a function making stores; the builder methods say what else
+/// the suite should know about it.
 pub struct FnBackend<F> {
     name: String,
     paused_clock: bool,
+    model_cases: u32,
     unavailable: Option<String>,
     make: F,
 }
@@ -39,9 +52,27 @@ impl<F> FnBackend<F>
 where
     F: Fn() -> StoreHandle + Send + Sync + 'static,
 {
-    /// A backend called `name` whose stores come from `make`.
-    pub fn new(name: impl Into<String>, paused_clock: bool, make: F) -> Self {
-        FnBackend { name: name.into(), paused_clock, unavailable: None, make }
+    /// A backend called `name` whose stores come from `make`, running in real time.
+    pub fn new(name: impl Into<String>, make: F) -> Self {
+        FnBackend {
+            name: name.into(),
+            paused_clock: false,
+            model_cases: DEFAULT_MODEL_CASES,
+            unavailable: None,
+            make,
+        }
+    }
+
+    /// The stores follow tokio's clock: cases run with it paused (see [`Backend::paused_clock`]).
+    pub fn paused_clock(mut self) -> Self {
+        self.paused_clock = true;
+        self
+    }
+
+    /// Each property model runs `cases` sequences (see [`Backend::model_cases`]).
+    pub fn model_cases(mut self, cases: u32) -> Self {
+        self.model_cases = cases;
+        self
     }
 
     /// Marks the backend as unavailable here (its cases print a skip line).
@@ -72,6 +103,10 @@ where
 
     fn paused_clock(&self) -> bool {
         self.paused_clock
+    }
+
+    fn model_cases(&self) -> u32 {
+        self.model_cases
     }
 
     fn unavailable(&self) -> Option<String> {

@@ -8,9 +8,15 @@
 //! ```text
 //! busmq_testkit::conformance!({
 //!     let memory = busmq_memory::Memory::new();
-//!     busmq_testkit::FnBackend::new("memory", true, move || std::sync::Arc::new(memory.store()))
+//!     busmq_testkit::FnBackend::new("memory", move || std::sync::Arc::new(memory.store()))
+//!         .paused_clock()
+//!         .model_cases(256)
 //! });
 //! ```
+//!
+//! The cases check behaviour through the public `Bus` API, the Store contract on the store
+//! itself ([`cases::store`]), and property models ([`cases::models`]) that run as many random
+//! sequences as [`Backend::model_cases`] asks for.
 
 pub mod backend;
 pub mod cases;

@@ -20,6 +20,19 @@ pub struct Case {
 /// as hung instead of hanging the test run.
 const CASE_DEADLINE: Duration = Duration::from_secs(300);
 
+/// Property-model cases are named with this prefix: they run as many sequences as the backend
+/// asks for, each with its own deadline, so their own deadline grows with that number.
+const MODEL_PREFIX: &str = "model_";
+
+/// The deadline of the case called `name` on `backend`.
+fn deadline(backend: &dyn Backend, name: &str) -> Duration {
+    if name.starts_with(MODEL_PREFIX) {
+        CASE_DEADLINE + crate::cases::models::SEQUENCE_DEADLINE * backend.model_cases()
+    } else {
+        CASE_DEADLINE
+    }
+}
+
 /// Runs one case: pauses tokio's clock when the backend follows it, and fails a hung case
 /// instead of waiting forever.
 #[allow(clippy::print_stderr, reason = "a skipped case says so on the test output")]
@@ -31,11 +44,9 @@ pub async fn run_case(backend: &dyn Backend, name: &str, case: CaseFn) {
     if backend.paused_clock() {
         tokio::time::pause();
     }
-    if tokio::time::timeout(CASE_DEADLINE, case(backend)).await.is_err() {
-        panic!(
-            "conformance case {name} on {} did not finish within {CASE_DEADLINE:?}",
-            backend.name()
-        );
+    let deadline = deadline(backend, name);
+    if tokio::time::timeout(deadline, case(backend)).await.is_err() {
+        panic!("conformance case {name} on {} did not finish within {deadline:?}", backend.name());
     }
 }
 
@@ -143,6 +154,69 @@ macro_rules! __busmq_cases {
             reliable::dead_letter_queue_is_an_ordinary_queue,
             settle::reliable_failed_ack_comes_back_after_the_visibility_timeout,
             settle::reliable_without_auto_extend_held_deliveries_come_back,
+            store::store_connect_and_disconnect_report_each_state_transition_once,
+            store::store_operations_outside_a_connection_fail_with_not_connected,
+            store::store_attach_creates_once_and_later_attachers_adopt_the_stored_spec,
+            store::store_attach_with_a_zero_ttl_is_an_invalid_option,
+            store::store_concurrent_first_attachers_see_exactly_one_creator,
+            store::store_renewals_keep_a_queue_alive_and_it_expires_after_the_detach,
+            store::store_an_expired_queue_looks_like_one_that_never_existed,
+            store::store_renew_recreates_a_vanished_incarnation_or_adopts_the_current_one,
+            store::store_detach_of_another_generation_changes_nothing,
+            store::store_ids_and_generations_never_go_backwards_across_close_and_expiry,
+            store::store_close_leaves_a_tombstone_that_refuses_the_closed_generation,
+            store::store_a_tombstone_outlives_twice_the_ttl,
+            store::store_close_of_a_gone_queue_still_tombstones_its_generation,
+            store::store_close_with_an_older_generation_destroys_the_current_incarnation,
+            store::store_a_batch_gets_consecutive_ids_and_takes_come_out_in_push_order,
+            store::store_take_of_zero_or_from_a_missing_queue_is_empty,
+            store::store_two_stores_share_a_queue_and_each_message_goes_to_one_taker,
+            store::store_a_push_to_a_vanished_queue_creates_it_from_the_callers_spec,
+            store::store_an_empty_push_is_an_invalid_option,
+            store::store_a_batch_that_would_overflow_maxsize_is_refused_whole,
+            store::store_a_batch_too_big_for_a_new_queue_creates_nothing,
+            store::store_restore_puts_entries_back_at_the_head_in_order,
+            store::store_restores_from_several_takers_keep_the_original_order,
+            store::store_restore_recreates_a_queue_that_expired,
+            store::store_payloads_and_dead_letter_information_survive_storage,
+            store::store_reliable_ack_with_its_receipt_removes_the_entry,
+            store::store_reliable_settlements_apply_in_order_and_stale_ones_change_nothing,
+            store::store_reliable_release_returns_entries_to_the_head_in_id_order,
+            store::store_reliable_return_gives_the_delivery_back,
+            store::store_reliable_expired_visibility_returns_entries_first_in_id_order,
+            store::store_reliable_extend_moves_one_entrys_deadline_either_way,
+            store::store_reliable_repeated_extensions_keep_an_entry_from_other_takers,
+            store::store_reliable_entries_past_max_deliveries_are_claimed_as_dead,
+            store::store_reliable_flush_and_close_make_pending_settlements_stale,
+            store::store_reads_start_where_the_position_says_and_remove_nothing,
+            store::store_reads_count_positions_from_the_current_head,
+            store::store_a_cursor_continuing_after_the_last_id_sees_only_new_messages,
+            store::store_reading_a_missing_or_empty_queue_gives_nothing,
+            store::store_reads_from_any_id_find_the_first_entry_at_or_after_it,
+            store::store_reads_deep_into_a_long_queue_find_the_right_entries,
+            store::store_retention_by_count_keeps_the_newest,
+            store::store_retention_by_age_never_returns_older_messages,
+            store::store_consumers_of_the_other_kind_are_refused_until_their_lease_lapses,
+            store::store_closing_a_queue_forgets_its_consumers,
+            store::store_stat_reports_counts_spec_and_generation_without_changing_anything,
+            store::store_flush_removes_messages_but_keeps_spec_metadata_and_ids,
+            store::store_metadata_reads_and_writes_strings_and_refuses_writes_to_missing_queues,
+            store::store_metadata_keys_never_clash_with_the_queues_own_fields,
+            store::store_watchers_hear_pushes_from_another_store,
+            store::store_a_watch_of_a_queue_that_does_not_exist_yet_hears_its_first_push,
+            store::store_restores_releases_and_returns_wake_watchers,
+            store::store_a_close_is_told_to_every_watcher,
+            store::store_publish_reaches_every_live_subscription_exactly_once,
+            store::store_disconnect_ends_this_stores_streams_only,
+            store::store_blocking_take_returns_at_once_when_entries_are_ready,
+            store::store_blocking_take_wakes_on_a_push,
+            store::store_blocking_take_gives_up_after_its_wait,
+            store::store_blocking_take_returns_promptly_on_cancel,
+            store::store_blocking_take_loses_nothing_it_took_when_cancelled,
+            // Named `model_...`: see `MODEL_PREFIX`.
+            models::model_store_queue_behaves_like_a_deque,
+            models::model_queue_api_behaves_like_a_fifo,
+            models::model_reliable_consumption_loses_nothing,
         ]}
     };
     (@expand tests ($make:expr) [$($module:ident :: $name:ident),* $(,)?]) => {
@@ -165,6 +239,14 @@ macro_rules! __busmq_cases {
             fn case<'a>(backend: &'a dyn $crate::Backend) -> $crate::BoxFuture<'a, ()> {
                 ::std::boxed::Box::pin($crate::cases::$module::$name(backend))
             }
+            // Checked here, where the module is known: the prefix is what gives a model case
+            // its deadline per sequence.
+            assert!(
+                stringify!($module) != "models"
+                    || stringify!($name).starts_with($crate::registry::MODEL_PREFIX),
+                "model case {} is not named model_...",
+                stringify!($name),
+            );
             all.push($crate::Case { name: stringify!($name), run: case });
         })*
         all

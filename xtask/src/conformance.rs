@@ -26,6 +26,10 @@ struct Row {
     image: Option<String>,
 }
 
+/// Property-model sequences per model on the Redis rows: each runs in real time over the
+/// network, so they get far fewer than memory (which follows tokio's paused clock).
+const REDIS_MODEL_CASES: u32 = 8;
+
 /// Wide enough for `redis-docker-sharded-3`.
 const NAME_WIDTH: usize = 24;
 
@@ -72,7 +76,7 @@ fn backends(docker: &[DockerRow], only: Option<&str>) -> Vec<Arc<dyn Backend>> {
     static SHARDED: OnceLock<Option<SharedServers>> = OnceLock::new();
     let memory = busmq_memory::Memory::new();
     let mut backends = vec![
-        Arc::new(FnBackend::new("memory", true, move || Arc::new(memory.store()))) as _,
+        Arc::new(FnBackend::new("memory", move || Arc::new(memory.store())).paused_clock()) as _,
         redis("redis", SharedServers::get(1, &SINGLE)),
         redis("redis-sharded-3", SharedServers::get(3, &SHARDED)),
     ];
@@ -82,9 +86,10 @@ fn backends(docker: &[DockerRow], only: Option<&str>) -> Vec<Arc<dyn Backend>> {
     }
     for row in docker {
         let urls = row.urls.clone();
-        backends.push(Arc::new(FnBackend::new(row.name, false, move || {
+        let backend = FnBackend::new(row.name, move || {
             Arc::new(busmq_redis::RedisStore::from_urls(urls.clone()).expect("valid urls")) as _
-        })));
+        });
+        backends.push(Arc::new(backend.model_cases(REDIS_MODEL_CASES)));
     }
     backends
 }
@@ -129,11 +134,11 @@ fn docker_servers(options: &Options) -> Result<Vec<DockerRow>, String> {
 
 fn redis(name: &str, servers: Option<&'static SharedServers>) -> Arc<dyn Backend> {
     let missing = servers.is_none().then(|| "redis-server is not installed".to_string());
-    let backend = FnBackend::new(name, false, move || {
+    let backend = FnBackend::new(name, move || {
         let urls = servers.expect("available").urls().to_vec();
         Arc::new(busmq_redis::RedisStore::from_urls(urls).expect("valid urls")) as _
     });
-    Arc::new(backend.unavailable_because(missing))
+    Arc::new(backend.model_cases(REDIS_MODEL_CASES).unavailable_because(missing))
 }
 
 /// A Redis Cluster of six nodes (three masters, three replicas).
@@ -141,11 +146,11 @@ fn cluster() -> Arc<dyn Backend> {
     static CLUSTER: OnceLock<Option<SharedCluster>> = OnceLock::new();
     let cluster = SharedCluster::get(&CLUSTER);
     let missing = cluster.is_none().then(|| "redis-server or redis-cli is missing".to_string());
-    let backend = FnBackend::new("redis-cluster", false, move || {
+    let backend = FnBackend::new("redis-cluster", move || {
         let url = cluster.expect("available").url().to_string();
         Arc::new(busmq_redis::RedisStore::open(url).expect("valid url")) as _
     });
-    Arc::new(backend.unavailable_because(missing))
+    Arc::new(backend.model_cases(REDIS_MODEL_CASES).unavailable_because(missing))
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {

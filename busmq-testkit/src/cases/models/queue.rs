@@ -1,16 +1,18 @@
-//! Property test of the public queue API on the memory store: random sequences of push, consume
-//! (with a limit), consume-then-stop, flush and count, checked against a `VecDeque` model.
-//! Proptest shrinks a failure to a minimal sequence.
+//! Property model of the public queue API: random sequences of push (batched or one by one),
+//! consume with a limit, consume-then-stop, consume-then-drop, flush and count, checked against
+//! a FIFO model (SPEC Q5, Q9-Q12).
 
-use busmq_core::{Bus, ConsumeOptions, Queue};
-use busmq_memory::Memory;
+use super::runner::{Outcome, check, same};
+use crate::backend::Backend;
+use crate::support::{bus, eventually, unique, within};
+use busmq_core::{ConsumeOptions, Queue};
 use futures::StreamExt;
 use proptest::prelude::*;
 use std::collections::VecDeque;
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Push this many messages in one batch (or one by one when `batched` is false).
+    /// Push this many messages in one batch (or one by one, concurrently, when not batched).
     Push {
         n: u8,
         batched: bool,
@@ -22,7 +24,7 @@ enum Op {
         prefetch: u8,
         take: u8,
     },
-    /// Drop a consumer after taking some, instead of stopping it.
+    /// Drop the consumer after taking some, instead of stopping it.
     TakeThenDrop {
         prefetch: u8,
         take: u8,
@@ -31,7 +33,8 @@ enum Op {
     Count,
 }
 
-fn op() -> impl Strategy<Value = Op> {
+// `Tree: Send`: the tree lives across the awaits of a case, whose future must be `Send`.
+fn op() -> impl Strategy<Value = Op, Tree: Send> {
     prop_oneof![
         (1u8..20, any::<bool>()).prop_map(|(n, batched)| Op::Push { n, batched }),
         (1u8..10).prop_map(Op::ConsumeMax),
@@ -42,32 +45,32 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Consumes `n` messages with `options`, then stops the consumer (or drops it and waits until
+/// the queue no longer consumes).
 async fn take(queue: &Queue, options: ConsumeOptions, n: usize, stop: bool) -> Vec<u32> {
     let mut consumer = queue.consume_with::<u32>(options).await.expect("consume");
     let mut got = Vec::new();
     while got.len() < n {
-        got.push(consumer.next().await.expect("a message").expect("decodes").into_body());
+        let next = within("a message", consumer.next()).await;
+        got.push(next.expect("a message").expect("decodes").into_body());
     }
     if stop {
         queue.stop().await.expect("stop");
     } else {
         drop(consumer);
-        while queue.is_consuming().await {
-            tokio::task::yield_now().await;
-        }
+        eventually("the dropped consumer to stop", || async { !queue.is_consuming().await }).await;
     }
     got
 }
 
-async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let memory = Memory::new();
-    let bus = Bus::new(memory.store());
-    bus.connect().await.expect("connect");
-    let queue = bus.queue("model").expect("name");
+async fn run(backend: &dyn Backend, ops: Vec<Op>) -> Outcome {
+    let bus = bus(backend).await;
+    let queue = bus.queue(unique("queue-model")).expect("name");
     queue.attach().await.expect("attach");
     let mut model: VecDeque<u32> = VecDeque::new();
     let mut next = 0u32;
-    for op in ops {
+    for (step, op) in ops.into_iter().enumerate() {
+        let at = |what: &str| format!("step {step} ({op:?}): {what}");
         match op {
             Op::Push { n, batched } => {
                 let values: Vec<u32> = (next..next + u32::from(n)).collect();
@@ -84,8 +87,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let k = usize::from(k).min(model.len());
                 if k > 0 {
                     let got = take(&queue, ConsumeOptions::new().max(k as u64), k, false).await;
-                    let want: Vec<u32> = model.drain(..k).collect();
-                    prop_assert_eq!(got, want);
+                    same(got, model.drain(..k).collect(), &at("consumed"))?;
                 }
             }
             Op::TakeThenStop { prefetch, take: t } | Op::TakeThenDrop { prefetch, take: t } => {
@@ -94,8 +96,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if t > 0 {
                     let options = ConsumeOptions::new().prefetch(u32::from(prefetch));
                     let got = take(&queue, options, t, stop).await;
-                    let want: Vec<u32> = model.drain(..t).collect();
-                    prop_assert_eq!(got, want);
+                    same(got, model.drain(..t).collect(), &at("consumed"))?;
                 }
             }
             Op::Flush => {
@@ -104,23 +105,22 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Count => {}
         }
-        prop_assert_eq!(queue.count().await.expect("count"), model.len() as u64);
+        same(queue.count().await.expect("count"), model.len() as u64, &at("count"))?;
     }
     let rest = model.len();
     if rest > 0 {
         let got = take(&queue, ConsumeOptions::new().max(rest as u64), rest, false).await;
-        prop_assert_eq!(got, model.into_iter().collect::<Vec<_>>());
+        same(got, model.into_iter().collect(), "what was left")?;
     }
+    queue.close().await.expect("close");
     bus.disconnect().await.expect("disconnect");
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-
-    #[test]
-    fn queue_api_matches_a_fifo_model(ops in proptest::collection::vec(op(), 1..40)) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(run(ops))?;
-    }
+/// Q5, Q9-Q12 (property model): whatever the mix of pushes, limited consumers, stopped and
+/// dropped consumers and flushes, every message is consumed once, in push order, and `count`
+/// always says how many are left.
+pub async fn model_queue_api_behaves_like_a_fifo(backend: &dyn Backend) {
+    let sequences = proptest::collection::vec(op(), 1..40);
+    check("queue API", backend.model_cases(), sequences, |ops| run(backend, ops)).await;
 }
