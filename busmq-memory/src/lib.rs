@@ -14,6 +14,7 @@
 //! connection state, events and streams, and all of them see the same queues and topics.
 //!
 //! ```
+//! use busmq_core::store::Session;
 //! use busmq_core::{QueueName, Store};
 //! use busmq_core::store::QueueSpec;
 //! use busmq_memory::Memory;
