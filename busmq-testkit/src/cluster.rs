@@ -2,7 +2,7 @@
 //! nodes (three masters, three replicas) on free loopback ports, each in its own directory with
 //! its own `nodes.conf`, created with `redis-cli --cluster create ... --cluster-replicas 1`.
 //!
-//! [`RedisCluster::start`] returns once every node reports `cluster_state:ok` and every replica
+//! [`RedisClusterBuilder::start`] returns once every node reports `cluster_state:ok` and every replica
 //! is in sync. Helpers kill a master with SIGKILL and wait for its replica to take over, restart
 //! a node, move one slot (with its keys, in one `MIGRATE`) or reshard with `redis-cli`.
 //! Dropping the cluster kills every process.

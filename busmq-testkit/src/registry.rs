@@ -12,7 +12,9 @@ pub type CaseFn = for<'a> fn(&'a dyn Backend) -> BoxFuture<'a, ()>;
 /// A named case.
 #[derive(Clone, Copy, Debug)]
 pub struct Case {
+    /// The case's name (its function's name, unique in the suite).
     pub name: &'static str,
+    /// The case itself.
     pub run: CaseFn,
 }
 

@@ -2,7 +2,7 @@
 //! sentinels (`redis-server` and `redis-server --sentinel`) on free loopback ports, each in its
 //! own directory with its own writable configuration file (sentinels rewrite theirs).
 //!
-//! [`SentinelSet::start`] returns once every sentinel sees every replica and every other
+//! [`SentinelSetBuilder::start`] returns once every sentinel sees every replica and every other
 //! sentinel, so a failover can be elected at once. Helpers kill the master with SIGKILL, ask
 //! for `SENTINEL FAILOVER`, wait for the sentinels to agree on a new master, restart a node and
 //! wait until the set is whole again. Dropping the set kills every process.

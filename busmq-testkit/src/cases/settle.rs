@@ -1,6 +1,6 @@
 //! Settlement cases: what becomes of a reliable delivery whose settlement failed, and of one
 //! that is held without being extended (SPEC Q13).
-//! The failures are injected by [`FaultyStore`](crate::faults::FaultyStore) around the
+//! The failures are injected by [`crate::faults::FaultyStore`] around the
 //! backend's real store, so that every backend is checked for the same core behaviour.
 
 use crate::backend::Backend;
