@@ -4,6 +4,7 @@
 use crate::bus_state::{BusEvent, BusState};
 use crate::channel::Channel;
 use crate::context::{BusConfig, BusInner};
+use crate::dead_letter_queue::DeadLetterQueue;
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::name::{QueueName, TopicName};
@@ -179,6 +180,19 @@ impl Bus {
         remote: impl AsRef<str>,
     ) -> Result<Channel> {
         Channel::new(self.inner.clone(), name.as_ref(), local.as_ref(), remote.as_ref())
+    }
+
+    /// The dead letters of `queue` (SPEC P7): its default dead-letter queue `<queue>.dlq`. For
+    /// a dead-letter queue named in `ReliableOptions::dead_letter_queue`, use
+    /// [`Bus::dead_letter_queue`].
+    pub fn dead_letters(&self, queue: impl AsRef<str>) -> Result<DeadLetterQueue> {
+        let queue = QueueName::new(queue)?;
+        self.dead_letter_queue(crate::queue::default_dead_letter_name(&queue)?.as_str())
+    }
+
+    /// A dead-letter queue by its own name (SPEC P7).
+    pub fn dead_letter_queue(&self, name: impl AsRef<str>) -> Result<DeadLetterQueue> {
+        Ok(DeadLetterQueue::new(self.inner.clone(), QueueName::new(name)?))
     }
 
     /// A pub/sub topic (SPEC P1).

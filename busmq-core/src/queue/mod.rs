@@ -16,6 +16,7 @@ mod settler;
 pub use consumer::Consumer;
 pub use delivery::Delivery;
 pub use event::QueueEvent;
+pub(crate) use options::default_dead_letter_name;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 pub use producer::{Push, PushAll};
 

@@ -208,23 +208,25 @@ const DEAD_LETTER_SUFFIX: &str = ".dlq";
 pub(crate) fn dead_letter_name(queue: &QueueName, options: &ReliableOptions) -> Result<QueueName> {
     match &options.dead_letter_queue {
         Some(name) => QueueName::new(name),
-        None => {
-            let name = format!("{queue}{DEAD_LETTER_SUFFIX}");
-            if name.len() > MAX_NAME_BYTES {
-                return Err(Error::invalid_option(
-                    "dead_letter_queue",
-                    format!(
-                        "the default dead-letter queue name (the queue's name followed by \
-                         {DEAD_LETTER_SUFFIX:?}) would be {} bytes long, over the limit of \
-                         {MAX_NAME_BYTES} bytes; name one with \
-                         ReliableOptions::dead_letter_queue",
-                        name.len()
-                    ),
-                ));
-            }
-            QueueName::new(name)
-        }
+        None => default_dead_letter_name(queue),
     }
+}
+
+/// `<queue>.dlq`, or an error saying how to name one when that is too long.
+pub(crate) fn default_dead_letter_name(queue: &QueueName) -> Result<QueueName> {
+    let name = format!("{queue}{DEAD_LETTER_SUFFIX}");
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid_option(
+            "dead_letter_queue",
+            format!(
+                "the default dead-letter queue name (the queue's name followed by \
+                 {DEAD_LETTER_SUFFIX:?}) would be {} bytes long, over the limit of \
+                 {MAX_NAME_BYTES} bytes; name one with ReliableOptions::dead_letter_queue",
+                name.len()
+            ),
+        ));
+    }
+    QueueName::new(name)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod models;
 pub mod pubsub;
 pub mod push;
+pub mod redrive;
 pub mod reliable;
 pub mod replay;
 pub mod settle;
