@@ -38,6 +38,12 @@
 -- Every key of a queue shares the meta hash's absolute expiry (PEXPIREAT), so they all vanish
 -- at the same instant and a new incarnation never sees leftovers of an old one.
 
+-- The layout version stored in every meta hash ('v'). A layout this script does not know was
+-- written by another version of busmq: every script refuses the queue (BUSMQLAYOUT <found>)
+-- before reading or writing anything else of it. '2': page lists, pending batches, the loan
+-- and in keys, the quarantine list ('1' was the layout before those).
+local LAYOUT = '2'
+
 local M, T, R, Z, X, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local PFX = string.sub(M, 1, -2)
 local QUARANTINE = PFX .. 'f'
@@ -51,6 +57,7 @@ local CHUNK = 7000
 local function I(x) return string.format('%d', x) end
 local function page(k) return PFX .. 'p:' .. I(k) end
 local function foreign(detail) error({err = 'BUSMQFOREIGN ' .. detail}) end
+local function unknown_layout(found) error({err = 'BUSMQLAYOUT ' .. found}) end
 local function num(v)
   if v == false or v == nil or v == '' then return nil end
   return tonumber(v)
@@ -104,7 +111,7 @@ local function load()
     if redis.call('EXISTS', M) == 1 then foreign('its meta hash has no busmq layout version') end
     return nil
   end
-  if v[1] ~= '1' then foreign('its meta hash has the unknown layout version ' .. v[1]) end
+  if v[1] ~= LAYOUT then unknown_layout(v[1]) end
   local q = {gen = num(v[2]), ttl = num(v[3]), max = num(v[4]), rlen = num(v[5]),
              rage = num(v[6]), size = num(v[7]), last = num(v[8]), base = num(v[9]),
              n = num(v[10]), head = num(v[11]), tail = num(v[12])}
@@ -211,7 +218,7 @@ local function create(now_ms, now_us, o)
   local q = {gen = gen, ttl = tonumber(ARGV[o]), max = num(ARGV[o + 1]), rlen = num(ARGV[o + 2]),
              rage = num(ARGV[o + 3]), size = tonumber(ARGV[o + 4]), last = 0, base = base,
              n = 0, head = 0, tail = 0}
-  redis.call('HSET', M, 'v', '1', 'gen', I(gen), 'ttl', ARGV[o], 'max', ARGV[o + 1],
+  redis.call('HSET', M, 'v', LAYOUT, 'gen', I(gen), 'ttl', ARGV[o], 'max', ARGV[o + 1],
              'rlen', ARGV[o + 2], 'rage', ARGV[o + 3], 'size', ARGV[o + 4], 'last', '0',
              'base', I(base), 'n', '0', 'head', '0', 'tail', '0')
   -- Keys written by hand (not by busmq) could outlive an incarnation; start clean.
