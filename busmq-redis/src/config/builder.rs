@@ -1,35 +1,17 @@
 //! The builder of [`RedisStore`](crate::RedisStore): URLs and Sentinel groups, credentials,
 //! namespace, timeouts, backoff, page size and replica acknowledgements, all checked before
-//! anything connects.
+//! anything connects. (`build` itself is next to the store, in `store.rs`, so that this module
+//! does not import the store it configures.)
 
-use crate::keys::{DEFAULT_NAMESPACE, Layout};
-use crate::store::RedisStore;
-use crate::url::{Endpoint, parse};
+use crate::config::endpoint::Endpoint;
+use crate::config::settings::{Config, ReplicaAck};
+use crate::config::url::{compose_cluster, compose_sentinel, parse, redact};
+use crate::script::keys::{DEFAULT_NAMESPACE, Layout};
 use busmq_core::Error;
 use std::time::Duration;
 
 /// The smallest and largest page sizes accepted (entries per page list).
 pub const PAGE_SIZE_RANGE: (u32, u32) = (2, 1 << 20);
-
-/// Settings shared by every part of one store.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) response_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) ping_interval: Duration,
-    pub(crate) backoff_base: Duration,
-    pub(crate) backoff_cap: Duration,
-    pub(crate) page_size: u32,
-    /// `WAIT <replicas> <timeout>` after every push and at-most-once take.
-    pub(crate) replicas_ack: Option<ReplicaAck>,
-}
-
-/// How many replicas must confirm a write, and how long to wait for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReplicaAck {
-    pub(crate) replicas: u32,
-    pub(crate) timeout: Duration,
-}
 
 /// Credentials that apply to Sentinel groups that do not carry their own.
 #[derive(Clone, Default)]
@@ -52,8 +34,16 @@ impl std::fmt::Debug for GroupCredentials {
     }
 }
 
-/// Options for a [`RedisStore`]; [`RedisStoreBuilder::build`] checks them all and never
-/// connects ([`busmq_core::Store::connect`] does).
+/// What a store is made of once every option was checked.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) endpoints: Vec<Endpoint>,
+    pub(crate) layout: Layout,
+    pub(crate) config: Config,
+}
+
+/// Options for a [`RedisStore`](crate::RedisStore); [`RedisStoreBuilder::build`] checks them
+/// all and never connects ([`Session::connect`](busmq_core::store::Session::connect) does).
 #[derive(Debug, Clone)]
 pub struct RedisStoreBuilder {
     urls: Vec<String>,
@@ -67,17 +57,7 @@ impl Default for RedisStoreBuilder {
         RedisStoreBuilder {
             urls: Vec::new(),
             namespace: DEFAULT_NAMESPACE.to_string(),
-            config: Config {
-                response_timeout: Duration::from_secs(5),
-                connect_timeout: Duration::from_secs(5),
-                ping_interval: Duration::from_secs(1),
-                backoff_base: Duration::from_millis(100),
-                // Low enough that a store that comes back is found within about two seconds
-                // (the target is delivery within 5 s of a fault ending).
-                backoff_cap: Duration::from_secs(2),
-                page_size: 4096,
-                replicas_ack: None,
-            },
+            config: Config::default(),
             credentials: GroupCredentials::default(),
         }
     }
@@ -104,7 +84,7 @@ impl RedisStoreBuilder {
         S: Into<String>,
     {
         let sentinels: Vec<String> = sentinels.into_iter().map(Into::into).collect();
-        self.urls.push(crate::sentinel_url::compose(&sentinels, master.as_ref()));
+        self.urls.push(compose_sentinel(&sentinels, master.as_ref()));
         self
     }
 
@@ -158,7 +138,7 @@ impl RedisStoreBuilder {
         S: Into<String>,
     {
         let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
-        self.urls.push(crate::cluster_url::compose(&seeds));
+        self.urls.push(compose_cluster(&seeds));
         self
     }
 
@@ -214,8 +194,8 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Checks everything and builds the store (unconnected).
-    pub fn build(self) -> Result<RedisStore, Error> {
+    /// Checks every option: what [`build`](Self::build) makes the store from.
+    pub(crate) fn check(self) -> Result<Checked, Error> {
         if self.urls.is_empty() {
             return Err(Error::invalid_option("urls", "at least one Redis URL is needed"));
         }
@@ -226,7 +206,7 @@ impl RedisStoreBuilder {
             self.credentials.fill(&mut endpoint);
             if endpoints.iter().any(|e| e.identity == endpoint.identity) {
                 return Err(Error::InvalidUrl {
-                    url: crate::url::redact(url),
+                    url: redact(url),
                     reason: format!("instance {} is listed twice", endpoint.identity),
                 });
             }
@@ -272,7 +252,7 @@ impl RedisStoreBuilder {
                 format!("must be between {} and {}", PAGE_SIZE_RANGE.0, PAGE_SIZE_RANGE.1),
             ));
         }
-        RedisStore::new(endpoints, layout, self.config)
+        Ok(Checked { endpoints, layout, config: self.config })
     }
 }
 
@@ -304,7 +284,7 @@ impl GroupCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::url::parse;
+    use crate::config::url::parse;
 
     #[test]
     fn builder_credentials_fill_only_what_the_url_lacks() {

@@ -4,18 +4,12 @@
 //! few is enough. Ports default to 6379. A cluster has only database 0, so the URL has no
 //! database; percent-encoding is decoded in the credentials.
 
-use crate::hosts_url::{credentials, host_list, info_at, split_authority};
-use crate::url::{Endpoint, invalid};
+use super::hosts::{credentials, host_list, info_at, invalid, split_authority};
+use crate::config::endpoint::{ClusterSpec, Endpoint};
 use busmq_core::Error;
 use redis::RedisConnectionInfo;
 
 const SCHEME: &str = "redis+cluster://";
-
-/// The seed nodes of a cluster (lowercase hosts, sorted, no duplicates).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ClusterSpec {
-    pub(crate) seeds: Vec<(String, u16)>,
-}
 
 /// Whether `url` uses a cluster scheme (including the refused TLS one, so the error says why).
 pub(crate) fn is_cluster(url: &str) -> bool {

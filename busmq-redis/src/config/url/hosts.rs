@@ -1,11 +1,46 @@
-//! Pieces shared by the multi-host URL schemes (`redis+sentinel://`, `redis+cluster://`): the
-//! comma-separated host list, the credentials before `@`, and percent-decoding; and the
-//! `host:port` check that `redis://` URLs use too.
+//! Pieces every URL scheme shares: the error that names a URL (with its password redacted),
+//! the `host:port` check, and for the multi-host schemes (`redis+sentinel://`,
+//! `redis+cluster://`) the comma-separated host list, the credentials before `@`, and
+//! percent-decoding.
 
-use crate::url::invalid;
 use busmq_core::Error;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
+/// The error for a URL that cannot be used.
+pub(crate) fn invalid(url: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidUrl { url: redact(url), reason: reason.into() }
+}
+
+/// The URL with its password replaced by `***`, for error messages.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut out = match authority.rsplit_once('@') {
+        Some((creds, host)) => match creds.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => format!("{scheme}://{creds}@{host}{tail}"),
+        },
+        None => url.to_string(),
+    };
+    // unix URLs carry the password as a query parameter, Sentinel URLs the sentinels' one.
+    for key in ["pass=", "password="] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(key) {
+            let start = from + found + key.len();
+            let end = out[start..].find('&').map(|e| start + e).unwrap_or(out.len());
+            out.replace_range(start..end, "***");
+            from = start + 3;
+        }
+    }
+    out
+}
+
+/// `text` with its `%XX` escapes decoded (URL credentials and Sentinel master names).
 pub(crate) fn decode(url: &str, text: &str) -> Result<String, Error> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -146,4 +181,20 @@ pub(crate) fn info_at(
         .into_connection_info()
         .map_err(|e| invalid(url, e.to_string()))?
         .set_redis_settings(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_passwords() {
+        assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+        assert_eq!(redact("redis+unix:///s?db=1&pass=pw"), "redis+unix:///s?db=1&pass=***");
+        assert_eq!(
+            redact("redis+sentinel://u:pw@a,b/m?sentinel_password=spw&x=1"),
+            "redis+sentinel://u:***@a,b/m?sentinel_password=***&x=1"
+        );
+    }
 }

@@ -1,75 +1,33 @@
 //! Connection URLs: `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS),
-//! `redis+unix:///path[?db=N&pass=...]`, the Sentinel form (see [`crate::sentinel_url`]) and the
-//! Redis Cluster form (see [`crate::cluster_url`]),
-//! checked up front so a bad URL is a typed error that names it (SPEC E1).
+//! `redis+unix:///path[?db=N&pass=...]`, the Sentinel form (see `sentinel.rs`) and the Redis
+//! Cluster form (see `cluster.rs`), checked up front so a bad URL is a typed error that names it
+//! (SPEC E1).
 
-use crate::cluster_url::ClusterSpec;
-use crate::hosts_url::split_host_port;
-use crate::sentinel::SentinelSpec;
+mod cluster;
+mod hosts;
+mod sentinel;
+
+pub(crate) use cluster::compose as compose_cluster;
+pub(crate) use hosts::redact;
+pub(crate) use sentinel::compose as compose_sentinel;
+
+use crate::config::endpoint::Endpoint;
 use busmq_core::Error;
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
-
-/// One configured Redis instance.
-#[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
-    /// What the redis crate connects with.
-    pub(crate) info: ConnectionInfo,
-    /// The stable identity used for placement: `host:port/db` (lowercase host),
-    /// `unix:<path>/db` or `sentinel:<master name>/db`. It ignores credentials, TLS, the order
-    /// of the URLs and, for Sentinel groups, which node is the master now.
-    pub(crate) identity: String,
-    /// Set for a Sentinel-managed group: `info` then holds the data nodes' credentials and db,
-    /// and the address comes from the sentinels.
-    pub(crate) sentinel: Option<SentinelSpec>,
-    /// Set for a Redis Cluster: `info` then holds the credentials, the addresses are seeds.
-    pub(crate) cluster: Option<ClusterSpec>,
-}
+use hosts::{invalid, split_host_port};
+use redis::{ConnectionAddr, IntoConnectionInfo};
 
 const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
-
-pub(crate) fn invalid(url: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidUrl { url: redact(url), reason: reason.into() }
-}
-
-/// The URL with its password replaced by `***`, for error messages.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let mut out = match authority.rsplit_once('@') {
-        Some((creds, host)) => match creds.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => format!("{scheme}://{creds}@{host}{tail}"),
-        },
-        None => url.to_string(),
-    };
-    // unix URLs carry the password as a query parameter, Sentinel URLs the sentinels' one.
-    for key in ["pass=", "password="] {
-        let mut from = 0;
-        while let Some(found) = out[from..].find(key) {
-            let start = from + found + key.len();
-            let end = out[start..].find('&').map(|e| start + e).unwrap_or(out.len());
-            out.replace_range(start..end, "***");
-            from = start + 3;
-        }
-    }
-    out
-}
 
 /// Parses and checks one URL.
 pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     if url.trim().is_empty() {
         return Err(invalid(url, "it is empty"));
     }
-    if crate::sentinel_url::is_sentinel(url) {
-        return crate::sentinel_url::parse(url);
+    if sentinel::is_sentinel(url) {
+        return sentinel::parse(url);
     }
-    if crate::cluster_url::is_cluster(url) {
-        return crate::cluster_url::parse(url);
+    if cluster::is_cluster(url) {
+        return cluster::parse(url);
     }
     let Some(scheme) = SCHEMES.iter().find(|s| url.starts_with(**s)) else {
         return Err(invalid(
@@ -192,16 +150,5 @@ mod tests {
         assert_eq!(parse("redis://u@host:1").unwrap().identity, "host:1/0");
         assert_eq!(parse("redis://[::1]:6380").unwrap().identity, "::1:6380/0");
         assert_eq!(parse("redis://[::1]").unwrap().identity, "::1:6379/0");
-    }
-
-    #[test]
-    fn redaction_hides_passwords() {
-        assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(redact("redis://h:1"), "redis://h:1");
-        assert_eq!(redact("redis+unix:///s?db=1&pass=pw"), "redis+unix:///s?db=1&pass=***");
-        assert_eq!(
-            redact("redis+sentinel://u:pw@a,b/m?sentinel_password=spw&x=1"),
-            "redis+sentinel://u:***@a,b/m?sentinel_password=***&x=1"
-        );
     }
 }

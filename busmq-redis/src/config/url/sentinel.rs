@@ -6,9 +6,8 @@
 //! credentials are query parameters, because the two are often different. Sentinel ports
 //! default to 26379. Percent-encoding is decoded in credentials and in the master name.
 
-use crate::hosts_url::{credentials, decode, host_list, info_at, split_authority};
-use crate::sentinel::{DEFAULT_SENTINEL_PORT, SentinelSpec};
-use crate::url::{Endpoint, invalid};
+use super::hosts::{credentials, decode, host_list, info_at, invalid, split_authority};
+use crate::config::endpoint::{DEFAULT_SENTINEL_PORT, Endpoint, SentinelSpec};
 use busmq_core::Error;
 use redis::RedisConnectionInfo;
 
