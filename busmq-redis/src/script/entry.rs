@@ -5,7 +5,7 @@
 //! written straight into the command buffer, and decoded payloads are slices of the reply
 //! buffer, so a payload is not copied on its way in or out beyond what the redis crate does.
 
-use busmq_core::store::{DeadLetter, Entry, NewEntry};
+use busmq_core::store::{DeadLetter, Entry, NewEntry, Receipt};
 use bytes::Bytes;
 use redis::{RedisWrite, ToRedisArgs};
 use std::io::Write;
@@ -107,7 +107,7 @@ pub(crate) fn parse(raw: Bytes) -> Result<Entry, String> {
     };
     let start = pos + attr_len;
     let payload = raw.slice(start..);
-    Ok(Entry { id, deliveries, payload, dead })
+    Ok(Entry { id, deliveries, payload, dead, receipt: Receipt::none() })
 }
 
 #[cfg(test)]
@@ -143,8 +143,7 @@ mod tests {
             deliveries: 3,
             reason: "max_deliveries".into(),
         });
-        let entry =
-            Entry { id: 42, deliveries: 2, payload: Bytes::from_static(b"x"), dead: Some(dead) };
+        let entry = Entry { dead: Some(dead), ..Entry::new(42, 2, Bytes::from_static(b"x")) };
         let back = decode(packed(EntryArg::new(&entry)), "q").unwrap();
         assert_eq!(back, entry);
     }

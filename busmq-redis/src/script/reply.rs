@@ -1,6 +1,5 @@
 //! Reading script replies: `{status, ...}` arrays of bulk strings, integers and nils.
 
-use crate::errors::unexpected;
 use busmq_core::Error;
 use busmq_core::store::{QueueSpec, Retention};
 use redis::Value;
@@ -99,5 +98,16 @@ impl Reply {
             },
         };
         Ok((generation, spec))
+    }
+}
+
+/// An answer that does not have the shape the script promises (a bug or a foreign script).
+pub(crate) fn unexpected(operation: &'static str, what: impl std::fmt::Display) -> Error {
+    Error::Store {
+        backend: "redis",
+        operation,
+        message: format!("unexpected reply: {what}"),
+        retryable: false,
+        source: None,
     }
 }

@@ -1,8 +1,9 @@
 //! The Lua scripts, one per atomic queue operation, with their SHA1 digests for EVALSHA.
 //!
 //! Each script is `lua/lib.lua` (shared helpers) followed by `lua/<op>.lua`, concatenated at
-//! build time. Scripts are loaded with SCRIPT LOAD on every (re)connection, and every call
-//! falls back on NOSCRIPT (a SCRIPT FLUSH, or a failover to a server that never saw them).
+//! build time. Scripts are loaded with SCRIPT LOAD on every (re)connection, and the call path
+//! (`ops/call.rs`) loads them again on NOSCRIPT (a SCRIPT FLUSH, or a failover to a server that
+//! never saw them).
 
 use std::sync::LazyLock;
 
@@ -25,8 +26,8 @@ macro_rules! script {
         Script::new(
             $name,
             concat!(
-                include_str!("../lua/lib.lua"),
-                include_str!(concat!("../lua/", $name, ".lua"))
+                include_str!("../../lua/lib.lua"),
+                include_str!(concat!("../../lua/", $name, ".lua"))
             ),
         )
     };
@@ -122,5 +123,11 @@ mod tests {
             }
             assert_eq!(s.sha.len(), 40);
         }
+    }
+
+    #[test]
+    fn the_scripts_write_and_accept_the_layout_version_of_the_keys_module() {
+        let line = format!("local LAYOUT = '{}'", crate::script::keys::LAYOUT_VERSION);
+        assert!(scripts().attach.body.contains(&line), "lib.lua must say {line}");
     }
 }
