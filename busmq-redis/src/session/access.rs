@@ -9,9 +9,9 @@
 //! starts with PING, and its first pipeline carries [`probes`] that need the rights every queue
 //! operation needs.
 
-use crate::errors::CallError;
-use crate::keys::Layout;
-use crate::scripts::scripts;
+use crate::fault::CallError;
+use crate::script::keys::Layout;
+use crate::script::scripts::scripts;
 use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionInfo, ErrorKind, RedisConnectionInfo, RedisError,

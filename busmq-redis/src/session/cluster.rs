@@ -10,22 +10,20 @@
 //! subscribes again on the current owners and sends `Notice::Reset`, since notices may have
 //! been missed meanwhile.
 
-use crate::access::{self, Who};
-use crate::config::{Config, ReplicaAck};
-use crate::errors::CallError;
-use crate::keys::Layout;
-use crate::scripts::scripts;
-use crate::url::Endpoint;
+use crate::config::endpoint::Endpoint;
+use crate::config::settings::Config;
+use crate::fault::CallError;
+use crate::script::keys::Layout;
+use crate::script::scripts::scripts;
+use crate::session::access::{self, Who};
 use futures::StreamExt;
 use redis::aio::PubSubStream;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{
-    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
-};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{
-    Arg, AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
-    Msg, ProtocolVersion, PushInfo, PushKind, Value,
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Msg,
+    ProtocolVersion, PushInfo, PushKind, Value,
 };
 use tokio::sync::mpsc;
 
@@ -151,7 +149,8 @@ fn all_masters(policy: ResponsePolicy) -> RoutingInfo {
 }
 
 /// Loads every script on every master. A master that is down (or one promoted later) gets a
-/// script on first use instead: a NOSCRIPT answer is retried with EVAL (see [`with_body`]).
+/// script on first use instead: the call path loads it on the slot's master after a NOSCRIPT
+/// answer (`ops/call.rs`).
 pub(crate) async fn load_scripts(conn: &mut ClusterConnection) {
     for s in scripts().all() {
         let mut cmd = redis::cmd("SCRIPT");
@@ -166,45 +165,6 @@ pub(crate) async fn ping(conn: &mut ClusterConnection) -> bool {
     let answer =
         conn.route_command(redis::cmd("PING"), all_masters(ResponsePolicy::OneSucceeded)).await;
     matches!(answer, Ok(Value::SimpleString(ref s)) if s == "PONG")
-}
-
-/// The EVAL form of an EVALSHA command: on a cluster, SCRIPT LOAD cannot be routed to the node
-/// that owns a key, but EVAL is routed like EVALSHA and caches the script there.
-pub(crate) fn with_body(evalsha: &Cmd, body: &str) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(body);
-    for arg in evalsha.args_iter().skip(2) {
-        if let Arg::Simple(bytes) = arg {
-            cmd.arg(bytes);
-        }
-    }
-    cmd
-}
-
-/// Runs a script, then `WAIT` on the connection to the same slot's master: a cluster
-/// pipeline would not follow MOVED/ASK, so the two go separately, and the cluster client's one
-/// connection per node makes `WAIT` cover the script's write. (Should the slot move between
-/// the two, `WAIT` asks the new master, which confirms nothing of this write.)
-pub(crate) async fn eval_then_wait(
-    conn: &mut ClusterConnection,
-    eval: &Cmd,
-    ack: ReplicaAck,
-) -> redis::RedisResult<(Value, i64)> {
-    let value: Value = eval.query_async(conn).await?;
-    // EVALSHA <sha> <numkeys> <first key> ...
-    let key = match eval.args_iter().nth(3) {
-        Some(Arg::Simple(key)) => key.to_vec(),
-        _ => Vec::new(),
-    };
-    let mut wait = redis::cmd("WAIT");
-    wait.arg(ack.replicas).arg(ack.timeout.as_millis().max(1) as u64);
-    let route = Route::with_key(key, SlotAddr::Master);
-    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-    let acked = match conn.route_command(wait, routing).await? {
-        Value::Int(n) => n,
-        _ => 0,
-    };
-    Ok((value, acked))
 }
 
 /// What a session's pub/sub feed reports.

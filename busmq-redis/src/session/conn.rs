@@ -3,7 +3,8 @@
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use std::fmt;
 
 #[derive(Clone)]
@@ -45,6 +46,22 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Node(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Sends `cmd` to the node that serves `key`: on a cluster the master of its slot, also
+    /// for commands the cluster client cannot route by themselves (`SCRIPT LOAD`, `WAIT`); on
+    /// one node, that node.
+    pub(crate) async fn query_for_key(&mut self, key: &str, cmd: Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Node(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => {
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                c.route_command(cmd, routing).await
+            }
         }
     }
 }

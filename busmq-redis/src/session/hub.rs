@@ -11,8 +11,9 @@
 //! lost): the hub is then marked for [`Hub::repair`], which subscribes every live channel
 //! again on its current owner.
 
-use crate::errors::CallError;
+use crate::fault::CallError;
 use busmq_core::store::Notice;
+use busmq_core::support::lock;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::Stream;
@@ -138,7 +139,7 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Watches a queue's notification channel. `closed_before` is the generation the queue's

@@ -17,6 +17,7 @@
 //!   `Offline` until the instance returns (no split brain).
 //! * Topics are ephemeral and always go to the current winner.
 
+use busmq_core::support::lock;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 
@@ -78,6 +79,7 @@ impl Placement {
     }
 
     /// The identity of instance `index`.
+    #[cfg(test)]
     pub(crate) fn identity(&self, index: usize) -> &str {
         &self.ids[index]
     }
@@ -130,11 +132,11 @@ impl Placement {
     }
 
     pub(crate) fn cached(&self, name: &str) -> Option<usize> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied()
+        lock(&self.cache).get(name).copied()
     }
 
     pub(crate) fn remember(&self, name: &str, index: usize) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = lock(&self.cache);
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
@@ -142,7 +144,7 @@ impl Placement {
     }
 
     pub(crate) fn forget(&self, name: &str) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        lock(&self.cache).remove(name);
     }
 }
 

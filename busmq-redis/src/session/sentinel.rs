@@ -17,10 +17,11 @@
 //! * The instance also re-resolves when the node answers `READONLY` (it was demoted), when the
 //!   connection is lost and when a ping times out (see `instance.rs`).
 
-use crate::access::{self, Who};
-use crate::config::Config;
-use crate::errors::CallError;
-use busmq_core::support::backoff;
+use crate::config::endpoint::SentinelSpec;
+use crate::config::settings::Config;
+use crate::fault::CallError;
+use crate::session::access::{self, Who};
+use busmq_core::support::{backoff, lock};
 use futures::StreamExt;
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
@@ -31,32 +32,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
-/// The port sentinels listen on when an address gives none.
-pub(crate) const DEFAULT_SENTINEL_PORT: u16 = 26379;
-
 /// The channel on which sentinels announce a completed failover.
 const SWITCH_CHANNEL: &str = "+switch-master";
-
-/// A sentinel-managed group as configured.
-#[derive(Clone)]
-pub(crate) struct SentinelSpec {
-    pub(crate) master: String,
-    pub(crate) sentinels: Vec<(String, u16)>,
-    /// Credentials for the sentinels themselves (the data nodes have their own).
-    pub(crate) username: Option<String>,
-    pub(crate) password: Option<String>,
-}
-
-impl fmt::Debug for SentinelSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SentinelSpec")
-            .field("master", &self.master)
-            .field("sentinels", &self.sentinels)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
 
 /// A data node's address, as the sentinels announce it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +84,7 @@ impl SentinelGroup {
     }
 
     fn known(&self) -> MutexGuard<'_, Option<NodeAddr>> {
-        self.known.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.known)
     }
 
     /// A client for the data node at `addr`, with the data nodes' credentials and db.

@@ -1,16 +1,17 @@
-//! The store's reachability, derived from the instances' health, and its event broadcast:
-//! a state event is sent exactly once per real transition (SPEC B2).
+//! The store's reachability, derived from the instances' health: the current state in a
+//! `watch` (what `Session::state` hands out) and the event broadcast, where a state event is
+//! sent exactly once per real transition (SPEC B2).
 
-use crate::instance::Instance;
+use crate::session::instance::Instance;
 use busmq_core::Error;
 use busmq_core::store::{StoreEvent, StoreState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 #[derive(Debug)]
 pub(crate) struct StateTracker {
-    current: Mutex<StoreState>,
+    current: watch::Sender<StoreState>,
     events: broadcast::Sender<StoreEvent>,
     // While connecting or disconnecting, instances change one by one; the intermediate states
     // (e.g. Degraded while the second instance is still being dialled) are not transitions.
@@ -20,18 +21,18 @@ pub(crate) struct StateTracker {
 impl StateTracker {
     pub(crate) fn new() -> StateTracker {
         StateTracker {
-            current: Mutex::new(StoreState::Offline),
+            current: watch::Sender::new(StoreState::Offline),
             events: broadcast::channel(256).0,
             quiet: AtomicBool::new(false),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, StoreState> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn get(&self) -> StoreState {
+        self.current.borrow().clone()
     }
 
-    pub(crate) fn get(&self) -> StoreState {
-        self.lock().clone()
+    pub(crate) fn watch(&self) -> watch::Receiver<StoreState> {
+        self.current.subscribe()
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
@@ -44,7 +45,6 @@ impl StateTracker {
 
     /// Recomputes the state from the instances and emits it if it changed.
     pub(crate) fn recompute(&self, instances: &[Arc<Instance>]) {
-        let mut current = self.lock();
         if self.quiet.load(Ordering::SeqCst) {
             return;
         }
@@ -57,20 +57,25 @@ impl StateTracker {
         } else {
             StoreState::Degraded { down }
         };
-        self.transition(&mut current, next);
+        self.transition(next);
     }
 
     /// Sets the state regardless of the instances (disconnect).
     pub(crate) fn force(&self, next: StoreState) {
-        let mut current = self.lock();
-        self.transition(&mut current, next);
+        self.transition(next);
     }
 
-    fn transition(&self, current: &mut StoreState, next: StoreState) {
-        if *current != next {
+    fn transition(&self, next: StoreState) {
+        // The event is sent under the watch's lock, so that two racing transitions are
+        // broadcast in the order the watch took them.
+        self.current.send_if_modified(|current| {
+            if *current == next {
+                return false;
+            }
             *current = next.clone();
             let _ = self.events.send(StoreEvent::State(next));
-        }
+            true
+        });
     }
 
     pub(crate) fn error(&self, error: Error) {
