@@ -7,12 +7,12 @@
 //! through Lua (the fast take, the blocking wait, reliable page segments), and those that pass
 //! the scripts' check but not the full decode, are moved aside here with quarantine.lua.
 
-use crate::entry::parse;
-use crate::errors::unexpected;
-use crate::scripts::scripts;
-use crate::store::RedisStore;
+use crate::ops::call::Call;
+use crate::script::entry::parse;
+use crate::script::reply::unexpected;
+use crate::script::scripts::scripts;
+use busmq_core::Result;
 use busmq_core::store::Entry;
-use busmq_core::{QueueName, Result};
 use bytes::Bytes;
 use redis::Value;
 use std::sync::Arc;
@@ -34,9 +34,8 @@ pub(crate) fn describe(reason: &str, head: &[u8], len: usize, fate: &str) -> Str
 }
 
 /// Where a take moved foreign entries.
-pub(crate) fn moved_to(queue: &QueueName, store: &RedisStore) -> String {
-    let key = store.shared().layout.queue(queue.as_str()).quarantine();
-    format!("moved aside to {key}")
+pub(crate) fn moved_to(call: &Call<'_>) -> String {
+    format!("moved aside to {}", call.keys.quarantine())
 }
 
 /// Reports for what a script moved aside (or stepped over): a flat array of each value's
@@ -87,67 +86,62 @@ pub(crate) fn split(raw: impl IntoIterator<Item = Bytes>) -> (Vec<Entry>, Vec<Fo
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) batch: Arc<str>,
-    pub(crate) index: u32,
+    pub(crate) index: u64,
     pub(crate) value: Foreign,
 }
 
-impl RedisStore {
-    /// Moves values that a take already removed from the queue into the quarantine, and
-    /// reports each. It never fails: the take's other entries are out of the queue too, and
-    /// must reach the caller whatever happens here.
-    pub(crate) async fn move_aside(&self, queue: &QueueName, bad: Vec<Foreign>) -> Vec<String> {
-        if bad.is_empty() {
-            return Vec::new();
-        }
-        let moved = self
-            .shared()
-            .run("take", queue, &scripts().quarantine, |cmd, _| {
-                cmd.arg("v");
-                for b in &bad {
-                    cmd.arg(&b.raw[..]);
-                }
-            })
-            .await;
-        let fate = match moved {
-            Ok(reply) if reply.is("ok") => moved_to(queue, self),
-            Ok(_) => "dropped: the queue no longer exists".to_string(),
-            Err(e) => format!("lost: moving it aside failed ({e})"),
-        };
-        bad.iter().map(|b| b.report(&fate)).collect()
+/// Moves values that a take already removed from the queue into the quarantine, and reports
+/// each. It never fails: the take's other entries are out of the queue too, and must reach the
+/// caller whatever happens here.
+pub(crate) async fn move_aside(call: &Call<'_>, bad: Vec<Foreign>) -> Vec<String> {
+    if bad.is_empty() {
+        return Vec::new();
     }
+    let moved = call
+        .script(&scripts().quarantine, None, |cmd, _| {
+            cmd.arg("v");
+            for b in &bad {
+                cmd.arg(&b.raw[..]);
+            }
+        })
+        .await;
+    let fate = match moved {
+        Ok(reply) if reply.is("ok") => moved_to(call),
+        Ok(_) => "dropped: the queue no longer exists".to_string(),
+        Err(e) => format!("lost: moving it aside failed ({e})"),
+    };
+    bad.iter().map(|b| b.report(&fate)).collect()
+}
 
-    /// Moves foreign entries of a reliable take's batches into the quarantine and settles them
-    /// as acknowledged, in one script call, and reports each moved. When that call fails they
-    /// stay pending, and the first reliable take after their visibility timeout moves them
-    /// aside and reports them (see `requeue_expired` in `lua/lib.lua`), so nothing is
-    /// reported now.
-    pub(crate) async fn settle_foreign(&self, queue: &QueueName, bad: Vec<Pending>) -> Vec<String> {
-        if bad.is_empty() {
-            return Vec::new();
-        }
-        let settled = self
-            .shared()
-            .run("take", queue, &scripts().quarantine, |cmd, _| {
-                cmd.arg("b");
-                for group in bad.chunk_by(|a, b| a.batch == b.batch) {
-                    cmd.arg(&*group[0].batch).arg(group.len());
-                    for p in group {
-                        cmd.arg(p.index);
-                    }
-                }
-            })
-            .await;
-        let Ok(reply) = settled else {
-            return Vec::new();
-        };
-        if !reply.is("ok") {
-            return Vec::new();
-        }
-        let fate = moved_to(queue, self);
-        bad.iter()
-            .enumerate()
-            .filter(|(i, _)| reply.u64(i + 1).is_ok_and(|done| done == 1))
-            .map(|(_, p)| p.value.report(&fate))
-            .collect()
+/// Moves foreign entries of a reliable take's batches into the quarantine and settles them as
+/// acknowledged, in one script call, and reports each moved. When that call fails they stay
+/// pending, and the first reliable take after their visibility timeout moves them aside and
+/// reports them (see `requeue_expired` in `lua/lib.lua`), so nothing is reported now.
+pub(crate) async fn settle_foreign(call: &Call<'_>, bad: Vec<Pending>) -> Vec<String> {
+    if bad.is_empty() {
+        return Vec::new();
     }
+    let settled = call
+        .script(&scripts().quarantine, None, |cmd, _| {
+            cmd.arg("b");
+            for group in bad.chunk_by(|a, b| a.batch == b.batch) {
+                cmd.arg(&*group[0].batch).arg(group.len());
+                for p in group {
+                    cmd.arg(p.index);
+                }
+            }
+        })
+        .await;
+    let Ok(reply) = settled else {
+        return Vec::new();
+    };
+    if !reply.is("ok") {
+        return Vec::new();
+    }
+    let fate = moved_to(call);
+    bad.iter()
+        .enumerate()
+        .filter(|(i, _)| reply.u64(i + 1).is_ok_and(|done| done == 1))
+        .map(|(_, p)| p.value.report(&fate))
+        .collect()
 }
