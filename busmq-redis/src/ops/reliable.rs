@@ -7,6 +7,7 @@
 //! whatever other settlements race with it. (Copying every entry into the pending hash and
 //! settling it by id made Redis spend about 6.5 us per reliable message.)
 
+use crate::fault::CallError;
 use crate::ops::call::{Call, Ctx, Route};
 use crate::ops::quarantine::{Foreign, Pending, moved_to, script_reports, settle_foreign};
 use crate::script::args::millis;
@@ -77,7 +78,7 @@ async fn transaction(
     let lists = replies.split_off(1);
     let reply = match replies.pop() {
         Some(Value::ServerError(e)) => {
-            return Err(call.fail(inst, crate::fault::CallError::Redis(e.into())));
+            return Err(call.fail(inst, CallError::Redis(e.into())));
         }
         Some(value) => Reply::parse("take", value)?,
         None => return Err(unexpected("take", "no reply")),

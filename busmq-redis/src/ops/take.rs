@@ -5,6 +5,7 @@
 //! lend.lua says so and take.lua takes instead; so does a take that must wait for replicas.
 //! Reliable takes are `reliable.rs`.
 
+use crate::fault::CallError;
 use crate::ops::call::{Call, Ctx, Durable};
 use crate::ops::quarantine::{move_aside, moved_to, script_reports, split};
 use crate::script::reply::{Reply, unexpected};
@@ -12,7 +13,7 @@ use crate::script::scripts::scripts;
 use busmq_core::store::Taken;
 use busmq_core::{QueueName, Result};
 use bytes::Bytes;
-use redis::{ServerErrorKind, Value};
+use redis::Value;
 
 /// What a fast take found.
 #[derive(Debug)]
@@ -87,11 +88,7 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32) -> Result<Fast> {
         let popped = replies.swap_remove(1);
         let lent = match replies.swap_remove(0) {
             Value::Array(parts) => parts,
-            // Still missing after a reload (or another failure): take.lua reports it.
-            Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript) => break,
-            Value::ServerError(e) => {
-                return Err(call.fail(inst, crate::fault::CallError::Redis(e.into())));
-            }
+            Value::ServerError(e) => return Err(call.fail(inst, CallError::Redis(e.into()))),
             other => return Err(unexpected("take", format!("{other:?}"))),
         };
         match lent.first().and_then(text) {
