@@ -156,7 +156,7 @@ mod tests {
     use super::*;
     use busmq_core::Store;
     use busmq_core::TopicName;
-    use busmq_core::store::{NewEntry, QueueSpec};
+    use busmq_core::store::{NewEntry, PushBatch, QueueSpec, Session, Topics};
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
@@ -171,7 +171,7 @@ mod tests {
         store.connect().await.unwrap();
         for i in 0..50 {
             let queue = QueueName::new(format!("q{i}")).unwrap();
-            store.push(&queue, 1, &spec(1), &[NewEntry::new("x")]).await.unwrap();
+            store.push(&queue, &PushBatch::new(1, &spec(1), &[NewEntry::new("x")])).await.unwrap();
         }
         let watched = QueueName::new("watched").unwrap();
         let _watch = store.watch(&watched).await.unwrap();
@@ -179,7 +179,8 @@ mod tests {
         store.attach(&closed, &spec(1)).await.unwrap();
         store.close(&closed, None).await.unwrap();
         let live = QueueName::new("live").unwrap();
-        let last_id = store.push(&live, 1, &spec(60), &[NewEntry::new("x")]).await.unwrap();
+        let last_id =
+            store.push(&live, &PushBatch::new(1, &spec(60), &[NewEntry::new("x")])).await.unwrap();
         assert_eq!(memory.slot_count(), 53);
 
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -192,7 +193,8 @@ mod tests {
 
         // A swept name starts over with larger ids.
         let again = QueueName::new("q0").unwrap();
-        let id = store.push(&again, 1, &spec(1), &[NewEntry::new("x")]).await.unwrap();
+        let id =
+            store.push(&again, &PushBatch::new(1, &spec(1), &[NewEntry::new("x")])).await.unwrap();
         assert!(id > last_id);
     }
 
@@ -203,7 +205,7 @@ mod tests {
         store.connect().await.unwrap();
         for i in 0..100 {
             let queue = QueueName::new(format!("q{i}")).unwrap();
-            store.push(&queue, 1, &spec(1), &[NewEntry::new("x")]).await.unwrap();
+            store.push(&queue, &PushBatch::new(1, &spec(1), &[NewEntry::new("x")])).await.unwrap();
         }
         tokio::time::advance(Duration::from_secs(2)).await;
         let probe = QueueName::new("probe").unwrap();
@@ -243,7 +245,10 @@ mod tests {
             store.connect().await.unwrap();
             for i in 0..3000 {
                 let queue = QueueName::new(format!("race{i}")).unwrap();
-                store.push(&queue, 1, &spec(60), &[NewEntry::new("x")]).await.unwrap();
+                store
+                    .push(&queue, &PushBatch::new(1, &spec(60), &[NewEntry::new("x")]))
+                    .await
+                    .unwrap();
                 assert_eq!(store.stat(&queue).await.unwrap().count, 1, "queue {i}");
             }
         });

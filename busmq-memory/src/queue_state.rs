@@ -228,7 +228,7 @@ pub(crate) fn room_for(ready: usize, adding: usize, maxsize: Option<u64>) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use busmq_core::store::Retention;
+    use busmq_core::store::{Receipt, Retention};
     use std::time::Duration;
 
     const SEC: Duration = Duration::from_secs(1);

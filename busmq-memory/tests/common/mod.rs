@@ -1,14 +1,16 @@
-//! Helpers shared by the store tests: names, specs, connected stores and payload checks.
+//! Helpers shared by the memory-only tests: names, specs, connected stores and payload views.
 
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
-use busmq_core::store::{ClientId, ConsumerId, Entry, NewEntry, QueueSpec, TakeMode};
-use busmq_core::{QueueName, Store, TopicName};
+use busmq_core::store::{Entry, NewEntry, PushBatch, QueueSpec, Session, TakeMode};
+use busmq_core::{QueueName, Result, Store, TopicName};
 use busmq_memory::{Memory, MemoryStore};
 use std::time::Duration;
 
 pub(crate) const SEC: Duration = Duration::from_secs(1);
+pub(crate) const MS: Duration = Duration::from_millis(1);
+pub(crate) const AMO: TakeMode = TakeMode::AtMostOnce;
 
 pub(crate) fn q(name: &str) -> QueueName {
     QueueName::new(name).unwrap()
@@ -18,12 +20,16 @@ pub(crate) fn topic(name: &str) -> TopicName {
     TopicName::new(name).unwrap()
 }
 
+pub(crate) fn spec() -> QueueSpec {
+    QueueSpec::default()
+}
+
 pub(crate) fn spec_ttl(ttl: Duration) -> QueueSpec {
     QueueSpec { ttl, ..QueueSpec::default() }
 }
 
-pub(crate) fn spec() -> QueueSpec {
-    QueueSpec::default()
+pub(crate) fn reliable(visibility: Duration, max_deliveries: u32) -> TakeMode {
+    TakeMode::Reliable { visibility, max_deliveries }
 }
 
 pub(crate) async fn connected(memory: &Memory) -> MemoryStore {
@@ -36,10 +42,6 @@ pub(crate) async fn store() -> MemoryStore {
     connected(&Memory::new()).await
 }
 
-pub(crate) fn consumer() -> ConsumerId {
-    ConsumerId::new(&ClientId::new("test"), 1)
-}
-
 pub(crate) fn entries(payloads: &[&str]) -> Vec<NewEntry> {
     payloads.iter().map(|p| NewEntry::new(p.to_string())).collect()
 }
@@ -48,16 +50,15 @@ pub(crate) fn payloads(entries: &[Entry]) -> Vec<String> {
     entries.iter().map(|e| String::from_utf8(e.payload.to_vec()).unwrap()).collect()
 }
 
-pub(crate) fn ids(entries: &[Entry]) -> Vec<u64> {
-    entries.iter().map(|e| e.id).collect()
-}
-
-pub(crate) fn deliveries(entries: &[Entry]) -> Vec<u32> {
-    entries.iter().map(|e| e.deliveries).collect()
-}
-
-pub(crate) fn reliable(visibility: Duration, max_deliveries: u32) -> TakeMode {
-    TakeMode::Reliable { visibility, max_deliveries }
+/// Pushes `payloads` as one batch of `generation`.
+pub(crate) async fn push(
+    store: &MemoryStore,
+    queue: &QueueName,
+    generation: u64,
+    spec: &QueueSpec,
+    payloads: &[&str],
+) -> Result<u64> {
+    store.push(queue, &PushBatch::new(generation, spec, &entries(payloads))).await
 }
 
 /// Attaches `queue` with `spec` and pushes `payloads` to it; returns the generation.
@@ -69,7 +70,7 @@ pub(crate) async fn filled(
 ) -> u64 {
     let generation = store.attach(queue, spec).await.unwrap().generation;
     if !payloads.is_empty() {
-        store.push(queue, generation, spec, &entries(payloads)).await.unwrap();
+        push(store, queue, generation, spec, payloads).await.unwrap();
     }
     generation
 }
