@@ -33,13 +33,13 @@
 //! * **Batching**: a push batch is one script call, a take returns up to `max` entries, a
 //!   settle handles many acknowledgements; nothing costs a round trip per message. Moving data
 //!   through Lua costs per entry, so the hot paths avoid touching entries in Lua: a push
-//!   proposes its ids (`max(the producer's newest id + 1, clock)`), and the script appends the entries as
-//!   they are when the proposal is above the queue's last id and within a second of the
-//!   server clock (else it assigns `max(last + 1, now)` itself); an at-most-once take returns
-//!   the lists as Redis read them. Reliable takes record one pending *batch* (one zset member
-//!   with the visibility deadline) per take instead of one per entry; each delivery's receipt
-//!   names its batch and index, and comes back with its settlement, so the client keeps no
-//!   table of its deliveries.
+//!   proposes its ids (`max(the producer's newest id + 1, clock)`), and the script appends
+//!   the entries as they are when the proposal is above the queue's last id and within a
+//!   second of the server clock (else it assigns `max(last + 1, now)` itself); an at-most-once
+//!   take returns the lists as Redis read them. Reliable takes record one pending *batch* (one
+//!   zset member with the visibility deadline) per take instead of one per entry; each
+//!   delivery's receipt names its batch and index, and comes back with its settlement, so the
+//!   client keeps no table of its deliveries.
 //! * **Wake-ups** use pub/sub: every push/restore/release publishes one notice per batch on
 //!   the queue's channel, and each instance has one pub/sub connection shared (reference
 //!   counted) by all watchers and topic subscribers. [`Store::take`](busmq_core::Store::take)
@@ -57,14 +57,13 @@
 //! * **Access**: a session starts with PING, and its first pipeline carries probes that need
 //!   the ACL rights queue operations need (`EVALSHA`, the namespace's keys and channels), so
 //!   a missing or wrong password and a missing right are found before anything else is sent.
-//!   [`Session::connect`](busmq_core::store::Session::connect) returns them as `Error::AccessDenied` and
-//!   leaves the store disconnected. Once connected, a reconnection refused this way is retried
+//!   [`Session::connect`](busmq_core::store::Session::connect) returns them as
+//!   `Error::AccessDenied` and leaves the store disconnected. Once connected, a reconnection refused this way is retried
 //!   with backoff (the server's side may be fixed) and reported once per outage.
 //! * **State**: `Online` when every instance answers (and has its scripts), `Degraded { down }`
 //!   when some do not, `Offline` when none do; the current one in a `watch`, and one event per
-//!   real transition. After a
-//!   reconnection every live channel is subscribed again once on the new connection (no
-//!   duplicates) and every watcher receives `Notice::Reset`.
+//!   real transition. After a reconnection every live channel is subscribed again once on the
+//!   new connection (no duplicates) and every watcher receives `Notice::Reset`.
 //!
 //! # Placement over several plain instances
 //!

@@ -62,13 +62,22 @@ fn refused<T: std::fmt::Debug>(what: &str, q: &QueueName, version: &str, result:
     }
 }
 
+/// A delivery with a real receipt, taken from a queue in this client's layout.
+async fn delivery(s: &impl Store) -> Entry {
+    let good = queue("layout-good");
+    let generation = s.attach(&good, &spec()).await.unwrap().generation;
+    s.push(&good, &PushBatch::new(generation, &spec(), &[NewEntry::new("z")])).await.unwrap();
+    let reliable = TakeMode::Reliable { visibility: Duration::from_secs(60), max_deliveries: 3 };
+    s.take(&good, 1, reliable).await.unwrap().entries.remove(0)
+}
+
 /// Runs every queue operation on `q` and checks that each one is refused.
 async fn every_operation_is_refused(s: &impl Store, q: &QueueName, version: &str) {
     let sp = spec();
     let one = [NewEntry::new("x")];
     let many: Vec<NewEntry> = (0..40).map(|i| NewEntry::new(format!("m{i}"))).collect();
     let reliable = TakeMode::Reliable { visibility: Duration::from_secs(5), max_deliveries: 3 };
-    let taken = Entry { receipt: Receipt::new("someone.1.1", 0), ..Entry::new(1, 1, "old") };
+    let taken = delivery(s).await;
     let consumer = ConsumerId::new(&ClientId::new("layout"), 1);
     let register = ConsumerOp::Register {
         id: consumer,

@@ -6,6 +6,7 @@ pub(crate) mod push;
 pub(crate) mod quarantine;
 pub(crate) mod queue;
 pub(crate) mod read;
+pub(crate) mod receipt;
 pub(crate) mod reliable;
 pub(crate) mod take;
 pub(crate) mod topics;

@@ -1,8 +1,8 @@
 //! Reliable takes and settlements without passing entries through Lua. `lua/claim.lua` moves
 //! ready entries into pending batch lists (RENAME or `SORT .. STORE` of a page) inside one MULTI
 //! whose `LRANGE`s hand them to the client; each entry's receipt names its batch and its index
-//! in it, so that `lua/settle.lua` sets one bit per acknowledged entry instead of looking
-//! entries up by id. Nothing ever moves a pending entry to another batch or index (an extension
+//! in it (`receipt.rs`), so that `lua/settle.lua` sets one bit per acknowledged entry instead
+//! of looking entries up by id. Nothing ever moves a pending entry to another batch or index (an extension
 //! gives it a deadline of its own in place), so a receipt stays valid until its settlement,
 //! whatever other settlements race with it. (Copying every entry into the pending hash and
 //! settling it by id made Redis spend about 6.5 us per reliable message.)
@@ -10,12 +10,13 @@
 use crate::fault::CallError;
 use crate::ops::call::{Call, Ctx, Route};
 use crate::ops::quarantine::{Foreign, Pending, moved_to, script_reports, settle_foreign};
+use crate::ops::receipt::{issue, redeem};
 use crate::script::args::millis;
 use crate::script::entry::parse;
 use crate::script::keys::BatchNames;
 use crate::script::reply::{Reply, unexpected};
 use crate::script::scripts::scripts;
-use busmq_core::store::{Receipt, Settle, Settled, Settlement, Taken};
+use busmq_core::store::{Settle, Settled, Settlement, Taken};
 use busmq_core::{QueueName, Result};
 use bytes::Bytes;
 use redis::Value;
@@ -86,7 +87,7 @@ async fn transaction(
     Ok(Claimed { take, reply, lists })
 }
 
-/// Decodes what a reliable take claimed; each entry's receipt is its batch and index. Foreign
+/// Decodes what a reliable take claimed; each entry's receipt names its batch and index. Foreign
 /// entries are settled as moved aside (see `settle_foreign`), so that they are neither handed
 /// out nor redelivered, and the others are delivered as usual.
 async fn decode(call: &Call<'_>, claimed: Claimed, max_deliveries: u32) -> Result<Taken> {
@@ -120,7 +121,7 @@ async fn decode(call: &Call<'_>, claimed: Claimed, max_deliveries: u32) -> Resul
                 Ok(mut e) => {
                     // The stored header keeps the previous delivery count.
                     e.deliveries = e.deliveries.saturating_add(1);
-                    e.receipt = Receipt::new(Arc::clone(&batch), index);
+                    e.receipt = issue(&batch, index, e.id, e.deliveries);
                     if e.deliveries > max_deliveries {
                         taken.dead.push(e);
                     } else {
@@ -153,14 +154,16 @@ fn kind(action: Settlement) -> &'static str {
     }
 }
 
-/// Settles reliable deliveries by their receipts (see the module docs). A settlement without
-/// a receipt names no pending delivery: it is stale without asking Redis.
+/// Settles reliable deliveries by their receipts (see the module docs). A settlement without a
+/// receipt, or with one issued for another delivery, names no pending delivery: it is stale
+/// without asking Redis.
 pub(crate) async fn settle(ctx: &Ctx, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {
     let mut out = vec![Settled::Stale; ops.len()];
-    let sent: Vec<(usize, &Settle, &str)> = ops
+    // (slot in `out`, what to do, batch, index in it)
+    let sent: Vec<(usize, Settlement, &str, u64)> = ops
         .iter()
         .enumerate()
-        .filter_map(|(i, op)| op.receipt.token().map(|batch| (i, op, batch)))
+        .filter_map(|(i, op)| redeem(op).map(|(batch, index)| (i, op.action, batch, index)))
         .collect();
     if sent.is_empty() {
         return Ok(out);
@@ -170,15 +173,16 @@ pub(crate) async fn settle(ctx: &Ctx, queue: &QueueName, ops: &[Settle]) -> Resu
         .script(&scripts().settle, None, |cmd, _| {
             cmd.arg(&call.keys.channel).arg("");
             // Groups of consecutive settlements of one kind in one batch (see settle.lua).
-            for group in
-                sent.chunk_by(|(_, a, x), (_, b, y)| kind(a.action) == kind(b.action) && x == y)
-            {
-                let (_, first, batch) = group[0];
-                cmd.arg(kind(first.action)).arg(batch).arg(group.len());
-                for (_, op, _) in group {
-                    cmd.arg(op.receipt.index());
-                    if let Settlement::Extend(by) = op.action {
-                        cmd.arg(millis(by));
+            let same = |a: &(usize, Settlement, &str, u64), b: &(usize, Settlement, &str, u64)| {
+                kind(a.1) == kind(b.1) && a.2 == b.2
+            };
+            for group in sent.chunk_by(same) {
+                let (_, action, batch, _) = group[0];
+                cmd.arg(kind(action)).arg(batch).arg(group.len());
+                for (_, action, _, index) in group {
+                    cmd.arg(index);
+                    if let Settlement::Extend(by) = action {
+                        cmd.arg(millis(*by));
                     }
                 }
             }
@@ -186,7 +190,7 @@ pub(crate) async fn settle(ctx: &Ctx, queue: &QueueName, ops: &[Settle]) -> Resu
         .await?;
     match reply.status() {
         "ok" if reply.len() == sent.len() + 1 => {
-            for (k, (i, _, _)) in sent.iter().enumerate() {
+            for (k, (i, ..)) in sent.iter().enumerate() {
                 if reply.u64(k + 1)? == 1 {
                     out[*i] = Settled::Done;
                 }
