@@ -3,7 +3,9 @@
 -- KEYS (the same six for every queue script; all carry the queue's hash tag, so a script
 -- touches one Redis Cluster slot):
 --   KEYS[1] <ns>:{q}:m  meta hash: layout version, generation, spec, counters, user metadata
---   KEYS[2] <ns>:{q}:t  tombstone hash: closed generation, last id (outlives the queue)
+--   KEYS[2] <ns>:{q}:t  tombstone hash (outlives the queue): 'g:<generation>' for every
+--                       generation closed in its life, 'closed' the newest of them, 'last' the
+--                       last id given
 --   KEYS[3] <ns>:{q}:r  zset of returned entries (released/expired), score = id
 --   KEYS[4] <ns>:{q}:z  zset of pending batches (one per segment of a reliable take), member
 --                       = batch name, score = visibility deadline (ms)
@@ -207,6 +209,11 @@ local function keep_tomb(at_ms)
   if redis.call('PEXPIRETIME', T) < at_ms then redis.call('PEXPIREAT', T, at_ms) end
 end
 
+-- Whether generation `gen` (its decimal text) was closed: its operations fail with 'closed'.
+local function closed_generation(gen)
+  return redis.call('HEXISTS', T, 'g:' .. gen) == 1
+end
+
 -- A new incarnation from the spec in ARGV[o .. o+4] (ttl, max, rlen, rage, size). Its
 -- generation and first id are above anything a closed or expired predecessor left behind.
 local function create(now_ms, now_us, o)
@@ -251,12 +258,14 @@ end
 -- generation `gen` was closed, the queue is missing, or it would go past maxsize), and the
 -- clock in microseconds.
 local function push_target(gen, may_create, spec_at, count)
-  local closed = redis.call('HGET', T, 'closed')
-  if closed and closed == gen then return nil, {'closed'} end
+  if closed_generation(gen) then return nil, {'closed'} end
   local now_ms, now_us = clock()
   local q = load()
   if not q then
     if may_create ~= '1' then return nil, {'missing'} end
+    -- A batch the new queue could not hold creates nothing.
+    local max = num(ARGV[spec_at + 1])
+    if max and count > max then return nil, {'full', I(max)} end
     q = create(now_ms, now_us, spec_at)
   end
   if q.max and q.n + redis.call('ZCARD', R) + count > q.max then

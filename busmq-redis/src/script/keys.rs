@@ -15,7 +15,7 @@
 //! | `<ns>:{q}:e:<batch>`     | hash    | deadlines of a batch's extended entries, by index     |
 //! | `<ns>:{q}:c`             | zset    | consumer leases (`<kind>:<id>` by deadline)           |
 //! | `<ns>:{q}:f`             | list    | entries busmq did not write, moved aside (newest 1000) |
-//! | `<ns>:{q}:t`             | hash    | tombstone: closed generation, last id                 |
+//! | `<ns>:{q}:t`             | hash    | tombstone: closed generations (`g:<gen>`), newest, last id |
 //! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |
 //! | `<ns>:{q}:s`             | channel | the same on Redis Cluster, as a shard channel         |
 //! | `<ns>:t:{topic}`         | channel | pub/sub topic                                         |
