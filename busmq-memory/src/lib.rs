@@ -16,7 +16,7 @@
 //! ```
 //! use busmq_core::store::Session;
 //! use busmq_core::{QueueName, Store};
-//! use busmq_core::store::QueueSpec;
+//! use busmq_core::store::{QueueSpec, Session};
 //! use busmq_memory::Memory;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

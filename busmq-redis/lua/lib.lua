@@ -3,7 +3,9 @@
 -- KEYS (the same six for every queue script; all carry the queue's hash tag, so a script
 -- touches one Redis Cluster slot):
 --   KEYS[1] <ns>:{q}:m  meta hash: layout version, generation, spec, counters, user metadata
---   KEYS[2] <ns>:{q}:t  tombstone hash: closed generation, last id (outlives the queue)
+--   KEYS[2] <ns>:{q}:t  tombstone hash (outlives the queue): 'g:<generation>' for every
+--                       generation closed in its life, 'closed' the newest of them, 'last' the
+--                       last id given
 --   KEYS[3] <ns>:{q}:r  zset of returned entries (released/expired), score = id
 --   KEYS[4] <ns>:{q}:z  zset of pending batches (one per segment of a reliable take), member
 --                       = batch name, score = visibility deadline (ms)
@@ -38,6 +40,12 @@
 -- Every key of a queue shares the meta hash's absolute expiry (PEXPIREAT), so they all vanish
 -- at the same instant and a new incarnation never sees leftovers of an old one.
 
+-- The layout version stored in every meta hash ('v'). A layout this script does not know was
+-- written by another version of busmq: every script refuses the queue (BUSMQLAYOUT <found>)
+-- before reading or writing anything else of it. '2': page lists, pending batches, the loan
+-- and in keys, the quarantine list ('1' was the layout before those).
+local LAYOUT = '2'
+
 local M, T, R, Z, X, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local PFX = string.sub(M, 1, -2)
 local QUARANTINE = PFX .. 'f'
@@ -51,6 +59,7 @@ local CHUNK = 7000
 local function I(x) return string.format('%d', x) end
 local function page(k) return PFX .. 'p:' .. I(k) end
 local function foreign(detail) error({err = 'BUSMQFOREIGN ' .. detail}) end
+local function unknown_layout(found) error({err = 'BUSMQLAYOUT ' .. found}) end
 local function num(v)
   if v == false or v == nil or v == '' then return nil end
   return tonumber(v)
@@ -104,7 +113,7 @@ local function load()
     if redis.call('EXISTS', M) == 1 then foreign('its meta hash has no busmq layout version') end
     return nil
   end
-  if v[1] ~= '1' then foreign('its meta hash has the unknown layout version ' .. v[1]) end
+  if v[1] ~= LAYOUT then unknown_layout(v[1]) end
   local q = {gen = num(v[2]), ttl = num(v[3]), max = num(v[4]), rlen = num(v[5]),
              rage = num(v[6]), size = num(v[7]), last = num(v[8]), base = num(v[9]),
              n = num(v[10]), head = num(v[11]), tail = num(v[12])}
@@ -200,6 +209,11 @@ local function keep_tomb(at_ms)
   if redis.call('PEXPIRETIME', T) < at_ms then redis.call('PEXPIREAT', T, at_ms) end
 end
 
+-- Whether generation `gen` (its decimal text) was closed: its operations fail with 'closed'.
+local function closed_generation(gen)
+  return redis.call('HEXISTS', T, 'g:' .. gen) == 1
+end
+
 -- A new incarnation from the spec in ARGV[o .. o+4] (ttl, max, rlen, rage, size). Its
 -- generation and first id are above anything a closed or expired predecessor left behind.
 local function create(now_ms, now_us, o)
@@ -211,7 +225,7 @@ local function create(now_ms, now_us, o)
   local q = {gen = gen, ttl = tonumber(ARGV[o]), max = num(ARGV[o + 1]), rlen = num(ARGV[o + 2]),
              rage = num(ARGV[o + 3]), size = tonumber(ARGV[o + 4]), last = 0, base = base,
              n = 0, head = 0, tail = 0}
-  redis.call('HSET', M, 'v', '1', 'gen', I(gen), 'ttl', ARGV[o], 'max', ARGV[o + 1],
+  redis.call('HSET', M, 'v', LAYOUT, 'gen', I(gen), 'ttl', ARGV[o], 'max', ARGV[o + 1],
              'rlen', ARGV[o + 2], 'rage', ARGV[o + 3], 'size', ARGV[o + 4], 'last', '0',
              'base', I(base), 'n', '0', 'head', '0', 'tail', '0')
   -- Keys written by hand (not by busmq) could outlive an incarnation; start clean.
@@ -244,12 +258,14 @@ end
 -- generation `gen` was closed, the queue is missing, or it would go past maxsize), and the
 -- clock in microseconds.
 local function push_target(gen, may_create, spec_at, count)
-  local closed = redis.call('HGET', T, 'closed')
-  if closed and closed == gen then return nil, {'closed'} end
+  if closed_generation(gen) then return nil, {'closed'} end
   local now_ms, now_us = clock()
   local q = load()
   if not q then
     if may_create ~= '1' then return nil, {'missing'} end
+    -- A batch the new queue could not hold creates nothing.
+    local max = num(ARGV[spec_at + 1])
+    if max and count > max then return nil, {'full', I(max)} end
     q = create(now_ms, now_us, spec_at)
   end
   if q.max and q.n + redis.call('ZCARD', R) + count > q.max then

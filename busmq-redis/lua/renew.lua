@@ -13,8 +13,7 @@ if q and q.gen == gen then
   expire_all(q, now_ms)
   return {'alive'}
 end
-local closed = redis.call('HGET', T, 'closed')
-if closed and tonumber(closed) == gen then return {'closed'} end
+if closed_generation(ARGV[1]) then return {'closed'} end
 if q then
   expire_all(q, now_ms)
   return {'recreated', unpack(spec_reply(q))}

@@ -1,34 +1,15 @@
-//! The private failure type of one Redis call, and its translation into busmq's typed
-//! [`Error`] (no `redis::` type escapes the crate).
+//! The translation of a failed call into busmq's typed [`Error`] (no `redis::` type escapes
+//! the crate): what the call was about, and which variant its failure is. A driver error is
+//! kept as the error's source and not repeated in its message (DESIGN "Errors").
 
-use crate::access::{Who, denial};
+use crate::fault::{CallError, is_connection_error};
+use crate::script::keys::LAYOUT_VERSION;
+use crate::session::access::{Who, denial};
 use busmq_core::Error;
+use busmq_core::error::Source;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Why one call to one instance failed.
-#[derive(Debug)]
-pub(crate) enum CallError {
-    /// The instance is known to be down: the call was not sent.
-    Down,
-    /// No answer within the response timeout.
-    Timeout,
-    /// The redis crate or the server reported an error.
-    Redis(RedisError),
-    /// The server refused this client's credentials or rights; the reason says which.
-    Denied(String),
-}
-
-impl From<RedisError> for CallError {
-    fn from(e: RedisError) -> Self {
-        if e.is_timeout() { CallError::Timeout } else { CallError::Redis(e) }
-    }
-}
-
-/// Whether the error means the connection is unusable (so the instance must be re-checked).
-pub(crate) fn is_connection_error(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
-}
 
 /// What the failing call was about, for the error message.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +20,13 @@ pub(crate) struct Context<'a> {
     pub(crate) queue: Option<&'a str>,
     pub(crate) topic: Option<&'a str>,
     pub(crate) timeout: Duration,
+}
+
+/// The detail of a busmq script error (`<CODE> <detail>`), without what Redis appends
+/// (" script: <sha>, on @user_script:<line>.").
+fn script_detail(e: &RedisError) -> &str {
+    let detail = e.detail().unwrap_or("");
+    detail.split(" script: ").next().unwrap_or(detail).trim()
 }
 
 impl Context<'_> {
@@ -61,19 +49,15 @@ impl Context<'_> {
         Error::AccessDenied { target: self.instance.to_string(), reason }
     }
 
+    fn timed_out(&self) -> Error {
+        Error::Timeout { operation: self.operation, target: self.target(), after: self.timeout }
+    }
+
     /// The busmq error for a failed call.
     pub(crate) fn error(&self, e: CallError) -> Error {
         let e = match e {
-            CallError::Down => {
-                return Error::Offline { target: self.target() };
-            }
-            CallError::Timeout => {
-                return Error::Timeout {
-                    operation: self.operation,
-                    target: self.target(),
-                    after: self.timeout,
-                };
-            }
+            CallError::Down => return Error::Offline { target: self.target() },
+            CallError::Timeout => return self.timed_out(),
             CallError::Denied(reason) => return self.denied(reason),
             CallError::Redis(e) => e,
         };
@@ -81,11 +65,7 @@ impl Context<'_> {
             return self.denied(reason);
         }
         if e.is_timeout() {
-            return Error::Timeout {
-                operation: self.operation,
-                target: self.target(),
-                after: self.timeout,
-            };
+            return self.timed_out();
         }
         if e.is_connection_refusal() {
             return Error::Offline { target: self.target() };
@@ -93,20 +73,25 @@ impl Context<'_> {
         if is_connection_error(&e) {
             return Error::Interrupted { operation: self.operation, target: self.target() };
         }
-        let code = e.code().unwrap_or("");
         if let Some(queue) = self.queue {
-            if code == "WRONGTYPE" {
-                return Error::ForeignData {
-                    queue: queue.to_string(),
-                    detail: "a key of the queue holds another Redis type than busmq writes"
-                        .to_string(),
-                };
-            }
-            if code == "BUSMQFOREIGN" {
-                let detail = e.detail().unwrap_or("");
-                // Redis appends " script: <sha>, on @user_script:<line>." to script errors.
-                let detail = detail.split(" script: ").next().unwrap_or(detail).trim();
-                return Error::ForeignData { queue: queue.to_string(), detail: detail.to_string() };
+            let queue = queue.to_string();
+            match e.code().unwrap_or("") {
+                "WRONGTYPE" => {
+                    let detail = "a key of the queue holds another Redis type than busmq writes";
+                    return Error::ForeignData { queue, detail: detail.to_string() };
+                }
+                "BUSMQFOREIGN" => {
+                    return Error::ForeignData { queue, detail: script_detail(&e).to_string() };
+                }
+                "BUSMQLAYOUT" => {
+                    let found = script_detail(&e).to_string();
+                    return Error::UnknownLayout {
+                        queue,
+                        found,
+                        supported: LAYOUT_VERSION.to_string(),
+                    };
+                }
+                _ => {}
             }
         }
         let retryable = matches!(
@@ -122,23 +107,58 @@ impl Context<'_> {
                     | ServerErrorKind::Ask
             )
         );
+        let message = format!("{} answered with an error", self.target());
+        let source: Source = Arc::new(e);
         Error::Store {
             backend: "redis",
             operation: self.operation,
-            message: format!("{} answered: {e}", self.target()),
+            message,
             retryable,
-            source: None,
+            source: Some(source),
         }
     }
 }
 
-/// An answer that does not have the shape the script promises (a bug or a foreign script).
-pub(crate) fn unexpected(operation: &'static str, what: impl std::fmt::Display) -> Error {
-    Error::Store {
-        backend: "redis",
-        operation,
-        message: format!("unexpected reply: {what}"),
-        retryable: false,
-        source: None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(queue: Option<&str>) -> Context<'_> {
+        Context {
+            operation: "take",
+            instance: "h:1/0",
+            who: Who::new(None, false),
+            queue,
+            topic: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn server(code: &str, detail: &str) -> CallError {
+        CallError::Redis(redis::make_extension_error(code.to_string(), Some(detail.to_string())))
+    }
+
+    #[test]
+    fn an_unknown_layout_names_the_queue_and_both_versions() {
+        let e =
+            context(Some("jobs")).error(server("BUSMQLAYOUT", "3 script: abc, on @user_script:9."));
+        match e {
+            Error::UnknownLayout { queue, found, supported } => {
+                assert_eq!((queue.as_str(), found.as_str()), ("jobs", "3"));
+                assert_eq!(supported, LAYOUT_VERSION);
+            }
+            other => panic!("expected UnknownLayout, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_server_errors_keep_the_driver_error_as_source_and_do_not_repeat_it() {
+        let e = context(Some("jobs"))
+            .error(server("OOM", "command not allowed when used memory > 'maxmemory'"));
+        let text = e.to_string();
+        assert!(!text.contains("maxmemory"), "{text}");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.to_string().contains("maxmemory"), "{source}");
+        assert!(!e.is_retryable());
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> busmq_core::Result<()> {
-//! use busmq_core::Store;
+//! use busmq_core::store::Session;
 //! use busmq_redis::RedisStore;
 //! let store = RedisStore::builder()
 //!     .urls(["redis://127.0.0.1:6379", "redis://127.0.0.1:6380"])
@@ -17,41 +17,53 @@
 //!
 //! # Design
 //!
-//! * **One Lua script per atomic operation** (`lua/<op>.lua`, with `lua/lib.lua` prepended),
-//!   called with EVALSHA; scripts are loaded on every (re)connection and a NOSCRIPT reply makes
-//!   the call load the script and try again.
+//! * **One atomic operation per store method**: one Lua script (`lua/<op>.lua`, with
+//!   `lua/lib.lua` prepended), or one MULTI around scripts where entries should not pass
+//!   through Lua (the fast take, large pushes, reliable takes), all called by digest with
+//!   EVALSHA. Scripts are loaded on every (re)connection, and a NOSCRIPT answer makes the call
+//!   load them where the queue lives and try once more.
 //! * **Keys**: every key of a queue is `<ns>:{<queue>}:<suffix>` (one hash tag, so every script
 //!   also runs on Redis Cluster). The ready messages are *page lists* of a fixed capacity
 //!   (`page_size`, default 4096): positions map to pages by arithmetic, so a replay read at any
 //!   position costs O(log n + max), while pushes and pops stay plain list operations. See
-//!   `keys.rs` for the full layout and `entry.rs` for the entry encoding
-//!   (`<id>:<deliveries>:<attr length>:<attrs><payload>`, ~21 bytes of overhead).
+//!   `script/keys.rs` for the full layout and its version, and `script/entry.rs` for the entry
+//!   encoding (`<id>:<deliveries>:<attr length>:<attrs><payload>`, ~21 bytes of overhead). A
+//!   queue stored in a layout version this client does not know is refused with
+//!   `Error::UnknownLayout`, and nothing of it is read or written.
 //! * **Batching**: a push batch is one script call, a take returns up to `max` entries, a
 //!   settle handles many acknowledgements; nothing costs a round trip per message. Moving data
 //!   through Lua costs per entry, so the hot paths avoid touching entries in Lua: a push
-//!   proposes its ids (`max(last id seen + 1, clock)`), and the script appends the entries as
-//!   they are when the proposal is above the queue's last id and within a second of the
-//!   server clock (else it assigns `max(last + 1, now)` itself); an at-most-once take returns
-//!   the lists as Redis read them. Reliable takes record one pending *batch* (one zset member
-//!   with the visibility deadline) per take instead of one per entry.
+//!   proposes its ids (`max(the producer's newest id + 1, clock)`), and the script appends
+//!   the entries as they are when the proposal is above the queue's last id and within a
+//!   second of the server clock (else it assigns `max(last + 1, now)` itself); an at-most-once
+//!   take returns the lists as Redis read them. Reliable takes record one pending *batch* (one
+//!   zset member with the visibility deadline) per take instead of one per entry; each
+//!   delivery's receipt names its batch and index, and comes back with its settlement, so the
+//!   client keeps no table of its deliveries.
 //! * **Wake-ups** use pub/sub: every push/restore/release publishes one notice per batch on
 //!   the queue's channel, and each instance has one pub/sub connection shared (reference
 //!   counted) by all watchers and topic subscribers. [`Store::take`](busmq_core::Store::take)
-//!   never blocks, so no connection is ever held by a blocking command.
+//!   never blocks. An idle at-most-once consumer may instead wait in Redis through the
+//!   [`BlockingTake`](busmq_core::store::BlockingTake) capability: `BLMPOP` on the page the
+//!   next push appends to, on a connection it holds for the wait (fixed addresses only, and
+//!   not with `replicas_ack`).
 //! * **Connections**: per instance one multiplexed connection for scripts (with a response
-//!   timeout, default 5 s: no call waits forever) and one pub/sub connection. A supervisor per
-//!   instance pings it, and on failure reconnects with exponential backoff and full jitter;
-//!   while an instance is down its calls fail at once with `Offline`.
+//!   timeout, default 5 s: no call waits forever), one pub/sub connection, and for fixed
+//!   addresses a bb8 pool of up to 64 connections without response timeout for blocking pops
+//!   (the server-side block time bounds them; a cancelled wait is ended with `CLIENT
+//!   UNBLOCK`). A supervisor per instance pings it, and on failure reconnects with exponential
+//!   backoff and full jitter; while an instance is down its calls fail at once with
+//!   `Offline`, and outside `connect` .. `disconnect` every call fails with `NotConnected`.
 //! * **Access**: a session starts with PING, and its first pipeline carries probes that need
 //!   the ACL rights queue operations need (`EVALSHA`, the namespace's keys and channels), so
 //!   a missing or wrong password and a missing right are found before anything else is sent.
-//!   [`Store::connect`](busmq_core::Store::connect) returns them as `Error::AccessDenied` and
-//!   leaves the store disconnected. Once connected, a reconnection refused this way is retried
+//!   [`Session::connect`](busmq_core::store::Session::connect) returns them as
+//!   `Error::AccessDenied` and leaves the store disconnected. Once connected, a reconnection refused this way is retried
 //!   with backoff (the server's side may be fixed) and reported once per outage.
 //! * **State**: `Online` when every instance answers (and has its scripts), `Degraded { down }`
-//!   when some do not, `Offline` when none do; one event per real transition. After a
-//!   reconnection every live channel is subscribed again once on the new connection (no
-//!   duplicates) and every watcher receives `Notice::Reset`.
+//!   when some do not, `Offline` when none do; the current one in a `watch`, and one event per
+//!   real transition. After a reconnection every live channel is subscribed again once on the
+//!   new connection (no duplicates) and every watcher receives `Notice::Reset`.
 //!
 //! # Placement over several plain instances
 //!
@@ -131,8 +143,8 @@
 //!
 //! * The redis crate's cluster client discovers the slots, routes each script by the queue's
 //!   hash tag (all keys of a queue are in one slot) and follows `MOVED`/`ASK`; a `NOSCRIPT`
-//!   answer (a master promoted after a failover) is retried with `EVAL`, which caches the
-//!   script on that node. The placement identity is `cluster:<sorted seeds>`.
+//!   answer (a master promoted after a failover) loads the script on the master of the queue's
+//!   slot and tries once more. The placement identity is `cluster:<sorted seeds>`.
 //! * Pub/sub is sharded: the scripts `SPUBLISH` on `<ns>:{<queue>}:s` (a channel in the
 //!   queue's slot) and watchers and topics `SSUBSCRIBE` on the owning node, so nothing is
 //!   broadcast to every node. A slot move (`sunsubscribe` from the old owner) or a lost node
@@ -159,32 +171,34 @@
 //! is followed by `WAIT n timeout` on the same connection, and fails (retryably) when fewer
 //! replicas confirmed it. The README's "Guarantees under failure" states what each mode
 //! guarantees under each fault, with the figures of `cargo xtask chaos`, which checks them.
+//!
+//! # Layout
+//!
+//! * `store.rs`: [`RedisStore`], the handle, and the store traits over it; delegation only.
+//! * `ops/`: the data operations as functions over one context, one module per family of Lua
+//!   scripts (`queue`: attach .. metadata; `push`: push.lua, append.lua; `take`: take.lua and
+//!   the lend/giveback MULTI; `reliable`: claim.lua, settle.lua; `wait`: the blocking take;
+//!   `read`; `topics`: watch, publish, subscribe; `quarantine`: entries busmq did not write),
+//!   and `call.rs`, the one call path: routing, scripts by digest and their reload on
+//!   NOSCRIPT, replica `WAIT`, reply parsing.
+//! * `session/`: the instances and their connections (`instance`, `open`, `conn`), the
+//!   supervisors (`supervisor`, reporting through a narrow hook to `fleet`, which connects and
+//!   disconnects them all), `sentinel`, `cluster`, the pub/sub `hub`, the blocking-connection
+//!   pools (`blockers`), `access` checks, `placement` and `state`.
+//! * `config/`: the builder, the settings, the instances as configured (`endpoint`) and the
+//!   URL forms (`url/`: plain, `hosts` shared pieces, `cluster`, `sentinel`).
+//! * `script/`: the scripts and their digests, `keys` (every key name, the layout version,
+//!   batch names), `entry` encoding, `args` encoding and `reply` parsing.
+//! * `errors.rs` translates a failed call (`fault.rs`) into busmq's `Error`.
 
-mod access;
-mod blocking;
-mod cluster;
-mod cluster_url;
 mod config;
-mod conn;
-mod entry;
 mod errors;
-mod fast;
-mod hosts_url;
-mod instance;
-mod keys;
-mod placement;
-mod pubsub;
-mod quarantine;
-mod reliable;
-mod reply;
-mod scripts;
-mod sentinel;
-mod sentinel_url;
-mod state;
+mod fault;
+mod ops;
+mod script;
+mod session;
 mod store;
-mod url;
-mod wait;
 
-pub use config::{PAGE_SIZE_RANGE, RedisStoreBuilder};
-pub use keys::DEFAULT_NAMESPACE;
+pub use config::builder::{PAGE_SIZE_RANGE, RedisStoreBuilder};
+pub use script::keys::DEFAULT_NAMESPACE;
 pub use store::RedisStore;

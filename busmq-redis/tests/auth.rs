@@ -7,7 +7,7 @@
 
 mod common;
 
-use busmq_core::store::{NewEntry, StoreEvent, StoreState};
+use busmq_core::store::{NewEntry, PushBatch, Session, StoreEvent, StoreState};
 use busmq_core::{Bus, BusState, Error, Store};
 use busmq_redis::RedisStore;
 use busmq_testkit::cluster::{RedisCluster, require_cli_or_skip};
@@ -34,7 +34,7 @@ async fn denied(store: &RedisStore, target: &str) -> String {
             assert!(!e.is_retryable() && !e.is_unapplied(), "{e}");
             let Error::AccessDenied { target: named, reason } = e else { unreachable!() };
             assert_eq!(named, target);
-            assert_eq!(store.state(), StoreState::Offline);
+            assert_eq!(*store.state().borrow(), StoreState::Offline);
             reason
         }
         other => panic!("expected AccessDenied for {target}, got {other:?}"),
@@ -50,7 +50,10 @@ async fn admin(server: &RedisServer, args: &[&str]) -> redis::Value {
 async fn use_queue(store: &RedisStore) {
     let q = queue("auth");
     let att = store.attach(&q, &spec()).await.expect("attach");
-    store.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.expect("push");
+    store
+        .push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("x")]))
+        .await
+        .expect("push");
     assert_eq!(store.stat(&q).await.expect("stat").count, 1);
 }
 
@@ -91,7 +94,7 @@ async fn a_missing_password_is_access_denied_naming_the_instance() {
     let mut events = bad.events();
     admin(&secret, &["CONFIG", "SET", "requirepass", ""]).await;
     assert!(common::quiet_states(&mut events, Duration::from_millis(500)).await.is_empty());
-    assert_eq!(bad.state(), StoreState::Offline);
+    assert_eq!(*bad.state().borrow(), StoreState::Offline);
     assert_eq!(bad.connect().await.expect("connect"), StoreState::Online);
     use_queue(&bad).await;
     common::stop(&bad).await;

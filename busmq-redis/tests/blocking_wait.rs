@@ -1,11 +1,12 @@
-//! The blocking wait of idle at-most-once consumers (`BLMPOP` on the page the next push appends
+//! The blocking take of idle at-most-once consumers (`BLMPOP` on the page the next push appends
 //! to) against a real redis-server: whatever the push path, a woken consumer gets the entries
-//! in push order.
+//! in push order, and the resume receipt of a pop that drained its page lets the next wait block
+//! at once (the Store contract's blocking cases are in busmq-testkit).
 
 mod common;
 
 use busmq_core::Store;
-use busmq_core::store::{ClientId, ConsumerId, Entry, NewEntry, TakeMode};
+use busmq_core::store::{Entry, NewEntry, PushBatch, Receipt, TakeMode};
 use common::{queue, spec};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -39,7 +40,7 @@ async fn until_blocked(conn: &mut redis::aio::MultiplexedConnection) {
 /// one. A push of 40 entries (append.lua, outside Lua) that fills the rest of the first page
 /// and runs into the following ones must reach it from the first page on: Redis serves a
 /// client blocked on several keys from the key signalled first, so the push has to give the
-/// first page back before it writes the later ones. (The hinted wait lasts at most 100 ms; a
+/// first page back before it writes the later ones. (The resumed wait lasts at most 100 ms; a
 /// round in which the push came after it is inconclusive and repeated.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_blocked_on_two_pages_gets_a_page_crossing_push_in_order() {
@@ -55,20 +56,23 @@ async fn a_consumer_blocked_on_two_pages_gets_a_page_crossing_push_in_order() {
     for round in 0..5 {
         let q = queue(&format!("twopages{round}"));
         let att = s.attach(&q, &sp).await.unwrap();
-        let c = ConsumerId::new(&ClientId::random(), 1);
+        let blocking = s.blocking().expect("a single fixed instance can block");
         // A wait on the empty queue woken by a small push: its pop drains page 0.
-        let waiting = s.take_wait(&q, &c, 100, Duration::from_secs(5), &cancel);
+        let none = Receipt::none();
+        let waiting = blocking.take_wait(&q, 100, Duration::from_secs(5), &cancel, &none);
         let pushing = async {
             until_blocked(&mut conn).await;
-            s.push(&q, att.generation, &sp, &msgs(0..3)).await.unwrap()
+            s.push(&q, &PushBatch::new(att.generation, &sp, &msgs(0..3))).await.unwrap()
         };
         let (first, _) = tokio::join!(waiting, pushing);
-        assert_eq!(payloads(&first.unwrap().entries), ["m0", "m1", "m2"]);
-        // The next wait blocks on pages 0 and 1 at once.
-        let waiting = s.take_wait(&q, &c, 100, Duration::from_secs(5), &cancel);
+        let first = first.unwrap();
+        assert_eq!(payloads(&first.entries), ["m0", "m1", "m2"]);
+        assert!(!first.resume.is_empty(), "the pop drained its page: {first:?}");
+        // The next wait, given that receipt, blocks on pages 0 and 1 at once.
+        let waiting = blocking.take_wait(&q, 100, Duration::from_secs(5), &cancel, &first.resume);
         let pushing = async {
             until_blocked(&mut conn).await;
-            s.push(&q, att.generation, &sp, &msgs(3..43)).await.unwrap()
+            s.push(&q, &PushBatch::new(att.generation, &sp, &msgs(3..43))).await.unwrap()
         };
         let (second, _) = tokio::join!(waiting, pushing);
         let mut got = second.unwrap().entries;
@@ -76,7 +80,7 @@ async fn a_consumer_blocked_on_two_pages_gets_a_page_crossing_push_in_order() {
             conclusive += 1;
         }
         loop {
-            let more = s.take(&q, &c, 100, TakeMode::AtMostOnce).await.unwrap().entries;
+            let more = s.take(&q, 100, TakeMode::AtMostOnce).await.unwrap().entries;
             if more.is_empty() {
                 break;
             }
@@ -90,5 +94,30 @@ async fn a_consumer_blocked_on_two_pages_gets_a_page_crossing_push_in_order() {
         }
     }
     assert!(conclusive > 0, "no round had the consumer blocked when the push came");
+    common::stop(&s).await;
+}
+
+/// A resume receipt that names no page of the queue (another queue's, or none of busmq's) is
+/// ignored: the wait takes first, as without a receipt, and nothing ready is missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_receipt_of_another_queue_is_ignored() {
+    let Some(srv) = common::server("a_resume_receipt_of_another_queue").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let (q, other) = (queue("resume"), queue("resume-other"));
+    let att = s.attach(&q, &spec()).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &msgs(0..2))).await.unwrap();
+    let blocking = s.blocking().expect("a single fixed instance can block");
+    let cancel = Notify::new();
+    for resume in
+        [Receipt::new(format!("busmq:{{{}}}:p:0", other.as_str()), 0), Receipt::new("not a key", 0)]
+    {
+        let wait = Duration::from_secs(5);
+        let started = Instant::now();
+        let taken = blocking.take_wait(&q, 1, wait, &cancel, &resume).await.unwrap();
+        assert_eq!(taken.entries.len(), 1, "{resume:?}: the ready entry is taken at once");
+        assert!(started.elapsed() < wait, "{resume:?}: it did not block first");
+    }
     common::stop(&s).await;
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use busmq_core::store::{NewEntry, StoreState};
+use busmq_core::store::{NewEntry, PushBatch, Session, StoreState};
 use busmq_core::{Bus, ConsumeOptions, Queue, ReliableOptions, Store};
 use busmq_redis::RedisStore;
 use busmq_testkit::cluster::{RedisCluster, require_cli_or_skip};
@@ -297,7 +297,9 @@ async fn the_whole_cluster_down_is_offline_once_then_online_once() {
     let att = store.attach(&q, &common::spec()).await.unwrap();
     cluster.kill_all();
     assert_eq!(common::next_state(&mut events).await, StoreState::Offline);
-    let during = store.push(&q, att.generation, &common::spec(), &[NewEntry::new("x")]).await;
+    let during = store
+        .push(&q, &PushBatch::new(att.generation, &common::spec(), &[NewEntry::new("x")]))
+        .await;
     assert!(during.as_ref().is_err_and(|e| e.is_retryable()), "{during:?}");
     cluster.restart_all().await.expect("the cluster forms again");
     assert_eq!(common::next_state(&mut events).await, StoreState::Online);
@@ -308,7 +310,10 @@ async fn the_whole_cluster_down_is_offline_once_then_online_once() {
         store.attach(&q, &common::spec()).await.ok()
     })
     .await;
-    store.push(&q, att.generation, &common::spec(), &[NewEntry::new("y")]).await.unwrap();
+    store
+        .push(&q, &PushBatch::new(att.generation, &common::spec(), &[NewEntry::new("y")]))
+        .await
+        .unwrap();
     assert_eq!(store.stat(&q).await.unwrap().count, 1);
     common::stop(&store).await;
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use busmq_core::store::{NewEntry, StoreState};
+use busmq_core::store::{NewEntry, PushBatch, Session, StoreState};
 use busmq_core::{Error, NameKind, Store};
 use busmq_redis::RedisStore;
 use busmq_testkit::redis::RedisServer;
@@ -59,7 +59,7 @@ fn bad_urls_and_options_are_typed_errors() {
     // Building checks but never connects: an unreachable host is fine here.
     let s = RedisStore::from_urls(["redis://unreachable.invalid:1", "redis+unix:///nowhere"]);
     let s = s.unwrap();
-    assert_eq!(s.state(), StoreState::Offline);
+    assert_eq!(*s.state().borrow(), StoreState::Offline);
     assert_eq!(s.instances(), ["unreachable.invalid:1/0", "unix:/nowhere/0"]);
 }
 
@@ -75,7 +75,7 @@ async fn unix_sockets_and_passwords_work() {
     for i in 0..10 {
         let q = queue(&format!("both{i}"));
         let att = s.attach(&q, &spec()).await.unwrap();
-        s.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.unwrap();
+        s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("x")])).await.unwrap();
         assert_eq!(s.stat(&q).await.unwrap().count, 1);
     }
     common::stop(&s).await;
@@ -88,7 +88,7 @@ async fn unix_sockets_and_passwords_work() {
     assert!(matches!(refused, Error::AccessDenied { .. }), "{refused:?}");
     assert!(refused.to_string().contains(&format!("127.0.0.1:{}", secret.port())), "{refused}");
     assert!(!refused.to_string().contains("not-it"), "no password in errors: {refused}");
-    assert_eq!(bad.state(), StoreState::Offline);
+    assert_eq!(*bad.state().borrow(), StoreState::Offline);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +100,7 @@ async fn namespaces_keep_applications_apart() {
     let b = common::store_with(common::builder([srv.url()]).namespace("app-b")).await;
     let q = queue("shared-name");
     let att = a.attach(&q, &spec()).await.unwrap();
-    a.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.unwrap();
+    a.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("x")])).await.unwrap();
     assert!(!b.stat(&q).await.unwrap().exists);
     assert!(!b.attach(&q, &spec()).await.unwrap().existed);
     let mut raw = common::raw(&srv).await;

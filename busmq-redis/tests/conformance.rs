@@ -6,10 +6,12 @@ use std::sync::{Arc, OnceLock};
 
 fn redis(name: &str, servers: Option<&'static SharedServers>) -> impl busmq_testkit::Backend {
     let missing = servers.is_none().then(|| "redis-server is not installed".to_string());
-    FnBackend::new(name, false, move || {
+    FnBackend::new(name, move || {
         let urls = servers.expect("available").urls().to_vec();
         Arc::new(busmq_redis::RedisStore::from_urls(urls).expect("valid urls")) as _
     })
+    // The property models run real time here: fewer sequences than on memory.
+    .model_cases(8)
     .unavailable_because(missing)
 }
 

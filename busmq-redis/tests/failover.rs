@@ -4,7 +4,7 @@
 
 mod common;
 
-use busmq_core::store::{ClientId, ConsumerId, NewEntry, Notice, StoreState, TakeMode};
+use busmq_core::store::{NewEntry, Notice, PushBatch, Session, StoreState, TakeMode, Topics};
 use busmq_core::{Error, Store, TopicName};
 use busmq_testkit::redis::RedisServer;
 use bytes::Bytes;
@@ -23,12 +23,12 @@ async fn restart_emits_offline_then_online_once_and_scripts_work_again() {
     let mut events = s.events();
     let q = queue("restart");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("before")]).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("before")])).await.unwrap();
 
     srv.kill();
     assert_eq!(common::next_state(&mut events).await, StoreState::Offline);
     let started = std::time::Instant::now();
-    match s.push(&q, att.generation, &spec(), &[NewEntry::new("lost")]).await {
+    match s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("lost")])).await {
         Err(e @ (Error::Offline { .. } | Error::Timeout { .. })) => assert!(e.is_retryable()),
         other => panic!("expected Offline, got {other:?}"),
     }
@@ -38,14 +38,13 @@ async fn restart_emits_offline_then_online_once_and_scripts_work_again() {
     srv.restart().await.unwrap();
     assert_eq!(common::next_state(&mut events).await, StoreState::Online);
     assert!(common::quiet_states(&mut events, QUIET).await.is_empty(), "Online only once");
-    assert_eq!(s.state(), StoreState::Online);
+    assert_eq!(*s.state().borrow(), StoreState::Online);
 
     // The restarted server lost everything (no persistence) and never saw the scripts.
     let att = s.attach(&q, &spec()).await.unwrap();
     assert!(!att.existed);
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("after")]).await.unwrap();
-    let c = ConsumerId::new(&ClientId::random(), 1);
-    let t = s.take(&q, &c, 10, TakeMode::AtMostOnce).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("after")])).await.unwrap();
+    let t = s.take(&q, 10, TakeMode::AtMostOnce).await.unwrap();
     assert_eq!(&t.entries[0].payload[..], b"after");
     common::stop(&s).await;
 }
@@ -60,12 +59,11 @@ async fn data_survives_a_restart_with_persistence() {
     let mut events = s.events();
     let q = queue("persist");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("kept")]).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("kept")])).await.unwrap();
     srv.restart().await.unwrap();
     assert_eq!(common::next_state(&mut events).await, StoreState::Offline);
     assert_eq!(common::next_state(&mut events).await, StoreState::Online);
-    let c = ConsumerId::new(&ClientId::random(), 1);
-    let t = s.take(&q, &c, 10, TakeMode::AtMostOnce).await.unwrap();
+    let t = s.take(&q, 10, TakeMode::AtMostOnce).await.unwrap();
     assert_eq!(&t.entries[0].payload[..], b"kept");
     common::stop(&s).await;
 }
@@ -118,7 +116,7 @@ async fn watches_reset_after_a_reconnect_and_keep_working() {
     srv.kill();
     srv.restart().await.unwrap();
     common::eventually("the store to come back", || async {
-        (s.state() == StoreState::Online).then_some(())
+        (*s.state().borrow() == StoreState::Online).then_some(())
     })
     .await;
     let _ = common::quiet_states(&mut events, Duration::from_millis(10)).await;
@@ -127,7 +125,10 @@ async fn watches_reset_after_a_reconnect_and_keep_working() {
     // The other store may still be reconnecting; retry its push until it is back.
     let att = common::eventually("a push after the restart", || async {
         let att = other.attach(&q, &spec()).await.ok()?;
-        other.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.ok()?;
+        other
+            .push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("x")]))
+            .await
+            .ok()?;
         Some(att)
     })
     .await;
@@ -167,7 +168,7 @@ async fn subscriptions_survive_a_restart_without_duplicates() {
     srv.restart().await.unwrap();
     for store in [&a, &b] {
         common::eventually("both stores back online", || async {
-            (store.state() == StoreState::Online).then_some(())
+            (*store.state().borrow() == StoreState::Online).then_some(())
         })
         .await;
     }
@@ -205,7 +206,7 @@ async fn scripts_flushed_on_the_server_are_loaded_again() {
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
     let q = queue("noscript");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("x")])).await.unwrap();
     assert_eq!(s.stat(&q).await.unwrap().count, 1);
     common::stop(&s).await;
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use busmq_core::store::{
-    ClientId, ConsumerId, Entry, NewEntry, Position, QueueSpec, Retention, Settle, Settled,
-    TakeMode, Taken,
+    Entry, NewEntry, Position, PushBatch, QueueSpec, Receipt, Retention, Settle, Settled,
+    Settlement, TakeMode, Taken,
 };
 use busmq_core::{
     AttachOptions, Bus, ConsumeOptions, Error, EventStream, Queue, QueueEvent, QueueName,
@@ -39,10 +39,6 @@ fn assert_foreign<T: std::fmt::Debug>(r: Result<T, Error>, q: &QueueName) {
         }
         other => panic!("expected ForeignData for {q:?}, got {other:?}"),
     }
-}
-
-fn consumer() -> ConsumerId {
-    ConsumerId::new(&ClientId::random(), 1)
 }
 
 fn reliable(visibility: Duration) -> TakeMode {
@@ -99,9 +95,8 @@ fn assert_read_details(details: &[String], q: &str, values: &[&[u8]]) {
 async fn still_works(s: &RedisStore) {
     let q = queue("healthy");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("fine")]).await.unwrap();
-    let c = ConsumerId::new(&ClientId::random(), 1);
-    assert_eq!(s.take(&q, &c, 5, TakeMode::AtMostOnce).await.unwrap().entries.len(), 1);
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("fine")])).await.unwrap();
+    assert_eq!(s.take(&q, 5, TakeMode::AtMostOnce).await.unwrap().entries.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +114,7 @@ async fn a_key_of_the_wrong_type_is_foreign_data_for_that_queue_only() {
         .await
         .unwrap();
     assert_foreign(s.attach(&q, &spec()).await, &q);
-    assert_foreign(s.push(&q, 1, &spec(), &[NewEntry::new("x")]).await, &q);
+    assert_foreign(s.push(&q, &PushBatch::new(1, &spec(), &[NewEntry::new("x")])).await, &q);
     assert_foreign(s.stat(&q).await, &q);
     still_works(&s).await;
 
@@ -143,7 +138,10 @@ async fn a_key_of_the_wrong_type_is_foreign_data_for_that_queue_only() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    assert_foreign(s.push(&q, att.generation, &spec(), &[NewEntry::new("x")]).await, &q);
+    assert_foreign(
+        s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("x")])).await,
+        &q,
+    );
     still_works(&s).await;
     common::stop(&s).await;
 }
@@ -159,18 +157,19 @@ async fn an_entry_busmq_did_not_write_is_moved_aside_and_nothing_is_lost() {
     let mut raw = common::raw(&srv).await;
     let q = queue("foreign-entry");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("a"), NewEntry::new("b")]).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("a"), NewEntry::new("b")]))
+        .await
+        .unwrap();
     inject(&mut raw, q.as_str(), 0, &[GARBAGE, BINARY, DIGITS]).await;
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("c")]).await.unwrap();
-    let c = consumer();
-    let t = s.take(&q, &c, 10, TakeMode::AtMostOnce).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("c")])).await.unwrap();
+    let t = s.take(&q, 10, TakeMode::AtMostOnce).await.unwrap();
     assert_eq!(payloads(&t.entries), ["a", "b", "c"]);
     assert_details(&t.foreign, q.as_str(), &[GARBAGE, BINARY, DIGITS]);
     assert_eq!(quarantined(&mut raw, q.as_str()).await, [GARBAGE, BINARY, DIGITS]);
     let stat = s.stat(&q).await.unwrap();
     assert_eq!((stat.count, stat.pending, stat.quarantined), (0, 0, 3));
     // Reported once: the next take finds nothing.
-    assert_eq!(s.take(&q, &c, 10, TakeMode::AtMostOnce).await.unwrap(), Taken::default());
+    assert_eq!(s.take(&q, 10, TakeMode::AtMostOnce).await.unwrap(), Taken::default());
     // The quarantine lives and dies with the queue.
     let ttl: i64 =
         redis::cmd("PTTL").arg(quarantine_key(q.as_str())).query_async(&mut raw).await.unwrap();
@@ -178,7 +177,7 @@ async fn an_entry_busmq_did_not_write_is_moved_aside_and_nothing_is_lost() {
     s.flush(&q).await.unwrap();
     assert_eq!(s.stat(&q).await.unwrap().quarantined, 0);
     inject(&mut raw, q.as_str(), 0, &[GARBAGE]).await;
-    let t = s.take(&q, &c, 10, TakeMode::AtMostOnce).await.unwrap();
+    let t = s.take(&q, 10, TakeMode::AtMostOnce).await.unwrap();
     assert_eq!(t.foreign.len(), 1);
     s.close(&q, None).await.unwrap();
     assert!(quarantined(&mut raw, q.as_str()).await.is_empty(), "close deletes the quarantine");
@@ -202,19 +201,18 @@ async fn the_slow_take_moves_foreign_entries_aside_and_retention_copes_with_them
         ..spec()
     };
     let att = s.attach(&q, &sp).await.unwrap();
-    let c = consumer();
-    s.push(&q, att.generation, &sp, &[NewEntry::new("a")]).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &sp, &[NewEntry::new("a")])).await.unwrap();
     inject(&mut raw, q.as_str(), 0, &[GARBAGE]).await;
-    let t = s.take(&q, &c, 1, TakeMode::AtMostOnce).await.unwrap();
+    let t = s.take(&q, 1, TakeMode::AtMostOnce).await.unwrap();
     assert_eq!(payloads(&t.entries), ["a"]);
     // The foreign entry is now the first of the head page.
-    s.push(&q, att.generation, &sp, &[NewEntry::new("b")]).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &sp, &[NewEntry::new("b")])).await.unwrap();
     assert_eq!(s.stat(&q).await.unwrap().count, 2);
     let read = s.read(&q, Position::Start, 10).await.unwrap();
     assert_eq!(payloads(&read.entries), ["b"]);
     inject(&mut raw, q.as_str(), 0, &[DIGITS]).await;
-    s.push(&q, att.generation, &sp, &[NewEntry::new("c")]).await.unwrap();
-    let t = s.take(&q, &c, 10, TakeMode::AtMostOnce).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &sp, &[NewEntry::new("c")])).await.unwrap();
+    let t = s.take(&q, 10, TakeMode::AtMostOnce).await.unwrap();
     assert_eq!(payloads(&t.entries), ["b", "c"]);
     assert_details(&t.foreign, q.as_str(), &[GARBAGE, DIGITS]);
     assert_eq!(quarantined(&mut raw, q.as_str()).await, [GARBAGE, DIGITS]);
@@ -233,9 +231,10 @@ async fn the_blocking_wait_moves_foreign_entries_aside() {
     let mut raw = common::raw(&srv).await;
     let q = queue("foreign-wait");
     let att = s.attach(&q, &spec()).await.unwrap();
-    let c = consumer();
     let cancel = Notify::new();
-    let waiting = s.take_wait(&q, &c, 10, Duration::from_secs(20), &cancel);
+    let blocking = s.blocking().expect("a single fixed instance can block");
+    let none = Receipt::none();
+    let waiting = blocking.take_wait(&q, 10, Duration::from_secs(20), &cancel, &none);
     let inject_when_blocked = async {
         until_blocked(&mut raw).await;
         inject(&mut raw.clone(), q.as_str(), 0, &[GARBAGE, DIGITS]).await;
@@ -244,8 +243,8 @@ async fn the_blocking_wait_moves_foreign_entries_aside() {
     let t = t.unwrap();
     assert!(t.entries.is_empty(), "{t:?}");
     assert_details(&t.foreign, q.as_str(), &[GARBAGE, DIGITS]);
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("a")]).await.unwrap();
-    let t = s.take_wait(&q, &c, 10, Duration::from_secs(20), &cancel).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("a")])).await.unwrap();
+    let t = blocking.take_wait(&q, 10, Duration::from_secs(20), &cancel, &t.resume).await.unwrap();
     assert_eq!(payloads(&t.entries), ["a"]);
     assert!(t.foreign.is_empty());
     assert_eq!(quarantined(&mut raw, q.as_str()).await, [GARBAGE, DIGITS]);
@@ -264,18 +263,16 @@ async fn a_reliable_take_moves_foreign_entries_aside_and_settles_them() {
     let mut raw = common::raw(&srv).await;
     let q = queue("foreign-reliable");
     let att = s.attach(&q, &spec()).await.unwrap();
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("a")]).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("a")])).await.unwrap();
     inject(&mut raw, q.as_str(), 0, &[GARBAGE, DIGITS]).await;
-    s.push(&q, att.generation, &spec(), &[NewEntry::new("b")]).await.unwrap();
-    let c = consumer();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("b")])).await.unwrap();
     let mode = reliable(Duration::from_secs(60));
-    let t = s.take(&q, &c, 10, mode).await.unwrap();
+    let t = s.take(&q, 10, mode).await.unwrap();
     assert_eq!(payloads(&t.entries), ["a", "b"]);
     assert_details(&t.foreign, q.as_str(), &[GARBAGE, DIGITS]);
     let stat = s.stat(&q).await.unwrap();
     assert_eq!((stat.count, stat.pending, stat.quarantined), (0, 2, 2));
-    let acks: Vec<Settle> =
-        t.entries.iter().map(|e| Settle::Ack { id: e.id, delivery: e.deliveries }).collect();
+    let acks: Vec<Settle> = t.entries.iter().map(|e| Settle::of(e, Settlement::Ack)).collect();
     assert_eq!(s.settle(&q, &acks).await.unwrap(), [Settled::Done, Settled::Done]);
     assert_eq!(s.stat(&q).await.unwrap().pending, 0);
     let batches: Vec<String> = redis::cmd("KEYS")
@@ -300,9 +297,8 @@ async fn a_foreign_entry_in_a_pending_batch_does_not_break_later_takes() {
     let q = queue("foreign-batch");
     let att = s.attach(&q, &spec()).await.unwrap();
     let three = [NewEntry::new("a"), NewEntry::new("b"), NewEntry::new("c")];
-    s.push(&q, att.generation, &spec(), &three).await.unwrap();
-    let c = consumer();
-    let t = s.take(&q, &c, 10, reliable(Duration::from_millis(300))).await.unwrap();
+    s.push(&q, &PushBatch::new(att.generation, &spec(), &three)).await.unwrap();
+    let t = s.take(&q, 10, reliable(Duration::from_millis(300))).await.unwrap();
     assert_eq!(payloads(&t.entries), ["a", "b", "c"]);
     let batches: Vec<String> = redis::cmd("KEYS")
         .arg(format!("busmq:{{{}}}:b:*", q.as_str()))
@@ -319,10 +315,10 @@ async fn a_foreign_entry_in_a_pending_batch_does_not_break_later_takes() {
             .await
             .unwrap();
     }
-    let release = Settle::Release { id: t.entries[0].id, delivery: t.entries[0].deliveries };
+    let release = Settle::of(&t.entries[0], Settlement::Release);
     assert_eq!(s.settle(&q, &[release]).await.unwrap(), [Settled::Done]);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let again = s.take(&q, &c, 10, reliable(Duration::from_secs(60))).await.unwrap();
+    let again = s.take(&q, 10, reliable(Duration::from_secs(60))).await.unwrap();
     assert_eq!(payloads(&again.entries), ["c"]);
     assert_eq!(again.entries[0].deliveries, 2);
     assert_details(&again.foreign, q.as_str(), &[GARBAGE]);
@@ -344,7 +340,8 @@ async fn a_replaying_read_steps_over_foreign_entries() {
     let mut raw = common::raw(&srv).await;
     let q = queue("foreign-read");
     let att = s.attach(&q, &spec()).await.unwrap();
-    let first = s.push(&q, att.generation, &spec(), &[NewEntry::new("a")]).await.unwrap();
+    let first =
+        s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("a")])).await.unwrap();
     inject(&mut raw, q.as_str(), 0, &[GARBAGE]).await;
     let r = s.read(&q, Position::Start, 10).await.unwrap();
     assert_eq!(payloads(&r.entries), ["a"]);
@@ -352,7 +349,8 @@ async fn a_replaying_read_steps_over_foreign_entries() {
     assert_eq!(r.last_id, Some(first));
     let r = s.read(&q, Position::AfterId(first), 10).await.unwrap();
     assert!(r.entries.is_empty() && r.foreign.is_empty(), "{r:?}");
-    let second = s.push(&q, att.generation, &spec(), &[NewEntry::new("b")]).await.unwrap();
+    let second =
+        s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("b")])).await.unwrap();
     let r = s.read(&q, Position::AfterId(first), 1).await.unwrap();
     assert_eq!(payloads(&r.entries), ["b"]);
     assert_read_details(&r.foreign, q.as_str(), &[GARBAGE]);
@@ -366,7 +364,8 @@ async fn a_replaying_read_steps_over_foreign_entries() {
     // page, which may hold any number of entries.
     let q = queue("foreign-search");
     let att = s.attach(&q, &spec()).await.unwrap();
-    let a = s.push(&q, att.generation, &spec(), &[NewEntry::new("h0")]).await.unwrap();
+    let a =
+        s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("h0")])).await.unwrap();
     let made = |k: u64| format!("{}:0:0:h{k}", a + k).into_bytes();
     let mut values: Vec<Vec<u8>> = (1..=5).map(made).collect();
     values.push(DIGITS.to_vec());

@@ -3,7 +3,8 @@
 
 mod common;
 
-use busmq_core::{Store, TopicName};
+use busmq_core::TopicName;
+use busmq_core::store::Topics;
 use bytes::Bytes;
 use futures::StreamExt;
 use std::time::Duration;

@@ -5,7 +5,8 @@
 //! must report each state transition exactly once. Deadlines are generous; nothing here
 //! measures speed.
 
-use busmq_core::{Bus, BusEvent, ChannelEvent, ConsumeOptions, Error, ReliableOptions, Store};
+use busmq_core::store::Session;
+use busmq_core::{Bus, BusEvent, ChannelEvent, ConsumeOptions, Error, ReliableOptions};
 use busmq_redis::{RedisStore, RedisStoreBuilder};
 use busmq_testkit::redis::require_or_skip;
 use busmq_testkit::sentinel::{SentinelSet, SentinelSetBuilder};
@@ -347,7 +348,7 @@ async fn sentinels_and_data_nodes_authenticate_separately() {
         }
         assert!(!error.is_retryable());
         assert!(!text.contains("secret") && !text.contains("not-it"), "no password in {text}");
-        assert_eq!(store.state(), busmq_core::store::StoreState::Offline);
+        assert_eq!(*store.state().borrow(), busmq_core::store::StoreState::Offline);
     }
     // Without the sentinels' password.
     let store = RedisStore::builder()

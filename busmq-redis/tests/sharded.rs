@@ -4,7 +4,7 @@
 
 mod common;
 
-use busmq_core::store::{ClientId, ConsumerId, NewEntry, StoreState, TakeMode};
+use busmq_core::store::{NewEntry, PushBatch, Session, StoreState, TakeMode, Topics};
 use busmq_core::{Error, QueueName, Store, TopicName};
 use busmq_redis::RedisStore;
 use busmq_testkit::redis::RedisServer;
@@ -56,7 +56,9 @@ async fn queues_spread_and_url_order_does_not_matter() {
         let q = queue(&format!("spread{i}"));
         assert_eq!(a.owner(&q), b.owner(&q));
         let att = a.attach(&q, &spec()).await.unwrap();
-        a.push(&q, att.generation, &spec(), &[NewEntry::new(format!("x{i}"))]).await.unwrap();
+        a.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new(format!("x{i}"))]))
+            .await
+            .unwrap();
         assert_eq!(b.stat(&q).await.unwrap().count, 1, "the other store finds it");
         let owner = a.owner(&q);
         for (id, server) in &servers {
@@ -80,7 +82,9 @@ async fn adding_an_instance_keeps_finding_old_queues() {
     for i in 0..30 {
         let q = queue(&format!("old{i}"));
         let att = old.attach(&q, &spec()).await.unwrap();
-        old.push(&q, att.generation, &spec(), &[NewEntry::new(format!("p{i}"))]).await.unwrap();
+        old.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new(format!("p{i}"))]))
+            .await
+            .unwrap();
         queues.push(q);
     }
     srv.push(RedisServer::start().await.expect("third server"));
@@ -89,10 +93,9 @@ async fn adding_an_instance_keeps_finding_old_queues() {
     let third = new.instances()[2].clone();
     let moved: Vec<&QueueName> = queues.iter().filter(|q| new.owner(q) == third).collect();
     assert!(!moved.is_empty(), "some names now belong to the new instance");
-    let consumer = ConsumerId::new(&ClientId::random(), 1);
     for (i, q) in queues.iter().enumerate() {
         assert!(new.stat(q).await.unwrap().exists, "{q:?} is still found");
-        let t = new.take(q, &consumer, 10, TakeMode::AtMostOnce).await.unwrap();
+        let t = new.take(q, 10, TakeMode::AtMostOnce).await.unwrap();
         assert_eq!(t.entries.len(), 1, "{q:?}");
         assert_eq!(&t.entries[0].payload[..], format!("p{i}").as_bytes());
         assert!(!meta_exists(servers[&third], q).await || old.owner(q) == third);
@@ -160,7 +163,7 @@ async fn an_owner_that_is_down_fails_its_queues_fast_and_the_others_work() {
         Ok(_) => panic!("watching a queue on a down instance must fail"),
     }
     let att = s.attach(&other, &spec()).await.unwrap();
-    s.push(&other, att.generation, &spec(), &[NewEntry::new("ok")]).await.unwrap();
+    s.push(&other, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("ok")])).await.unwrap();
     // No split brain: the queue was not created anywhere else.
     for (i, server) in srv.iter().enumerate() {
         if i != 1 {

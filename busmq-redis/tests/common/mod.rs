@@ -2,8 +2,8 @@
 //! reconnect delays, unique names and bounded waits (generous deadlines, no speed assertions).
 #![allow(dead_code, unreachable_pub)]
 
-use busmq_core::store::{QueueSpec, StoreEvent, StoreState};
-use busmq_core::{QueueName, Store};
+use busmq_core::QueueName;
+use busmq_core::store::{QueueSpec, Session, StoreEvent, StoreState};
 use busmq_redis::RedisStore;
 use busmq_testkit::redis::{RedisServer, require_or_skip};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -13,6 +13,7 @@ use super::server::Server;
 use super::stats::Histogram;
 use super::summary::Results;
 use super::support::{Ctx, HUNG, Progress, deadline, unique};
+use busmq_core::store::Session;
 use busmq_core::{ConsumeOptions, Position, Queue, QueueName, Store};
 use busmq_redis::RedisStore;
 use futures::StreamExt;

@@ -1,0 +1,7 @@
+//! Configuration: the builder and its checks, the URL forms, the instances they describe and
+//! the settings every part of a store shares. Nothing here connects.
+
+pub(crate) mod builder;
+pub(crate) mod endpoint;
+pub(crate) mod settings;
+pub(crate) mod url;

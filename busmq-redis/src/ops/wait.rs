@@ -1,0 +1,169 @@
+//! The blocking take: an at-most-once take that, when nothing is ready, blocks in Redis
+//! (`BLMPOP` on the page list the next push appends to, on a connection of its own from
+//! `session/blockers.rs`) so that a push wakes the consumer with its entries in the same step,
+//! instead of a notice and then a take.
+//!
+//! A pop that drained its page returns that page's key as its resume receipt. The consumer's
+//! next wait, given that receipt back, skips the take and blocks at once on that page and the
+//! next one (a push may have crossed into it): the page the consumer drained is the head or
+//! below it, so a pop there keeps the queue's order. Entries released by a reliable consumer
+//! meanwhile (the returned zset) are not seen by such a wait, so it blocks for at most
+//! [`RESUMED_BLOCK`] before the next wait takes normally.
+//!
+//! The wait ends early (`CLIENT UNBLOCK`) when the caller cancels, the queue is closed or the
+//! session is reset; a blocked pop is never abandoned before Redis answered, so whatever it
+//! popped reaches the caller. Without a free blocking connection, or when the queue does not
+//! exist, it waits for a notice and takes.
+
+use crate::fault::{CallError, is_connection_error};
+use crate::ops::call::{Call, Ctx};
+use crate::ops::take::{Fast, fast, take, take_reply, taken};
+use crate::script::reply::unexpected;
+use crate::script::scripts::scripts;
+use busmq_core::store::{Notice, Receipt, Taken};
+use busmq_core::{QueueName, Result};
+use futures::StreamExt;
+use redis::Value;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Server-side block time bounds (the caller's wait is clamped into them).
+const MIN_BLOCK: Duration = Duration::from_millis(10);
+const MAX_BLOCK: Duration = Duration::from_secs(60);
+/// The longest block of a wait that resumed without a take (see above).
+const RESUMED_BLOCK: Duration = Duration::from_millis(100);
+
+pub(crate) async fn take_wait(
+    ctx: &Ctx,
+    queue: &QueueName,
+    max: u32,
+    wait: Duration,
+    cancel: &Notify,
+    resume: &Receipt,
+) -> Result<Taken> {
+    if max == 0 {
+        return Ok(Taken::default());
+    }
+    let call = ctx.call("take", queue);
+    let route = call.route().await?;
+    let inst = call.instance(route);
+    let Some(blockers) = &ctx.fleet.blockers[route.index] else {
+        return take(ctx, queue, max).await;
+    };
+    // Watched before the take, so that a close or a reset in between still ends the wait.
+    let mut notices =
+        inst.hub.watch(call.keys.channel.clone(), 0).await.map_err(|e| call.fail(inst, e))?;
+    let resumed = resume.token().and_then(|key| call.keys.page_number(key));
+    let (page, block) = match resumed {
+        Some(page) => (Some(page), wait.min(RESUMED_BLOCK)),
+        None => match take_or_page(&call, max).await? {
+            Ok(taken) => return Ok(taken),
+            Err(page) => (page, wait),
+        },
+    };
+    let lease = match page {
+        Some(_) => blockers.lease().await.map_err(|e| call.fail(inst, e))?,
+        None => None,
+    };
+    let (Some(page), Some(mut lease)) = (page, lease) else {
+        // Wait for a notice, then take.
+        tokio::select! {
+            _ = notices.next() => {}
+            _ = cancel.notified() => return Ok(Taken::default()),
+            _ = tokio::time::sleep(wait) => return Ok(Taken::default()),
+        }
+        return take(ctx, queue, max).await;
+    };
+    let (mut conn, id) = (lease.conn.clone(), lease.id);
+    let block = block.clamp(MIN_BLOCK, MAX_BLOCK);
+    let mut cmd = redis::cmd("BLMPOP");
+    cmd.arg(format!("{:.3}", block.as_secs_f64()));
+    match resumed {
+        Some(_) => cmd.arg(2).arg(call.keys.page(page)).arg(call.keys.page(page + 1)),
+        None => cmd.arg(1).arg(call.keys.page(page)),
+    };
+    cmd.arg("LEFT").arg("COUNT").arg(max);
+    let pop = async move { cmd.query_async::<Value>(&mut conn).await };
+    tokio::pin!(pop);
+    // The connection has no response timeout: this deadline is the backstop.
+    let limit = tokio::time::sleep(block + ctx.config.response_timeout);
+    tokio::pin!(limit);
+    let mut unblocked = false;
+    let outcome = loop {
+        let stop = tokio::select! {
+            r = &mut pop => break Some(r),
+            _ = &mut limit => break None,
+            _ = cancel.notified(), if !unblocked => true,
+            n = notices.next(), if !unblocked => !matches!(n, Some(Notice::Available)),
+        };
+        if stop {
+            unblocked = true;
+            let _ = inst.query(redis::cmd("CLIENT").arg("UNBLOCK").arg(id)).await;
+        }
+    };
+    match outcome {
+        None => {
+            // Closing the connection ends the block on the server.
+            lease.discard();
+            Ok(Taken::default())
+        }
+        Some(Err(e)) if is_connection_error(&e) => {
+            // Most likely a connection left over from before a restart; the next wait opens a
+            // fresh one (and its take reports the instance if it is down).
+            lease.discard();
+            Ok(Taken::default())
+        }
+        Some(Err(e)) => {
+            lease.discard();
+            Err(call.fail(inst, CallError::from(e)))
+        }
+        Some(Ok(Value::Nil)) => Ok(Taken::default()),
+        Some(Ok(Value::Array(mut parts))) if parts.len() == 2 => {
+            drop(lease);
+            let items = match parts.pop() {
+                Some(Value::Array(items)) => items,
+                other => return Err(unexpected("take", format!("{other:?}"))),
+            };
+            let drained = items.len() < max as usize;
+            let from = match parts.pop() {
+                Some(Value::BulkString(key)) => String::from_utf8(key).ok(),
+                _ => None,
+            };
+            // Popped means removed: foreign entries are moved aside (see `taken`).
+            let mut out = taken(&call, items, Vec::new()).await?;
+            if let Some(from) = from.filter(|_| drained) {
+                // The pop drained that page: the next wait may block on it at once.
+                out.resume = Receipt::new(from, 0);
+            }
+            Ok(out)
+        }
+        Some(Ok(other)) => Err(unexpected("take", format!("{other:?}"))),
+    }
+}
+
+/// The take before a wait: its entries, or (when nothing is ready) the number of the page list
+/// the next push appends to (`None` when the queue does not exist).
+async fn take_or_page(
+    call: &Call<'_>,
+    max: u32,
+) -> Result<std::result::Result<Taken, Option<u64>>> {
+    let page_of = |key: &str| call.keys.page_number(key);
+    match fast(call, max).await? {
+        Fast::Taken(taken) => return Ok(Ok(taken)),
+        Fast::Empty(page) => return Ok(Err(page_of(&page))),
+        Fast::Slow => {}
+    }
+    let reply = call
+        .script(&scripts().take, None, |cmd, _| {
+            cmd.arg(max).arg("a").arg(0).arg(0).arg("w");
+        })
+        .await?;
+    match reply.status() {
+        "ok" if reply.len() == 3 && reply.text(2).is_some() => {
+            Ok(Err(reply.text(2).and_then(page_of)))
+        }
+        "ok" => take_reply(call, reply).await.map(Ok),
+        "missing" => Ok(Err(None)),
+        other => Err(unexpected("take", other)),
+    }
+}

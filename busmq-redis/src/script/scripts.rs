@@ -1,0 +1,133 @@
+//! The Lua scripts, one per atomic queue operation, with their SHA1 digests for EVALSHA.
+//!
+//! Each script is `lua/lib.lua` (shared helpers) followed by `lua/<op>.lua`, concatenated at
+//! build time. Scripts are loaded with SCRIPT LOAD on every (re)connection, and the call path
+//! (`ops/call.rs`) loads them again on NOSCRIPT (a SCRIPT FLUSH, or a failover to a server that
+//! never saw them).
+
+use std::sync::LazyLock;
+
+/// One script: its name (for errors), its full body and its digest.
+#[derive(Debug)]
+pub(crate) struct Script {
+    pub(crate) name: &'static str,
+    pub(crate) body: &'static str,
+    pub(crate) sha: String,
+}
+
+impl Script {
+    fn new(name: &'static str, body: &'static str) -> Script {
+        Script { name, body, sha: redis::Script::new(body).get_hash().to_string() }
+    }
+}
+
+macro_rules! script {
+    ($name:literal) => {
+        Script::new(
+            $name,
+            concat!(
+                include_str!("../../lua/lib.lua"),
+                include_str!(concat!("../../lua/", $name, ".lua"))
+            ),
+        )
+    };
+}
+
+/// Every script busmq runs.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) attach: Script,
+    pub(crate) renew: Script,
+    pub(crate) detach: Script,
+    pub(crate) close: Script,
+    pub(crate) push: Script,
+    pub(crate) append: Script,
+    pub(crate) take: Script,
+    pub(crate) restore: Script,
+    pub(crate) settle: Script,
+    pub(crate) read: Script,
+    pub(crate) consumers: Script,
+    pub(crate) stat: Script,
+    pub(crate) flush: Script,
+    pub(crate) metadata: Script,
+    pub(crate) lend: Script,
+    pub(crate) giveback: Script,
+    pub(crate) claim: Script,
+    pub(crate) quarantine: Script,
+}
+
+impl Scripts {
+    /// All scripts, for loading them after a connection.
+    pub(crate) fn all(&self) -> [&Script; 18] {
+        [
+            &self.attach,
+            &self.renew,
+            &self.detach,
+            &self.close,
+            &self.push,
+            &self.append,
+            &self.take,
+            &self.restore,
+            &self.settle,
+            &self.read,
+            &self.consumers,
+            &self.stat,
+            &self.flush,
+            &self.metadata,
+            &self.lend,
+            &self.giveback,
+            &self.claim,
+            &self.quarantine,
+        ]
+    }
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    attach: script!("attach"),
+    renew: script!("renew"),
+    detach: script!("detach"),
+    close: script!("close"),
+    push: script!("push"),
+    append: script!("append"),
+    take: script!("take"),
+    restore: script!("restore"),
+    settle: script!("settle"),
+    read: script!("read"),
+    consumers: script!("consumers"),
+    stat: script!("stat"),
+    flush: script!("flush"),
+    metadata: script!("metadata"),
+    lend: script!("lend"),
+    giveback: script!("giveback"),
+    claim: script!("claim"),
+    quarantine: script!("quarantine"),
+});
+
+/// The scripts, built once.
+pub(crate) fn scripts() -> &'static Scripts {
+    &SCRIPTS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_script_has_a_header_and_the_shared_helpers() {
+        for s in scripts().all() {
+            let own = s.body.split("-- ---- end of lib.lua ----").nth(1).unwrap_or("");
+            let header = own.trim_start();
+            assert!(header.starts_with(&format!("-- {}.lua:", s.name)), "{}: header", s.name);
+            for part in ["KEYS", "ARGV", "Returns"] {
+                assert!(header.contains(part), "{} header lacks {part}", s.name);
+            }
+            assert_eq!(s.sha.len(), 40);
+        }
+    }
+
+    #[test]
+    fn the_scripts_write_and_accept_the_layout_version_of_the_keys_module() {
+        let line = format!("local LAYOUT = '{}'", crate::script::keys::LAYOUT_VERSION);
+        assert!(scripts().attach.body.contains(&line), "lib.lua must say {line}");
+    }
+}
