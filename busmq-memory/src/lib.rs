@@ -14,7 +14,6 @@
 //! connection state, events and streams, and all of them see the same queues and topics.
 //!
 //! ```
-//! use busmq_core::store::Session;
 //! use busmq_core::{QueueName, Store};
 //! use busmq_core::store::{QueueSpec, Session};
 //! use busmq_memory::Memory;

@@ -221,7 +221,16 @@ impl Call<'_> {
         scripts: &[&Script],
         pipe: &Pipeline,
     ) -> std::result::Result<Vec<Value>, CallError> {
-        self.with_scripts(inst, scripts, || inst.query_pipe(pipe)).await
+        let result = self.with_scripts(inst, scripts, || inst.query_pipe(pipe)).await;
+        if result.is_err() && inst.is_cluster() {
+            // The cluster client neither follows MOVED nor refreshes its slot map for a
+            // transaction, so after a failover every retry would go to the old master until
+            // some single command of this client met the move. A routed single command on the
+            // queue's key does both now (its answer does not matter), so the caller's next
+            // try reaches the slot's current master.
+            let _ = inst.query(redis::cmd("EXISTS").arg(self.keys.meta())).await;
+        }
+        result
     }
 
     /// The script call, followed by `WAIT` when `ack` is set: in one pipeline on one node, so
