@@ -3,7 +3,7 @@
 //! pub/sub, over Redis or in process memory with identical behaviour.
 //!
 //! This crate is what applications depend on: it re-exports the API of `busmq-core` and, behind
-//! features, the stores: `memory` (on by default) as [`memory`], `redis` as [`redis`].
+//! features, the stores: `memory` (on by default) as [`memory`], `redis` as `busmq::redis`.
 //!
 //! ```
 //! # #[cfg(feature = "memory")]
