@@ -45,7 +45,7 @@
 //! | `busmq_errors_total` | counter | kind, backend (and queue for a queue's errors) | errors reported in the background or returned by pushes, settlements and deliveries; `kind` is [`Error::kind`](crate::Error::kind) |
 //! | `busmq_consumers` | gauge | queue, mode, backend | running consumers |
 //! | `busmq_in_flight` | gauge | queue, mode, backend | reliable deliveries held by user code, not settled yet |
-//! | `busmq_queue_depth` | gauge | queue, backend | ready messages of attached queues, sampled when [`BusBuilder::depth_sampling`](crate::BusBuilder::depth_sampling) is set |
+//! | `busmq_queue_depth` | gauge | queue, backend | ready messages of attached queues, sampled when [`BusBuilder::depth_sampling`](crate::BusBuilder::depth_sampling) is set; a queue no longer attached keeps its last sample |
 //! | `busmq_push_duration_seconds` | histogram | queue, backend | from the `push` call to its id |
 //! | `busmq_end_to_end_seconds` | histogram | queue, mode, backend | from the push to the delivery (see below) |
 //!
