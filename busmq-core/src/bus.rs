@@ -8,6 +8,7 @@ use crate::dead_letter_queue::DeadLetterQueue;
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::name::{QueueName, TopicName};
+use crate::observability::DEFAULT_QUEUE_LABELS;
 use crate::pubsub::PubSub;
 use crate::queue::Queue;
 use crate::store::{ClientId, Store, StoreHandle};
@@ -54,6 +55,8 @@ pub struct BusBuilder {
     codec: Codec,
     max_message_size: usize,
     client: Option<ClientId>,
+    queue_labels: Option<usize>,
+    depth_every: Option<Duration>,
 }
 
 impl BusBuilder {
@@ -76,12 +79,43 @@ impl BusBuilder {
         self
     }
 
+    /// Samples the depth (`stat().count`) of every queue attached through this bus each
+    /// `every` into the `busmq_queue_depth` gauge (see [`observability`](crate::observability)).
+    /// Off by default: each sample is one store call per attached queue.
+    pub fn depth_sampling(mut self, every: Duration) -> Self {
+        self.depth_every = Some(every);
+        self
+    }
+
+    /// The most distinct queue names this bus uses as values of the metrics' `queue` label
+    /// (default [`DEFAULT_QUEUE_LABELS`]); queues beyond them are labelled `_other`. Each
+    /// value is a time series the exporter keeps for the life of the process.
+    pub fn queue_label_limit(mut self, limit: usize) -> Self {
+        self.queue_labels = Some(limit);
+        self
+    }
+
+    /// Records metrics without a `queue` label: every queue of the bus adds to the same
+    /// series.
+    pub fn without_queue_label(mut self) -> Self {
+        self.queue_labels = None;
+        self
+    }
+
     /// Builds the bus. It is not connected yet.
     pub fn build(self) -> Result<Bus> {
         if self.max_message_size == 0 {
             return Err(Error::invalid_option("max_message_size", "must be at least 1 byte"));
         }
-        let config = BusConfig { codec: self.codec, max_message_size: self.max_message_size };
+        if self.depth_every.is_some_and(|every| every.is_zero()) {
+            return Err(Error::invalid_option("depth_sampling", "the period must not be zero"));
+        }
+        let config = BusConfig {
+            codec: self.codec,
+            max_message_size: self.max_message_size,
+            queue_labels: self.queue_labels,
+            depth_every: self.depth_every,
+        };
         let client = self.client.unwrap_or_else(ClientId::random);
         Ok(Bus { inner: Arc::new(BusInner::new(self.store, client, config)) })
     }
@@ -105,6 +139,8 @@ impl Bus {
             codec: Codec::default(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             client: None,
+            queue_labels: Some(DEFAULT_QUEUE_LABELS),
+            depth_every: None,
         }
     }
 

@@ -1,11 +1,15 @@
 //! What every handle of one bus shares: the store, the client id, the configuration (codec
 //! and size limit, with the one place that encodes and checks a message), the connection
-//! state and events, and the attached queues to detach on disconnect. Handles depend on this
-//! module; the `Bus` façade (`bus.rs`) sits on top of both.
+//! state and events (each transition and error also logged), the queue label guard of its
+//! metrics, and the attached queues to detach on disconnect (and to sample for depth).
+//! Handles depend on this module; the `Bus` façade (`bus.rs`) sits on top of both.
 
 use crate::bus_state::{BusEvent, BusState, StateTracker};
 use crate::error::{Error, Result};
 use crate::events::EVENT_BUFFER;
+use crate::name::QueueName;
+use crate::observability::sampler::{self, DepthSource};
+use crate::observability::{QueueLabels, background_error, bus_error, describe};
 use crate::store::{ClientId, ConsumerId, StoreEvent, StoreHandle};
 use crate::util::lock;
 use busmq_codec::Codec;
@@ -15,14 +19,20 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
-/// The codec and the size limit of a bus's messages.
+/// The codec and the size limit of a bus's messages, and what its metrics do.
 #[derive(Debug, Clone)]
 pub(crate) struct BusConfig {
     pub(crate) codec: Codec,
     pub(crate) max_message_size: usize,
+    /// The most distinct `queue` label values (`None`: no queue label).
+    pub(crate) queue_labels: Option<usize>,
+    /// How often the depth of attached queues is sampled (`None`: never).
+    pub(crate) depth_every: Option<Duration>,
 }
 
 impl BusConfig {
@@ -66,6 +76,8 @@ impl BusConfig {
 /// A queue attached through this bus, which `disconnect` detaches (implemented by the queue
 /// handle, so that this module does not depend on it).
 pub(crate) trait AttachedQueue: Send + Sync {
+    /// The queue's name.
+    fn queue_name(&self) -> &QueueName;
     /// Stops consuming and detaches.
     fn detach_all(self: Arc<Self>) -> BoxFuture<'static, Result<()>>;
 }
@@ -73,8 +85,20 @@ pub(crate) trait AttachedQueue: Send + Sync {
 #[derive(Debug, Default)]
 struct Connection {
     connected: bool,
+    /// A `disconnect` is under way: the offline it causes is no outage.
+    disconnecting: bool,
     tracker: StateTracker,
     relay: Option<JoinHandle<()>>,
+    sampler: Option<JoinHandle<()>>,
+}
+
+impl Connection {
+    /// Ends the tasks that live as long as a connection.
+    fn stop_tasks(&mut self) {
+        for task in [self.relay.take(), self.sampler.take()].into_iter().flatten() {
+            task.abort();
+        }
+    }
 }
 
 /// The state shared by a bus and every handle made from it.
@@ -89,6 +113,7 @@ pub(crate) struct BusInner {
     events: broadcast::Sender<BusEvent>,
     consumer_seq: AtomicU64,
     queues: Mutex<Vec<Weak<dyn AttachedQueue>>>,
+    pub(crate) labels: QueueLabels,
 }
 
 impl fmt::Debug for BusInner {
@@ -106,12 +131,13 @@ impl BusInner {
         BusInner {
             store,
             client,
-            config,
             connection: Mutex::new(Connection::default()),
             state: watch::Sender::new(BusState::Offline),
             events,
             consumer_seq: AtomicU64::new(1),
             queues: Mutex::new(Vec::new()),
+            labels: QueueLabels::new(config.queue_labels),
+            config,
         }
     }
 
@@ -127,7 +153,10 @@ impl BusInner {
         ConsumerId::new(&self.client, self.consumer_seq.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Reports a background failure: logged, counted, and sent as a `BusEvent::Error`.
     pub(crate) fn emit_error(&self, error: Error) {
+        background_error(None, &error);
+        bus_error(self.store.backend(), &error);
         let _ = self.events.send(BusEvent::Error(error));
     }
 
@@ -145,6 +174,7 @@ impl BusInner {
             return;
         }
         if let Some(changed) = conn.tracker.observe(state) {
+            log_state(&changed, conn.connected && !conn.disconnecting);
             self.state.send_replace(changed.clone());
             let _ = self.events.send(changed.into());
         }
@@ -159,6 +189,12 @@ impl BusInner {
 
     /// Connects (SPEC B1-B3); see `Bus::connect`.
     pub(crate) async fn connect(self: &Arc<Self>) -> Result<BusState> {
+        let span = tracing::debug_span!("connect", backend = self.store.backend());
+        self.connect_now().instrument(span).await
+    }
+
+    async fn connect_now(self: &Arc<Self>) -> Result<BusState> {
+        describe();
         let events = {
             let mut conn = lock(&self.connection);
             if conn.connected {
@@ -169,7 +205,15 @@ impl BusInner {
             self.store.events()
         };
         let relay = tokio::spawn(relay_store_events(Arc::downgrade(self), events));
-        lock(&self.connection).relay = Some(relay);
+        let sampler = self.config.depth_every.map(|every| {
+            let source: Weak<dyn DepthSource> = Arc::downgrade(self) as Weak<dyn DepthSource>;
+            tokio::spawn(sampler::run(source, every))
+        });
+        {
+            let mut conn = lock(&self.connection);
+            conn.relay = Some(relay);
+            conn.sampler = sampler;
+        }
         match self.store.connect().await {
             Ok(state) => {
                 let state = BusState::from(state);
@@ -177,11 +221,10 @@ impl BusInner {
                 Ok(state)
             }
             Err(error) => {
+                tracing::debug!(error = %error, "connect failed");
                 let mut conn = lock(&self.connection);
                 conn.connected = false;
-                if let Some(relay) = conn.relay.take() {
-                    relay.abort();
-                }
+                conn.stop_tasks();
                 Err(error)
             }
         }
@@ -189,8 +232,17 @@ impl BusInner {
 
     /// Disconnects; see `Bus::disconnect`.
     pub(crate) async fn disconnect(&self) -> Result<()> {
-        if !self.is_connected() {
-            return Ok(());
+        let span = tracing::debug_span!("disconnect", backend = self.store.backend());
+        self.disconnect_now().instrument(span).await
+    }
+
+    async fn disconnect_now(&self) -> Result<()> {
+        {
+            let mut conn = lock(&self.connection);
+            if !conn.connected {
+                return Ok(());
+            }
+            conn.disconnecting = true;
         }
         let queues: Vec<Arc<dyn AttachedQueue>> = {
             let mut list = lock(&self.queues);
@@ -208,12 +260,45 @@ impl BusInner {
         {
             let mut conn = lock(&self.connection);
             conn.connected = false;
-            if let Some(relay) = conn.relay.take() {
-                relay.abort();
-            }
+            conn.stop_tasks();
         }
         self.observe(BusState::Offline);
+        lock(&self.connection).disconnecting = false;
         result
+    }
+}
+
+impl DepthSource for BusInner {
+    fn attached(&self) -> Vec<QueueName> {
+        let mut names: Vec<QueueName> = lock(&self.queues)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|queue| queue.queue_name().clone())
+            .collect();
+        names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup_by(|a, b| a.as_str() == b.as_str());
+        names
+    }
+
+    fn store(&self) -> &StoreHandle {
+        &self.store
+    }
+
+    fn labels(&self) -> &QueueLabels {
+        &self.labels
+    }
+}
+
+/// Logs a reported state: online is INFO, a partial or total outage WARN, and the offline
+/// that a `disconnect` causes (`outage` false) INFO again, since nothing is wrong.
+fn log_state(state: &BusState, outage: bool) {
+    match state {
+        BusState::Online => tracing::info!("bus online"),
+        BusState::Degraded { down } => {
+            tracing::warn!(?down, "bus degraded: some instances are down")
+        }
+        BusState::Offline if outage => tracing::warn!("bus offline: no instance answers"),
+        BusState::Offline => tracing::info!("bus offline (disconnected)"),
     }
 }
 

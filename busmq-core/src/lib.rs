@@ -19,6 +19,7 @@ mod dead_letter_queue;
 pub mod error;
 mod events;
 pub mod name;
+pub mod observability;
 mod pubsub;
 mod queue;
 pub mod store;

@@ -35,7 +35,9 @@ impl Link {
     pub(crate) fn connect(&self, new_session: impl FnOnce() -> u64) -> StoreState {
         let mut session = lock(&self.session);
         if session.is_none() {
-            *session = Some(new_session());
+            let started = new_session();
+            tracing::debug!(session = started, "memory store connected");
+            *session = Some(started);
             self.state.send_replace(StoreState::Online);
             // Nobody listening is fine: the state is also readable.
             let _ = self.events.send(StoreEvent::State(StoreState::Online));
@@ -47,6 +49,7 @@ impl Link {
     pub(crate) fn disconnect(&self, end: impl FnOnce(u64)) {
         let mut session = lock(&self.session);
         if let Some(ended) = session.take() {
+            tracing::debug!(session = ended, "memory store disconnected");
             self.epoch.send_modify(|e| *e = e.wrapping_add(1));
             end(ended);
             self.state.send_replace(StoreState::Offline);

@@ -5,6 +5,7 @@ use super::frame::{self, Frame};
 use super::inner::ChannelInner;
 use super::presence::Presence;
 use crate::error::Error;
+use crate::observability::log_error;
 use crate::queue::{Consumer, Delivery, Queue};
 use busmq_codec::Codec;
 use bytes::Bytes;
@@ -49,6 +50,8 @@ pub struct ChannelEvents<T> {
     presence: Presence,
     codec: Codec,
     done: bool,
+    /// The session's span: what happens to the peer is logged in it.
+    span: tracing::Span,
     _marker: PhantomData<fn() -> T>,
 }
 
@@ -65,6 +68,7 @@ impl<T> ChannelEvents<T> {
         outbox: Queue,
         session: String,
         codec: Codec,
+        span: tracing::Span,
     ) -> Self {
         ChannelEvents {
             pending: VecDeque::from([ChannelEvent::Connect]),
@@ -75,6 +79,7 @@ impl<T> ChannelEvents<T> {
             presence: Presence::default(),
             codec,
             done: false,
+            span,
             _marker: PhantomData,
         }
     }
@@ -96,9 +101,11 @@ impl<T: DeserializeOwned> ChannelEvents<T> {
             Ok(Frame::Connect(session)) => {
                 let reaction = self.presence.on_connect(&session);
                 if reaction.remote_disconnect {
+                    tracing::debug!(parent: &self.span, "remote peer replaced");
                     self.pending.push_back(ChannelEvent::RemoteDisconnect);
                 }
                 if reaction.remote_connect {
+                    tracing::debug!(parent: &self.span, remote_session = session, "remote peer connected");
                     self.pending.push_back(ChannelEvent::RemoteConnect);
                 }
                 if reaction.greet {
@@ -109,11 +116,13 @@ impl<T: DeserializeOwned> ChannelEvents<T> {
             }
             Ok(Frame::Disconnect(session)) => {
                 if self.presence.on_disconnect(&session).remote_disconnect {
+                    tracing::debug!(parent: &self.span, "remote peer disconnected");
                     self.pending.push_back(ChannelEvent::RemoteDisconnect);
                 }
                 settle_in_background(delivery);
             }
             Ok(Frame::End) => {
+                tracing::debug!(parent: &self.span, "remote peer ended the channel");
                 self.pending.push_back(ChannelEvent::End);
                 settle_in_background(delivery);
                 let channel = self.channel.clone();
@@ -126,23 +135,37 @@ impl<T: DeserializeOwned> ChannelEvents<T> {
                 Err(source) => {
                     let id = delivery.id();
                     drop(delivery);
-                    self.pending.push_back(ChannelEvent::Error(Error::Decode {
+                    let error = Error::Decode {
                         target: format!("channel {:?}", self.channel.name),
                         id,
                         source,
-                    }));
+                    };
+                    self.report(error, "undecodable message");
                 }
             },
             Err(detail) => {
-                self.pending.push_back(ChannelEvent::Error(Error::ForeignData {
+                let error = Error::ForeignData {
                     queue: self.channel.name.clone(),
                     detail: format!("message {} is {detail}", delivery.id()),
-                }));
+                };
+                self.report(error, "foreign frame on a channel");
                 if delivery.is_reliable() {
                     tokio::spawn(delivery.reject(detail));
                 }
             }
         }
+    }
+}
+
+impl<T> ChannelEvents<T> {
+    /// Logs and counts an error of the stream, and queues it for the user.
+    fn report(&mut self, error: Error, what: &'static str) {
+        let _in_session = self.span.enter();
+        log_error(what, Some(self.channel.name.as_str()), &error);
+        if let Some(consumer) = &self.consumer {
+            consumer.count_error(&error);
+        }
+        self.pending.push_back(ChannelEvent::Error(error));
     }
 }
 

@@ -12,6 +12,8 @@ pub(crate) struct Bound {
     pub(crate) inbox: Queue,
     pub(crate) outbox: Queue,
     pub(crate) session: String,
+    /// The session's span (see `Channel::bind`).
+    pub(crate) span: tracing::Span,
 }
 
 pub(crate) struct ChannelInner {
@@ -42,6 +44,7 @@ impl ChannelInner {
         }
         let inbox = bound.inbox.detach().await;
         let outbox = bound.outbox.detach().await;
+        tracing::debug!(parent: &bound.span, farewell = result.is_ok(), "channel session ended");
         result.and(inbox).and(outbox).map(|()| true)
     }
 }

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Options of [`Channel::connect_with`] and [`Channel::listen_with`].
 #[derive(Clone, Debug, Default)]
@@ -178,23 +179,32 @@ impl Channel {
         let inbox = Queue::new(inner.bus.clone(), queue_name(local, &inner.name)?);
         let outbox = Queue::new(inner.bus.clone(), queue_name(remote, &inner.name)?);
         let session = format!("{:016x}", random_u64());
+        // The peer's session: its consumer's span (and so its takes) is made inside it.
+        let span = tracing::debug_span!("channel", channel = inner.name, local, remote, session);
         let bound = async {
             outbox.attach_with(options.attach.clone()).await?;
             inbox.attach_with(options.attach.clone()).await?;
             outbox.push_raw(frame::connect(&session)).await?;
             inbox.consume_raw(options.consume_options()).await
         };
-        let consumer = match bound.await {
+        let consumer = match bound.instrument(span.clone()).await {
             Ok(consumer) => consumer,
             Err(error) => {
+                tracing::debug!(parent: &span, error = %error, "channel connect failed");
                 let _ = inbox.detach().await;
                 let _ = outbox.detach().await;
                 return Err(error);
             }
         };
-        *crate::util::lock(&inner.bound) =
-            Some(Bound { inbox, outbox: outbox.clone(), session: session.clone() });
-        Ok(ChannelEvents::new(consumer, inner.clone(), outbox, session, inner.bus.config.codec))
+        tracing::debug!(parent: &span, "channel connected");
+        *crate::util::lock(&inner.bound) = Some(Bound {
+            inbox,
+            outbox: outbox.clone(),
+            session: session.clone(),
+            span: span.clone(),
+        });
+        let codec = inner.bus.config.codec;
+        Ok(ChannelEvents::new(consumer, inner.clone(), outbox, session, codec, span))
     }
 
     /// Whether this peer is connected.

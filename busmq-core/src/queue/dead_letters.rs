@@ -89,4 +89,8 @@ impl DeadLetterSink for DeadLetters {
     fn detach(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.detach_queue())
     }
+
+    fn name(&self) -> &str {
+        self.name.as_str()
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::settler::Settler;
 use crate::error::Result;
+use crate::observability::DeadReason;
 use crate::store::{DeadLetter, Receipt, Settle, Settlement};
 use bytes::Bytes;
 use std::fmt;
@@ -34,6 +35,7 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         if !self.settled {
+            self.settler.metrics.nacked();
             self.settler.settle_later(self.settle(Settlement::Release));
         }
     }
@@ -121,12 +123,12 @@ impl<T> Delivery<T> {
     /// (at least once); it is never held for ever. The same holds for [`Delivery::nack`] and
     /// [`Delivery::reject`].
     pub async fn ack(mut self) -> Result<()> {
-        self.finish(Settlement::Ack).await
+        self.finish(Settlement::Ack, true).await
     }
 
     /// Gives the message back now, to be delivered again (to this or another consumer).
     pub async fn nack(mut self) -> Result<()> {
-        self.finish(Settlement::Release).await
+        self.finish(Settlement::Release, true).await
     }
 
     /// Moves the message to the dead-letter queue with `reason`, then acknowledges it.
@@ -136,8 +138,19 @@ impl<T> Delivery<T> {
         };
         let settler = claim.settler.clone();
         let reason = format!("rejected: {}", reason.into());
-        settler.dead_letters.push(self.id, self.deliveries, self.payload.clone(), reason).await?;
-        self.finish(Settlement::Ack).await
+        let payload = self.payload.clone();
+        settler.dead_letters.push(self.id, self.deliveries, payload, reason.clone()).await?;
+        settler.metrics.dead_lettered(DeadReason::Rejected);
+        tracing::warn!(
+            queue = settler.queue.as_str(),
+            id = self.id,
+            deliveries = self.deliveries,
+            reason,
+            dead_letter_queue = settler.dead_letters.name(),
+            "message dead-lettered"
+        );
+        // Counted as dead-lettered, not as acknowledged.
+        self.finish(Settlement::Ack, false).await
     }
 
     /// Keeps the message invisible to other consumers for `by` from now.
@@ -148,13 +161,20 @@ impl<T> Delivery<T> {
         claim.settler.settle(claim.settle(Settlement::Extend(by))).await
     }
 
-    async fn finish(&mut self, action: Settlement) -> Result<()> {
+    /// Settles; `counted` says whether a success counts as an ack or a nack.
+    async fn finish(&mut self, action: Settlement, counted: bool) -> Result<()> {
         let Some(claim) = self.claim.as_mut() else {
             return Ok(());
         };
         claim.settled = true;
         let settler = claim.settler.clone();
-        settler.settle(claim.settle(action)).await
+        settler.settle(claim.settle(action)).await?;
+        match action {
+            Settlement::Ack if counted => settler.metrics.acked(),
+            Settlement::Release if counted => settler.metrics.nacked(),
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Replaces the body, keeping id and claim (used to turn frames into messages).

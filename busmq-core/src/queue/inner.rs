@@ -1,6 +1,6 @@
 //! The state one queue handle and its clones share (attachment phase, consumer, producer,
-//! keeper, counters, events): what the consumer, producer and keeper tasks work on, below the
-//! `Queue` handle itself.
+//! keeper, counters, metrics, events): what the consumer, producer and keeper tasks work on,
+//! below the `Queue` handle itself.
 
 use super::consumer::pipe::ConsumerShared;
 use super::event::QueueEvent;
@@ -8,9 +8,10 @@ use super::lifecycle::Phase;
 use super::producer::{Producer, Target};
 use crate::context::BusInner;
 use crate::name::QueueName;
+use crate::observability::{QueueMetrics, background_error};
 use crate::util::lock;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -25,11 +26,26 @@ pub(crate) struct QueueInner {
     pub(crate) producer: Arc<Producer>,
     pub(crate) op_lock: tokio::sync::Mutex<()>,
     pub(crate) keeper: Mutex<Option<JoinHandle<()>>>,
+    /// Made on first use, so that a handle only asked for `stat` takes no queue label value.
+    pub(crate) metrics: OnceLock<Arc<QueueMetrics>>,
 }
 
 impl QueueInner {
+    /// Sends an event; an error is also logged and counted (every `QueueEvent::Error`).
     pub(crate) fn emit(&self, event: QueueEvent) {
+        if let QueueEvent::Error(error) = &event {
+            background_error(Some(self.name.as_str()), error);
+            self.metrics().error(error);
+        }
         let _ = self.events.send(event);
+    }
+
+    /// This handle's metric handles.
+    pub(crate) fn metrics(&self) -> &Arc<QueueMetrics> {
+        self.metrics.get_or_init(|| {
+            let label = self.bus.labels.value(&self.name);
+            Arc::new(QueueMetrics::new(label, self.bus.store.backend()))
+        })
     }
 
     pub(crate) fn target(&self) -> Target {
@@ -38,6 +54,7 @@ impl QueueInner {
             name: self.name.clone(),
             phase: self.phase.subscribe(),
             events: self.events.clone(),
+            metrics: self.metrics().clone(),
         }
     }
 
@@ -60,6 +77,7 @@ impl QueueInner {
         });
         if changed {
             self.stop_keeper();
+            tracing::info!(queue = self.name.as_str(), "queue closed by another client");
             // A consumer waiting inside the store would only notice at the end of its wait.
             if let Ok(slot) = self.consumer.try_lock() {
                 if let Some(active) = slot.as_ref() {

@@ -73,6 +73,11 @@ async fn renew(queue: &Weak<QueueInner>, failures: &mut u32) -> bool {
         Ok(Renewal::Alive) => *failures = 0,
         Ok(Renewal::Recreated { generation, spec }) => {
             *failures = 0;
+            tracing::debug!(
+                queue = q.name.as_str(),
+                generation,
+                "queue was lost and created again"
+            );
             q.phase.send_if_modified(|phase| match phase {
                 Phase::Attached(h) if h.generation == held.generation => {
                     *phase = Phase::Attached(Held { generation, spec });
@@ -88,6 +93,9 @@ async fn renew(queue: &Weak<QueueInner>, failures: &mut u32) -> bool {
         Err(error) => {
             if *failures == 0 {
                 q.emit(QueueEvent::Error(error));
+            } else {
+                let queue = q.name.as_str();
+                tracing::debug!(queue, failures = *failures, error = %error, "renewal failed again");
             }
             *failures += 1;
         }

@@ -35,11 +35,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
+use tracing::Instrument;
 
 impl AttachedQueue for QueueInner {
+    fn queue_name(&self) -> &QueueName {
+        &self.name
+    }
+
     fn detach_all(self: Arc<Self>) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move { Queue::from_inner(self).detach().await })
     }
@@ -77,6 +82,7 @@ impl Queue {
                 events,
                 op_lock: tokio::sync::Mutex::new(()),
                 keeper: Mutex::new(None),
+                metrics: OnceLock::new(),
             }),
         }
     }
@@ -103,6 +109,11 @@ impl Queue {
     /// Attaches to the queue, creating it if needed (SPEC Q1), and returns whether it already
     /// existed. Pushes made before now are written once attached, in order (SPEC Q7).
     pub async fn attach_with(&self, options: AttachOptions) -> Result<bool> {
+        let span = tracing::debug_span!("attach", queue = self.name());
+        self.attach_now(options).instrument(span).await
+    }
+
+    async fn attach_now(&self, options: AttachOptions) -> Result<bool> {
         let spec = options.validated()?;
         let inner = &self.inner;
         inner.bus.ensure_connected()?;
@@ -120,6 +131,7 @@ impl Queue {
         let (attachment, notices) = match attached {
             Ok(ok) => ok,
             Err(error) => {
+                tracing::debug!(error = %error, "attach failed");
                 inner.phase.send_replace(before);
                 return Err(error);
             }
@@ -129,6 +141,7 @@ impl Queue {
         *crate::util::lock(&inner.keeper) = Some(keeper);
         inner.phase.send_replace(Phase::Attached(held));
         inner.bus.register_queue(Arc::downgrade(inner) as Weak<dyn AttachedQueue>);
+        tracing::debug!(existed = attachment.existed, generation = held.generation, "attached");
         inner.emit(QueueEvent::Attached { existed: attachment.existed });
         Ok(attachment.existed)
     }
@@ -137,6 +150,11 @@ impl Queue {
     /// (SPEC Q3). The queue expires `ttl` after the last attachment ends. A no-op when not
     /// attached.
     pub async fn detach(&self) -> Result<()> {
+        let span = tracing::debug_span!("detach", queue = self.name());
+        self.detach_now().instrument(span).await
+    }
+
+    async fn detach_now(&self) -> Result<()> {
         let inner = &self.inner;
         let _op = inner.op_lock.lock().await;
         let Phase::Attached(held) = *inner.phase.borrow() else {
@@ -160,6 +178,7 @@ impl Queue {
                 false
             }
         });
+        tracing::debug!(ok = result.is_ok(), "detached");
         inner.emit(QueueEvent::Detached);
         result
     }
@@ -168,6 +187,11 @@ impl Queue {
     /// (`Closed`) and their consumers end; later pushes through them fail with `Closed`.
     /// Returns whether the queue existed. Works whether or not this handle is attached.
     pub async fn close(&self) -> Result<bool> {
+        let span = tracing::debug_span!("close", queue = self.name());
+        self.close_now().instrument(span).await
+    }
+
+    async fn close_now(&self) -> Result<bool> {
         let inner = &self.inner;
         inner.bus.ensure_connected()?;
         let _op = inner.op_lock.lock().await;
@@ -176,6 +200,7 @@ impl Queue {
         inner.stop_keeper();
         inner.phase.send_replace(Phase::Closed);
         inner.stop_consumer().await;
+        tracing::debug!(existed, "closed");
         inner.emit(QueueEvent::Closed);
         Ok(existed)
     }
@@ -224,14 +249,16 @@ impl Queue {
         if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
             return Push::failed(error);
         }
-        self.inner.producer.enqueue_one(entry, || self.inner.target())
+        let started = self.inner.metrics().timed().then(std::time::Instant::now);
+        self.inner.producer.enqueue_one(entry, started, || self.inner.target())
     }
 
     pub(crate) fn push_entries(&self, entries: Vec<NewEntry>) -> PushAll {
         if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
             return PushAll::failed(error);
         }
-        self.inner.producer.enqueue_all(entries, || self.inner.target())
+        let started = self.inner.metrics().timed().then(std::time::Instant::now);
+        self.inner.producer.enqueue_all(entries, started, || self.inner.target())
     }
 
     fn encode<T: Serialize + ?Sized>(&self, message: &T) -> Result<NewEntry> {

@@ -7,6 +7,7 @@ use super::event::QueueEvent;
 use super::lifecycle::{Phase, PushTarget};
 use crate::error::{Error, Result};
 use crate::name::QueueName;
+use crate::observability::{QueueMetrics, background_error};
 use crate::store::{NewEntry, PushBatch, StoreHandle};
 use std::fmt;
 use std::future::Future;
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tokio::sync::{broadcast, oneshot, watch};
+use tracing::Instrument;
 
 /// Pushes waiting (for an attach or for the store) beyond which `push` fails with
 /// `Backpressure` instead of growing memory without bound.
@@ -34,6 +37,8 @@ struct Unit {
     entries: Vec<NewEntry>,
     bytes: usize,
     reply: Reply,
+    /// When `push` was called, if pushes are timed (a metrics recorder is installed).
+    started: Option<Instant>,
 }
 
 /// The push side of one queue handle.
@@ -63,6 +68,7 @@ pub(crate) struct Target {
     pub(crate) name: QueueName,
     pub(crate) phase: watch::Receiver<Phase>,
     pub(crate) events: broadcast::Sender<QueueEvent>,
+    pub(crate) metrics: Arc<QueueMetrics>,
 }
 
 impl Producer {
@@ -85,11 +91,13 @@ impl Producer {
     pub(crate) fn enqueue_one(
         self: &Arc<Self>,
         entry: NewEntry,
+        started: Option<Instant>,
         target: impl FnOnce() -> Target,
     ) -> Push {
         let (tx, rx) = oneshot::channel();
         let bytes = entry.payload.len();
-        match self.enqueue(Unit { entries: vec![entry], bytes, reply: Reply::One(tx) }, target) {
+        let unit = Unit { entries: vec![entry], bytes, reply: Reply::One(tx), started };
+        match self.enqueue(unit, target) {
             Ok(()) => Push(Pending::Waiting(rx, self.name.clone())),
             Err(e) => Push(Pending::Done(Some(Err(e)))),
         }
@@ -99,6 +107,7 @@ impl Producer {
     pub(crate) fn enqueue_all(
         self: &Arc<Self>,
         entries: Vec<NewEntry>,
+        started: Option<Instant>,
         target: impl FnOnce() -> Target,
     ) -> PushAll {
         if entries.is_empty() {
@@ -106,7 +115,7 @@ impl Producer {
         }
         let (tx, rx) = oneshot::channel();
         let bytes = entries.iter().map(|e| e.payload.len()).sum();
-        match self.enqueue(Unit { entries, bytes, reply: Reply::Many(tx) }, target) {
+        match self.enqueue(Unit { entries, bytes, reply: Reply::Many(tx), started }, target) {
             Ok(()) => PushAll(Pending::Waiting(rx, self.name.clone())),
             Err(e) => PushAll(Pending::Done(Some(Err(e)))),
         }
@@ -139,10 +148,10 @@ impl Producer {
 
     /// Fails every buffered push with `error` (the queue was closed or detached) and marks the
     /// worker stopped; pushes arriving later start a new worker that decides for itself.
-    fn fail_until_empty(&self, error: &Error, events: &broadcast::Sender<QueueEvent>) {
+    fn fail_until_empty(&self, error: &Error, target: &Target) {
         while let Some(batch) = self.next_batch() {
             for unit in batch {
-                unit.fail(error.clone(), events);
+                unit.fail(error.clone(), target);
             }
         }
     }
@@ -168,20 +177,22 @@ impl Producer {
                     if target.phase.changed().await.is_err() {
                         // Every handle is gone: nothing will ever attach this queue.
                         let gone = Error::Detached { queue: target.name.to_string() };
-                        self.fail_until_empty(&gone, &target.events);
+                        self.fail_until_empty(&gone, &target);
                         break;
                     }
                     continue;
                 }
                 PushTarget::Fail(error) => {
-                    self.fail_until_empty(&error, &target.events);
+                    self.fail_until_empty(&error, &target);
                     break;
                 }
             };
             let Some(batch) = self.next_batch() else {
                 break;
             };
-            self.write(&target, held.generation, &held.spec, batch).await;
+            let entries: usize = batch.iter().map(|u| u.entries.len()).sum();
+            let span = tracing::trace_span!("push", queue = target.name.as_str(), entries);
+            self.write(&target, held.generation, &held.spec, batch).instrument(span).await;
         }
     }
 
@@ -196,7 +207,7 @@ impl Producer {
         let mut push = PushBatch::new(generation, spec, &entries);
         push.after = self.last();
         match target.store.push(&target.name, &push).await {
-            Ok(first) => self.resolve(batch, first),
+            Ok(first) => self.resolve(target, batch, first),
             Err(Error::QueueFull { .. }) if batch.len() > 1 => {
                 // Coalesced pushes are independent: write them one by one so that exactly those
                 // that fit succeed, in order (SPEC Q8).
@@ -205,14 +216,15 @@ impl Producer {
                     push.after = self.last();
                     let result = target.store.push(&target.name, &push).await;
                     match result {
-                        Ok(first) => self.resolve(vec![unit], first),
-                        Err(error) => unit.fail(error, &target.events),
+                        Ok(first) => self.resolve(target, vec![unit], first),
+                        Err(error) => unit.fail(error, target),
                     }
                 }
             }
             Err(error) => {
+                tracing::trace!(error = %error, "push failed");
                 for unit in batch {
-                    unit.fail(error.clone(), &target.events);
+                    unit.fail(error.clone(), target);
                 }
             }
         }
@@ -222,14 +234,21 @@ impl Producer {
         Some(self.last_id.load(Ordering::Relaxed)).filter(|&id| id > 0)
     }
 
-    fn resolve(&self, batch: Vec<Unit>, first: u64) {
+    fn resolve(&self, target: &Target, batch: Vec<Unit>, first: u64) {
         // Counted before any caller is answered, so that `pushed()` right after a push
         // returned includes it (read-your-writes).
         let written: u64 = batch.iter().map(|u| u.entries.len() as u64).sum();
         self.pushed.fetch_add(written, Ordering::Relaxed);
         self.last_id.fetch_max(first + written.saturating_sub(1), Ordering::Relaxed);
+        target.metrics.pushed(written);
+        // One clock read for the batch, and none when pushes are not timed.
+        let mut now = None;
         let mut id = first;
         for unit in batch {
+            if let Some(started) = unit.started {
+                let now = *now.get_or_insert_with(Instant::now);
+                target.metrics.push_took(now.saturating_duration_since(started));
+            }
             let n = unit.entries.len() as u64;
             match unit.reply {
                 Reply::One(tx) => {
@@ -245,14 +264,17 @@ impl Producer {
 }
 
 impl Unit {
-    /// Reports a failed push to its caller, or as a queue event when nobody awaits it.
-    fn fail(self, error: Error, events: &broadcast::Sender<QueueEvent>) {
+    /// Reports a failed push to its caller, or as a queue event (logged) when nobody awaits
+    /// it; counted either way.
+    fn fail(self, error: Error, target: &Target) {
+        target.metrics.error(&error);
         let undelivered = match self.reply {
             Reply::One(tx) => tx.send(Err(error)).err().and_then(Result::err),
             Reply::Many(tx) => tx.send(Err(error)).err().and_then(Result::err),
         };
         if let Some(error) = undelivered {
-            let _ = events.send(QueueEvent::Error(error));
+            background_error(Some(target.name.as_str()), &error);
+            let _ = target.events.send(QueueEvent::Error(error));
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Settlement of reliable deliveries: acks, releases and extensions from many deliveries are
 //! coalesced into one store call (acks are batched, DESIGN "Batching"), and the set of
-//! deliveries a consumer holds is tracked so it can extend or release them.
+//! deliveries a consumer holds is tracked so it can extend or release them (and counted in
+//! the `busmq_in_flight` gauge).
 
 use super::coalesce::{Coalescer, Start};
 use crate::context::BusInner;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
+use crate::observability::ConsumerMetrics;
 use crate::store::{Receipt, Settle, Settled, Settlement, StoreHandle};
 use crate::util::lock;
 use bytes::Bytes;
@@ -15,6 +17,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 type Waiter = Option<oneshot::Sender<Result<Settled>>>;
 
@@ -32,6 +35,9 @@ pub(crate) trait DeadLetterSink: Send + Sync {
 
     /// Lets the dead-letter queue go when the consumer ends.
     fn detach(&self) -> BoxFuture<'_, ()>;
+
+    /// The dead-letter queue's name (for logs).
+    fn name(&self) -> &str;
 }
 
 /// Makes the dead-letter sink of a consumer of `source`: (bus, source, dead-letter queue, ttl).
@@ -47,6 +53,7 @@ pub(crate) struct Settler {
     pub(crate) queue: QueueName,
     pub(crate) visibility: Duration,
     pub(crate) dead_letters: Box<dyn DeadLetterSink>,
+    pub(crate) metrics: Arc<ConsumerMetrics>,
     pending: Coalescer<(Settle, Waiter)>,
     /// Deliveries handed to user code and not yet settled: id -> (delivery number, receipt).
     held: Mutex<HashMap<u64, (u32, Receipt)>>,
@@ -64,25 +71,30 @@ impl Settler {
         queue: QueueName,
         visibility: Duration,
         dead_letters: Box<dyn DeadLetterSink>,
+        metrics: Arc<ConsumerMetrics>,
     ) -> Arc<Self> {
         Arc::new(Settler {
             store,
             queue,
             visibility,
             dead_letters,
+            metrics,
             pending: Coalescer::new(),
             held: Mutex::new(HashMap::new()),
         })
     }
 
     pub(crate) fn hold(&self, id: u64, delivery: u32, receipt: &Receipt) {
-        lock(&self.held).insert(id, (delivery, receipt.clone()));
+        if lock(&self.held).insert(id, (delivery, receipt.clone())).is_none() {
+            self.metrics.in_flight(1);
+        }
     }
 
     fn unhold(&self, id: u64, delivery: u32) {
         let mut held = lock(&self.held);
         if held.get(&id).is_some_and(|(d, _)| *d == delivery) {
             held.remove(&id);
+            self.metrics.in_flight(-1);
         }
     }
 
@@ -102,10 +114,12 @@ impl Settler {
     /// Forgets every held delivery (the consumer stopped) and returns them as settlements of
     /// `action`.
     pub(crate) fn take_held(&self, action: Settlement) -> Vec<Settle> {
-        lock(&self.held)
+        let held: Vec<Settle> = lock(&self.held)
             .drain()
             .map(|(id, (delivery, receipt))| Settle { id, delivery, receipt, action })
-            .collect()
+            .collect();
+        self.metrics.in_flight(-(held.len() as i64));
+        held
     }
 
     /// Settles one delivery and waits for the store's answer.
@@ -120,6 +134,7 @@ impl Settler {
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(error) => {
+                self.metrics.error(&error);
                 // The settlement may not have happened. A delivery whose ack, nack or return
                 // failed is no longer this consumer's to extend: it comes back after its
                 // visibility timeout instead of staying held (and renewed) for ever. A failed
@@ -139,7 +154,9 @@ impl Settler {
             }
             Settled::Stale => {
                 self.unhold(id, delivery);
-                Err(Error::StaleDelivery { queue: self.queue.to_string(), id, delivery })
+                let error = Error::StaleDelivery { queue: self.queue.to_string(), id, delivery };
+                self.metrics.error(&error);
+                Err(error)
             }
         }
     }
@@ -153,9 +170,14 @@ impl Settler {
     /// Settles many at once and waits (used when a consumer stops).
     pub(crate) async fn settle_all(&self, ops: Vec<Settle>) -> Result<()> {
         for chunk in ops.chunks(BATCH) {
-            self.store.settle(&self.queue, chunk).await?;
+            let span = self.span(chunk.len());
+            self.store.settle(&self.queue, chunk).instrument(span).await?;
         }
         Ok(())
+    }
+
+    fn span(&self, settlements: usize) -> tracing::Span {
+        tracing::trace_span!("settle", queue = self.queue.as_str(), settlements)
     }
 
     fn enqueue(self: &Arc<Self>, op: Settle, waiter: Waiter) {
@@ -179,7 +201,8 @@ impl Settler {
                 return;
             };
             let (ops, waiters): (Vec<Settle>, Vec<Waiter>) = batch.into_iter().unzip();
-            match self.store.settle(&self.queue, &ops).await {
+            let span = self.span(ops.len());
+            match self.store.settle(&self.queue, &ops).instrument(span).await {
                 Ok(outcomes) => {
                     for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
                         if let Some(tx) = waiter {

@@ -205,6 +205,13 @@ impl Call<'_> {
         if !lacks_script(&first) {
             return first;
         }
+        tracing::debug!(
+            instance = inst.identity(),
+            operation = self.op,
+            queue = self.queue.as_str(),
+            "redis lacks busmq's scripts (NOSCRIPT: its script cache was flushed, or a failover); \
+             reloading them"
+        );
         for script in scripts {
             let mut load = redis::cmd("SCRIPT");
             load.arg("LOAD").arg(script.body);
@@ -228,6 +235,10 @@ impl Call<'_> {
             // some single command of this client met the move. A routed single command on the
             // queue's key does both now (its answer does not matter), so the caller's next
             // try reaches the slot's current master.
+            tracing::debug!(
+                queue = self.queue.as_str(),
+                "transaction failed on the cluster; refreshing its slot map"
+            );
             let _ = inst.query(redis::cmd("EXISTS").arg(self.keys.meta())).await;
         }
         result

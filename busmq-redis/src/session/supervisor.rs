@@ -1,7 +1,9 @@
 //! The supervisor of one instance: a task that opens a session, watches it (pings, Sentinel
 //! hints, shard subscriptions to repair), and reconnects with exponential backoff and jitter,
 //! until the store disconnects. It tells the rest of the store what happened through a narrow
-//! [`Report`] hook, and knows nothing else of it.
+//! [`Report`] hook, and knows nothing else of it. It logs in a `redis.instance` span naming
+//! the instance by its identity (never its URL): WARN on the first failure of an outage,
+//! DEBUG per attempt with its delay, INFO when the instance is back.
 
 use crate::fault::CallError;
 use crate::session::cluster::{Feed, FeedEvent};
@@ -13,6 +15,8 @@ use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
 
 /// How often dropped shard subscriptions are tried again.
 const REPAIR_INTERVAL: Duration = Duration::from_millis(200);
@@ -46,10 +50,23 @@ pub(crate) async fn supervise(
     inst: Arc<Instance>,
     setup: Setup,
     report: Arc<dyn Report>,
+    stop: watch::Receiver<bool>,
+    first: oneshot::Sender<Option<Error>>,
+) {
+    let span = tracing::debug_span!("redis.instance", instance = inst.identity());
+    run(inst, setup, report, stop, first).instrument(span).await
+}
+
+async fn run(
+    inst: Arc<Instance>,
+    setup: Setup,
+    report: Arc<dyn Report>,
     mut stop: watch::Receiver<bool>,
     first: oneshot::Sender<Option<Error>>,
 ) {
     let mut first = Some(first);
+    // When the current outage began (its first failure was logged), if there is one.
+    let mut outage: Option<Instant> = None;
     let mut attempt: u32 = 0;
     // What this outage reported so far: nothing, an access denial, or another failure.
     let mut reported: Option<bool> = None;
@@ -69,6 +86,14 @@ pub(crate) async fn supervise(
         };
         match opened {
             Ok(Opened { feed, memberships }) => {
+                match outage.take() {
+                    Some(since) => tracing::info!(
+                        attempts = attempt,
+                        outage = ?since.elapsed(),
+                        "reconnected to redis"
+                    ),
+                    None => tracing::debug!("connected to redis"),
+                }
                 attempt = 0;
                 reported = None;
                 report.memberships_seen(memberships);
@@ -85,11 +110,17 @@ pub(crate) async fn supervise(
                 if stopped {
                     break;
                 }
+                tracing::warn!("lost the connection to redis; reconnecting with backoff");
+                outage = Some(Instant::now());
             }
             Err(e) => {
                 inst.go_down();
                 let error = connect_error(&inst, e);
                 let denied = matches!(error, Error::AccessDenied { .. });
+                let config = inst.config();
+                let delay = backoff(attempt, config.backoff_base, config.backoff_cap);
+                attempt = attempt.saturating_add(1);
+                log_failure(&mut outage, attempt, delay, &error);
                 if let Some(tx) = first.take() {
                     if denied {
                         // `connect` returns it and stops every supervisor: the same
@@ -105,9 +136,6 @@ pub(crate) async fn supervise(
                     reported = Some(denied);
                     report.failed(error);
                 }
-                let config = inst.config();
-                let delay = backoff(attempt, config.backoff_base, config.backoff_cap);
-                attempt = attempt.saturating_add(1);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     // A sentinel announced a master: try it now rather than after the delay.
@@ -121,6 +149,21 @@ pub(crate) async fn supervise(
         follower.abort();
     }
     inst.go_down();
+}
+
+/// Logs a failed attempt to open a session: the first of an outage at WARN (ERROR when the
+/// instance refuses the credentials: waiting will not help), the next ones at DEBUG.
+fn log_failure(outage: &mut Option<Instant>, attempt: u32, delay: Duration, error: &Error) {
+    if outage.is_some() {
+        tracing::debug!(attempt, ?delay, error = %error, "reconnection attempt failed");
+        return;
+    }
+    *outage = Some(Instant::now());
+    if matches!(error, Error::AccessDenied { .. }) {
+        tracing::error!(error = %error, "redis refused this client's credentials or rights");
+    } else {
+        tracing::warn!(?delay, error = %error, "cannot connect to redis; retrying with backoff");
+    }
 }
 
 /// Watches a live session until it fails (false) or the store stops (true).
@@ -188,7 +231,13 @@ async fn master_moved(inst: &Instance) -> bool {
         return false;
     };
     match group.resolve().await {
-        Ok(addr) => inst.node().is_some_and(|node| node != addr),
+        Ok(addr) => {
+            let moved = inst.node().is_some_and(|node| node != addr);
+            if moved {
+                tracing::info!(master = %addr, "the sentinels name another master; switching");
+            }
+            moved
+        }
         // Sentinels that do not answer say nothing about the master: the session stays.
         Err(_) => false,
     }

@@ -6,6 +6,7 @@
 
 mod fetch;
 pub(crate) mod pipe;
+mod receive;
 mod task;
 
 use super::delivery::{Claim, Delivery};
@@ -15,6 +16,7 @@ use super::lifecycle::Phase;
 use super::options::{ConsumeMode, ConsumeOptions, ReliableOptions, dead_letter_name};
 use super::settler::{DeadLetterFactory, Settler};
 use crate::error::{Error, Result};
+use crate::observability::{ConsumerMetrics, log_error};
 use crate::store::{ConsumerKind, ConsumerOp, Entry};
 use crate::util::lock;
 use busmq_codec::{Codec, CodecError};
@@ -29,6 +31,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use task::CONSUMER_LEASE;
+use tracing::Instrument;
 
 type Decoder<T> = fn(Codec, &Bytes) -> std::result::Result<T, CodecError>;
 
@@ -73,6 +76,11 @@ impl<T> Consumer<T> {
     pub fn id(&self) -> &str {
         self.shared.id.as_str()
     }
+
+    /// Counts an error met by what reads this consumer (a channel's frames).
+    pub(crate) fn count_error(&self, error: &Error) {
+        self.shared.metrics.error(error);
+    }
 }
 
 impl<T> Stream for Consumer<T> {
@@ -107,6 +115,11 @@ impl<T> Stream for Consumer<T> {
             }
         };
         this.queue.consumed.fetch_add(1, Ordering::Relaxed);
+        this.shared.metrics.delivered(entry.id, entry.deliveries);
+        if entry.deliveries > 1 {
+            let (id, deliveries) = (entry.id, entry.deliveries);
+            tracing::debug!(parent: &this.shared.span, id, deliveries, "redelivery");
+        }
         Poll::Ready(Some(this.to_delivery(entry)))
     }
 }
@@ -131,11 +144,14 @@ impl<T> Consumer<T> {
                 // Reliable: the claim is dropped here, which releases the message so that it
                 // is not acknowledged and eventually reaches the dead-letter queue (SPEC E2).
                 drop(claim);
-                Err(Error::Decode {
+                let error = Error::Decode {
                     target: format!("queue {:?}", self.queue.name.as_str()),
                     id: entry.id,
                     source,
-                })
+                };
+                log_error("undecodable message", Some(self.queue.name.as_str()), &error);
+                self.shared.metrics.error(&error);
+                Err(error)
             }
         }
     }
@@ -188,9 +204,16 @@ pub(crate) async fn start<T: 'static>(
     } else {
         false
     };
+    let mode = match &options.mode {
+        ConsumeMode::AtMostOnce => "at_most_once",
+        ConsumeMode::Reliable(_) => "reliable",
+        ConsumeMode::Replay(_) => "replay",
+    };
+    let metrics = Arc::new(queue.metrics().consumer(mode));
+    let span = tracing::debug_span!("consumer", queue = queue.name.as_str(), consumer = %id, mode);
     let settler = match &options.mode {
         ConsumeMode::Reliable(reliable) => {
-            Some(make_settler(queue, reliable, &phase, dead_letters)?)
+            Some(make_settler(queue, reliable, &phase, dead_letters, metrics.clone())?)
         }
         _ => None,
     };
@@ -204,13 +227,16 @@ pub(crate) async fn start<T: 'static>(
         options.prefetch as usize,
         settler,
         auto_extend,
+        metrics,
+        span.clone(),
     ));
     *slot = Some(shared.clone());
     drop(slot);
     if registered {
         queue.emit(QueueEvent::Consuming(true));
     }
-    tokio::spawn(task::run(shared.clone(), queue.clone(), options, kind, registered));
+    let task = task::run(shared.clone(), queue.clone(), options, kind, registered);
+    tokio::spawn(task.instrument(span));
     Ok(Consumer {
         shared,
         queue: queue.clone(),
@@ -233,9 +259,11 @@ fn make_settler(
     reliable: &ReliableOptions,
     phase: &Phase,
     dead_letters: DeadLetterFactory,
+    metrics: Arc<ConsumerMetrics>,
 ) -> Result<Arc<Settler>> {
     let dlq = dead_letter_name(&queue.name, reliable)?;
     let ttl = phase.held().map(|h| h.spec.ttl).unwrap_or(Duration::from_secs(30));
     let sink = dead_letters(queue.bus.clone(), queue.name.clone(), dlq, ttl);
-    Ok(Settler::new(queue.bus.store.clone(), queue.name.clone(), reliable.visibility_timeout, sink))
+    let store = queue.bus.store.clone();
+    Ok(Settler::new(store, queue.name.clone(), reliable.visibility_timeout, sink, metrics))
 }

@@ -3,6 +3,7 @@
 
 use super::super::settler::Settler;
 use crate::error::Error;
+use crate::observability::ConsumerMetrics;
 use crate::store::{ConsumerId, Entry, Settle, Settlement};
 use crate::util::lock;
 use std::collections::VecDeque;
@@ -34,6 +35,10 @@ pub(crate) struct ConsumerShared {
     pub(super) settler: Option<Arc<Settler>>,
     /// Extend held deliveries while running (`ReliableOptions::auto_extend`).
     pub(super) auto_extend: bool,
+    pub(super) metrics: Arc<ConsumerMetrics>,
+    /// The consumer's span (queue, consumer id, mode): its task runs in it, and the stream's
+    /// events name it as their parent.
+    pub(super) span: tracing::Span,
 }
 
 impl fmt::Debug for ConsumerShared {
@@ -49,6 +54,8 @@ impl ConsumerShared {
         prefetch: usize,
         settler: Option<Arc<Settler>>,
         auto_extend: bool,
+        metrics: Arc<ConsumerMetrics>,
+        span: tracing::Span,
     ) -> Self {
         ConsumerShared {
             id,
@@ -60,6 +67,8 @@ impl ConsumerShared {
             prefetch,
             settler,
             auto_extend,
+            metrics,
+            span,
         }
     }
 

@@ -6,16 +6,18 @@ use super::super::event::QueueEvent;
 use super::super::inner::QueueInner;
 use super::super::lifecycle::{Held, Phase};
 use super::super::options::{ConsumeMode, ConsumeOptions};
-use super::super::settler::Settler;
 use super::fetch::{Fetch, Step};
 use super::pipe::ConsumerShared;
-use crate::error::{Error, Result};
+use super::receive::{received, report_foreign};
+use crate::error::Result;
+use crate::observability::log_error;
 use crate::store::{
-    ConsumerKind, ConsumerOp, Entry, Position, Receipt, Settle, Settlement, TakeMode, Taken,
+    ConsumerKind, ConsumerOp, Entry, Position, Receipt, Settle, Settlement, TakeMode,
 };
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// How long a consumer registration lives without renewal (for the mixing rule).
 pub(super) const CONSUMER_LEASE: Duration = Duration::from_secs(15);
@@ -40,6 +42,9 @@ pub(super) async fn run(
     kind: ConsumerKind,
     registered: bool,
 ) {
+    // Counted in `busmq_consumers` however the task ends.
+    let _running = shared.metrics.running();
+    tracing::debug!("consumer started");
     let mut phase = queue.phase.subscribe();
     let mut held = match wait_attached(&shared, &mut phase).await {
         Some(held) => held,
@@ -52,6 +57,8 @@ pub(super) async fn run(
     if !registered {
         let op = ConsumerOp::Register { id: shared.id.clone(), kind, lease: CONSUMER_LEASE };
         if let Err(error) = queue.bus.store.consumers(&queue.name, op).await {
+            log_error("consumer could not register", Some(queue.name.as_str()), &error);
+            shared.metrics.error(&error);
             shared.report(error);
             finish(&shared, &queue, &options, false, None).await;
             return;
@@ -97,11 +104,15 @@ pub(super) async fn run(
             }
             Step::Take(n) => {
                 available.borrow_and_update();
-                take(&shared, &queue, &options, &mut cursor, n).await.map(|got| (n, got))
+                let span = tracing::trace_span!("take", want = n);
+                let taken = take(&shared, &queue, &options, &mut cursor, n).instrument(span);
+                taken.await.map(|got| (n, got))
             }
             Step::TakeWaiting(n) => {
                 available.borrow_and_update();
-                take_waiting(&shared, &queue, &mut cursor, n).await.map(|got| (n, got))
+                let span = tracing::trace_span!("take", want = n, waiting = true);
+                let taken = take_waiting(&shared, &queue, &mut cursor, n).instrument(span);
+                taken.await.map(|got| (n, got))
             }
             Step::Sleep => {
                 tokio::select! {
@@ -131,6 +142,8 @@ pub(super) async fn run(
                 let backoff = fetch.failed();
                 if backoff.report {
                     queue.emit(QueueEvent::Error(error));
+                } else {
+                    tracing::debug!(error = %error, pause = ?backoff.pause, "take failed again");
                 }
                 // The keeper signals `available` when the store is back, so a consumer in a
                 // long backoff resumes at once instead of sleeping on.
@@ -169,32 +182,6 @@ async fn wait_attached(
             _ = shared.wake_task.notified() => {}
         }
     }
-}
-
-/// Hands what a take got to the stream, reports entries busmq did not write (the store moved
-/// them aside, SPEC E3) and dead-letters the entries past `max_deliveries`. Returns how many
-/// entries the take consumed from the queue.
-async fn received(shared: &ConsumerShared, queue: &QueueInner, taken: Taken) -> usize {
-    // Entries moved aside count as taken: a take of `want` that met some is not a sign that
-    // the queue is drained.
-    let n = taken.entries.len() + taken.dead.len() + report_foreign(queue, taken.foreign);
-    if let Some(settler) = &shared.settler {
-        for entry in taken.dead {
-            dead_letter(settler, entry).await;
-        }
-    }
-    shared.deliver(taken.entries);
-    n
-}
-
-/// Reports entries the store found it did not write (each once: the store moved them aside,
-/// or a replaying read names each once) and returns how many.
-fn report_foreign(queue: &QueueInner, foreign: Vec<String>) -> usize {
-    let n = foreign.len();
-    for detail in foreign {
-        queue.emit(QueueEvent::Error(Error::ForeignData { queue: queue.name.to_string(), detail }));
-    }
-    n
 }
 
 /// Takes, waiting in the store for messages when none is ready; never abandoned half-way, so
@@ -259,20 +246,6 @@ async fn take(
     }
 }
 
-/// Moves an entry claimed for dead-lettering to the DLQ, then acknowledges it. On failure it
-/// stays pending and is offered again after its visibility timeout.
-async fn dead_letter(settler: &Arc<Settler>, entry: Entry) {
-    let delivered = entry.deliveries.saturating_sub(1);
-    let ack = Settle::of(&entry, Settlement::Ack);
-    let moved = settler
-        .dead_letters
-        .push(entry.id, delivered, entry.payload, "max_deliveries".into())
-        .await;
-    if moved.is_ok() {
-        let _ = settler.settle_all(vec![ack]).await;
-    }
-}
-
 /// Periodic work of a running consumer: keep the registration alive and, in reliable mode,
 /// extend what it holds (unless `auto_extend` is off: then only what it took and has not
 /// handed out yet, so that held deliveries come back after their visibility timeout).
@@ -324,6 +297,7 @@ async fn finish(
         }
     }
     shared.signal_done();
+    tracing::debug!(closed, "consumer finished");
     queue.emit(QueueEvent::Consuming(false));
 }
 
