@@ -3,7 +3,8 @@
 
 use super::settler::Settler;
 use crate::error::Result;
-use crate::store::{DeadLetter, Receipt, Settle, Settlement};
+use crate::headers::{EMPTY, Headers};
+use crate::store::{DeadLetter, Entry, NewEntry, Receipt, Settle, Settlement};
 use bytes::Bytes;
 use std::fmt;
 use std::ops::Deref;
@@ -47,6 +48,7 @@ pub struct Delivery<T> {
     body: T,
     payload: Bytes,
     dead: Option<Arc<DeadLetter>>,
+    headers: Option<Arc<Headers>>,
     claim: Option<Claim>,
 }
 
@@ -62,15 +64,17 @@ impl<T: fmt::Debug> fmt::Debug for Delivery<T> {
 }
 
 impl<T> Delivery<T> {
-    pub(crate) fn new(
-        id: u64,
-        deliveries: u32,
-        body: T,
-        payload: Bytes,
-        dead: Option<Arc<DeadLetter>>,
-        claim: Option<Claim>,
-    ) -> Self {
-        Delivery { id, deliveries, body, payload, dead, claim }
+    /// The delivery of `entry`, decoded as `body`.
+    pub(crate) fn new(entry: Entry, body: T, claim: Option<Claim>) -> Self {
+        Delivery {
+            id: entry.id,
+            deliveries: entry.deliveries,
+            body,
+            payload: entry.payload,
+            dead: entry.dead,
+            headers: entry.headers,
+            claim,
+        }
     }
 
     /// The message id (strictly increasing per queue, SPEC Q6).
@@ -106,6 +110,11 @@ impl<T> Delivery<T> {
         self.dead.as_deref()
     }
 
+    /// The headers the message was pushed with (SPEC P6); empty when it had none.
+    pub fn headers(&self) -> &Headers {
+        self.headers.as_deref().unwrap_or(&EMPTY)
+    }
+
     /// Whether this delivery must be acknowledged (reliable mode).
     pub fn is_reliable(&self) -> bool {
         self.claim.is_some()
@@ -136,7 +145,9 @@ impl<T> Delivery<T> {
         };
         let settler = claim.settler.clone();
         let reason = format!("rejected: {}", reason.into());
-        settler.dead_letters.push(self.id, self.deliveries, self.payload.clone(), reason).await?;
+        let message =
+            NewEntry { payload: self.payload.clone(), dead: None, headers: self.headers.clone() };
+        settler.dead_letters.push(self.id, self.deliveries, message, reason).await?;
         self.finish(Settlement::Ack).await
     }
 
@@ -165,6 +176,7 @@ impl<T> Delivery<T> {
             body: f(self.body),
             payload: self.payload,
             dead: self.dead,
+            headers: self.headers,
             claim: self.claim,
         }
     }

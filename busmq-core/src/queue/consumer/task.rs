@@ -11,7 +11,8 @@ use super::fetch::{Fetch, Step};
 use super::pipe::ConsumerShared;
 use crate::error::{Error, Result};
 use crate::store::{
-    ConsumerKind, ConsumerOp, Entry, Position, Receipt, Settle, Settlement, TakeMode, Taken,
+    ConsumerKind, ConsumerOp, Entry, NewEntry, Position, Receipt, Settle, Settlement, TakeMode,
+    Taken,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -264,10 +265,9 @@ async fn take(
 async fn dead_letter(settler: &Arc<Settler>, entry: Entry) {
     let delivered = entry.deliveries.saturating_sub(1);
     let ack = Settle::of(&entry, Settlement::Ack);
-    let moved = settler
-        .dead_letters
-        .push(entry.id, delivered, entry.payload, "max_deliveries".into())
-        .await;
+    let message = NewEntry { payload: entry.payload, dead: None, headers: entry.headers };
+    let moved =
+        settler.dead_letters.push(entry.id, delivered, message, "max_deliveries".into()).await;
     if moved.is_ok() {
         let _ = settler.settle_all(vec![ack]).await;
     }
