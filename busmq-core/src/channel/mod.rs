@@ -182,7 +182,7 @@ impl Channel {
         let bound = async {
             outbox.attach_with(options.attach.clone()).await?;
             inbox.attach_with(options.attach.clone()).await?;
-            outbox.push_raw(frame::connect(&session)).await?;
+            outbox.push_frame(frame::connect(&session)).await?;
             inbox.consume_raw(options.consume_options()).await
         };
         let consumer = match bound.await {

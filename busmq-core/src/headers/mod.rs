@@ -2,6 +2,8 @@
 //! through every store and arrives unchanged with its delivery, its channel message and its
 //! dead letter.
 
+#[cfg(feature = "opentelemetry")]
+pub(crate) mod w3c;
 mod wire;
 
 use crate::error::{NameKind, Result};
@@ -41,6 +43,12 @@ pub struct Headers {
 pub(crate) static EMPTY: Headers = Headers::new();
 
 impl Headers {
+    /// The header holding a W3C trace context's `traceparent` (written on push and read on
+    /// delivery with the `opentelemetry` feature).
+    pub const TRACEPARENT: &'static str = "traceparent";
+    /// The header holding a W3C trace context's `tracestate`.
+    pub const TRACESTATE: &'static str = "tracestate";
+
     /// No headers.
     pub const fn new() -> Self {
         Headers { pairs: Vec::new() }

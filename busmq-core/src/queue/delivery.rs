@@ -115,6 +115,27 @@ impl<T> Delivery<T> {
         self.headers.as_deref().unwrap_or(&EMPTY)
     }
 
+    /// The trace context the producer's span wrote into the headers (`traceparent` and
+    /// `tracestate`, see [`Headers::TRACEPARENT`]), as the remote parent of a consumer's span.
+    /// `None` when the message carries no valid `traceparent`.
+    ///
+    /// ```
+    /// # fn handle(delivery: &busmq_core::Delivery<String>) {
+    /// use tracing_opentelemetry::OpenTelemetrySpanExt;
+    ///
+    /// let span = tracing::info_span!("handle job", id = delivery.id());
+    /// if let Some(parent) = delivery.trace_context() {
+    ///     // Before the span is entered: the trace goes on from the producer's span.
+    ///     let _ = span.set_parent(parent);
+    /// }
+    /// let _entered = span.enter();
+    /// # }
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    pub fn trace_context(&self) -> Option<opentelemetry::Context> {
+        crate::headers::w3c::extract(self.headers())
+    }
+
     /// Whether this delivery must be acknowledged (reliable mode).
     pub fn is_reliable(&self) -> bool {
         self.claim.is_some()

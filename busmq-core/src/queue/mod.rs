@@ -197,7 +197,9 @@ impl Queue {
     /// Pushes a message with headers (SPEC P6), which arrive unchanged with its delivery, and
     /// with its dead letter if it gets there. Invalid header keys fail the push with
     /// `InvalidName`, and body and headers together must fit the message size limit (see
-    /// [`Headers`]); either way nothing is written.
+    /// [`Headers`]); either way nothing is written. With the `opentelemetry` feature the
+    /// current span's trace context is added (unless `headers` has a `traceparent`), without
+    /// counting towards the limit.
     pub fn push_with<T: Serialize + ?Sized>(&self, message: &T, headers: Headers) -> Push {
         let entry = self.encode(message).and_then(|payload| self.message(payload, headers));
         match entry {
@@ -245,6 +247,11 @@ impl Queue {
         self.inner.producer.enqueue_one(entry, || self.inner.target())
     }
 
+    /// Pushes a frame of busmq's own (a channel's control frames): no headers, no trace context.
+    pub(crate) fn push_frame(&self, payload: Bytes) -> Push {
+        self.push_entry(NewEntry::new(payload))
+    }
+
     pub(crate) fn push_entries(&self, entries: Vec<NewEntry>) -> PushAll {
         if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
             return PushAll::failed(error);
@@ -256,11 +263,18 @@ impl Queue {
         self.inner.bus.config.encode(|| self.target(), message)
     }
 
-    /// A user's message of `payload` (already within the size limit) with `headers` checked.
+    /// A user's message of `payload` (already within the size limit) with `headers` checked
+    /// and, with the `opentelemetry` feature, the caller's trace context added.
     fn message(&self, payload: Bytes, headers: Headers) -> Result<NewEntry> {
         if !headers.is_empty() {
             self.inner.bus.config.check_headers(|| self.target(), payload.len(), &headers)?;
         }
+        #[cfg(feature = "opentelemetry")]
+        let headers = {
+            let mut headers = headers;
+            crate::headers::w3c::inject_current(&mut headers);
+            headers
+        };
         Ok(NewEntry::new(payload).with_headers(headers))
     }
 
