@@ -63,6 +63,19 @@ impl BusConfig {
         Ok(Bytes::from(prefix))
     }
 
+    /// Checks the headers of a message whose body of `body` bytes passed [`BusConfig::encode`]
+    /// (or [`BusConfig::check_size`]): valid keys, and body and headers within the size limit
+    /// together (see [`Headers`](crate::Headers)).
+    pub(crate) fn check_headers(
+        &self,
+        target: impl Fn() -> String,
+        body: usize,
+        headers: &crate::Headers,
+    ) -> Result<()> {
+        headers.validate()?;
+        self.check_size(target, body + headers.size())
+    }
+
     /// Checks the size of an already encoded message.
     pub(crate) fn check_size(&self, target: impl Fn() -> String, size: usize) -> Result<()> {
         let limit = self.max_message_size;

@@ -10,6 +10,7 @@
 
 use crate::context::BusInner;
 use crate::error::Result;
+use crate::headers::Headers;
 use crate::name::QueueName;
 use crate::queue::Queue;
 use crate::store::{Entry, NewEntry, Position, Settle, Settlement, TakeMode};
@@ -39,6 +40,8 @@ pub struct DeadMessage {
     pub reason: String,
     /// The message as stored.
     pub payload: Bytes,
+    /// The headers it was pushed with (SPEC P6; a redrive keeps them).
+    pub headers: Headers,
 }
 
 impl DeadMessage {
@@ -51,6 +54,7 @@ impl DeadMessage {
             deliveries: dead.deliveries,
             reason: dead.reason.clone(),
             payload: entry.payload,
+            headers: entry.headers.map(Arc::unwrap_or_clone).unwrap_or_default(),
         })
     }
 }
@@ -187,12 +191,19 @@ impl DeadLetterQueue {
         Ok(Redriven { moved, missing })
     }
 
-    /// Pushes `entries` to `source` as new messages, then acknowledges them here.
+    /// Pushes `entries` to `source` as new messages (with their headers), then acknowledges
+    /// them here.
     async fn move_back(&self, source: &str, entries: Vec<Entry>) -> Result<u64> {
         let queue = Queue::new(self.bus.clone(), QueueName::new(source)?);
         queue.attach().await?;
-        let fresh: Vec<NewEntry> =
-            entries.iter().map(|e| NewEntry::new(e.payload.clone())).collect();
+        let fresh: Vec<NewEntry> = entries
+            .iter()
+            .map(|e| NewEntry {
+                payload: e.payload.clone(),
+                dead: None,
+                headers: e.headers.clone(),
+            })
+            .collect();
         let pushed = queue.push_entries(fresh).await;
         let detached = queue.detach().await;
         pushed?;

@@ -29,6 +29,8 @@ pub enum NameKind {
     MetadataKey,
     /// A store's key namespace (Redis).
     Namespace,
+    /// A key of a message's [`Headers`](crate::Headers).
+    HeaderKey,
 }
 
 impl std::fmt::Display for NameKind {
@@ -40,6 +42,7 @@ impl std::fmt::Display for NameKind {
             NameKind::Topic => "topic",
             NameKind::MetadataKey => "metadata key",
             NameKind::Namespace => "namespace",
+            NameKind::HeaderKey => "header key",
         })
     }
 }
@@ -48,7 +51,8 @@ impl std::fmt::Display for NameKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A queue, channel, role, topic or metadata key name was rejected before touching the store.
+    /// A queue, channel, role, topic, metadata key or header key was rejected before touching the
+    /// store.
     #[error("invalid {kind} name {name:?}: {reason}")]
     InvalidName {
         /// What kind of name it is.

@@ -18,6 +18,7 @@ mod context;
 mod dead_letter_queue;
 pub mod error;
 mod events;
+mod headers;
 pub mod name;
 pub mod observability;
 mod pubsub;
@@ -32,6 +33,7 @@ pub use channel::{Channel, ChannelEvent, ChannelEvents, ChannelOptions};
 pub use dead_letter_queue::{DeadLetterQueue, DeadMessage, Redriven};
 pub use error::{Error, NameKind, Result};
 pub use events::EventStream;
+pub use headers::Headers;
 pub use name::{QueueName, TopicName};
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{

@@ -86,7 +86,7 @@ mod tests {
     use std::time::Duration;
 
     fn stored(id: u64, deliveries: u32, now: Instant) -> Stored {
-        Stored { id, deliveries, payload: Bytes::new(), dead: None, pushed_at: now }
+        Stored { id, deliveries, payload: Bytes::new(), dead: None, headers: None, pushed_at: now }
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl QueueState {
                 deliveries: 0,
                 payload: entry.payload.clone(),
                 dead: entry.dead.clone(),
+                headers: entry.headers.clone(),
                 pushed_at: now,
             });
             self.last_id = Some(id);
@@ -148,6 +149,7 @@ impl QueueState {
                 deliveries: entry.deliveries,
                 payload: entry.payload.clone(),
                 dead: entry.dead.clone(),
+                headers: entry.headers.clone(),
                 pushed_at,
             });
         }

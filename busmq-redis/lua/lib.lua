@@ -31,8 +31,12 @@
 -- Large pushes append to the tail page outside scripts too: RPUSHX on <ns>:{q}:in (the tail
 -- page renamed for the length of one MULTI, see append.lua).
 --
--- Entry encoding: '<id>:<deliveries>:<attr length>:<attrs><payload>' (attrs: JSON dead-letter
--- information, usually empty). Anything else is foreign data (SPEC E3): takes move it aside into
+-- Entry encoding: '<id>:<deliveries>:<attr length>:<attrs><payload>' (attrs: empty for most
+-- messages, else one JSON object with the dead-letter information and the headers, see
+-- script/entry.rs). Scripts read only the numbers before the attrs and keep everything from the
+-- attr length on when they rewrite an entry (a new id in push.lua, a delivery count in
+-- with_delivery), so attrs and payload pass through Lua unchanged; only the client decodes the
+-- attrs. Anything else is foreign data (SPEC E3): takes move it aside into
 -- <ns>:{q}:f, the quarantine list, which keeps the newest QUARANTINE_KEEP raw values for
 -- inspection, so that one foreign entry never blocks the entries after it. Reads (replay)
 -- cannot remove anything and step over it.

@@ -27,7 +27,9 @@
 //!   (`page_size`, default 4096): positions map to pages by arithmetic, so a replay read at any
 //!   position costs O(log n + max), while pushes and pops stay plain list operations. See
 //!   `script/keys.rs` for the full layout and its version, and `script/entry.rs` for the entry
-//!   encoding (`<id>:<deliveries>:<attr length>:<attrs><payload>`, ~21 bytes of overhead). A
+//!   encoding (`<id>:<deliveries>:<attr length>:<attrs><payload>`, ~21 bytes of overhead;
+//!   the attrs, JSON dead-letter information and message headers, are empty for a message
+//!   that has neither, so headers cost nothing where they are not used). A
 //!   queue stored in a layout version this client does not know is refused with
 //!   `Error::UnknownLayout`, and nothing of it is read or written.
 //! * **Batching**: a push batch is one script call, a take returns up to `max` entries, a

@@ -109,7 +109,7 @@ impl<T: DeserializeOwned> ChannelEvents<T> {
                     self.pending.push_back(ChannelEvent::RemoteConnect);
                 }
                 if reaction.greet {
-                    let hello = self.outbox.push_raw(frame::connect(&self.session));
+                    let hello = self.outbox.push_frame(frame::connect(&self.session));
                     tokio::spawn(hello);
                 }
                 settle_in_background(delivery);

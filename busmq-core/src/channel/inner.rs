@@ -40,7 +40,7 @@ impl ChannelInner {
         };
         let mut result = Ok(());
         if let Some(frame) = farewell {
-            result = bound.outbox.push_raw(frame).await.map(|_| ());
+            result = bound.outbox.push_frame(frame).await.map(|_| ());
         }
         let inbox = bound.inbox.detach().await;
         let outbox = bound.outbox.detach().await;

@@ -12,6 +12,7 @@ use inner::{Bound, ChannelInner, queue_name};
 
 use crate::context::BusInner;
 use crate::error::{Error, NameKind, Result};
+use crate::headers::Headers;
 use crate::name::{MAX_NAME_BYTES, shorten, validate};
 use crate::queue::{AttachOptions, ConsumeOptions, DEFAULT_PREFETCH, Queue, ReliableOptions};
 use crate::util::random_u64;
@@ -184,7 +185,7 @@ impl Channel {
         let bound = async {
             outbox.attach_with(options.attach.clone()).await?;
             inbox.attach_with(options.attach.clone()).await?;
-            outbox.push_raw(frame::connect(&session)).await?;
+            outbox.push_frame(frame::connect(&session)).await?;
             inbox.consume_raw(options.consume_options()).await
         };
         let consumer = match bound.instrument(span.clone()).await {
@@ -215,6 +216,16 @@ impl Channel {
     /// Sends a message to the remote peer, in order (SPEC C4). The remote need not be connected
     /// yet; this peer must be (`ChannelNotConnected`). Returns the message id.
     pub async fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<u64> {
+        self.send_with(message, Headers::new()).await
+    }
+
+    /// Sends a message with headers (SPEC P6): the remote peer finds them on the delivery of
+    /// its `ChannelEvent::Message`. They are checked as [`Queue::push_with`] checks them.
+    pub async fn send_with<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+        headers: Headers,
+    ) -> Result<u64> {
         let outbox = match &*crate::util::lock(&self.inner.bound) {
             Some(bound) => bound.outbox.clone(),
             None => {
@@ -222,7 +233,7 @@ impl Channel {
             }
         };
         let frame = self.encode(message)?;
-        outbox.push_raw(frame).await
+        outbox.push_raw_with(frame, headers).await
     }
 
     /// Sends a message to the peer with role `endpoint` without connecting (SPEC C4).

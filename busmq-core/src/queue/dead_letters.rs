@@ -9,7 +9,6 @@ use crate::context::BusInner;
 use crate::error::Result;
 use crate::name::QueueName;
 use crate::store::{DeadLetter, NewEntry};
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::fmt;
 use std::sync::Arc;
@@ -42,12 +41,12 @@ impl DeadLetters {
         Box::new(DeadLetters { bus, source, name, ttl, queue: Mutex::new(None) })
     }
 
-    /// Pushes one message to the dead-letter queue with why it got there.
+    /// Pushes one message (keeping its headers) to the dead-letter queue with why it got there.
     async fn push_one(
         &self,
         id: u64,
         deliveries: u32,
-        payload: Bytes,
+        mut message: NewEntry,
         reason: String,
     ) -> Result<()> {
         let queue = {
@@ -63,7 +62,8 @@ impl DeadLetters {
             }
         };
         let dead = DeadLetter { queue: self.source.to_string(), id, deliveries, reason };
-        queue.push_entries(vec![NewEntry { payload, dead: Some(Arc::new(dead)) }]).await?;
+        message.dead = Some(Arc::new(dead));
+        queue.push_entries(vec![message]).await?;
         Ok(())
     }
 
@@ -80,10 +80,10 @@ impl DeadLetterSink for DeadLetters {
         &self,
         id: u64,
         deliveries: u32,
-        payload: Bytes,
+        message: NewEntry,
         reason: String,
     ) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.push_one(id, deliveries, payload, reason))
+        Box::pin(self.push_one(id, deliveries, message, reason))
     }
 
     fn detach(&self) -> BoxFuture<'_, ()> {

@@ -3,8 +3,9 @@
 
 use super::settler::Settler;
 use crate::error::Result;
+use crate::headers::{EMPTY, Headers};
 use crate::observability::DeadReason;
-use crate::store::{DeadLetter, Receipt, Settle, Settlement};
+use crate::store::{DeadLetter, Entry, NewEntry, Receipt, Settle, Settlement};
 use bytes::Bytes;
 use std::fmt;
 use std::ops::Deref;
@@ -49,6 +50,7 @@ pub struct Delivery<T> {
     body: T,
     payload: Bytes,
     dead: Option<Arc<DeadLetter>>,
+    headers: Option<Arc<Headers>>,
     claim: Option<Claim>,
 }
 
@@ -64,15 +66,17 @@ impl<T: fmt::Debug> fmt::Debug for Delivery<T> {
 }
 
 impl<T> Delivery<T> {
-    pub(crate) fn new(
-        id: u64,
-        deliveries: u32,
-        body: T,
-        payload: Bytes,
-        dead: Option<Arc<DeadLetter>>,
-        claim: Option<Claim>,
-    ) -> Self {
-        Delivery { id, deliveries, body, payload, dead, claim }
+    /// The delivery of `entry`, decoded as `body`.
+    pub(crate) fn new(entry: Entry, body: T, claim: Option<Claim>) -> Self {
+        Delivery {
+            id: entry.id,
+            deliveries: entry.deliveries,
+            body,
+            payload: entry.payload,
+            dead: entry.dead,
+            headers: entry.headers,
+            claim,
+        }
     }
 
     /// The message id (strictly increasing per queue, SPEC Q6).
@@ -108,6 +112,32 @@ impl<T> Delivery<T> {
         self.dead.as_deref()
     }
 
+    /// The headers the message was pushed with (SPEC P6); empty when it had none.
+    pub fn headers(&self) -> &Headers {
+        self.headers.as_deref().unwrap_or(&EMPTY)
+    }
+
+    /// The trace context the producer's span wrote into the headers (`traceparent` and
+    /// `tracestate`, see [`Headers::TRACEPARENT`]), as the remote parent of a consumer's span.
+    /// `None` when the message carries no valid `traceparent`.
+    ///
+    /// ```
+    /// # fn handle(delivery: &busmq_core::Delivery<String>) {
+    /// use tracing_opentelemetry::OpenTelemetrySpanExt;
+    ///
+    /// let span = tracing::info_span!("handle job", id = delivery.id());
+    /// if let Some(parent) = delivery.trace_context() {
+    ///     // Before the span is entered: the trace goes on from the producer's span.
+    ///     let _ = span.set_parent(parent);
+    /// }
+    /// let _entered = span.enter();
+    /// # }
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    pub fn trace_context(&self) -> Option<opentelemetry::Context> {
+        crate::headers::w3c::extract(self.headers())
+    }
+
     /// Whether this delivery must be acknowledged (reliable mode).
     pub fn is_reliable(&self) -> bool {
         self.claim.is_some()
@@ -138,8 +168,9 @@ impl<T> Delivery<T> {
         };
         let settler = claim.settler.clone();
         let reason = format!("rejected: {}", reason.into());
-        let payload = self.payload.clone();
-        settler.dead_letters.push(self.id, self.deliveries, payload, reason.clone()).await?;
+        let message =
+            NewEntry { payload: self.payload.clone(), dead: None, headers: self.headers.clone() };
+        settler.dead_letters.push(self.id, self.deliveries, message, reason.clone()).await?;
         settler.metrics.dead_lettered(DeadReason::Rejected);
         tracing::warn!(
             queue = settler.queue.as_str(),
@@ -185,6 +216,7 @@ impl<T> Delivery<T> {
             body: f(self.body),
             payload: self.payload,
             dead: self.dead,
+            headers: self.headers,
             claim: self.claim,
         }
     }

@@ -23,6 +23,7 @@ pub use producer::{Push, PushAll};
 use crate::context::{AttachedQueue, BusInner};
 use crate::error::{NameKind, Result};
 use crate::events::{EVENT_BUFFER, EventStream};
+use crate::headers::Headers;
 use crate::name::{QueueName, validate};
 use crate::store::{Metadata, MetadataOp, NewEntry, QueueStat};
 use bytes::Bytes;
@@ -215,7 +216,18 @@ impl Queue {
     /// when it does (SPEC Q7); after `detach` they fail with `Detached`, after a close with
     /// `Closed`. Concurrent pushes are written together in one store call.
     pub fn push<T: Serialize + ?Sized>(&self, message: &T) -> Push {
-        match self.encode(message) {
+        self.push_with(message, Headers::new())
+    }
+
+    /// Pushes a message with headers (SPEC P6), which arrive unchanged with its delivery, and
+    /// with its dead letter if it gets there. Invalid header keys fail the push with
+    /// `InvalidName`, and body and headers together must fit the message size limit (see
+    /// [`Headers`]); either way nothing is written. With the `opentelemetry` feature the
+    /// current span's trace context is added (unless `headers` has a `traceparent`), without
+    /// counting towards the limit.
+    pub fn push_with<T: Serialize + ?Sized>(&self, message: &T, headers: Headers) -> Push {
+        let entry = self.encode(message).and_then(|payload| self.message(payload, headers));
+        match entry {
             Ok(entry) => self.push_entry(entry),
             Err(error) => Push::failed(error),
         }
@@ -223,9 +235,15 @@ impl Queue {
 
     /// Pushes bytes as they are, without the codec.
     pub fn push_raw(&self, payload: impl Into<Bytes>) -> Push {
-        let entry = NewEntry::new(payload);
-        match self.check_size(entry.payload.len()) {
-            Ok(()) => self.push_entry(entry),
+        self.push_raw_with(payload, Headers::new())
+    }
+
+    /// Pushes bytes as they are, with headers (see [`Queue::push_with`]).
+    pub fn push_raw_with(&self, payload: impl Into<Bytes>, headers: Headers) -> Push {
+        let payload = payload.into();
+        let entry = self.check_size(payload.len()).and_then(|()| self.message(payload, headers));
+        match entry {
+            Ok(entry) => self.push_entry(entry),
             Err(error) => Push::failed(error),
         }
     }
@@ -237,8 +255,10 @@ impl Queue {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let entries: Result<Vec<NewEntry>> =
-            messages.into_iter().map(|m| self.encode(&m)).collect();
+        let entries: Result<Vec<NewEntry>> = messages
+            .into_iter()
+            .map(|m| self.encode(&m).and_then(|payload| self.message(payload, Headers::new())))
+            .collect();
         match entries {
             Ok(entries) => self.push_entries(entries),
             Err(error) => PushAll::failed(error),
@@ -253,6 +273,11 @@ impl Queue {
         self.inner.producer.enqueue_one(entry, started, || self.inner.target())
     }
 
+    /// Pushes a frame of busmq's own (a channel's control frames): no headers, no trace context.
+    pub(crate) fn push_frame(&self, payload: Bytes) -> Push {
+        self.push_entry(NewEntry::new(payload))
+    }
+
     pub(crate) fn push_entries(&self, entries: Vec<NewEntry>) -> PushAll {
         if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
             return PushAll::failed(error);
@@ -261,8 +286,23 @@ impl Queue {
         self.inner.producer.enqueue_all(entries, started, || self.inner.target())
     }
 
-    fn encode<T: Serialize + ?Sized>(&self, message: &T) -> Result<NewEntry> {
-        Ok(NewEntry::new(self.inner.bus.config.encode(|| self.target(), message)?))
+    fn encode<T: Serialize + ?Sized>(&self, message: &T) -> Result<Bytes> {
+        self.inner.bus.config.encode(|| self.target(), message)
+    }
+
+    /// A user's message of `payload` (already within the size limit) with `headers` checked
+    /// and, with the `opentelemetry` feature, the caller's trace context added.
+    fn message(&self, payload: Bytes, headers: Headers) -> Result<NewEntry> {
+        if !headers.is_empty() {
+            self.inner.bus.config.check_headers(|| self.target(), payload.len(), &headers)?;
+        }
+        #[cfg(feature = "opentelemetry")]
+        let headers = {
+            let mut headers = headers;
+            crate::headers::w3c::inject_current(&mut headers);
+            headers
+        };
+        Ok(NewEntry::new(payload).with_headers(headers))
     }
 
     fn check_size(&self, size: usize) -> Result<()> {

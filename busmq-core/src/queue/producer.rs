@@ -25,7 +25,7 @@ use tracing::Instrument;
 pub(crate) const MAX_BUFFERED: usize = 100_000;
 /// Most entries written by one store call (a bigger `push_all` is still written whole).
 const BATCH_ENTRIES: usize = 1024;
-/// Most payload bytes written by one store call.
+/// Most payload and header bytes written by one store call.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 enum Reply {
@@ -39,6 +39,11 @@ struct Unit {
     reply: Reply,
     /// When `push` was called, if pushes are timed (a metrics recorder is installed).
     started: Option<Instant>,
+}
+
+/// What an entry adds to a store call, for [`BATCH_BYTES`].
+fn size(entry: &NewEntry) -> usize {
+    entry.payload.len() + entry.headers.as_ref().map_or(0, |h| h.size())
 }
 
 /// The push side of one queue handle.
@@ -95,7 +100,7 @@ impl Producer {
         target: impl FnOnce() -> Target,
     ) -> Push {
         let (tx, rx) = oneshot::channel();
-        let bytes = entry.payload.len();
+        let bytes = size(&entry);
         let unit = Unit { entries: vec![entry], bytes, reply: Reply::One(tx), started };
         match self.enqueue(unit, target) {
             Ok(()) => Push(Pending::Waiting(rx, self.name.clone())),
@@ -114,7 +119,7 @@ impl Producer {
             return PushAll(Pending::Done(Some(Ok(Vec::new()))));
         }
         let (tx, rx) = oneshot::channel();
-        let bytes = entries.iter().map(|e| e.payload.len()).sum();
+        let bytes = entries.iter().map(size).sum();
         match self.enqueue(Unit { entries, bytes, reply: Reply::Many(tx), started }, target) {
             Ok(()) => PushAll(Pending::Waiting(rx, self.name.clone())),
             Err(e) => PushAll(Pending::Done(Some(Err(e)))),

@@ -8,9 +8,8 @@ use crate::context::BusInner;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
 use crate::observability::ConsumerMetrics;
-use crate::store::{Receipt, Settle, Settled, Settlement, StoreHandle};
+use crate::store::{NewEntry, Receipt, Settle, Settled, Settlement, StoreHandle};
 use crate::util::lock;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::fmt;
@@ -24,12 +23,13 @@ type Waiter = Option<oneshot::Sender<Result<Settled>>>;
 /// Where a reliable consumer's dead letters go: its dead-letter queue (`dead_letters.rs`,
 /// which works through a queue handle; this trait keeps the settler below the handle).
 pub(crate) trait DeadLetterSink: Send + Sync {
-    /// Pushes one message with why it is dead; the caller acknowledges it only afterwards.
+    /// Pushes `message` (its payload and headers) with why it is dead; the caller acknowledges
+    /// it only afterwards.
     fn push(
         &self,
         id: u64,
         deliveries: u32,
-        payload: Bytes,
+        message: NewEntry,
         reason: String,
     ) -> BoxFuture<'_, Result<()>>;
 

@@ -2,6 +2,7 @@
 //! with their receipts, and the settlements that name them again.
 
 use super::queue::QueueSpec;
+use crate::headers::Headers;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -69,12 +70,21 @@ pub struct NewEntry {
     pub payload: Bytes,
     /// Set only for messages pushed to a dead-letter queue.
     pub dead: Option<Arc<DeadLetter>>,
+    /// The message's headers; `None` for a message without any (never an empty map), which a
+    /// store then keeps without any cost for them.
+    pub headers: Option<Arc<Headers>>,
 }
 
 impl NewEntry {
     /// An ordinary message.
     pub fn new(payload: impl Into<Bytes>) -> Self {
-        NewEntry { payload: payload.into(), dead: None }
+        NewEntry { payload: payload.into(), dead: None, headers: None }
+    }
+
+    /// The message with `headers` (none when they are empty).
+    pub fn with_headers(mut self, headers: Headers) -> Self {
+        self.headers = headers.into_shared();
+        self
     }
 }
 
@@ -113,14 +123,23 @@ pub struct Entry {
     pub payload: Bytes,
     /// Dead-letter information, when this entry was pushed to a dead-letter queue.
     pub dead: Option<Arc<DeadLetter>>,
+    /// The headers it was pushed with (`None`: none).
+    pub headers: Option<Arc<Headers>>,
     /// What the backend needs back to settle this delivery (reliable takes); empty otherwise.
     pub receipt: Receipt,
 }
 
 impl Entry {
-    /// An entry without dead-letter information or receipt.
+    /// An entry without dead-letter information, headers or receipt.
     pub fn new(id: u64, deliveries: u32, payload: impl Into<Bytes>) -> Self {
-        Entry { id, deliveries, payload: payload.into(), dead: None, receipt: Receipt::none() }
+        Entry {
+            id,
+            deliveries,
+            payload: payload.into(),
+            dead: None,
+            headers: None,
+            receipt: Receipt::none(),
+        }
     }
 }
 

@@ -1,19 +1,62 @@
 //! How an entry is stored in Redis: `<id>:<deliveries>:<attr length>:<attrs><payload>`.
 //!
-//! The header costs about 21 bytes for an ordinary message (a 16-digit id and two zeros);
-//! attrs are JSON dead-letter information and are empty for ordinary messages. Arguments are
-//! written straight into the command buffer, and decoded payloads are slices of the reply
-//! buffer, so a payload is not copied on its way in or out beyond what the redis crate does.
+//! The header costs about 21 bytes for an ordinary message (a 16-digit id and two zeros).
+//! Attrs are empty (length 0) for a message without dead-letter information and without
+//! headers, so such a message stores exactly what it did before headers existed. Otherwise they
+//! are one JSON object: the dead-letter fields (`queue`, `id`, `deliveries`, `reason`, all or
+//! none, as dead letters were always written) and the headers as `"h": {key: value, ...}` in
+//! their order. Members a reader does not know are ignored, so that a later attribute does not
+//! make older readers move entries aside; malformed attrs make the entry foreign data.
+//! Arguments are written straight into the command buffer, and decoded payloads are slices of
+//! the reply buffer, so a payload is not copied on its way in or out beyond what the redis
+//! crate does.
 
+use busmq_core::Headers;
 use busmq_core::store::{DeadLetter, Entry, NewEntry, Receipt};
 use bytes::Bytes;
 use redis::{RedisWrite, ToRedisArgs};
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::sync::Arc;
 
-fn attrs(dead: Option<&Arc<DeadLetter>>) -> Vec<u8> {
-    // Serializing a plain struct of strings and integers cannot fail.
-    dead.map(|d| serde_json::to_vec(d.as_ref()).unwrap_or_default()).unwrap_or_default()
+#[derive(Serialize)]
+struct AttrsOut<'a> {
+    #[serde(flatten)]
+    dead: Option<&'a DeadLetter>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    h: Option<&'a Headers>,
+}
+
+#[derive(Deserialize)]
+struct AttrsIn {
+    queue: Option<String>,
+    id: Option<u64>,
+    deliveries: Option<u32>,
+    reason: Option<String>,
+    h: Option<Headers>,
+}
+
+fn attrs(dead: Option<&Arc<DeadLetter>>, headers: Option<&Arc<Headers>>) -> Vec<u8> {
+    if dead.is_none() && headers.is_none() {
+        return Vec::new();
+    }
+    let out = AttrsOut { dead: dead.map(|d| &**d), h: headers.map(|h| &**h) };
+    // Serializing strings and integers into memory cannot fail.
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+type Attrs = (Option<Arc<DeadLetter>>, Option<Arc<Headers>>);
+
+fn read_attrs(raw: &[u8]) -> Result<Attrs, String> {
+    let attrs: AttrsIn = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+    let dead = match (attrs.queue, attrs.id, attrs.deliveries, attrs.reason) {
+        (Some(queue), Some(id), Some(deliveries), Some(reason)) => {
+            Some(Arc::new(DeadLetter { queue, id, deliveries, reason }))
+        }
+        (None, None, None, None) => None,
+        _ => return Err("the dead-letter information is incomplete".to_string()),
+    };
+    Ok((dead, attrs.h.and_then(Headers::into_shared)))
 }
 
 /// A new entry as a push argument, with the id the client proposes for it (the script keeps
@@ -27,7 +70,7 @@ pub(crate) struct PushArg<'a> {
 
 impl<'a> PushArg<'a> {
     pub(crate) fn new(entry: &'a NewEntry, id: u64) -> Self {
-        PushArg { entry, id, attrs: attrs(entry.dead.as_ref()) }
+        PushArg { entry, id, attrs: attrs(entry.dead.as_ref(), entry.headers.as_ref()) }
     }
 }
 
@@ -53,7 +96,7 @@ pub(crate) struct EntryArg<'a> {
 
 impl<'a> EntryArg<'a> {
     pub(crate) fn new(entry: &'a Entry) -> Self {
-        EntryArg { entry, attrs: attrs(entry.dead.as_ref()) }
+        EntryArg { entry, attrs: attrs(entry.dead.as_ref(), entry.headers.as_ref()) }
     }
 }
 
@@ -98,16 +141,15 @@ pub(crate) fn parse(raw: Bytes) -> Result<Entry, String> {
     if raw.len() - pos < attr_len {
         return Err(format!("entry {id} is shorter than its busmq header says"));
     }
-    let dead = if attr_len == 0 {
-        None
+    let (dead, headers) = if attr_len == 0 {
+        (None, None)
     } else {
-        let info: DeadLetter = serde_json::from_slice(&raw[pos..pos + attr_len])
-            .map_err(|e| format!("entry {id} has unreadable dead-letter attributes: {e}"))?;
-        Some(Arc::new(info))
+        read_attrs(&raw[pos..pos + attr_len])
+            .map_err(|e| format!("entry {id} has unreadable busmq attributes: {e}"))?
     };
     let start = pos + attr_len;
     let payload = raw.slice(start..);
-    Ok(Entry { id, deliveries, payload, dead, receipt: Receipt::none() })
+    Ok(Entry { id, deliveries, payload, dead, headers, receipt: Receipt::none() })
 }
 
 #[cfg(test)]
@@ -126,6 +168,15 @@ mod tests {
         args.remove(0)
     }
 
+    fn dead_letter() -> Arc<DeadLetter> {
+        Arc::new(DeadLetter {
+            queue: "jobs".into(),
+            id: 7,
+            deliveries: 3,
+            reason: "max_deliveries".into(),
+        })
+    }
+
     #[test]
     fn round_trip_with_and_without_dead_letter_info() {
         let plain = NewEntry::new(&b"hello:world"[..]);
@@ -136,24 +187,72 @@ mod tests {
             (e.id, e.deliveries, &e.payload[..]),
             (1700000000000001, 0, &b"hello:world"[..])
         );
+        assert!(e.headers.is_none());
 
-        let dead = Arc::new(DeadLetter {
-            queue: "jobs".into(),
-            id: 7,
-            deliveries: 3,
-            reason: "max_deliveries".into(),
-        });
-        let entry = Entry { dead: Some(dead), ..Entry::new(42, 2, Bytes::from_static(b"x")) };
-        let back = decode(packed(EntryArg::new(&entry)), "q").unwrap();
-        assert_eq!(back, entry);
+        let entry =
+            Entry { dead: Some(dead_letter()), ..Entry::new(42, 2, Bytes::from_static(b"x")) };
+        let stored = packed(EntryArg::new(&entry));
+        // Byte for byte what dead letters were before headers existed: the JSON of the
+        // dead-letter information alone.
+        let json = r#"{"queue":"jobs","id":7,"deliveries":3,"reason":"max_deliveries"}"#;
+        assert_eq!(stored, format!("42:2:{}:{json}x", json.len()).into_bytes());
+        assert_eq!(decode(stored, "q").unwrap(), entry);
+    }
+
+    #[test]
+    fn headers_round_trip_alone_and_next_to_dead_letter_info() {
+        let headers = Headers::new().with("b", "1").with("a", "{\"x\"}:\n").into_shared();
+        let pushed = NewEntry { headers: headers.clone(), ..NewEntry::new(&b"p"[..]) };
+        let stored = packed(PushArg::new(&pushed, 5));
+        let attrs = r#"{"h":{"b":"1","a":"{\"x\"}:\n"}}"#;
+        assert_eq!(stored, format!("5:0:{}:{attrs}p", attrs.len()).into_bytes());
+        let back = decode(stored, "q").unwrap();
+        assert_eq!(
+            (back.headers, back.dead, &back.payload[..]),
+            (headers.clone(), None, &b"p"[..])
+        );
+
+        let entry = Entry {
+            dead: Some(dead_letter()),
+            headers,
+            ..Entry::new(42, 2, Bytes::from_static(b"x"))
+        };
+        assert_eq!(decode(packed(EntryArg::new(&entry)), "q").unwrap(), entry);
+    }
+
+    /// An entry with these attrs, their length computed.
+    fn with_attrs(attrs: &str) -> Vec<u8> {
+        format!("12:0:{}:{attrs}body", attrs.len()).into_bytes()
+    }
+
+    #[test]
+    fn unknown_attributes_are_ignored() {
+        let e = decode(with_attrs(r#"{"later":[1],"h":{}}"#), "q").unwrap();
+        assert_eq!((e.dead, e.headers, &e.payload[..]), (None, None, &b"body"[..]));
     }
 
     #[test]
     fn foreign_entries_are_typed_errors_naming_the_queue() {
-        for raw in [&b"hello"[..], b"12:x:0:", b"12:0:", b"12:0:99:short", b"12:0:3:{x}"] {
-            match decode(raw.to_vec(), "jobs") {
+        let mut bad: Vec<Vec<u8>> =
+            [&b"hello"[..], b"12:x:0:", b"12:0:", b"12:0:99:short", b"12:0:3:{x}"]
+                .iter()
+                .map(|raw| raw.to_vec())
+                .collect();
+        for attrs in [
+            r#"{"h":[]}"#,
+            r#"{"h":{"":"v"}}"#,
+            r#"{"h":{"a\u0007":"v"}}"#,
+            r#"{"h":{"a":1}}"#,
+            r#"{"h":{"a":"1","a":"2"}}"#,
+            r#"{"queue":"jobs"}"#,
+            r#"[]"#,
+        ] {
+            bad.push(with_attrs(attrs));
+        }
+        for raw in bad {
+            match decode(raw.clone(), "jobs") {
                 Err(Error::ForeignData { queue, .. }) => assert_eq!(queue, "jobs"),
-                other => panic!("{raw:?}: {other:?}"),
+                other => panic!("{}: {other:?}", raw.escape_ascii()),
             }
         }
     }

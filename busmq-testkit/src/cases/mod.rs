@@ -5,6 +5,7 @@ pub mod bus;
 pub mod channel;
 pub mod consume;
 pub mod errors;
+pub mod headers;
 pub mod lifecycle;
 pub mod models;
 pub mod pubsub;

@@ -132,14 +132,7 @@ impl<T> Consumer<T> {
             .as_ref()
             .map(|s| Claim::new(s.clone(), entry.id, entry.deliveries, entry.receipt.clone()));
         match (self.decode)(self.codec, &entry.payload) {
-            Ok(body) => Ok(Delivery::new(
-                entry.id,
-                entry.deliveries,
-                body,
-                entry.payload,
-                entry.dead,
-                claim,
-            )),
+            Ok(body) => Ok(Delivery::new(entry, body, claim)),
             Err(source) => {
                 // Reliable: the claim is dropped here, which releases the message so that it
                 // is not acknowledged and eventually reaches the dead-letter queue (SPEC E2).

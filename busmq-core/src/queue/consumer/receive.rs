@@ -8,7 +8,7 @@ use super::super::settler::Settler;
 use super::pipe::ConsumerShared;
 use crate::error::Error;
 use crate::observability::{DeadReason, log_error};
-use crate::store::{Entry, Settle, Settlement, Taken};
+use crate::store::{Entry, NewEntry, Settle, Settlement, Taken};
 use std::sync::Arc;
 
 /// Hands what a take got to the stream, reports entries busmq did not write (the store moved
@@ -43,7 +43,8 @@ pub(super) fn report_foreign(queue: &QueueInner, foreign: Vec<String>) -> usize 
 async fn dead_letter(settler: &Arc<Settler>, queue: &QueueInner, entry: Entry) {
     let (id, delivered) = (entry.id, entry.deliveries.saturating_sub(1));
     let ack = Settle::of(&entry, Settlement::Ack);
-    let moved = settler.dead_letters.push(id, delivered, entry.payload, "max_deliveries".into());
+    let message = NewEntry { payload: entry.payload, dead: None, headers: entry.headers };
+    let moved = settler.dead_letters.push(id, delivered, message, "max_deliveries".into());
     match moved.await {
         Ok(()) => {
             settler.metrics.dead_lettered(DeadReason::MaxDeliveries);

@@ -183,7 +183,7 @@ pub async fn store_payloads_and_dead_letter_information_survive_storage(backend:
         deliveries: 5,
         reason: "rejected: bad:input\n\"quoted\"".into(),
     });
-    let dead = NewEntry { payload: Bytes::from_static(b"\x00\xffbinary:\r\n"), dead: Some(info) };
+    let dead = NewEntry { dead: Some(info), ..NewEntry::new(&b"\x00\xffbinary:\r\n"[..]) };
     let plain = NewEntry::new(Bytes::from((0..=255u8).collect::<Vec<_>>()));
     let batch = [dead.clone(), plain.clone()];
     try_push(&*store, &q, generation, &spec(), &batch).await.unwrap();

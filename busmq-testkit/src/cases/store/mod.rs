@@ -10,6 +10,7 @@
 //! hold on a loaded machine.
 
 pub(crate) mod fixtures;
+mod headers;
 mod lifecycle;
 mod messages;
 mod reliable;
@@ -20,6 +21,7 @@ mod streams;
 mod wait;
 
 // One flat module, so that the registry names each case as `store::<case>`.
+pub use headers::*;
 pub use lifecycle::*;
 pub use messages::*;
 pub use reliable::*;
