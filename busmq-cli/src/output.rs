@@ -60,14 +60,13 @@ fn pipe(error: io::Error) -> CliError {
     if error.kind() == io::ErrorKind::BrokenPipe { CliError::reader_gone() } else { error.into() }
 }
 
-/// A stored message shown to a person: JSON strings as their text, other JSON compact, other
-/// UTF-8 as it is, anything else as hex.
+/// A stored message shown to a person: a JSON string as its text, other UTF-8 (other JSON
+/// included, keys in the order it was written) as it is, anything else as hex.
 pub(crate) fn body_text(payload: &[u8]) -> String {
     match serde_json::from_slice::<Value>(payload) {
         Ok(Value::String(text)) => text,
-        Ok(value) => value.to_string(),
-        Err(_) => match std::str::from_utf8(payload) {
-            Ok(text) => text.to_string(),
+        _ => match std::str::from_utf8(payload) {
+            Ok(text) => text.trim().to_string(),
             Err(_) => format!("0x{}", hex(payload)),
         },
     }
@@ -118,7 +117,7 @@ mod tests {
     #[test]
     fn bodies_show_json_strings_as_text_and_binary_as_hex() {
         assert_eq!(body_text(br#""hello""#), "hello");
-        assert_eq!(body_text(br#"{"a": 1}"#), r#"{"a":1}"#);
+        assert_eq!(body_text(br#"{"b": 1, "a": 2}"#), r#"{"b": 1, "a": 2}"#);
         assert_eq!(body_text(b"plain words"), "plain words");
         assert_eq!(body_text(&[0xff, 0x00]), "0xff00");
         assert_eq!(body_json(b"plain"), (json!("plain"), "text"));
