@@ -13,12 +13,17 @@ use crate::pubsub::PubSub;
 use crate::queue::Queue;
 use crate::store::{ClientId, Store, StoreHandle};
 use busmq_codec::Codec;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The default limit on one encoded message (SPEC E1).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+
+/// The work hint of one listing step in [`Bus::queues`]: on Redis, keys one `SCAN` step looks
+/// at, which keeps each step short for the server.
+const LIST_STEP: u32 = 1000;
 
 /// A message bus over one [`Store`]. Cheap to clone; clones share the connection.
 ///
@@ -229,6 +234,36 @@ impl Bus {
     /// A dead-letter queue by its own name (SPEC P7).
     pub fn dead_letter_queue(&self, name: impl AsRef<str>) -> Result<DeadLetterQueue> {
         Ok(DeadLetterQueue::new(self.inner.clone(), QueueName::new(name)?))
+    }
+
+    /// The queues that exist in the store (under its namespace), sorted by name, without
+    /// changing or blocking anything (Redis: `SCAN` steps over every instance, never `KEYS`).
+    /// Queues created or removed while the listing runs may or may not be in it. A store that
+    /// cannot list its queues (see [`Inspect`](crate::store::Inspect)) gives `Error::Store`
+    /// saying so.
+    pub async fn queues(&self) -> Result<Vec<QueueName>> {
+        self.inner.ensure_connected()?;
+        let store = &self.inner.store;
+        let Some(inspect) = store.inspect() else {
+            return Err(Error::Store {
+                backend: store.backend(),
+                operation: "list_queues",
+                message: "this store cannot list its queues".to_string(),
+                retryable: false,
+                source: None,
+            });
+        };
+        // A listing may return a name more than once (across pages, or across instances).
+        let mut names = BTreeSet::new();
+        let mut cursor = None;
+        loop {
+            let page = inspect.list_queues(cursor.as_deref(), LIST_STEP).await?;
+            names.extend(page.queues);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(names.into_iter().collect()),
+            }
+        }
     }
 
     /// A pub/sub topic (SPEC P1).

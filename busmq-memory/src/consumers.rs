@@ -18,6 +18,10 @@ impl Consumers {
         self.leases.retain(|_, (_, until)| *until > now);
     }
 
+    pub(crate) fn count(&self) -> u64 {
+        self.leases.len() as u64
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.leases.is_empty()
     }

@@ -87,6 +87,33 @@ impl Memory {
         }
     }
 
+    /// Up to `count` names of live queues after `after`, in name order, and whether names
+    /// after them remain to be looked at.
+    pub(crate) fn live_queues(&self, after: Option<&str>, count: usize) -> (Vec<QueueName>, bool) {
+        // The map's lock is not held while slots are locked: operations lock a slot and may
+        // then need the map (a sweep takes it for writing).
+        let mut slots: Vec<(QueueName, Arc<Mutex<Slot>>)> = read(&self.shared.queues)
+            .iter()
+            .filter(|(name, _)| after.is_none_or(|after| name.as_str() > after))
+            .map(|(name, slot)| (name.clone(), slot.clone()))
+            .collect();
+        slots.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let now = Instant::now();
+        let mut live = Vec::new();
+        let mut rest = slots.into_iter();
+        for (name, slot) in rest.by_ref() {
+            let mut slot = lock(&slot);
+            slot.refresh(now);
+            if !slot.removed && slot.is_live() {
+                live.push(name);
+                if live.len() >= count {
+                    break;
+                }
+            }
+        }
+        (live, rest.len() > 0)
+    }
+
     fn slot(&self, queue: &QueueName) -> Arc<Mutex<Slot>> {
         if let Some(slot) = read(&self.shared.queues).get(queue) {
             return slot.clone();

@@ -209,6 +209,8 @@ impl QueueState {
             exists: true,
             count: self.ready.len() as u64,
             pending: self.pending.len() as u64,
+            // Leases are the slot's: the store fills this in.
+            consumers: 0,
             spec: Some(self.spec),
             generation: Some(self.generation),
             last_id: self.last_id,

@@ -79,6 +79,16 @@ impl Slot {
         self.live.as_mut()
     }
 
+    /// Whether a live incarnation exists (after [`Slot::refresh`]).
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Registered consumers whose lease has not lapsed (after [`Slot::refresh`]).
+    pub(crate) fn consumer_count(&self) -> u64 {
+        self.consumers.count()
+    }
+
     fn is_closed(&self, generation: u64) -> bool {
         self.tombstones.iter().any(|t| t.generation == generation)
     }

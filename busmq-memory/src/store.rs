@@ -6,9 +6,9 @@ use crate::slot::{Ctx, Slot};
 use crate::watch::notices;
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, BlockingTake, ConsumerOp, Entry, Metadata, MetadataOp, Notice, Position, PushBatch,
-    QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle, Settled, StoreEvent,
-    StoreState, TakeMode, Taken, Topics,
+    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
+    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle,
+    Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
@@ -142,9 +142,37 @@ impl BlockingTake for MemoryStore {
     }
 }
 
+/// The cursor of a listing is `>` and the last name of the previous page: names come in order.
+#[async_trait]
+impl Inspect for MemoryStore {
+    async fn list_queues(&self, cursor: Option<&str>, count: u32) -> Result<QueuePage> {
+        self.link.ensure()?;
+        let after = match cursor {
+            None => None,
+            Some(cursor) => Some(cursor.strip_prefix('>').ok_or_else(|| {
+                Error::invalid_option(
+                    "cursor",
+                    format!("{cursor:?} is not a cursor this store gave"),
+                )
+            })?),
+        };
+        let (queues, more) = self.memory.live_queues(after, count.max(1) as usize);
+        let next = match queues.last() {
+            Some(last) if more => Some(format!(">{last}")),
+            // Every live queue after the cursor was looked at.
+            _ => None,
+        };
+        Ok(QueuePage { queues, next })
+    }
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     fn blocking(&self) -> Option<&dyn BlockingTake> {
+        Some(self)
+    }
+
+    fn inspect(&self) -> Option<&dyn Inspect> {
         Some(self)
     }
 
@@ -229,7 +257,9 @@ impl Store for MemoryStore {
     async fn stat(&self, queue: &QueueName) -> Result<QueueStat> {
         self.link.ensure()?;
         let stat = self.memory.with_existing(queue, |slot, ctx| {
-            slot.live().map(|q| q.stat(ctx.now)).unwrap_or_default()
+            let consumers = slot.consumer_count();
+            let stat = slot.live().map(|q| q.stat(ctx.now));
+            stat.map(|stat| QueueStat { consumers, ..stat }).unwrap_or_default()
         });
         Ok(stat.unwrap_or_default())
     }

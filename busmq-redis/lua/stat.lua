@@ -3,14 +3,14 @@
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV: none
 -- Returns {'ok', ready, pending, generation, ttl, maxsize, max_len, max_age, last id,
---         entries kept in the quarantine (see lib.lua)}
+--         entries kept in the quarantine (see lib.lua), consumers whose lease has not lapsed}
 --       | {'missing'}
 local q = load()
 if not q then return {'missing'} end
 local rc = redis.call('ZCARD', R)
 local ready = q.n + rc
+local now_ms, now_us = clock()
 if q.rage then
-  local _, now_us = clock()
   local cutoff = now_us - q.rage * 1000
   ready = ready - redis.call('ZCOUNT', R, '-inf', '(' .. I(cutoff))
   if q.n > 0 then
@@ -25,4 +25,6 @@ local reply = {'ok', I(ready), I(pending)}
 for _, s in ipairs(spec_reply(q)) do reply[#reply + 1] = s end
 reply[#reply + 1] = I(q.last)
 reply[#reply + 1] = redis.call('LLEN', QUARANTINE)
+-- Lapsed leases are pruned only when consumers register, so they are skipped here.
+reply[#reply + 1] = redis.call('ZCOUNT', C, '(' .. I(now_ms), '+inf')
 return reply

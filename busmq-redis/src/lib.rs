@@ -180,9 +180,11 @@
 //! * `ops/`: the data operations as functions over one context, one module per family of Lua
 //!   scripts (`queue`: attach .. metadata; `push`: push.lua, append.lua; `take`: take.lua and
 //!   the lend/giveback MULTI; `reliable`: claim.lua, settle.lua; `wait`: the blocking take;
-//!   `read`; `topics`: watch, publish, subscribe; `quarantine`: entries busmq did not write),
-//!   and `call.rs`, the one call path: routing, scripts by digest and their reload on
-//!   NOSCRIPT, replica `WAIT`, reply parsing.
+//!   `read`; `topics`: watch, publish, subscribe; `quarantine`: entries busmq did not write;
+//!   `list`: the [`Inspect`](busmq_core::store::Inspect) listing of queues, `SCAN` steps over
+//!   every instance and every Cluster master, never `KEYS`), and `call.rs`, the one call
+//!   path: routing, scripts by digest and their reload on NOSCRIPT, replica `WAIT`, reply
+//!   parsing.
 //! * `session/`: the instances and their connections (`instance`, `open`, `conn`), the
 //!   supervisors (`supervisor`, reporting through a narrow hook to `fleet`, which connects and
 //!   disconnects them all), `sentinel`, `cluster`, the pub/sub `hub`, the blocking-connection

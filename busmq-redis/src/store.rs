@@ -4,14 +4,14 @@
 
 use crate::config::builder::RedisStoreBuilder;
 use crate::ops::call::Ctx;
-use crate::ops::{push, queue, read, reliable, take, topics, wait};
+use crate::ops::{list, push, queue, read, reliable, take, topics, wait};
 use crate::script::keys::BatchNames;
 use crate::session::fleet::Fleet;
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, BlockingTake, ConsumerOp, Entry, Metadata, MetadataOp, Notice, Position, PushBatch,
-    QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle, Settled, StoreEvent,
-    StoreState, TakeMode, Taken, Topics,
+    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
+    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle,
+    Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{QueueName, Result, Store, TopicName};
 use bytes::Bytes;
@@ -154,11 +154,22 @@ impl BlockingTake for RedisStore {
 }
 
 #[async_trait]
+impl Inspect for RedisStore {
+    async fn list_queues(&self, cursor: Option<&str>, count: u32) -> Result<QueuePage> {
+        list::list_queues(self.live()?, cursor, count).await
+    }
+}
+
+#[async_trait]
 impl Store for RedisStore {
     fn blocking(&self) -> Option<&dyn BlockingTake> {
         // A take that must wait for replicas cannot be a bare pop.
         let ctx = &self.ctx;
         (ctx.config.replicas_ack.is_none() && ctx.fleet.can_block()).then_some(self as _)
+    }
+
+    fn inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
     }
 
     async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment> {

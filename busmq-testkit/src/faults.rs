@@ -7,9 +7,9 @@
 
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, BlockingTake, ConsumerOp, Entry, Metadata, MetadataOp, Notice, Position, PushBatch,
-    QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle, Settled, StoreEvent,
-    StoreState, TakeMode, Taken, Topics,
+    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
+    PushBatch, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle, Settled,
+    StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, QueueName, Result, Store, StoreHandle, TopicName};
 use bytes::Bytes;
@@ -127,6 +127,11 @@ impl BlockingTake for FaultyStore {
 impl Store for FaultyStore {
     fn blocking(&self) -> Option<&dyn BlockingTake> {
         self.inner.blocking().map(|_| self as &dyn BlockingTake)
+    }
+
+    /// The listing is the inner store's, without faults: no case needs a failing one.
+    fn inspect(&self) -> Option<&dyn Inspect> {
+        self.inner.inspect()
     }
 
     async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment> {

@@ -25,7 +25,7 @@ use crate::error::{NameKind, Result};
 use crate::events::{EVENT_BUFFER, EventStream};
 use crate::headers::Headers;
 use crate::name::{QueueName, validate};
-use crate::store::{Metadata, MetadataOp, NewEntry, QueueStat};
+use crate::store::{Metadata, MetadataOp, NewEntry, Position, QueueStat, ReadBatch};
 use bytes::Bytes;
 use dead_letters::DeadLetters;
 use futures::future::BoxFuture;
@@ -357,6 +357,16 @@ impl Queue {
     pub async fn stat(&self) -> Result<QueueStat> {
         self.inner.bus.ensure_connected()?;
         self.inner.bus.store.stat(&self.inner.name).await
+    }
+
+    /// Reads up to `max` messages from `from` without removing anything, without attaching
+    /// and without registering a consumer, so that looking at a queue neither keeps it alive
+    /// nor conflicts with its consumers (SPEC O3; `busmq peek` and `tail`). A missing queue
+    /// reads as empty. [`ReadBatch::last_id`] is the newest id at the time of the read: a
+    /// follower continues from `Position::AfterId` of the last entry it saw.
+    pub async fn peek(&self, from: Position, max: u32) -> Result<ReadBatch> {
+        self.inner.bus.ensure_connected()?;
+        self.inner.bus.store.read(&self.inner.name, from, max).await
     }
 
     /// Whether the queue exists (works without attaching).

@@ -1,6 +1,6 @@
 //! The Store boundary: the small set of atomic queue operations that a backend implements.
 //!
-//! A backend implements three traits and may offer a fourth:
+//! A backend implements three traits and may offer two more:
 //!
 //! * [`Session`]: its name, `connect`/`disconnect`, its current state (a `watch`) and its
 //!   events (a `broadcast`);
@@ -8,7 +8,9 @@
 //!   script or one MULTI on Redis, one locked section in memory);
 //! * [`Topics`]: publish/subscribe (SPEC P1);
 //! * optionally [`BlockingTake`]: a take that waits inside the store for messages, offered
-//!   through [`Store::blocking`].
+//!   through [`Store::blocking`];
+//! * optionally [`Inspect`]: a paged listing of the queues that exist, offered through
+//!   [`Store::inspect`].
 //!
 //! Bus, Queue, Channel, reliable delivery and replay are built in `busmq-core` from these
 //! operations, so a backend gets all of them by implementing the traits. The contract of each
@@ -73,6 +75,7 @@
 mod blocking;
 mod entry;
 mod ids;
+mod inspect;
 mod queue;
 mod session;
 mod topics;
@@ -83,6 +86,7 @@ pub use entry::{
     Settlement, TakeMode, Taken,
 };
 pub use ids::{ClientId, ConsumerId};
+pub use inspect::{Inspect, QueuePage};
 pub use queue::{
     Attachment, ConsumerKind, ConsumerOp, Metadata, MetadataOp, Notice, QueueSpec, QueueStat,
     Renewal, Retention,
@@ -108,6 +112,11 @@ pub type StoreHandle = Arc<dyn Store>;
 pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// The store's blocking take, if it has one (see [`BlockingTake`]).
     fn blocking(&self) -> Option<&dyn BlockingTake> {
+        None
+    }
+
+    /// The store's listing of its queues, if it has one (see [`Inspect`]).
+    fn inspect(&self) -> Option<&dyn Inspect> {
         None
     }
 

@@ -142,6 +142,9 @@ pub struct QueueStat {
     pub count: u64,
     /// Reliable deliveries taken and not yet acknowledged.
     pub pending: u64,
+    /// Consumers registered through [`Store::consumers`](super::Store::consumers) whose lease
+    /// has not lapsed (all of one kind: see the mixing rule, SPEC Q15).
+    pub consumers: u64,
     /// The stored spec, when the queue exists.
     pub spec: Option<QueueSpec>,
     /// The generation, when the queue exists.

@@ -2,6 +2,7 @@
 //! per family of Lua scripts, and the one call path they all go through (`call.rs`).
 
 pub(crate) mod call;
+pub(crate) mod list;
 pub(crate) mod push;
 pub(crate) mod quarantine;
 pub(crate) mod queue;

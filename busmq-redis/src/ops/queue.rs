@@ -165,6 +165,7 @@ pub(crate) async fn stat(ctx: &Ctx, queue: &QueueName) -> Result<QueueStat> {
                 exists: true,
                 count: reply.u64(1)?,
                 pending: reply.u64(2)?,
+                consumers: reply.u64(10)?,
                 spec: Some(spec),
                 generation: Some(generation),
                 last_id: (last > 0).then_some(last),

@@ -38,7 +38,9 @@
 //! any other with PUBLISH.
 //!
 //! A name containing `{`, `}` or `%` is percent-encoded inside the braces, so that the hash tag
-//! is always exactly the (encoded) name and distinct names never share keys.
+//! is always exactly the (encoded) name and distinct names never share keys. Listing queues
+//! (`ops/list.rs`) scans for the meta hashes ([`Layout::meta_pattern`]) and decodes the tag
+//! back into the name ([`Layout::queue_of_meta`]).
 
 use busmq_core::support::random_u64;
 use busmq_core::{Error, NameKind};
@@ -88,6 +90,44 @@ fn tag(name: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The name whose tag is `tag`, or `None` when `tag` is not what [`tag`] makes of any name
+/// (a raw brace, or a `%` that does not start one of its three escapes).
+fn untag(tag: &str) -> Option<Cow<'_, str>> {
+    if tag.contains(['{', '}']) {
+        return None;
+    }
+    if !tag.contains('%') {
+        return Some(Cow::Borrowed(tag));
+    }
+    let mut out = String::with_capacity(tag.len());
+    let mut rest = tag;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3)?;
+        out.push(match escape {
+            "%25" => '%',
+            "%7B" => '{',
+            "%7D" => '}',
+            _ => return None,
+        });
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Some(Cow::Owned(out))
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+fn glob_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The keys of one queue, in the order the Lua scripts expect them (see `lua/lib.lua`), its
@@ -215,6 +255,18 @@ impl Layout {
         }
     }
 
+    /// The `SCAN MATCH` pattern of every queue's meta hash under this namespace.
+    pub(crate) fn meta_pattern(&self) -> String {
+        format!("{}:{{*}}:m", glob_literal(&self.ns))
+    }
+
+    /// The name of the queue whose meta hash is `key`, or `None` when `key` is no meta hash of
+    /// this namespace (another key the pattern matched, or one busmq did not write).
+    pub(crate) fn queue_of_meta<'k>(&self, key: &'k str) -> Option<Cow<'k, str>> {
+        let tag = key.strip_prefix(self.ns.as_str())?.strip_prefix(":{")?.strip_suffix("}:m")?;
+        untag(tag).filter(|name| !name.is_empty())
+    }
+
     pub(crate) fn topic_channel(&self, topic: &str) -> String {
         format!("{}:t:{{{}}}", self.ns, tag(topic))
     }
@@ -254,6 +306,30 @@ mod tests {
         assert_eq!(l.queue("{x}").meta(), "app:{%7Bx%7D}:m");
         assert_eq!(l.queue("100%").meta(), "app:{100%25}:m");
         assert_ne!(l.queue("a%7Db").meta(), l.queue("a}b").meta());
+    }
+
+    #[test]
+    fn meta_keys_decode_back_to_their_queue_names() {
+        let l = Layout::new("app").unwrap();
+        for name in ["orders", "a}b", "{x}", "100%", "%7D", "a:{b}:m", "é{%}"] {
+            let meta = l.queue(name).meta().to_string();
+            assert_eq!(l.queue_of_meta(&meta).as_deref(), Some(name), "{meta}");
+        }
+        for other in [
+            "app:{orders}:t",
+            "app:{orders}:p:3",
+            "other:{orders}:m",
+            "app:{}:m",
+            "app:{a}b}:m",
+            "app:{a%7}:m",
+            "app:{a%41}:m",
+            "app:{a%7d}:m",
+            "app:{a%}:m",
+        ] {
+            assert_eq!(l.queue_of_meta(other), None, "{other}");
+        }
+        assert_eq!(l.meta_pattern(), "app:{*}:m");
+        assert_eq!(Layout::new("a*b?[c]\\").unwrap().meta_pattern(), "a\\*b\\?\\[c\\]\\\\:{*}:m");
     }
 
     #[test]

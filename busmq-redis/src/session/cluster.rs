@@ -20,7 +20,9 @@ use futures::StreamExt;
 use redis::aio::PubSubStream;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Msg,
     ProtocolVersion, PushInfo, PushKind, Value,
@@ -165,6 +167,39 @@ pub(crate) async fn ping(conn: &mut ClusterConnection) -> bool {
     let answer =
         conn.route_command(redis::cmd("PING"), all_masters(ResponsePolicy::OneSucceeded)).await;
     matches!(answer, Ok(Value::SimpleString(ref s)) if s == "PONG")
+}
+
+/// The addresses of the cluster's masters as the cluster names them (`host`, `port`), sorted:
+/// where a walk over every node's keys (`SCAN`) goes.
+pub(crate) async fn masters(
+    conn: &mut ClusterConnection,
+) -> redis::RedisResult<Vec<(String, u16)>> {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("SLOTS");
+    let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+    let Value::Array(ranges) = conn.route_command(cmd, random).await? else {
+        return Ok(Vec::new());
+    };
+    // Each range is [start, end, [host, port, id, ...] of its master, then its replicas].
+    let mut masters: Vec<(String, u16)> = ranges
+        .iter()
+        .filter_map(|range| match range {
+            Value::Array(parts) => match parts.get(2) {
+                Some(Value::Array(node)) => match (node.first(), node.get(1)) {
+                    (Some(Value::BulkString(host)), Some(Value::Int(port))) => Some((
+                        String::from_utf8_lossy(host).into_owned(),
+                        u16::try_from(*port).ok()?,
+                    )),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    masters.sort();
+    masters.dedup();
+    Ok(masters)
 }
 
 /// What a session's pub/sub feed reports.

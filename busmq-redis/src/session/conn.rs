@@ -5,6 +5,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{ErrorKind, RedisError};
 use std::fmt;
 
 #[derive(Clone)]
@@ -62,6 +63,26 @@ impl Conn {
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
                 c.route_command(cmd, routing).await
             }
+        }
+    }
+
+    /// Sends `cmd` to the cluster node at `node` (`host`, `port` as the cluster names it), for
+    /// commands that concern one node's keys (`SCAN`); on one node, to that node.
+    pub(crate) async fn query_at(
+        &mut self,
+        node: Option<(&str, u16)>,
+        cmd: Cmd,
+    ) -> RedisResult<Value> {
+        match (self, node) {
+            (Conn::Node(c), None) => cmd.query_async(c).await,
+            (Conn::Cluster(c), Some((host, port))) => {
+                let routing = SingleNodeRoutingInfo::ByAddress { host: host.to_string(), port };
+                c.route_command(cmd, RoutingInfo::SingleNode(routing)).await
+            }
+            _ => Err(RedisError::from((
+                ErrorKind::Client,
+                "a cluster node was named for a single node, or none for a cluster",
+            ))),
         }
     }
 }

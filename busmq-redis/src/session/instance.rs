@@ -166,6 +166,29 @@ impl Instance {
         self.send(|mut conn| async move { conn.query_for_key(key, cmd).await }).await
     }
 
+    /// Sends `cmd` to one node of this instance: the cluster node `node` (see
+    /// [`cluster::masters`]) on a Redis Cluster, the instance's own node otherwise.
+    pub(crate) async fn query_at(
+        &self,
+        node: Option<(&str, u16)>,
+        cmd: Cmd,
+    ) -> Result<Value, CallError> {
+        self.send(|mut conn| async move { conn.query_at(node, cmd).await }).await
+    }
+
+    /// The masters of a Redis Cluster instance, sorted (see [`cluster::masters`]); none for
+    /// other instances.
+    pub(crate) async fn cluster_masters(&self) -> Result<Vec<(String, u16)>, CallError> {
+        if !self.is_cluster() {
+            return Ok(Vec::new());
+        }
+        self.send(|conn| async move {
+            let Conn::Cluster(mut conn) = conn else { return Ok(Vec::new()) };
+            cluster::masters(&mut conn).await
+        })
+        .await
+    }
+
     /// Reacts to a failed call: a broken connection is re-checked, and for a Sentinel group a
     /// `READONLY` answer ends the session so that the next one finds the new master.
     fn check(&self, e: &redis::RedisError) {

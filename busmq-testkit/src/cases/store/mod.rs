@@ -1,6 +1,6 @@
 //! The Store contract, checked on the store itself: plain `pub async fn(&dyn Backend)` cases
 //! that talk to a fresh [`backend.store()`](crate::Backend::store) through the `Store`,
-//! `Session`, `Topics` and `BlockingTake` traits, so that every backend is held to the same
+//! `Session`, `Topics`, `BlockingTake` and `Inspect` traits, so that every backend is held to the same
 //! rules as the trait documentation states them, below the `Bus` (whose cases are the other
 //! modules of [`cases`](crate::cases)). Each case is named `store_...` after the rule it checks
 //! and isolates itself with unique queue and topic names.
@@ -12,6 +12,7 @@
 pub(crate) mod fixtures;
 mod headers;
 mod lifecycle;
+mod listing;
 mod messages;
 mod reliable;
 mod replay;
@@ -23,6 +24,7 @@ mod wait;
 // One flat module, so that the registry names each case as `store::<case>`.
 pub use headers::*;
 pub use lifecycle::*;
+pub use listing::*;
 pub use messages::*;
 pub use reliable::*;
 pub use replay::*;
