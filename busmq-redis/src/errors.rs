@@ -105,6 +105,9 @@ impl Context<'_> {
                     // A cluster redirection that reached us: the slot is moving, try again.
                     | ServerErrorKind::Moved
                     | ServerErrorKind::Ask
+                    // Redis refuses an unknown script before running anything: a failover
+                    // reached a node whose script cache the reload has not filled yet.
+                    | ServerErrorKind::NoScript
             )
         );
         let message = format!("{} answered with an error", self.target());
@@ -160,5 +163,12 @@ mod tests {
         let source = std::error::Error::source(&e).expect("a source");
         assert!(source.to_string().contains("maxmemory"), "{source}");
         assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn noscript_is_retryable_because_nothing_ran() {
+        let kind = ErrorKind::Server(ServerErrorKind::NoScript);
+        let e = context(Some("jobs")).error(CallError::Redis((kind, "No matching script").into()));
+        assert!(e.is_retryable() && e.is_unapplied(), "{e:?}");
     }
 }

@@ -62,7 +62,7 @@ fn produce(queue: Queue, pushed: Arc<Mutex<u32>>) -> tokio::task::JoinHandle<BTr
                     Err(e) if e.is_retryable() && started.elapsed() < DEADLINE => {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    Err(e) => panic!("push {value} failed for good: {e}"),
+                    Err(e) => panic!("push {value} failed for good: {e} ({e:?})"),
                 }
             }
             *pushed.lock().unwrap() = value + 1;

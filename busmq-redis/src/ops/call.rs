@@ -212,6 +212,12 @@ impl Call<'_> {
             "redis lacks busmq's scripts (NOSCRIPT: its script cache was flushed, or a failover); \
              reloading them"
         );
+        if inst.is_cluster() {
+            // SCRIPT LOAD carries no key, so nothing redirects it: with the slot map of before
+            // a failover it would load the scripts on the old master (back as a replica) and
+            // the retry would meet NOSCRIPT again on the new one.
+            self.refresh_slots(inst).await;
+        }
         for script in scripts {
             let mut load = redis::cmd("SCRIPT");
             load.arg("LOAD").arg(script.body);
@@ -239,9 +245,16 @@ impl Call<'_> {
                 queue = self.queue.as_str(),
                 "transaction failed on the cluster; refreshing its slot map"
             );
-            let _ = inst.query(redis::cmd("EXISTS").arg(self.keys.meta())).await;
+            self.refresh_slots(inst).await;
         }
         result
+    }
+
+    /// Makes the cluster client follow a move of the queue's slot: a routed single command on
+    /// the queue's key meets MOVED, which the client follows and which refreshes its slot map.
+    /// Its answer does not matter.
+    async fn refresh_slots(&self, inst: &Instance) {
+        let _ = inst.query(redis::cmd("EXISTS").arg(self.keys.meta())).await;
     }
 
     /// The script call, followed by `WAIT` when `ack` is set: in one pipeline on one node, so
