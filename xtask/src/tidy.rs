@@ -5,7 +5,7 @@
 //! The rules: every `.rs` file opens with a `//!` line; every Lua script opens with a header
 //! naming its KEYS, ARGV and return value; busmq-core depends on no Redis driver; Redis key
 //! formats are written only in the keys module; locks follow the one poisoning policy
-//! (`busmq_core::support::lock`, never `.lock().expect(..)` / `.lock().unwrap()` in product
+//! (`busmq_core::util::lock`, never `.lock().expect(..)` / `.lock().unwrap()` in product
 //! code); no `todo!`/`unimplemented!`/`dbg!` in product code.
 
 #![cfg(test)]
