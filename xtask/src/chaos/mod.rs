@@ -13,6 +13,7 @@
 mod checker;
 mod child;
 mod deploy;
+mod fault;
 mod faults;
 mod history;
 mod report;
@@ -21,7 +22,7 @@ mod schedule;
 mod wait_cost;
 mod workers;
 
-use faults::Fault;
+use fault::Fault;
 use schedule::Plan;
 use tokio::time::Instant;
 

@@ -3,7 +3,8 @@
 
 use super::checker::check;
 use super::deploy::Deployment;
-use super::faults::{self, Fault};
+use super::fault::Fault;
+use super::faults;
 use super::report::Row;
 use super::schedule::{Plan, modes};
 use super::workers::{ModeRun, Settings};

@@ -1,7 +1,7 @@
 //! The chaos schedules: which faults run, how often, for how long, and how much is pushed.
 //! `--quick` is the CI schedule (a few minutes); the default is the longer local one.
 
-use super::faults::Fault;
+use super::fault::Fault;
 use std::time::Duration;
 
 /// One delivery mode under test.
