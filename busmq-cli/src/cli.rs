@@ -2,6 +2,7 @@
 //! them. `busmq --help` and `busmq <command> --help` are generated from the doc comments here.
 
 use crate::connect::parse_duration;
+use crate::headers::parse_header;
 use clap::{Parser, Subcommand};
 use std::time::Duration;
 
@@ -93,6 +94,10 @@ pub(crate) enum Command {
         /// consumer of a struct)
         #[arg(long)]
         raw: bool,
+        /// A header for every message of this run, as KEY=VALUE (repeat for several; a key
+        /// given twice keeps its last value)
+        #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
         /// The ttl of the queue if this push creates it (it expires that long after the last
         /// client detaches)
         #[arg(long, default_value = "30s", value_parser = parse_duration)]

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod connect;
 mod exit;
+mod headers;
 mod output;
 mod secrets;
 mod signal;

@@ -1,15 +1,18 @@
 //! How results reach the user: text and tables for people, or one JSON document for programs
-//! (`--json`), and how a stored message (bytes) is shown in either.
+//! (`--json`), and how a stored message (bytes and headers) is shown in either.
 //!
 //! Everything goes through [`Out`], which writes to stdout with `writeln!` (a closed pipe, as
 //! in `busmq peek q | head -1`, ends the command quietly instead of panicking) and scrubs
 //! secrets from notes on stderr.
 
 use crate::exit::{CliError, CliResult};
+use crate::headers::{self, HeadersJson};
 use crate::secrets::Secrets;
+use busmq::Headers;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
@@ -40,9 +43,19 @@ impl Out {
     }
 
     /// Prints the one JSON document of a command.
-    pub(crate) fn document(&self, value: &Value) -> CliResult {
+    pub(crate) fn document(&self, value: &(impl Serialize + ?Sized)) -> CliResult {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string());
         self.line(text)
+    }
+
+    /// Prints the document of a command that shows messages of `queue` (peek, tail, consume).
+    pub(crate) fn messages(&self, queue: &str, messages: &[MessageJson]) -> CliResult {
+        #[derive(Serialize)]
+        struct Messages<'a> {
+            queue: &'a str,
+            messages: &'a [MessageJson],
+        }
+        self.document(&Messages { queue, messages })
     }
 
     /// A table with the house style, sized to the terminal when there is one.
@@ -84,10 +97,46 @@ pub(crate) fn body_json(payload: &[u8]) -> (Value, &'static str) {
     }
 }
 
-/// One message as an object of a JSON document.
-pub(crate) fn message_json(id: u64, payload: &[u8]) -> Value {
-    let (body, format) = body_json(payload);
-    json!({ "id": id, "body": body, "format": format })
+/// One message as an object of a JSON document: `id`, `body` and `format` (see
+/// [`body_json`]), `headers` (always there, `{}` for a message without any, so that a script
+/// reads them without checking first), then what the command adds (dead-letter details).
+///
+/// A struct rather than a `Value`: a `Value` would sort the headers' keys.
+#[derive(Debug, Serialize)]
+pub(crate) struct MessageJson {
+    id: u64,
+    body: Value,
+    format: &'static str,
+    #[serde(serialize_with = "headers_object")]
+    headers: Headers,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+impl MessageJson {
+    pub(crate) fn new(id: u64, payload: &[u8], headers: &Headers) -> Self {
+        let (body, format) = body_json(payload);
+        MessageJson { id, body, format, headers: headers.clone(), extra: Map::new() }
+    }
+
+    /// Adds a field after the others.
+    pub(crate) fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+fn headers_object<S: Serializer>(headers: &Headers, serializer: S) -> Result<S::Ok, S::Error> {
+    HeadersJson(headers).serialize(serializer)
+}
+
+/// One message as a line of text: `<id>  <body>`, then `  [k=v …]` when it has headers.
+pub(crate) fn message_line(id: u64, payload: &[u8], headers: &Headers) -> String {
+    let body = body_text(payload);
+    match headers::inline(headers) {
+        Some(headers) => format!("{id}  {body}  {headers}"),
+        None => format!("{id}  {body}"),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -113,6 +162,7 @@ pub(crate) fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn bodies_show_json_strings_as_text_and_binary_as_hex() {
@@ -122,6 +172,21 @@ mod tests {
         assert_eq!(body_text(&[0xff, 0x00]), "0xff00");
         assert_eq!(body_json(b"plain"), (json!("plain"), "text"));
         assert_eq!(body_json(br#"[1]"#), (json!([1]), "json"));
+    }
+
+    #[test]
+    fn messages_show_their_headers_in_order_and_json_always_has_them() {
+        let headers = Headers::new().with("tenant", "acme").with("kind", "resize");
+        assert_eq!(message_line(7, br#""hi""#, &headers), "7  hi  [tenant=acme kind=resize]");
+        assert_eq!(message_line(8, br#""hi""#, &Headers::new()), "8  hi");
+        let text =
+            serde_json::to_string(&MessageJson::new(7, b"x", &headers).with("n", 1)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":7,"body":"x","format":"text","headers":{"tenant":"acme","kind":"resize"},"n":1}"#
+        );
+        let none = serde_json::to_value(MessageJson::new(8, b"1", &Headers::new())).unwrap();
+        assert_eq!(none["headers"], json!({}));
     }
 
     #[test]

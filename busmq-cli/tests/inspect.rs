@@ -93,7 +93,10 @@ fn peek_shows_messages_from_a_position_and_removes_nothing() {
     assert_eq!(from.lines(), [format!("{}  m3", ids[3]), format!("{}  m4", ids[4])]);
     let by_id = env.run(&["peek", "log", "--id", &ids[2].to_string(), "-n", "1", "--json"]);
     let doc = by_id.expect(0).json();
-    assert_eq!(doc["messages"], json!([{ "id": ids[2], "body": "m2", "format": "json" }]));
+    assert_eq!(
+        doc["messages"],
+        json!([{ "id": ids[2], "body": "m2", "format": "json", "headers": {} }])
+    );
 
     let stat = env.run(&["stat", "log", "--json"]).expect(0).json();
     assert_eq!(stat["depth"], json!(5), "peek removed nothing");

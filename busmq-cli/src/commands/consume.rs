@@ -5,11 +5,10 @@
 
 use crate::connect::Connected;
 use crate::exit::{CliError, CliResult};
-use crate::output::{Out, body_text, message_json};
+use crate::output::{MessageJson, Out, message_line};
 use crate::signal::stop_requested;
 use busmq::{ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 use futures::StreamExt;
-use serde_json::{Value, json};
 use std::time::Duration;
 
 /// What `consume` was asked for.
@@ -34,7 +33,7 @@ pub(crate) async fn run(connected: Connected, out: &Out, name: String, o: Option
         options = options.reliable(ReliableOptions::default());
     }
     let mut consumer = queue.consume_raw(options).await?;
-    let mut printed: Vec<Value> = Vec::new();
+    let mut printed: Vec<MessageJson> = Vec::new();
     let stop = stop_requested();
     tokio::pin!(stop);
     let outcome: CliResult = loop {
@@ -55,9 +54,9 @@ pub(crate) async fn run(connected: Connected, out: &Out, name: String, o: Option
             Err(error) => break Err(CliError::from(error)),
         };
         if out.json {
-            printed.push(message_json(delivery.id(), delivery.payload()));
+            printed.push(MessageJson::new(delivery.id(), delivery.payload(), delivery.headers()));
         } else if let Err(error) =
-            out.line(format!("{}  {}", delivery.id(), body_text(delivery.payload())))
+            out.line(message_line(delivery.id(), delivery.payload(), delivery.headers()))
         {
             break Err(error);
         }
@@ -71,7 +70,7 @@ pub(crate) async fn run(connected: Connected, out: &Out, name: String, o: Option
     outcome?;
     detached?;
     if out.json {
-        return out.document(&json!({ "queue": name, "messages": printed }));
+        return out.messages(&name, &printed);
     }
     Ok(())
 }

@@ -1,13 +1,15 @@
 //! `busmq dlq ls|redrive QUEUE`: the dead letters of a queue (its dead-letter queue
-//! `<queue>.dlq`): listed with why and after how many deliveries they died, without removing
-//! them; and moved back to the queue they came from with a fresh delivery count (all, or the
+//! `<queue>.dlq`): listed with why and after how many deliveries they died, and the headers
+//! they were pushed with, without removing them; and moved back to the queue they came from with a fresh delivery count (all, or the
 //! ids given). Ids asked for that are not there are exit 6, after the others were moved.
 
 use crate::connect::Connected;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::output::{Out, body_text, message_json};
+use crate::headers;
+use crate::output::{MessageJson, Out, body_text};
 use busmq::DeadMessage;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 pub(crate) async fn list(
     connected: Connected,
@@ -20,25 +22,34 @@ pub(crate) async fn list(
     let total = dlq.count().await?;
     let dead = dlq.list_after(after, count).await?;
     if out.json {
-        let letters: Vec<Value> = dead.iter().map(letter_json).collect();
-        return out.document(&json!({
-            "queue": name,
-            "dead_letter_queue": dlq.name(),
-            "count": total,
-            "dead_letters": letters,
-        }));
+        #[derive(Serialize)]
+        struct Listed<'a> {
+            queue: &'a str,
+            dead_letter_queue: &'a str,
+            count: u64,
+            dead_letters: Vec<MessageJson>,
+        }
+        return out.document(&Listed {
+            queue: &name,
+            dead_letter_queue: dlq.name(),
+            count: total,
+            dead_letters: dead.iter().map(letter_json).collect(),
+        });
     }
     if dead.is_empty() {
         out.note(format!("no dead letters for {name:?} (in {:?})", dlq.name()));
         return Ok(());
     }
-    let mut table = out.table(&["ID", "SOURCE ID", "DELIVERIES", "REASON", "BODY"]);
+    let mut table = out.table(&["ID", "SOURCE ID", "DELIVERIES", "REASON", "HEADERS", "BODY"]);
     for letter in &dead {
+        // One header per line of the cell; `-` for none, as elsewhere in tables.
+        let pairs: Vec<String> = letter.headers.iter().map(|(k, v)| headers::pair(k, v)).collect();
         table.add_row(vec![
             letter.id.to_string(),
             letter.source_id.to_string(),
             letter.deliveries.to_string(),
             letter.reason.clone(),
+            if pairs.is_empty() { "-".to_string() } else { pairs.join("\n") },
             body_text(&letter.payload),
         ]);
     }
@@ -47,15 +58,12 @@ pub(crate) async fn list(
     Ok(())
 }
 
-fn letter_json(letter: &DeadMessage) -> Value {
-    let mut value = message_json(letter.id, &letter.payload);
-    if let Value::Object(map) = &mut value {
-        map.insert("source".into(), letter.source.clone().into());
-        map.insert("source_id".into(), letter.source_id.into());
-        map.insert("deliveries".into(), letter.deliveries.into());
-        map.insert("reason".into(), letter.reason.clone().into());
-    }
-    value
+fn letter_json(letter: &DeadMessage) -> MessageJson {
+    MessageJson::new(letter.id, &letter.payload, &letter.headers)
+        .with("source", letter.source.clone())
+        .with("source_id", letter.source_id)
+        .with("deliveries", letter.deliveries)
+        .with("reason", letter.reason.clone())
 }
 
 pub(crate) async fn redrive(

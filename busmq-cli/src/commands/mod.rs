@@ -31,8 +31,9 @@ pub(crate) async fn run(command: Command, target: &Target, out: &Out) -> CliResu
         Command::Tail { queue, count, interval } => {
             session(target, |c| tail::run(c, out, queue, count, interval)).await
         }
-        Command::Push { queue, messages, raw, ttl } => {
-            session(target, |c| push::run(c, out, queue, messages, raw, ttl)).await
+        Command::Push { queue, messages, raw, headers, ttl } => {
+            let options = push::Options { raw, headers: crate::headers::from_pairs(headers), ttl };
+            session(target, |c| push::run(c, out, queue, messages, options)).await
         }
         Command::Consume { queue, max, reliable, idle } => {
             let options = consume::Options { max, reliable, idle };

@@ -1,15 +1,16 @@
 //! `busmq peek QUEUE`: messages of a queue from a position, read without removing anything,
 //! without attaching (the queue's life is not extended) and without registering a consumer (a
 //! peek never conflicts with the queue's own consumers). A queue that does not exist is
-//! exit 6.
+//! exit 6. Each message is shown with its headers.
 
 use super::existing;
 use crate::connect::Connected;
 use crate::exit::CliResult;
-use crate::output::{Out, body_text, message_json};
+use crate::headers::NONE;
+use crate::output::{MessageJson, Out, message_line};
 use busmq::Position;
 use busmq::store::Entry;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The position `--from` or `--id` ask for (the oldest message without either).
 pub(crate) fn start(from: Option<u64>, id: Option<u64>) -> Position {
@@ -33,8 +34,8 @@ pub(crate) async fn run(
         out.note(format!("warning: queue {name:?} holds an entry busmq did not write: {detail}"));
     }
     if out.json {
-        let messages: Vec<Value> = batch.entries.iter().map(entry_json).collect();
-        return out.document(&json!({ "queue": name, "messages": messages }));
+        let messages: Vec<MessageJson> = batch.entries.iter().map(entry_json).collect();
+        return out.messages(&name, &messages);
     }
     if batch.entries.is_empty() {
         out.note(format!("no messages in {name:?} at that position"));
@@ -45,22 +46,24 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// `<id>  <body>`, and where it was dead-lettered from for an entry of a dead-letter queue.
+/// `<id>  <body>  [headers]`, and where it was dead-lettered from for an entry of a
+/// dead-letter queue.
 pub(crate) fn entry_line(entry: &Entry) -> String {
-    let body = body_text(&entry.payload);
+    let line = message_line(entry.id, &entry.payload, entry.headers.as_deref().unwrap_or(&NONE));
     match &entry.dead {
         Some(dead) => format!(
-            "{}  {body}  (from {:?} #{} after {} deliveries: {})",
-            entry.id, dead.queue, dead.id, dead.deliveries, dead.reason
+            "{line}  (from {:?} #{} after {} deliveries: {})",
+            dead.queue, dead.id, dead.deliveries, dead.reason
         ),
-        None => format!("{}  {body}", entry.id),
+        None => line,
     }
 }
 
-pub(crate) fn entry_json(entry: &Entry) -> Value {
-    let mut value = message_json(entry.id, &entry.payload);
-    if let (Some(dead), Value::Object(map)) = (&entry.dead, &mut value) {
-        map.insert("dead_letter".into(), json!(dead.as_ref()));
+pub(crate) fn entry_json(entry: &Entry) -> MessageJson {
+    let json =
+        MessageJson::new(entry.id, &entry.payload, entry.headers.as_deref().unwrap_or(&NONE));
+    match &entry.dead {
+        Some(dead) => json.with("dead_letter", json!(dead.as_ref())),
+        None => json,
     }
-    value
 }

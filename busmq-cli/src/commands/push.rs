@@ -1,6 +1,7 @@
 //! `busmq push QUEUE [MESSAGE]...`: pushes the arguments, or each line of stdin, in order, and
 //! prints their ids. Messages go as JSON strings (what `queue.push(&"text")` sends, so a Rust
-//! consumer of `String` receives them) unless `--raw` pushes the bytes as they are.
+//! consumer of `String` receives them) unless `--raw` pushes the bytes as they are. Every
+//! message of the run carries the `--header`s (checked by clap before anything connects).
 //!
 //! The queue is attached (created with `--ttl` if needed) for the length of the push and
 //! detached after: like every busmq queue, it then lives `ttl` past its last attachment.
@@ -8,7 +9,7 @@
 use crate::connect::Connected;
 use crate::exit::CliResult;
 use crate::output::Out;
-use busmq::{AttachOptions, Push};
+use busmq::{AttachOptions, Headers, Push};
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -16,20 +17,32 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// Pushes awaited together: concurrent pushes are written in one store call.
 const WINDOW: usize = 1000;
 
+/// How `push` sends its messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) raw: bool,
+    pub(crate) headers: Headers,
+    pub(crate) ttl: Duration,
+}
+
 pub(crate) async fn run(
     connected: Connected,
     out: &Out,
     name: String,
     messages: Vec<String>,
-    raw: bool,
-    ttl: Duration,
+    o: Options,
 ) -> CliResult {
     let queue = connected.bus.queue(&name)?;
-    queue.attach_with(AttachOptions::new().ttl(ttl)).await?;
+    queue.attach_with(AttachOptions::new().ttl(o.ttl)).await?;
     let mut ids = Vec::new();
     let mut window = Vec::with_capacity(WINDOW);
     let push = |message: &str| -> Push {
-        if raw { queue.push_raw(message.as_bytes().to_vec()) } else { queue.push(message) }
+        let headers = o.headers.clone();
+        if o.raw {
+            queue.push_raw_with(message.as_bytes().to_vec(), headers)
+        } else {
+            queue.push_with(message, headers)
+        }
     };
     if messages.is_empty() {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();

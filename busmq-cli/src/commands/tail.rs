@@ -9,10 +9,9 @@ use super::existing;
 use super::peek::{entry_json, entry_line};
 use crate::connect::Connected;
 use crate::exit::CliResult;
-use crate::output::Out;
+use crate::output::{MessageJson, Out};
 use crate::signal::stop_requested;
 use busmq::Position;
-use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Messages read per round.
@@ -30,7 +29,7 @@ pub(crate) async fn run(
     let mut cursor = newest.map_or(Position::Start, Position::AfterId);
     let after = newest.map_or_else(|| "the start".to_string(), |id| format!("id {id}"));
     out.note(format!("following {name:?} after {after}; Ctrl-C stops"));
-    let mut shown: Vec<Value> = Vec::new();
+    let mut shown: Vec<MessageJson> = Vec::new();
     let mut seen = 0u64;
     let stop = stop_requested();
     tokio::pin!(stop);
@@ -59,7 +58,7 @@ pub(crate) async fn run(
         }
     }
     if out.json {
-        return out.document(&json!({ "queue": name, "messages": shown }));
+        return out.messages(&name, &shown);
     }
     Ok(())
 }

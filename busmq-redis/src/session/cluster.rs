@@ -150,15 +150,32 @@ fn all_masters(policy: ResponsePolicy) -> RoutingInfo {
     RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(policy)))
 }
 
-/// Loads every script on every master. A master that is down (or one promoted later) gets a
-/// script on first use instead: the call path loads it on the slot's master after a NOSCRIPT
-/// answer (`ops/call.rs`).
+/// Loads every script on every master: one pipeline per master, sent to each by its address,
+/// all at once. A master that is down (or one promoted later) gets a script on first use
+/// instead: the call path loads it on the slot's master after a NOSCRIPT answer
+/// (`ops/call.rs`).
+///
+/// Not one `AllMasters` fan-out per script: the redis crate's cluster driver (1.8) queues a
+/// fan-out's per-node requests from inside its own task, and when other requests are still in
+/// flight there (the slower answers of the previous fan-out, which `OneSucceeded` does not
+/// wait for) nothing may wake the task to send them. The fan-out then waits out the response
+/// timeout: about one connect in 160 took 5 s more, and `busmq` commands on a cluster gave up
+/// as unreachable. Requests for one node are queued by the caller and sent at once.
 pub(crate) async fn load_scripts(conn: &mut ClusterConnection) {
-    for s in scripts().all() {
-        let mut cmd = redis::cmd("SCRIPT");
-        cmd.arg("LOAD").arg(s.body);
-        let _ = conn.route_command(cmd, all_masters(ResponsePolicy::OneSucceeded)).await;
-    }
+    let Ok(masters) = masters(conn).await else { return };
+    let all = scripts().all();
+    let loads = masters.into_iter().map(|(host, port)| {
+        let mut conn = conn.clone();
+        let mut pipe = redis::pipe();
+        for s in all {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(s.body);
+        }
+        async move {
+            let route = SingleNodeRoutingInfo::ByAddress { host, port };
+            let _ = conn.route_pipeline(pipe, 0, all.len(), route).await;
+        }
+    });
+    futures::future::join_all(loads).await;
 }
 
 /// Whether at least one master answers PING: a cluster with one master down still serves
