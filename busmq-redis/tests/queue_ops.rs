@@ -7,7 +7,7 @@ mod common;
 
 use busmq_core::Error;
 use busmq_core::store::{
-    Entry, NewEntry, PushBatch, QueueSpec, Settle, Settled, Settlement, TakeMode,
+    Entry, NewEntry, PushBatch, QueueSpec, Restored, Settle, Settled, Settlement, TakeMode,
 };
 use busmq_core::{QueueName, Store};
 use common::{queue, spec};
@@ -70,7 +70,8 @@ async fn a_large_batch_spans_many_pages_and_chunks() {
     let t = s.take(&q, 12_000, AMO).await.unwrap();
     assert_eq!(t.entries.len(), 12_000);
     assert_eq!(payloads(&t.entries[11_999..]), vec!["m11999"]);
-    s.restore(&q, &spec(), &t.entries[10_000..]).await.unwrap();
+    let restored = s.restore(&q, att.generation, &t.entries[10_000..]).await.unwrap();
+    assert_eq!(restored, Restored::Done);
     let rest = s.take(&q, 10_000, AMO).await.unwrap();
     let expected: Vec<String> = (10_000..15_000).map(|i| format!("m{i}")).collect();
     assert_eq!(payloads(&rest.entries), expected);
