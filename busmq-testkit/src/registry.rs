@@ -193,6 +193,7 @@ macro_rules! __busmq_cases {
             store::store_restore_into_a_closed_generation_is_refused_and_writes_nothing,
             store::store_restore_into_an_expired_generation_is_refused_and_writes_nothing,
             store::store_a_restore_wakes_a_blocked_taker_with_the_restored_entries_first,
+            store::store_a_restored_entry_keeps_its_age_for_retention,
             store::store_payloads_and_dead_letter_information_survive_storage,
             store::store_headers_survive_pushes_takes_restores_and_reads,
             store::store_headers_survive_every_reliable_return,

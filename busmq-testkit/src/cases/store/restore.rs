@@ -8,7 +8,7 @@ use super::fixtures::{
 };
 use crate::backend::Backend;
 use crate::support::within;
-use busmq_core::store::{Entry, Receipt, Restored, Settlement};
+use busmq_core::store::{Entry, QueueSpec, Receipt, Restored, Retention, Settlement};
 use busmq_core::{QueueName, Store};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -172,4 +172,19 @@ pub async fn store_a_restore_wakes_a_blocked_taker_with_the_restored_entries_fir
     assert!(started.elapsed() < 30 * SEC, "woken by the restore: {:?}", started.elapsed());
     got.extend(drain(&*store, &q).await);
     assert_eq!(payloads(&got), ["a", "b", "c"]);
+}
+
+/// Q12, Q14: a restored entry keeps its age: once older than `max_age` it is neither counted
+/// nor taken again, like every other message pushed that long ago.
+pub async fn store_a_restored_entry_keeps_its_age_for_retention(backend: &dyn Backend) {
+    let store = connected(backend).await;
+    let q = queue("restore-age");
+    let sp = QueueSpec { retention: Retention { max_len: None, max_age: Some(2 * SEC) }, ..spec() };
+    let generation = filled(&*store, &q, &sp, &["old"]).await;
+    let taken = store.take(&q, 1, AMO).await.unwrap().entries;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    push(&*store, &q, generation, &sp, &["new"]).await;
+    assert_eq!(store.restore(&q, generation, &taken).await.unwrap(), DONE);
+    assert_eq!(store.stat(&q).await.unwrap().count, 1, "the restored entry is too old");
+    assert_eq!(payloads(&drain(&*store, &q).await), ["new"]);
 }
