@@ -8,6 +8,7 @@
 use crate::clock::deadline;
 use crate::pending::Pending;
 pub(crate) use crate::stored::Stored;
+use crate::stored::push_time;
 use busmq_core::store::{
     Entry, NewEntry, Position, QueueSpec, QueueStat, ReadBatch, Settle, Settled, Settlement,
     TakeMode, Taken,
@@ -134,8 +135,10 @@ impl QueueState {
     /// Puts entries back at their id position (the head, for entries taken from the head).
     /// Returns whether anything was put back.
     ///
-    /// The push time of a taken message is not kept, so a restored message is dated like the
-    /// ready message that follows it (or now): this keeps `pushed_at` growing with the id.
+    /// A restored message keeps its push time (which an at-most-once take put in its receipt),
+    /// so it ages like the others; held between its neighbours' (and dated like the message
+    /// that follows it when it has none), `pushed_at` keeps growing with the id, which makes
+    /// the messages too old for retention a prefix.
     pub(crate) fn restore(&mut self, entries: &[Entry], now: Instant) -> bool {
         let mut any = false;
         for entry in entries {
@@ -143,7 +146,11 @@ impl QueueState {
                 continue;
             }
             let pos = self.ready.partition_point(|s| s.id < entry.id);
-            let pushed_at = self.ready.get(pos).map_or(now, |next| next.pushed_at.min(now));
+            let next = self.ready.get(pos).map_or(now, |next| next.pushed_at.min(now));
+            let earliest = pos.checked_sub(1).and_then(|p| self.ready.get(p));
+            let earliest = earliest.map(|prev| prev.pushed_at.min(next));
+            let own = push_time(&entry.receipt).unwrap_or(next).min(next);
+            let pushed_at = earliest.map_or(own, |earliest| own.max(earliest));
             any |= self.insert_sorted(Stored {
                 id: entry.id,
                 deliveries: entry.deliveries,
@@ -270,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn restore_dates_entries_like_their_successor_so_age_trimming_stays_a_prefix() {
+    fn restore_keeps_the_push_time_so_age_trimming_stays_a_prefix() {
         let max_age = 10 * SEC;
         let (mut q, t0) = state(Retention { max_len: None, max_age: Some(max_age) });
         push(&mut q, 1..3, t0);

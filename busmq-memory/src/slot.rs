@@ -7,7 +7,7 @@ use crate::consumers::Consumers;
 use crate::queue_state::{QueueState, room_for};
 use crate::watch::{Notifier, Signal};
 use busmq_core::store::{
-    Attachment, ConsumerOp, Entry, Metadata, MetadataOp, NewEntry, QueueSpec, Renewal,
+    Attachment, ConsumerOp, Entry, Metadata, MetadataOp, NewEntry, QueueSpec, Renewal, Restored,
 };
 use busmq_core::{Error, QueueName, Result};
 use std::time::Duration;
@@ -36,8 +36,6 @@ pub(crate) struct Slot {
     /// looks the name up again.
     pub(crate) removed: bool,
     live: Option<QueueState>,
-    /// Whether the latest incarnation ended by `close` (rather than expiry).
-    closed_last: bool,
     tombstones: Vec<Tombstone>,
     consumers: Consumers,
     notifier: Notifier,
@@ -48,7 +46,6 @@ impl Slot {
         Slot {
             removed: false,
             live: None,
-            closed_last: false,
             tombstones: Vec::new(),
             consumers: Consumers::default(),
             notifier: Notifier::new(),
@@ -103,7 +100,6 @@ impl Slot {
             Some(state) => state,
             None => {
                 check_spec(spec)?;
-                self.closed_last = false;
                 QueueState::new(ctx.ids.next(1), *spec, ctx.now)
             }
         };
@@ -154,7 +150,6 @@ impl Slot {
         }
         self.consumers.clear();
         if destroyed.is_some() || generation.is_some() {
-            self.closed_last = true;
             self.notifier.closed();
         }
         destroyed.is_some()
@@ -193,26 +188,19 @@ impl Slot {
         Ok(first)
     }
 
-    /// Puts taken entries back. A queue that vanished is created again, but one that was closed
-    /// (and not created again since) is not: its messages were destroyed on purpose.
-    pub(crate) fn restore(
-        &mut self,
-        queue: &QueueName,
-        spec: &QueueSpec,
-        entries: &[Entry],
-        ctx: &Ctx<'_>,
-    ) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
+    /// Puts taken entries back into the caller's generation, each at its id's place; a
+    /// generation that was closed or is gone (expired, perhaps created again) gets nothing.
+    pub(crate) fn restore(&mut self, generation: u64, entries: &[Entry], now: Instant) -> Restored {
+        if self.is_closed(generation) {
+            return Restored::Closed;
         }
-        if self.live.is_none() && self.closed_last && !self.tombstones.is_empty() {
-            return Err(Self::closed_error(queue));
-        }
-        let state = self.live_or_create(spec, ctx)?;
-        if state.restore(entries, ctx.now) {
+        let Some(state) = self.live.as_mut().filter(|q| q.generation == generation) else {
+            return Restored::Gone;
+        };
+        if state.restore(entries, now) {
             self.notifier.available();
         }
-        Ok(())
+        Restored::Done
     }
 
     /// Wakes watchers after messages went back to ready.

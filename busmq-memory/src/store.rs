@@ -7,8 +7,8 @@ use crate::watch::notices;
 use async_trait::async_trait;
 use busmq_core::store::{
     Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
-    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle,
-    Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored, Session,
+    Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
@@ -216,9 +216,20 @@ impl Store for MemoryStore {
         Ok(taken.unwrap_or_default())
     }
 
-    async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {
+    async fn restore(
+        &self,
+        queue: &QueueName,
+        generation: u64,
+        entries: &[Entry],
+    ) -> Result<Restored> {
         self.link.ensure()?;
-        self.memory.with_slot(queue, |slot, ctx| slot.restore(queue, spec, entries, ctx))
+        if entries.is_empty() {
+            return Ok(Restored::Done);
+        }
+        let restored = self
+            .memory
+            .with_existing(queue, |slot, ctx| slot.restore(generation, entries, ctx.now));
+        Ok(restored.unwrap_or(Restored::Gone))
     }
 
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {

@@ -1,9 +1,11 @@
 //! A message as the memory store keeps it, and how it becomes an [`Entry`] again.
 
+use crate::clock::deadline;
 use busmq_core::Headers;
 use busmq_core::store::{DeadLetter, Entry, Receipt};
 use bytes::Bytes;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// A message as stored: the entry (its headers shared, not copied) plus when it was pushed (for
@@ -31,6 +33,8 @@ impl Stored {
         }
     }
 
+    /// The entry of an at-most-once take. Its receipt carries the push time, so that a restore
+    /// gives the message back its own age (`max_age` retention), not the time it came back.
     pub(crate) fn into_entry(self) -> Entry {
         Entry {
             id: self.id,
@@ -38,7 +42,29 @@ impl Stored {
             payload: self.payload,
             dead: self.dead,
             headers: self.headers,
-            receipt: Receipt::none(),
+            receipt: pushed_receipt(self.pushed_at),
         }
     }
+}
+
+/// The token of a receipt that holds a push time.
+const PUSHED: &str = "pushed";
+
+/// What push times are counted from, in receipts (tokio's clock has no fixed origin).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn pushed_receipt(at: Instant) -> Receipt {
+    static TOKEN: OnceLock<Arc<str>> = OnceLock::new();
+    let token = TOKEN.get_or_init(|| Arc::from(PUSHED)).clone();
+    let nanos = at.saturating_duration_since(epoch()).as_nanos();
+    Receipt::new(token, u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// The push time an at-most-once take put in `receipt`, if it holds one.
+pub(crate) fn push_time(receipt: &Receipt) -> Option<Instant> {
+    (receipt.token() == Some(PUSHED))
+        .then(|| deadline(epoch(), Duration::from_nanos(receipt.index())))
 }

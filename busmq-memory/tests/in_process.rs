@@ -1,8 +1,8 @@
 //! What the memory store promises beyond the shared Store contract, because it lives in one
 //! process: true parallel callers meet one lock per queue, payloads are shared rather than
 //! copied, notices are ready when the call returns and coalesce, publish counts its receivers,
-//! subscribers are unbounded, dropping a store ends its streams, restored entries go back to
-//! their id's place, and what a close destroyed stays destroyed.
+//! subscribers are unbounded, dropping a store ends its streams, and what a close destroyed
+//! stays destroyed.
 
 mod common;
 
@@ -121,43 +121,6 @@ async fn dropping_a_store_ends_its_subscriptions_and_watches() {
     assert_eq!(b.publish(&t, "x".into()).await.unwrap(), 1);
     assert_eq!(sub.next().await, None);
     assert_eq!(watch.next().await, None);
-}
-
-/// The contract fixes only restores of entries that precede every ready one (what a consumer
-/// gives back from the head); memory puts any restored entry back at its id's place, so the
-/// queue stays in id order even when a later batch is restored after an earlier one was taken
-/// again.
-#[tokio::test]
-async fn restored_entries_go_back_to_their_ids_place() {
-    let store = store().await;
-    let queue = q("restore-by-id");
-    filled(&store, &queue, &spec(), &["1", "2", "3", "4", "5"]).await;
-    let first = store.take(&queue, 2, AMO).await.unwrap().entries;
-    let second = store.take(&queue, 2, AMO).await.unwrap().entries;
-    store.restore(&queue, &spec(), &first).await.unwrap();
-    store.take(&queue, 1, AMO).await.unwrap();
-    store.restore(&queue, &spec(), &second).await.unwrap();
-    let all = store.take(&queue, 10, AMO).await.unwrap().entries;
-    assert_eq!(payloads(&all), ["2", "3", "4", "5"]);
-}
-
-/// What a close destroyed stays destroyed while its tombstone lasts: a restore does not bring
-/// the queue back (an incarnation that merely expired is recreated, tombstone or not).
-#[tokio::test(start_paused = true)]
-async fn a_restore_does_not_bring_back_a_closed_queue() {
-    let store = store().await;
-    let queue = q("restore-closed");
-    let spec = spec_ttl(SEC);
-    filled(&store, &queue, &spec, &["a", "b"]).await;
-    let taken = store.take(&queue, 2, AMO).await.unwrap().entries;
-    store.close(&queue, None).await.unwrap();
-    let err = store.restore(&queue, &spec, &taken).await.unwrap_err();
-    assert!(matches!(err, busmq_core::Error::Closed { .. }), "{err}");
-    assert!(!store.stat(&queue).await.unwrap().exists);
-    store.attach(&queue, &spec).await.unwrap();
-    tokio::time::advance(SEC).await;
-    store.restore(&queue, &spec, &taken).await.unwrap();
-    assert_eq!(store.stat(&queue).await.unwrap().count, 2);
 }
 
 /// A close naming an older generation tombstones the incarnation it destroyed as well, so

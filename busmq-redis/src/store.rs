@@ -10,8 +10,8 @@ use crate::session::fleet::Fleet;
 use async_trait::async_trait;
 use busmq_core::store::{
     Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
-    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle,
-    Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored, Session,
+    Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{QueueName, Result, Store, TopicName};
 use bytes::Bytes;
@@ -203,8 +203,13 @@ impl Store for RedisStore {
         }
     }
 
-    async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {
-        queue::restore(self.live()?, queue, spec, entries).await
+    async fn restore(
+        &self,
+        queue: &QueueName,
+        generation: u64,
+        entries: &[Entry],
+    ) -> Result<Restored> {
+        queue::restore(self.live()?, queue, generation, entries).await
     }
 
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {

@@ -95,7 +95,7 @@ async fn every_operation_is_refused(s: &impl Store, q: &QueueName, version: &str
         let wait = blocking.take_wait(q, 10, Duration::from_secs(1), &cancel, &resume);
         refused("blocking take", q, version, wait.await);
     }
-    refused("restore", q, version, s.restore(q, &sp, std::slice::from_ref(&taken)).await);
+    refused("restore", q, version, s.restore(q, 1, std::slice::from_ref(&taken)).await);
     refused("settle", q, version, s.settle(q, &[Settle::of(&taken, Settlement::Ack)]).await);
     refused("read", q, version, s.read(q, Position::Start, 10).await);
     refused("consumers", q, version, s.consumers(q, register).await);

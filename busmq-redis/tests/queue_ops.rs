@@ -7,7 +7,8 @@ mod common;
 
 use busmq_core::Error;
 use busmq_core::store::{
-    Entry, NewEntry, PushBatch, QueueSpec, Settle, Settled, Settlement, TakeMode,
+    Entry, NewEntry, Position, PushBatch, QueueSpec, Restored, Settle, Settled, Settlement,
+    TakeMode,
 };
 use busmq_core::{QueueName, Store};
 use common::{queue, spec};
@@ -70,10 +71,43 @@ async fn a_large_batch_spans_many_pages_and_chunks() {
     let t = s.take(&q, 12_000, AMO).await.unwrap();
     assert_eq!(t.entries.len(), 12_000);
     assert_eq!(payloads(&t.entries[11_999..]), vec!["m11999"]);
-    s.restore(&q, &spec(), &t.entries[10_000..]).await.unwrap();
+    let restored = s.restore(&q, att.generation, &t.entries[10_000..]).await.unwrap();
+    assert_eq!(restored, Restored::Done);
     let rest = s.take(&q, 10_000, AMO).await.unwrap();
     let expected: Vec<String> = (10_000..15_000).map(|i| format!("m{i}")).collect();
     assert_eq!(payloads(&rest.entries), expected);
+    common::stop(&s).await;
+}
+
+/// Restores merge into the head page in id order (small pages, restores given back out of
+/// order, a later restore below an earlier one), so that reads by index and by id, which
+/// search the pages, still find every entry after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_keep_the_pages_in_id_order_for_reads() {
+    let Some(srv) = common::server("restores_keep_the_pages_in_id_order").await else {
+        return;
+    };
+    let s = common::store_with(common::builder([srv.url()]).page_size(4)).await;
+    let q = queue("restore-pages");
+    let generation = s.attach(&q, &spec()).await.unwrap().generation;
+    push(&s, &q, generation, &spec(), &msgs(0..12)).await;
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(s.take(&q, 3, AMO).await.unwrap().entries);
+    }
+    for i in [0, 2, 1] {
+        assert_eq!(s.restore(&q, generation, &taken[i]).await.unwrap(), Restored::Done);
+    }
+    push(&s, &q, generation, &spec(), &msgs(12..16)).await;
+    let (store, name) = (&s, &q);
+    let read = |from| async move { payloads(&store.read(name, from, 2).await.unwrap().entries) };
+    assert_eq!(read(Position::Index(4)).await, ["m4", "m5"]);
+    assert_eq!(read(Position::FromId(taken[1][2].id)).await, ["m5", "m6"]);
+    assert_eq!(read(Position::AfterId(taken[2][2].id)).await, ["m9", "m10"]);
+    assert_eq!(read(Position::Index(13)).await, ["m13", "m14"]);
+    let all = s.take(&q, 100, AMO).await.unwrap().entries;
+    let expected: Vec<String> = (0..16).map(|i| format!("m{i}")).collect();
+    assert_eq!(payloads(&all), expected);
     common::stop(&s).await;
 }
 

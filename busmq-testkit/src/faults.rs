@@ -8,8 +8,8 @@
 use async_trait::async_trait;
 use busmq_core::store::{
     Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
-    PushBatch, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Session, Settle, Settled,
-    StoreEvent, StoreState, TakeMode, Taken, Topics,
+    PushBatch, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored, Session, Settle,
+    Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, QueueName, Result, Store, StoreHandle, TopicName};
 use bytes::Bytes;
@@ -164,9 +164,14 @@ impl Store for FaultyStore {
         self.inner.take(queue, max, mode).await
     }
 
-    async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()> {
+    async fn restore(
+        &self,
+        queue: &QueueName,
+        generation: u64,
+        entries: &[Entry],
+    ) -> Result<Restored> {
         self.faults.check("restore")?;
-        self.inner.restore(queue, spec, entries).await
+        self.inner.restore(queue, generation, entries).await
     }
 
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {

@@ -59,7 +59,8 @@
 //!
 //! [`Store::close`] destroys the queue now and leaves a **tombstone** holding the closed
 //! generation for at least `max(2 * ttl, 10 s)`. Operations that carry that generation then fail
-//! with [`Error::Closed`](crate::Error::Closed), and watchers receive [`Notice::Closed`]. A
+//! with [`Error::Closed`](crate::Error::Closed) (renew and restore say so in their outcome,
+//! [`Renewal::Closed`] and [`Restored::Closed`]), and watchers receive [`Notice::Closed`]. A
 //! client attaching after the close creates a new generation and is not affected by the
 //! tombstone.
 //!
@@ -89,7 +90,7 @@ pub use ids::{ClientId, ConsumerId};
 pub use inspect::{Inspect, QueuePage};
 pub use queue::{
     Attachment, ConsumerKind, ConsumerOp, Metadata, MetadataOp, Notice, QueueSpec, QueueStat,
-    Renewal, Retention,
+    Renewal, Restored, Retention,
 };
 pub use session::{Session, StoreEvent, StoreState};
 pub use topics::Topics;
@@ -152,10 +153,32 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// so they are taken again before newer ones. A missing queue gives an empty result.
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken>;
 
-    /// Puts entries taken in at-most-once mode back at the head of the queue, in the given
-    /// order, before every other ready entry (SPEC Q12). Creates the queue from `spec` if it
-    /// vanished meanwhile. Ignores the `maxsize` limit (these messages were already counted).
-    async fn restore(&self, queue: &QueueName, spec: &QueueSpec, entries: &[Entry]) -> Result<()>;
+    /// Puts entries that were taken in at-most-once mode from the incarnation `generation`
+    /// back among the ready entries (SPEC Q12: what a consumer took and did not hand out when
+    /// it stops). Atomic, and:
+    ///
+    /// * each entry goes back at its id's place: the ready entries stay in id order whatever
+    ///   the order of the restores and of `entries` (entries a consumer took from the head come
+    ///   back before everything pushed since, and entries several consumers took come back in
+    ///   their original order however they are given back);
+    /// * each entry comes back once: an id that is ready already is left as it is;
+    /// * entries keep their ids, payloads, headers and delivery counts; `maxsize` does not
+    ///   apply (these messages were counted already), and watchers are notified;
+    /// * if `generation` was closed, nothing is written and the outcome is
+    ///   [`Restored::Closed`]; if the queue does not exist or has another generation (the
+    ///   caller's expired or was lost, and its messages with it, perhaps created again since),
+    ///   nothing is written and the outcome is [`Restored::Gone`]. A restore never creates a
+    ///   queue.
+    ///
+    /// Restoring nothing is [`Restored::Done`] without looking at the queue. Entries must come
+    /// from at-most-once takes of this queue; the ids of entries pending in reliable mode are
+    /// not looked for.
+    async fn restore(
+        &self,
+        queue: &QueueName,
+        generation: u64,
+        entries: &[Entry],
+    ) -> Result<Restored>;
 
     /// Settles reliable deliveries (SPEC Q13) atomically; one outcome per settlement, in order.
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>>;

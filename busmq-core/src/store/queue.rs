@@ -62,6 +62,20 @@ pub enum Renewal {
     Closed,
 }
 
+/// Outcome of [`Store::restore`](super::Store::restore).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Restored {
+    /// The entries are ready again (those that were ready already were left as they were).
+    Done,
+    /// The caller's generation was closed: its messages were destroyed on purpose, and nothing
+    /// was written.
+    Closed,
+    /// The caller's generation no longer exists (it expired or the store lost it, and its
+    /// messages with it; the name may hold a newer incarnation): nothing was written.
+    Gone,
+}
+
 /// The kind of a consumer, for the mixing rule (SPEC Q15).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConsumerKind {

@@ -9,7 +9,7 @@ use crate::script::reply::unexpected;
 use crate::script::scripts::scripts;
 use busmq_core::store::{
     Attachment, ConsumerKind, ConsumerOp, Entry, Metadata, MetadataOp, QueueSpec, QueueStat,
-    Renewal,
+    Renewal, Restored,
 };
 use busmq_core::{Error, QueueName, Result};
 use std::time::Duration;
@@ -91,26 +91,25 @@ pub(crate) async fn close(ctx: &Ctx, queue: &QueueName, generation: Option<u64>)
 pub(crate) async fn restore(
     ctx: &Ctx,
     queue: &QueueName,
-    spec: &QueueSpec,
+    generation: u64,
     entries: &[Entry],
-) -> Result<()> {
-    check_spec(spec)?;
+) -> Result<Restored> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(Restored::Done);
     }
-    let page = ctx.config.page_size;
     let call = ctx.call("restore", queue);
     let reply = call
-        .script(&scripts().restore, None, |cmd, create| {
-            spec_args(cmd, spec, page);
-            cmd.arg(flag(create)).arg(&call.keys.channel);
+        .script(&scripts().restore, None, |cmd, _| {
+            cmd.arg(generation).arg(&call.keys.channel);
             for e in entries {
                 cmd.arg(EntryArg::new(e));
             }
         })
         .await?;
     match reply.status() {
-        "ok" => Ok(()),
+        "ok" => Ok(Restored::Done),
+        "closed" => Ok(Restored::Closed),
+        "gone" | "missing" => Ok(Restored::Gone),
         other => Err(unexpected("restore", other)),
     }
 }

@@ -12,7 +12,7 @@ use super::receive::{received, report_foreign};
 use crate::error::Result;
 use crate::observability::log_error;
 use crate::store::{
-    ConsumerKind, ConsumerOp, Entry, Position, Receipt, Settle, Settlement, TakeMode,
+    ConsumerKind, ConsumerOp, Entry, Position, Receipt, Restored, Settle, Settlement, TakeMode,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -312,8 +312,18 @@ async fn give_back(
         ConsumeMode::AtMostOnce if !leftover.is_empty() => {
             let mut attempt = 0;
             loop {
-                match queue.bus.store.restore(&queue.name, &held.spec, &leftover).await {
-                    Ok(()) => return Ok(()),
+                match queue.bus.store.restore(&queue.name, held.generation, &leftover).await {
+                    Ok(Restored::Done) => return Ok(()),
+                    // Those messages went with the rest of their queue (closed or expired while
+                    // the consumer held them): nothing to put back, nothing lost by us.
+                    Ok(outcome) => {
+                        tracing::debug!(
+                            ?outcome,
+                            entries = leftover.len(),
+                            "undelivered messages not put back: their queue is gone"
+                        );
+                        return Ok(());
+                    }
                     // Retrying a put-back that may have run would deliver its entries twice;
                     // at most once means they are lost instead (and the error is reported).
                     Err(error) if error.is_unapplied() && attempt < 5 => {

@@ -5,7 +5,7 @@
 use super::runner::{Outcome, check, ensure, same};
 use crate::backend::Backend;
 use crate::cases::store::fixtures::{AMO, connected, maxsize, queue, try_push};
-use busmq_core::store::{Entry, NewEntry, Position};
+use busmq_core::store::{Entry, NewEntry, Position, Restored};
 use busmq_core::{Error, Store};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -49,17 +49,11 @@ struct Model {
 }
 
 impl Model {
-    /// Whether restoring `batch` has one meaning for every backend: "at the head, in order"
-    /// and "back at its id's place" agree only when the batch precedes every ready entry, which
-    /// is how consumers give back what they took from the head.
-    fn restorable(&self, batch: &[Entry]) -> bool {
-        let head = self.ready.front().map_or(u64::MAX, |(id, _)| *id);
-        batch.iter().all(|e| e.id < head)
-    }
-
+    /// Every restored entry goes back at its id's place among the ready ones.
     fn restore(&mut self, batch: &[Entry]) {
-        for e in batch.iter().rev() {
-            self.ready.push_front((e.id, e.payload[0]));
+        for e in batch {
+            let at = self.ready.partition_point(|(id, _)| *id < e.id);
+            self.ready.insert(at, (e.id, e.payload[0]));
         }
     }
 }
@@ -104,8 +98,9 @@ async fn run(store: &dyn Store, ops: Vec<Op>) -> Outcome {
             Op::RestoreNewest | Op::RestoreOldest => {
                 let newest = matches!(op, Op::RestoreNewest);
                 let batch = if newest { model.held.back() } else { model.held.front() };
-                if let Some(batch) = batch.filter(|b| model.restorable(b)).cloned() {
-                    store.restore(&q, &spec, &batch).await.expect("restore");
+                if let Some(batch) = batch.cloned() {
+                    let restored = store.restore(&q, generation, &batch).await.expect("restore");
+                    ensure(restored == Restored::Done, || at(&format!("restored: {restored:?}")))?;
                     model.restore(&batch);
                     if newest {
                         model.held.pop_back()

@@ -7,7 +7,7 @@ use super::fixtures::{
 };
 use crate::backend::Backend;
 use busmq_core::Headers;
-use busmq_core::store::{DeadLetter, Entry, NewEntry, Position, PushBatch, Settlement};
+use busmq_core::store::{DeadLetter, Entry, NewEntry, Position, PushBatch, Restored, Settlement};
 use busmq_core::support::now_micros;
 use std::sync::Arc;
 
@@ -49,7 +49,7 @@ pub async fn store_headers_survive_pushes_takes_restores_and_reads(backend: &dyn
     try_push(&*store, &q, generation, &spec(), &mixed(4)).await.unwrap();
     let taken = store.take(&q, 10, AMO).await.unwrap().entries;
     assert_eq!(headers(&taken), expected(4));
-    store.restore(&q, &spec(), &taken).await.unwrap();
+    assert_eq!(store.restore(&q, generation, &taken).await.unwrap(), Restored::Done);
     let again = store.take(&q, 10, AMO).await.unwrap().entries;
     assert_eq!((payloads(&again), headers(&again)), (payloads(&taken), expected(4)));
 

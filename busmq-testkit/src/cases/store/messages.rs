@@ -1,9 +1,9 @@
-//! Store contract: at-most-once messages: push ids and batches, take order, maxsize, restore
-//! (SPEC Q6, Q8-Q10, Q12).
+//! Store contract: at-most-once messages: push ids and batches, take order, maxsize (SPEC Q6,
+//! Q8-Q10); restores are in `restore.rs`.
 
 use super::fixtures::{
-    AMO, SEC, connected, deliveries, entries, exists, filled, gone, ids, maxsize, names, numbered,
-    payloads, push, queue, reliable, spec, spec_ttl, try_push,
+    AMO, SEC, connected, entries, exists, filled, gone, ids, maxsize, names, numbered, payloads,
+    push, queue, reliable, spec, spec_ttl, try_push,
 };
 use crate::backend::Backend;
 use busmq_core::Error;
@@ -123,52 +123,6 @@ pub async fn store_a_batch_too_big_for_a_new_queue_creates_nothing(backend: &dyn
     let err = try_push(&*store, &q, 1, &maxsize(1), &entries(&["1", "2"])).await.unwrap_err();
     assert!(matches!(err, Error::QueueFull { maxsize: 1, .. }), "{err}");
     assert!(!exists(&*store, &q).await);
-}
-
-/// Q12: restore puts taken entries back at the head, in the given order, before everything
-/// pushed since, keeping their ids and payloads, and ignoring `maxsize` (they were counted).
-pub async fn store_restore_puts_entries_back_at_the_head_in_order(backend: &dyn Backend) {
-    let store = connected(backend).await;
-    let q = queue("restore");
-    let limited = maxsize(4);
-    let generation = filled(&*store, &q, &limited, &["1", "2", "3", "4"]).await;
-    let taken = store.take(&q, 3, AMO).await.unwrap().entries;
-    push(&*store, &q, generation, &limited, &["5", "6", "7"]).await;
-    store.restore(&q, &limited, &taken[1..]).await.unwrap();
-    assert_eq!(store.stat(&q).await.unwrap().count, 6, "restore ignores maxsize");
-    let all = store.take(&q, 10, AMO).await.unwrap().entries;
-    assert_eq!(payloads(&all), ["2", "3", "4", "5", "6", "7"]);
-    assert_eq!(all[..2], taken[1..], "restored entries keep their ids and payloads");
-}
-
-/// Q12: entries taken by several takers and restored newest first end up in the original
-/// order.
-pub async fn store_restores_from_several_takers_keep_the_original_order(backend: &dyn Backend) {
-    let store = connected(backend).await;
-    let q = queue("restore-many");
-    filled(&*store, &q, &spec(), &["1", "2", "3", "4", "5"]).await;
-    let first = store.take(&q, 2, AMO).await.unwrap().entries;
-    let second = store.take(&q, 2, AMO).await.unwrap().entries;
-    store.restore(&q, &spec(), &second).await.unwrap();
-    store.restore(&q, &spec(), &first).await.unwrap();
-    let all = store.take(&q, 10, AMO).await.unwrap().entries;
-    assert_eq!(payloads(&all), ["1", "2", "3", "4", "5"]);
-    assert_eq!(deliveries(&all), [0; 5]);
-}
-
-/// Q12: restoring into a queue that expired meanwhile creates it again from the given spec.
-pub async fn store_restore_recreates_a_queue_that_expired(backend: &dyn Backend) {
-    let store = connected(backend).await;
-    let q = queue("restore-gone");
-    filled(&*store, &q, &spec_ttl(SEC), &["a", "b"]).await;
-    let taken = store.take(&q, 2, AMO).await.unwrap().entries;
-    gone(&*store, &q).await;
-    let sp = maxsize(50);
-    store.restore(&q, &sp, &taken).await.unwrap();
-    let stat = store.stat(&q).await.unwrap();
-    assert!(stat.exists);
-    assert_eq!((stat.count, stat.spec), (2, Some(sp)));
-    assert_eq!(payloads(&store.take(&q, 10, AMO).await.unwrap().entries), ["a", "b"]);
 }
 
 /// Q6: what a push stores comes back unchanged: any bytes as payload, and the dead-letter

@@ -6,7 +6,8 @@ use super::fixtures::{
 };
 use crate::backend::Backend;
 use busmq_core::store::{
-    ClientId, ConsumerId, ConsumerKind, ConsumerOp, Position, QueueSpec, ReadBatch, Retention,
+    ClientId, ConsumerId, ConsumerKind, ConsumerOp, Position, QueueSpec, ReadBatch, Restored,
+    Retention,
 };
 use busmq_core::{Error, QueueName, Store};
 use std::time::Duration;
@@ -124,7 +125,7 @@ pub async fn store_reads_deep_into_a_long_queue_find_the_right_entries(backend: 
         try_push(&*store, &q, generation, &spec(), &numbered(range)).await.unwrap();
     }
     let taken = store.take(&q, 5, AMO).await.unwrap().entries;
-    store.restore(&q, &spec(), &taken[2..]).await.unwrap();
+    assert_eq!(store.restore(&q, generation, &taken[2..]).await.unwrap(), Restored::Done);
     for pos in [0u64, 1, 2, 3, 17, 499, 1_500, 2_990, 2_997] {
         let want: Vec<String> = (pos + 2..(pos + 5).min(3_000)).map(|i| format!("m{i}")).collect();
         assert_eq!(read(&*store, &q, Position::Index(pos), 3).await, want, "index {pos}");

@@ -85,7 +85,7 @@ async fn every_operation_fails(store: &dyn Store, generation: u64) {
     not_connected("push", store.push(&q, &PushBatch::new(generation, &sp, &one)).await);
     not_connected("take", store.take(&q, 1, AMO).await);
     not_connected("reliable take", store.take(&q, 1, reliable(Duration::from_secs(5), 3)).await);
-    not_connected("restore", store.restore(&q, &sp, std::slice::from_ref(&taken)).await);
+    not_connected("restore", store.restore(&q, generation, std::slice::from_ref(&taken)).await);
     not_connected("settle", store.settle(&q, &[settle]).await);
     not_connected("read", store.read(&q, Position::Start, 1).await);
     not_connected("consumers", store.consumers(&q, ConsumerOp::Unregister { id: consumer }).await);

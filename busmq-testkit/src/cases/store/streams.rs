@@ -6,7 +6,7 @@ use super::fixtures::{
 };
 use crate::backend::Backend;
 use crate::support::{drain_quiet, ends, next, take};
-use busmq_core::store::{Notice, Settle, Settlement};
+use busmq_core::store::{Notice, Restored, Settle, Settlement};
 use bytes::Bytes;
 
 /// Q10, Q11 (consumers deliver as messages arrive): a push from another store wakes every
@@ -46,11 +46,11 @@ pub async fn store_a_watch_of_a_queue_that_does_not_exist_yet_hears_its_first_pu
 pub async fn store_restores_releases_and_returns_wake_watchers(backend: &dyn Backend) {
     let (a, b) = (connected(backend).await, connected(backend).await);
     let q = queue("watch-back");
-    filled(&*a, &q, &spec(), &["1", "2", "3"]).await;
+    let generation = filled(&*a, &q, &spec(), &["1", "2", "3"]).await;
     let mut watch = a.watch(&q).await.unwrap();
     let taken = b.take(&q, 1, AMO).await.unwrap().entries;
     drain_quiet(&mut watch).await;
-    b.restore(&q, &spec(), &taken).await.unwrap();
+    assert_eq!(b.restore(&q, generation, &taken).await.unwrap(), Restored::Done);
     assert_eq!(notice(&mut watch, "the restore's notice").await, Notice::Available);
     let held = b.take(&q, 2, reliable(60 * SEC, 5)).await.unwrap().entries;
     drain_quiet(&mut watch).await;
