@@ -6,13 +6,23 @@
 //! busmq-memory's (compiled there, not here: this crate does not depend on the backends):
 //!
 //! ```text
+//! thread_local! {
+//!     static MEMORY: busmq_memory::Memory = busmq_memory::Memory::new();
+//! }
+//!
 //! busmq_testkit::conformance!({
-//!     let memory = busmq_memory::Memory::new();
-//!     busmq_testkit::FnBackend::new("memory", move || std::sync::Arc::new(memory.store()))
-//!         .paused_clock()
-//!         .model_cases(256)
+//!     busmq_testkit::FnBackend::new("memory", || {
+//!         std::sync::Arc::new(MEMORY.with(busmq_memory::Memory::store))
+//!     })
+//!     .paused_clock()
+//!     .model_cases(256)
 //! });
 //! ```
+//!
+//! A backend whose expiry follows tokio's clock ([`Backend::paused_clock`]) must not share its
+//! data between cases that run at the same time: each case pauses and advances a clock of its
+//! own, and shared data would be expired by whichever clock ran furthest ahead. Stores of one
+//! case are all made on the case's thread, so data per thread is enough.
 //!
 //! The cases check behaviour through the public `Bus` API, the Store contract on the store
 //! itself ([`cases::store`]), and property models ([`cases::models`]) that run as many random

@@ -74,9 +74,17 @@ fn parse(args: &[String]) -> Result<Options, String> {
 fn backends(docker: &[DockerRow], only: Option<&str>) -> Vec<Arc<dyn Backend>> {
     static SINGLE: OnceLock<Option<SharedServers>> = OnceLock::new();
     static SHARDED: OnceLock<Option<SharedServers>> = OnceLock::new();
-    let memory = busmq_memory::Memory::new();
+    // One Memory per worker thread, not one for the whole run: each case runs on its own runtime
+    // with its own paused clock, and a Memory shared by cases running at the same time swept
+    // every queue with whichever case's clock had run furthest ahead, expiring the queues and
+    // leases of the others (cases then waited for messages that were gone). A thread runs one
+    // case at a time, and every store of a case is made on the case's thread.
+    thread_local! {
+        static MEMORY: busmq_memory::Memory = busmq_memory::Memory::new();
+    }
+    let memory = || Arc::new(MEMORY.with(busmq_memory::Memory::store)) as _;
     let mut backends = vec![
-        Arc::new(FnBackend::new("memory", move || Arc::new(memory.store())).paused_clock()) as _,
+        Arc::new(FnBackend::new("memory", memory).paused_clock()) as _,
         redis("redis", SharedServers::get(1, &SINGLE)),
         redis("redis-sharded-3", SharedServers::get(3, &SHARDED)),
     ];
