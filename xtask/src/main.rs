@@ -18,7 +18,7 @@ tasks:
   conformance [--only NAME] [--jobs N] [--docker [--image NAME]]
       run the conformance suite against every backend, print a table and write
       target/conformance.json; --docker adds Redis in containers (testcontainers)
-  bench [--quick] [--json PATH] [--pin split|same|none] [--only SCENARIO] [--list]
+  bench [--quick] [--json PATH] [--pin split|same|none] [--only SCENARIO[,SCENARIO..]] [--list]
       build in release, start a redis-server, run every benchmark scenario next to its
       baseline, print a table and write target/bench.json
   chaos [--quick] [--only FAULT]... [--occurrences N] [--no-wait-cost] [--report-only] [--trace]

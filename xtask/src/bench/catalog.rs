@@ -177,6 +177,54 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         )
     },
     scenario(
+        "baseline-paced-2k",
+        None,
+        Figure::P50,
+        &[],
+        E2E,
+        "raw list (RPUSH, LPOP or BLPOP) paced at 2,000 msg/s",
+    ),
+    scenario(
+        "paced-2k",
+        Some("baseline-paced-2k"),
+        Figure::P50,
+        &[(Figure::P50, Goal::AtMost(2.0))],
+        E2E,
+        "one queue paced at 2,000 msg/s, one at-most-once consumer",
+    ),
+    scenario(
+        "baseline-paced-2k/current-thread",
+        None,
+        Figure::P50,
+        &[],
+        E2E,
+        "baseline-paced-2k, client on a current-thread runtime",
+    ),
+    scenario(
+        "paced-2k/current-thread",
+        Some("baseline-paced-2k/current-thread"),
+        Figure::P50,
+        &[(Figure::P50, Goal::AtMost(2.0))],
+        E2E,
+        "paced-2k, client on a current-thread runtime",
+    ),
+    scenario(
+        "baseline-pingpong/current-thread",
+        None,
+        Figure::P50,
+        &[],
+        "round trip",
+        "baseline-pingpong, client on a current-thread runtime",
+    ),
+    scenario(
+        "channel-rtt/current-thread",
+        Some("baseline-pingpong/current-thread"),
+        Figure::P50,
+        &[(Figure::P50, Goal::AtMost(1.5)), (Figure::P99, Goal::AtMost(2.0))],
+        "round trip",
+        "channel-rtt, client on a current-thread runtime",
+    ),
+    scenario(
         "large-1k",
         Some("baseline-large-1k"),
         Figure::Rate,
@@ -279,10 +327,11 @@ pub(crate) fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
 }
 
-/// What `--only name` runs: the scenario, its baseline and what it needs, transitively.
-pub(crate) fn needed(name: &str) -> Result<Vec<&'static str>, String> {
+/// What `--only name[,name..]` runs: the scenarios, their baselines and what they need,
+/// transitively.
+pub(crate) fn needed(names: &str) -> Result<Vec<&'static str>, String> {
     let mut out: Vec<&'static str> = Vec::new();
-    let mut todo = vec![name.to_string()];
+    let mut todo: Vec<String> = names.split(',').map(str::to_string).collect();
     while let Some(next) = todo.pop() {
         let scenario = find(&next).ok_or_else(|| {
             let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
@@ -314,5 +363,8 @@ mod tests {
         assert_eq!(reliable4, ["baseline-list", "queue-1x1", "reliable-1", "reliable-4"]);
         assert!(needed("latency-paced").unwrap().contains(&"queue-1x1"));
         assert!(needed("nope").unwrap_err().contains("queue-1x1"));
+        let mut two = needed("channel-rtt,paced-2k").unwrap();
+        two.sort();
+        assert_eq!(two, ["baseline-paced-2k", "baseline-pingpong", "channel-rtt", "paced-2k"]);
     }
 }

@@ -8,7 +8,7 @@ use super::measure::{Meter, Sample};
 use super::payload;
 use super::stats::Histogram;
 use super::summary::Results;
-use super::support::{Ctx, HUNG, Progress, Tasks, deadline, unique};
+use super::support::{Ctx, HUNG, Progress, Tasks, deadline, on_current_thread, unique};
 use busmq_core::{Bus, Channel, ChannelEvent, ChannelEvents};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -29,6 +29,25 @@ pub(crate) async fn run(env: &Env, results: &mut Results) {
         if env.wants("channel-rtt") && !results.failed("channel-rtt") {
             let sample = rtt(&env.redis(), Some(&env.server), WARM, per_round).await;
             results.record("channel-rtt", sample);
+        }
+    }
+}
+
+/// The ping-pongs again with the client on a current-thread runtime (see `lowrate.rs`).
+pub(crate) fn run_current_thread(env: &Env, results: &mut Results) {
+    let (base, busmq) = ("baseline-pingpong/current-thread", "channel-rtt/current-thread");
+    let rounds = env.budget.rounds.max(2) as u64;
+    let per_round = env.budget.rtt.div_ceil(rounds);
+    for _ in 0..rounds {
+        if env.wants(base) && !results.failed(base) {
+            let sample =
+                on_current_thread(|| baseline::pingpong(&env.server, SIZE, WARM, per_round));
+            results.record(base, sample);
+        }
+        if env.wants(busmq) && !results.failed(busmq) {
+            let backend = env.redis();
+            let sample = on_current_thread(|| rtt(&backend, Some(&env.server), WARM, per_round));
+            results.record(busmq, sample);
         }
     }
 }

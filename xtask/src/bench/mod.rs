@@ -12,6 +12,7 @@ mod consume;
 mod cpu;
 mod footprint;
 mod large;
+mod lowrate;
 mod measure;
 mod memory;
 mod paced;
@@ -37,7 +38,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use summary::Results;
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--pin split|same|none] [--only SCENARIO] [--list]
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--pin split|same|none] [--only SCENARIO[,SCENARIO..]] [--list]
       run the benchmark (release build) against its own redis-server, print a table and
       write target/bench.json; --quick for a short run";
 
@@ -209,6 +210,8 @@ async fn bench(
         println!("paced:");
         paced::run(&env, &mut results).await;
     }
+    println!("low rate and runtime variants:");
+    lowrate::run(&env, &mut results).await;
     println!("large messages:");
     large::run(&env, &mut results).await;
     println!("in memory:");

@@ -61,7 +61,8 @@ fn ticker() -> tokio::time::Interval {
     tick
 }
 
-async fn busmq(
+/// `n` messages through one busmq queue paced at `rate`, end-to-end latency per message.
+pub(crate) async fn busmq(
     backend: &Backend,
     server: Option<&Server>,
     rate: f64,
@@ -141,7 +142,8 @@ async fn busmq_run(
     Ok(sample)
 }
 
-async fn raw(server: &Server, rate: f64, n: u64) -> Result<Sample, String> {
+/// `n` messages through a raw list (RPUSH, LPOP or BLPOP) paced at `rate`.
+pub(crate) async fn raw(server: &Server, rate: f64, n: u64) -> Result<Sample, String> {
     let progress = Progress::new();
     let run =
         deadline(HUNG, "the paced raw list", &progress, n, raw_run(server, rate, n, &progress));

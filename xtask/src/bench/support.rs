@@ -81,6 +81,31 @@ pub(crate) async fn deadline<T>(
     }
 }
 
+/// Runs the future `make` returns on a current-thread runtime of its own (what a
+/// `#[tokio::main(flavor = "current_thread")]` program runs on): every task the measurement
+/// spawns (bus keepers, connection drivers) lives on that one thread. This worker of the bench's
+/// runtime waits meanwhile; the new thread inherits the client's CPU pinning.
+pub(crate) fn on_current_thread<'a, T, Fut>(
+    make: impl FnOnce() -> Fut + Send + 'a,
+) -> Result<T, String>
+where
+    Fut: Future<Output = Result<T, String>>,
+    T: Send + 'a,
+{
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let thread = scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("current-thread runtime: {e}"))?;
+                runtime.block_on(make())
+            });
+            thread.join().map_err(|_| "the current-thread measurement panicked".to_string())?
+        })
+    })
+}
+
 /// The tasks of one measurement. Dropping them aborts them, so that a measurement that timed
 /// out or failed leaves nothing running into the next one.
 #[derive(Debug)]
