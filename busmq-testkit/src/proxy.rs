@@ -222,7 +222,7 @@ async fn connect_when_passing(shared: &Shared) -> Option<TcpStream> {
 /// latency has passed. Nothing is read or written while blackholed. Ends when either side
 /// closes or the mode becomes `Cut`.
 async fn pump(mut from: OwnedReadHalf, to: OwnedWriteHalf, shared: Arc<Shared>) {
-    let (tx, rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let (tx, rx) = mpsc::unbounded_channel::<(Option<Instant>, Vec<u8>)>();
     let writer = tokio::spawn(write_when_due(to, rx, shared.mode.subscribe()));
     let mut mode = shared.mode.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
@@ -240,7 +240,11 @@ async fn pump(mut from: OwnedReadHalf, to: OwnedWriteHalf, shared: Arc<Shared>) 
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         let micros = shared.latency_micros.load(Ordering::SeqCst);
-                        let due = Instant::now() + Duration::from_micros(micros);
+                        // No timer without latency: tokio's timer rounds a deadline up to its
+                        // next millisecond tick, which put up to 1 ms on every chunk of every
+                        // connection (2 ms on a round trip) although no latency was asked for.
+                        let due = (micros > 0)
+                            .then(|| Instant::now() + Duration::from_micros(micros));
                         if tx.send((due, buf[..n].to_vec())).is_err() {
                             break;
                         }
@@ -260,11 +264,13 @@ async fn pump(mut from: OwnedReadHalf, to: OwnedWriteHalf, shared: Arc<Shared>) 
 
 async fn write_when_due(
     mut to: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
+    mut rx: mpsc::UnboundedReceiver<(Option<Instant>, Vec<u8>)>,
     mut mode: watch::Receiver<Mode>,
 ) {
     while let Some((due, chunk)) = rx.recv().await {
-        tokio::time::sleep_until(due).await;
+        if let Some(due) = due {
+            tokio::time::sleep_until(due).await;
+        }
         loop {
             let now = *mode.borrow_and_update();
             match now {
@@ -314,6 +320,40 @@ mod tests {
             Ok(Ok(_)) => Some(buf),
             _ => None,
         }
+    }
+
+    /// The chaos run's reliable slow-consumer recovery went from ~90 ms to seconds because
+    /// every chunk waited for a timer even without latency (tokio rounds a deadline up to its
+    /// next millisecond tick): an ack-per-message consumer then took ~6 ms per ack through the
+    /// proxy and could not work off a slow phase's backlog before the next fault. Without
+    /// latency the proxy must not use the timer at all: on a runtime without one, it still
+    /// forwards (with a timer it would panic in the writer and the round trip would hang).
+    #[test]
+    fn without_latency_chunks_are_forwarded_without_the_timer() {
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+            runtime.block_on(async {
+                let (port, server) = echo_server().await;
+                let proxy = FaultProxy::start(port).await.unwrap();
+                let mut s = TcpStream::connect(("127.0.0.1", proxy.port())).await.unwrap();
+                for i in 0..20u8 {
+                    let text = [b'a' + i; 8];
+                    s.write_all(&text).await.unwrap();
+                    let mut buf = [0u8; 8];
+                    s.read_exact(&mut buf).await.unwrap();
+                    assert_eq!(buf, text);
+                }
+                server.abort();
+            });
+            let _ = done.send(());
+        });
+        assert!(
+            outcome.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "20 round trips through a proxy without latency did not complete on a runtime \
+             without a timer"
+        );
     }
 
     #[tokio::test]
