@@ -234,17 +234,25 @@ async fn bench(
     };
     let scenarios = results.rows();
     let targets = scenarios.iter().flat_map(|r| r.targets.clone()).collect();
-    let queue_1x1_commands = ["baseline-list", "queue-1x1", "queue-1x1/push_all"]
-        .iter()
-        .filter_map(|name| {
-            let (commands, messages) = results.commands(name)?;
-            Some(format!(
-                "{name}: {:.4} round trips per message over {messages} messages; {}",
-                commands.round_trips() as f64 / messages.max(1) as f64,
-                commands.breakdown(messages)
-            ))
-        })
-        .collect();
+    let queue_1x1_commands = [
+        "baseline-list",
+        "queue-1x1",
+        "queue-1x1/push_all",
+        "baseline-pingpong",
+        "channel-rtt",
+        "baseline-paced-2k",
+        "paced-2k",
+    ]
+    .iter()
+    .filter_map(|name| {
+        let (commands, messages) = results.commands(name)?;
+        Some(format!(
+            "{name}: {:.4} round trips per message over {messages} messages; {}",
+            commands.round_trips() as f64 / messages.max(1) as f64,
+            commands.breakdown(messages)
+        ))
+    })
+    .collect();
     Ok(Report {
         scenarios,
         targets,

@@ -20,8 +20,8 @@ pub(crate) struct Report {
     pub(crate) quick: bool,
     pub(crate) rounds: usize,
     pub(crate) seconds: f64,
-    /// Round trips per message of queue-1x1 (push and push_all) and of the raw list, with every
-    /// command Redis ran per message.
+    /// Round trips per message of queue-1x1 (push and push_all), channel-rtt (per round trip)
+    /// and paced-2k, and of their raw baselines, with every command Redis ran per message.
     pub(crate) queue_1x1_commands: Vec<String>,
 }
 
