@@ -202,7 +202,17 @@ async fn killing_the_master_fails_over_and_everything_resumes_by_itself() {
         }
     })
     .await;
-    assert_eq!(quiet_states(&mut events).await, Vec::<&str>::new(), "one event per transition");
+    let later = quiet_states(&mut events).await;
+    if set.master_index().await.unwrap() == new {
+        assert_eq!(later, Vec::<&str>::new(), "one event per transition");
+    } else {
+        // The sentinels failed over once more: on a loaded machine the new master can miss
+        // down-after-milliseconds too (seen in CI). That is another outage, reported once.
+        assert!(
+            !later.is_empty() && later.chunks(2).all(|pair| pair == ["offline", "online"]),
+            "one offline and one online per further failover: {later:?}"
+        );
+    }
     bus.disconnect().await.unwrap();
 }
 
