@@ -50,7 +50,8 @@ pub(crate) async fn run(connected: Connected, out: &Out) -> CliResult {
     out.line(table.to_string())
 }
 
-fn row_json(name: &str, stat: &QueueStat) -> Value {
+/// One queue as `ls --json` lists it; `stat --json` adds its own fields to it.
+pub(super) fn row_json(name: &str, stat: &QueueStat) -> Value {
     let spec = stat.spec.unwrap_or_default();
     json!({
         "name": name,

@@ -2,6 +2,7 @@
 //! metadata, without changing anything. A queue that does not exist is exit 6.
 
 use super::existing;
+use super::ls::row_json;
 use crate::connect::Connected;
 use crate::exit::CliResult;
 use crate::output::{Out, human_duration};
@@ -21,22 +22,19 @@ pub(crate) async fn run(connected: Connected, out: &Out, name: String) -> CliRes
     if out.json {
         let metadata: serde_json::Map<String, serde_json::Value> =
             metadata.into_iter().map(|(k, v)| (k, v.into())).collect();
-        return out.document(&json!({
+        let mut doc = row_json(&name, &stat);
+        let extra = json!({
             "namespace": connected.namespace,
-            "name": name,
-            "depth": stat.count,
-            "pending": stat.pending,
-            "consumers": stat.consumers,
-            "ttl_ms": spec.ttl.as_millis() as u64,
-            "maxsize": spec.maxsize,
             "retain_count": spec.retention.max_len,
             "retain_ms": spec.retention.max_age.map(|a| a.as_millis() as u64),
             "generation": stat.generation,
-            "last_id": stat.last_id,
-            "quarantined": stat.quarantined,
             "dead_letters": dead,
             "metadata": metadata,
-        }));
+        });
+        if let (Some(doc), serde_json::Value::Object(extra)) = (doc.as_object_mut(), extra) {
+            doc.extend(extra);
+        }
+        return out.document(&doc);
     }
     let none = || "-".to_string();
     let mut table = out.table(&["FIELD", "VALUE"]);
