@@ -5,9 +5,7 @@
 
 mod common;
 
-use busmq::{ConsumeOptions, ReliableOptions};
-use common::{Env, Run, block_on, redis, start_until};
-use futures::StreamExt;
+use common::{Env, Run, redis, reject_next, start_until};
 use serde_json::{Value, json};
 
 /// `tenant` before `kind`: the reverse of sorted order, so that a sorted map would show.
@@ -84,19 +82,7 @@ fn tail_shows_the_headers_of_what_is_pushed_while_it_follows() {
 /// (a reliable consumer rejects each: the CLI cannot reject).
 fn dead_letters_with_headers(env: &Env, queue: &str, bodies: &[&str]) {
     push(env, queue, &[&HEADERS[..], bodies].concat());
-    block_on(async {
-        let bus = env.bus().await;
-        let q = bus.queue(queue).unwrap();
-        q.attach().await.unwrap();
-        let options =
-            ConsumeOptions::new().reliable(ReliableOptions::default()).max(bodies.len() as u64);
-        let mut consumer = q.consume_with::<String>(options).await.unwrap();
-        while let Some(delivery) = consumer.next().await {
-            delivery.unwrap().reject("bad input").await.unwrap();
-        }
-        drop(consumer);
-        bus.disconnect().await.unwrap();
-    });
+    reject_next(env, queue, bodies.len());
 }
 
 #[test]

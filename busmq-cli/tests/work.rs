@@ -4,9 +4,7 @@
 
 mod common;
 
-use busmq::{ConsumeOptions, ReliableOptions};
-use common::{Env, binary, block_on, output, redis, start_until};
-use futures::StreamExt;
+use common::{Env, binary, block_on, output, redis, reject_next, start_until};
 use serde_json::json;
 
 fn bodies(run: &common::Run) -> Vec<String> {
@@ -58,15 +56,9 @@ fn make_dead_letters(env: &Env, queue: &str, payloads: &[&str]) {
         for p in payloads {
             q.push(p).await.unwrap();
         }
-        let options =
-            ConsumeOptions::new().reliable(ReliableOptions::default()).max(payloads.len() as u64);
-        let mut consumer = q.consume_with::<String>(options).await.unwrap();
-        while let Some(delivery) = consumer.next().await {
-            delivery.unwrap().reject("bad input").await.unwrap();
-        }
-        drop(consumer);
         bus.disconnect().await.unwrap();
     });
+    reject_next(env, queue, payloads.len());
 }
 
 #[test]

@@ -5,10 +5,11 @@
 
 #![allow(dead_code, unreachable_pub)] // Each test binary uses its own part of these helpers.
 
-use busmq::Bus;
 use busmq::redis::RedisStore;
+use busmq::{Bus, ConsumeOptions, ReliableOptions};
 use busmq_testkit::SharedServers;
 use busmq_testkit::support::unique;
+use futures::StreamExt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
@@ -238,4 +239,21 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(future)
+}
+
+/// Dead-letters the next `count` messages of `queue` through the library (the CLI cannot
+/// reject): a reliable consumer rejects each with the reason "bad input".
+pub fn reject_next(env: &Env, queue: &str, count: usize) {
+    block_on(async {
+        let bus = env.bus().await;
+        let q = bus.queue(queue).unwrap();
+        q.attach().await.unwrap();
+        let options = ConsumeOptions::new().reliable(ReliableOptions::default()).max(count as u64);
+        let mut consumer = q.consume_with::<String>(options).await.unwrap();
+        while let Some(delivery) = consumer.next().await {
+            delivery.unwrap().reject("bad input").await.unwrap();
+        }
+        drop(consumer);
+        bus.disconnect().await.unwrap();
+    });
 }
