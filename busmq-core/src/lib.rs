@@ -34,7 +34,7 @@ pub use dead_letter_queue::{DeadLetterQueue, DeadMessage, Redriven};
 pub use error::{Error, NameKind, Result};
 pub use events::EventStream;
 pub use headers::Headers;
-pub use name::{QueueName, TopicName};
+pub use name::{ObjectName, QueueName, TopicName};
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
     AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,

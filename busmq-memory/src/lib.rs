@@ -49,6 +49,7 @@ mod clock;
 mod consumers;
 mod link;
 mod memory;
+mod objects;
 mod pending;
 mod pubsub;
 mod queue_state;
