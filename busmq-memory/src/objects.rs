@@ -26,10 +26,18 @@ pub(crate) struct Objects {
 impl Objects {
     /// Runs `op` on `name` atomically. Versions come from the memory's id clock, so they never
     /// go backwards for a name, even after a delete or an expiry.
-    pub(crate) fn apply(&self, name: &ObjectName, op: ObjectOp, ids: &IdClock) -> Result<ObjectReply> {
+    pub(crate) fn apply(
+        &self,
+        name: &ObjectName,
+        op: ObjectOp,
+        ids: &IdClock,
+    ) -> Result<ObjectReply> {
         if let ObjectOp::Save(save) = &op {
             if save.ttl.is_zero() {
-                return Err(Error::invalid_option("ttl", "a persisted object's ttl must not be zero"));
+                return Err(Error::invalid_option(
+                    "ttl",
+                    "a persisted object's ttl must not be zero",
+                ));
             }
         }
         let now = Instant::now();

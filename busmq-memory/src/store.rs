@@ -7,9 +7,8 @@ use crate::watch::notices;
 use async_trait::async_trait;
 use busmq_core::store::{
     Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
-    ObjectReply, Position,
-    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored, Session,
-    Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    ObjectReply, Position, PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal,
+    Restored, Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, ObjectName, QueueName, Result, Store, TopicName};
 use bytes::Bytes;

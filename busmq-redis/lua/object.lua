@@ -15,8 +15,10 @@
 -- had before, even across deletes and expiry, so a holder of an old version always conflicts.
 local H, V = KEYS[1], KEYS[2]
 local op = ARGV[1]
+-- GET answers false (not nil) for a missing key.
 local stored = redis.call('GET', V)
-local current = stored and tonumber(stored)
+local current = nil
+if stored then current = tonumber(stored) end
 if stored and not current then foreign('the version of a persisted object is not a number') end
 
 if op == 'l' then

@@ -38,7 +38,10 @@ pub(crate) async fn object(ctx: &Ctx, name: &ObjectName, op: ObjectOp) -> Result
         }
         ObjectOp::Save(save) => {
             if save.ttl.is_zero() {
-                return Err(Error::invalid_option("ttl", "a persisted object's ttl must not be zero"));
+                return Err(Error::invalid_option(
+                    "ttl",
+                    "a persisted object's ttl must not be zero",
+                ));
             }
             match save.expect {
                 Expect::Absent => cmd.arg("a"),
