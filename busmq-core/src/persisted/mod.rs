@@ -10,9 +10,11 @@
 mod fields;
 mod keep_alive;
 mod notice;
+mod stored;
 mod watch;
 
 pub use keep_alive::KeepAlive;
+pub use stored::Loaded;
 pub use watch::{Change, Watch};
 
 use crate::context::BusInner;
@@ -29,6 +31,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use stored::unexpected;
 
 /// How long an object lives after its last save or touch unless told otherwise (node busmq's
 /// `persistTtl`).
@@ -60,16 +63,6 @@ impl PersistOptions {
         self.ttl = ttl;
         self
     }
-}
-
-/// A loaded object: its value and the version it was saved as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loaded<T> {
-    /// The version of the save that wrote this state. Versions of one name only grow, also
-    /// across deletes and expiry; they are not consecutive.
-    pub version: u64,
-    /// The value.
-    pub value: T,
 }
 
 /// What a handle last saw of the object: the base of its next save.
@@ -161,7 +154,8 @@ impl<T: Serialize + DeserializeOwned> Persisted<T> {
     /// Reads the object: `None` when it does not exist (never saved, deleted or expired).
     /// The version read becomes the one the next [`save`](Persisted::save) expects.
     pub async fn load(&self) -> Result<Option<Loaded<T>>> {
-        let loaded = self.fetch().await?;
+        self.bus.ensure_connected()?;
+        let loaded = stored::fetch(&self.bus, &self.name).await?;
         let mut seen = lock(&self.seen);
         *seen = Seen::default();
         let Some((version, fields)) = loaded else { return Ok(None) };
@@ -169,17 +163,6 @@ impl<T: Serialize + DeserializeOwned> Persisted<T> {
         seen.fields = fields;
         let value = fields::decode(|| self.target(), version, &seen.fields)?;
         Ok(Some(Loaded { version, value }))
-    }
-
-    /// The stored version and fields.
-    async fn fetch(&self) -> Result<Option<(u64, Fields)>> {
-        self.bus.ensure_connected()?;
-        match self.bus.store.object(&self.name, ObjectOp::Load).await? {
-            ObjectReply::Loaded(found) => {
-                Ok(found.map(|o| (o.version, o.fields.into_iter().collect())))
-            }
-            other => Err(unexpected("load", other)),
-        }
     }
 
     /// Saves `value` if the object is still at the version this handle last loaded or saved
@@ -309,15 +292,5 @@ impl<T: Serialize + DeserializeOwned> Persisted<T> {
         if let Err(e) = self.bus.store.publish(&self.topic, notice.encode()).await {
             log_error("busmq could not announce a change of a persisted object", None, &e);
         }
-    }
-}
-
-fn unexpected(operation: &'static str, reply: ObjectReply) -> Error {
-    Error::Store {
-        backend: "core",
-        operation,
-        message: format!("the store answered a persisted object {operation} with {reply:?}"),
-        retryable: false,
-        source: None,
     }
 }

@@ -11,10 +11,10 @@
 use crate::context::BusInner;
 use crate::error::Result;
 use crate::name::{ObjectName, TopicName};
-use crate::persisted::Loaded;
 use crate::persisted::fields::{self, Fields};
 use crate::persisted::notice::ChangeNotice;
-use crate::store::{ObjectOp, ObjectReply, StoreState};
+use crate::persisted::stored::{self, Loaded};
+use crate::store::StoreState;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -94,7 +94,7 @@ impl<T: DeserializeOwned + Send + 'static> Watch<T> {
             floor: 0,
             _marker: PhantomData,
         };
-        match Follow::<T>::fetch(&follow.source).await? {
+        match stored::fetch(&follow.source.bus, &follow.source.name).await? {
             Some((version, fields)) => follow.know(Some(version), fields),
             None => follow.know(None, Fields::new()),
         }
@@ -122,16 +122,6 @@ struct Follow<T> {
 }
 
 impl<T: DeserializeOwned + Send> Follow<T> {
-    /// Takes the source only: the watcher itself is not `Sync` and is held across the await.
-    async fn fetch(source: &Source) -> Result<Option<(u64, Fields)>> {
-        match source.bus.store.object(&source.name, ObjectOp::Load).await? {
-            ObjectReply::Loaded(found) => {
-                Ok(found.map(|o| (o.version, o.fields.into_iter().collect())))
-            }
-            other => Err(super::unexpected("load", other)),
-        }
-    }
-
     fn know(&mut self, version: Option<u64>, fields: Fields) {
         self.version = version;
         self.fields = fields;
@@ -211,7 +201,7 @@ impl<T: DeserializeOwned + Send> Follow<T> {
     /// Reads the object again; reports it unless it is what the watcher knows, or the state
     /// of this handle's own save `own`.
     async fn resync(&mut self, own: Option<u64>) -> Option<Result<Change<T>>> {
-        let found = match Self::fetch(&self.source).await {
+        let found = match stored::fetch(&self.source.bus, &self.source.name).await {
             Ok(found) => found,
             Err(e) => return Some(Err(e)),
         };
