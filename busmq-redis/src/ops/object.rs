@@ -4,8 +4,10 @@
 //!
 //! Objects are placed by the owner of their name only: unlike queues, they are not looked for
 //! where an older membership of instances put them, since they live only `ttl` after their
-//! last save or touch; after the instances change, an object is found again once its holders
-//! save it anew.
+//! last save or touch: after the set of instances changes, an object whose name now belongs to
+//! another instance is not found there (a load gives `None`, a save expecting its version
+//! conflicts, a forced save creates it anew) and the old copy expires. Saves do not wait for replicas (`replicas_ack` applies to queue writes): an
+//! object is ephemeral state whose holders save it again.
 
 use crate::fault::CallError;
 use crate::ops::call::Ctx;
