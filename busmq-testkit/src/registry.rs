@@ -143,6 +143,7 @@ macro_rules! __busmq_cases {
             persisted::persisted_delete_removes_the_object,
             persisted::persisted_expires_after_ttl_and_keep_alive_keeps_it,
             persisted::persisted_watchers_see_changes_once,
+            persisted::persisted_watch_resyncs_after_a_missed_change,
             reliable::reliable_ack_removes_the_message,
             reliable::reliable_unacked_messages_come_back_in_order_after_stop,
             reliable::reliable_nack_and_drop_redeliver_at_once,

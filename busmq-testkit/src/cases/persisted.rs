@@ -4,7 +4,9 @@
 
 use crate::backend::Backend;
 use crate::support::{bus, drain_quiet, eventually, next, unique};
-use busmq_core::{Change, Error, Loaded, PersistOptions};
+use busmq_core::store::{Expect, ObjectOp, ObjectReply, ObjectSave};
+use busmq_core::{Change, Error, Loaded, ObjectName, PersistOptions};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -210,4 +212,42 @@ pub async fn persisted_watchers_see_changes_once(backend: &dyn Backend) {
     mine.save_force(&Doc { a: 9, b: 9, c: 9 }).await.unwrap();
     let extra = drain_quiet(&mut changes).await;
     assert!(extra.is_empty(), "each change once, own saves never: {extra:?}");
+}
+
+/// P3: a watcher that missed a change (here one written straight to the store, which announces
+/// nothing, as when a notice is lost while offline) notices the gap at the next notice, reads
+/// the object again and reports a resync with the current state, then follows changes again.
+pub async fn persisted_watch_resyncs_after_a_missed_change(backend: &dyn Backend) {
+    let name = unique("persist-resync");
+    let (b1, b2) = (bus(backend).await, bus(backend).await);
+    let watcher = b1.persisted::<Doc>(&name).unwrap();
+    let writer = b2.persisted::<Doc>(&name).unwrap();
+    let v1 = writer.save(&Doc { a: 1, b: 1, c: 1 }).await.unwrap();
+    let mut changes = watcher.watch().await.unwrap();
+
+    let store = backend.store().await;
+    store.connect().await.unwrap();
+    let object = ObjectName::new(&name).unwrap();
+    let silent = ObjectSave {
+        expect: Expect::Version(v1),
+        set: vec![("c".to_string(), Bytes::from("5"))],
+        remove: vec![],
+        ttl: Duration::from_secs(60),
+    };
+    let v2 = match store.object(&object, ObjectOp::Save(silent)).await.unwrap() {
+        ObjectReply::Saved { version, .. } => version,
+        other => panic!("expected a save, got {other:?}"),
+    };
+    let e = writer.save(&Doc { a: 2, b: 1, c: 1 }).await.unwrap_err();
+    assert!(matches!(e, Error::Conflict { current_version: Some(v), .. } if v == v2), "{e:?}");
+    let v3 = writer.save_force(&Doc { a: 2, b: 1, c: 1 }).await.unwrap();
+
+    let change = next(&mut changes, "the resync").await.unwrap();
+    let current = Loaded { version: v3, value: Doc { a: 2, b: 1, c: 5 } };
+    assert_eq!(change, Change::Resync(Some(current)));
+    let latest = writer.load().await.unwrap().unwrap();
+    let v4 = writer.save(&Doc { b: 7, ..latest.value }).await.unwrap();
+    let change = next(&mut changes, "the next change").await.unwrap();
+    assert_eq!(change, Change::Saved(Loaded { version: v4, value: Doc { a: 2, b: 7, c: 5 } }));
+    assert!(drain_quiet(&mut changes).await.is_empty());
 }
