@@ -1,5 +1,6 @@
 //! The bus: the façade users hold over one store: connect and disconnect, state and events,
-//! and the factory of queues, channels and topics. What the handles share is in `context.rs`.
+//! and the factory of queues, channels, topics and persisted objects. What the handles share
+//! is in `context.rs`.
 
 use crate::bus_state::{BusEvent, BusState};
 use crate::channel::Channel;
@@ -7,12 +8,15 @@ use crate::context::{BusConfig, BusInner};
 use crate::dead_letter_queue::DeadLetterQueue;
 use crate::error::{Error, Result};
 use crate::events::EventStream;
-use crate::name::{QueueName, TopicName};
+use crate::name::{ObjectName, QueueName, TopicName};
 use crate::observability::DEFAULT_QUEUE_LABELS;
+use crate::persisted::{PersistOptions, Persisted};
 use crate::pubsub::PubSub;
 use crate::queue::Queue;
 use crate::store::{ClientId, Store, StoreHandle};
 use busmq_codec::Codec;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
@@ -269,5 +273,23 @@ impl Bus {
     /// A pub/sub topic (SPEC P1).
     pub fn pubsub(&self, topic: impl AsRef<str>) -> Result<PubSub> {
         Ok(PubSub::new(self.inner.clone(), TopicName::new(topic)?))
+    }
+
+    /// A handle on the persisted object `name` (SPEC P3) with the default options (a ttl of
+    /// 60 s): `T` must serialize to a map or a struct of fields.
+    pub fn persisted<T: Serialize + DeserializeOwned>(
+        &self,
+        name: impl AsRef<str>,
+    ) -> Result<Persisted<T>> {
+        self.persisted_with(name, PersistOptions::new())
+    }
+
+    /// [`Bus::persisted`] with options.
+    pub fn persisted_with<T: Serialize + DeserializeOwned>(
+        &self,
+        name: impl AsRef<str>,
+        options: PersistOptions,
+    ) -> Result<Persisted<T>> {
+        Persisted::new(self.inner.clone(), ObjectName::new(name)?, options)
     }
 }

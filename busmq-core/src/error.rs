@@ -31,6 +31,8 @@ pub enum NameKind {
     Namespace,
     /// A key of a message's [`Headers`](crate::Headers).
     HeaderKey,
+    /// A persisted object's name.
+    Object,
 }
 
 impl std::fmt::Display for NameKind {
@@ -43,6 +45,7 @@ impl std::fmt::Display for NameKind {
             NameKind::MetadataKey => "metadata key",
             NameKind::Namespace => "namespace",
             NameKind::HeaderKey => "header key",
+            NameKind::Object => "object",
         })
     }
 }
@@ -290,6 +293,21 @@ pub enum Error {
         operation: &'static str,
         /// The queue's name.
         queue: String,
+    },
+
+    /// A save of a persisted object lost a race (SPEC P3): another holder saved or deleted it
+    /// since this handle last loaded or saved it (or it expired), so nothing was written.
+    /// Load again, apply the change, and save again.
+    #[error(
+        "persisted object {object:?} changed since this handle last saw it (stored version: {}); \
+         nothing was written",
+        .current_version.map_or_else(|| "none".to_string(), |v| v.to_string())
+    )]
+    Conflict {
+        /// The object's name.
+        object: String,
+        /// The stored version (`None`: the object does not exist).
+        current_version: Option<u64>,
     },
 
     /// Any other failure of the store. `retryable` says whether trying again may succeed.

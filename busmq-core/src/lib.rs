@@ -10,6 +10,7 @@
 //! | `queue.consume()` + `message` event  | [`Queue::consume`] returns a `Stream` of [`Delivery`] |
 //! | `channel.connect()` + events         | [`Channel::connect`] returns a [`ChannelEvents`] stream |
 //! | string errors in `error` events      | the typed [`Error`], `Result` everywhere              |
+//! | `bus.persistify(name, obj, attrs)`   | [`Bus::persisted`] gives a typed [`Persisted`] handle |
 
 mod bus;
 mod bus_state;
@@ -21,6 +22,7 @@ mod events;
 mod headers;
 pub mod name;
 pub mod observability;
+mod persisted;
 mod pubsub;
 mod queue;
 pub mod store;
@@ -34,7 +36,10 @@ pub use dead_letter_queue::{DeadLetterQueue, DeadMessage, Redriven};
 pub use error::{Error, NameKind, Result};
 pub use events::EventStream;
 pub use headers::Headers;
-pub use name::{QueueName, TopicName};
+pub use name::{ObjectName, QueueName, TopicName};
+pub use persisted::{
+    Change, DEFAULT_PERSIST_TTL, KeepAlive, Loaded, PersistOptions, Persisted, Watch,
+};
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
     AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,

@@ -1,4 +1,4 @@
-//! Validated names (SPEC E1): queue, channel, role, topic and metadata-key names are checked
+//! Validated names (SPEC E1): queue, channel, role, topic, object and metadata-key names are checked
 //! once, before anything touches the store, and then carried as cheap clonable values.
 
 use crate::error::{Error, NameKind, Result};
@@ -117,6 +117,11 @@ name_type!(
     /// The validated name of a pub/sub topic.
     TopicName,
     NameKind::Topic
+);
+name_type!(
+    /// The validated name of a persisted object (SPEC P3).
+    ObjectName,
+    NameKind::Object
 );
 
 #[cfg(test)]

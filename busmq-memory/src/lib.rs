@@ -43,12 +43,15 @@
 //! * Pub/sub delivers to every live subscription of every store of the same `Memory`; each
 //!   subscription has an unbounded buffer, so a slow subscriber never blocks publishers and
 //!   loses nothing (it holds the messages it has not read yet).
+//! * Persisted objects (`Store::object`) share one lock per [`Memory`]: each operation is one
+//!   short locked section. They expire on tokio's clock like queues, and sweeps forget them.
 //! * The store is never offline on its own: it is `Online` between `connect` and `disconnect`.
 
 mod clock;
 mod consumers;
 mod link;
 mod memory;
+mod objects;
 mod pending;
 mod pubsub;
 mod queue_state;

@@ -2,6 +2,7 @@
 //! clients), and the per-queue locking and sweeping of expired queues.
 
 use crate::clock::IdClock;
+use crate::objects::Objects;
 use crate::pubsub::Topics;
 use crate::slot::{Ctx, Slot};
 use busmq_core::QueueName;
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 /// The fewest operations between two sweeps of expired queues.
 const SWEEP_MIN_OPS: u64 = 1024;
 
-/// In-process data shared by every [`MemoryStore`](crate::MemoryStore) made from it: queues, ids and pub/sub topics.
+/// In-process data shared by every [`MemoryStore`](crate::MemoryStore) made from it: queues, ids, pub/sub topics and persisted objects.
 ///
 /// Cloning is cheap and shares the data. Each [`Memory::store`] call gives a new client handle
 /// (like a new process connecting to the same Redis), so that two buses built on two stores of
@@ -31,6 +32,7 @@ pub(crate) struct Shared {
     queues: RwLock<HashMap<QueueName, Arc<Mutex<Slot>>>>,
     ids: IdClock,
     pub(crate) topics: Topics,
+    objects: Objects,
     sessions: AtomicU64,
     /// Operations since the last sweep, and how many to wait for before the next one (it grows
     /// with the number of queues, so sweeping stays O(1) per operation on average).
@@ -159,6 +161,17 @@ impl Memory {
         self.shared.sweep_at.store(next, Ordering::Relaxed);
         drop(queues);
         self.shared.topics.sweep();
+        self.shared.objects.sweep();
+    }
+
+    /// Runs one persisted-object operation (one locked section).
+    pub(crate) fn object(
+        &self,
+        name: &busmq_core::ObjectName,
+        op: busmq_core::store::ObjectOp,
+    ) -> busmq_core::Result<busmq_core::store::ObjectReply> {
+        self.tick();
+        self.shared.objects.apply(name, op, &self.shared.ids)
     }
 
     /// How many queue names the store holds state for (live queues, tombstones, consumer

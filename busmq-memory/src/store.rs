@@ -6,11 +6,11 @@ use crate::slot::{Ctx, Slot};
 use crate::watch::notices;
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
-    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored, Session,
-    Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
+    ObjectReply, Position, PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal,
+    Restored, Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
-use busmq_core::{Error, QueueName, Result, Store, TopicName};
+use busmq_core::{Error, ObjectName, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -301,5 +301,10 @@ impl Store for MemoryStore {
         let (epoch, started) = self.link.epoch()?;
         let signals = self.memory.with_slot(queue, |slot, _| slot.watch());
         Ok(notices(signals, epoch, started))
+    }
+
+    async fn object(&self, object: &ObjectName, op: ObjectOp) -> Result<ObjectReply> {
+        self.link.ensure()?;
+        self.memory.object(object, op)
     }
 }

@@ -1,19 +1,19 @@
 //! [`RedisStore`]: the handle users hold, and busmq's store traits over it. Each method only
-//! delegates: the session to `session/fleet.rs`, every queue operation to its module in `ops/`
-//! (one atomic operation each: one Lua script, or one MULTI around scripts).
+//! delegates: the session to `session/fleet.rs`, every queue or object operation to its module
+//! in `ops/` (one atomic operation each: one Lua script, or one MULTI around scripts).
 
 use crate::config::builder::RedisStoreBuilder;
 use crate::ops::call::Ctx;
-use crate::ops::{list, push, queue, read, reliable, take, topics, wait};
+use crate::ops::{list, object, push, queue, read, reliable, take, topics, wait};
 use crate::script::keys::BatchNames;
 use crate::session::fleet::Fleet;
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
-    PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored, Session,
-    Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
+    ObjectReply, Position, PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal,
+    Restored, Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
-use busmq_core::{QueueName, Result, Store, TopicName};
+use busmq_core::{ObjectName, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use std::fmt;
@@ -238,5 +238,9 @@ impl Store for RedisStore {
 
     async fn watch(&self, queue: &QueueName) -> Result<BoxStream<'static, Notice>> {
         topics::watch(self.live()?, queue).await
+    }
+
+    async fn object(&self, name: &ObjectName, op: ObjectOp) -> Result<ObjectReply> {
+        object::object(self.live()?, name, op).await
     }
 }

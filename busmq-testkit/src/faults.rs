@@ -7,11 +7,11 @@
 
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, Position,
-    PushBatch, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored, Session, Settle,
-    Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
+    ObjectReply, Position, PushBatch, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored,
+    Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
-use busmq_core::{Error, QueueName, Result, Store, StoreHandle, TopicName};
+use busmq_core::{Error, ObjectName, QueueName, Result, Store, StoreHandle, TopicName};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use std::collections::HashSet;
@@ -207,5 +207,10 @@ impl Store for FaultyStore {
     async fn watch(&self, queue: &QueueName) -> Result<BoxStream<'static, Notice>> {
         self.faults.check("watch")?;
         self.inner.watch(queue).await
+    }
+
+    async fn object(&self, object: &ObjectName, op: ObjectOp) -> Result<ObjectReply> {
+        self.faults.check("object")?;
+        self.inner.object(object, op).await
     }
 }

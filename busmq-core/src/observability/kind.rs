@@ -36,6 +36,7 @@ impl Error {
             Error::AccessDenied { .. } => "access_denied",
             Error::Timeout { .. } => "timeout",
             Error::Shutdown { .. } => "shutdown",
+            Error::Conflict { .. } => "conflict",
             Error::Store { .. } => "store",
         }
     }

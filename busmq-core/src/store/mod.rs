@@ -12,6 +12,8 @@
 //! * optionally [`Inspect`]: a paged listing of the queues that exist, offered through
 //!   [`Store::inspect`].
 //!
+//! Besides queues, [`Store::object`] keeps persisted objects (SPEC P3, see [`ObjectOp`]).
+//!
 //! Bus, Queue, Channel, reliable delivery and replay are built in `busmq-core` from these
 //! operations, so a backend gets all of them by implementing the traits. The contract of each
 //! method is what the shared Store contract cases of busmq-testkit check, on every backend.
@@ -77,6 +79,7 @@ mod blocking;
 mod entry;
 mod ids;
 mod inspect;
+mod object;
 mod queue;
 mod session;
 mod topics;
@@ -88,6 +91,7 @@ pub use entry::{
 };
 pub use ids::{ClientId, ConsumerId};
 pub use inspect::{Inspect, QueuePage};
+pub use object::{Expect, ObjectOp, ObjectReply, ObjectSave, StoredObject};
 pub use queue::{
     Attachment, ConsumerKind, ConsumerOp, Metadata, MetadataOp, Notice, QueueSpec, QueueStat,
     Renewal, Restored, Retention,
@@ -96,7 +100,7 @@ pub use session::{Session, StoreEvent, StoreState};
 pub use topics::Topics;
 
 use crate::error::Result;
-use crate::name::QueueName;
+use crate::name::{ObjectName, QueueName};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use std::fmt;
@@ -206,4 +210,10 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// disconnects. Notices may be coalesced; consumers must re-check after each one. Callers
     /// watch **before** their first take, so that nothing pushed in between is missed.
     async fn watch(&self, queue: &QueueName) -> Result<BoxStream<'static, Notice>>;
+
+    /// One atomic operation on the persisted object `object` (SPEC P3); see [`ObjectOp`] for
+    /// what each does and [`ObjectReply`] for its outcome. Objects live apart from queues (a
+    /// queue and an object may share a name) and expire `ttl` after their last save or touch.
+    /// A save with a zero ttl is `InvalidOption("ttl")` and writes nothing.
+    async fn object(&self, object: &ObjectName, op: ObjectOp) -> Result<ObjectReply>;
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod call;
 pub(crate) mod list;
+pub(crate) mod object;
 pub(crate) mod push;
 pub(crate) mod quarantine;
 pub(crate) mod queue;

@@ -19,6 +19,8 @@
 //! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |
 //! | `<ns>:{q}:s`             | channel | the same on Redis Cluster, as a shard channel         |
 //! | `<ns>:t:{topic}`         | channel | pub/sub topic                                         |
+//! | `<ns>:o:{name}`          | hash    | persisted object: its fields, each as encoded (JSON)  |
+//! | `<ns>:o:{name}:v`        | string  | persisted object: the version of its last save        |
 //! | `<ns>:placement`         | set     | memberships this instance has been part of            |
 //!
 //! The meta hash's `v` is the **layout version** ([`LAYOUT_VERSION`], `local LAYOUT` in
@@ -32,6 +34,13 @@
 //! prefix per store, so that they never collide between clients or processes, and a counter,
 //! so that they are never reused (a settlement from an old incarnation of a queue cannot reach
 //! a new batch).
+//!
+//! A persisted object's two keys (see `lua/object.lua`) share the tag of its name and start with
+//! `<ns>:o:`, so they never meet a queue's keys (`<ns>:{...`), a topic (`<ns>:t:`) or the meta
+//! pattern of the queue listing, even when a queue and an object have the same name. They carry
+//! no layout version: nothing older than this layout wrote objects. The fields hash holds only
+//! the object's own fields, so other tools can read it as node busmq's persisted objects are
+//! read (one JSON value per field).
 //!
 //! On Redis Cluster the notification channel ends in `:s` instead of `:w`: the scripts publish
 //! on such a channel with SPUBLISH (it lives in the queue's slot, on the queue's node) and on
@@ -271,6 +280,13 @@ impl Layout {
         format!("{}:t:{{{}}}", self.ns, tag(topic))
     }
 
+    /// The keys of the persisted object `name`: its fields hash and its version.
+    pub(crate) fn object(&self, name: &str) -> [String; 2] {
+        let hash = format!("{}:o:{{{}}}", self.ns, tag(name));
+        let version = format!("{hash}:v");
+        [hash, version]
+    }
+
     pub(crate) fn placement_key(&self) -> String {
         format!("{}:placement", self.ns)
     }
@@ -296,6 +312,8 @@ mod tests {
         assert_eq!(q.batch("ab.1.0"), "busmq:{orders}:b:ab.1.0");
         assert_eq!(q.channel, "busmq:{orders}:w");
         assert_eq!(l.topic_channel("news"), "busmq:t:{news}");
+        assert_eq!(l.object("cart"), ["busmq:o:{cart}", "busmq:o:{cart}:v"]);
+        assert_eq!(l.queue_of_meta("busmq:o:{cart}:m"), None, "objects are not queues");
         assert_eq!(l.sharded().queue("orders").channel, "busmq:{orders}:s");
     }
 

@@ -1,4 +1,4 @@
-//! The Lua scripts, one per atomic queue operation, with their SHA1 digests for EVALSHA.
+//! The Lua scripts, one per atomic queue operation (and one for persisted objects), with their SHA1 digests for EVALSHA.
 //!
 //! Each script is `lua/lib.lua` (shared helpers) followed by `lua/<op>.lua`, concatenated at
 //! build time. Scripts are loaded with SCRIPT LOAD on every (re)connection, and the call path
@@ -54,11 +54,12 @@ pub(crate) struct Scripts {
     pub(crate) giveback: Script,
     pub(crate) claim: Script,
     pub(crate) quarantine: Script,
+    pub(crate) object: Script,
 }
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 18] {
+    pub(crate) fn all(&self) -> [&Script; 19] {
         [
             &self.attach,
             &self.renew,
@@ -78,6 +79,7 @@ impl Scripts {
             &self.giveback,
             &self.claim,
             &self.quarantine,
+            &self.object,
         ]
     }
 }
@@ -101,6 +103,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     giveback: script!("giveback"),
     claim: script!("claim"),
     quarantine: script!("quarantine"),
+    object: script!("object"),
 });
 
 /// The scripts, built once.

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod headers;
 pub mod lifecycle;
 pub mod models;
+pub mod persisted;
 pub mod pubsub;
 pub mod push;
 pub mod redrive;
