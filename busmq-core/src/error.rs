@@ -31,6 +31,8 @@ pub enum NameKind {
     Namespace,
     /// A key of a message's [`Headers`](crate::Headers).
     HeaderKey,
+    /// A request/reply service (SPEC P2).
+    Service,
 }
 
 impl std::fmt::Display for NameKind {
@@ -43,6 +45,7 @@ impl std::fmt::Display for NameKind {
             NameKind::MetadataKey => "metadata key",
             NameKind::Namespace => "namespace",
             NameKind::HeaderKey => "header key",
+            NameKind::Service => "service",
         })
     }
 }
@@ -196,6 +199,23 @@ pub enum Error {
     ChannelAlreadyConnected {
         /// The channel's name.
         channel: String,
+    },
+
+    /// A request found no server of its service (SPEC P2): nothing was sent.
+    #[error("service {service:?} has no servers")]
+    NoResponders {
+        /// The service's name.
+        service: String,
+    },
+
+    /// The server that handled a request answered with a failure (SPEC P2): its handler
+    /// returned an error or called `fail`.
+    #[error("service {service:?} failed: {message}")]
+    ServiceFailed {
+        /// The service's name.
+        service: String,
+        /// The server's message, as it sent it.
+        message: String,
     },
 
     /// A message could not be encoded; nothing was written.
