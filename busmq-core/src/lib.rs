@@ -9,6 +9,7 @@
 //! | `queue.push(msg)`                    | [`Queue::push`] returns the message id                |
 //! | `queue.consume()` + `message` event  | [`Queue::consume`] returns a `Stream` of [`Delivery`] |
 //! | `channel.connect()` + events         | [`Channel::connect`] returns a [`ChannelEvents`] stream |
+//! | `bus.service()`, `serve`, `request`  | [`Bus::service`]: [`Service::serve`], [`Service::request`] |
 //! | string errors in `error` events      | the typed [`Error`], `Result` everywhere              |
 
 mod bus;
@@ -23,6 +24,7 @@ pub mod name;
 pub mod observability;
 mod pubsub;
 mod queue;
+mod service;
 pub mod store;
 mod util;
 
@@ -39,6 +41,10 @@ pub use pubsub::{PubSub, Subscription};
 pub use queue::{
     AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,
     PushAll, Queue, QueueEvent, ReliableOptions,
+};
+pub use service::{
+    DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, HANDLER_PANICKED, Replies, Reply, Request,
+    RequestOptions, ServeOptions, Server, ServerHandle, Service,
 };
 pub use store::{DeadLetter, Position, Store, StoreHandle};
 
