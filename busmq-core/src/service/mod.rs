@@ -12,6 +12,7 @@ mod replies;
 mod request;
 mod router;
 mod server;
+mod shared;
 mod wire;
 
 pub use handler::{HANDLER_PANICKED, ServerHandle};

@@ -1,7 +1,7 @@
 //! A request as a server sees it: the body, and the means to answer it (partial replies, then
 //! one final outcome), which acknowledges it in the service queue.
 
-use super::server::ServerShared;
+use super::shared::ServerShared;
 use super::wire::{self, ReplyKind};
 use crate::error::Result;
 use crate::headers::Headers;

@@ -3,6 +3,7 @@
 
 use super::outbox::Outbox;
 use super::request::{Answer, Request};
+use super::shared::ServerShared;
 use super::wire;
 use crate::context::BusInner;
 use crate::error::{Error, Result};
@@ -18,17 +19,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// What the requests of one server share.
-pub(crate) struct ServerShared {
-    pub(crate) bus: Arc<BusInner>,
-    pub(crate) service: String,
-    pub(crate) outbox: Outbox,
-    /// The server's span: each request's span is its child.
-    pub(crate) span: tracing::Span,
-    /// Kept attached while a request of this server may still be acknowledged.
-    _queue: Queue,
-}
 
 /// The requests of a service as one server receives them ([`Service::serve`]): a `Stream` of
 /// [`Request`]s shared with the service's other servers, each request going to one of them.
