@@ -108,6 +108,21 @@ impl Router {
     }
 }
 
+/// Whether a reply is new to its request, given the next partial sequence number not yet
+/// delivered (updated). Assumes a server sends a request's partial replies in order from 0, and
+/// a second server (after a redelivery) sends the same ones again: a number already delivered
+/// is a repeat. Final replies are always new: the request is forgotten after the first.
+fn fresh(next_seq: &mut u32, kind: ReplyKind, seq: u32) -> bool {
+    if kind != ReplyKind::Partial {
+        return true;
+    }
+    if seq < *next_seq {
+        return false;
+    }
+    *next_seq = seq.saturating_add(1);
+    true
+}
+
 fn route(pending: &Pending, delivery: Delivery<Bytes>) {
     let frame = match wire::parse_reply(delivery.body()) {
         Ok(frame) => frame,
@@ -126,14 +141,8 @@ fn route(pending: &Pending, delivery: Delivery<Bytes>) {
         );
         return;
     };
-    if frame.kind == ReplyKind::Partial {
-        // Assumes a server sends a request's partial replies in order from 0 and that a second
-        // server (after a redelivery) sends the same ones again: a number already delivered is
-        // a repeat.
-        if frame.seq < waiting.next_seq {
-            return;
-        }
-        waiting.next_seq = frame.seq.saturating_add(1);
+    if !fresh(&mut waiting.next_seq, frame.kind, frame.seq) {
+        return;
     }
     let routed = Routed {
         kind: frame.kind,
@@ -144,5 +153,21 @@ fn route(pending: &Pending, delivery: Delivery<Bytes>) {
     let _ = waiting.tx.send(routed);
     if frame.kind.is_final() {
         pending.remove(&frame.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_partial_replies_are_dropped() {
+        let mut next = 0;
+        let partial = ReplyKind::Partial;
+        // The first server sends 0 and 1 and dies; the second sends 0, 1, 2 and its final.
+        let seen: Vec<bool> =
+            [0, 1, 0, 1, 2].iter().map(|&s| fresh(&mut next, partial, s)).collect();
+        assert_eq!(seen, [true, true, false, false, true]);
+        assert!(fresh(&mut next, ReplyKind::Final, 0));
     }
 }
