@@ -53,7 +53,9 @@ pub async fn handler_error_travels_back_as_service_failed(backend: &dyn Backend)
                     request.fail("refused").await.map_err(|e| e.to_string())?;
                     Ok(0)
                 }
-                2 => panic!("a handler bug"),
+                // A panic that skips the panic hook, so that the suite's output stays free of a
+                // backtrace for a panic it asked for.
+                2 => std::panic::resume_unwind(Box::new("a handler bug")),
                 n => Ok(100 / n),
             }
         })
