@@ -60,15 +60,16 @@ impl Drop for Router {
 }
 
 /// Forgets its request when dropped: on the final reply, on a timeout, or when the requester
-/// stops waiting, so that any later reply to it is dropped.
+/// stops waiting, so that any later reply to it is dropped. It keeps the router (and so the
+/// reply queue) alive while the request waits, even if its service handle is dropped.
 pub(crate) struct Registration {
     id: String,
-    pending: Pending,
+    router: Arc<Router>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.pending).remove(&self.id);
+        lock(&self.router.pending).remove(&self.id);
     }
 }
 
@@ -101,10 +102,13 @@ impl Router {
     }
 
     /// Waits for the replies to request `id`.
-    pub(crate) fn register(&self, id: &str) -> (mpsc::UnboundedReceiver<Routed>, Registration) {
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> (mpsc::UnboundedReceiver<Routed>, Registration) {
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.pending).insert(id.to_string(), Waiting { tx, next_seq: 0 });
-        (rx, Registration { id: id.to_string(), pending: self.pending.clone() })
+        (rx, Registration { id: id.to_string(), router: self.clone() })
     }
 }
 

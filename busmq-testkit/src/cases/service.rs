@@ -176,13 +176,14 @@ pub async fn partial_then_final_replies_arrive_in_order(backend: &dyn Backend) {
 }
 
 /// P2 (node test 31): a server streams replies (partial replies, then `end`); the requester's
-/// stream yields them in order and ends.
+/// stream yields them in order and ends, even when the service handle that sent the request
+/// was dropped meanwhile.
 pub async fn streamed_replies_arrive_in_order_and_end(backend: &dyn Backend) {
     let (_sb, served, name) = service(backend, "stream").await;
     let mut server = served.serve::<u32>(ServeOptions::new()).await.unwrap();
     let rb = bus(backend).await;
-    let requester = rb.service(&name).unwrap();
-    let mut replies = requester.request_stream::<_, u32>(&4u32, patient()).await.unwrap();
+    let mut replies =
+        rb.service(&name).unwrap().request_stream::<_, u32>(&4u32, patient()).await.unwrap();
     let request = next(&mut server, "the request").await.unwrap();
     for n in 0..*request.body() {
         request.partial(&n).await.unwrap();
