@@ -15,6 +15,8 @@ Exit codes:
   4  Redis unreachable: no answer within --timeout, or the connection was lost
   5  access denied: wrong or missing password, or a missing ACL right
   6  not found: the queue does not exist (stat, peek, tail), or dead letters asked for by id
+  7  no reply (request): the service has no server, the server failed the request, or no
+     reply came within --timeout
 
 Passwords in URLs never appear in any output.";
 
@@ -102,6 +104,22 @@ pub(crate) enum Command {
         /// client detaches)
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         ttl: Duration,
+    },
+
+    /// Send a request to a service and print its replies (partial ones first), one per line;
+    /// --timeout is the longest wait for each reply
+    Request {
+        /// The service
+        service: String,
+        /// The request
+        body: String,
+        /// Send the body as the JSON document it is instead of as a JSON string (e.g. for a
+        /// server of a struct)
+        #[arg(long)]
+        raw: bool,
+        /// A header of the request, as KEY=VALUE (repeat for several)
+        #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
     },
 
     /// Consume messages of a queue (removing them) and print them, until Ctrl-C, --max or

@@ -20,6 +20,8 @@ pub(crate) enum Exit {
     Denied = 5,
     /// The queue (or the dead letters asked for) does not exist.
     NotFound = 6,
+    /// A request got no reply: no server, a failure, or its deadline passed.
+    NoReply = 7,
 }
 
 /// A command's failure: the exit code and what to tell the user.
@@ -58,6 +60,9 @@ impl fmt::Display for CliError {
 /// The exit code of a busmq error.
 pub(crate) fn classify(error: &Error) -> Exit {
     match error {
+        Error::NoResponders { .. }
+        | Error::ServiceFailed { .. }
+        | Error::Timeout { operation: "request", .. } => Exit::NoReply,
         Error::InvalidUrl { .. } | Error::InvalidOption { option: "urls", .. } => Exit::BadUrl,
         Error::InvalidName { .. } | Error::InvalidOption { .. } => Exit::Usage,
         Error::Offline { .. } | Error::Timeout { .. } | Error::Interrupted { .. } => {
@@ -96,6 +101,7 @@ pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn errors_map_to_their_documented_codes() {
@@ -108,5 +114,9 @@ mod tests {
         assert_eq!(classify(&denied), Exit::Denied);
         assert_eq!(classify(&Error::Closed { queue: "q".into() }), Exit::Failure);
         assert_eq!(Exit::NotFound as i32, 6);
+        let timeout =
+            Error::Timeout { operation: "request", target: "s".into(), after: Duration::ZERO };
+        assert_eq!(classify(&timeout), Exit::NoReply);
+        assert_eq!(classify(&Error::NoResponders { service: "s".into() }), Exit::NoReply);
     }
 }

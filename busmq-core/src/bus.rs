@@ -13,6 +13,7 @@ use crate::observability::DEFAULT_QUEUE_LABELS;
 use crate::persisted::{PersistOptions, Persisted};
 use crate::pubsub::PubSub;
 use crate::queue::Queue;
+use crate::service::Service;
 use crate::store::{ClientId, Store, StoreHandle};
 use busmq_codec::Codec;
 use serde::Serialize;
@@ -225,6 +226,12 @@ impl Bus {
         remote: impl AsRef<str>,
     ) -> Result<Channel> {
         Channel::new(self.inner.clone(), name.as_ref(), local.as_ref(), remote.as_ref())
+    }
+
+    /// The request/reply service `name` (SPEC P2): serve it, or send it requests. Its requests
+    /// go to the queue `service:<name>`.
+    pub fn service(&self, name: impl AsRef<str>) -> Result<Service> {
+        Service::new(self.inner.clone(), name.as_ref())
     }
 
     /// The dead letters of `queue` (SPEC P7): its default dead-letter queue `<queue>.dlq`. For

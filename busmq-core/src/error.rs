@@ -33,6 +33,8 @@ pub enum NameKind {
     HeaderKey,
     /// A persisted object's name.
     Object,
+    /// A request/reply service (SPEC P2).
+    Service,
 }
 
 impl std::fmt::Display for NameKind {
@@ -46,6 +48,7 @@ impl std::fmt::Display for NameKind {
             NameKind::Namespace => "namespace",
             NameKind::HeaderKey => "header key",
             NameKind::Object => "object",
+            NameKind::Service => "service",
         })
     }
 }
@@ -199,6 +202,23 @@ pub enum Error {
     ChannelAlreadyConnected {
         /// The channel's name.
         channel: String,
+    },
+
+    /// A request found no server of its service (SPEC P2): nothing was sent.
+    #[error("service {service:?} has no servers")]
+    NoResponders {
+        /// The service's name.
+        service: String,
+    },
+
+    /// The server that handled a request answered with a failure (SPEC P2): its handler
+    /// returned an error or called `fail`.
+    #[error("service {service:?} failed: {message}")]
+    ServiceFailed {
+        /// The service's name.
+        service: String,
+        /// The server's message, as it sent it.
+        message: String,
     },
 
     /// A message could not be encoded; nothing was written.

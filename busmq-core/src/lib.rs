@@ -9,6 +9,7 @@
 //! | `queue.push(msg)`                    | [`Queue::push`] returns the message id                |
 //! | `queue.consume()` + `message` event  | [`Queue::consume`] returns a `Stream` of [`Delivery`] |
 //! | `channel.connect()` + events         | [`Channel::connect`] returns a [`ChannelEvents`] stream |
+//! | `bus.service()`, `serve`, `request`  | [`Bus::service`]: [`Service::serve`], [`Service::request`] |
 //! | string errors in `error` events      | the typed [`Error`], `Result` everywhere              |
 //! | `bus.persistify(name, obj, attrs)`   | [`Bus::persisted`] gives a typed [`Persisted`] handle |
 
@@ -25,6 +26,7 @@ pub mod observability;
 mod persisted;
 mod pubsub;
 mod queue;
+mod service;
 pub mod store;
 mod util;
 
@@ -44,6 +46,10 @@ pub use pubsub::{PubSub, Subscription};
 pub use queue::{
     AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,
     PushAll, Queue, QueueEvent, ReliableOptions,
+};
+pub use service::{
+    DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, HANDLER_PANICKED, Replies, Reply, Request,
+    RequestOptions, ServeOptions, Server, ServerHandle, Service,
 };
 pub use store::{DeadLetter, Position, Store, StoreHandle};
 

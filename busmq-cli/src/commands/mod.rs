@@ -10,6 +10,7 @@ mod ls;
 mod peek;
 mod pubsub;
 mod push;
+mod request;
 mod stat;
 mod tail;
 
@@ -34,6 +35,11 @@ pub(crate) async fn run(command: Command, target: &Target, out: &Out) -> CliResu
         Command::Push { queue, messages, raw, headers, ttl } => {
             let options = push::Options { raw, headers: crate::headers::from_pairs(headers), ttl };
             session(target, |c| push::run(c, out, queue, messages, options)).await
+        }
+        Command::Request { service, body, raw, headers } => {
+            let headers = crate::headers::from_pairs(headers);
+            let options = request::Options { raw, headers, timeout: target.timeout };
+            session(target, |c| request::run(c, out, service, body, options)).await
         }
         Command::Consume { queue, max, reliable, idle } => {
             let options = consume::Options { max, reliable, idle };

@@ -28,6 +28,8 @@ impl Error {
             Error::MixedConsumers { .. } => "mixed_consumers",
             Error::ChannelNotConnected { .. } => "channel_not_connected",
             Error::ChannelAlreadyConnected { .. } => "channel_already_connected",
+            Error::NoResponders { .. } => "no_responders",
+            Error::ServiceFailed { .. } => "service_failed",
             Error::Encode { .. } => "encode",
             Error::Decode { .. } => "decode",
             Error::StaleDelivery { .. } => "stale_delivery",

@@ -14,6 +14,8 @@ pub mod push;
 pub mod redrive;
 pub mod reliable;
 pub mod replay;
+pub mod service;
+pub mod service_failures;
 pub mod settle;
 pub mod stats;
 pub mod store;
