@@ -7,7 +7,8 @@
 //!
 //! Bounded by time and message count: `--quick` (CI) takes about three minutes, the default
 //! (local) schedule about ten. Modules: `schedule` (what runs), `deploy` (Redis processes),
-//! `faults` (injection), `workers` and `child` (producers and consumers), `history` and
+//! `faults` (injection), `workers` and `child` (producers and consumers), `service`
+//! (the service mode's servers and requesters), `history` and
 //! `checker` (what happened and what it means), `report`, `wait_cost`.
 
 mod checker;
@@ -19,6 +20,7 @@ mod history;
 mod report;
 mod scenario;
 mod schedule;
+mod service;
 mod wait_cost;
 mod workers;
 

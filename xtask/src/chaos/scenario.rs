@@ -70,6 +70,9 @@ pub(crate) async fn run(fault: Fault, plan: &Plan, trace: bool) -> Result<Vec<Ro
     let mut rows = Vec::new();
     for run in runs {
         let verdict = check(&run.rec.snapshot());
+        if let Some(errors) = run.service_errors().filter(|e| !e.is_empty()) {
+            println!("  {} under {}: requests that failed: {errors}", run.mode.name, fault.name());
+        }
         rows.push(Row::new(run.mode.name, fault.name(), &verdict, run.rec.notes()));
         run.shutdown().await;
     }

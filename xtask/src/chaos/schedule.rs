@@ -11,22 +11,34 @@ pub(crate) struct Mode {
     pub(crate) reliable: bool,
     /// Pushes (and at-most-once takes) wait for one replica (`replicas_ack`).
     pub(crate) wait: bool,
+    /// Requests and replies of a service instead of a queue's producers and consumers.
+    pub(crate) service: bool,
 }
 
-pub(crate) const AT_MOST_ONCE: Mode = Mode { name: "at-most-once", reliable: false, wait: false };
-pub(crate) const RELIABLE: Mode = Mode { name: "reliable", reliable: true, wait: false };
-pub(crate) const AT_MOST_ONCE_WAIT: Mode =
-    Mode { name: "at-most-once+wait", reliable: false, wait: true };
-pub(crate) const RELIABLE_WAIT: Mode = Mode { name: "reliable+wait", reliable: true, wait: true };
+const fn mode(name: &'static str, reliable: bool, wait: bool) -> Mode {
+    Mode { name, reliable, wait, service: false }
+}
+
+pub(crate) const AT_MOST_ONCE: Mode = mode("at-most-once", false, false);
+pub(crate) const RELIABLE: Mode = mode("reliable", true, false);
+pub(crate) const AT_MOST_ONCE_WAIT: Mode = mode("at-most-once+wait", false, true);
+pub(crate) const RELIABLE_WAIT: Mode = mode("reliable+wait", true, true);
+/// Requests under load while servers are killed, Redis restarts or fails over (issue 15).
+pub(crate) const SERVICE: Mode = Mode { service: true, ..mode("service", false, false) };
 
 /// The modes that run (side by side, on separate queues) under `fault`. `WAIT` only means
-/// something where there are replicas.
+/// something where there are replicas; servers run in this process, so the service mode sits
+/// out the fault that kills consumer processes (killing server tasks is its own fault).
 pub(crate) fn modes(fault: Fault) -> Vec<Mode> {
-    if fault.has_replicas() {
+    let mut modes = if fault.has_replicas() {
         vec![AT_MOST_ONCE, RELIABLE, AT_MOST_ONCE_WAIT, RELIABLE_WAIT]
     } else {
         vec![AT_MOST_ONCE, RELIABLE]
+    };
+    if !fault.child_consumers() {
+        modes.push(SERVICE);
     }
+    modes
 }
 
 /// A whole run.

@@ -6,6 +6,7 @@
 use super::deploy::{WAIT_REPLICAS, WAIT_TIMEOUT};
 use super::history::Recorder;
 use super::schedule::{Mode, Plan};
+use super::service::ServiceWork;
 use busmq_core::{Bus, ConsumeOptions, Queue, ReliableOptions};
 use busmq_redis::RedisStore;
 use futures::StreamExt;
@@ -91,6 +92,8 @@ pub(crate) struct ModeRun {
     stop: watch::Sender<bool>,
     slow: watch::Sender<Duration>,
     next_consumer: u32,
+    /// The service mode's servers and requesters (then there are no queue workers).
+    service: Option<ServiceWork>,
 }
 
 impl std::fmt::Debug for ModeRun {
@@ -117,7 +120,7 @@ impl ModeRun {
     ) -> Result<ModeRun, String> {
         let producer_bus =
             online_bus(store(&settings.url, &settings.namespace, mode.wait)?).await?;
-        let consumer_bus = if children {
+        let consumer_bus = if children || mode.service {
             None
         } else {
             Some(online_bus(store(&settings.url, &settings.namespace, mode.wait)?).await?)
@@ -128,11 +131,28 @@ impl ModeRun {
                 trace(bus, format!("{} consumers", mode.name), start);
             }
         }
-        let names: Vec<String> =
+        let mut names: Vec<String> =
             (0..plan.queues_per_mode).map(|i| format!("{}-{label}-q{i}", mode.name)).collect();
+        let rec = Arc::new(Recorder::new(start));
+        let service = if mode.service {
+            let name = format!("{}-{label}", mode.name);
+            let work = ServiceWork::start(
+                name,
+                &settings,
+                mode.wait,
+                plan,
+                rec.clone(),
+                producer_bus.clone(),
+            )
+            .await?;
+            names = vec![work.queue_name()];
+            Some(work)
+        } else {
+            None
+        };
         let mut run = ModeRun {
             mode,
-            rec: Arc::new(Recorder::new(start)),
+            rec,
             settings,
             names,
             producer_bus,
@@ -143,7 +163,11 @@ impl ModeRun {
             stop: watch::Sender::new(false),
             slow: watch::Sender::new(Duration::ZERO),
             next_consumer: 0,
+            service,
         };
+        if run.service.is_some() {
+            return Ok(run);
+        }
         if let Some(bus) = &run.consumer_bus {
             for name in &run.names {
                 let queue = bus.queue(name).map_err(|e| e.to_string())?;
@@ -224,6 +248,9 @@ impl ModeRun {
 
     /// Kills every consumer (task abort, or SIGKILL of the process) and starts a replacement.
     pub(crate) async fn replace_consumers(&mut self) -> Result<(), String> {
+        if let Some(service) = &mut self.service {
+            return service.replace_servers();
+        }
         let old = std::mem::take(&mut self.consumers);
         for consumer in old {
             kill(consumer).await;
@@ -235,13 +262,24 @@ impl ModeRun {
         Ok(())
     }
 
+    /// The service mode's typed errors by kind (`None` for the queue modes).
+    pub(crate) fn service_errors(&self) -> Option<String> {
+        self.service.as_ref().map(ServiceWork::errors)
+    }
+
     /// Makes in-process consumers take `pause` per message (zero: normal speed).
     pub(crate) fn set_slow(&self, pause: Duration) {
         self.slow.send_replace(pause);
+        if let Some(service) = &self.service {
+            service.set_slow(pause);
+        }
     }
 
     /// Stops pushing and waits for the producers to finish their last push.
     pub(crate) async fn stop_producers(&mut self) {
+        if let Some(service) = &mut self.service {
+            service.stop_requesters().await;
+        }
         self.stop.send_replace(true);
         for task in self.producers.drain(..) {
             let _ = task.await;
@@ -251,6 +289,9 @@ impl ModeRun {
     /// Stops everything and disconnects.
     pub(crate) async fn shutdown(mut self) {
         self.stop_producers().await;
+        if let Some(service) = self.service.take() {
+            service.shutdown().await;
+        }
         for consumer in self.consumers.drain(..) {
             kill(consumer).await;
         }
