@@ -157,6 +157,28 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "round trip",
         "channel send + echo between two buses",
     ),
+    Scenario {
+        needs: &["channel-rtt"],
+        ..scenario(
+            "service-rtt",
+            Some("baseline-pingpong"),
+            Figure::P50,
+            &[],
+            "round trip",
+            "service request + reply between two buses, one server",
+        )
+    },
+    Scenario {
+        needs: &["reliable-1"],
+        ..scenario(
+            "service-throughput",
+            Some("reliable-4"),
+            Figure::Rate,
+            &[],
+            "request round trip, 64 in flight",
+            "requests answered per second: 4 servers, 64 requests in flight",
+        )
+    },
     scenario(
         "baseline-paced",
         None,

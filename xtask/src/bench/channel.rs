@@ -1,11 +1,13 @@
 //! channel-rtt: two peers on two buses, one sends a message and waits for the other's echo,
-//! timed per round trip; interleaved in rounds with the raw ping-pong it is compared with.
+//! timed per round trip; interleaved in rounds with the raw ping-pong it is compared with (and
+//! with service-rtt, the request/reply round trip).
 
 use super::Env;
 use super::backend::{Backend, disconnect};
 use super::baseline;
 use super::measure::{Meter, Sample};
 use super::payload;
+use super::service;
 use super::stats::Histogram;
 use super::summary::Results;
 use super::support::{Ctx, HUNG, Progress, Tasks, deadline, on_current_thread, unique};
@@ -29,6 +31,10 @@ pub(crate) async fn run(env: &Env, results: &mut Results) {
         if env.wants("channel-rtt") && !results.failed("channel-rtt") {
             let sample = rtt(&env.redis(), Some(&env.server), WARM, per_round).await;
             results.record("channel-rtt", sample);
+        }
+        if env.wants("service-rtt") && !results.failed("service-rtt") {
+            let sample = service::rtt(&env.redis(), Some(&env.server), WARM, per_round).await;
+            results.record("service-rtt", sample);
         }
     }
 }

@@ -25,6 +25,7 @@ mod reliable;
 mod replay;
 mod report;
 mod server;
+mod service;
 mod stats;
 mod summary;
 mod support;
@@ -206,6 +207,8 @@ async fn bench(
     throughput::run(&env, &mut results).await;
     println!("round trips:");
     channel::run(&env, &mut results).await;
+    println!("services:");
+    service::run(&env, &mut results).await;
     if env.wants("latency-paced") || env.wants("baseline-paced") {
         println!("paced:");
         paced::run(&env, &mut results).await;
