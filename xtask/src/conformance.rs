@@ -41,8 +41,19 @@ struct DockerRow {
     logs: Box<dyn Fn() -> String>,
 }
 
+/// Every row `--only` may name.
+const ROWS: &[&str] = &[
+    "memory",
+    "redis",
+    "redis-sharded-3",
+    "redis-cluster",
+    "redis-docker",
+    "redis-docker-sharded-3",
+];
+
 struct Options {
-    only: Option<String>,
+    /// The rows to run (`--only a,b`); `None`: every row.
+    only: Option<Vec<String>>,
     jobs: usize,
     docker: bool,
     image: Option<String>,
@@ -54,7 +65,18 @@ fn parse(args: &[String]) -> Result<Options, String> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--only" => {
-                options.only = Some(it.next().ok_or("--only needs a backend name")?.clone())
+                let list = it.next().ok_or("--only needs a row name")?;
+                let mut names = Vec::new();
+                for name in list.split(',') {
+                    if !ROWS.contains(&name) {
+                        return Err(format!(
+                            "--only: no row {name:?}; the rows are: {}",
+                            ROWS.join(", ")
+                        ));
+                    }
+                    names.push(name.to_string());
+                }
+                options.only.get_or_insert_with(Vec::new).extend(names);
             }
             "--jobs" => {
                 let n = it.next().ok_or("--jobs needs a number")?;
@@ -71,7 +93,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-fn backends(docker: &[DockerRow], only: Option<&str>) -> Vec<Arc<dyn Backend>> {
+impl Options {
+    fn wants(&self, row: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.iter().any(|name| name == row))
+    }
+}
+
+fn backends(docker: &[DockerRow], options: &Options) -> Vec<Arc<dyn Backend>> {
     static SINGLE: OnceLock<Option<SharedServers>> = OnceLock::new();
     static SHARDED: OnceLock<Option<SharedServers>> = OnceLock::new();
     // One Memory per worker thread, not one for the whole run: each case runs on its own runtime
@@ -89,7 +117,7 @@ fn backends(docker: &[DockerRow], only: Option<&str>) -> Vec<Arc<dyn Backend>> {
         redis("redis-sharded-3", SharedServers::get(3, &SHARDED)),
     ];
     // Six processes: started only when the row runs.
-    if only.is_none_or(|only| only == "redis-cluster") {
+    if options.wants("redis-cluster") {
         backends.push(cluster());
     }
     for row in docker {
@@ -107,10 +135,7 @@ fn backends(docker: &[DockerRow], only: Option<&str>) -> Vec<Arc<dyn Backend>> {
 #[cfg(feature = "docker")]
 fn docker_servers(options: &Options) -> Result<Vec<DockerRow>, String> {
     let rows = [("redis-docker", 1), ("redis-docker-sharded-3", 3)];
-    let wanted: Vec<_> = rows
-        .into_iter()
-        .filter(|(name, _)| options.only.as_ref().is_none_or(|only| only == name))
-        .collect();
+    let wanted: Vec<_> = rows.into_iter().filter(|(name, _)| options.wants(name)).collect();
     if !options.docker || wanted.is_empty() {
         return Ok(Vec::new());
     }
@@ -166,8 +191,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let docker = docker_servers(&options)?;
     let cases = all_cases();
     let mut rows = Vec::new();
-    for backend in backends(&docker, options.only.as_deref()) {
-        if options.only.as_ref().is_some_and(|only| *only != backend.name()) {
+    for backend in backends(&docker, &options) {
+        if !options.wants(&backend.name()) {
             continue;
         }
         let started = Instant::now();
