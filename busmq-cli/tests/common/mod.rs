@@ -132,12 +132,16 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
 /// Writes `stdin` (if any) and closes it, then collects what the child prints (read while it
 /// runs, so that a full pipe never blocks it) and its exit code.
 pub fn finish(mut child: Child, stdin: Option<&str>) -> Run {
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(child.stdin.take());
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A child that fails before it reads its input (a refused option, an unreachable
+        // server) closes the pipe: its exit code and output say what happened, not the write.
+        if let Err(e) = pipe.write_all(text.as_bytes()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+        }
+    }
+    drop(child.stdin.take());
     let code = wait(&mut child);
     Run { code, stdout: stdout.join().expect("stdout"), stderr: stderr.join().expect("stderr") }
 }
