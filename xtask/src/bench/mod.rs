@@ -243,6 +243,8 @@ async fn bench(
         "queue-1x1/push_all",
         "baseline-pingpong",
         "channel-rtt",
+        "service-rtt",
+        "service-throughput",
         "baseline-paced-2k",
         "paced-2k",
     ]
