@@ -72,6 +72,13 @@ impl<T> Consumer<T> {
         self.shared.finished().await;
     }
 
+    /// Stops consuming like [`Consumer::stop`], but leaves the deliveries already handed out
+    /// with their holders, who settle them later (a graceful service stop).
+    pub(crate) async fn stop_keeping_held(&self) {
+        self.shared.request_stop_keeping_held();
+        self.shared.finished().await;
+    }
+
     /// This consumer's id in the store.
     pub fn id(&self) -> &str {
         self.shared.id.as_str()

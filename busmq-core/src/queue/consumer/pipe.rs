@@ -18,6 +18,9 @@ pub(super) struct PipeState {
     pub(super) errors: VecDeque<Error>,
     pub(super) handed: u64,
     pub(super) stop: bool,
+    /// Stop without releasing what user code holds (a graceful service stop: in-flight requests
+    /// are still answered and acknowledged).
+    pub(super) keep_held: bool,
     pub(super) finished: bool,
     pub(super) waker: Option<Waker>,
 }
@@ -77,6 +80,13 @@ impl ConsumerShared {
         lock(&self.state).stop = true;
         self.wake_task.notify_one();
         self.cancel_wait.notify_one();
+    }
+
+    /// Asks the task to stop like [`ConsumerShared::request_stop`], leaving the deliveries
+    /// handed out with their holders.
+    pub(crate) fn request_stop_keeping_held(&self) {
+        lock(&self.state).keep_held = true;
+        self.request_stop();
     }
 
     /// Waits until the task has finished (its messages are back in the store).
@@ -147,10 +157,11 @@ impl ConsumerShared {
         self.done.send_replace(true);
     }
 
-    /// Whether consuming ended because `max` deliveries were handed out.
-    pub(super) fn reached_max(&self) -> bool {
+    /// Whether the deliveries handed out stay with their holders when the consumer ends:
+    /// consuming ended because `max` deliveries were handed out, or the stop asked for it.
+    pub(super) fn keeps_held(&self) -> bool {
         let state = lock(&self.state);
-        self.max.is_some_and(|max| state.handed >= max)
+        state.keep_held || self.max.is_some_and(|max| state.handed >= max)
     }
 
     /// Settlements of `action` for the entries taken and not handed out yet.

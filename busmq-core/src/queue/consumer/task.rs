@@ -346,8 +346,9 @@ async fn give_back(
             let mut ops: Vec<Settle> =
                 leftover.iter().map(|e| Settle::of(e, Settlement::Return)).collect();
             // Deliveries handed out before `max` was reached stay with their holder, who acks
-            // them after the stream ended; a stop, drop or detach gives them back (SPEC Q13).
-            if !shared.reached_max() {
+            // them after the stream ended, and so do those of a stop that asks for it (a
+            // graceful service stop); any other stop, drop or detach gives them back (SPEC Q13).
+            if !shared.keeps_held() {
                 ops.extend(settler.take_held(Settlement::Release));
             }
             if ops.is_empty() {
