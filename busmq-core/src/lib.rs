@@ -38,7 +38,7 @@ pub use name::{QueueName, TopicName};
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
     AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,
-    PushAll, Queue, QueueEvent, ReliableOptions,
+    PushAll, Queue, QueueEvent, ReliableOptions, RetryPolicy,
 };
 pub use store::{DeadLetter, Position, Store, StoreHandle};
 

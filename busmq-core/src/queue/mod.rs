@@ -5,12 +5,14 @@ mod coalesce;
 mod consumer;
 mod dead_letters;
 mod delivery;
+mod due;
 mod event;
 mod inner;
 mod keeper;
 mod lifecycle;
 mod options;
 mod producer;
+mod retry;
 mod settler;
 
 pub use consumer::Consumer;
@@ -19,6 +21,7 @@ pub use event::QueueEvent;
 pub(crate) use options::default_dead_letter_name;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 pub use producer::{Push, PushAll};
+pub use retry::RetryPolicy;
 
 use crate::context::{AttachedQueue, BusInner};
 use crate::error::{NameKind, Result};
