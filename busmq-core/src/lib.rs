@@ -37,8 +37,8 @@ pub use headers::Headers;
 pub use name::{QueueName, TopicName};
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
-    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,
-    PushAll, Queue, QueueEvent, ReliableOptions, RetryPolicy,
+    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Job, Push,
+    PushAll, Queue, QueueEvent, ReliableOptions, RetryPolicy, Worker, WorkerHandle,
 };
 pub use store::{DeadLetter, Position, Store, StoreHandle};
 

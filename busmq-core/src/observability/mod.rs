@@ -17,6 +17,7 @@
 //! | span `consumer` (queue, consumer, mode) | DEBUG | a consumer's task, for its life |
 //! | span `take` (want) inside `consumer` | TRACE | each take or read |
 //! | span `settle` (queue, settlements) | TRACE | each batch of acks/nacks/extensions |
+//! | span `job` (queue, id, deliveries) | TRACE | each message a `Worker` handles; its outcome: `job done` at TRACE, `job failed` / `job panicked` (error) at DEBUG |
 //! | delivery failed; it comes back (id, deliveries, reason) | DEBUG | `Delivery::fail` below `max_deliveries` |
 //! | span `channel` (channel, local, remote, session) | DEBUG | a channel peer's session |
 //! | bus online | INFO | state transition |

@@ -14,6 +14,7 @@ mod options;
 mod producer;
 mod retry;
 mod settler;
+mod worker;
 
 pub use consumer::Consumer;
 pub use delivery::Delivery;
@@ -22,6 +23,7 @@ pub(crate) use options::default_dead_letter_name;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 pub use producer::{Push, PushAll};
 pub use retry::RetryPolicy;
+pub use worker::{Job, Worker, WorkerHandle};
 
 use crate::context::{AttachedQueue, BusInner};
 use crate::error::{NameKind, Result};
