@@ -283,6 +283,8 @@ async fn beat(shared: &ConsumerShared, queue: &QueueInner, kind: ConsumerKind) {
     };
     let extend = Settlement::Extend(settler.visibility);
     let mut ops = shared.buffered(extend);
+    // Delayed releases wait until this extension has landed (see `Settler::extending`).
+    let _ordered = settler.extending.write().await;
     if shared.auto_extend {
         ops.extend(settler.held(extend));
     }
