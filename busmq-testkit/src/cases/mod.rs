@@ -13,6 +13,8 @@ pub mod push;
 pub mod redrive;
 pub mod reliable;
 pub mod replay;
+pub mod retry;
 pub mod settle;
 pub mod stats;
 pub mod store;
+pub mod worker;
