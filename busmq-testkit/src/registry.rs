@@ -164,6 +164,7 @@ macro_rules! __busmq_cases {
             worker::worker_retries_errors_with_backoff_then_dead_letters_them,
             worker::worker_panic_is_a_failure_and_the_worker_goes_on,
             worker::worker_stop_finishes_in_flight_and_gives_back_the_rest,
+            worker::worker_process_runs_until_consuming_ends,
             settle::reliable_failed_ack_comes_back_after_the_visibility_timeout,
             settle::reliable_without_auto_extend_held_deliveries_come_back,
             redrive::dead_letters_are_listed_with_reason_and_delivery_count,

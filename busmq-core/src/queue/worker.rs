@@ -90,7 +90,8 @@ impl Worker {
     }
 
     /// The reliable consumption options (visibility timeout, `max_deliveries`, dead-letter
-    /// queue, retry policy), replacing those set so far.
+    /// queue, retry policy), replacing those set so far, the retry policy included: call
+    /// [`Worker::retry`] after this to set another.
     pub fn reliable(mut self, options: ReliableOptions) -> Self {
         self.options = options;
         self

@@ -182,3 +182,35 @@ pub async fn worker_stop_finishes_in_flight_and_gives_back_the_rest(backend: &dy
     let stat = q.stat().await.unwrap();
     assert_eq!((stat.count, stat.pending), (0, 0));
 }
+
+/// P13: `queue.process(concurrency, handler)` handles and acknowledges messages until
+/// consuming ends (here: `queue.stop()`), then returns.
+pub async fn worker_process_runs_until_consuming_ends(backend: &dyn Backend) {
+    let b = bus(backend).await;
+    let q = b.queue(unique("worker-process")).unwrap();
+    q.attach().await.unwrap();
+    q.push_all(["a", "b", "c"]).await.unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let counter = done.clone();
+    let processing = tokio::spawn({
+        let q = q.clone();
+        async move {
+            q.process(2, move |_job: Job<String>| {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Ok::<(), String>(())
+                }
+            })
+            .await
+        }
+    });
+    eventually("all three handled", || async { done.load(Ordering::SeqCst) >= 3 }).await;
+    eventually("all acknowledged", || async {
+        let stat = q.stat().await.unwrap();
+        stat.count == 0 && stat.pending == 0
+    })
+    .await;
+    q.stop().await.unwrap();
+    within("process to return", processing).await.unwrap().unwrap();
+}
