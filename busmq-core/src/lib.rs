@@ -44,8 +44,8 @@ pub use persisted::{
 };
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
-    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,
-    PushAll, Queue, QueueEvent, ReliableOptions,
+    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Job, Push,
+    PushAll, Queue, QueueEvent, ReliableOptions, RetryPolicy, Worker, WorkerHandle,
 };
 pub use service::{
     DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, HANDLER_PANICKED, Replies, Reply, Request,

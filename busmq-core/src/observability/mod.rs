@@ -17,12 +17,14 @@
 //! | span `consumer` (queue, consumer, mode) | DEBUG | a consumer's task, for its life |
 //! | span `take` (want) inside `consumer` | TRACE | each take or read |
 //! | span `settle` (queue, settlements) | TRACE | each batch of acks/nacks/extensions |
+//! | span `job` (queue, id, deliveries) | TRACE | each message a `Worker` handles; its outcome: `job done` at TRACE, `job failed` / `job panicked` (error) at DEBUG |
+//! | delivery failed; it comes back (id, deliveries, reason) | DEBUG | `Delivery::fail` below `max_deliveries` |
 //! | span `channel` (channel, local, remote, session) | DEBUG | a channel peer's session |
 //! | bus online | INFO | state transition |
 //! | bus degraded / offline | WARN | state transition (offline after `disconnect` is INFO) |
 //! | background error (kind) | WARN, ERROR for `access_denied` / `unknown_layout` | every `BusEvent::Error` and `QueueEvent::Error` |
 //! | redelivery (id, deliveries) | DEBUG | a reliable delivery with `deliveries > 1` |
-//! | dead-lettered (id, deliveries, reason, dead_letter_queue) | WARN | `max_deliveries` reached, or `Delivery::reject` |
+//! | dead-lettered (id, deliveries, reason, dead_letter_queue) | WARN | `max_deliveries` reached (also by `Delivery::fail`), or `Delivery::reject` |
 //! | undecodable message (id) | WARN | a message that does not decode into the consumer's type |
 //! | foreign data moved aside | WARN | an entry busmq did not write (a background error of kind `foreign_data`) |
 //! | queue closed by another client | INFO | the keeper noticed a close |

@@ -12,8 +12,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The right to settle one reliable delivery. Dropping it unsettled releases the message, so
-/// that it is delivered again at once instead of after the visibility timeout.
+/// The right to settle one reliable delivery. Dropping it unsettled releases the message after
+/// the consumer's retry policy's delay (at once with [`RetryPolicy::none`](super::RetryPolicy)),
+/// instead of after the visibility timeout.
 pub(crate) struct Claim {
     settler: Arc<Settler>,
     id: u64,
@@ -35,10 +36,26 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if !self.settled {
-            self.settler.metrics.nacked();
-            self.settler.settle_later(self.settle(Settlement::Release));
+        if self.settled {
+            return;
         }
+        self.settler.metrics.nacked();
+        let delay = self.settler.retry.delay(self.delivery);
+        if delay.is_zero() {
+            self.settler.settle_later(self.settle(Settlement::Release));
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            // Dropped outside a runtime: it comes back after its visibility timeout.
+            return;
+        }
+        let (settler, id, delivery) = (self.settler.clone(), self.id, self.delivery);
+        let receipt = self.receipt.clone();
+        tokio::spawn(async move {
+            // A failure is counted by the settler; the delivery then comes back after its
+            // visibility timeout.
+            let _ = settler.release_after(id, delivery, receipt, delay).await;
+        });
     }
 }
 
@@ -156,22 +173,72 @@ impl<T> Delivery<T> {
         self.finish(Settlement::Ack, true).await
     }
 
-    /// Gives the message back now, to be delivered again (to this or another consumer).
-    pub async fn nack(mut self) -> Result<()> {
-        self.finish(Settlement::Release, true).await
+    /// Gives the message back to be delivered again (to this or another consumer), after the
+    /// delay of the consumer's retry policy ([`ReliableOptions::retry`](crate::ReliableOptions);
+    /// at once by default). Dropping a delivery unsettled does the same.
+    pub async fn nack(self) -> Result<()> {
+        let delay =
+            self.claim.as_ref().map_or(Duration::ZERO, |c| c.settler.retry.delay(self.deliveries));
+        self.nack_after(delay).await
+    }
+
+    /// Gives the message back to be delivered again (to any consumer) once `delay` has passed,
+    /// not before (SPEC P9); at once when `delay` is zero. It keeps its delivery count, so
+    /// `max_deliveries` still sends it to the dead-letter queue. Meanwhile it is counted as
+    /// pending in [`QueueStat`](crate::store::QueueStat), not as ready.
+    pub async fn nack_after(mut self, delay: Duration) -> Result<()> {
+        if delay.is_zero() {
+            return self.finish(Settlement::Release, true).await;
+        }
+        let Some(claim) = self.claim.as_mut() else {
+            return Ok(());
+        };
+        claim.settled = true;
+        let settler = claim.settler.clone();
+        settler.release_after(claim.id, claim.delivery, claim.receipt.clone(), delay).await?;
+        settler.metrics.nacked();
+        Ok(())
+    }
+
+    /// Processing failed with `reason`: the message comes back after the delay of the
+    /// consumer's retry policy (like [`Delivery::nack`]), unless this was its last allowed
+    /// delivery (`max_deliveries`): then it moves to the dead-letter queue now, with the
+    /// reason `"max_deliveries: <reason>"`, instead of coming back only to be dead-lettered
+    /// with no word on why. This is what a [`Worker`](crate::Worker) does when a handler fails.
+    pub async fn fail(self, reason: impl Into<String>) -> Result<()> {
+        let Some(claim) = self.claim.as_ref() else {
+            return Ok(());
+        };
+        let reason = reason.into();
+        if self.deliveries >= claim.settler.max_deliveries {
+            let reason = format!("max_deliveries: {reason}");
+            return self.move_to_dead_letters(reason, DeadReason::MaxDeliveries).await;
+        }
+        tracing::debug!(
+            queue = claim.settler.queue.as_str(),
+            id = self.id,
+            deliveries = self.deliveries,
+            reason,
+            "delivery failed; it comes back"
+        );
+        self.nack().await
     }
 
     /// Moves the message to the dead-letter queue with `reason`, then acknowledges it.
-    pub async fn reject(mut self, reason: impl Into<String>) -> Result<()> {
+    pub async fn reject(self, reason: impl Into<String>) -> Result<()> {
+        let reason = format!("rejected: {}", reason.into());
+        self.move_to_dead_letters(reason, DeadReason::Rejected).await
+    }
+
+    async fn move_to_dead_letters(mut self, reason: String, why: DeadReason) -> Result<()> {
         let Some(claim) = self.claim.as_mut() else {
             return Ok(());
         };
         let settler = claim.settler.clone();
-        let reason = format!("rejected: {}", reason.into());
         let message =
             NewEntry { payload: self.payload.clone(), dead: None, headers: self.headers.clone() };
         settler.dead_letters.push(self.id, self.deliveries, message, reason.clone()).await?;
-        settler.metrics.dead_lettered(DeadReason::Rejected);
+        settler.metrics.dead_lettered(why);
         tracing::warn!(
             queue = settler.queue.as_str(),
             id = self.id,

@@ -5,13 +5,16 @@ mod coalesce;
 mod consumer;
 mod dead_letters;
 mod delivery;
+mod due;
 mod event;
 mod inner;
 mod keeper;
 mod lifecycle;
 mod options;
 mod producer;
+mod retry;
 mod settler;
+mod worker;
 
 pub use consumer::Consumer;
 pub use delivery::Delivery;
@@ -19,6 +22,8 @@ pub use event::QueueEvent;
 pub(crate) use options::default_dead_letter_name;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 pub use producer::{Push, PushAll};
+pub use retry::RetryPolicy;
+pub use worker::{Job, Worker, WorkerHandle};
 
 use crate::context::{AttachedQueue, BusInner};
 use crate::error::{NameKind, Result};

@@ -1,5 +1,6 @@
 //! Options of `attach` and `consume`, validated before anything touches the store (SPEC E1).
 
+use super::retry::RetryPolicy;
 use crate::error::{Error, Result};
 use crate::name::{MAX_NAME_BYTES, QueueName};
 use crate::store::{Position, QueueSpec, Retention};
@@ -83,6 +84,10 @@ pub struct ReliableOptions {
     /// The dead-letter queue; default `<queue>.dlq`. A queue whose name is within 4 bytes of
     /// the 1 KiB limit needs one named here (the default would be too long).
     pub dead_letter_queue: Option<String>,
+    /// When a delivery that was dropped unsettled, nacked without a delay or failed comes
+    /// back (SPEC P9). Default [`RetryPolicy::none`]: at once, as before policies existed (see
+    /// [`RetryPolicy`] for why).
+    pub retry: RetryPolicy,
 }
 
 impl Default for ReliableOptions {
@@ -92,6 +97,7 @@ impl Default for ReliableOptions {
             auto_extend: true,
             max_deliveries: 5,
             dead_letter_queue: None,
+            retry: RetryPolicy::none(),
         }
     }
 }
@@ -189,6 +195,7 @@ impl ConsumeOptions {
             if reliable.max_deliveries == 0 {
                 return Err(Error::invalid_option("max_deliveries", "must be at least 1"));
             }
+            reliable.retry.validate()?;
             let dlq = dead_letter_name(queue, reliable)?;
             if &dlq == queue {
                 return Err(Error::invalid_option(

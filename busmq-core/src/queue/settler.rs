@@ -4,6 +4,8 @@
 //! the `busmq_in_flight` gauge).
 
 use super::coalesce::{Coalescer, Start};
+use super::due::DueTimes;
+use super::retry::RetryPolicy;
 use crate::context::BusInner;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
@@ -54,6 +56,16 @@ pub(crate) struct Settler {
     pub(crate) visibility: Duration,
     pub(crate) dead_letters: Box<dyn DeadLetterSink>,
     pub(crate) metrics: Arc<ConsumerMetrics>,
+    /// When unprocessed deliveries come back (SPEC P9).
+    pub(crate) retry: RetryPolicy,
+    /// Deliveries after which a message is dead-lettered.
+    pub(crate) max_deliveries: u32,
+    /// When this consumer's delayed releases come due (its task takes again then).
+    pub(crate) due: DueTimes,
+    /// Held by delayed releases (shared) and by the heartbeat's extension of held deliveries
+    /// (exclusive), so that an extension to the visibility timeout that read a delivery as
+    /// held never lands after its delayed release and undoes the delay.
+    pub(crate) extending: tokio::sync::RwLock<()>,
     pending: Coalescer<(Settle, Waiter)>,
     /// Deliveries handed to user code and not yet settled: id -> (delivery number, receipt).
     held: Mutex<HashMap<u64, (u32, Receipt)>>,
@@ -72,6 +84,8 @@ impl Settler {
         visibility: Duration,
         dead_letters: Box<dyn DeadLetterSink>,
         metrics: Arc<ConsumerMetrics>,
+        retry: RetryPolicy,
+        max_deliveries: u32,
     ) -> Arc<Self> {
         Arc::new(Settler {
             store,
@@ -79,6 +93,10 @@ impl Settler {
             visibility,
             dead_letters,
             metrics,
+            retry,
+            max_deliveries,
+            due: DueTimes::default(),
+            extending: tokio::sync::RwLock::new(()),
             pending: Coalescer::new(),
             held: Mutex::new(HashMap::new()),
         })
@@ -159,6 +177,26 @@ impl Settler {
                 Err(error)
             }
         }
+    }
+
+    /// Gives a delivery back after `delay` (SPEC P9): its visibility deadline becomes
+    /// `now + delay` and the consumer stops holding (and extending) it, so that it comes back
+    /// to any consumer once the deadline passes, with its delivery count. Unheld before the
+    /// store call, and ordered with the heartbeat's extensions (`extending`), so that no
+    /// heartbeat extends it meanwhile.
+    pub(crate) async fn release_after(
+        self: &Arc<Self>,
+        id: u64,
+        delivery: u32,
+        receipt: Receipt,
+        delay: Duration,
+    ) -> Result<()> {
+        let _ordered = self.extending.read().await;
+        self.unhold(id, delivery);
+        let op = Settle { id, delivery, receipt, action: Settlement::Extend(delay) };
+        self.settle(op).await?;
+        self.due.add(delay);
+        Ok(())
     }
 
     /// Settles without waiting (a dropped delivery is released this way).

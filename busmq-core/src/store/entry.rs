@@ -59,7 +59,8 @@ pub struct DeadLetter {
     pub id: u64,
     /// How many times it had been delivered.
     pub deliveries: u32,
-    /// Why: `"max_deliveries"`, `"rejected: <text>"`, `"undecodable: <text>"`.
+    /// Why: `"max_deliveries"`, `"max_deliveries: <text>"` (the last failure, see
+    /// `Delivery::fail`), `"rejected: <text>"`, `"undecodable: <text>"`.
     pub reason: String,
 }
 

@@ -154,7 +154,9 @@ pub struct QueueStat {
     pub exists: bool,
     /// Ready messages (not yet consumed; for replay queues, all retained messages).
     pub count: u64,
-    /// Reliable deliveries taken and not yet acknowledged.
+    /// Reliable deliveries taken and not yet acknowledged, including those given back with a
+    /// delay that is still running (`Delivery::nack_after`, a retry policy): they count here,
+    /// not in `count`, until they come back.
     pub pending: u64,
     /// Consumers registered through [`Store::consumers`](super::Store::consumers) whose lease
     /// has not lapsed (all of one kind: see the mixing rule, SPEC Q15).

@@ -74,7 +74,8 @@ pub async fn reliable_unacked_messages_come_back_in_order_after_stop(backend: &d
     assert!(drain_quiet(&mut consumer).await.is_empty());
 }
 
-/// Q13: `nack` gives a message back at once; a dropped delivery is released the same way.
+/// Q13: `nack` gives a message back at once (the default `RetryPolicy::none`); a dropped
+/// delivery is released the same way.
 pub async fn reliable_nack_and_drop_redeliver_at_once(backend: &dyn Backend) {
     let b = bus(backend).await;
     let q = b.queue(unique("nack")).unwrap();

@@ -265,5 +265,13 @@ fn make_settler(
     let ttl = phase.held().map(|h| h.spec.ttl).unwrap_or(Duration::from_secs(30));
     let sink = dead_letters(queue.bus.clone(), queue.name.clone(), dlq, ttl);
     let store = queue.bus.store.clone();
-    Ok(Settler::new(store, queue.name.clone(), reliable.visibility_timeout, sink, metrics))
+    Ok(Settler::new(
+        store,
+        queue.name.clone(),
+        reliable.visibility_timeout,
+        sink,
+        metrics,
+        reliable.retry,
+        reliable.max_deliveries,
+    ))
 }

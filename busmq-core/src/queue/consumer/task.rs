@@ -2,6 +2,7 @@
 //! for the queue to be attached, performs the steps the machine chooses (takes, waiting takes,
 //! reads, heartbeats), and when consuming ends gives back what it holds.
 
+use super::super::due;
 use super::super::event::QueueEvent;
 use super::super::inner::QueueInner;
 use super::super::lifecycle::{Held, Phase};
@@ -115,8 +116,15 @@ pub(super) async fn run(
                 taken.await.map(|got| (n, got))
             }
             Step::Sleep => {
+                let (due, passed) = next_due(&shared);
+                if passed {
+                    fetch.notice();
+                    continue;
+                }
                 tokio::select! {
                     _ = shared.wake_task.notified() => {}
+                    _ = due::until(due) => fetch.notice(),
+                    _ = due_changed(&shared) => {}
                     changed = available.changed() => {
                         if changed.is_err() {
                             break;
@@ -161,6 +169,22 @@ pub(super) async fn run(
         }
     }
     finish(&shared, &queue, &options, closed, Some(held)).await;
+}
+
+/// The next deadline of a delayed release of this consumer, and whether one has passed.
+fn next_due(shared: &ConsumerShared) -> (Option<tokio::time::Instant>, bool) {
+    match &shared.settler {
+        Some(settler) => settler.due.next(tokio::time::Instant::now()),
+        None => (None, false),
+    }
+}
+
+/// Completes when a delayed release is added (the sleep then starts again with it).
+async fn due_changed(shared: &ConsumerShared) {
+    match &shared.settler {
+        Some(settler) => settler.due.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits for the queue to be attached (a consume before attach is deferred, SPEC Q7 test 10).
@@ -259,6 +283,8 @@ async fn beat(shared: &ConsumerShared, queue: &QueueInner, kind: ConsumerKind) {
     };
     let extend = Settlement::Extend(settler.visibility);
     let mut ops = shared.buffered(extend);
+    // Delayed releases wait until this extension has landed (see `Settler::extending`).
+    let _ordered = settler.extending.write().await;
     if shared.auto_extend {
         ops.extend(settler.held(extend));
     }

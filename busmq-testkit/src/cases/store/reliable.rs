@@ -233,3 +233,24 @@ pub async fn store_reliable_flush_and_close_make_pending_settlements_stale(backe
     let ack = Settle::of(&closed[0], Settlement::Ack);
     assert_eq!(store.settle(&q, &[ack]).await.unwrap(), [Settled::Stale]);
 }
+
+/// P9: a delayed release is an extension of a held entry to `now + delay` (what
+/// `Delivery::nack_after` sends): until then the entry counts as pending, not ready, and no
+/// take returns it; after it, a take returns it with the next delivery count.
+pub async fn store_reliable_a_delayed_release_is_pending_until_its_deadline(backend: &dyn Backend) {
+    let store = connected(backend).await;
+    let q = queue("delayed-release");
+    filled(&*store, &q, &spec(), &["later"]).await;
+    let taken = store.take(&q, 1, LONG).await.unwrap().entries;
+    let release = Settle::of(&taken[0], Settlement::Extend(Duration::from_millis(300)));
+    assert_eq!(store.settle(&q, &[release]).await.unwrap(), [Settled::Done]);
+    let stat = store.stat(&q).await.unwrap();
+    assert_eq!((stat.count, stat.pending), (0, 1), "waiting out its delay: pending");
+    assert!(store.take(&q, 10, LONG).await.unwrap().entries.is_empty(), "not before the delay");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = store.take(&q, 10, LONG).await.unwrap().entries;
+    assert_eq!(payloads(&again), ["later"]);
+    assert_eq!(deliveries(&again), [2]);
+    let ack = Settle::of(&again[0], Settlement::Ack);
+    assert_eq!(store.settle(&q, &[ack]).await.unwrap(), [Settled::Done]);
+}
