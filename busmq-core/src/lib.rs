@@ -37,8 +37,8 @@ pub use headers::Headers;
 pub use name::{QueueName, TopicName};
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
-    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Push,
-    PushAll, Queue, QueueEvent, ReliableOptions,
+    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_DEDUPE_WINDOW, DEFAULT_PREFETCH,
+    Delivery, Push, PushAll, PushOptions, Queue, QueueEvent, ReliableOptions,
 };
 pub use store::{DeadLetter, Position, Store, StoreHandle};
 

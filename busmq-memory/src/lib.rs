@@ -47,6 +47,7 @@
 
 mod clock;
 mod consumers;
+mod dedupe;
 mod link;
 mod memory;
 mod pending;

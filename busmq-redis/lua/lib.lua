@@ -573,4 +573,8 @@ local function requeue_expired(now_ms, limit)
   return moved
 end
 
+-- Set by a prologue that needs the push's outcome (push_once.lua); called by push.lua with the
+-- queue and the first id after a successful push. nil for plain pushes.
+local AFTER_PUSH = nil
+
 -- ---- end of lib.lua ----

@@ -8,7 +8,7 @@ use super::lifecycle::{Phase, PushTarget};
 use crate::error::{Error, Result};
 use crate::name::QueueName;
 use crate::observability::{QueueMetrics, background_error};
-use crate::store::{NewEntry, PushBatch, StoreHandle};
+use crate::store::{Dedupe, NewEntry, PushBatch, StoreHandle};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot, watch};
 use tracing::Instrument;
 
@@ -35,6 +35,8 @@ enum Reply {
 
 struct Unit {
     entries: Vec<NewEntry>,
+    /// A dedupe key and window (SPEC P10): such a unit is written in a store call of its own.
+    dedupe: Option<(Arc<str>, Duration)>,
     bytes: usize,
     reply: Reply,
     /// When `push` was called, if pushes are timed (a metrics recorder is installed).
@@ -96,12 +98,13 @@ impl Producer {
     pub(crate) fn enqueue_one(
         self: &Arc<Self>,
         entry: NewEntry,
+        dedupe: Option<(Arc<str>, Duration)>,
         started: Option<Instant>,
         target: impl FnOnce() -> Target,
     ) -> Push {
         let (tx, rx) = oneshot::channel();
         let bytes = size(&entry);
-        let unit = Unit { entries: vec![entry], bytes, reply: Reply::One(tx), started };
+        let unit = Unit { entries: vec![entry], dedupe, bytes, reply: Reply::One(tx), started };
         match self.enqueue(unit, target) {
             Ok(()) => Push(Pending::Waiting(rx, self.name.clone())),
             Err(e) => Push(Pending::Done(Some(Err(e)))),
@@ -120,7 +123,8 @@ impl Producer {
         }
         let (tx, rx) = oneshot::channel();
         let bytes = entries.iter().map(size).sum();
-        match self.enqueue(Unit { entries, bytes, reply: Reply::Many(tx), started }, target) {
+        let unit = Unit { entries, dedupe: None, bytes, reply: Reply::Many(tx), started };
+        match self.enqueue(unit, target) {
             Ok(()) => PushAll(Pending::Waiting(rx, self.name.clone())),
             Err(e) => PushAll(Pending::Done(Some(Err(e)))),
         }
@@ -162,8 +166,14 @@ impl Producer {
     }
 
     fn next_batch(&self) -> Option<Vec<Unit>> {
-        let (mut entries, mut bytes) = (0, 0);
+        let (mut entries, mut bytes, mut alone) = (0, 0, false);
         let batch = self.units.next_batch(|unit| {
+            // A keyed push's store call answers for that key only (a repeat writes nothing),
+            // so it never shares one: it ends the batch before it, and nothing joins it.
+            if alone || (unit.dedupe.is_some() && entries > 0) {
+                return false;
+            }
+            alone = unit.dedupe.is_some();
             entries += unit.entries.len();
             bytes += unit.bytes;
             entries <= BATCH_ENTRIES && bytes <= BATCH_BYTES
@@ -211,6 +221,7 @@ impl Producer {
         let entries: Vec<NewEntry> = batch.iter().flat_map(|u| u.entries.iter().cloned()).collect();
         let mut push = PushBatch::new(generation, spec, &entries);
         push.after = self.last();
+        push.dedupe = batch[0].dedupe.as_ref().map(|(key, window)| Dedupe { key, window: *window });
         match target.store.push(&target.name, &push).await {
             Ok(first) => self.resolve(target, batch, first),
             Err(Error::QueueFull { .. }) if batch.len() > 1 => {

@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod channel;
 pub mod consume;
+pub mod dedupe;
 pub mod errors;
 pub mod headers;
 pub mod lifecycle;
