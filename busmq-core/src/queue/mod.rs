@@ -262,7 +262,7 @@ impl Queue {
     fn push_checked(
         &self,
         entry: Result<NewEntry>,
-        dedupe: Result<Option<(Arc<str>, Duration)>>,
+        dedupe: Result<Option<push_options::Keyed>>,
     ) -> Push {
         match (entry, dedupe) {
             (Ok(entry), Ok(dedupe)) => self.push_entry(entry, dedupe),
@@ -287,7 +287,7 @@ impl Queue {
         }
     }
 
-    fn push_entry(&self, entry: NewEntry, dedupe: Option<(Arc<str>, Duration)>) -> Push {
+    fn push_entry(&self, entry: NewEntry, dedupe: Option<push_options::Keyed>) -> Push {
         if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
             return Push::failed(error);
         }

@@ -5,10 +5,13 @@
 use super::coalesce::{Coalescer, Start};
 use super::event::QueueEvent;
 use super::lifecycle::{Phase, PushTarget};
+use super::push_options::Keyed;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
 use crate::observability::{QueueMetrics, background_error};
+use crate::store::StoreState;
 use crate::store::{Dedupe, NewEntry, PushBatch, StoreHandle};
+use crate::util::backoff;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -35,8 +38,9 @@ enum Reply {
 
 struct Unit {
     entries: Vec<NewEntry>,
-    /// A dedupe key and window (SPEC P10): such a unit is written in a store call of its own.
-    dedupe: Option<(Arc<str>, Duration)>,
+    /// A dedupe key and window (SPEC P10), perhaps a retry deadline: such a unit is written in
+    /// a store call of its own.
+    dedupe: Option<Keyed>,
     bytes: usize,
     reply: Reply,
     /// When `push` was called, if pushes are timed (a metrics recorder is installed).
@@ -98,7 +102,7 @@ impl Producer {
     pub(crate) fn enqueue_one(
         self: &Arc<Self>,
         entry: NewEntry,
-        dedupe: Option<(Arc<str>, Duration)>,
+        dedupe: Option<Keyed>,
         started: Option<Instant>,
         target: impl FnOnce() -> Target,
     ) -> Push {
@@ -221,8 +225,30 @@ impl Producer {
         let entries: Vec<NewEntry> = batch.iter().flat_map(|u| u.entries.iter().cloned()).collect();
         let mut push = PushBatch::new(generation, spec, &entries);
         push.after = self.last();
-        push.dedupe = batch[0].dedupe.as_ref().map(|(key, window)| Dedupe { key, window: *window });
-        match target.store.push(&target.name, &push).await {
+        let keyed = batch[0].dedupe.as_ref();
+        push.dedupe = keyed.map(|k| Dedupe { key: &k.key, window: k.window });
+        let mut result = target.store.push(&target.name, &push).await;
+        if let Some(until) = keyed.and_then(|k| k.retry_until) {
+            let mut attempt = 0;
+            while let Err(error) = &result {
+                if !error.is_retryable() || !pause(target, attempt, until).await {
+                    break;
+                }
+                tracing::debug!(error = %error, attempt, "retrying a keyed push");
+                attempt += 1;
+                // The store may have come back with another incarnation of the queue: push to
+                // the one the handle holds now.
+                let PushTarget::Write(held) = target.phase.borrow().push_target(&target.name)
+                else {
+                    break;
+                };
+                let mut again = PushBatch::new(held.generation, &held.spec, &entries);
+                again.after = push.after;
+                again.dedupe = push.dedupe;
+                result = target.store.push(&target.name, &again).await;
+            }
+        }
+        match result {
             Ok(first) => self.resolve(target, batch, first),
             Err(Error::QueueFull { .. }) if batch.len() > 1 => {
                 // Coalesced pushes are independent: write them one by one so that exactly those
@@ -277,6 +303,18 @@ impl Producer {
             id += n;
         }
     }
+}
+
+/// Waits before retry `attempt` of a push (backoff, then until the store is online), within
+/// `until`; false when the deadline passed first.
+async fn pause(target: &Target, attempt: u32, until: tokio::time::Instant) -> bool {
+    let wait = backoff(attempt, Duration::from_millis(20), Duration::from_secs(1));
+    let mut state = target.store.state();
+    let ready = async {
+        tokio::time::sleep(wait).await;
+        state.wait_for(|s| *s == StoreState::Online).await.is_ok()
+    };
+    tokio::time::timeout_at(until, ready).await.unwrap_or(false)
 }
 
 impl Unit {

@@ -1,11 +1,13 @@
-//! What a single push may ask for besides its message: headers (SPEC P6) and a producer dedupe
-//! key (SPEC P10). One options type, so that later per-push features join it instead of
-//! adding another `push_*` method each.
+//! What a single push may ask for besides its message: headers (SPEC P6), a producer dedupe
+//! key (SPEC P10) and a retry deadline. One options type, so that later per-push features join
+//! it instead of adding another `push_*` method each.
 
 use crate::error::{Error, Result};
 use crate::headers::Headers;
+use crate::util::random_u64;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How long a dedupe key is remembered when [`PushOptions::dedupe_window`] is not given.
 pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(120);
@@ -34,6 +36,16 @@ pub struct PushOptions {
     pub(crate) headers: Headers,
     pub(crate) dedupe: Option<Arc<str>>,
     pub(crate) window: Option<Duration>,
+    pub(crate) retry: Option<Duration>,
+}
+
+/// A keyed push as the producer writes it: its dedupe key and window, and until when a
+/// retryable failure is retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Keyed {
+    pub(crate) key: Arc<str>,
+    pub(crate) window: Duration,
+    pub(crate) retry_until: Option<Instant>,
 }
 
 impl PushOptions {
@@ -67,11 +79,34 @@ impl PushOptions {
         self
     }
 
-    /// The dedupe key and window, checked; `None` without a key.
-    pub(crate) fn checked_dedupe(&self) -> Result<Option<(Arc<str>, Duration)>> {
-        let window = self.window.unwrap_or(DEFAULT_DEDUPE_WINDOW);
-        let Some(key) = &self.dedupe else {
-            return Ok(None);
+    /// Opt-in producer retry: while the store is offline or the push fails with a retryable
+    /// error ([`Error::is_retryable`]), the push waits for the store (with backoff) and is
+    /// written again, for up to `deadline` from the call to `push_with`; then it fails with
+    /// the last error. Retries are safe because the push is keyed: with the [`dedupe`] key
+    /// when there is one, else with a random key of its own, and the key's window is made at
+    /// least as long as the deadline. Pushes of the same handle keep their order: those after
+    /// a retrying push wait behind it, up to the usual bound of waiting pushes (beyond which a
+    /// push fails with `Backpressure`).
+    ///
+    /// [`dedupe`]: PushOptions::dedupe
+    pub fn retry_for(mut self, deadline: Duration) -> Self {
+        self.retry = Some(deadline);
+        self
+    }
+
+    /// The dedupe key, window and retry deadline, checked; `None` for an unkeyed push.
+    pub(crate) fn checked_dedupe(&self) -> Result<Option<Keyed>> {
+        let mut window = self.window.unwrap_or(DEFAULT_DEDUPE_WINDOW);
+        // Capped, so that an absurd deadline means "a very long time", not a panic.
+        let retry_until =
+            self.retry.map(|d| Instant::now() + d.min(Duration::from_secs(365 * 24 * 3600)));
+        if let Some(retry) = self.retry {
+            window = window.max(retry.saturating_add(Duration::from_secs(1)));
+        }
+        let key = match (&self.dedupe, self.retry) {
+            (Some(key), _) => key.clone(),
+            (None, Some(_)) => format!("retry:{:016x}{:016x}", random_u64(), random_u64()).into(),
+            (None, None) => return Ok(None),
         };
         if key.is_empty() || key.len() > MAX_DEDUPE_KEY {
             return Err(Error::invalid_option("dedupe", "a dedupe key has 1 to 1024 bytes"));
@@ -79,7 +114,7 @@ impl PushOptions {
         if window < Duration::from_millis(1) || window > MAX_DEDUPE_WINDOW {
             return Err(Error::invalid_option("dedupe_window", "the window is 1 ms to 30 days"));
         }
-        Ok(Some((key.clone(), window)))
+        Ok(Some(Keyed { key, window, retry_until }))
     }
 }
 
@@ -96,11 +131,22 @@ mod tests {
     #[test]
     fn keys_and_windows_are_checked() {
         assert_eq!(PushOptions::new().checked_dedupe().unwrap(), None);
-        let (key, window) = PushOptions::new().dedupe("k").checked_dedupe().unwrap().unwrap();
-        assert_eq!((&*key, window), ("k", DEFAULT_DEDUPE_WINDOW));
+        let keyed = PushOptions::new().dedupe("k").checked_dedupe().unwrap().unwrap();
+        assert_eq!((&*keyed.key, keyed.window), ("k", DEFAULT_DEDUPE_WINDOW));
+        assert_eq!(keyed.retry_until, None);
         assert!(PushOptions::new().dedupe("").checked_dedupe().is_err());
         assert!(PushOptions::new().dedupe("x".repeat(1025)).checked_dedupe().is_err());
         let zero = PushOptions::new().dedupe("k").dedupe_window(Duration::ZERO);
         assert!(zero.checked_dedupe().is_err());
+    }
+
+    #[test]
+    fn a_retrying_push_is_keyed_for_at_least_its_deadline() {
+        let long = Duration::from_secs(600);
+        let keyed = PushOptions::new().retry_for(long).checked_dedupe().unwrap().unwrap();
+        assert!(keyed.key.starts_with("retry:") && keyed.window > long);
+        assert!(keyed.retry_until.is_some());
+        let other = PushOptions::new().retry_for(long).checked_dedupe().unwrap().unwrap();
+        assert_ne!(keyed.key, other.key, "each push its own key");
     }
 }

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod models;
 pub mod pubsub;
 pub mod push;
+pub mod push_retry;
 pub mod redrive;
 pub mod reliable;
 pub mod replay;
