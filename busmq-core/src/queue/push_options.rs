@@ -26,10 +26,10 @@ const MAX_DEDUPE_KEY: usize = 1024;
 /// # use busmq_core::{Headers, PushOptions};
 /// # use std::time::Duration;
 /// let options = PushOptions::new()
-///     .headers(Headers::new().with("tenant", "acme")?)
+///     .headers(Headers::new().with("tenant", "acme"))
 ///     .dedupe("order-1234")
-///     .dedupe_window(Duration::from_secs(600));
-/// # Ok::<(), busmq_core::Error>(())
+///     .dedupe_window(Duration::from_secs(600))
+///     .retry_for(Duration::from_secs(30));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PushOptions {
