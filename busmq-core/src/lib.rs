@@ -44,8 +44,9 @@ pub use persisted::{
 };
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
-    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_PREFETCH, Delivery, Job, Push,
-    PushAll, Queue, QueueEvent, ReliableOptions, RetryPolicy, Worker, WorkerHandle,
+    AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_DEDUPE_WINDOW, DEFAULT_PREFETCH,
+    Delivery, Job, Push, PushAll, PushOptions, Queue, QueueEvent, ReliableOptions, RetryPolicy,
+    Worker, WorkerHandle,
 };
 pub use service::{
     DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, HANDLER_PANICKED, Replies, Reply, Request,

@@ -49,6 +49,7 @@
 
 mod clock;
 mod consumers;
+mod dedupe;
 mod link;
 mod memory;
 mod objects;

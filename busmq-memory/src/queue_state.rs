@@ -6,6 +6,7 @@
 //! messages", and it keeps replay reads a binary search.
 
 use crate::clock::deadline;
+use crate::dedupe::DedupeKeys;
 use crate::pending::Pending;
 pub(crate) use crate::stored::Stored;
 use crate::stored::push_time;
@@ -26,6 +27,8 @@ pub(crate) struct QueueState {
     last_id: Option<u64>,
     ready: VecDeque<Stored>,
     pending: Pending,
+    /// Producer dedupe keys (SPEC P10): they live and die with the incarnation.
+    pub(crate) dedupe: DedupeKeys,
 }
 
 impl QueueState {
@@ -38,6 +41,7 @@ impl QueueState {
             last_id: None,
             ready: VecDeque::new(),
             pending: Pending::default(),
+            dedupe: DedupeKeys::default(),
         }
     }
 

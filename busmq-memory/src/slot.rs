@@ -7,7 +7,8 @@ use crate::consumers::Consumers;
 use crate::queue_state::{QueueState, room_for};
 use crate::watch::{Notifier, Signal};
 use busmq_core::store::{
-    Attachment, ConsumerOp, Entry, Metadata, MetadataOp, NewEntry, QueueSpec, Renewal, Restored,
+    Attachment, ConsumerOp, Dedupe, Entry, Metadata, MetadataOp, NewEntry, QueueSpec, Renewal,
+    Restored,
 };
 use busmq_core::{Error, QueueName, Result};
 use std::time::Duration;
@@ -161,6 +162,7 @@ impl Slot {
         generation: u64,
         spec: &QueueSpec,
         entries: &[NewEntry],
+        dedupe: Option<Dedupe<'_>>,
         ctx: &Ctx<'_>,
     ) -> Result<u64> {
         if self.is_closed(generation) {
@@ -168,6 +170,11 @@ impl Slot {
         }
         if entries.is_empty() {
             return Err(Error::invalid_option("entries", "a push needs at least one entry"));
+        }
+        if let (Some(d), Some(state)) = (dedupe, self.live.as_mut()) {
+            if let Some(id) = state.dedupe.seen(d.key, ctx.now) {
+                return Ok(id);
+            }
         }
         // Check room before creating anything: a rejected batch writes nothing at all.
         let fits = match self.live.as_mut() {
@@ -184,6 +191,9 @@ impl Slot {
         let state = self.live_or_create(spec, ctx)?;
         let first = ctx.ids.next(entries.len() as u64);
         state.append(entries, first, ctx.now);
+        if let Some(d) = dedupe {
+            state.dedupe.remember(d.key, first, d.window, ctx.now);
+        }
         self.notifier.available();
         Ok(first)
     }

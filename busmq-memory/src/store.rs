@@ -204,8 +204,9 @@ impl Store for MemoryStore {
 
     async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
         self.link.ensure()?;
-        let PushBatch { generation, spec, entries, .. } = *batch;
-        self.memory.with_slot(queue, |slot, ctx| slot.push(queue, generation, spec, entries, ctx))
+        let PushBatch { generation, spec, entries, dedupe, .. } = *batch;
+        self.memory
+            .with_slot(queue, |slot, ctx| slot.push(queue, generation, spec, entries, dedupe, ctx))
     }
 
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {

@@ -12,7 +12,8 @@
 --   KEYS[5] <ns>:{q}:x  hash 'n:<batch>' -> how many entries of the batch are still pending
 --   KEYS[6] <ns>:{q}:c  zset of consumer leases, member = '<kind>:<id>', score = deadline (ms)
 -- Derived from KEYS[1] like the keys below (same hash tag): <ns>:{q}:f, the quarantine, a list
--- of raw values busmq did not write that takes moved aside (see "Entry encoding").
+-- of raw values busmq did not write that takes moved aside (see "Entry encoding"), and
+-- <ns>:{q}:k:<key>, producer dedupe keys with their own expiry (see push_once.lua).
 -- A pending batch <b> is two more keys: <ns>:{q}:b:<b>, the list of its entries exactly as they
 -- were taken (so an entry's current delivery count is its stored count + 1), and
 -- <ns>:{q}:a:<b>, a bitmap with bit i set once entry i was settled (acked, released or
@@ -572,5 +573,9 @@ local function requeue_expired(now_ms, limit)
   quarantine(moved)
   return moved
 end
+
+-- Set by a prologue that needs the push's outcome (push_once.lua); called by push.lua with the
+-- queue and the first id after a successful push. nil for plain pushes.
+local AFTER_PUSH = nil
 
 -- ---- end of lib.lua ----

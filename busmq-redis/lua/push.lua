@@ -64,4 +64,5 @@ if q.last > now_us then
   keep_tomb(math.floor(q.last / 1000) + 1)
 end
 notify(ARGV[8], 'a')
+if AFTER_PUSH then AFTER_PUSH(q, first) end
 return {'ok', I(first)}

@@ -12,6 +12,7 @@ mod keeper;
 mod lifecycle;
 mod options;
 mod producer;
+mod push_options;
 mod retry;
 mod settler;
 mod worker;
@@ -22,6 +23,7 @@ pub use event::QueueEvent;
 pub(crate) use options::default_dead_letter_name;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 pub use producer::{Push, PushAll};
+pub use push_options::{DEFAULT_DEDUPE_WINDOW, PushOptions};
 pub use retry::RetryPolicy;
 pub use worker::{Job, Worker, WorkerHandle};
 
@@ -224,18 +226,23 @@ impl Queue {
         self.push_with(message, Headers::new())
     }
 
-    /// Pushes a message with headers (SPEC P6), which arrive unchanged with its delivery, and
-    /// with its dead letter if it gets there. Invalid header keys fail the push with
-    /// `InvalidName`, and body and headers together must fit the message size limit (see
-    /// [`Headers`]); either way nothing is written. With the `opentelemetry` feature the
-    /// current span's trace context is added (unless `headers` has a `traceparent`), without
-    /// counting towards the limit.
-    pub fn push_with<T: Serialize + ?Sized>(&self, message: &T, headers: Headers) -> Push {
-        let entry = self.encode(message).and_then(|payload| self.message(payload, headers));
-        match entry {
-            Ok(entry) => self.push_entry(entry),
-            Err(error) => Push::failed(error),
-        }
+    /// Pushes a message with options (see [`PushOptions`]; plain [`Headers`] convert into
+    /// them). Headers (SPEC P6) arrive unchanged with its delivery, and with its dead letter if
+    /// it gets there. Invalid header keys fail the push with `InvalidName`, and body and
+    /// headers together must fit the message size limit (see [`Headers`]); an invalid dedupe
+    /// key or window is `InvalidOption`; either way nothing is written. With the
+    /// `opentelemetry` feature the current span's trace context is added (unless the headers
+    /// have a `traceparent`), without counting towards the limit. A push with a dedupe key
+    /// (SPEC P10) resolves to the id of the push that first wrote that key within its window.
+    pub fn push_with<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+        options: impl Into<PushOptions>,
+    ) -> Push {
+        let options = options.into();
+        let dedupe = options.checked_dedupe();
+        let entry = self.encode(message).and_then(|payload| self.message(payload, options.headers));
+        self.push_checked(entry, dedupe)
     }
 
     /// Pushes bytes as they are, without the codec.
@@ -243,13 +250,28 @@ impl Queue {
         self.push_raw_with(payload, Headers::new())
     }
 
-    /// Pushes bytes as they are, with headers (see [`Queue::push_with`]).
-    pub fn push_raw_with(&self, payload: impl Into<Bytes>, headers: Headers) -> Push {
+    /// Pushes bytes as they are, with options (see [`Queue::push_with`]).
+    pub fn push_raw_with(
+        &self,
+        payload: impl Into<Bytes>,
+        options: impl Into<PushOptions>,
+    ) -> Push {
+        let options = options.into();
+        let dedupe = options.checked_dedupe();
         let payload = payload.into();
-        let entry = self.check_size(payload.len()).and_then(|()| self.message(payload, headers));
-        match entry {
-            Ok(entry) => self.push_entry(entry),
-            Err(error) => Push::failed(error),
+        let entry =
+            self.check_size(payload.len()).and_then(|()| self.message(payload, options.headers));
+        self.push_checked(entry, dedupe)
+    }
+
+    fn push_checked(
+        &self,
+        entry: Result<NewEntry>,
+        dedupe: Result<Option<push_options::Keyed>>,
+    ) -> Push {
+        match (entry, dedupe) {
+            (Ok(entry), Ok(dedupe)) => self.push_entry(entry, dedupe),
+            (Err(error), _) | (_, Err(error)) => Push::failed(error),
         }
     }
 
@@ -270,17 +292,17 @@ impl Queue {
         }
     }
 
-    fn push_entry(&self, entry: NewEntry) -> Push {
+    fn push_entry(&self, entry: NewEntry, dedupe: Option<push_options::Keyed>) -> Push {
         if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
             return Push::failed(error);
         }
         let started = self.inner.metrics().timed().then(std::time::Instant::now);
-        self.inner.producer.enqueue_one(entry, started, || self.inner.target())
+        self.inner.producer.enqueue_one(entry, dedupe, started, || self.inner.target())
     }
 
     /// Pushes a frame of busmq's own (a channel's control frames): no headers, no trace context.
     pub(crate) fn push_frame(&self, payload: Bytes) -> Push {
-        self.push_entry(NewEntry::new(payload))
+        self.push_entry(NewEntry::new(payload), None)
     }
 
     pub(crate) fn push_entries(&self, entries: Vec<NewEntry>) -> PushAll {

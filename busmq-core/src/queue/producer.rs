@@ -5,10 +5,13 @@
 use super::coalesce::{Coalescer, Start};
 use super::event::QueueEvent;
 use super::lifecycle::{Phase, PushTarget};
+use super::push_options::Keyed;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
 use crate::observability::{QueueMetrics, background_error};
-use crate::store::{NewEntry, PushBatch, StoreHandle};
+use crate::store::StoreState;
+use crate::store::{Dedupe, NewEntry, PushBatch, StoreHandle};
+use crate::util::backoff;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot, watch};
 use tracing::Instrument;
 
@@ -35,6 +38,9 @@ enum Reply {
 
 struct Unit {
     entries: Vec<NewEntry>,
+    /// A dedupe key and window (SPEC P10), perhaps a retry deadline: such a unit is written in
+    /// a store call of its own.
+    dedupe: Option<Keyed>,
     bytes: usize,
     reply: Reply,
     /// When `push` was called, if pushes are timed (a metrics recorder is installed).
@@ -96,12 +102,13 @@ impl Producer {
     pub(crate) fn enqueue_one(
         self: &Arc<Self>,
         entry: NewEntry,
+        dedupe: Option<Keyed>,
         started: Option<Instant>,
         target: impl FnOnce() -> Target,
     ) -> Push {
         let (tx, rx) = oneshot::channel();
         let bytes = size(&entry);
-        let unit = Unit { entries: vec![entry], bytes, reply: Reply::One(tx), started };
+        let unit = Unit { entries: vec![entry], dedupe, bytes, reply: Reply::One(tx), started };
         match self.enqueue(unit, target) {
             Ok(()) => Push(Pending::Waiting(rx, self.name.clone())),
             Err(e) => Push(Pending::Done(Some(Err(e)))),
@@ -120,7 +127,8 @@ impl Producer {
         }
         let (tx, rx) = oneshot::channel();
         let bytes = entries.iter().map(size).sum();
-        match self.enqueue(Unit { entries, bytes, reply: Reply::Many(tx), started }, target) {
+        let unit = Unit { entries, dedupe: None, bytes, reply: Reply::Many(tx), started };
+        match self.enqueue(unit, target) {
             Ok(()) => PushAll(Pending::Waiting(rx, self.name.clone())),
             Err(e) => PushAll(Pending::Done(Some(Err(e)))),
         }
@@ -162,8 +170,14 @@ impl Producer {
     }
 
     fn next_batch(&self) -> Option<Vec<Unit>> {
-        let (mut entries, mut bytes) = (0, 0);
+        let (mut entries, mut bytes, mut alone) = (0, 0, false);
         let batch = self.units.next_batch(|unit| {
+            // A keyed push's store call answers for that key only (a repeat writes nothing),
+            // so it never shares one: it ends the batch before it, and nothing joins it.
+            if alone || (unit.dedupe.is_some() && entries > 0) {
+                return false;
+            }
+            alone = unit.dedupe.is_some();
             entries += unit.entries.len();
             bytes += unit.bytes;
             entries <= BATCH_ENTRIES && bytes <= BATCH_BYTES
@@ -211,7 +225,30 @@ impl Producer {
         let entries: Vec<NewEntry> = batch.iter().flat_map(|u| u.entries.iter().cloned()).collect();
         let mut push = PushBatch::new(generation, spec, &entries);
         push.after = self.last();
-        match target.store.push(&target.name, &push).await {
+        let keyed = batch[0].dedupe.as_ref();
+        push.dedupe = keyed.map(|k| Dedupe { key: &k.key, window: k.window });
+        let mut result = target.store.push(&target.name, &push).await;
+        if let Some(until) = keyed.and_then(|k| k.retry_until) {
+            let mut attempt = 0;
+            while let Err(error) = &result {
+                if !error.is_retryable() || !pause(target, attempt, until).await {
+                    break;
+                }
+                tracing::debug!(error = %error, attempt, "retrying a keyed push");
+                attempt += 1;
+                // The store may have come back with another incarnation of the queue: push to
+                // the one the handle holds now.
+                let PushTarget::Write(held) = target.phase.borrow().push_target(&target.name)
+                else {
+                    break;
+                };
+                let mut again = PushBatch::new(held.generation, &held.spec, &entries);
+                again.after = push.after;
+                again.dedupe = push.dedupe;
+                result = target.store.push(&target.name, &again).await;
+            }
+        }
+        match result {
             Ok(first) => self.resolve(target, batch, first),
             Err(Error::QueueFull { .. }) if batch.len() > 1 => {
                 // Coalesced pushes are independent: write them one by one so that exactly those
@@ -266,6 +303,18 @@ impl Producer {
             id += n;
         }
     }
+}
+
+/// Waits before retry `attempt` of a push (backoff, then until the store is online), within
+/// `until`; false when the deadline passed first.
+async fn pause(target: &Target, attempt: u32, until: tokio::time::Instant) -> bool {
+    let wait = backoff(attempt, Duration::from_millis(20), Duration::from_secs(1));
+    let mut state = target.store.state();
+    let ready = async {
+        tokio::time::sleep(wait).await;
+        state.wait_for(|s| *s == StoreState::Online).await.is_ok()
+    };
+    tokio::time::timeout_at(until, ready).await.unwrap_or(false)
 }
 
 impl Unit {

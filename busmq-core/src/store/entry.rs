@@ -101,12 +101,30 @@ pub struct PushBatch<'a> {
     /// The newest id the caller has seen in this queue (its previous push), if any: a backend
     /// that proposes ids may start above it.
     pub after: Option<u64>,
+    /// Producer dedupe (SPEC P10): see [`Dedupe`].
+    pub dedupe: Option<Dedupe<'a>>,
+}
+
+/// A dedupe key for one push (SPEC P10). When a push with the same key to the same queue
+/// incarnation was written less than its `window` ago, [`Store::push`](super::Store::push)
+/// writes nothing and returns that push's first id. Checked after the tombstone (a closed
+/// generation is still `Closed`) and before `maxsize` (a repeated push of a message already
+/// stored is not refused as full). The key remembers the push, not the message: it still
+/// answers after the message was consumed or flushed, and is forgotten when its window ends or
+/// the incarnation is gone (closed, expired), so what the store keeps is bounded by the pushes
+/// of one window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dedupe<'a> {
+    /// The key, unique per message for the producer (non-empty, at most 1 KiB).
+    pub key: &'a str,
+    /// How long the key is remembered after the push that wrote it (at least 1 ms).
+    pub window: Duration,
 }
 
 impl<'a> PushBatch<'a> {
     /// A batch of `entries` for the incarnation `generation` created from `spec`.
     pub fn new(generation: u64, spec: &'a QueueSpec, entries: &'a [NewEntry]) -> Self {
-        PushBatch { generation, spec, entries, after: None }
+        PushBatch { generation, spec, entries, after: None, dedupe: None }
     }
 }
 

@@ -86,7 +86,7 @@ mod topics;
 
 pub use blocking::BlockingTake;
 pub use entry::{
-    DeadLetter, Entry, NewEntry, Position, PushBatch, ReadBatch, Receipt, Settle, Settled,
+    DeadLetter, Dedupe, Entry, NewEntry, Position, PushBatch, ReadBatch, Receipt, Settle, Settled,
     Settlement, TakeMode, Taken,
 };
 pub use ids::{ClientId, ConsumerId};
@@ -149,6 +149,8 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// * If the queue does not exist (expired or lost): it is created from `batch.spec` first.
     /// * If `ready + entries` would exceed the stored `maxsize`: `QueueFull`, nothing written.
     /// * An empty batch is `InvalidOption("entries")`.
+    /// * With [`PushBatch::dedupe`] (SPEC P10), a key seen within its window in this
+    ///   incarnation: nothing written, the id that push got is returned (see [`Dedupe`]).
     async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64>;
 
     /// Takes up to `max` ready entries from the head, in order (SPEC Q10, Q13). Never waits: an

@@ -24,7 +24,7 @@ use redis::{ServerErrorKind, Value};
 const APPEND_MIN: usize = 32;
 
 pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
-    let PushBatch { generation, spec, entries, after } = *batch;
+    let PushBatch { generation, spec, entries, after, dedupe } = *batch;
     check_spec(spec)?;
     if entries.is_empty() {
         return Err(Error::invalid_option("entries", "a push needs at least one entry"));
@@ -32,8 +32,11 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
     let call = ctx.call("push", queue);
     let proposed = now_micros().max(after.map_or(0, |last| last + 1));
     // A push that must wait for replicas keeps to one script call followed by WAIT.
+    // A keyed push (SPEC P10) is push_once.lua: the key is checked and written in the push.
     let appended = match ctx.config.replicas_ack {
-        None if entries.len() >= APPEND_MIN => append(&call, batch, proposed).await?,
+        None if entries.len() >= APPEND_MIN && dedupe.is_none() => {
+            append(&call, batch, proposed).await?
+        }
         _ => None,
     };
     let reply = match appended {
@@ -42,12 +45,17 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
             let page = ctx.config.page_size;
             let durable =
                 ctx.config.replicas_ack.map(|ack| Durable { ack, wrote: |reply| reply.is("ok") });
-            call.script(&scripts().push, durable, |cmd, create| {
+            let script = if dedupe.is_some() { &scripts().push_once } else { &scripts().push };
+            call.script(script, durable, |cmd, create| {
                 cmd.arg(generation);
                 spec_args(cmd, spec, page);
                 cmd.arg(flag(create)).arg(&call.keys.channel).arg(proposed);
                 for (i, e) in entries.iter().enumerate() {
                     cmd.arg(PushArg::new(e, proposed + i as u64));
+                }
+                if let Some(d) = dedupe {
+                    let window = u64::try_from(d.window.as_millis()).unwrap_or(u64::MAX).max(1);
+                    cmd.arg(d.key).arg(window);
                 }
             })
             .await?

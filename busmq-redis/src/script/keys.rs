@@ -15,6 +15,7 @@
 //! | `<ns>:{q}:e:<batch>`     | hash    | deadlines of a batch's extended entries, by index     |
 //! | `<ns>:{q}:c`             | zset    | consumer leases (`<kind>:<id>` by deadline)           |
 //! | `<ns>:{q}:f`             | list    | entries busmq did not write, moved aside (newest 1000) |
+//! | `<ns>:{q}:k:<key>`       | string  | producer dedupe key: `<generation>:<id>`, expires after its window |
 //! | `<ns>:{q}:t`             | hash    | tombstone: closed generations (`g:<gen>`), newest, last id |
 //! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |
 //! | `<ns>:{q}:s`             | channel | the same on Redis Cluster, as a shard channel         |
@@ -28,7 +29,8 @@
 //! client could not read or write safely. Version 1 was the layout before the page lists, the
 //! pending batches and the quarantine; version 2 is this one. Every script refuses a queue whose
 //! meta hash holds another version (`BUSMQLAYOUT <found>`, `Error::UnknownLayout`) before
-//! reading or writing anything else of it.
+//! reading or writing anything else of it. (The dedupe keys `k:<key>` came later without a new
+//! version: older clients never read them, and they expire by themselves.)
 //!
 //! Pending batch names are `<client prefix>.<counter>.<segment>` ([`BatchNames`]): a random
 //! prefix per store, so that they never collide between clients or processes, and a counter,

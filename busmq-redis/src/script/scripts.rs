@@ -22,6 +22,17 @@ impl Script {
 }
 
 macro_rules! script {
+    // A prologue followed by another script's body (push_once: push.lua with dedupe).
+    ($name:literal, $then:literal) => {
+        Script::new(
+            $name,
+            concat!(
+                include_str!("../../lua/lib.lua"),
+                include_str!(concat!("../../lua/", $name, ".lua")),
+                include_str!(concat!("../../lua/", $then, ".lua"))
+            ),
+        )
+    };
     ($name:literal) => {
         Script::new(
             $name,
@@ -41,6 +52,7 @@ pub(crate) struct Scripts {
     pub(crate) detach: Script,
     pub(crate) close: Script,
     pub(crate) push: Script,
+    pub(crate) push_once: Script,
     pub(crate) append: Script,
     pub(crate) take: Script,
     pub(crate) restore: Script,
@@ -66,6 +78,7 @@ impl Scripts {
             &self.detach,
             &self.close,
             &self.push,
+            &self.push_once,
             &self.append,
             &self.take,
             &self.restore,
@@ -90,6 +103,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     detach: script!("detach"),
     close: script!("close"),
     push: script!("push"),
+    push_once: script!("push_once", "push"),
     append: script!("append"),
     take: script!("take"),
     restore: script!("restore"),

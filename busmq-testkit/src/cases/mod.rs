@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod channel;
 pub mod consume;
+pub mod dedupe;
 pub mod errors;
 pub mod headers;
 pub mod lifecycle;
@@ -11,6 +12,7 @@ pub mod models;
 pub mod persisted;
 pub mod pubsub;
 pub mod push;
+pub mod push_retry;
 pub mod redrive;
 pub mod reliable;
 pub mod replay;

@@ -9,6 +9,7 @@
 //! paused clock skips through) and keep real-time waits to a few seconds, with margins that
 //! hold on a loaded machine.
 
+mod dedupe;
 pub(crate) mod fixtures;
 mod headers;
 mod lifecycle;
@@ -24,6 +25,7 @@ mod streams;
 mod wait;
 
 // One flat module, so that the registry names each case as `store::<case>`.
+pub use dedupe::*;
 pub use headers::*;
 pub use lifecycle::*;
 pub use listing::*;

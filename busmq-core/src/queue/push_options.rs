@@ -1,0 +1,152 @@
+//! What a single push may ask for besides its message: headers (SPEC P6), a producer dedupe
+//! key (SPEC P10) and a retry deadline. One options type, so that later per-push features join
+//! it instead of adding another `push_*` method each.
+
+use crate::error::{Error, Result};
+use crate::headers::Headers;
+use crate::util::random_u64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a dedupe key is remembered when [`PushOptions::dedupe_window`] is not given.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The longest dedupe window: keys are for retries, not an archive of every push.
+const MAX_DEDUPE_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The longest dedupe key: a key is a name for a message, not a message.
+const MAX_DEDUPE_KEY: usize = 1024;
+
+/// Options of one push, for [`Queue::push_with`](super::Queue::push_with) and
+/// [`Queue::push_raw_with`](super::Queue::push_raw_with). `Headers` convert into them, so
+/// `push_with(&message, headers)` keeps working.
+///
+/// ```
+/// # use busmq_core::{Headers, PushOptions};
+/// # use std::time::Duration;
+/// let options = PushOptions::new()
+///     .headers(Headers::new().with("tenant", "acme"))
+///     .dedupe("order-1234")
+///     .dedupe_window(Duration::from_secs(600))
+///     .retry_for(Duration::from_secs(30));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushOptions {
+    pub(crate) headers: Headers,
+    pub(crate) dedupe: Option<Arc<str>>,
+    pub(crate) window: Option<Duration>,
+    pub(crate) retry: Option<Duration>,
+}
+
+/// A keyed push as the producer writes it: its dedupe key and window, and until when a
+/// retryable failure is retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Keyed {
+    pub(crate) key: Arc<str>,
+    pub(crate) window: Duration,
+    pub(crate) retry_until: Option<Instant>,
+}
+
+impl PushOptions {
+    /// No options: a plain push.
+    pub fn new() -> Self {
+        PushOptions::default()
+    }
+
+    /// The message's headers (SPEC P6).
+    pub fn headers(mut self, headers: Headers) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Producer dedupe (SPEC P10): if a push to this queue with the same `key` was written
+    /// within the window, this push writes nothing and resolves to that push's id. So a
+    /// producer that did not learn whether a push was written (an error, a timeout, a
+    /// failover) retries it with the same key without risking a duplicate. Keys are per queue
+    /// and per queue incarnation (a closed or expired queue forgets them). A push with a key
+    /// is written in a store call of its own, never coalesced with other pushes.
+    pub fn dedupe(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.dedupe = Some(key.into());
+        self
+    }
+
+    /// How long the dedupe key is remembered after the push that wrote it; default
+    /// [`DEFAULT_DEDUPE_WINDOW`] (2 minutes). Longer windows keep more keys in the store:
+    /// one small entry per keyed push within the window. At most 30 days.
+    pub fn dedupe_window(mut self, window: Duration) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// Opt-in producer retry: while the store is offline or the push fails with a retryable
+    /// error ([`Error::is_retryable`]), the push waits for the store (with backoff) and is
+    /// written again, for up to `deadline` from the call to `push_with`; then it fails with
+    /// the last error. Retries are safe because the push is keyed: with the [`dedupe`] key
+    /// when there is one, else with a random key of its own, and the key's window is made at
+    /// least as long as the deadline. Pushes of the same handle keep their order: those after
+    /// a retrying push wait behind it, up to the usual bound of waiting pushes (beyond which a
+    /// push fails with `Backpressure`).
+    ///
+    /// [`dedupe`]: PushOptions::dedupe
+    pub fn retry_for(mut self, deadline: Duration) -> Self {
+        self.retry = Some(deadline);
+        self
+    }
+
+    /// The dedupe key, window and retry deadline, checked; `None` for an unkeyed push.
+    pub(crate) fn checked_dedupe(&self) -> Result<Option<Keyed>> {
+        let mut window = self.window.unwrap_or(DEFAULT_DEDUPE_WINDOW);
+        // Capped, so that an absurd deadline means "a very long time", not a panic.
+        let retry_until =
+            self.retry.map(|d| Instant::now() + d.min(Duration::from_secs(365 * 24 * 3600)));
+        if let Some(retry) = self.retry {
+            window = window.max(retry.saturating_add(Duration::from_secs(1)));
+        }
+        let key = match (&self.dedupe, self.retry) {
+            (Some(key), _) => key.clone(),
+            (None, Some(_)) => format!("retry:{:016x}{:016x}", random_u64(), random_u64()).into(),
+            (None, None) => return Ok(None),
+        };
+        if key.is_empty() || key.len() > MAX_DEDUPE_KEY {
+            return Err(Error::invalid_option("dedupe", "a dedupe key has 1 to 1024 bytes"));
+        }
+        if window < Duration::from_millis(1) || window > MAX_DEDUPE_WINDOW {
+            return Err(Error::invalid_option("dedupe_window", "the window is 1 ms to 30 days"));
+        }
+        Ok(Some(Keyed { key, window, retry_until }))
+    }
+}
+
+impl From<Headers> for PushOptions {
+    fn from(headers: Headers) -> Self {
+        PushOptions::new().headers(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_windows_are_checked() {
+        assert_eq!(PushOptions::new().checked_dedupe().unwrap(), None);
+        let keyed = PushOptions::new().dedupe("k").checked_dedupe().unwrap().unwrap();
+        assert_eq!((&*keyed.key, keyed.window), ("k", DEFAULT_DEDUPE_WINDOW));
+        assert_eq!(keyed.retry_until, None);
+        assert!(PushOptions::new().dedupe("").checked_dedupe().is_err());
+        assert!(PushOptions::new().dedupe("x".repeat(1025)).checked_dedupe().is_err());
+        let zero = PushOptions::new().dedupe("k").dedupe_window(Duration::ZERO);
+        assert!(zero.checked_dedupe().is_err());
+    }
+
+    #[test]
+    fn a_retrying_push_is_keyed_for_at_least_its_deadline() {
+        let long = Duration::from_secs(600);
+        let keyed = PushOptions::new().retry_for(long).checked_dedupe().unwrap().unwrap();
+        assert!(keyed.key.starts_with("retry:") && keyed.window > long);
+        assert!(keyed.retry_until.is_some());
+        let other = PushOptions::new().retry_for(long).checked_dedupe().unwrap().unwrap();
+        assert_ne!(keyed.key, other.key, "each push its own key");
+    }
+}

@@ -1,0 +1,24 @@
+-- push_once.lua: push.lua with a producer dedupe key (SPEC P10); this prologue is followed by
+-- push.lua itself in the same script. A key written by a push of the current incarnation less
+-- than its window ago answers with that push's id and nothing is written; otherwise the push
+-- runs and then writes the key. The key <ns>:{q}:k:<key> (derived from KEYS[1]: same hash
+-- tag) is a string '<generation>:<first id>' with its own expiry (SET PX window), so keys
+-- outlive neither their window nor matter after the incarnation (another generation never
+-- matches); at most one small key per keyed push within the window.
+-- Checked after the tombstone (a closed generation stays Closed: push.lua says so) and before
+-- maxsize (a repeat of a stored message is not refused as full).
+-- KEYS: the six queue keys (see lib.lua).
+-- ARGV: as push.lua, then the dedupe key and the window in milliseconds (both removed from
+-- ARGV here, so that push.lua sees its own arguments only).
+-- Returns as push.lua: {'ok', first id (the earlier push's when the key was seen)} | ...
+local DEDUPE_WINDOW = table.remove(ARGV)
+local DEDUPE_KEY = PFX .. 'k:' .. table.remove(ARGV)
+if not closed_generation(ARGV[1]) then
+  local seen = redis.call('GET', DEDUPE_KEY)
+  local gen, id = false, false
+  if seen then gen, id = string.match(seen, '^(%d+):(%d+)$') end
+  if gen and redis.call('HGET', M, 'gen') == gen then return {'ok', id} end
+end
+AFTER_PUSH = function(q, first)
+  redis.call('SET', DEDUPE_KEY, I(q.gen) .. ':' .. I(first), 'PX', DEDUPE_WINDOW)
+end

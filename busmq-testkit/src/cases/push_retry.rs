@@ -1,0 +1,52 @@
+//! Producer retry cases (SPEC P10, B5): a push with `PushOptions::retry_for` waits through a
+//! store that fails its pushes (the `FaultyStore` switch) and is written once when the store is
+//! back; past its deadline it fails with the last error and nothing is written.
+
+use crate::backend::Backend;
+use crate::faults::FaultyStore;
+use crate::support::{DEADLINE, unique, within};
+use busmq_core::{Bus, Error, PushOptions};
+use std::time::Duration;
+
+/// P10, B5: pushes that fail while the store is down are retried with their key until it is
+/// back, then written once each, in order, and resolve to their ids.
+pub async fn a_retrying_push_waits_for_the_store_and_is_written_once(backend: &dyn Backend) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(unique("push-retry")).unwrap();
+    q.attach().await.unwrap();
+    faults.fail(&["push"]);
+    let retry = || PushOptions::new().retry_for(Duration::from_secs(60));
+    let first = q.push_with(&"a", retry().dedupe("a"));
+    let second = q.push_with(&"b", retry());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(q.count().await.unwrap(), 0, "nothing written while pushes fail");
+    faults.heal();
+    let (first, second) = within("the retried pushes", async { (first.await, second.await) }).await;
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(first < second);
+    assert_eq!(q.count().await.unwrap(), 2);
+    let again = q.push_with(&"a", retry().dedupe("a")).await.unwrap();
+    assert_eq!(again, first, "the retried push wrote its key");
+}
+
+/// P10: past its deadline a retrying push fails with the last (retryable) error; nothing is
+/// written, and a plain push without retry fails at once as before.
+pub async fn a_retrying_push_fails_with_the_last_error_after_its_deadline(backend: &dyn Backend) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(unique("push-retry-deadline")).unwrap();
+    q.attach().await.unwrap();
+    faults.fail(&["push"]);
+    let plain = q.push(&"plain").await;
+    assert!(matches!(plain, Err(Error::Offline { .. })), "{plain:?}");
+    let options = PushOptions::new().retry_for(Duration::from_millis(700));
+    let failed = within("the retrying push", q.push_with(&"late", options)).await;
+    assert!(matches!(failed, Err(Error::Offline { .. })), "{failed:?}");
+    faults.heal();
+    assert_eq!(q.count().await.unwrap(), 0);
+}
