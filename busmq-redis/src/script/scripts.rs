@@ -71,7 +71,7 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 19] {
+    pub(crate) fn all(&self) -> [&Script; 20] {
         [
             &self.attach,
             &self.renew,
