@@ -102,6 +102,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "as queue-1x1, push_all of 100 (3 in flight)",
     ),
     scenario(
+        "queue-1x1/dedupe",
+        Some("queue-1x1"),
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "as queue-1x1, every push with its own dedupe key (one store call per push)",
+    ),
+    scenario(
         "queue-100",
         Some("queue-1x1"),
         Figure::Rate,

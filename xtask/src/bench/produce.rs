@@ -1,9 +1,10 @@
 //! How busmq producers push: `push` with a window of pushes in flight (so the library has to
-//! coalesce concurrent pushes into batches itself), or `push_all` with batches in flight.
+//! coalesce concurrent pushes into batches itself), the same with a dedupe key on every push, or
+//! `push_all` with batches in flight.
 
 use super::payload;
 use super::support::{Ctx, Progress};
-use busmq_core::{Push, PushAll, Queue};
+use busmq_core::{Push, PushAll, PushOptions, Queue};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -14,6 +15,9 @@ pub(crate) const PUSH_WINDOW: usize = 256;
 pub(crate) enum Producer {
     /// `queue.push(msg)` with up to `window` unresolved pushes.
     Push { window: usize },
+    /// The same, each push with its own dedupe key (SPEC P10: a keyed push is a store call of
+    /// its own, never coalesced with others).
+    Keyed { window: usize },
     /// `queue.push_all(batch)` of `batch` messages with up to `window` unresolved batches.
     PushAll { batch: usize, window: usize },
 }
@@ -27,7 +31,8 @@ pub(crate) async fn produce(
     progress: &Progress,
 ) -> Result<(), String> {
     match producer {
-        Producer::Push { window } => {
+        Producer::Push { window } | Producer::Keyed { window } => {
+            let keyed = matches!(producer, Producer::Keyed { .. });
             let mut inflight: FuturesUnordered<Push> = FuturesUnordered::new();
             for seq in 0..n {
                 if inflight.len() >= window {
@@ -36,7 +41,13 @@ pub(crate) async fn produce(
                         progress.sent(1);
                     }
                 }
-                inflight.push(queue.push(payload::make(seq, size).as_str()));
+                let message = payload::make(seq, size);
+                inflight.push(if keyed {
+                    let options = PushOptions::new().dedupe(format!("m{seq}"));
+                    queue.push_with(message.as_str(), options)
+                } else {
+                    queue.push(message.as_str())
+                });
             }
             while let Some(result) = inflight.next().await {
                 result.ctx("push")?;

@@ -40,6 +40,14 @@ const KINDS: &[(&str, Kind)] = &[
             queues: 1,
         }),
     ),
+    (
+        "queue-1x1/dedupe",
+        Kind::Queue(Flow {
+            producer: Producer::Keyed { window: PUSH_WINDOW },
+            size: SIZE,
+            queues: 1,
+        }),
+    ),
     ("queue-100", Kind::Queue(Flow { producer: PUSH, size: SIZE, queues: 100 })),
     ("cluster-100", Kind::Cluster(Flow { producer: PUSH, size: SIZE, queues: 100 })),
     ("reliable-1", Kind::Reliable(Shape { consumers: 1, ack_window: PUSH_WINDOW })),
