@@ -2,18 +2,22 @@
 //! can run busmq in their own namespace, cannot read or disturb another namespace's queues
 //! (every such call is `AccessDenied` and nothing is written), and a user missing one command
 //! busmq needs gets `AccessDenied` naming it, at connect or at the first call that needs it.
+//! On a Redis Cluster the cluster rules are enough: queues, notices, topics and the listing
+//! work, and no node logs a refusal.
 
 mod common;
 
+use busmq_core::store::Topics;
 use busmq_core::store::{
     MetadataOp, NewEntry, Position, PushBatch, Receipt, Session, StoreState, TakeMode,
 };
-use busmq_core::{Error, QueueName, Store};
+use busmq_core::{Error, QueueName, Store, TopicName};
 use busmq_redis::RedisStore;
 use busmq_redis::acl::{Deployment, rule_line, rules};
+use busmq_testkit::cluster::{RedisCluster, require_cli_or_skip};
 use busmq_testkit::redis::{RedisServer, require_or_skip};
 use common::{DEADLINE, queue, spec};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -210,4 +214,77 @@ async fn a_user_missing_a_command_is_told_which() {
     let reason = denied("push", "alice", tokio::time::timeout(DEADLINE, push).await.unwrap());
     assert!(reason.contains(": rpush (in script push"), "{reason}");
     common::stop(&store).await;
+}
+
+/// Every refusal a node logged, but the redis crate's `CLIENT SETINFO` greeting (which it sends
+/// whatever the rights and whose refusal it ignores).
+async fn refusals(node: &RedisServer) -> Vec<String> {
+    let mut conn = common::raw(node).await;
+    let log: Vec<HashMap<String, redis::Value>> =
+        redis::cmd("ACL").arg("LOG").arg(1000).query_async(&mut conn).await.unwrap();
+    let text = |entry: &HashMap<String, redis::Value>, field: &str| {
+        let value = entry.get(field).map(redis::from_redis_value_ref::<String>);
+        value.and_then(Result::ok).unwrap_or_default()
+    };
+    log.iter()
+        .filter(|entry| text(entry, "object") != "client|setinfo")
+        .map(|entry| format!("{} {}", text(entry, "reason"), text(entry, "object")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_rules_are_enough_on_a_cluster() {
+    let test = "the_cluster_rules_are_enough_on_a_cluster";
+    if require_or_skip(test).is_none() || !require_cli_or_skip(test) {
+        return;
+    }
+    let cluster = RedisCluster::builder().shape(3, 0).start().await.expect("the cluster starts");
+    let mut setuser = vec!["ACL".to_string(), "SETUSER".into(), "app".into(), "on".into()];
+    setuser.push(">pw".into());
+    setuser.extend(rules("tenant-c", Deployment::Cluster));
+    let setuser: Vec<&str> = setuser.iter().map(String::as_str).collect();
+    for i in 0..cluster.node_count() {
+        cluster.node_command(i, &setuser).await.expect("ACL SETUSER");
+    }
+    let url = format!("redis+cluster://app:pw@{}", cluster.seeds().join(","));
+    let store = RedisStore::builder()
+        .url(url)
+        .namespace("tenant-c")
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("valid options");
+    assert_eq!(store.connect().await.expect("connect"), StoreState::Online);
+    let q = queue("cluster");
+    let att = store.attach(&q, &spec()).await.expect("attach");
+    let mut notices = store.watch(&q).await.expect("watch");
+    let batch: Vec<_> = ["m1", "m2"].map(NewEntry::new).to_vec();
+    store.push(&q, &PushBatch::new(att.generation, &spec(), &batch)).await.expect("push");
+    let notice = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut notices)).await;
+    assert!(notice.expect("a notice").is_some());
+    assert_eq!(store.take(&q, 1, RELIABLE).await.expect("take").entries.len(), 1);
+    let taken = store.take(&q, 10, TakeMode::AtMostOnce).await.expect("take");
+    assert_eq!(taken.entries.len(), 1);
+    let topic = TopicName::new("news").unwrap();
+    let mut news = store.subscribe(&topic).await.expect("subscribe");
+    assert_eq!(store.publish(&topic, "hello".into()).await.expect("publish"), 1);
+    let got = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut news)).await;
+    assert_eq!(got.expect("a message").as_deref(), Some(&b"hello"[..]));
+    drop(news);
+    // The listing: CLUSTER SLOTS, then SCAN on every master.
+    let (inspect, mut cursor, mut listed) = (store.inspect().expect("a listing"), None, Vec::new());
+    loop {
+        let page = inspect.list_queues(cursor.as_deref(), 1000).await.expect("list");
+        listed.extend(page.queues);
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert!(listed.contains(&q), "{listed:?}");
+    assert_eq!(store.stat(&q).await.expect("stat").count, 0);
+    store.close(&q, None).await.expect("close");
+    common::stop(&store).await;
+    for i in 0..cluster.node_count() {
+        assert_eq!(refusals(cluster.node(i)).await, Vec::<String>::new(), "node {i}");
+    }
 }
