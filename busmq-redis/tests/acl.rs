@@ -2,8 +2,9 @@
 //! can run busmq in their own namespace, cannot read or disturb another namespace's queues
 //! (every such call is `AccessDenied` and nothing is written), and a user missing one command
 //! busmq needs gets `AccessDenied` naming it, at connect or at the first call that needs it.
-//! On a Redis Cluster the cluster rules are enough: queues, notices, topics and the listing
-//! work, and no node logs a refusal.
+//! On a Redis Cluster the cluster rules are enough, and on a Sentinel group's data nodes the
+//! Sentinel rules: queues, notices (and on the cluster topics and the listing) work, and no
+//! node logs a refusal.
 
 mod common;
 
@@ -16,6 +17,7 @@ use busmq_redis::RedisStore;
 use busmq_redis::acl::{Deployment, rule_line, rules};
 use busmq_testkit::cluster::{RedisCluster, require_cli_or_skip};
 use busmq_testkit::redis::{RedisServer, require_or_skip};
+use busmq_testkit::sentinel::SentinelSet;
 use common::{DEADLINE, queue, spec};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -232,6 +234,14 @@ async fn refusals(node: &RedisServer) -> Vec<String> {
         .collect()
 }
 
+/// Whether `user` has a connection to `node` (the data nodes' default user needs no password,
+/// so a store that ignored its user name would still work).
+async fn connected_as(node: &RedisServer, user: &str) -> bool {
+    let mut conn = common::raw(node).await;
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.unwrap();
+    clients.lines().any(|client| client.split(' ').any(|field| field == format!("user={user}")))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_rules_are_enough_on_a_cluster() {
     let test = "the_cluster_rules_are_enough_on_a_cluster";
@@ -283,8 +293,55 @@ async fn the_cluster_rules_are_enough_on_a_cluster() {
     assert!(listed.contains(&q), "{listed:?}");
     assert_eq!(store.stat(&q).await.expect("stat").count, 0);
     store.close(&q, None).await.expect("close");
+    let mut as_app = 0;
+    for i in 0..cluster.node_count() {
+        as_app += usize::from(connected_as(cluster.node(i), "app").await);
+    }
+    assert_eq!(as_app, cluster.node_count(), "the store connects to every master as app");
     common::stop(&store).await;
     for i in 0..cluster.node_count() {
         assert_eq!(refusals(cluster.node(i)).await, Vec::<String>::new(), "node {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sentinel_rules_are_enough_on_the_data_nodes() {
+    if require_or_skip("the_sentinel_rules_are_enough_on_the_data_nodes").is_none() {
+        return;
+    }
+    let rules = rule_line("tenant-s", Deployment::Sentinel);
+    let set = SentinelSet::builder()
+        .data_config(format!("user app on >pw {rules}"))
+        .start()
+        .await
+        .expect("the sentinel set starts");
+    let store = RedisStore::builder()
+        .sentinel(set.sentinel_addrs(), set.master_name())
+        .data_username("app")
+        .data_password("pw")
+        .namespace("tenant-s")
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("valid options");
+    assert_eq!(store.connect().await.expect("connect"), StoreState::Online);
+    let q = queue("sentinel");
+    let att = store.attach(&q, &spec()).await.expect("attach");
+    let mut notices = store.watch(&q).await.expect("watch");
+    let batch: Vec<_> = ["m1", "m2"].map(NewEntry::new).to_vec();
+    store.push(&q, &PushBatch::new(att.generation, &spec(), &batch)).await.expect("push");
+    let notice = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut notices)).await;
+    assert!(notice.expect("a notice").is_some());
+    assert_eq!(store.take(&q, 1, RELIABLE).await.expect("take").entries.len(), 1);
+    let taken = store.take(&q, 10, TakeMode::AtMostOnce).await.expect("take");
+    assert_eq!(taken.entries.len(), 1);
+    store.close(&q, None).await.expect("close");
+    let mut as_app = false;
+    for i in 0..set.node_count() {
+        as_app |= connected_as(set.node(i), "app").await;
+    }
+    assert!(as_app, "the store connects to the master as app");
+    common::stop(&store).await;
+    for i in 0..set.node_count() {
+        assert_eq!(refusals(set.node(i)).await, Vec::<String>::new(), "data node {i}");
     }
 }
