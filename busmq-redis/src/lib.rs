@@ -61,7 +61,11 @@
 //!   a missing or wrong password and a missing right are found before anything else is sent.
 //!   [`Session::connect`](busmq_core::store::Session::connect) returns them as
 //!   `Error::AccessDenied` and leaves the store disconnected. Once connected, a reconnection refused this way is retried
-//!   with backoff (the server's side may be fixed) and reported once per outage.
+//!   with backoff (the server's side may be fixed) and reported once per outage. A right
+//!   refused later (a command inside a script included: the reason names it) is the same
+//!   error from the call that needed it. [`acl::rules`] gives the least-privilege rules of a
+//!   namespace's user: its keys `~<ns>:*`, its channels `&<ns>:*` and the commands busmq sends,
+//!   per feature in the [`acl`] module docs.
 //! * **State**: `Online` when every instance answers (and has its scripts), `Degraded { down }`
 //!   when some do not, `Offline` when none do; the current one in a `watch`, and one event per
 //!   real transition. After a reconnection every live channel is subscribed again once on the
@@ -193,8 +197,10 @@
 //!   URL forms (`url/`: plain, `hosts` shared pieces, `cluster`, `sentinel`).
 //! * `script/`: the scripts and their digests, `keys` (every key name, the layout version,
 //!   batch names), `entry` encoding, `args` encoding and `reply` parsing.
+//! * `acl.rs`: the ACL rules of a namespace's user, public.
 //! * `errors.rs` translates a failed call (`fault.rs`) into busmq's `Error`.
 
+pub mod acl;
 mod config;
 mod errors;
 mod fault;

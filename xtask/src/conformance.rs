@@ -1,9 +1,13 @@
 //! `cargo xtask conformance`: runs every conformance case against every backend, prints a table
 //! (backend, passed, failed, skipped) and writes the same to `target/conformance.json`.
 //!
+//! `redis-acl` runs the cases as a least-privilege ACL user (see `conformance/acl.rs`).
+//!
 //! `--docker` adds Redis in containers started by testcontainers (`redis-docker`, one container,
 //! and `redis-docker-sharded-3`), from `--image NAME`, else `redis:7-alpine` when the engine has
 //! it, else an image built from the local `redis-server` (no registry needed).
+
+mod acl;
 
 #[cfg(feature = "docker")]
 use busmq_testkit::docker::{self, DockerServers};
@@ -47,6 +51,7 @@ const ROWS: &[&str] = &[
     "redis",
     "redis-sharded-3",
     "redis-cluster",
+    "redis-acl",
     "redis-docker",
     "redis-docker-sharded-3",
 ];
@@ -119,6 +124,9 @@ fn backends(docker: &[DockerRow], options: &Options) -> Vec<Arc<dyn Backend>> {
     // Six processes: started only when the row runs.
     if options.wants("redis-cluster") {
         backends.push(cluster());
+    }
+    if options.wants("redis-acl") {
+        backends.push(acl::backend(REDIS_MODEL_CASES));
     }
     for row in docker {
         let urls = row.urls.clone();
@@ -197,6 +205,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
         let started = Instant::now();
         let mut row = run_backend(backend, &cases, options.jobs.max(1));
+        if row.backend == acl::ROW {
+            acl::check_refusals(&mut row.failed_cases);
+            row.failed = row.failed_cases.len();
+        }
         let servers = docker.iter().find(|d| d.name == row.backend);
         row.image = servers.map(|s| s.image.clone());
         println!(

@@ -129,8 +129,8 @@ fn untag(tag: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(out))
 }
 
-/// `text` with the glob characters of `SCAN MATCH` escaped.
-fn glob_literal(text: &str) -> String {
+/// `text` with the glob characters of `SCAN MATCH` (and of ACL patterns) escaped.
+pub(crate) fn glob_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {

@@ -70,6 +70,9 @@ impl<'a> Who<'a> {
 /// the text of an error that failed its `SELECT`, hence the matching on text alone.
 fn reason_for(code: &str, detail: &str, who: Who<'_>) -> Option<String> {
     let lower = detail.to_ascii_lowercase();
+    if lower.contains("the user executing the script can't") {
+        return Some(who.lacks(&script_refusal(detail)));
+    }
     match code {
         "NOAUTH" => Some(who.missing()),
         "WRONGPASS" => Some(who.wrong()),
@@ -86,6 +89,37 @@ fn reason_for(code: &str, detail: &str, who: Who<'_>) -> Option<String> {
             Some(who.lacks(detail.trim()))
         }
         _ => None,
+    }
+}
+
+/// What a script was refused. Redis 7.0 reports a command, key or channel the caller may not
+/// use inside a script as a script error naming only the script's digest and line (`The user
+/// executing the script can't run this command or subcommand script: <sha>, on
+/// @user_script:<line>.`), so the command is read from that line of busmq's own script.
+fn script_refusal(detail: &str) -> String {
+    let what = detail.split(" script: ").next().unwrap_or(detail).trim();
+    let mut what = what.to_string();
+    if let Some(what) = what.get_mut(..1) {
+        what.make_ascii_lowercase();
+    }
+    let located = detail.split_once(" script: ").and_then(|(_, rest)| {
+        let (sha, rest) = rest.split_once(',')?;
+        let line: usize = rest.split_once("@user_script:")?.1.trim_end_matches('.').parse().ok()?;
+        let script = scripts().all().into_iter().find(|s| s.sha == sha.trim())?;
+        let text = script.body.lines().nth(line.checked_sub(1)?)?;
+        let command = ["redis.call('", "chunked('"]
+            .iter()
+            .find_map(|call| text.split_once(call)?.1.split_once('\'').map(|(c, _)| c));
+        Some(match command {
+            Some(command) => {
+                format!("{} (in script {}, line {line})", command.to_ascii_lowercase(), script.name)
+            }
+            None => format!("in script {}, line {line}", script.name),
+        })
+    });
+    match located {
+        Some(at) => format!("{what}: {at}"),
+        None => what,
     }
 }
 
@@ -184,6 +218,30 @@ mod tests {
 
     fn server(code: &str, detail: &str) -> RedisError {
         redis::make_extension_error(code.to_string(), Some(detail.to_string()))
+    }
+
+    #[test]
+    fn a_refusal_inside_a_script_names_the_command_of_its_line() {
+        let attach = &scripts().attach;
+        let line = 1 + attach.body.lines().position(|l| l.contains("redis.call('HSET'")).unwrap();
+        let detail = format!(
+            "The user executing the script can't run this command or subcommand script: {}, \
+             on @user_script:{line}.",
+            attach.sha
+        );
+        let app = Who { user: Some("app"), password: true };
+        let reason = denial(&server("ERR", &detail), app).expect("a refusal");
+        assert_eq!(
+            reason,
+            format!(
+                "user \"app\" lacks permission: the user executing the script can't run this \
+                 command or subcommand: hset (in script attach, line {line})"
+            )
+        );
+        // A script that is not busmq's is named by nothing more than the server says.
+        let other = "The user executing the script can't access at least one of the keys \
+                     mentioned in the command script: 0123, on @user_script:1.";
+        assert!(denial(&server("ERR", other), app).unwrap().ends_with("in the command"));
     }
 
     #[test]
