@@ -3,7 +3,7 @@
 //! acknowledging (so that nothing it processed goes unrecorded), and exits when its standard
 //! input closes (the parent is gone).
 
-use super::workers::{attach, consume_options, online_bus, store};
+use super::connect::{attach, consume_options, online_bus, store};
 use futures::StreamExt;
 use std::io::Write;
 use std::time::Duration;

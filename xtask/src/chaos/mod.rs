@@ -7,12 +7,14 @@
 //!
 //! Bounded by time and message count: `--quick` (CI) takes about three minutes, the default
 //! (local) schedule about ten. Modules: `schedule` (what runs), `deploy` (Redis processes),
-//! `faults` (injection), `workers` and `child` (producers and consumers), `service`
+//! `faults` (injection), `connect` (what workers connect with), `workers` and `child`
+//! (producers and consumers), `service`
 //! (the service mode's servers and requesters), `history` and
 //! `checker` (what happened and what it means), `report`, `wait_cost`.
 
 mod checker;
 mod child;
+mod connect;
 mod deploy;
 mod fault;
 mod faults;

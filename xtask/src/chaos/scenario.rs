@@ -2,12 +2,13 @@
 //! `occurrences` times with traffic in between, then a drain and the checker's figures.
 
 use super::checker::check;
+use super::connect::Settings;
 use super::deploy::Deployment;
 use super::fault::Fault;
 use super::faults;
 use super::report::Row;
 use super::schedule::{Plan, modes};
-use super::workers::{ModeRun, Settings};
+use super::workers::ModeRun;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -7,9 +7,9 @@
 //! the delivery, so the checker's recovery figure is the time from a fault's end to the first
 //! reply to a request sent after the fault began.
 
+use super::connect::{Settings, online_bus, store};
 use super::history::Recorder;
 use super::schedule::Plan;
-use super::workers::{Settings, online_bus, store};
 use busmq_core::{Bus, RequestOptions, ServeOptions, Service};
 use futures::StreamExt;
 use std::collections::BTreeMap;

@@ -1,8 +1,8 @@
 //! What `WAIT` costs: push latency (sequential pushes) and throughput (concurrent pushers, one
 //! queue each) on a Sentinel set with two replicas, without and with `replicas_ack(1, 1 s)`.
 
+use super::connect::{attach, online_bus, store};
 use super::deploy::Deployment;
-use super::workers::{attach, online_bus, store};
 use serde::Serialize;
 use std::time::Duration;
 use tokio::time::Instant;
