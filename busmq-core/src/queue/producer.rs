@@ -306,15 +306,23 @@ impl Producer {
 }
 
 /// Waits before retry `attempt` of a push (backoff, then until the store is online), within
-/// `until`; false when the deadline passed first.
+/// `until`; false when the deadline passed first, or when the handle is being detached or was
+/// closed: a detach (and so a bus disconnect) waits for the pushes it accepted, and must not
+/// wait out a retry deadline that may be hours away.
 async fn pause(target: &Target, attempt: u32, until: tokio::time::Instant) -> bool {
     let wait = backoff(attempt, Duration::from_millis(20), Duration::from_secs(1));
     let mut state = target.store.state();
+    let mut phase = target.phase.clone();
     let ready = async {
         tokio::time::sleep(wait).await;
         state.wait_for(|s| *s == StoreState::Online).await.is_ok()
     };
-    tokio::time::timeout_at(until, ready).await.unwrap_or(false)
+    let leaving =
+        phase.wait_for(|p| matches!(p, Phase::Detaching(_) | Phase::Detached | Phase::Closed));
+    tokio::select! {
+        ready = tokio::time::timeout_at(until, ready) => ready.unwrap_or(false),
+        _ = leaving => false,
+    }
 }
 
 impl Unit {

@@ -50,3 +50,30 @@ pub async fn a_retrying_push_fails_with_the_last_error_after_its_deadline(backen
     faults.heal();
     assert_eq!(q.count().await.unwrap(), 0);
 }
+
+/// P10, Q7: a detach (and so a bus disconnect, which detaches every handle) waits for the pushes
+/// it accepted, but not for a retrying push's deadline: the push fails with its last error and
+/// the detach returns. (On a paused clock the hour passes at once; the Redis rows are the test.)
+pub async fn a_detach_does_not_wait_out_a_retrying_push(backend: &dyn Backend) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(unique("push-retry-detach")).unwrap();
+    q.attach().await.unwrap();
+    faults.fail(&["push"]);
+    let push = q.push_with(&"never", PushOptions::new().retry_for(Duration::from_secs(3600)));
+    let (detached, pushed) = within("the detach and the retrying push", async {
+        tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                q.detach().await
+            },
+            push
+        )
+    })
+    .await;
+    detached.unwrap();
+    assert!(matches!(pushed, Err(Error::Offline { .. })), "{pushed:?}");
+    faults.heal();
+}
