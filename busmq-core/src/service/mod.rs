@@ -191,18 +191,41 @@ impl Service {
     ) -> Result<RawReplies> {
         let inner = &self.inner;
         inner.bus.ensure_connected()?;
-        self.check_responders().await?;
-        let router = self.router().await?;
+        // The deadline covers sending too: each store call below may take up to the store's
+        // own timeout, and a request promises an outcome within its own.
+        let deadline = Instant::now() + options.timeout;
+        let timed_out = || Error::Timeout {
+            operation: "request",
+            target: format!("service {:?}", inner.name),
+            after: options.timeout,
+        };
+        let router = tokio::time::timeout_at(deadline, async {
+            self.check_responders().await?;
+            self.router().await
+        })
+        .await
+        .map_err(|_| timed_out())??;
         let id = format!("{:016x}{:016x}", random_u64(), random_u64());
         let target = || format!("service {:?}", inner.name);
         let header = wire::request_buffer(&id, &router.reply_to);
         let frame = inner.bus.config.encode_after(target, header, request)?;
         let (rx, registration) = router.register(&id);
         let codec = inner.bus.config.codec;
-        let replies =
-            RawReplies::new(rx, registration, inner.name.clone(), codec, options.timeout, rearm);
-        self.attach_requests().await?;
-        inner.requests.push_raw_with(frame, options.headers).await?;
+        let replies = RawReplies::new(
+            rx,
+            registration,
+            inner.name.clone(),
+            codec,
+            options.timeout,
+            deadline,
+            rearm,
+        );
+        tokio::time::timeout_at(deadline, async {
+            self.attach_requests().await?;
+            inner.requests.push_raw_with(frame, options.headers).await
+        })
+        .await
+        .map_err(|_| timed_out())??;
         Ok(replies)
     }
 

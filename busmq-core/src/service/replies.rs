@@ -63,9 +63,11 @@ impl RawReplies {
         service: String,
         codec: Codec,
         timeout: Duration,
+        deadline: Instant,
         rearm: bool,
     ) -> Self {
-        let sleep = Box::pin(tokio::time::sleep(timeout));
+        // The first deadline was set before the request was sent: sending counts against it.
+        let sleep = Box::pin(tokio::time::sleep_until(deadline));
         RawReplies {
             rx,
             _registration: registration,

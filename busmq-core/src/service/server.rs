@@ -137,7 +137,12 @@ impl<T: DeserializeOwned> Server<T> {
             }
         };
         let prefix = format!("service:{}:r:", self.shared.service);
-        if !frame.reply_to.starts_with(&prefix) {
+        let suffix = frame.reply_to.strip_prefix(&prefix);
+        // Exactly the prefix and 16 hex digits: `service:a:r:x` is also the request queue of
+        // a service named `a:r:x`.
+        let reply_queue =
+            suffix.is_some_and(|s| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !reply_queue {
             // Never push to a queue a frame names unless it is one of this service's reply
             // queues.
             let detail =
