@@ -185,8 +185,10 @@ impl<T> Delivery<T> {
     /// Gives the message back to be delivered again (to any consumer) once `delay` has passed,
     /// not before (SPEC P9); at once when `delay` is zero. It keeps its delivery count, so
     /// `max_deliveries` still sends it to the dead-letter queue. Meanwhile it is counted as
-    /// pending in [`QueueStat`](crate::store::QueueStat), not as ready.
+    /// pending in [`QueueStat`](crate::store::QueueStat), not as ready. Delays above
+    /// [`MAX_RETRY_DELAY`](crate::MAX_RETRY_DELAY) (30 days) are that long.
     pub async fn nack_after(mut self, delay: Duration) -> Result<()> {
+        let delay = delay.min(super::retry::MAX_RETRY_DELAY);
         if delay.is_zero() {
             return self.finish(Settlement::Release, true).await;
         }

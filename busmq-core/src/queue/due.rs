@@ -23,9 +23,19 @@ pub(crate) struct DueTimes {
 impl DueTimes {
     /// Remembers that a release settled just now with `delay` comes due.
     pub(crate) fn add(&self, delay: Duration) {
-        let at = Instant::now() + delay + MARGIN;
+        let now = Instant::now();
+        let Some(at) = now.checked_add(delay + MARGIN) else {
+            return;
+        };
         let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        lock(&self.times).insert((at, n));
+        let mut times = lock(&self.times);
+        // A consumer that is never idle never reaches `next`: forget what passed here too, so
+        // the set holds only deadlines still ahead.
+        while times.first().is_some_and(|&(passed, _)| passed <= now) {
+            times.pop_first();
+        }
+        times.insert((at, n));
+        drop(times);
         self.changed.notify_one();
     }
 

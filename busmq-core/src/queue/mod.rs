@@ -24,7 +24,7 @@ pub(crate) use options::default_dead_letter_name;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 pub use producer::{Push, PushAll};
 pub use push_options::{DEFAULT_DEDUPE_WINDOW, PushOptions};
-pub use retry::RetryPolicy;
+pub use retry::{MAX_RETRY_DELAY, RetryPolicy};
 pub use worker::{Job, Worker, WorkerHandle};
 
 use crate::context::{AttachedQueue, BusInner};

@@ -4,6 +4,10 @@
 use crate::error::{Error, Result};
 use std::time::Duration;
 
+/// The longest retry delay: a policy's `max` above it is refused, a longer `nack_after` is cut
+/// to it (deadlines must stay far inside the clock's and the store's number range).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// When a reliable delivery that was not processed comes back (SPEC P9): exponential backoff
 /// with jitter, capped. The delay after the `n`-th delivery is
 /// `min(initial * factor^(n-1), max)`, shortened by a random fraction of up to `jitter` of it
@@ -101,6 +105,9 @@ impl RetryPolicy {
         }
         if self.max < self.initial {
             return Err(Error::invalid_option("retry", "max must not be less than initial"));
+        }
+        if self.max > MAX_RETRY_DELAY {
+            return Err(Error::invalid_option("retry", "max must be at most 30 days"));
         }
         Ok(())
     }
