@@ -121,6 +121,11 @@ pub const CLUSTER_PUBSUB_COMMANDS: &[&str] = &["spublish", "ssubscribe", "sunsub
 /// `ACL SETUSER <name> on ><password>`. They start with `resetkeys resetchannels -@all`, so
 /// they replace whatever the user had.
 ///
+/// The patterns are `~<namespace>:*` and `&<namespace>:*`, so they also cover every namespace
+/// that starts with `<namespace>:`: the user of `tenant` can reach the keys of `tenant:b`. Give
+/// users on one instance namespaces where none is another's prefix followed by `:` (for
+/// example `tenant-a` and `tenant-b`, not `tenant` and `tenant:b`).
+///
 /// ```
 /// use busmq_redis::acl::{Deployment, rules};
 /// let rules = rules("busmq", Deployment::Plain);
