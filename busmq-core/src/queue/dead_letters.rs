@@ -49,21 +49,23 @@ impl DeadLetters {
         mut message: NewEntry,
         reason: String,
     ) -> Result<()> {
-        let queue = {
-            let mut slot = self.queue.lock().await;
-            match &*slot {
-                Some(queue) => queue.clone(),
-                None => {
-                    let queue = Queue::new(self.bus.clone(), self.name.clone());
-                    queue.attach_with(AttachOptions::new().ttl(self.ttl)).await?;
-                    *slot = Some(queue.clone());
-                    queue
-                }
+        // The slot stays locked until the push is written: the consumer's end detaches the
+        // dead-letter queue through the same lock, and a reject by a holder after `max` (its
+        // delivery outlives the stream, SPEC Q13) must not push into a queue detached under it.
+        let mut slot = self.queue.lock().await;
+        let queue = match &*slot {
+            Some(queue) => queue.clone(),
+            None => {
+                let queue = Queue::new(self.bus.clone(), self.name.clone());
+                queue.attach_with(AttachOptions::new().ttl(self.ttl)).await?;
+                *slot = Some(queue.clone());
+                queue
             }
         };
         let dead = DeadLetter { queue: self.source.to_string(), id, deliveries, reason };
         message.dead = Some(Arc::new(dead));
         queue.push_entries(vec![message]).await?;
+        drop(slot);
         Ok(())
     }
 
