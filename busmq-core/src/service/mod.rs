@@ -193,7 +193,11 @@ impl Service {
         inner.bus.ensure_connected()?;
         // The deadline covers sending too: each store call below may take up to the store's
         // own timeout, and a request promises an outcome within its own.
-        let deadline = Instant::now() + options.timeout;
+        let now = Instant::now();
+        // A timeout past the clock's range (Duration::MAX for "no deadline") waits ~30 years.
+        let deadline = now
+            .checked_add(options.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600));
         let timed_out = || Error::Timeout {
             operation: "request",
             target: format!("service {:?}", inner.name),

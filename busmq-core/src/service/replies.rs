@@ -89,7 +89,10 @@ impl RawReplies {
                 if routed.kind.is_final() {
                     self.done = true;
                 } else if self.rearm {
-                    self.sleep.as_mut().reset(Instant::now() + self.timeout);
+                    let now = Instant::now();
+                    if let Some(next) = now.checked_add(self.timeout) {
+                        self.sleep.as_mut().reset(next);
+                    }
                 }
                 return Poll::Ready(Some(Ok(routed)));
             }
