@@ -142,6 +142,7 @@ macro_rules! __busmq_cases {
             service_failures::undecodable_reply_is_a_decode_error,
             service_failures::service_headers_travel_both_ways,
             service_failures::late_reply_after_timeout_is_dropped,
+            service_failures::final_reply_outlasts_a_failing_push,
             errors::invalid_names_are_rejected_before_the_store,
             errors::invalid_options_are_rejected,
             errors::oversize_message_is_rejected_and_nothing_written,

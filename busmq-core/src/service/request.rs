@@ -133,8 +133,9 @@ impl Answer {
         let span = self.span.clone();
         async {
             // A reply queue that is gone (its requester died) must not hold the request: it is
-            // acknowledged whatever became of the reply, which the requester could not use.
-            let sent = self.server.outbox.send(&self.reply_to, frame, headers).await;
+            // acknowledged whatever became of the reply (after the retries of a failure that
+            // may pass), which the requester could not use.
+            let sent = self.server.outbox.send_final(&self.reply_to, frame, headers).await;
             if let Err(error) = &sent {
                 tracing::debug!(%error, "final reply not sent");
             }

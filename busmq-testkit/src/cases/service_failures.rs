@@ -3,8 +3,9 @@
 
 use super::service::{patient, service};
 use crate::backend::Backend;
-use crate::support::{DEADLINE, bus, next, within};
-use busmq_core::{Error, HANDLER_PANICKED, Headers, Request, RequestOptions, ServeOptions};
+use crate::faults::FaultyStore;
+use crate::support::{DEADLINE, bus, next, unique, within};
+use busmq_core::{Bus, Error, HANDLER_PANICKED, Headers, Request, RequestOptions, ServeOptions};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -135,4 +136,29 @@ pub async fn late_reply_after_timeout_is_dropped(backend: &dyn Backend) {
     request.reply(&"reply to the second").await.unwrap();
     let reply = within("the second reply", asked).await.unwrap().unwrap();
     assert_eq!(reply, "reply to the second");
+}
+
+/// P2: a final reply whose push fails for a while (the store unreachable for a moment) is
+/// sent once the store takes it again, and the requester gets it: the server does not
+/// acknowledge a request whose answer was lost to a blip.
+pub async fn final_reply_outlasts_a_failing_push(backend: &dyn Backend) {
+    let name = unique("blip");
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let sb = Bus::new(store);
+    sb.connect().await.unwrap();
+    sb.wait_online(DEADLINE).await.unwrap();
+    let mut server = sb.service(&name).unwrap().serve::<String>(ServeOptions::new()).await.unwrap();
+    let rb = bus(backend).await;
+    let requester = rb.service(&name).unwrap();
+    let asked =
+        tokio::spawn(async move { requester.request::<_, String>("ping", patient()).await });
+    let request = next(&mut server, "the request").await.unwrap();
+    faults.fail(&["push"]);
+    let replied = tokio::spawn(async move { request.reply(&"pong").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!replied.is_finished(), "the reply gave up while every push failed");
+    faults.heal();
+    within("the reply to be sent", replied).await.unwrap().unwrap();
+    let reply = within("the reply", asked).await.unwrap().unwrap();
+    assert_eq!(reply, "pong");
 }
