@@ -41,7 +41,15 @@ struct Waiting {
     next_seq: u32,
 }
 
-type Pending = Arc<Mutex<HashMap<String, Waiting>>>;
+/// The requests waiting for replies, and whether the router has ended: a request registered
+/// after the end must learn it at once, not at its deadline.
+#[derive(Default)]
+struct Table {
+    waiting: HashMap<String, Waiting>,
+    ended: bool,
+}
+
+type Pending = Arc<Mutex<Table>>;
 
 /// A service handle's reply queue and the task that routes its replies.
 pub(crate) struct Router {
@@ -69,7 +77,7 @@ pub(crate) struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.router.pending).remove(&self.id);
+        lock(&self.router.pending).waiting.remove(&self.id);
     }
 }
 
@@ -90,8 +98,10 @@ impl Router {
                 }
             }
             // The consumer ended (detached, closed, bus disconnected): the waiting requests
-            // learn it now rather than at their deadline.
-            lock(&routes).clear();
+            // learn it now rather than at their deadline, and so do later ones.
+            let mut table = lock(&routes);
+            table.ended = true;
+            table.waiting.clear();
         });
         Ok(Router { reply_to, pending, task, _queue: queue })
     }
@@ -101,13 +111,18 @@ impl Router {
         !self.task.is_finished()
     }
 
-    /// Waits for the replies to request `id`.
+    /// Waits for the replies to request `id`. On a router that has ended, the receiver is
+    /// closed from the start.
     pub(crate) fn register(
         self: &Arc<Self>,
         id: &str,
     ) -> (mpsc::UnboundedReceiver<Routed>, Registration) {
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.pending).insert(id.to_string(), Waiting { tx, next_seq: 0 });
+        let mut table = lock(&self.pending);
+        if !table.ended {
+            table.waiting.insert(id.to_string(), Waiting { tx, next_seq: 0 });
+        }
+        drop(table);
         (rx, Registration { id: id.to_string(), router: self.clone() })
     }
 }
@@ -135,7 +150,8 @@ fn route(pending: &Pending, delivery: Delivery<Bytes>) {
             return;
         }
     };
-    let mut pending = lock(pending);
+    let mut table = lock(pending);
+    let pending = &mut table.waiting;
     let Some(waiting) = pending.get_mut(&frame.id) else {
         // Late (after a timeout or a first final reply) or a stranger's: nobody waits for it.
         tracing::debug!(
