@@ -86,7 +86,8 @@ impl PushOptions {
     /// when there is one, else with a random key of its own, and the key's window is made at
     /// least as long as the deadline. Pushes of the same handle keep their order: those after
     /// a retrying push wait behind it, up to the usual bound of waiting pushes (beyond which a
-    /// push fails with `Backpressure`).
+    /// push fails with `Backpressure`). A deadline of 30 days or more is refused
+    /// (`InvalidOption` naming `retry_for`).
     ///
     /// [`dedupe`]: PushOptions::dedupe
     pub fn retry_for(mut self, deadline: Duration) -> Self {
@@ -97,9 +98,14 @@ impl PushOptions {
     /// The dedupe key, window and retry deadline, checked; `None` for an unkeyed push.
     pub(crate) fn checked_dedupe(&self) -> Result<Option<Keyed>> {
         let mut window = self.window.unwrap_or(DEFAULT_DEDUPE_WINDOW);
-        // Capped, so that an absurd deadline means "a very long time", not a panic.
-        let retry_until =
-            self.retry.map(|d| Instant::now() + d.min(Duration::from_secs(365 * 24 * 3600)));
+        // The key must outlive the deadline by a little: a deadline the longest window cannot
+        // cover is refused as what the caller set, not as a window they never chose.
+        if self.retry.is_some_and(|d| d.saturating_add(Duration::from_secs(1)) > MAX_DEDUPE_WINDOW)
+        {
+            let reason = "a retry deadline is under 30 days (its key is kept a second longer)";
+            return Err(Error::invalid_option("retry_for", reason));
+        }
+        let retry_until = self.retry.map(|d| Instant::now() + d);
         if let Some(retry) = self.retry {
             window = window.max(retry.saturating_add(Duration::from_secs(1)));
         }
@@ -148,5 +154,16 @@ mod tests {
         assert!(keyed.retry_until.is_some());
         let other = PushOptions::new().retry_for(long).checked_dedupe().unwrap().unwrap();
         assert_ne!(keyed.key, other.key, "each push its own key");
+    }
+
+    #[test]
+    fn a_retry_deadline_beyond_the_longest_window_names_retry_for() {
+        let forever = PushOptions::new().dedupe("k").retry_for(Duration::MAX);
+        match forever.checked_dedupe() {
+            Err(Error::InvalidOption { option, .. }) => assert_eq!(option, "retry_for"),
+            other => panic!("expected InvalidOption(retry_for), got {other:?}"),
+        }
+        let longest = MAX_DEDUPE_WINDOW - Duration::from_secs(2);
+        assert!(PushOptions::new().retry_for(longest).checked_dedupe().is_ok());
     }
 }
