@@ -62,9 +62,10 @@ pub(crate) struct Settler {
     pub(crate) max_deliveries: u32,
     /// When this consumer's delayed releases come due (its task takes again then).
     pub(crate) due: DueTimes,
-    /// Held by delayed releases (shared) and by the heartbeat's extension of held deliveries
-    /// (exclusive), so that an extension to the visibility timeout that read a delivery as
-    /// held never lands after its delayed release and undoes the delay.
+    /// Held by delayed releases while they unhold (shared) and by the heartbeat's extension of
+    /// held deliveries across its store call (exclusive), so that an extension to the
+    /// visibility timeout that read a delivery as held never lands after its delayed release
+    /// and undoes the delay.
     pub(crate) extending: tokio::sync::RwLock<()>,
     pending: Coalescer<(Settle, Waiter)>,
     /// Deliveries handed to user code and not yet settled: id -> (delivery number, receipt).
@@ -182,8 +183,10 @@ impl Settler {
     /// Gives a delivery back after `delay` (SPEC P9): its visibility deadline becomes
     /// `now + delay` and the consumer stops holding (and extending) it, so that it comes back
     /// to any consumer once the deadline passes, with its delivery count. Unheld before the
-    /// store call, and ordered with the heartbeat's extensions (`extending`), so that no
-    /// heartbeat extends it meanwhile.
+    /// store call, and ordered with the heartbeat's extensions (`extending`): an extension
+    /// that read it as held has landed before it is unheld, and later ones do not see it. The
+    /// lock is not held across this release's own store call, so a slow store delays only the
+    /// release, never the heartbeat that keeps the other held deliveries visible.
     pub(crate) async fn release_after(
         self: &Arc<Self>,
         id: u64,
@@ -191,8 +194,10 @@ impl Settler {
         receipt: Receipt,
         delay: Duration,
     ) -> Result<()> {
-        let _ordered = self.extending.read().await;
-        self.unhold(id, delivery);
+        {
+            let _ordered = self.extending.read().await;
+            self.unhold(id, delivery);
+        }
         let op = Settle { id, delivery, receipt, action: Settlement::Extend(delay) };
         self.settle(op).await?;
         self.due.add(delay);
