@@ -258,6 +258,11 @@ local function push_head(q, list, from, each)
   adopt(key)
 end
 
+-- Set by a prologue that may answer a push without writing it (push_once.lua): called by
+-- push_target with the loaded queue (never a new one), after the tombstone and layout checks
+-- and before maxsize; a reply it returns is the push's reply. nil for plain pushes.
+local BEFORE_PUSH = nil
+
 -- The queue a push of `count` entries goes to, created from the spec at ARGV[spec_at ..] when
 -- it is missing and may be created here; or the reply that refuses the push (the caller's
 -- generation `gen` was closed, the queue is missing, or it would go past maxsize), and the
@@ -272,6 +277,9 @@ local function push_target(gen, may_create, spec_at, count)
     local max = num(ARGV[spec_at + 1])
     if max and count > max then return nil, {'full', I(max)} end
     q = create(now_ms, now_us, spec_at)
+  elseif BEFORE_PUSH then
+    local answered = BEFORE_PUSH(q)
+    if answered then return nil, answered end
   end
   if q.max and q.n + redis.call('ZCARD', R) + count > q.max then
     return nil, {'full', I(q.max)}

@@ -5,19 +5,24 @@
 -- tag) is a string '<generation>:<first id>' with its own expiry (SET PX window), so keys
 -- outlive neither their window nor matter after the incarnation (another generation never
 -- matches); at most one small key per keyed push within the window.
--- Checked after the tombstone (a closed generation stays Closed: push.lua says so) and before
--- maxsize (a repeat of a stored message is not refused as full).
+-- Checked (push_target's BEFORE_PUSH hook) after the tombstone (a closed generation stays
+-- Closed: push.lua says so) and the layout checks of the meta hash (foreign keys are
+-- ForeignData, not a raw error), and before maxsize (a repeat of a stored message is not
+-- refused as full). Like the page keys, the dedupe key is derived from KEYS[1] in the same
+-- slot rather than passed in KEYS.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV: as push.lua, then the dedupe key and the window in milliseconds (both removed from
 -- ARGV here, so that push.lua sees its own arguments only).
 -- Returns as push.lua: {'ok', first id (the earlier push's when the key was seen)} | ...
 local DEDUPE_WINDOW = table.remove(ARGV)
 local DEDUPE_KEY = PFX .. 'k:' .. table.remove(ARGV)
-if not closed_generation(ARGV[1]) then
-  local seen = redis.call('GET', DEDUPE_KEY)
+BEFORE_PUSH = function(q)
+  local seen = redis.pcall('GET', DEDUPE_KEY)
+  if type(seen) == 'table' and seen.err then foreign('its dedupe key is not a string') end
   local gen, id = false, false
   if seen then gen, id = string.match(seen, '^(%d+):(%d+)$') end
-  if gen and redis.call('HGET', M, 'gen') == gen then return {'ok', id} end
+  if gen and tonumber(gen) == q.gen then return {'ok', id} end
+  return nil
 end
 AFTER_PUSH = function(q, first)
   redis.call('SET', DEDUPE_KEY, I(q.gen) .. ':' .. I(first), 'PX', DEDUPE_WINDOW)

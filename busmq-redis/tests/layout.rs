@@ -7,8 +7,8 @@ mod common;
 
 use busmq_core::store::{ClientId, ConsumerId};
 use busmq_core::store::{
-    ConsumerKind, ConsumerOp, Entry, MetadataOp, NewEntry, Position, PushBatch, Receipt, Settle,
-    Settlement, TakeMode,
+    ConsumerKind, ConsumerOp, Dedupe, Entry, MetadataOp, NewEntry, Position, PushBatch, Receipt,
+    Settle, Settlement, TakeMode,
 };
 use busmq_core::{Error, QueueName, Result, Store};
 use common::{queue, spec};
@@ -33,8 +33,12 @@ async fn snapshot(raw: &mut MultiplexedConnection, q: &QueueName) -> Vec<(String
     out
 }
 
-/// A queue as another version of busmq might have left it: a meta hash with layout `version`
-/// and a page of entries.
+/// The dedupe key `plant` leaves, naming entry 2 of generation 1: a keyed push with it must
+/// still be refused, not answered from the key.
+const PLANTED_KEY: &str = "planted";
+
+/// A queue as another version of busmq might have left it: a meta hash with layout `version`,
+/// a page of entries and a producer dedupe key.
 async fn plant(raw: &mut MultiplexedConnection, q: &QueueName, version: &str) {
     let prefix = format!("busmq:{{{}}}:", q.as_str());
     let _: () = redis::cmd("HSET")
@@ -47,6 +51,12 @@ async fn plant(raw: &mut MultiplexedConnection, q: &QueueName, version: &str) {
     let _: () = redis::cmd("RPUSH")
         .arg(format!("{prefix}p:0"))
         .arg(&["1:0:0:old", "2:0:0:old"])
+        .query_async(raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}k:{PLANTED_KEY}"))
+        .arg("1:2")
         .query_async(raw)
         .await
         .unwrap();
@@ -88,6 +98,9 @@ async fn every_operation_is_refused(s: &impl Store, q: &QueueName, version: &str
     refused("renew", q, version, s.renew(q, 1, &sp).await);
     refused("push", q, version, s.push(q, &PushBatch::new(1, &sp, &one)).await);
     refused("a large push", q, version, s.push(q, &PushBatch::new(1, &sp, &many)).await);
+    let mut keyed = PushBatch::new(1, &sp, &one);
+    keyed.dedupe = Some(Dedupe { key: PLANTED_KEY, window: Duration::from_secs(60) });
+    refused("a keyed push", q, version, s.push(q, &keyed).await);
     refused("take", q, version, s.take(q, 10, TakeMode::AtMostOnce).await);
     refused("reliable take", q, version, s.take(q, 10, reliable).await);
     if let Some(blocking) = s.blocking() {
@@ -119,7 +132,7 @@ async fn a_queue_in_an_unknown_layout_is_refused_and_left_untouched() {
         let q = queue(&format!("layout-{version}"));
         plant(&mut raw, &q, version).await;
         let before = snapshot(&mut raw, &q).await;
-        assert_eq!(before.len(), 2, "{before:?}");
+        assert_eq!(before.len(), 3, "{before:?}");
         every_operation_is_refused(&s, &q, version).await;
         let after = snapshot(&mut raw, &q).await;
         let keys = |s: &[(String, Vec<u8>, i64)]| s.iter().map(|k| k.0.clone()).collect::<Vec<_>>();
