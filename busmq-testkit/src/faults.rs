@@ -1,6 +1,8 @@
 //! A fault-injecting wrapper around any store: chosen operations fail with `Offline` while a
 //! switch is on, so that cases can check what the core does when a single call fails (a failed
-//! ack, a failed extension) on every backend, over the real store underneath.
+//! ack, a failed extension) on every backend, over the real store underneath. A second switch
+//! lets chosen operations run and then loses their answer (`Timeout`): the call took effect and
+//! the caller cannot know.
 //!
 //! Network-level faults against real Redis processes are the business of [`crate::proxy`];
 //! this wrapper is for behaviour that is the same whatever made the call fail.
@@ -27,6 +29,7 @@ pub type Operation = &'static str;
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
     failing: Arc<Mutex<HashSet<Operation>>>,
+    losing: Arc<Mutex<HashSet<Operation>>>,
 }
 
 impl Faults {
@@ -35,9 +38,25 @@ impl Faults {
         self.failing.lock().expect("faults lock").extend(operations.iter().copied());
     }
 
-    /// Lets every operation through again.
+    /// Makes `operations` run in the store and then fail with `Timeout` from now on, as when
+    /// the answer is lost on its way back. Only `push` and `settle` can lose their answer.
+    pub fn lose_answers(&self, operations: &[Operation]) {
+        self.losing.lock().expect("faults lock").extend(operations.iter().copied());
+    }
+
+    /// Lets every operation through again, with its answer.
     pub fn heal(&self) {
         self.failing.lock().expect("faults lock").clear();
+        self.losing.lock().expect("faults lock").clear();
+    }
+
+    /// `result`, or a `Timeout` in its place when the answers of `operation` are being lost.
+    fn answer<T>(&self, operation: Operation, result: Result<T>) -> Result<T> {
+        if result.is_ok() && self.losing.lock().expect("faults lock").contains(operation) {
+            let target = format!("fault injection ({operation}, answer lost)");
+            return Err(Error::Timeout { operation, target, after: Duration::ZERO });
+        }
+        result
     }
 
     fn check(&self, operation: Operation) -> Result<()> {
@@ -156,7 +175,8 @@ impl Store for FaultyStore {
 
     async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
         self.faults.check("push")?;
-        self.inner.push(queue, batch).await
+        let pushed = self.inner.push(queue, batch).await;
+        self.faults.answer("push", pushed)
     }
 
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {
@@ -176,7 +196,8 @@ impl Store for FaultyStore {
 
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {
         self.faults.check("settle")?;
-        self.inner.settle(queue, ops).await
+        let settled = self.inner.settle(queue, ops).await;
+        self.faults.answer("settle", settled)
     }
 
     async fn read(&self, queue: &QueueName, from: Position, max: u32) -> Result<ReadBatch> {

@@ -204,6 +204,7 @@ macro_rules! __busmq_cases {
             dedupe::invalid_dedupe_options_are_refused_and_nothing_is_written,
             push_retry::a_retrying_push_waits_for_the_store_and_is_written_once,
             push_retry::a_retrying_push_fails_with_the_last_error_after_its_deadline,
+            push_retry::a_retried_push_whose_answer_was_lost_is_written_once,
             push_retry::a_detach_does_not_wait_out_a_retrying_push,
             store::store_connect_and_disconnect_report_each_state_transition_once,
             store::store_operations_outside_a_connection_fail_with_not_connected,

@@ -1,11 +1,13 @@
 //! Producer retry cases (SPEC P10, B5): a push with `PushOptions::retry_for` waits through a
 //! store that fails its pushes (the `FaultyStore` switch) and is written once when the store is
-//! back; past its deadline it fails with the last error and nothing is written.
+//! back; past its deadline it fails with the last error and nothing is written; a push that was
+//! written but whose answer was lost is retried and still written once.
 
 use crate::backend::Backend;
 use crate::faults::FaultyStore;
 use crate::support::{DEADLINE, unique, within};
-use busmq_core::{Bus, Error, PushOptions};
+use busmq_core::{Bus, ConsumeOptions, Error, PushOptions};
+use futures::StreamExt;
 use std::time::Duration;
 
 /// P10, B5: pushes that fail while the store is down are retried with their key until it is
@@ -76,4 +78,28 @@ pub async fn a_detach_does_not_wait_out_a_retrying_push(backend: &dyn Backend) {
     detached.unwrap();
     assert!(matches!(pushed, Err(Error::Offline { .. })), "{pushed:?}");
     faults.heal();
+}
+
+/// P10, B5: a push that was written but whose answer was lost (a timeout after the store ran
+/// it) is retried with its key, resolves to the id it was written with, and the queue holds it
+/// once.
+pub async fn a_retried_push_whose_answer_was_lost_is_written_once(backend: &dyn Backend) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(unique("push-retry-lost")).unwrap();
+    q.attach().await.unwrap();
+    faults.lose_answers(&["push"]);
+    let pushed = q.push_with(&"once", PushOptions::new().retry_for(Duration::from_secs(60)));
+    let pushed = tokio::spawn(pushed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pushed.is_finished(), "a push whose answers are lost must keep retrying");
+    assert_eq!(q.count().await.unwrap(), 1, "written once, however often it was retried");
+    faults.heal();
+    let id = within("the retried push", pushed).await.unwrap().unwrap();
+    assert_eq!(q.count().await.unwrap(), 1);
+    let mut messages = q.consume_with::<String>(ConsumeOptions::new().max(1)).await.unwrap();
+    let delivery = within("the message", messages.next()).await.unwrap().unwrap();
+    assert_eq!((delivery.id(), delivery.body().as_str()), (id, "once"));
 }
