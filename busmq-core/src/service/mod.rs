@@ -146,7 +146,9 @@ impl Service {
     /// Errors: `NoResponders` at once when the service has no server; `Timeout` when the final
     /// reply has not come within the timeout; `ServiceFailed` when the server failed the
     /// request; `Decode` when the reply does not decode into `R`. A request gets at most one
-    /// final outcome: a later reply to it (from a server that got it again) is dropped.
+    /// final outcome: a later reply to it (from a server that got it again) is dropped. A
+    /// request that timed out is not withdrawn: a server still handles it when it gets to it
+    /// (no clock is compared across hosts), and its reply is dropped.
     pub async fn request<Q, R>(&self, request: &Q, options: RequestOptions) -> Result<R>
     where
         Q: Serialize + ?Sized,
