@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod channel;
 pub mod consume;
+pub mod dead_letters;
 pub mod dedupe;
 pub mod errors;
 pub mod headers;
@@ -20,6 +21,7 @@ pub mod retry;
 pub mod service;
 pub mod service_failures;
 pub mod settle;
+pub mod sharing;
 pub mod stats;
 pub mod store;
 pub mod worker;

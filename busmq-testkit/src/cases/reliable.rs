@@ -1,27 +1,26 @@
 //! At-least-once cases: per-message acks, redelivery on stop, drop, abort, death and timeout,
-//! dead letters, many consumers sharing a queue (SPEC Q13, C6).
+//! detach, channels (SPEC Q13, C6). Dead letters are in `dead_letters.rs`, many consumers
+//! sharing a queue in `sharing.rs`.
 
 use crate::backend::Backend;
 use crate::support::{bus, drain_quiet, eventually, next, take, unique, within};
-use busmq_core::store::{QueueSpec, TakeMode};
+use busmq_core::store::TakeMode;
 use busmq_core::{
-    ChannelEvent, ChannelOptions, ConsumeOptions, Consumer, Delivery, Error, Queue, QueueName,
+    ChannelEvent, ChannelOptions, ConsumeOptions, Consumer, Delivery, Error, QueueName,
     ReliableOptions,
 };
 use futures::StreamExt;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn reliable() -> ConsumeOptions {
+pub(crate) fn reliable() -> ConsumeOptions {
     ConsumeOptions::new().reliable(ReliableOptions::default())
 }
 
-fn reliable_with(options: ReliableOptions) -> ConsumeOptions {
+pub(crate) fn reliable_with(options: ReliableOptions) -> ConsumeOptions {
     ConsumeOptions::new().reliable(options)
 }
 
-async fn one(consumer: &mut Consumer<String>, what: &str) -> Delivery<String> {
+pub(crate) async fn one(consumer: &mut Consumer<String>, what: &str) -> Delivery<String> {
     next(consumer, what).await.expect("a decodable delivery")
 }
 
@@ -239,189 +238,6 @@ pub async fn reliable_aborted_consumer_task_loses_nothing(backend: &dyn Backend)
     assert_eq!(got, ids, "nothing lost, original order");
 }
 
-/// Q13: after `max_deliveries` a message moves to `<queue>.dlq` with its count and reason; the
-/// dead-letter queue is an ordinary queue whose messages can be pushed back.
-pub async fn reliable_dead_letters_after_max_deliveries(backend: &dyn Backend) {
-    let name = unique("poison");
-    let b = bus(backend).await;
-    let q = b.queue(&name).unwrap();
-    q.attach().await.unwrap();
-    let id = q.push(&"poison").await.unwrap();
-    let options = ReliableOptions { max_deliveries: 2, ..ReliableOptions::default() };
-    let mut consumer = q.consume_with::<String>(reliable_with(options)).await.unwrap();
-    for delivery in 1..=2 {
-        let d = one(&mut consumer, "a failing delivery").await;
-        assert_eq!((d.id(), d.deliveries()), (id, delivery));
-        d.nack().await.unwrap();
-    }
-    let dlq = b.queue(format!("{name}.dlq")).unwrap();
-    eventually("the message to reach the dead-letter queue", || async {
-        dlq.count().await.unwrap() == 1
-    })
-    .await;
-    assert!(drain_quiet(&mut consumer).await.is_empty(), "not delivered a third time");
-    dlq.attach().await.unwrap();
-    let mut dead = dlq.consume::<String>().await.unwrap();
-    let letter = next(&mut dead, "the dead letter").await.unwrap();
-    assert_eq!(letter.body(), "poison");
-    let info = letter.dead_letter().expect("dead-letter information").clone();
-    assert_eq!(
-        (info.queue.as_str(), info.id, info.deliveries, info.reason.as_str()),
-        (name.as_str(), id, 2, "max_deliveries")
-    );
-    q.stop().await.unwrap();
-    q.push_raw(letter.payload().clone()).await.unwrap();
-    let mut consumer = q.consume_with::<String>(reliable()).await.unwrap();
-    let back = one(&mut consumer, "the replayed message").await;
-    assert_eq!((back.body().as_str(), back.deliveries()), ("poison", 1));
-    back.ack().await.unwrap();
-    assert_eq!(q.stat().await.unwrap().pending, 0);
-}
-
-/// Q13: `reject` moves a message to the configured dead-letter queue at once, with the reason.
-pub async fn reliable_reject_moves_to_the_configured_dead_letter_queue(backend: &dyn Backend) {
-    let name = unique("reject");
-    let dlq_name = unique("graveyard");
-    let b = bus(backend).await;
-    let q = b.queue(&name).unwrap();
-    q.attach().await.unwrap();
-    let id = q.push(&"bad order").await.unwrap();
-    let options =
-        ReliableOptions { dead_letter_queue: Some(dlq_name.clone()), ..ReliableOptions::default() };
-    let mut consumer = q.consume_with::<String>(reliable_with(options)).await.unwrap();
-    one(&mut consumer, "delivery").await.reject("no such product").await.unwrap();
-    assert_eq!(q.stat().await.unwrap().pending, 0);
-    let dlq = b.queue(&dlq_name).unwrap();
-    dlq.attach().await.unwrap();
-    let mut dead = dlq.consume::<String>().await.unwrap();
-    let letter = next(&mut dead, "rejected").await.unwrap();
-    let info = letter.dead_letter().unwrap();
-    assert_eq!(
-        (info.id, info.deliveries, info.reason.as_str()),
-        (id, 1, "rejected: no such product")
-    );
-}
-
-/// E2, Q13: in reliable mode an undecodable message is reported and not acknowledged: it comes
-/// back, and ends in the dead-letter queue after `max_deliveries`.
-pub async fn reliable_undecodable_message_is_not_acknowledged(backend: &dyn Backend) {
-    let name = unique("undecodable");
-    let b = bus(backend).await;
-    let q = b.queue(&name).unwrap();
-    q.attach().await.unwrap();
-    let bad = q.push_raw(&b"{broken"[..]).await.unwrap();
-    let options = ReliableOptions { max_deliveries: 3, ..ReliableOptions::default() };
-    let mut consumer = q.consume_with::<String>(reliable_with(options)).await.unwrap();
-    for _ in 0..3 {
-        match next(&mut consumer, "the bad message").await {
-            Err(Error::Decode { id, .. }) => assert_eq!(id, bad),
-            other => panic!("expected a decode error, got {other:?}"),
-        }
-    }
-    let dlq = b.queue(format!("{name}.dlq")).unwrap();
-    eventually("the dead letter", || async { dlq.count().await.unwrap() == 1 }).await;
-}
-
-/// Q13 (fix of node busmq #40): consumers share a queue safely. Each consumer acks, releases or
-/// drops at random; in the end every message is acknowledged exactly once and every extra
-/// delivery is explained by a release or a drop.
-async fn shared_queue_random_settlements(backend: &dyn Backend, consumers: usize) {
-    const N: usize = 200;
-    let name = unique("shared");
-    let b = bus(backend).await;
-    let producer = b.queue(&name).unwrap();
-    producer.attach().await.unwrap();
-    let ids = producer.push_all((0..N).map(|i| i.to_string())).await.unwrap();
-    #[derive(Default)]
-    struct Log {
-        acked: BTreeMap<u64, usize>,
-        deliveries: BTreeMap<u64, u32>,
-        given_back: BTreeMap<u64, u32>,
-    }
-    let log = Arc::new(Mutex::new(Log::default()));
-    let options = ReliableOptions { max_deliveries: 1000, ..ReliableOptions::default() };
-    let mut buses = Vec::new();
-    let mut workers = Vec::new();
-    for _ in 0..consumers {
-        let wb = bus(backend).await;
-        let q: Queue = wb.queue(&name).unwrap();
-        q.attach().await.unwrap();
-        let mut consumer =
-            q.consume_with::<String>(reliable_with(options.clone()).prefetch(7)).await.unwrap();
-        let log = log.clone();
-        workers.push(tokio::spawn(async move {
-            while let Some(delivery) = consumer.next().await {
-                let d = delivery.unwrap();
-                let id = d.id();
-                log.lock().unwrap().deliveries.insert(id, d.deliveries());
-                match busmq_core::support::random_u64() % 10 {
-                    0 => {
-                        log.lock()
-                            .unwrap()
-                            .given_back
-                            .entry(id)
-                            .and_modify(|n| *n += 1)
-                            .or_insert(1);
-                        d.nack().await.unwrap();
-                    }
-                    1 => {
-                        log.lock()
-                            .unwrap()
-                            .given_back
-                            .entry(id)
-                            .and_modify(|n| *n += 1)
-                            .or_insert(1);
-                        drop(d);
-                    }
-                    _ => {
-                        d.ack().await.unwrap();
-                        *log.lock().unwrap().acked.entry(id).or_default() += 1;
-                    }
-                }
-            }
-            drop(q);
-        }));
-        buses.push(wb);
-    }
-    eventually("every message to be acknowledged", || {
-        let log = log.clone();
-        async move { log.lock().unwrap().acked.len() == N }
-    })
-    .await;
-    for b in &buses {
-        b.disconnect().await.unwrap();
-    }
-    for worker in workers {
-        within("worker end", worker).await.unwrap();
-    }
-    let log = std::mem::take(&mut *log.lock().unwrap());
-    let acked: BTreeSet<u64> = log.acked.keys().copied().collect();
-    assert_eq!(acked, ids.iter().copied().collect(), "nothing lost");
-    assert!(log.acked.values().all(|n| *n == 1), "acknowledged exactly once");
-    for id in &ids {
-        let last = log.deliveries[id];
-        let given_back = log.given_back.get(id).copied().unwrap_or(0);
-        assert_eq!(
-            last,
-            given_back + 1,
-            "message {id}: every redelivery follows a release or drop"
-        );
-    }
-    assert_eq!(producer.stat().await.unwrap().pending, 0);
-    assert_eq!(producer.count().await.unwrap(), 0);
-}
-
-/// Q13: two reliable consumers with random acks, releases and drops: no loss, duplicates only
-/// after a release.
-pub async fn reliable_two_consumers_share_a_queue_without_loss(backend: &dyn Backend) {
-    shared_queue_random_settlements(backend, 2).await;
-}
-
-/// Q13: the same with four consumers.
-pub async fn reliable_four_consumers_share_a_queue_without_loss(backend: &dyn Backend) {
-    shared_queue_random_settlements(backend, 4).await;
-}
-
 /// Q13: detaching returns what the consumer held.
 pub async fn reliable_detach_gives_back_held_messages(backend: &dyn Backend) {
     let name = unique("detach");
@@ -531,22 +347,4 @@ pub async fn retention_by_age_drops_old_messages(backend: &dyn Backend) {
     assert_eq!(next(&mut reader, "the new message").await.unwrap().body(), "new");
     assert!(drain_quiet(&mut reader).await.is_empty());
     assert_eq!(q.count().await.unwrap(), 1);
-}
-
-/// Q13: `QueueSpec` of a dead-letter queue follows its source (it is an ordinary queue).
-pub async fn dead_letter_queue_is_an_ordinary_queue(backend: &dyn Backend) {
-    let name = unique("dlq-ordinary");
-    let b = bus(backend).await;
-    let q = b.queue(&name).unwrap();
-    q.attach().await.unwrap();
-    q.push(&"x").await.unwrap();
-    let options = ReliableOptions { max_deliveries: 1, ..ReliableOptions::default() };
-    let mut consumer = q.consume_with::<String>(reliable_with(options)).await.unwrap();
-    one(&mut consumer, "x").await.nack().await.unwrap();
-    let dlq = b.queue(format!("{name}.dlq")).unwrap();
-    eventually("the dead letter", || async { dlq.count().await.unwrap() == 1 }).await;
-    assert_eq!(dlq.ttl().await.unwrap(), Some(QueueSpec::default().ttl));
-    dlq.attach().await.unwrap();
-    let mut replay = dlq.consume_with::<String>(ConsumeOptions::new().remove(false)).await.unwrap();
-    assert_eq!(next(&mut replay, "replayed dead letter").await.unwrap().body(), "x");
 }
