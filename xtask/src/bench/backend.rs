@@ -3,10 +3,13 @@
 //! share one `Memory`, like clients of one server. Buses use the raw codec, so a 100-byte
 //! message is stored as exactly those 100 bytes.
 
-use super::support::Ctx;
+use super::measure::Sample;
+use super::support::{Ctx, HUNG, Progress, deadline};
 use busmq_core::{Bus, Codec};
 use busmq_memory::Memory;
 use busmq_redis::RedisStore;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -45,4 +48,30 @@ pub(crate) async fn disconnect(buses: &[&Bus]) -> Result<(), String> {
         }
     }
     first
+}
+
+/// Runs a measurement of `n` messages on two fresh buses of `backend` (a sending side and a
+/// receiving side, as two processes would be) under the hang deadline, naming `what` hung, then
+/// disconnects both whatever happened; the measurement's error is reported before the
+/// disconnect's.
+pub(crate) async fn on_two_buses<F, Fut>(
+    backend: &Backend,
+    what: &str,
+    n: u64,
+    measure: F,
+) -> Result<Sample, String>
+where
+    F: FnOnce(Bus, Bus, Arc<Progress>) -> Fut,
+    Fut: Future<Output = Result<Sample, String>>,
+{
+    let progress = Progress::new();
+    let near = backend.bus().await?;
+    let far = backend.bus().await?;
+    let run =
+        deadline(HUNG, what, &progress, n, measure(near.clone(), far.clone(), progress.clone()));
+    let result = Box::pin(run).await;
+    let disconnected = disconnect(&[&near, &far]).await;
+    let sample = result?;
+    disconnected?;
+    Ok(sample)
 }

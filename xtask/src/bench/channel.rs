@@ -3,14 +3,14 @@
 //! with service-rtt, the request/reply round trip).
 
 use super::Env;
-use super::backend::{Backend, disconnect};
+use super::backend::{Backend, on_two_buses};
 use super::baseline;
 use super::measure::{Meter, Sample};
 use super::payload;
 use super::service;
 use super::stats::Histogram;
 use super::summary::Results;
-use super::support::{Ctx, HUNG, Progress, Tasks, deadline, on_current_thread, unique};
+use super::support::{Ctx, Progress, Tasks, on_current_thread, unique};
 use busmq_core::{Bus, Channel, ChannelEvent, ChannelEvents};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -65,17 +65,10 @@ pub(crate) async fn rtt(
     warm: u64,
     n: u64,
 ) -> Result<Sample, String> {
-    let progress = Progress::new();
-    let near = backend.bus().await?;
-    let far = backend.bus().await?;
-    let run = deadline(HUNG, "the channel ping-pong", &progress, n, async {
+    on_two_buses(backend, "the channel ping-pong", n, |near, far, progress| async move {
         measure(&near, &far, server, warm, n, &progress).await
-    });
-    let result = Box::pin(run).await;
-    let disconnected = disconnect(&[&near, &far]).await;
-    let sample = result?;
-    disconnected?;
-    Ok(sample)
+    })
+    .await
 }
 
 async fn measure(

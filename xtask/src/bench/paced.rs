@@ -3,7 +3,7 @@
 //! way. The producers send what is due every millisecond (tokio's timer resolution).
 
 use super::Env;
-use super::backend::{Backend, disconnect};
+use super::backend::{Backend, on_two_buses};
 use super::baseline;
 use super::consume;
 use super::measure::{Meter, Sample};
@@ -68,17 +68,10 @@ pub(crate) async fn busmq(
     rate: f64,
     n: u64,
 ) -> Result<Sample, String> {
-    let progress = Progress::new();
-    let producers = backend.bus().await?;
-    let consumers = backend.bus().await?;
-    let run = deadline(HUNG, "the paced queue", &progress, n, async {
+    on_two_buses(backend, "the paced queue", n, |producers, consumers, progress| async move {
         busmq_run(&producers, &consumers, server, rate, n, &progress).await
-    });
-    let result = Box::pin(run).await;
-    let disconnected = disconnect(&[&producers, &consumers]).await;
-    let sample = result?;
-    disconnected?;
-    Ok(sample)
+    })
+    .await
 }
 
 async fn busmq_run(

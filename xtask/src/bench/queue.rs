@@ -3,13 +3,13 @@
 //! queue-1x1 is one queue, queue-100 is node busmq's benchmark topology; memory-1x1 and the
 //! large-message scenarios run the same code.
 
-use super::backend::{Backend, disconnect};
+use super::backend::{Backend, on_two_buses};
 use super::consume;
 use super::measure::{Meter, Sample};
 use super::produce::{Producer, produce};
 use super::receiver::Receiver;
 use super::server::Server;
-use super::support::{Ctx, HUNG, Progress, Tasks, deadline, unique};
+use super::support::{Ctx, Progress, Tasks, unique};
 use busmq_core::{Bus, ConsumeOptions, Queue};
 
 #[derive(Clone, Copy, Debug)]
@@ -27,21 +27,15 @@ pub(crate) async fn fan(
     flow: Flow,
     n: u64,
 ) -> Result<Sample, String> {
-    let progress = Progress::new();
-    let producers = backend.bus().await?;
-    let consumers = backend.bus().await?;
-    let run = deadline(
-        HUNG,
+    on_two_buses(
+        backend,
         "the at-most-once queues",
-        &progress,
         n,
-        measure(&producers, &consumers, server, flow, n, &progress),
-    );
-    let result = Box::pin(run).await;
-    let disconnected = disconnect(&[&producers, &consumers]).await;
-    let sample = result?;
-    disconnected?;
-    Ok(sample)
+        |producers, consumers, progress| async move {
+            measure(&producers, &consumers, server, flow, n, &progress).await
+        },
+    )
+    .await
 }
 
 async fn measure(

@@ -2,13 +2,13 @@
 //! one or several reliable consumers on another bus that acknowledge every delivery. Afterwards
 //! the queue must hold nothing, ready or pending: anything left is a library fault.
 
-use super::backend::{Backend, disconnect};
+use super::backend::{Backend, on_two_buses};
 use super::consume::{self, Team};
 use super::measure::{Meter, Sample};
 use super::produce::{PUSH_WINDOW, Producer, produce};
 use super::receiver::Receiver;
 use super::server::Server;
-use super::support::{Ctx, HUNG, Progress, Tasks, deadline, unique};
+use super::support::{Ctx, Progress, Tasks, unique};
 use busmq_core::{Bus, ConsumeOptions, ReliableOptions};
 use std::sync::Arc;
 
@@ -26,21 +26,10 @@ pub(crate) async fn reliable(
     size: usize,
     n: u64,
 ) -> Result<Sample, String> {
-    let progress = Progress::new();
-    let producers = backend.bus().await?;
-    let consumers = backend.bus().await?;
-    let run = deadline(
-        HUNG,
-        "the reliable queue",
-        &progress,
-        n,
-        measure(&producers, &consumers, server, shape, size, n, &progress),
-    );
-    let result = Box::pin(run).await;
-    let disconnected = disconnect(&[&producers, &consumers]).await;
-    let sample = result?;
-    disconnected?;
-    Ok(sample)
+    on_two_buses(backend, "the reliable queue", n, |producers, consumers, progress| async move {
+        measure(&producers, &consumers, server, shape, size, n, &progress).await
+    })
+    .await
 }
 
 async fn measure(

@@ -4,13 +4,13 @@
 //! taken reliably, so each one is a reliable message one way and a message back).
 
 use super::Env;
-use super::backend::{Backend, disconnect};
+use super::backend::{Backend, on_two_buses};
 use super::measure::{Meter, Sample};
 use super::payload;
 use super::server::Server;
 use super::stats::Histogram;
 use super::summary::Results;
-use super::support::{Ctx, HUNG, Progress, Tasks, deadline, unique};
+use super::support::{Ctx, Progress, Tasks, unique};
 use busmq_core::{Bus, RequestOptions, ServeOptions, Service};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -55,17 +55,10 @@ pub(crate) async fn rtt(
     warm: u64,
     n: u64,
 ) -> Result<Sample, String> {
-    let progress = Progress::new();
-    let near = backend.bus().await?;
-    let far = backend.bus().await?;
-    let run = deadline(HUNG, "the service round trip", &progress, n, async {
+    on_two_buses(backend, "the service round trip", n, |near, far, progress| async move {
         measure_rtt(&near, &far, server, warm, n, &progress).await
-    });
-    let result = Box::pin(run).await;
-    let disconnected = disconnect(&[&near, &far]).await;
-    let sample = result?;
-    disconnected?;
-    Ok(sample)
+    })
+    .await
 }
 
 async fn measure_rtt(
@@ -112,17 +105,10 @@ pub(crate) async fn throughput(
     server: Option<&Server>,
     n: u64,
 ) -> Result<Sample, String> {
-    let progress = Progress::new();
-    let requesters = backend.bus().await?;
-    let servers = backend.bus().await?;
-    let run = deadline(HUNG, "the service throughput", &progress, n, async {
+    on_two_buses(backend, "the service throughput", n, |requesters, servers, progress| async move {
         measure_throughput(&requesters, &servers, server, n, &progress).await
-    });
-    let result = Box::pin(run).await;
-    let disconnected = disconnect(&[&requesters, &servers]).await;
-    let sample = result?;
-    disconnected?;
-    Ok(sample)
+    })
+    .await
 }
 
 async fn measure_throughput(
