@@ -19,6 +19,7 @@ mod deploy;
 mod fault;
 mod faults;
 mod history;
+mod pace;
 mod report;
 mod scenario;
 mod schedule;

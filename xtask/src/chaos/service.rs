@@ -9,6 +9,7 @@
 
 use super::connect::{Settings, online_bus, store};
 use super::history::Recorder;
+use super::pace::paced;
 use super::schedule::Plan;
 use busmq_core::{Bus, RequestOptions, ServeOptions, Service};
 use futures::StreamExt;
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// Competing servers of the service.
 const SERVERS: usize = 2;
@@ -221,40 +222,35 @@ async fn request_loop(
     index: usize,
     rec: Arc<Recorder>,
     outcomes: Arc<Outcomes>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     every: Duration,
     max: u64,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    for seq in 1..=max {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            break;
-        }
-        let started_ms = rec.now();
-        let started = Instant::now();
-        let options = RequestOptions::new().timeout(DEADLINE);
-        let outcome = service.request::<Body, Body>(&(index, seq), options).await;
-        if started.elapsed() > DEADLINE + GRACE {
-            outcomes.late.fetch_add(1, Ordering::Relaxed);
-        }
-        match outcome {
-            Ok(reply) => {
-                if reply != (index, seq) {
-                    outcomes.wrong.fetch_add(1, Ordering::Relaxed);
+    paced(every, max, stop, |seq| {
+        let (service, rec, outcomes) = (&service, &rec, &outcomes);
+        async move {
+            let started_ms = rec.now();
+            let started = Instant::now();
+            let options = RequestOptions::new().timeout(DEADLINE);
+            let outcome = service.request::<Body, Body>(&(index, seq), options).await;
+            if started.elapsed() > DEADLINE + GRACE {
+                outcomes.late.fetch_add(1, Ordering::Relaxed);
+            }
+            match outcome {
+                Ok(reply) => {
+                    if reply != (index, seq) {
+                        outcomes.wrong.fetch_add(1, Ordering::Relaxed);
+                    }
+                    rec.pushed(index, seq, started_ms, true);
+                    rec.delivered(index, seq, 0, 1);
                 }
-                rec.pushed(index, seq, started_ms, true);
-                rec.delivered(index, seq, 0, 1);
-            }
-            Err(error) => {
-                rec.pushed(index, seq, started_ms, false);
-                let mut errors = outcomes.errors.lock().unwrap_or_else(|e| e.into_inner());
-                *errors.entry(error.kind()).or_default() += 1;
+                Err(error) => {
+                    rec.pushed(index, seq, started_ms, false);
+                    let mut errors = outcomes.errors.lock().unwrap_or_else(|e| e.into_inner());
+                    *errors.entry(error.kind()).or_default() += 1;
+                }
             }
         }
-    }
+    })
+    .await;
 }

@@ -5,6 +5,7 @@
 
 use super::connect::{Settings, attach, consume_options, online_bus, store};
 use super::history::Recorder;
+use super::pace::paced;
 use super::schedule::{Mode, Plan};
 use super::service::ServiceWork;
 use busmq_core::{Bus, ConsumeOptions, Queue};
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 enum Consumer {
     Task(JoinHandle<()>),
@@ -276,24 +277,19 @@ async fn produce(
     queue: Queue,
     index: usize,
     rec: Arc<Recorder>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     every: Duration,
     max: u64,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    for seq in 1..=max {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => {}
+    paced(every, max, stop, |seq| {
+        let (queue, rec) = (&queue, &rec);
+        async move {
+            let started = rec.now();
+            let acked = queue.push(&seq).await.is_ok();
+            rec.pushed(index, seq, started, acked);
         }
-        if *stop.borrow() {
-            break;
-        }
-        let started = rec.now();
-        let acked = queue.push(&seq).await.is_ok();
-        rec.pushed(index, seq, started, acked);
-    }
+    })
+    .await;
 }
 
 async fn consume(
