@@ -36,17 +36,30 @@ fn err(what: impl Into<String>) -> HarnessError {
     HarnessError::new(what)
 }
 
+/// The environment variable naming the `valkey-cli` binary of a Valkey cluster (else the one
+/// next to `valkey-server`, else `PATH`; Debian: `valkey-tools`).
+pub const VALKEY_CLI_ENV: &str = "BUSMQ_VALKEY_CLI";
+
 /// The `redis-cli` binary, if there is one.
 pub fn redis_cli() -> Option<PathBuf> {
-    if let Some(explicit) = std::env::var_os(CLI_ENV).filter(|v| !v.is_empty()) {
+    cli(CLI_ENV, "redis-cli", crate::redis::redis_available())
+}
+
+/// The `valkey-cli` binary, if there is one.
+pub fn valkey_cli() -> Option<PathBuf> {
+    cli(VALKEY_CLI_ENV, "valkey-cli", crate::redis::valkey_available())
+}
+
+/// `$env`, else `name` beside `server`, else `name` on `PATH`.
+fn cli(env: &str, name: &str, server: Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(explicit) = std::env::var_os(env).filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(explicit));
     }
-    let beside = crate::redis::redis_available()
-        .and_then(|server| server.parent().map(|dir| dir.join("redis-cli")))
-        .filter(|p| p.is_file());
+    let beside =
+        server.and_then(|server| server.parent().map(|dir| dir.join(name))).filter(|p| p.is_file());
     beside.or_else(|| {
         let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path).map(|dir| dir.join("redis-cli")).find(|p| p.is_file())
+        std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
     })
 }
 
@@ -74,6 +87,8 @@ pub struct RedisClusterBuilder {
     node_timeout: Duration,
     config: Vec<String>,
     ready_timeout: Duration,
+    binary: Option<PathBuf>,
+    cli: Option<PathBuf>,
 }
 
 impl Default for RedisClusterBuilder {
@@ -84,6 +99,8 @@ impl Default for RedisClusterBuilder {
             node_timeout: Duration::from_millis(1000),
             config: Vec::new(),
             ready_timeout: Duration::from_secs(60),
+            binary: None,
+            cli: None,
         }
     }
 }
@@ -108,12 +125,29 @@ impl RedisClusterBuilder {
         self
     }
 
+    /// Runs the nodes from this binary (e.g. `valkey-server`) instead of `redis-server`.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Creates the cluster with this client (e.g. `valkey-cli`) instead of `redis-cli`.
+    pub fn cli(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cli = Some(path.into());
+        self
+    }
+
+    /// The client [`RedisClusterBuilder::cli`] set, if any.
+    pub(crate) fn explicit_cli(&self) -> Option<&std::path::Path> {
+        self.cli.as_deref()
+    }
+
     /// Starts every node, creates the cluster and waits until it is whole.
     pub async fn start(self) -> Result<RedisCluster, HarnessError> {
         if self.masters < 3 {
             return Err(err("redis-cli --cluster create needs at least three masters"));
         }
-        let cli = redis_cli().ok_or_else(|| {
+        let cli = self.cli.clone().or_else(redis_cli).ok_or_else(|| {
             err(format!("redis-cli not found (set {CLI_ENV} or put it on PATH; apt: redis-tools)"))
         })?;
         let count = self.masters * (1 + self.replicas);
@@ -124,6 +158,9 @@ impl RedisClusterBuilder {
                 .config(format!("cluster-node-timeout {}", self.node_timeout.as_millis()))
                 // The other masters keep serving their slots while one is replaced.
                 .config("cluster-require-full-coverage no");
+            if let Some(binary) = &self.binary {
+                b = b.binary(binary.clone());
+            }
             for line in &self.config {
                 b = b.config(line.clone());
             }

@@ -22,14 +22,17 @@ impl SharedServers {
         Self::get_with(count, slot, RedisServer::builder)
     }
 
-    /// Like [`SharedServers::get`] with servers from `builder`.
+    /// Like [`SharedServers::get`] with servers from `builder`. When `builder` names its binary
+    /// ([`RedisServerBuilder::binary`]), the caller has checked that it exists.
     pub fn get_with(
         count: usize,
         slot: &'static OnceLock<Option<SharedServers>>,
         builder: fn() -> RedisServerBuilder,
     ) -> Option<&'static SharedServers> {
         slot.get_or_init(|| {
-            require_or_skip("the shared redis-server")?;
+            if builder().explicit_binary().is_none() {
+                require_or_skip("the shared redis-server")?;
+            }
             let servers = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

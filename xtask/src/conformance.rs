@@ -1,13 +1,15 @@
 //! `cargo xtask conformance`: runs every conformance case against every backend, prints a table
 //! (backend, passed, failed, skipped) and writes the same to `target/conformance.json`.
 //!
-//! `redis-acl` runs the cases as a least-privilege ACL user (see `conformance/acl.rs`).
+//! `redis-acl` runs the cases as a least-privilege ACL user (see `conformance/acl.rs`);
+//! `valkey` and `valkey-cluster` run them against `valkey-server` (see `conformance/valkey.rs`).
 //!
 //! `--docker` adds Redis in containers started by testcontainers (`redis-docker`, one container,
 //! and `redis-docker-sharded-3`), from `--image NAME`, else `redis:7-alpine` when the engine has
 //! it, else an image built from the local `redis-server` (no registry needed).
 
 mod acl;
+mod valkey;
 
 #[cfg(feature = "docker")]
 use busmq_testkit::docker::{self, DockerServers};
@@ -52,6 +54,8 @@ const ROWS: &[&str] = &[
     "redis-sharded-3",
     "redis-cluster",
     "redis-acl",
+    "valkey",
+    "valkey-cluster",
     "redis-docker",
     "redis-docker-sharded-3",
 ];
@@ -127,6 +131,12 @@ fn backends(docker: &[DockerRow], options: &Options) -> Vec<Arc<dyn Backend>> {
     }
     if options.wants("redis-acl") {
         backends.push(acl::backend(REDIS_MODEL_CASES));
+    }
+    if options.wants(valkey::ROW) {
+        backends.push(valkey::backend(REDIS_MODEL_CASES));
+    }
+    if options.wants(valkey::CLUSTER_ROW) {
+        backends.push(valkey::cluster(REDIS_MODEL_CASES));
     }
     for row in docker {
         let urls = row.urls.clone();

@@ -10,7 +10,9 @@
 //! reads its standard input from a pipe held by the test process and kills the server when
 //! that pipe closes, which also happens when the test process is killed.
 //!
-//! The binary is `$BUSMQ_REDIS_SERVER` if set, else `redis-server` from `PATH`. Where it is
+//! The binary is `$BUSMQ_REDIS_SERVER` if set, else `redis-server` from `PATH`, unless
+//! [`RedisServerBuilder::binary`] names another (a `valkey-server`: [`valkey_available`]
+//! finds it through `$BUSMQ_VALKEY_SERVER` or `PATH`). Where it is
 //! missing, [`require_or_skip`] prints one skip line and tests return early, unless
 //! `BUSMQ_REQUIRE_REDIS=1`, where it panics so that CI cannot pass without Redis.
 //!
@@ -30,5 +32,8 @@ mod binary;
 mod ping;
 mod server;
 
-pub use binary::{REQUIRE_ENV, SERVER_ENV, redis_available, require_or_skip};
+pub use binary::{
+    REQUIRE_ENV, SERVER_ENV, VALKEY_SERVER_ENV, find_binary, redis_available,
+    require_binary_or_skip, require_or_skip, valkey_available,
+};
 pub use server::{HarnessError, RedisServer, RedisServerBuilder};

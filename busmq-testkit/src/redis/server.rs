@@ -72,6 +72,11 @@ impl RedisServerBuilder {
         self
     }
 
+    /// The binary [`RedisServerBuilder::binary`] set, if any.
+    pub(crate) fn explicit_binary(&self) -> Option<&Path> {
+        self.binary.as_deref()
+    }
+
     /// Listens on a unix socket in the server's directory instead of a loopback port.
     pub fn unix_socket(mut self, yes: bool) -> Self {
         self.unix_socket = yes;
