@@ -10,12 +10,15 @@
 //! Per feature (all of them on the namespace's keys `~<ns>:*`):
 //!
 //! * every session: `PING`, `SCRIPT LOAD`, `EVALSHA`, `SADD`/`SMEMBERS` on `<ns>:placement`,
-//!   `SELECT` when the URL names a database other than 0. (The redis crate greets a server with
+//!   `SELECT` when the URL names a database other than 0, `COMMAND INFO` (whether the server
+//!   has `RENAME` and `SORT`, see [`CommandSet`](crate::CommandSet); without the right busmq
+//!   assumes not, and keeps to the slower paths). (The redis crate greets a server with
 //!   `CLIENT SETINFO` and ignores a refusal; Redis 7.0 does not know the command, so it is not
 //!   in the set. On 7.2 and later `+client|setinfo` keeps the refusals out of `ACL LOG`.)
 //! * queues, reliable consumers, replay, dead letters, channels, services and persisted objects
 //!   (all built from the scripts): `EVALSHA` and the commands the scripts call, from
-//!   `BITFIELD` to `ZSCORE`, among them `RENAME` and `SORT .. STORE` (the fast paths) and `TIME`;
+//!   `BITFIELD` to `ZSCORE`, among them `RENAME` and `SORT .. STORE` (the fast paths; not
+//!   used with [`CommandSet::Restricted`](crate::CommandSet::Restricted)) and `TIME`;
 //!   `MULTI`/`EXEC` around the fast push and take, with `RPUSHX`, `LMPOP` and `LRANGE`;
 //! * notices and watchers: `SUBSCRIBE`/`UNSUBSCRIBE`/`PUBLISH` on `<ns>:{<queue>}:w` (on a
 //!   Cluster `SSUBSCRIBE`/`SUNSUBSCRIBE`/`SPUBLISH` on `<ns>:{<queue>}:s`), `HGET` of the
@@ -58,6 +61,7 @@ pub const COMMANDS: &[&str] = &[
     "client|id",
     "client|unblock",
     "script|load",
+    "command|info",
     "evalsha",
     "multi",
     "exec",

@@ -4,7 +4,7 @@
 
 use crate::fault::{CallError, is_connection_error};
 use crate::script::keys::LAYOUT_VERSION;
-use crate::session::access::{Who, denial};
+use crate::session::access::{Who, denial, script_refusal};
 use busmq_core::Error;
 use busmq_core::error::Source;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
@@ -53,12 +53,35 @@ impl Context<'_> {
         Error::Timeout { operation: self.operation, target: self.target(), after: self.timeout }
     }
 
+    /// A script called a command the server does not have: `CommandSet::Full` against a server
+    /// that disabled or renamed `RENAME` or `SORT` (Redis says "Unknown Redis command called
+    /// from script", Valkey "Unknown command called from script").
+    fn missing_command(&self, e: &RedisError) -> Option<String> {
+        let detail = e.detail().unwrap_or("");
+        if e.code() != Some("ERR")
+            || !detail.starts_with("Unknown ")
+            || !detail.contains("command called from script")
+        {
+            return None;
+        }
+        Some(format!(
+            "redis {} lacks a command that CommandSet::Full assumes (disabled or renamed with \
+             rename-command): {}; use CommandSet::Auto or CommandSet::Restricted",
+            self.instance,
+            script_refusal(detail)
+        ))
+    }
+
     /// The busmq error for a failed call.
     pub(crate) fn error(&self, e: CallError) -> Error {
         let e = match e {
             CallError::Down => return Error::Offline { target: self.target() },
             CallError::Timeout => return self.timed_out(),
             CallError::Denied(reason) => return self.denied(reason),
+            CallError::Unsupported(reason) => {
+                let reason = format!("redis {}: {reason}", self.instance);
+                return Error::InvalidOption { option: "command_set", reason };
+            }
             CallError::Redis(e) => e,
         };
         if let Some(reason) = denial(&e, self.who) {
@@ -72,6 +95,9 @@ impl Context<'_> {
         }
         if is_connection_error(&e) {
             return Error::Interrupted { operation: self.operation, target: self.target() };
+        }
+        if let Some(reason) = self.missing_command(&e) {
+            return Error::InvalidOption { option: "command_set", reason };
         }
         if let Some(queue) = self.queue {
             let queue = queue.to_string();
@@ -163,6 +189,21 @@ mod tests {
         let source = std::error::Error::source(&e).expect("a source");
         assert!(source.to_string().contains("maxmemory"), "{source}");
         assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn a_command_missing_inside_a_script_names_the_command_set() {
+        for detail in [
+            "Unknown Redis command called from script script: abc, on @user_script:16.",
+            "Unknown command called from script script: abc, on @user_script:16.",
+        ] {
+            match context(Some("jobs")).error(server("ERR", detail)) {
+                Error::InvalidOption { option: "command_set", reason } => {
+                    assert!(reason.contains("CommandSet::Restricted"), "{reason}");
+                }
+                other => panic!("expected InvalidOption, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub(crate) enum CallError {
     Redis(RedisError),
     /// The server refused this client's credentials or rights; the reason says which.
     Denied(String),
+    /// The server lacks what the configuration requires (`CommandSet::Full` without `RENAME`
+    /// or `SORT`); the reason says what. Trying again cannot help.
+    Unsupported(String),
 }
 
 impl From<RedisError> for CallError {

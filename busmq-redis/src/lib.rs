@@ -210,5 +210,6 @@ mod session;
 mod store;
 
 pub use config::builder::{PAGE_SIZE_RANGE, RedisStoreBuilder};
+pub use config::commands::CommandSet;
 pub use script::keys::DEFAULT_NAMESPACE;
 pub use store::RedisStore;

@@ -2,13 +2,16 @@
 //! (backend, passed, failed, skipped) and writes the same to `target/conformance.json`.
 //!
 //! `redis-acl` runs the cases as a least-privilege ACL user (see `conformance/acl.rs`);
-//! `valkey` and `valkey-cluster` run them against `valkey-server` (see `conformance/valkey.rs`).
+//! `valkey` and `valkey-cluster` run them against `valkey-server` (see `conformance/valkey.rs`);
+//! `redis-restricted` against a server without `RENAME` and `SORT` (see
+//! `conformance/restricted.rs`).
 //!
 //! `--docker` adds Redis in containers started by testcontainers (`redis-docker`, one container,
 //! and `redis-docker-sharded-3`), from `--image NAME`, else `redis:7-alpine` when the engine has
 //! it, else an image built from the local `redis-server` (no registry needed).
 
 mod acl;
+mod restricted;
 mod valkey;
 
 #[cfg(feature = "docker")]
@@ -54,6 +57,7 @@ const ROWS: &[&str] = &[
     "redis-sharded-3",
     "redis-cluster",
     "redis-acl",
+    "redis-restricted",
     "valkey",
     "valkey-cluster",
     "redis-docker",
@@ -131,6 +135,9 @@ fn backends(docker: &[DockerRow], options: &Options) -> Vec<Arc<dyn Backend>> {
     }
     if options.wants("redis-acl") {
         backends.push(acl::backend(REDIS_MODEL_CASES));
+    }
+    if options.wants(restricted::ROW) {
+        backends.push(restricted::backend(REDIS_MODEL_CASES));
     }
     if options.wants(valkey::ROW) {
         backends.push(valkey::backend(REDIS_MODEL_CASES));

@@ -1,8 +1,9 @@
 //! The builder of [`RedisStore`](crate::RedisStore): URLs and Sentinel groups, credentials,
-//! namespace, timeouts, backoff, page size and replica acknowledgements, all checked before
-//! anything connects. (`build` itself is next to the store, in `store.rs`, so that this module
-//! does not import the store it configures.)
+//! namespace, timeouts, backoff, page size, replica acknowledgements and the command set, all
+//! checked before anything connects. (`build` itself is next to the store, in `store.rs`, so
+//! that this module does not import the store it configures.)
 
+use crate::config::commands::CommandSet;
 use crate::config::endpoint::Endpoint;
 use crate::config::settings::{Config, ReplicaAck};
 use crate::config::url::{compose_cluster, compose_sentinel, parse, redact};
@@ -191,6 +192,13 @@ impl RedisStoreBuilder {
     /// queues keep the page size they were created with.
     pub fn page_size(mut self, entries: u32) -> Self {
         self.config.page_size = entries;
+        self
+    }
+
+    /// Whether the fast paths may use `RENAME` and `SORT`, which some managed providers disable
+    /// (default [`CommandSet::Auto`]: asked at every connection; see [`CommandSet`]).
+    pub fn command_set(mut self, commands: CommandSet) -> Self {
+        self.config.commands = commands;
         self
     }
 

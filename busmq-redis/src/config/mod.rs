@@ -1,7 +1,8 @@
-//! Configuration: the builder and its checks, the URL forms, the instances they describe and
+//! Configuration: the builder and its checks, the command set, the URL forms, the instances they describe and
 //! the settings every part of a store shares. Nothing here connects.
 
 pub(crate) mod builder;
+pub(crate) mod commands;
 pub(crate) mod endpoint;
 pub(crate) mod settings;
 pub(crate) mod url;

@@ -1,6 +1,7 @@
 //! The settings every part of one store shares (timeouts, backoff, page size, replica
-//! acknowledgements), as the builder checked them.
+//! acknowledgements, command set), as the builder checked them.
 
+use crate::config::commands::CommandSet;
 use std::time::Duration;
 
 /// Settings shared by every part of one store.
@@ -14,6 +15,8 @@ pub(crate) struct Config {
     pub(crate) page_size: u32,
     /// `WAIT <replicas> <timeout>` after every push and at-most-once take.
     pub(crate) replicas_ack: Option<ReplicaAck>,
+    /// Whether the fast paths may use `RENAME` and `SORT`.
+    pub(crate) commands: CommandSet,
 }
 
 impl Config {
@@ -37,6 +40,7 @@ impl Default for Config {
             backoff_cap: Duration::from_secs(2),
             page_size: 4096,
             replicas_ack: None,
+            commands: CommandSet::Auto,
         }
     }
 }

@@ -71,11 +71,15 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
 
 /// The push as one MULTI of append.lua's prepare, `RPUSHX` of the entries and commit (see
 /// append.lua). Returns prepare's reply when it decided (ok, closed, full), and `None` when
-/// push.lua must do the push instead (ids refused, queue missing, the transaction refused);
-/// in that case nothing was written.
+/// push.lua must do the push instead (ids refused, queue missing, the transaction refused, a
+/// server without `RENAME`); in that case nothing was written.
 async fn append(call: &Call<'_>, batch: &PushBatch<'_>, proposed: u64) -> Result<Option<Reply>> {
     let route = call.route().await?;
     let inst = call.instance(route);
+    if inst.restricted() {
+        // append.lua RENAMEs the tail page (see `CommandSet`).
+        return Ok(None);
+    }
     let script = &scripts().append;
     let count = batch.entries.len();
     let mut prepare = call.evalsha(script);

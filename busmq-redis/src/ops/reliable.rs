@@ -1,11 +1,12 @@
-//! Reliable takes and settlements without passing entries through Lua. `lua/claim.lua` moves
-//! ready entries into pending batch lists (RENAME or `SORT .. STORE` of a page) inside one MULTI
-//! whose `LRANGE`s hand them to the client; each entry's receipt names its batch and its index
-//! in it (`receipt.rs`), so that `lua/settle.lua` sets one bit per acknowledged entry instead
-//! of looking entries up by id. Nothing ever moves a pending entry to another batch or index (an extension
-//! gives it a deadline of its own in place), so a receipt stays valid until its settlement,
-//! whatever other settlements race with it. (Copying every entry into the pending hash and
-//! settling it by id made Redis spend about 6.5 us per reliable message.)
+//! Reliable takes and settlements without passing entries through Lua. `lua/claim.lua` moves ready
+//! entries into pending batch lists (RENAME or `SORT .. STORE` of a page, where the server has
+//! them: see `CommandSet`) inside one MULTI whose `LRANGE`s hand them to the client; each entry's
+//! receipt names its batch and its index in it (`receipt.rs`), so that `lua/settle.lua` sets one
+//! bit per acknowledged entry instead of looking entries up by id. Nothing ever moves a pending
+//! entry to another batch or index (an extension gives it a deadline of its own in place), so a
+//! receipt stays valid until its settlement, whatever other settlements race with it. (Copying
+//! every entry into the pending hash and settling it by id made Redis spend about 6.5 us per
+//! reliable message.)
 
 use crate::fault::CallError;
 use crate::ops::call::{Call, Ctx, Route};
@@ -24,7 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Page segments a reliable take moves inside Redis (claim.lua's K): a take up to the page
-/// size spans at most two pages; anything beyond goes through Lua in one more segment.
+/// size spans at most two pages; anything beyond goes through Lua in one more segment. None
+/// on a server without `RENAME` and `SORT` (`CommandSet`), where every entry goes that way.
 const SEGMENTS: usize = 2;
 
 /// What one claim.lua transaction answered: the script's reply and each segment's entries.
@@ -32,6 +34,8 @@ struct Claimed {
     take: String,
     reply: Reply,
     lists: Vec<Value>,
+    /// claim.lua's K for this take.
+    segments: usize,
 }
 
 /// A reliable take (see the module docs): entries past `max_deliveries` come back in
@@ -61,19 +65,20 @@ async fn transaction(
     visibility: Duration,
 ) -> Result<Claimed> {
     let inst = call.instance(route);
+    let segments = if inst.restricted() { 0 } else { SEGMENTS };
     let take = call.ctx.batches.next();
     let mut pipe = redis::pipe();
     pipe.atomic().ignore_errors();
     let mut claim = call.evalsha(&scripts().claim);
-    claim.arg(max).arg(&take).arg(millis(visibility)).arg(SEGMENTS);
+    claim.arg(max).arg(&take).arg(millis(visibility)).arg(segments);
     pipe.add_command(claim);
-    for segment in 0..SEGMENTS + 2 {
+    for segment in 0..segments + 2 {
         let batch = BatchNames::segment(&take, segment);
         pipe.cmd("LRANGE").arg(call.keys.batch(&batch)).arg(0).arg(-1);
     }
     let mut replies =
         call.transaction(inst, &[&scripts().claim], &pipe).await.map_err(|e| call.fail(inst, e))?;
-    if replies.len() != SEGMENTS + 3 {
+    if replies.len() != segments + 3 {
         return Err(unexpected("take", format!("{} replies to the reliable take", replies.len())));
     }
     let lists = replies.split_off(1);
@@ -84,14 +89,14 @@ async fn transaction(
         Some(value) => Reply::parse("take", value)?,
         None => return Err(unexpected("take", "no reply")),
     };
-    Ok(Claimed { take, reply, lists })
+    Ok(Claimed { take, reply, lists, segments })
 }
 
 /// Decodes what a reliable take claimed; each entry's receipt names its batch and index. Foreign
 /// entries are settled as moved aside (see `settle_foreign`), so that they are neither handed
 /// out nor redelivered, and the others are delivered as usual.
 async fn decode(call: &Call<'_>, claimed: Claimed, max_deliveries: u32) -> Result<Taken> {
-    let Claimed { take, mut reply, lists } = claimed;
+    let Claimed { take, mut reply, lists, segments } = claimed;
     let mut taken = Taken::default();
     let mut bad = Vec::new();
     for (segment, list) in lists.into_iter().enumerate() {
@@ -137,7 +142,7 @@ async fn decode(call: &Call<'_>, claimed: Claimed, max_deliveries: u32) -> Resul
     }
     // What the script moved aside itself (returned or expired entries).
     let by_script = match reply.len() {
-        n if n > SEGMENTS + 3 => reply.take_array(SEGMENTS + 3)?,
+        n if n > segments + 3 => reply.take_array(segments + 3)?,
         _ => Vec::new(),
     };
     taken.foreign = script_reports(by_script, "take", &moved_to(call))?;

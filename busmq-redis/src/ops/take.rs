@@ -2,7 +2,8 @@
 //! and `lua/giveback.lua`, so that the taken entries leave Redis without passing through Lua
 //! (Lua copying every entry into a table and back was most of the cost of a take). When a
 //! plain pop is not what `lua/take.lua` would do (released entries waiting, retention by age),
-//! lend.lua says so and take.lua takes instead; so does a take that must wait for replicas.
+//! lend.lua says so and take.lua takes instead; so does a take that must wait for replicas, and
+//! every take on a server without `RENAME` (`CommandSet`).
 //! Reliable takes are `reliable.rs`.
 
 use crate::fault::CallError;
@@ -63,6 +64,10 @@ pub(crate) async fn take(ctx: &Ctx, queue: &QueueName, max: u32) -> Result<Taken
 pub(crate) async fn fast(call: &Call<'_>, max: u32) -> Result<Fast> {
     let route = call.route().await?;
     let inst = call.instance(route);
+    if inst.restricted() {
+        // lend.lua and giveback.lua RENAME the head page (see `CommandSet`).
+        return Ok(Fast::Slow);
+    }
     let lend_then_giveback = [&scripts().lend, &scripts().giveback];
     let mut raw: Vec<Bytes> = Vec::new();
     loop {

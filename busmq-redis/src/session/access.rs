@@ -70,7 +70,12 @@ impl<'a> Who<'a> {
 /// the text of an error that failed its `SELECT`, hence the matching on text alone.
 fn reason_for(code: &str, detail: &str, who: Who<'_>) -> Option<String> {
     let lower = detail.to_ascii_lowercase();
-    if lower.contains("the user executing the script can't") {
+    // Redis 7.0: "The user executing the script can't run this command ..."; Valkey (and
+    // Redis 7.2): "ACL failure in script: User <name> has no permissions to run the '<cmd>'
+    // command", both with code ERR and the script's digest and line after.
+    if lower.contains("the user executing the script can't")
+        || lower.starts_with("acl failure in script")
+    {
         return Some(who.lacks(&script_refusal(detail)));
     }
     match code {
@@ -96,13 +101,17 @@ fn reason_for(code: &str, detail: &str, who: Who<'_>) -> Option<String> {
 /// use inside a script as a script error naming only the script's digest and line (`The user
 /// executing the script can't run this command or subcommand script: <sha>, on
 /// @user_script:<line>.`), so the command is read from that line of busmq's own script.
-fn script_refusal(detail: &str) -> String {
-    let what = detail.split(" script: ").next().unwrap_or(detail).trim();
+/// Valkey's (and Redis 7.2's) `ACL failure in script: <what>` names the command itself.
+pub(crate) fn script_refusal(detail: &str) -> String {
+    // The last " script: " is where the server's own suffix begins: Valkey's text has one
+    // before.
+    let what = detail.rsplit_once(" script: ").map_or(detail, |(what, _)| what).trim();
+    let what = what.strip_prefix("ACL failure in script: ").unwrap_or(what);
     let mut what = what.to_string();
     if let Some(what) = what.get_mut(..1) {
         what.make_ascii_lowercase();
     }
-    let located = detail.split_once(" script: ").and_then(|(_, rest)| {
+    let located = detail.rsplit_once(" script: ").and_then(|(_, rest)| {
         let (sha, rest) = rest.split_once(',')?;
         let line: usize = rest.split_once("@user_script:")?.1.trim_end_matches('.').parse().ok()?;
         let script = scripts().all().into_iter().find(|s| s.sha == sha.trim())?;
@@ -242,6 +251,14 @@ mod tests {
         let other = "The user executing the script can't access at least one of the keys \
                      mentioned in the command script: 0123, on @user_script:1.";
         assert!(denial(&server("ERR", other), app).unwrap().ends_with("in the command"));
+        // Valkey 8 (and Redis 7.2) word it otherwise.
+        let valkey = format!(
+            "ACL failure in script: User app has no permissions to run the 'hset' command \
+             script: {}, on @user_script:{line}.",
+            attach.sha
+        );
+        let reason = denial(&server("ERR", &valkey), app).expect("a refusal");
+        assert!(reason.ends_with(&format!("hset (in script attach, line {line})")), "{reason}");
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub(crate) struct Instance {
     demoted: AtomicBool,
     /// The node the current session is connected to (Sentinel groups).
     node: Mutex<Option<NodeAddr>>,
+    /// The current session's server lacks `RENAME` or `SORT` (see `CommandSet`): the fast
+    /// paths that use them are off.
+    restricted: AtomicBool,
     pub(crate) hub: Arc<Hub>,
 }
 
@@ -77,6 +80,7 @@ impl Instance {
             broken: Notify::new(),
             demoted: AtomicBool::new(false),
             node: Mutex::new(None),
+            restricted: AtomicBool::new(false),
         })
     }
 
@@ -211,8 +215,15 @@ impl Instance {
         self.demoted.swap(false, Ordering::SeqCst)
     }
 
-    /// Installs the script connection of a new session (not up yet: see [`Instance::set_up`]).
-    pub(crate) fn install(&self, conn: Conn, node: Option<NodeAddr>) {
+    /// Whether the current session's server lacks `RENAME` or `SORT` (see `CommandSet`).
+    pub(crate) fn restricted(&self) -> bool {
+        self.restricted.load(Ordering::SeqCst)
+    }
+
+    /// Installs the script connection of a new session (not up yet: see [`Instance::set_up`])
+    /// and what the session found of its server's command set.
+    pub(crate) fn install(&self, conn: Conn, node: Option<NodeAddr>, restricted: bool) {
+        self.restricted.store(restricted, Ordering::SeqCst);
         self.demoted.store(false, Ordering::SeqCst);
         *lock(&self.node) = node;
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);

@@ -1,12 +1,13 @@
 //! Opening one session of an instance: the script connection (after the access checks), the
-//! scripts, the placement membership, and the pub/sub connection with every live channel
-//! subscribed again.
+//! scripts, the placement membership, the server's command set, and the pub/sub connection
+//! with every live channel subscribed again.
 
 use crate::fault::CallError;
 use crate::script::keys::Layout;
 use crate::script::scripts::scripts;
 use crate::session::access;
 use crate::session::cluster::Feed;
+use crate::session::commands::restricted;
 use crate::session::conn::Conn;
 use crate::session::hub::Sink;
 use crate::session::instance::{Instance, Target};
@@ -43,9 +44,10 @@ pub(crate) async fn open(inst: &Instance, setup: &Setup) -> Result<Opened, CallE
     let (client, node) = match inst.target() {
         Target::Cluster(target) => {
             let (mut conn, subs, pushes) = target.connect(config, &setup.layout).await?;
+            let restricted = restricted(config.commands, &mut conn).await?;
             crate::session::cluster::load_scripts(&mut conn).await;
             inst.hub.start_session(Sink::Sharded(subs)).await.map_err(|e| refusal(inst, e))?;
-            inst.install(Conn::Cluster(conn), None);
+            inst.install(Conn::Cluster(conn), None, restricted);
             return Ok(Opened { feed: Feed::Cluster(pushes), memberships: Vec::new() });
         }
         Target::Fixed(client) => (Client::clone(client), None),
@@ -73,6 +75,9 @@ pub(crate) async fn open(inst: &Instance, setup: &Setup) -> Result<Opened, CallE
             ))));
         }
     }
+
+    // Before anything is written: a server that `CommandSet::Full` refuses gets nothing.
+    let restricted = restricted(config.commands, &mut conn).await?;
 
     let placement_key = setup.layout.placement_key();
     let mut pipe = redis::pipe();
@@ -113,6 +118,6 @@ pub(crate) async fn open(inst: &Instance, setup: &Setup) -> Result<Opened, CallE
         .map_err(|e| access::classify(e, who))?;
     let (sink, stream) = pubsub.split();
     inst.hub.start_session(Sink::Plain(sink)).await.map_err(|e| refusal(inst, e))?;
-    inst.install(Conn::Node(conn), node);
+    inst.install(Conn::Node(conn), node, restricted);
     Ok(Opened { feed: Feed::Node(stream), memberships })
 }

@@ -116,15 +116,17 @@ async fn run(
             Err(e) => {
                 inst.go_down();
                 let error = connect_error(&inst, e);
-                let denied = matches!(error, Error::AccessDenied { .. });
+                // A refusal, or a server without what the configuration requires: the same
+                // configuration cannot get in.
+                let denied =
+                    matches!(error, Error::AccessDenied { .. } | Error::InvalidOption { .. });
                 let config = inst.config();
                 let delay = backoff(attempt, config.backoff_base, config.backoff_cap);
                 attempt = attempt.saturating_add(1);
                 log_failure(&mut outage, attempt, delay, &error);
                 if let Some(tx) = first.take() {
                     if denied {
-                        // `connect` returns it and stops every supervisor: the same
-                        // configuration cannot get in.
+                        // `connect` returns it and stops every supervisor.
                         let _ = tx.send(Some(error));
                         break;
                     }
@@ -161,6 +163,8 @@ fn log_failure(outage: &mut Option<Instant>, attempt: u32, delay: Duration, erro
     *outage = Some(Instant::now());
     if matches!(error, Error::AccessDenied { .. }) {
         tracing::error!(error = %error, "redis refused this client's credentials or rights");
+    } else if matches!(error, Error::InvalidOption { .. }) {
+        tracing::error!(error = %error, "redis lacks what this client's configuration requires");
     } else {
         tracing::warn!(?delay, error = %error, "cannot connect to redis; retrying with backoff");
     }
@@ -249,6 +253,10 @@ fn connect_error(inst: &Instance, e: CallError) -> Error {
     let (why, source) = match refusal(inst, e) {
         CallError::Denied(reason) => {
             return Error::AccessDenied { target: inst.identity().to_string(), reason };
+        }
+        CallError::Unsupported(reason) => {
+            let reason = format!("redis {}: {reason}", inst.identity());
+            return Error::InvalidOption { option: "command_set", reason };
         }
         CallError::Down => (": the store was dropped".to_string(), None),
         CallError::Timeout => {
