@@ -16,7 +16,8 @@ pub(crate) enum Exit {
     BadUrl = 3,
     /// Redis did not answer in time, or went away while the command ran.
     Unreachable = 4,
-    /// Redis refused the credentials, or the user lacks a right busmq needs.
+    /// Redis refused the credentials, the user lacks a right busmq needs, or TLS could not be
+    /// set up (an untrusted certificate, a TLS/plain mismatch, a refused client certificate).
     Denied = 5,
     /// The queue (or the dead letters asked for) does not exist.
     NotFound = 6,
@@ -69,7 +70,7 @@ pub(crate) fn classify(error: &Error) -> Exit {
             Exit::Unreachable
         }
         Error::NotConnected => Exit::Unreachable,
-        Error::AccessDenied { .. } => Exit::Denied,
+        Error::AccessDenied { .. } | Error::Tls { .. } => Exit::Denied,
         _ => Exit::Failure,
     }
 }

@@ -53,6 +53,40 @@ impl std::fmt::Display for NameKind {
     }
 }
 
+/// Why a TLS connection could not be set up (see [`Error::Tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    /// The server's certificate is not signed by a trusted authority (a wrong or missing CA).
+    UnknownAuthority,
+    /// The server's certificate is valid but not for the host name (or address) connected to.
+    WrongHostName,
+    /// The certificate is otherwise invalid (expired, not yet valid, revoked, malformed).
+    BadCertificate,
+    /// The client connected without TLS (`redis://`) to a port that speaks only TLS.
+    ServerRequiresTls,
+    /// The client connected with TLS (`rediss://`) to a port that does not speak TLS.
+    ServerWithoutTls,
+    /// The server refused the client's certificate, or required one and got none.
+    ClientCertificateRefused,
+    /// Any other failure of the handshake.
+    Handshake,
+}
+
+impl std::fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsProblem::UnknownAuthority => "unknown certificate authority",
+            TlsProblem::WrongHostName => "certificate not valid for the host name",
+            TlsProblem::BadCertificate => "invalid server certificate",
+            TlsProblem::ServerRequiresTls => "the server requires TLS",
+            TlsProblem::ServerWithoutTls => "the server does not speak TLS",
+            TlsProblem::ClientCertificateRefused => "client certificate refused",
+            TlsProblem::Handshake => "handshake failed",
+        })
+    }
+}
+
 /// Everything that can go wrong in busmq.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -291,6 +325,20 @@ pub enum Error {
         /// What the operation was about: a queue, channel, topic, URL or instance.
         target: String,
         /// What is wrong, in words.
+        reason: String,
+    },
+
+    /// A TLS connection to the store could not be set up, for a reason that trying again with
+    /// the same configuration cannot cure: the server's certificate is not trusted or not for
+    /// this host, one side speaks TLS and the other does not, or the server refused this
+    /// client's certificate. `target` names the instance (never with its password).
+    #[error("TLS to {target} failed ({problem}): {reason}")]
+    Tls {
+        /// The instance.
+        target: String,
+        /// Which of the known problems it is.
+        problem: TlsProblem,
+        /// What is wrong, in words (with what to change).
         reason: String,
     },
 

@@ -35,7 +35,7 @@ pub use bus_state::{BusEvent, BusState};
 pub use busmq_codec::{Codec, CodecError};
 pub use channel::{Channel, ChannelEvent, ChannelEvents, ChannelOptions};
 pub use dead_letter_queue::{DeadLetterQueue, DeadMessage, Redriven};
-pub use error::{Error, NameKind, Result};
+pub use error::{Error, NameKind, Result, TlsProblem};
 pub use events::EventStream;
 pub use headers::Headers;
 pub use name::{ObjectName, QueueName, TopicName};

@@ -82,6 +82,9 @@ impl Context<'_> {
                 let reason = format!("redis {}: {reason}", self.instance);
                 return Error::InvalidOption { option: "command_set", reason };
             }
+            CallError::Tls(problem, reason) => {
+                return Error::Tls { target: self.instance.to_string(), problem, reason };
+            }
             CallError::Redis(e) => e,
         };
         if let Some(reason) = denial(&e, self.who) {

@@ -1,6 +1,7 @@
 //! Why one call to one instance failed, before it is translated into busmq's typed error (see
 //! `errors.rs`): the private failure type of the crate's transport, sessions and access checks.
 
+use busmq_core::TlsProblem;
 use redis::RedisError;
 
 /// Why one call to one instance failed.
@@ -17,6 +18,8 @@ pub(crate) enum CallError {
     /// The server lacks what the configuration requires (`CommandSet::Full` without `RENAME`
     /// or `SORT`); the reason says what. Trying again cannot help.
     Unsupported(String),
+    /// TLS could not be set up, for a reason the same configuration cannot get past.
+    Tls(TlsProblem, String),
 }
 
 impl From<RedisError> for CallError {

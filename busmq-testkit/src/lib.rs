@@ -41,6 +41,7 @@ pub mod sentinel;
 mod shared_cluster;
 mod shared_servers;
 pub mod support;
+pub mod tls;
 
 pub use backend::{Backend, FnBackend};
 #[cfg(feature = "docker")]

@@ -36,6 +36,7 @@ impl Error {
             Error::ForeignData { .. } => "foreign_data",
             Error::UnknownLayout { .. } => "unknown_layout",
             Error::AccessDenied { .. } => "access_denied",
+            Error::Tls { .. } => "tls",
             Error::Timeout { .. } => "timeout",
             Error::Shutdown { .. } => "shutdown",
             Error::Conflict { .. } => "conflict",
@@ -44,9 +45,12 @@ impl Error {
     }
 
     /// Whether this error needs someone to act rather than wait (logged at ERROR, the others
-    /// at WARN): credentials or rights, or data another version of busmq wrote.
+    /// at WARN): credentials or rights, TLS settings, or data another version of busmq wrote.
     pub(crate) fn needs_action(&self) -> bool {
-        matches!(self, Error::AccessDenied { .. } | Error::UnknownLayout { .. })
+        matches!(
+            self,
+            Error::AccessDenied { .. } | Error::Tls { .. } | Error::UnknownLayout { .. }
+        )
     }
 }
 

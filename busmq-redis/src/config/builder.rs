@@ -6,9 +6,11 @@
 use crate::config::commands::CommandSet;
 use crate::config::endpoint::Endpoint;
 use crate::config::settings::{Config, ReplicaAck};
+use crate::config::tls::ClientIdentity;
 use crate::config::url::{compose_cluster, compose_sentinel, parse, redact};
 use crate::script::keys::{DEFAULT_NAMESPACE, Layout};
 use busmq_core::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The smallest and largest page sizes accepted (entries per page list).
@@ -69,7 +71,9 @@ impl RedisStoreBuilder {
     /// `redis+unix:///path[?db=N&pass=...]`, or a Sentinel-managed group:
     /// `redis+sentinel://[user:password@]host1[:port1],host2[:port2]/<master name>[/db]`
     /// `[?sentinel_username=...&sentinel_password=...]` (the credentials before `@` are the
-    /// data nodes').
+    /// data nodes'), or a Redis Cluster: `redis+cluster://[user:password@]host1[:port1],...`.
+    /// `rediss+sentinel://` and `rediss+cluster://` connect to every node (and sentinel) over
+    /// TLS; see [`tls_ca_pem`](Self::tls_ca_pem) and [`tls_client_cert`](Self::tls_client_cert).
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.urls.push(url.into());
         self
@@ -140,6 +144,28 @@ impl RedisStoreBuilder {
     {
         let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
         self.urls.push(compose_cluster(&seeds));
+        self
+    }
+
+    /// Trusts server certificates signed by this certificate authority (PEM, one or more
+    /// certificates) instead of the system's roots, on every `rediss://`, `rediss+sentinel://`
+    /// and `rediss+cluster://` connection. The server's certificate is always verified,
+    /// host name included: connect with the name or address its certificate carries.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.tls.ca_pem = Some(Arc::new(pem.into()));
+        self
+    }
+
+    /// Presents this client certificate (PEM chain) with its private key (PEM) on every TLS
+    /// connection: mutual TLS, for servers with `tls-auth-clients yes`. The key is kept out of
+    /// every `Debug` output and error message.
+    pub fn tls_client_cert(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        let identity = ClientIdentity { cert_pem: cert_pem.into(), key_pem: key_pem.into() };
+        self.config.tls.client = Some(Arc::new(identity));
         self
     }
 
@@ -253,6 +279,16 @@ impl RedisStoreBuilder {
         }
         if c.backoff_cap < c.backoff_base {
             return Err(Error::invalid_option("reconnect_backoff", "the cap is below the base"));
+        }
+        if c.tls.is_set() {
+            c.tls.check().map_err(|reason| Error::invalid_option("tls", reason))?;
+            if !endpoints.iter().any(Endpoint::uses_tls) {
+                return Err(Error::invalid_option(
+                    "tls",
+                    "a CA or client certificate is set but no URL uses TLS (rediss://, \
+                     rediss+sentinel://, rediss+cluster://)",
+                ));
+            }
         }
         if !(PAGE_SIZE_RANGE.0..=PAGE_SIZE_RANGE.1).contains(&c.page_size) {
             return Err(Error::invalid_option(

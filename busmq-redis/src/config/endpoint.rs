@@ -2,7 +2,7 @@
 //! Sentinel-managed group or a Redis Cluster, with its placement identity. A leaf: the URL
 //! parsers build these and the sessions connect to them.
 
-use redis::ConnectionInfo;
+use redis::{ConnectionAddr, ConnectionInfo};
 use std::fmt;
 
 /// The port sentinels listen on when an address gives none.
@@ -29,6 +29,11 @@ impl Endpoint {
     /// node cannot change under a connection.
     pub(crate) fn is_fixed(&self) -> bool {
         self.sentinel.is_none() && self.cluster.is_none()
+    }
+
+    /// Whether its connections use TLS (`rediss://` and the `rediss+` schemes).
+    pub(crate) fn uses_tls(&self) -> bool {
+        matches!(self.info.addr(), ConnectionAddr::TcpTls { .. })
     }
 }
 

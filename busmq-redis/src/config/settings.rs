@@ -1,7 +1,8 @@
 //! The settings every part of one store shares (timeouts, backoff, page size, replica
-//! acknowledgements, command set), as the builder checked them.
+//! acknowledgements, command set, TLS), as the builder checked them.
 
 use crate::config::commands::CommandSet;
+use crate::config::tls::TlsSettings;
 use std::time::Duration;
 
 /// Settings shared by every part of one store.
@@ -17,6 +18,8 @@ pub(crate) struct Config {
     pub(crate) replicas_ack: Option<ReplicaAck>,
     /// Whether the fast paths may use `RENAME` and `SORT`.
     pub(crate) commands: CommandSet,
+    /// The CA and client certificate of `rediss://` connections.
+    pub(crate) tls: TlsSettings,
 }
 
 impl Config {
@@ -41,6 +44,7 @@ impl Default for Config {
             page_size: 4096,
             replicas_ack: None,
             commands: CommandSet::Auto,
+            tls: TlsSettings::default(),
         }
     }
 }

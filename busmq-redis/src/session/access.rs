@@ -12,6 +12,7 @@
 use crate::fault::CallError;
 use crate::script::keys::Layout;
 use crate::script::scripts::scripts;
+use crate::session::tls_failure::explain as explain_tls;
 use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionInfo, ErrorKind, RedisConnectionInfo, RedisError,
@@ -173,6 +174,9 @@ pub(crate) async fn connect(
             let info = client.get_connection_info();
             let who = Who::of(info.redis_settings());
             if e.kind() != ErrorKind::AuthenticationFailed {
+                if let Some((problem, reason)) = explain_tls(&e, info.addr(), timeout).await {
+                    return Err(CallError::Tls(problem, reason));
+                }
                 return Err(classify(e, who));
             }
             let reason = match tokio::time::timeout(timeout, explain(info, who)).await {

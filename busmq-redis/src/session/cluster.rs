@@ -12,6 +12,7 @@
 
 use crate::config::endpoint::Endpoint;
 use crate::config::settings::Config;
+use crate::config::url::node_addr;
 use crate::fault::CallError;
 use crate::script::keys::Layout;
 use crate::script::scripts::scripts;
@@ -24,7 +25,7 @@ use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
 };
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Msg,
+    AsyncConnectionConfig, ConnectionInfo, IntoConnectionInfo, Msg,
     ProtocolVersion, PushInfo, PushKind, Value,
 };
 use tokio::sync::mpsc;
@@ -39,11 +40,12 @@ impl ClusterTarget {
     pub(crate) fn new(endpoint: &Endpoint) -> Result<ClusterTarget, CallError> {
         let spec = endpoint.cluster.as_ref().ok_or(CallError::Down)?;
         let settings = endpoint.info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let tls = endpoint.uses_tls();
         let seeds = spec
             .seeds
             .iter()
             .map(|(host, port)| {
-                ConnectionAddr::Tcp(host.clone(), *port)
+                node_addr(host.clone(), *port, tls)
                     .into_connection_info()
                     .map(|info| info.set_redis_settings(settings.clone()))
             })
@@ -68,7 +70,8 @@ impl ClusterTarget {
     {
         self.check_access(config, layout).await?;
         let builder = |seeds: Vec<ConnectionInfo>| {
-            ClusterClientBuilder::new(seeds)
+            let builder = config.tls.cluster(ClusterClientBuilder::new(seeds));
+            builder
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout)
                 // A few quick retries ride over MOVED/ASK/TRYAGAIN and a failover's first
@@ -115,11 +118,11 @@ impl ClusterTarget {
             .set_response_timeout(Some(config.response_timeout));
         for info in self.resp2_seeds() {
             let who = Who::of(info.redis_settings());
-            let client = Client::open(info.clone())?;
+            let client = config.tls.client(info.clone())?;
             let connect = access::connect(&client, &conn_config, config.connect_timeout);
             let mut conn = match tokio::time::timeout(config.connect_timeout * 2, connect).await {
                 Ok(Ok(conn)) => conn,
-                Ok(Err(denied @ CallError::Denied(_))) => return Err(denied),
+                Ok(Err(denied @ (CallError::Denied(_) | CallError::Tls(..)))) => return Err(denied),
                 Ok(Err(_)) | Err(_) => continue,
             };
             let mut pipe = redis::pipe();

@@ -13,7 +13,6 @@ use crate::session::state::StateTracker;
 use crate::session::supervisor::{Report, supervise};
 use busmq_core::store::{StoreEvent, StoreState};
 use busmq_core::{Error, Result};
-use redis::Client;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -68,7 +67,7 @@ impl Fleet {
         let blockers = endpoints
             .iter()
             .map(|e| {
-                let client = e.is_fixed().then(|| Client::open(e.info.clone()).ok()).flatten();
+                let client = e.is_fixed().then(|| config.tls.client(e.info.clone()).ok()).flatten();
                 client.map(|c| Blockers::new(c, config.connect_timeout))
             })
             .collect();

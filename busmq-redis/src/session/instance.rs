@@ -67,7 +67,7 @@ impl Instance {
                 ClusterTarget::new(&endpoint).map_err(|e| invalid(format!("{e:?}")))?,
             )),
             None => Target::Fixed(Box::new(
-                Client::open(endpoint.info.clone()).map_err(|e| invalid(e.to_string()))?,
+                config.tls.client(endpoint.info.clone()).map_err(|e| invalid(e.to_string()))?,
             )),
         };
         Ok(Instance {

@@ -16,3 +16,4 @@ pub(crate) mod placement;
 pub(crate) mod sentinel;
 pub(crate) mod state;
 pub(crate) mod supervisor;
+pub(crate) mod tls_failure;

@@ -19,6 +19,7 @@
 
 use crate::config::endpoint::SentinelSpec;
 use crate::config::settings::Config;
+use crate::config::url::node_addr;
 use crate::fault::CallError;
 use crate::session::access::{self, Who};
 use busmq_core::support::{backoff, lock};
@@ -89,8 +90,14 @@ impl SentinelGroup {
 
     /// A client for the data node at `addr`, with the data nodes' credentials and db.
     pub(crate) fn client(&self, addr: &NodeAddr) -> Result<Client, CallError> {
-        let info = self.data.clone().set_addr(ConnectionAddr::Tcp(addr.host.clone(), addr.port));
-        Ok(Client::open(info)?)
+        let node = node_addr(addr.host.clone(), addr.port, self.tls());
+        Ok(self.config.tls.client(self.data.clone().set_addr(node))?)
+    }
+
+    /// Whether the group was configured `rediss+sentinel://`: sentinels and data nodes speak
+    /// TLS (the sentinels announce the data nodes' TLS ports when `tls-replication` is on).
+    fn tls(&self) -> bool {
+        matches!(self.data.addr(), ConnectionAddr::TcpTls { .. })
     }
 
     fn sentinel_client(&self, index: usize) -> Result<Client, CallError> {
@@ -102,10 +109,10 @@ impl SentinelGroup {
         if let Some(password) = &self.spec.password {
             settings = settings.set_password(password);
         }
-        let info = ConnectionAddr::Tcp(host.clone(), *port)
+        let info = node_addr(host.clone(), *port, self.tls())
             .into_connection_info()?
             .set_redis_settings(settings);
-        Ok(Client::open(info)?)
+        Ok(self.config.tls.client(info)?)
     }
 
     async fn command_connection(
@@ -153,6 +160,7 @@ impl SentinelGroup {
         let mut best: Option<(u64, usize, NodeAddr)> = None;
         let mut last_error = None;
         let mut refused = None;
+        let mut tls = None;
         let mut unknown = 0;
         for (i, answer) in answers {
             match answer {
@@ -165,6 +173,9 @@ impl SentinelGroup {
                 Err(CallError::Denied(reason)) => {
                     let (host, port) = &self.spec.sentinels[i];
                     refused.get_or_insert(format!("sentinel {host}:{port}: {reason}"));
+                }
+                Err(e @ CallError::Tls(..)) => {
+                    tls.get_or_insert(e);
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -180,6 +191,8 @@ impl SentinelGroup {
                 "sentinel",
                 format!("no sentinel monitors a master named {:?}", self.spec.master),
             )))),
+            // Like a refusal: the sentinels that cannot be reached would not do better.
+            None if tls.is_some() => Err(tls.expect("checked")),
             None => Err(match (refused, last_error) {
                 // No sentinel answered, and one refused this client: the others, unreachable
                 // now, would most likely refuse it as well.

@@ -116,10 +116,12 @@ async fn run(
             Err(e) => {
                 inst.go_down();
                 let error = connect_error(&inst, e);
-                // A refusal, or a server without what the configuration requires: the same
-                // configuration cannot get in.
-                let denied =
-                    matches!(error, Error::AccessDenied { .. } | Error::InvalidOption { .. });
+                // A refusal, a TLS problem, or a server without what the configuration requires:
+                // the same configuration cannot get in.
+                let denied = matches!(
+                    error,
+                    Error::AccessDenied { .. } | Error::InvalidOption { .. } | Error::Tls { .. }
+                );
                 let config = inst.config();
                 let delay = backoff(attempt, config.backoff_base, config.backoff_cap);
                 attempt = attempt.saturating_add(1);
@@ -154,14 +156,17 @@ async fn run(
 }
 
 /// Logs a failed attempt to open a session: the first of an outage at WARN (ERROR when the
-/// instance refuses the credentials: waiting will not help), the next ones at DEBUG.
+/// instance refuses the credentials or TLS cannot be set up: waiting will not help), the next
+/// ones at DEBUG.
 fn log_failure(outage: &mut Option<Instant>, attempt: u32, delay: Duration, error: &Error) {
     if outage.is_some() {
         tracing::debug!(attempt, ?delay, error = %error, "reconnection attempt failed");
         return;
     }
     *outage = Some(Instant::now());
-    if matches!(error, Error::AccessDenied { .. }) {
+    if matches!(error, Error::Tls { .. }) {
+        tracing::error!(error = %error, "TLS to redis cannot be set up with this configuration");
+    } else if matches!(error, Error::AccessDenied { .. }) {
         tracing::error!(error = %error, "redis refused this client's credentials or rights");
     } else if matches!(error, Error::InvalidOption { .. }) {
         tracing::error!(error = %error, "redis lacks what this client's configuration requires");
@@ -257,6 +262,9 @@ fn connect_error(inst: &Instance, e: CallError) -> Error {
         CallError::Unsupported(reason) => {
             let reason = format!("redis {}: {reason}", inst.identity());
             return Error::InvalidOption { option: "command_set", reason };
+        }
+        CallError::Tls(problem, reason) => {
+            return Error::Tls { target: inst.identity().to_string(), problem, reason };
         }
         CallError::Down => (": the store was dropped".to_string(), None),
         CallError::Timeout => {

@@ -31,9 +31,11 @@
 mod binary;
 mod ping;
 mod server;
+mod tls;
 
 pub use binary::{
     REQUIRE_ENV, SERVER_ENV, VALKEY_SERVER_ENV, find_binary, redis_available,
     require_binary_or_skip, require_or_skip, valkey_available,
 };
 pub use server::{HarnessError, RedisServer, RedisServerBuilder};
+pub use tls::ClientCerts;

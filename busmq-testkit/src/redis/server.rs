@@ -3,6 +3,8 @@
 
 use super::binary::redis_available;
 use super::ping::{Address, Pong, ping};
+use super::tls::{ClientCerts, TlsListener};
+use crate::tls::TestCerts;
 use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -47,6 +49,7 @@ pub struct RedisServerBuilder {
     ready_timeout: Duration,
     sentinel: bool,
     cluster: bool,
+    tls: Option<TlsListener>,
 }
 
 impl Default for RedisServerBuilder {
@@ -61,6 +64,7 @@ impl Default for RedisServerBuilder {
             ready_timeout: Duration::from_secs(60),
             sentinel: false,
             cluster: false,
+            tls: None,
         }
     }
 }
@@ -118,6 +122,21 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Listens with TLS only (`tls-port`, `port 0`) with the server certificate of `certs`;
+    /// [`RedisServer::url`] is then `rediss://127.0.0.1:<port>`. The harness itself checks
+    /// readiness over a unix socket in the server's directory.
+    pub fn tls(mut self, certs: &TestCerts, clients: ClientCerts) -> Self {
+        self.tls = Some(TlsListener::new(certs, clients, false));
+        self
+    }
+
+    /// Listens with TLS on a port of its own ([`RedisServer::tls_port`]) besides the plain
+    /// port, which the harness keeps for its own commands (cluster creation, checks).
+    pub fn tls_and_plain(mut self, certs: &TestCerts, clients: ClientCerts) -> Self {
+        self.tls = Some(TlsListener::new(certs, clients, true));
+        self
+    }
+
     /// How long to wait for the first `+PONG` (default 60 s: loaded CI machines are slow).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
@@ -146,6 +165,7 @@ impl RedisServerBuilder {
             extra: self.config,
             ready_timeout: self.ready_timeout,
             sentinel: self.sentinel,
+            tls: self.tls,
             running: None,
         };
         const PORT_ATTEMPTS: usize = 20;
@@ -155,6 +175,9 @@ impl RedisServerBuilder {
             }
             if self.cluster {
                 server.cluster_port = Some(free_port()?);
+            }
+            if let Some(tls) = &mut server.tls {
+                tls.port = free_port()?;
             }
             server.write_config()?;
             match server.launch().await {
@@ -187,6 +210,7 @@ pub struct RedisServer {
     extra: Vec<String>,
     ready_timeout: Duration,
     sentinel: bool,
+    tls: Option<TlsListener>,
     running: Option<Running>,
 }
 
@@ -211,6 +235,12 @@ impl RedisServer {
     /// The URL a client connects with: `redis://[:password@]127.0.0.1:<port>` or
     /// `redis+unix://<socket path>[?pass=<password>]`.
     pub fn url(&self) -> String {
+        if let Some(tls) = self.tls.as_ref().filter(|t| !t.plain_too) {
+            return match &self.password {
+                None => format!("rediss://127.0.0.1:{}", tls.port),
+                Some(pw) => format!("rediss://:{pw}@127.0.0.1:{}", tls.port),
+            };
+        }
         match (&self.socket, &self.password) {
             (Some(path), None) => format!("redis+unix://{}", path.display()),
             (Some(path), Some(pw)) => format!("redis+unix://{}?pass={pw}", path.display()),
@@ -222,6 +252,11 @@ impl RedisServer {
     /// The loopback port (0 when listening on a unix socket).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, for a server started with TLS.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|t| t.port)
     }
 
     /// The unix socket path, when listening on one.
@@ -316,7 +351,14 @@ impl RedisServer {
                 conf.push_str("port 0\n");
                 conf.push_str(&format!("unixsocket {}\nunixsocketperm 700\n", path.display()));
             }
+            None if self.tls.as_ref().is_some_and(|t| !t.plain_too) => {
+                conf.push_str("port 0\nbind 127.0.0.1\n");
+                conf.push_str(&format!("unixsocket {}\nunixsocketperm 700\n", self.ping_socket().display()));
+            }
             None => conf.push_str(&format!("port {}\nbind 127.0.0.1\n", self.port)),
+        }
+        if let Some(tls) = &self.tls {
+            conf.push_str(&tls.lines());
         }
         conf.push_str(&format!("dir {}\n", self.dir.display()));
         conf.push_str(&format!("logfile {}\n", self.log.display()));
@@ -337,6 +379,11 @@ impl RedisServer {
         }
         fs::write(&self.conf, conf)
             .map_err(|e| err(format!("cannot write {}: {e}", self.conf.display())))
+    }
+
+    /// The harness's own way in to a TLS-only server.
+    fn ping_socket(&self) -> PathBuf {
+        self.dir.join("ping.sock")
     }
 
     fn port_taken(&self) -> bool {
@@ -385,8 +432,12 @@ impl RedisServer {
                 self.kill();
                 return Err(self.failure("redis-server exited during startup"));
             }
+            let ping_socket = self.ping_socket();
             let addr = match &self.socket {
                 Some(p) => Address::Unix(p),
+                None if self.tls.as_ref().is_some_and(|t| !t.plain_too) => {
+                    Address::Unix(&ping_socket)
+                }
                 None => Address::Tcp(self.port),
             };
             // A process listening on our port but not logging "Ready" yet could be a stranger

@@ -1,19 +1,22 @@
-//! Redis Cluster URLs: `redis+cluster://[user:password@]host1[:port1],host2[:port2][/]`.
+//! Redis Cluster URLs: `redis+cluster://[user:password@]host1[:port1],host2[:port2][/]`, and
+//! `rediss+cluster://...` where every node is reached over TLS (`tls-cluster yes`: the nodes
+//! then announce their TLS ports).
 //!
 //! The hosts are seeds: any reachable one tells the client the whole topology, so listing a
 //! few is enough. Ports default to 6379. A cluster has only database 0, so the URL has no
 //! database; percent-encoding is decoded in the credentials.
 
-use super::hosts::{credentials, host_list, info_at, invalid, split_authority};
+use super::hosts::{credentials, host_list, info_at, invalid, split_authority, tls_compiled};
 use crate::config::endpoint::{ClusterSpec, Endpoint};
 use busmq_core::Error;
 use redis::RedisConnectionInfo;
 
 const SCHEME: &str = "redis+cluster://";
+const TLS_SCHEME: &str = "rediss+cluster://";
 
-/// Whether `url` uses a cluster scheme (including the refused TLS one, so the error says why).
+/// Whether `url` uses a cluster scheme.
 pub(crate) fn is_cluster(url: &str) -> bool {
-    url.starts_with(SCHEME) || url.starts_with("rediss+cluster://")
+    url.starts_with(SCHEME) || url.starts_with(TLS_SCHEME)
 }
 
 /// Builds the URL of a cluster given as seed addresses (the builder's `cluster` method).
@@ -23,9 +26,11 @@ pub(crate) fn compose(seeds: &[String]) -> String {
 
 /// Parses and checks a cluster URL.
 pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
-    let Some(rest) = url.strip_prefix(SCHEME) else {
-        return Err(invalid(url, "TLS to Redis Cluster nodes is not supported yet"));
+    let (rest, tls) = match url.strip_prefix(TLS_SCHEME) {
+        Some(rest) => (rest, true),
+        None => (url.strip_prefix(SCHEME).unwrap_or(url), false),
     };
+    tls_compiled(url, tls)?;
     if rest.contains(['#', '?']) {
         return Err(invalid(url, "a cluster URL takes no parameters"));
     }
@@ -40,7 +45,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     let mut seeds = host_list(url, hosts, "seed", 6379)?;
     seeds.sort();
     let data = credentials(url, userinfo, RedisConnectionInfo::default())?;
-    let info = info_at(url, seeds[0].clone(), data)?;
+    let info = info_at(url, seeds[0].clone(), tls, data)?;
     // The seeds may change over the cluster's life; the identity only names the store's
     // single instance in messages.
     let listed: Vec<String> = seeds.iter().map(|(h, p)| format!("{h}:{p}")).collect();
@@ -84,7 +89,11 @@ mod tests {
         assert!(reason("redis+cluster://h,:1").contains("no host"));
         assert!(reason("redis+cluster://h/1").contains("database 0"));
         assert!(reason("redis+cluster://h?x=1").contains("no parameters"));
-        assert!(reason("rediss+cluster://h").contains("TLS"));
+        if cfg!(feature = "tls") {
+            assert!(parse("rediss+cluster://h:1,h:2").unwrap().uses_tls());
+        } else {
+            assert!(reason("rediss+cluster://h").contains("TLS"));
+        }
         let e = reason("redis+cluster://u:secret@h:0");
         assert!(!e.contains("secret"), "{e}");
     }

@@ -175,12 +175,31 @@ pub(crate) fn credentials(
 pub(crate) fn info_at(
     url: &str,
     (host, port): (String, u16),
+    tls: bool,
     data: RedisConnectionInfo,
 ) -> Result<ConnectionInfo, Error> {
-    Ok(ConnectionAddr::Tcp(host, port)
+    Ok(node_addr(host, port, tls)
         .into_connection_info()
         .map_err(|e| invalid(url, e.to_string()))?
         .set_redis_settings(data))
+}
+
+/// The address of a node (or sentinel) of a multi-host scheme, with or without TLS (always
+/// verified: the `rediss+` schemes have no `#insecure`).
+pub(crate) fn node_addr(host: String, port: u16, tls: bool) -> ConnectionAddr {
+    if tls {
+        ConnectionAddr::TcpTls { host, port, insecure: false, tls_params: None }
+    } else {
+        ConnectionAddr::Tcp(host, port)
+    }
+}
+
+/// Refuses a `rediss+` scheme when TLS is not compiled in.
+pub(crate) fn tls_compiled(url: &str, tls: bool) -> Result<(), Error> {
+    if tls && !cfg!(feature = "tls") {
+        return Err(invalid(url, "TLS support is not compiled in (enable the \"tls\" feature)"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ mod hosts;
 mod sentinel;
 
 pub(crate) use cluster::compose as compose_cluster;
-pub(crate) use hosts::redact;
+pub(crate) use hosts::{node_addr, redact};
 pub(crate) use sentinel::compose as compose_sentinel;
 
 use crate::config::endpoint::Endpoint;

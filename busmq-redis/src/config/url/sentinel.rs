@@ -1,22 +1,25 @@
 //! Sentinel URLs:
 //! `redis+sentinel://[user:password@]host1[:port1],host2[:port2]/<master name>[/db]`
-//! `[?sentinel_username=...&sentinel_password=...]`.
+//! `[?sentinel_username=...&sentinel_password=...]`, and `rediss+sentinel://...` where the
+//! sentinels and the data nodes are all reached over TLS.
 //!
 //! The credentials before `@` are the data nodes' (as in `redis://`); the sentinels' own
 //! credentials are query parameters, because the two are often different. Sentinel ports
 //! default to 26379. Percent-encoding is decoded in credentials and in the master name.
 
-use super::hosts::{credentials, decode, host_list, info_at, invalid, split_authority};
+use super::hosts::{
+    credentials, decode, host_list, info_at, invalid, split_authority, tls_compiled,
+};
 use crate::config::endpoint::{DEFAULT_SENTINEL_PORT, Endpoint, SentinelSpec};
 use busmq_core::Error;
 use redis::RedisConnectionInfo;
 
 const SCHEME: &str = "redis+sentinel://";
+const TLS_SCHEME: &str = "rediss+sentinel://";
 
-/// Whether `url` uses a Sentinel scheme (including ones that are refused, so that the error
-/// says why).
+/// Whether `url` uses a Sentinel scheme.
 pub(crate) fn is_sentinel(url: &str) -> bool {
-    url.starts_with(SCHEME) || url.starts_with("rediss+sentinel://")
+    url.starts_with(SCHEME) || url.starts_with(TLS_SCHEME)
 }
 
 /// Builds the URL of a group given as parts (the builder's `sentinel` method).
@@ -38,9 +41,11 @@ fn encode(text: &str) -> String {
 
 /// Parses and checks a Sentinel URL.
 pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
-    let Some(rest) = url.strip_prefix(SCHEME) else {
-        return Err(invalid(url, "TLS to Sentinel-managed nodes is not supported yet"));
+    let (rest, tls) = match url.strip_prefix(TLS_SCHEME) {
+        Some(rest) => (rest, true),
+        None => (url.strip_prefix(SCHEME).unwrap_or(url), false),
     };
+    tls_compiled(url, tls)?;
     if rest.contains('#') {
         return Err(invalid(url, "a fragment (#...) means nothing here"));
     }
@@ -88,7 +93,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
         }
     }
     // The address is a placeholder: each connection asks the sentinels first.
-    let info = info_at(url, spec.sentinels[0].clone(), data)?;
+    let info = info_at(url, spec.sentinels[0].clone(), tls, data)?;
     let identity = format!("sentinel:{}/{db}", spec.master);
     Ok(Endpoint { info, identity, sentinel: Some(spec), cluster: None })
 }
@@ -149,7 +154,12 @@ mod tests {
         assert!(reason("redis+sentinel://h/m/x").contains("not a number"));
         assert!(reason("redis+sentinel://h/m/1/2").contains("more than"));
         assert!(reason("redis+sentinel://h/m?foo=1").contains("unknown parameter"));
-        assert!(reason("rediss+sentinel://h/m").contains("TLS"));
+        if cfg!(feature = "tls") {
+            let e = parse("rediss+sentinel://h:1,h:2/m").unwrap();
+            assert!(e.uses_tls() && e.identity == "sentinel:m/0");
+        } else {
+            assert!(reason("rediss+sentinel://h/m").contains("TLS"));
+        }
         let e = reason("redis+sentinel://u:secret@h/m?sentinel_password=hidden&foo=1");
         assert!(!e.contains("secret") && !e.contains("hidden"), "{e}");
     }
