@@ -47,12 +47,25 @@ pub(crate) struct Checked {
 
 /// Options for a [`RedisStore`](crate::RedisStore); [`RedisStoreBuilder::build`] checks them
 /// all and never connects ([`Session::connect`](busmq_core::store::Session::connect) does).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisStoreBuilder {
     urls: Vec<String>,
     namespace: String,
     config: Config,
     credentials: GroupCredentials,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs carry passwords.
+        let urls: Vec<String> = self.urls.iter().map(|u| redact(u)).collect();
+        f.debug_struct("RedisStoreBuilder")
+            .field("urls", &urls)
+            .field("namespace", &self.namespace)
+            .field("config", &self.config)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
 }
 
 impl Default for RedisStoreBuilder {
