@@ -4,7 +4,8 @@
 //! `redis-acl` runs the cases as a least-privilege ACL user (see `conformance/acl.rs`);
 //! `valkey` and `valkey-cluster` run them against `valkey-server` (see `conformance/valkey.rs`);
 //! `redis-restricted` against a server without `RENAME` and `SORT` (see
-//! `conformance/restricted.rs`).
+//! `conformance/restricted.rs`); `redis-tls` over mutual TLS with a verified server certificate
+//! (see `conformance/tls.rs`).
 //!
 //! `--docker` adds Redis in containers started by testcontainers (`redis-docker`, one container,
 //! and `redis-docker-sharded-3`), from `--image NAME`, else `redis:7-alpine` when the engine has
@@ -13,6 +14,7 @@
 mod acl;
 mod restricted;
 mod valkey;
+mod tls;
 
 #[cfg(feature = "docker")]
 use busmq_testkit::docker::{self, DockerServers};
@@ -60,6 +62,7 @@ const ROWS: &[&str] = &[
     "redis-restricted",
     "valkey",
     "valkey-cluster",
+    tls::ROW,
     "redis-docker",
     "redis-docker-sharded-3",
 ];
@@ -144,6 +147,9 @@ fn backends(docker: &[DockerRow], options: &Options) -> Vec<Arc<dyn Backend>> {
     }
     if options.wants(valkey::CLUSTER_ROW) {
         backends.push(valkey::cluster(REDIS_MODEL_CASES));
+    }
+    if options.wants(tls::ROW) {
+        backends.push(tls::backend(REDIS_MODEL_CASES));
     }
     for row in docker {
         let urls = row.urls.clone();
