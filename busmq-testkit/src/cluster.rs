@@ -21,7 +21,8 @@
 //! # }
 //! ```
 
-use crate::redis::{HarnessError, RedisServer};
+use crate::redis::{ClientCerts, HarnessError, RedisServer};
+use crate::tls::TestCerts;
 use crate::sentinel::{Resp, command};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -89,6 +90,7 @@ pub struct RedisClusterBuilder {
     ready_timeout: Duration,
     binary: Option<PathBuf>,
     cli: Option<PathBuf>,
+    tls: bool,
 }
 
 impl Default for RedisClusterBuilder {
@@ -101,6 +103,7 @@ impl Default for RedisClusterBuilder {
             ready_timeout: Duration::from_secs(60),
             binary: None,
             cli: None,
+            tls: false,
         }
     }
 }
@@ -142,6 +145,16 @@ impl RedisClusterBuilder {
         self.cli.as_deref()
     }
 
+    /// Every node also listens on a TLS port with the certificates of [`TestCerts::shared`]
+    /// (client certificates optional), and the cluster bus and replication run over TLS
+    /// (`tls-cluster yes`), so nodes announce their TLS ports to TLS clients;
+    /// [`RedisCluster::url`] is then `rediss+cluster://` over those ports. The harness keeps
+    /// the plain ports for its own commands.
+    pub fn tls(mut self, yes: bool) -> Self {
+        self.tls = yes;
+        self
+    }
+
     /// Starts every node, creates the cluster and waits until it is whole.
     pub async fn start(self) -> Result<RedisCluster, HarnessError> {
         if self.masters < 3 {
@@ -163,6 +176,9 @@ impl RedisClusterBuilder {
             }
             for line in &self.config {
                 b = b.config(line.clone());
+            }
+            if self.tls {
+                b = b.tls_and_plain(TestCerts::shared(), ClientCerts::Optional);
             }
             nodes.push(b.start().await?);
         }
@@ -223,9 +239,18 @@ impl RedisCluster {
         RedisClusterBuilder::default()
     }
 
-    /// `redis+cluster://127.0.0.1:p1,...` with every node as a seed.
+    /// `redis+cluster://127.0.0.1:p1,...` with every node as a seed (`rediss+cluster://` over
+    /// the TLS ports of a cluster started with [`RedisClusterBuilder::tls`]).
     pub fn url(&self) -> String {
-        format!("redis+cluster://{}", self.seeds().join(","))
+        let tls: Option<Vec<String>> = self
+            .nodes
+            .iter()
+            .map(|n| n.tls_port().map(|port| format!("127.0.0.1:{port}")))
+            .collect();
+        match tls {
+            Some(seeds) => format!("rediss+cluster://{}", seeds.join(",")),
+            None => format!("redis+cluster://{}", self.seeds().join(",")),
+        }
     }
 
     /// The nodes' addresses (`127.0.0.1:<port>`).

@@ -24,7 +24,8 @@ mod resp;
 
 pub use resp::{COMMAND_TIMEOUT, Resp, command};
 
-use crate::redis::{HarnessError, RedisServer};
+use crate::redis::{ClientCerts, HarnessError, RedisServer, RedisServerBuilder};
+use crate::tls::TestCerts;
 use std::time::{Duration, Instant};
 
 fn err(what: impl Into<String>) -> HarnessError {
@@ -44,6 +45,7 @@ pub struct SentinelSetBuilder {
     down_after: Duration,
     failover_timeout: Duration,
     ready_timeout: Duration,
+    tls: bool,
 }
 
 impl Default for SentinelSetBuilder {
@@ -59,6 +61,7 @@ impl Default for SentinelSetBuilder {
             down_after: Duration::from_millis(1000),
             failover_timeout: Duration::from_millis(5000),
             ready_timeout: Duration::from_secs(60),
+            tls: false,
         }
     }
 }
@@ -92,6 +95,17 @@ impl SentinelSetBuilder {
         self
     }
 
+    /// Every data node and sentinel also listens on a TLS port with the certificates of
+    /// [`TestCerts::shared`] (client certificates optional); replication, the sentinels'
+    /// links to the data nodes and to each other run over TLS (`tls-replication yes`), so the
+    /// sentinels name the data nodes' TLS ports; [`SentinelSet::url`] is then
+    /// `rediss+sentinel://` over the sentinels' TLS ports. The harness keeps the plain ports
+    /// for its own commands.
+    pub fn tls(mut self, yes: bool) -> Self {
+        self.tls = yes;
+        self
+    }
+
     /// One more configuration line for every data node (e.g. `"appendonly yes"`).
     pub fn data_config(mut self, line: impl Into<String>) -> Self {
         self.data_config.push(line.into());
@@ -110,15 +124,20 @@ impl SentinelSetBuilder {
         if self.sentinels == 0 || self.quorum == 0 || self.quorum > self.sentinels {
             return Err(err("a sentinel set needs 1 <= quorum <= sentinels"));
         }
-        let data = |b: crate::redis::RedisServerBuilder| {
-            let b = self.data_config.iter().fold(b, |b, line| b.config(line.clone()));
+        let tls = |b: RedisServerBuilder| match self.tls {
+            true => b.tls_and_plain(TestCerts::shared(), ClientCerts::Optional),
+            false => b,
+        };
+        let data = |b: RedisServerBuilder| {
+            let b = self.data_config.iter().fold(tls(b), |b, line| b.config(line.clone()));
             match &self.data_password {
                 Some(pw) => b.password(pw.clone()),
                 None => b,
             }
         };
         let master = data(RedisServer::builder()).start().await?;
-        let master_port = master.port();
+        // With TLS, replicas and sentinels reach the master on its TLS port.
+        let master_port = master.tls_port().unwrap_or(master.port());
         let mut nodes = vec![master];
         for _ in 0..self.replicas {
             nodes.push(data(RedisServer::builder().replica_of(master_port)).start().await?);
@@ -133,7 +152,7 @@ impl SentinelSetBuilder {
         };
         set.wait_replicating(master_port, self.replicas).await?;
         for _ in 0..self.sentinels {
-            let mut b = RedisServer::builder().sentinel(true);
+            let mut b = tls(RedisServer::builder().sentinel(true));
             let name = &self.master_name;
             for line in [
                 "sentinel resolve-hostnames no".to_string(),
@@ -180,9 +199,10 @@ impl SentinelSet {
         &self.master_name
     }
 
-    /// The sentinels' addresses, `127.0.0.1:<port>`.
+    /// The sentinels' addresses, `127.0.0.1:<port>` (their TLS ports in a TLS set).
     pub fn sentinel_addrs(&self) -> Vec<String> {
-        self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port())).collect()
+        let port = |s: &RedisServer| s.tls_port().unwrap_or(s.port());
+        self.sentinels.iter().map(|s| format!("127.0.0.1:{}", port(s))).collect()
     }
 
     /// The URL of the group with both passwords:
@@ -194,8 +214,9 @@ impl SentinelSet {
             .as_ref()
             .map(|pw| format!("?sentinel_password={pw}"))
             .unwrap_or_default();
+        let scheme = if self.nodes[0].tls_port().is_some() { "rediss" } else { "redis" };
         format!(
-            "redis+sentinel://{creds}{}/{}{query}",
+            "{scheme}+sentinel://{creds}{}/{}{query}",
             self.sentinel_addrs().join(","),
             self.master_name
         )
@@ -279,10 +300,15 @@ impl SentinelSet {
         self.index_of(port)
     }
 
+    /// The port the sentinels name node `index` by (its TLS port in a TLS set).
+    fn named_port(&self, index: usize) -> u16 {
+        let node = &self.nodes[index];
+        node.tls_port().unwrap_or(node.port())
+    }
+
     fn index_of(&self, port: u16) -> Result<usize, HarnessError> {
-        self.nodes
-            .iter()
-            .position(|n| n.port() == port)
+        (0..self.nodes.len())
+            .find(|i| self.named_port(*i) == port)
             .ok_or_else(|| err(format!("the sentinels name port {port}, which is no node of ours")))
     }
 
@@ -324,7 +350,7 @@ impl SentinelSet {
     /// Waits until the sentinels name another master than node `old` and that node says it is
     /// a master. Returns its index.
     pub async fn wait_for_new_master(&self, old: usize) -> Result<usize, HarnessError> {
-        let old_port = self.nodes[old].port();
+        let old_port = self.named_port(old);
         let deadline = Instant::now() + self.ready_timeout;
         loop {
             if let Ok(port) = self.master_port().await {
@@ -357,7 +383,7 @@ impl SentinelSet {
     pub async fn restart_node(&mut self, index: usize) -> Result<(), HarnessError> {
         self.nodes[index].restart().await?;
         let master = self.master_port().await?;
-        if master != self.nodes[index].port() {
+        if master != self.named_port(index) {
             let port = master.to_string();
             let reply = self.node_command(index, &["REPLICAOF", "127.0.0.1", &port]).await?;
             if let Resp::Error(e) = reply {
