@@ -3,7 +3,7 @@
 //! TLS, and one named error per configuration mistake (an untrusted CA, a wrong host name, a
 //! refused or missing client certificate, a plain client on a TLS port and a TLS client on a
 //! plain port), each ending `connect` instead of retrying; and no key or password in any
-//! `Debug`, `Display` or error text.
+//! `Debug`, `Display`, error text or log line.
 
 mod common;
 
@@ -13,7 +13,32 @@ use busmq_redis::{RedisStore, RedisStoreBuilder};
 use busmq_testkit::redis::{ClientCerts, RedisServer, require_or_skip};
 use busmq_testkit::tls::TestCerts;
 use futures::StreamExt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Everything this test binary logs (every level), to look for secrets in.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        busmq_core::support::lock(&self.0).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
 
 async fn tls_server(test: &str, clients: ClientCerts) -> Option<RedisServer> {
     require_or_skip(test)?;
@@ -90,8 +115,8 @@ async fn mutual_tls_needs_a_client_certificate_signed_by_the_servers_ca() {
     let (problem, reason) = tls_error(verified(server.url())).await;
     assert_eq!(problem, TlsProblem::ClientCertificateRefused, "{reason}");
     let stranger = &TestCerts::shared().stranger;
-    let foreign = verified(server.url())
-        .tls_client_cert(stranger.cert_pem.clone(), stranger.key_pem.clone());
+    let foreign =
+        verified(server.url()).tls_client_cert(stranger.cert_pem.clone(), stranger.key_pem.clone());
     let (problem, reason) = tls_error(foreign).await;
     assert_eq!(problem, TlsProblem::ClientCertificateRefused, "{reason}");
 }
@@ -137,6 +162,12 @@ async fn keys_and_passwords_never_appear_in_debug_display_or_errors() {
     if require_or_skip("tls_secrets").is_none() {
         return;
     }
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .try_init()
+        .expect("the only subscriber of this test binary");
     let certs = TestCerts::shared();
     let server = RedisServer::builder()
         .tls(certs, ClientCerts::Required)
@@ -156,8 +187,8 @@ async fn keys_and_passwords_never_appear_in_debug_display_or_errors() {
 
     // A refused certificate (the stranger's) and a wrong password: neither error tells secrets.
     let stranger = &certs.stranger;
-    let refused = verified(server.url())
-        .tls_client_cert(stranger.cert_pem.clone(), stranger.key_pem.clone());
+    let refused =
+        verified(server.url()).tls_client_cert(stranger.cert_pem.clone(), stranger.key_pem.clone());
     let wrong_password = with_client_cert(server.url().replace(PASSWORD, "nope"));
     for builder in [refused, wrong_password] {
         let store = builder.build().expect("valid options");
@@ -179,6 +210,10 @@ async fn keys_and_passwords_never_appear_in_debug_display_or_errors() {
         .expect_err("an unusable key");
     assert!(matches!(e, Error::InvalidOption { option: "tls", .. }), "{e:?}");
     assert!(!leaks(&format!("{e} {e:?}")), "{e}");
+
+    let logged = String::from_utf8_lossy(&busmq_core::support::lock(&capture.0)).into_owned();
+    assert!(logged.contains("TLS to redis cannot be set up"), "the refusal was logged");
+    assert!(!leaks(&logged), "a secret was logged:\n{logged}");
 }
 
 #[test]

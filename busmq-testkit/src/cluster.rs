@@ -22,8 +22,8 @@
 //! ```
 
 use crate::redis::{ClientCerts, HarnessError, RedisServer};
-use crate::tls::TestCerts;
 use crate::sentinel::{Resp, command};
+use crate::tls::TestCerts;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;

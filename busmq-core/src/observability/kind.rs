@@ -47,10 +47,7 @@ impl Error {
     /// Whether this error needs someone to act rather than wait (logged at ERROR, the others
     /// at WARN): credentials or rights, TLS settings, or data another version of busmq wrote.
     pub(crate) fn needs_action(&self) -> bool {
-        matches!(
-            self,
-            Error::AccessDenied { .. } | Error::Tls { .. } | Error::UnknownLayout { .. }
-        )
+        matches!(self, Error::AccessDenied { .. } | Error::Tls { .. } | Error::UnknownLayout { .. })
     }
 }
 

@@ -25,8 +25,8 @@ use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
 };
 use redis::{
-    AsyncConnectionConfig, ConnectionInfo, IntoConnectionInfo, Msg,
-    ProtocolVersion, PushInfo, PushKind, Value,
+    AsyncConnectionConfig, ConnectionInfo, IntoConnectionInfo, Msg, ProtocolVersion, PushInfo,
+    PushKind, Value,
 };
 use tokio::sync::mpsc;
 
@@ -122,7 +122,9 @@ impl ClusterTarget {
             let connect = access::connect(&client, &conn_config, config.connect_timeout);
             let mut conn = match tokio::time::timeout(config.connect_timeout * 2, connect).await {
                 Ok(Ok(conn)) => conn,
-                Ok(Err(denied @ (CallError::Denied(_) | CallError::Tls(..)))) => return Err(denied),
+                Ok(Err(denied @ (CallError::Denied(_) | CallError::Tls(..)))) => {
+                    return Err(denied);
+                }
                 Ok(Err(_)) | Err(_) => continue,
             };
             let mut pipe = redis::pipe();

@@ -165,7 +165,7 @@ impl RedisServerBuilder {
             extra: self.config,
             ready_timeout: self.ready_timeout,
             sentinel: self.sentinel,
-            tls: self.tls,
+            tls: self.tls.map(Box::new),
             running: None,
         };
         const PORT_ATTEMPTS: usize = 20;
@@ -210,7 +210,8 @@ pub struct RedisServer {
     extra: Vec<String>,
     ready_timeout: Duration,
     sentinel: bool,
-    tls: Option<TlsListener>,
+    /// Boxed: most servers have none, and a server is held by value in larger structures.
+    tls: Option<Box<TlsListener>>,
     running: Option<Running>,
 }
 
@@ -353,7 +354,10 @@ impl RedisServer {
             }
             None if self.tls.as_ref().is_some_and(|t| !t.plain_too) => {
                 conf.push_str("port 0\nbind 127.0.0.1\n");
-                conf.push_str(&format!("unixsocket {}\nunixsocketperm 700\n", self.ping_socket().display()));
+                conf.push_str(&format!(
+                    "unixsocket {}\nunixsocketperm 700\n",
+                    self.ping_socket().display()
+                ));
             }
             None => conf.push_str(&format!("port {}\nbind 127.0.0.1\n", self.port)),
         }
