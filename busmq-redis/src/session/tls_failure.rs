@@ -28,8 +28,13 @@ pub(crate) async fn explain(
     if let Some(found) = rustls_error(e).and_then(|r| from_rustls(r, addr)) {
         return Some(found);
     }
-    let failed_early = e.is_timeout() || e.is_connection_dropped() || e.is_io_error();
-    if !failed_early {
+    // Only the two signatures of a mismatch are worth a probe: a stopped or unreachable
+    // server (a refusal, a plain connect timeout) must not make every reconnection slower.
+    let mismatch = match addr {
+        ConnectionAddr::TcpTls { .. } => e.is_timeout() || e.is_connection_dropped(),
+        _ => e.is_connection_dropped() && !e.is_connection_refusal(),
+    };
+    if !mismatch {
         return None;
     }
     match addr {
