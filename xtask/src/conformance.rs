@@ -13,8 +13,8 @@
 
 mod acl;
 mod restricted;
-mod valkey;
 mod tls;
+mod valkey;
 
 #[cfg(feature = "docker")]
 use busmq_testkit::docker::{self, DockerServers};
