@@ -6,6 +6,7 @@ use super::Headers;
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::HashSet;
 use std::fmt;
 
 impl Serialize for Headers {
@@ -28,16 +29,20 @@ impl<'de> Visitor<'de> for HeadersVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
-        let mut headers = Headers::new();
+        // Duplicates are found through a set, not `Headers::insert` (a scan per key): stored
+        // bytes may hold a million keys, and a quadratic read would stall their consumer.
+        let mut pairs = Vec::new();
+        let mut seen = HashSet::new();
         while let Some((key, value)) = map.next_entry::<String, String>()? {
             if let Err(error) = crate::name::validate(crate::NameKind::HeaderKey, &key) {
                 return Err(de::Error::custom(error));
             }
-            if headers.insert(key, value).is_some() {
+            if !seen.insert(key.clone()) {
                 return Err(de::Error::custom("a header key appears twice"));
             }
+            pairs.push((key, value));
         }
-        Ok(headers)
+        Ok(Headers { pairs })
     }
 }
 
@@ -50,6 +55,26 @@ impl<'de> Deserialize<'de> for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hostile stored headers with many keys: each key was checked against all earlier ones
+    /// (quadratic); now through a set. No timing is asserted (house rule): a quadratic read
+    /// shows as this test taking minutes, and `cargo xtask fuzz` fails on a slow input.
+    #[test]
+    fn many_keys_are_read_with_one_set_lookup_each() {
+        let n = 200_000;
+        let mut json = String::from("{");
+        for i in 0..n {
+            json.push_str(&format!("\"k{i}\":\"\","));
+        }
+        json.push_str("\"k0\":\"\"}");
+        let error = serde_json::from_str::<Headers>(&json).unwrap_err();
+        assert!(error.to_string().contains("twice"), "{error}");
+        json.truncate(json.len() - "\"k0\":\"\"}".len() - 1);
+        json.push('}');
+        let headers = serde_json::from_str::<Headers>(&json).unwrap();
+        assert_eq!(headers.len(), n);
+        assert_eq!(headers.iter().nth(n - 1), Some((format!("k{}", n - 1).as_str(), "")));
+    }
 
     #[test]
     fn json_keeps_the_order_and_refuses_what_a_push_would_refuse() {
