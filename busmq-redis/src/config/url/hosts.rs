@@ -8,7 +8,25 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionI
 
 /// The error for a URL that cannot be used.
 pub(crate) fn invalid(url: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidUrl { url: redact(url), reason: reason.into() }
+    let reason = if misplaced_credentials(url) {
+        // The parsers split such a URL inside its password, and their reasons quote the
+        // pieces (as a host or a port): say what is wrong instead.
+        "the text before its last '@' is no user:password (percent-encode '/', '?', '#' and \
+         '@' in a password)"
+            .to_string()
+    } else {
+        reason.into()
+    };
+    Error::InvalidUrl { url: redact(url), reason }
+}
+
+/// Whether credentials end after the authority does: a password with an unescaped `/`, `?`
+/// or `#`.
+fn misplaced_credentials(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !authority.contains('@')
+        && rest.rsplit_once('@').is_some_and(|(before, _)| before.contains(':'))
 }
 
 /// The URL with its password replaced by `***`, for error messages.
@@ -25,7 +43,15 @@ pub(crate) fn redact(url: &str) -> String {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
             None => format!("{scheme}://{creds}@{host}{tail}"),
         },
-        None => url.to_string(),
+        // A password with an unescaped `/` (`redis://u:pa/ss@host`) ends the authority early,
+        // and the URL is refused for it: hide everything from the first `:` to the last `@`.
+        // A query value with an `@` is hidden too: too much hidden is harmless.
+        None => match (rest.split_once(':'), rest.rsplit_once('@')) {
+            (Some((user, _)), Some((creds, host))) if user.len() < creds.len() => {
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => url.to_string(),
+        },
     };
     // unix URLs carry the password as a query parameter, Sentinel URLs the sentinels' one.
     for key in ["pass=", "password="] {
@@ -40,8 +66,10 @@ pub(crate) fn redact(url: &str) -> String {
     out
 }
 
-/// `text` with its `%XX` escapes decoded (URL credentials and Sentinel master names).
-pub(crate) fn decode(url: &str, text: &str) -> Result<String, Error> {
+/// `text` with its `%XX` escapes decoded (URL credentials and Sentinel master names). The
+/// errors quote `text` unless it is a `secret` (a password: SPEC S3).
+pub(crate) fn decode(url: &str, text: &str, secret: bool) -> Result<String, Error> {
+    let quoted = if secret { "the password".to_string() } else { format!("{text:?}") };
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -49,7 +77,7 @@ pub(crate) fn decode(url: &str, text: &str) -> Result<String, Error> {
         if bytes[i] == b'%' {
             let hex = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
             let Some(b) = hex else {
-                return Err(invalid(url, format!("bad percent-encoding in {text:?}")));
+                return Err(invalid(url, format!("bad percent-encoding in {quoted}")));
             };
             out.push(b);
             i += 3;
@@ -58,7 +86,7 @@ pub(crate) fn decode(url: &str, text: &str) -> Result<String, Error> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| invalid(url, format!("{text:?} is not UTF-8")))
+    String::from_utf8(out).map_err(|_| invalid(url, format!("{quoted} is not UTF-8")))
 }
 
 /// Splits `[userinfo@]hosts` (the last `@` ends the credentials: passwords may contain one
@@ -161,10 +189,10 @@ pub(crate) fn credentials(
             None => (creds, None),
         };
         if !user.is_empty() {
-            data = data.set_username(decode(url, user)?);
+            data = data.set_username(decode(url, user, false)?);
         }
         if let Some(password) = password {
-            data = data.set_password(decode(url, password)?);
+            data = data.set_password(decode(url, password, true)?);
         }
     }
     Ok(data)
@@ -215,5 +243,19 @@ mod tests {
             redact("redis+sentinel://u:pw@a,b/m?sentinel_password=spw&x=1"),
             "redis+sentinel://u:***@a,b/m?sentinel_password=***&x=1"
         );
+    }
+    /// A password with an unescaped `/` showed whole in the error that refused its URL (found
+    /// while writing the secrets tests: the authority ended at the `/`, before the `@`).
+    #[test]
+    fn a_password_with_a_slash_is_hidden_too() {
+        let url = "redis://user:pa/ss-S3cret@h:1/0";
+        assert_eq!(redact(url), "redis://user:***@h:1/0");
+        for url in [url, "redis://u:S3cret/x@h", "redis://u:S3cret#x@h:1", "redis://u:S3cret?x@h"] {
+            let error = crate::config::url::parse(url).unwrap_err();
+            assert!(!format!("{error} {error:?}").contains("S3cret"), "{error:?}");
+        }
+        assert_eq!(redact("redis://:a/b@h"), "redis://:***@h");
+        // No credentials: nothing changes.
+        assert_eq!(redact("redis+unix:///tmp/s.sock?db=1"), "redis+unix:///tmp/s.sock?db=1");
     }
 }

@@ -60,7 +60,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     let (userinfo, hosts) = split_authority(authority);
     let sentinels = host_list(url, hosts, "sentinel", DEFAULT_SENTINEL_PORT)?;
     let mut segments = path.trim_start_matches('/').split('/');
-    let master = decode(url, segments.next().unwrap_or(""))?;
+    let master = decode(url, segments.next().unwrap_or(""), false)?;
     if master.is_empty() {
         return Err(invalid(url, "it names no master (redis+sentinel://hosts/<master name>)"));
     }
@@ -77,7 +77,7 @@ pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
     let mut spec = SentinelSpec { master, sentinels, username: None, password: None };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = decode(url, value)?;
+        let value = decode(url, value, key.contains("password"))?;
         match key {
             "sentinel_username" => spec.username = Some(value),
             "sentinel_password" => spec.password = Some(value),
