@@ -110,7 +110,9 @@ impl DeadLetterQueue {
 
     /// Up to `max` dead letters after the one with id `after` (paging through a long queue).
     /// Entries without dead-letter information (pushed there by hand) are skipped.
+    /// `max` is at most [`MAX_READ`](crate::queue::MAX_READ).
     pub async fn list_after(&self, after: Option<u64>, max: u32) -> Result<Vec<DeadMessage>> {
+        crate::queue::check_read_max(max)?;
         self.bus.ensure_connected()?;
         let from = after.map_or(Position::Start, Position::AfterId);
         let batch = self.bus.store.read(&self.name, from, max).await?;

@@ -20,6 +20,9 @@ mod context;
 mod dead_letter_queue;
 pub mod error;
 mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 pub mod name;
 pub mod observability;
@@ -45,6 +48,7 @@ pub use persisted::{
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
     AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_DEDUPE_WINDOW, DEFAULT_PREFETCH,
+    MAX_READ,
     Delivery, Job, MAX_RETRY_DELAY, Push, PushAll, PushOptions, Queue, QueueEvent, ReliableOptions,
     RetryPolicy, Worker, WorkerHandle,
 };

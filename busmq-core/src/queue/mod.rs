@@ -25,10 +25,28 @@ pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, 
 pub use producer::{Push, PushAll};
 pub use push_options::{DEFAULT_DEDUPE_WINDOW, PushOptions};
 pub use retry::{MAX_RETRY_DELAY, RetryPolicy};
+
+/// The most messages one [`Queue::peek`] or [`DeadLetterQueue::list_after`] returns: a read
+/// is one store reply, held whole in memory, so a larger one is refused rather than let a
+/// queue of millions fill the memory of the store and the reader.
+///
+/// [`DeadLetterQueue::list_after`]: crate::DeadLetterQueue::list_after
+pub const MAX_READ: u32 = 10_000;
+
+/// Refuses a read of more than [`MAX_READ`] messages, naming the limit.
+pub(crate) fn check_read_max(max: u32) -> Result<()> {
+    if max > MAX_READ {
+        return Err(Error::invalid_option(
+            "max",
+            format!("a read returns at most {MAX_READ} messages (MAX_READ), got {max}"),
+        ));
+    }
+    Ok(())
+}
 pub use worker::{Job, Worker, WorkerHandle};
 
 use crate::context::{AttachedQueue, BusInner};
-use crate::error::{NameKind, Result};
+use crate::error::{Error, NameKind, Result};
 use crate::events::{EVENT_BUFFER, EventStream};
 use crate::headers::Headers;
 use crate::name::{QueueName, validate};
@@ -391,7 +409,11 @@ impl Queue {
     /// nor conflicts with its consumers (SPEC O3; `busmq peek` and `tail`). A missing queue
     /// reads as empty. [`ReadBatch::last_id`] is the newest id at the time of the read: a
     /// follower continues from `Position::AfterId` of the last entry it saw.
+    ///
+    /// `max` is at most [`MAX_READ`]: a read is one store reply, held whole in memory on both
+    /// sides; page with `Position::AfterId` for more.
     pub async fn peek(&self, from: Position, max: u32) -> Result<ReadBatch> {
+        check_read_max(max)?;
         self.inner.bus.ensure_connected()?;
         self.inner.bus.store.read(&self.inner.name, from, max).await
     }
