@@ -48,9 +48,8 @@ pub use persisted::{
 pub use pubsub::{PubSub, Subscription};
 pub use queue::{
     AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_DEDUPE_WINDOW, DEFAULT_PREFETCH,
-    MAX_READ,
-    Delivery, Job, MAX_RETRY_DELAY, Push, PushAll, PushOptions, Queue, QueueEvent, ReliableOptions,
-    RetryPolicy, Worker, WorkerHandle,
+    Delivery, Job, MAX_READ, MAX_RETRY_DELAY, Push, PushAll, PushOptions, Queue, QueueEvent,
+    ReliableOptions, RetryPolicy, Worker, WorkerHandle,
 };
 pub use service::{
     DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, HANDLER_PANICKED, Replies, Reply, Request,

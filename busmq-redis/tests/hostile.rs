@@ -7,9 +7,7 @@
 
 mod common;
 
-use busmq_core::store::{
-    NewEntry, ObjectOp, PushBatch, Settle, Settlement, Store, TakeMode,
-};
+use busmq_core::store::{NewEntry, ObjectOp, PushBatch, Settle, Settlement, Store, TakeMode};
 use busmq_core::{Bus, Error, ObjectName};
 use busmq_redis::RedisStore;
 use common::{DEADLINE, queue, spec};
@@ -134,7 +132,9 @@ async fn garbage_and_huge_counters_in_the_meta_hash_are_typed_errors_for_that_qu
             s.push(&q, &PushBatch::new(att.generation, &spec(), &[NewEntry::new("y")])),
         )
         .await;
-        for (call, result) in [("stat", stat.map(|_| ())), ("take", take.map(|_| ())), ("push", push.map(|_| ()))] {
+        for (call, result) in
+            [("stat", stat.map(|_| ())), ("take", take.map(|_| ())), ("push", push.map(|_| ()))]
+        {
             if let Err(error) = result {
                 assert_typed(&format!("{what}: {call}"), Err::<(), _>(error));
             }
@@ -241,7 +241,11 @@ async fn a_garbage_object_field_is_a_typed_error_for_that_object() {
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
         cmd(&mut raw, &refs).await;
         match soon(what, handle.load()).await {
-            Err(Error::Decode { .. } | Error::ForeignData { .. } | Error::Store { retryable: false, .. }) => {}
+            Err(
+                Error::Decode { .. }
+                | Error::ForeignData { .. }
+                | Error::Store { retryable: false, .. },
+            ) => {}
             other => panic!("{what}: expected a typed error, got {other:?}"),
         }
         // The store call itself, for the raw reply path.

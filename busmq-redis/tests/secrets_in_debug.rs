@@ -167,7 +167,10 @@ async fn a_server_with_a_password_sees_it_and_nothing_prints_it() {
         .await
         .expect("ACL SETUSER");
     let wrong = SPW;
-    for url in [format!("redis://:{wrong}@127.0.0.1:{port}"), format!("redis://acl-user:{wrong}@127.0.0.1:{port}")] {
+    for url in [
+        format!("redis://:{wrong}@127.0.0.1:{port}"),
+        format!("redis://acl-user:{wrong}@127.0.0.1:{port}"),
+    ] {
         let store = common::builder([url.clone()]).build().expect("valid");
         let error = tokio::time::timeout(common::DEADLINE, store.connect())
             .await
@@ -177,7 +180,10 @@ async fn a_server_with_a_password_sees_it_and_nothing_prints_it() {
         assert_error_hidden(&url, &error);
         assert_hidden(&url, &format!("{store:?}"));
     }
-    for url in [format!("redis://:{PW}@127.0.0.1:{port}"), format!("redis://acl-user:{PW}@127.0.0.1:{port}/1")] {
+    for url in [
+        format!("redis://:{PW}@127.0.0.1:{port}"),
+        format!("redis://acl-user:{PW}@127.0.0.1:{port}/1"),
+    ] {
         let bus = Bus::new(common::builder([url.clone()]).build().expect("valid"));
         let state = bus.connect().await.expect("the right password connects");
         assert_hidden(&url, &format!("{bus:?} {state:?}"));
