@@ -204,6 +204,9 @@ pub mod acl;
 mod config;
 mod errors;
 mod fault;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ops;
 mod script;
 mod session;

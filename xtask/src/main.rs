@@ -8,6 +8,7 @@
 mod bench;
 mod chaos;
 mod conformance;
+mod fuzz;
 mod tidy;
 
 use std::process::ExitCode;
@@ -25,7 +26,12 @@ tasks:
       inject faults (consumer kills, CLIENT KILL, Redis restart, Sentinel failover, partitions,
       slow consumers) under load, count lost/duplicated/reordered messages and recovery times
       per delivery mode, print a table and write target/chaos.json; --quick is the CI
-      schedule";
+      schedule
+  fuzz [--budget SECS] [--only TARGET] [--seed N]
+      replay the committed fuzz corpus (fuzz/corpus/) through every decoder's fuzz
+      target, then mutate it for the budget (default 30 s over all targets) on the
+      stable toolchain; a panic or a slow input fails and is saved under
+      target/fuzz-findings/";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -35,6 +41,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("chaos") => chaos::run(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         // Hidden: a consumer process that `chaos` starts and kills with SIGKILL.
         Some("chaos-worker") => chaos::worker(&rest),
         Some("-h" | "--help" | "help") | None => {

@@ -2,7 +2,7 @@
 //! queues. A peer consumes `channel:<local>:<name>` and sends to `channel:<remote>:<name>`.
 
 mod events;
-mod frame;
+pub(crate) mod frame;
 mod inner;
 mod presence;
 

@@ -7,9 +7,9 @@
 //!
 //! [`Store::object`]: crate::store::Store::object
 
-mod fields;
+pub(crate) mod fields;
 mod keep_alive;
-mod notice;
+pub(crate) mod notice;
 mod stored;
 mod watch;
 

@@ -13,7 +13,7 @@ mod request;
 mod router;
 mod server;
 mod shared;
-mod wire;
+pub(crate) mod wire;
 
 pub use handler::{HANDLER_PANICKED, ServerHandle};
 pub use options::{DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, RequestOptions, ServeOptions};
