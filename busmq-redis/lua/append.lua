@@ -101,5 +101,5 @@ if q and (q.rlen or q.rage) then
   trim_age(q, now_us)
   save(q)
 end
-notify(ARGV[2], 'a')
+notify_waiters(ARGV[2])
 return {'ok'}

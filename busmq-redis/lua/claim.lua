@@ -17,12 +17,16 @@
 -- ARGV[2] batch name prefix, unique per call (the client's random id and a counter)
 -- ARGV[3] visibility ms
 -- ARGV[4] K: how many page segments are moved in Redis (the client sends K + 2 LRANGEs)
+-- A take that comes back short takes the notice lease (see lib.lua).
 -- Returns {'ok', n0, n1, .., n(K+1), foreign} (entries per segment; foreign: the entries moved
 --         aside, as a flat array of length and first bytes, see previews() in lib.lua)
 --       | {'ok'} (max 0) | {'missing'}
 local q = load()
-if not q then return {'missing'} end
 local want = tonumber(ARGV[1])
+if not q then
+  if want > 0 then want_notices() end
+  return {'missing'}
+end
 if want <= 0 then return {'ok'} end
 local now_ms, now_us = clock()
 trim_age(q, now_us)
@@ -101,6 +105,7 @@ if counts[K + 2] > 0 then
   claim(K + 1, n)
 end
 took_from_pages(q, from_pages, got < want)
+if got < want then want_notices() end
 if got > 0 then
   adopt(Z)
   adopt(X)

@@ -5,12 +5,19 @@
 -- key <ns>:{q}:loan (O(1)) and its name kept in the meta hash; otherwise nothing happens and
 -- the pop finds no key.
 -- KEYS: the six queue keys (see lib.lua).
--- ARGV: none
+-- ARGV[1] how many entries the take still wants, when the caller waits for a notice if it
+--         gets fewer (0 when it blocks in BLMPOP instead): fewer ready than that takes the
+--         notice lease (see lib.lua)
 -- Returns {'lent', page key, 1 when more entries follow in later pages else 0} | {'empty', the page key the next push appends to} | {'slow'}
 --       | {'missing'}
 local q = load()
-if not q then return {'missing'} end
+local want = tonumber(ARGV[1]) or 0
+if not q then
+  if want > 0 then want_notices() end
+  return {'missing'}
+end
 if q.rage or redis.call('ZCARD', R) > 0 then return {'slow'} end
+if q.n < want then want_notices() end
 if q.n == 0 then return {'empty', page(math.floor(q.tail / q.size))} end
 local key = page(q.head)
 redis.call('RENAME', key, PFX .. 'loan')

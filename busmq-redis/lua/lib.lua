@@ -87,6 +87,20 @@ local function notify(channel, message)
   end
 end
 
+-- The notice lease <ns>:{q}:n: pushes publish their notice only while it exists. A consumer
+-- that waits for notices (reliable, replay, and at-most-once without a blocking pop) waits
+-- only after a take or read that came back short, and that script sets the lease in the same
+-- atomic step, so every push after it publishes; consumers blocked in BLMPOP, and queues
+-- nobody waits on, cost no PUBLISH and no pub/sub traffic. Idle consumers take again at
+-- least every 5 s (busmq-core's MAX_IDLE and reliable heartbeats), which renews it; the
+-- lease outlives that many times over. Closes, releases, returns and restores still always
+-- publish: they are rare, and restore.lua is not conditional.
+local NOTICE_LEASE_MS = 30000
+local function want_notices() redis.call('SET', PFX .. 'n', '1', 'PX', NOTICE_LEASE_MS) end
+local function notify_waiters(channel)
+  if redis.call('EXISTS', PFX .. 'n') == 1 then notify(channel, 'a') end
+end
+
 -- Calls redis.call(cmd, key, <head...>, <items...>) in chunks that unpack() can handle.
 local function chunked(cmd, key, items, head)
   local i, n = 1, #items

@@ -1,5 +1,6 @@
 -- push.lua: appends a batch of entries to the tail atomically and in order, gives them
--- consecutive ids above the last one, applies retention, notifies watchers.
+-- consecutive ids above the last one, applies retention, notifies watchers (only while a
+-- consumer waits for notices: see the notice lease in lib.lua).
 -- Fast path: the client proposes the first id (max(its last known id + 1, its clock)) and
 -- sends complete entries; when the proposal is above the queue's last id and within a second
 -- of the server clock, the entries are appended as they are, with no per-entry work in Lua.
@@ -63,6 +64,6 @@ if q.last > now_us then
   redis.call('HSET', T, 'last', I(q.last))
   keep_tomb(math.floor(q.last / 1000) + 1)
 end
-notify(ARGV[8], 'a')
+notify_waiters(ARGV[8])
 if AFTER_PUSH then AFTER_PUSH(q, first) end
 return {'ok', I(first)}

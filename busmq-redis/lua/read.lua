@@ -10,11 +10,16 @@
 --         | 'e' (nothing: just the last id)
 -- ARGV[2] index or id
 -- ARGV[3] max entries
+-- A read that returns fewer than `max` (the reader is at the end and will wait for a notice)
+-- takes the notice lease (see lib.lua).
 -- Returns {'ok', newest id or nil when empty, foreign, e1..ek}: foreign, the entries stepped
 --         over, as a flat array of length and first bytes (see previews() in lib.lua)
 --       | {'missing'}
 local q = load()
-if not q then return {'missing'} end
+if not q then
+  want_notices()
+  return {'missing'}
+end
 local now_ms, now_us = clock()
 if q.rage then
   trim_age(q, now_us)
@@ -100,4 +105,5 @@ elseif kind == 'f' or kind == 'a' then
   if count() < want then pg, off = first_at_least(q, x) end
 end
 if pg then read_on(pg, off, x) end
+if kind ~= 'e' and count() < want then want_notices() end
 return out

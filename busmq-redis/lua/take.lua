@@ -12,12 +12,18 @@
 -- ARGV[5] 'w' when the caller will wait for entries (at most once): an empty take then also
 --         names the page list the next push appends to, so the caller can block on it
 --         (BLMPOP); load() counts entries from the lists, so such pops keep the meta valid.
+-- A take that comes back short takes the notice lease (see lib.lua), unless the caller blocks
+-- (ARGV[5] = 'w') instead of waiting for a notice.
 -- Returns {'ok', k, foreign, group1, group2, ...}: k entries to hand out, in groups (arrays
 --         of entries, in order); foreign: the entries moved aside, as a flat array of length
 --         and first bytes (see previews() in lib.lua)
 --       | {'ok', 0, page key} (nothing ready or moved aside, ARGV[5] = 'w') | {'missing'}
+local blocks = ARGV[5] == 'w'
 local q = load()
-if not q then return {'missing'} end
+if not q then
+  if not blocks then want_notices() end
+  return {'missing'}
+end
 local want = tonumber(ARGV[1])
 local now_us = 0
 if q.rage then now_us = select(2, clock()) end
@@ -67,6 +73,7 @@ for _, p in ipairs(peeks) do
 end
 took_from_pages(q, from_pages, got < want)
 quarantine(bad)
+if got < want and not blocks then want_notices() end
 
 if got == 0 and ARGV[5] == 'w' then return {'ok', 0, page(math.floor(q.tail / q.size))} end
 local out = {'ok', got - #bad, previews(bad, {})}

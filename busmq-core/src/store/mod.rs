@@ -211,6 +211,14 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// Starts watching a queue. The stream yields [`Notice`]s until it is dropped or the store
     /// disconnects. Notices may be coalesced; consumers must re-check after each one. Callers
     /// watch **before** their first take, so that nothing pushed in between is missed.
+    ///
+    /// A store may send [`Notice::Available`] for pushes only while someone waits for it: a
+    /// push must notify when, in the last 30 seconds, a [`take`](Store::take) or
+    /// [`read`](Store::read) of the queue came back with fewer entries than asked for (the
+    /// caller is at the end and waits for a notice next); otherwise it may stay silent (the
+    /// Redis store then saves the publish). Consumers that wait for notices therefore wait only
+    /// after such a take or read, and take or read again at least every few seconds while
+    /// idle. Releases, returns, restores and closes are always told.
     async fn watch(&self, queue: &QueueName) -> Result<BoxStream<'static, Notice>>;
 
     /// One atomic operation on the persisted object `object` (SPEC P3); see [`ObjectOp`] for

@@ -176,7 +176,9 @@ pub struct QueueStat {
 /// A notification about one queue, from [`Store::watch`](super::Store::watch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Notice {
-    /// Messages may be available (pushed, released, or returned): take or read again.
+    /// Messages may be available (pushed, released, or returned): take or read again. For
+    /// pushes, only promised to whoever took or read short recently (see
+    /// [`Store::watch`](super::Store::watch)).
     Available,
     /// The queue was closed.
     Closed,

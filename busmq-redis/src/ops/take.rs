@@ -38,7 +38,7 @@ fn text(v: &Value) -> Option<&str> {
 pub(crate) async fn take(ctx: &Ctx, queue: &QueueName, max: u32) -> Result<Taken> {
     let call = ctx.call("take", queue);
     if ctx.config.replicas_ack.is_none() {
-        match fast(&call, max).await? {
+        match fast(&call, max, true).await? {
             Fast::Taken(taken) => return Ok(taken),
             Fast::Empty(_) => return Ok(Taken::default()),
             Fast::Slow => {}
@@ -60,8 +60,9 @@ pub(crate) async fn take(ctx: &Ctx, queue: &QueueName, max: u32) -> Result<Taken
 }
 
 /// The fast take (see the module docs), one transaction per page: every pass pops at least one
-/// entry or stops.
-pub(crate) async fn fast(call: &Call<'_>, max: u32) -> Result<Fast> {
+/// entry or stops. With `notices`, a take that will come back short takes the notice lease
+/// (the caller waits for a notice next; without it, it blocks in `BLMPOP`).
+pub(crate) async fn fast(call: &Call<'_>, max: u32, notices: bool) -> Result<Fast> {
     let route = call.route().await?;
     let inst = call.instance(route);
     if inst.restricted() {
@@ -74,7 +75,9 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32) -> Result<Fast> {
         let left = max as usize - raw.len();
         let mut pipe = redis::pipe();
         pipe.atomic().ignore_errors();
-        pipe.add_command(call.evalsha(&scripts().lend));
+        let mut lend = call.evalsha(&scripts().lend);
+        lend.arg(if notices { left } else { 0 });
+        pipe.add_command(lend);
         pipe.cmd("LMPOP").arg(1).arg(call.keys.loan()).arg("LEFT").arg("COUNT").arg(left);
         pipe.add_command(call.evalsha(&scripts().giveback));
         let mut replies = match call.transaction(inst, &lend_then_giveback, &pipe).await {

@@ -66,7 +66,13 @@ pub(crate) async fn take_wait(
         None => None,
     };
     let (Some(page), Some(mut lease)) = (page, lease) else {
-        // Wait for a notice, then take.
+        // Wait for a notice, then take. Pushes publish only while a short take holds the
+        // notice lease, and the take above did not take it (it was to block): take once more,
+        // which takes it if this one comes back short too.
+        let taken = take(ctx, queue, max).await?;
+        if !taken.entries.is_empty() || !taken.foreign.is_empty() {
+            return Ok(taken);
+        }
         tokio::select! {
             _ = notices.next() => {}
             _ = cancel.notified() => return Ok(Taken::default()),
@@ -148,7 +154,7 @@ async fn take_or_page(
     max: u32,
 ) -> Result<std::result::Result<Taken, Option<u64>>> {
     let page_of = |key: &str| call.keys.page_number(key);
-    match fast(call, max).await? {
+    match fast(call, max, false).await? {
         Fast::Taken(taken) => return Ok(Ok(taken)),
         Fast::Empty(page) => return Ok(Err(page_of(&page))),
         Fast::Slow => {}

@@ -11,7 +11,9 @@ use tokio::time::Instant;
 pub(crate) enum Step {
     /// Take up to this many entries (never waits).
     Take(usize),
-    /// Take up to this many, waiting inside the store when none is ready.
+    /// Take up to this many, waiting inside the store when none is ready (a store that waits
+    /// natively: an at-most-once consumer there never takes plainly, because a plain take that
+    /// comes back short asks the store for notices, which it does not need).
     TakeWaiting(usize),
     /// Renew the consumer's lease (and extend what it holds) first.
     Beat,
@@ -56,12 +58,12 @@ impl Fetch {
         if want == 0 || (self.idle && !self.blocking) {
             return Step::Sleep;
         }
-        if !self.idle {
+        if !self.blocking {
             return Step::Take(want);
         }
         // Idle on a blocking store: waits go on back to back, so the lease is renewed between
         // them rather than by the heartbeat the task does not wait for.
-        if now.duration_since(self.last_beat) >= self.heartbeat {
+        if self.idle && now.duration_since(self.last_beat) >= self.heartbeat {
             self.last_beat = now;
             return Step::Beat;
         }
@@ -131,14 +133,15 @@ mod tests {
     fn an_idle_blocking_consumer_waits_in_the_store_and_beats_between_waits() {
         let t0 = Instant::now();
         let mut f = Fetch::new(true, BEAT, t0);
-        assert_eq!(f.next(128, t0), Step::Take(128));
+        assert_eq!(f.next(128, t0), Step::TakeWaiting(128), "never a plain take");
         f.fetched(128, 0);
         assert_eq!(f.next(128, t0), Step::TakeWaiting(128));
         f.fetched(128, 0);
         assert_eq!(f.next(128, t0 + BEAT), Step::Beat, "the lease is due");
         assert_eq!(f.next(128, t0 + BEAT), Step::TakeWaiting(128), "then waits again");
         f.fetched(128, 128);
-        assert_eq!(f.next(128, t0 + BEAT), Step::Take(128), "busy again: plain takes");
+        let later = t0 + BEAT * 3;
+        assert_eq!(f.next(128, later), Step::TakeWaiting(128), "busy: no beat between takes");
     }
 
     #[test]

@@ -23,7 +23,9 @@ use tracing::Instrument;
 /// How long a consumer registration lives without renewal (for the mixing rule).
 pub(super) const CONSUMER_LEASE: Duration = Duration::from_secs(15);
 /// The longest a consumer waits without checking the store (a safety net for lost wake-ups,
-/// and how expired reliable deliveries of dead consumers are noticed).
+/// how expired reliable deliveries of dead consumers are noticed, and what keeps a store's
+/// notice lease alive: an idle consumer's take or read comes back short again, see
+/// `Store::watch`).
 const MAX_IDLE: Duration = Duration::from_secs(5);
 /// How long one waiting take may wait in a store that waits natively; a stop cancels it sooner.
 const BLOCK_FOR: Duration = Duration::from_secs(1);

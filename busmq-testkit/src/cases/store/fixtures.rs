@@ -129,6 +129,12 @@ pub(crate) async fn notice(watch: &mut BoxStream<'static, Notice>, what: &str) -
     within(what, watch.next()).await.unwrap_or_else(|| panic!("the watch ended: {what}"))
 }
 
+/// What a consumer does before it waits for a notice: a read that comes back short (it is at
+/// the end), which asks the store to tell pushes (see `Store::watch`); removes nothing.
+pub(crate) async fn about_to_wait(store: &dyn Store, queue: &QueueName) {
+    let _ = store.read(queue, busmq_core::store::Position::Start, 100_000).await;
+}
+
 /// Reads notices until `wanted` (others may come first: notices are hints, not a log).
 pub(crate) async fn notice_of(watch: &mut BoxStream<'static, Notice>, wanted: Notice) {
     let what = format!("a {wanted:?} notice");

@@ -2,22 +2,25 @@
 //! closes) and pub/sub subscriptions (SPEC P1), and how a disconnect ends them.
 
 use super::fixtures::{
-    AMO, SEC, connected, filled, notice, notice_of, online, push, queue, reliable, spec, topic,
+    AMO, SEC, about_to_wait, connected, filled, notice, notice_of, online, push, queue, reliable,
+    spec, topic,
 };
 use crate::backend::Backend;
 use crate::support::{drain_quiet, ends, next, take};
 use busmq_core::store::{Notice, Restored, Settle, Settlement};
 use bytes::Bytes;
 
-/// Q10, Q11 (consumers deliver as messages arrive): a push from another store wakes every
-/// watcher of the queue (notices may be coalesced, so each watcher hears at least one), and
-/// later pushes wake them again.
+/// Q10, Q11 (consumers deliver as messages arrive): once a consumer is about to wait (a read
+/// or take came back short), a push from another store wakes every watcher of the queue
+/// (notices may be coalesced, so each watcher hears at least one), and later pushes wake them
+/// again.
 pub async fn store_watchers_hear_pushes_from_another_store(backend: &dyn Backend) {
     let (a, b) = (connected(backend).await, connected(backend).await);
     let q = queue("watch-push");
     let generation = a.attach(&q, &spec()).await.unwrap().generation;
     let mut first = a.watch(&q).await.unwrap();
     let mut second = a.watch(&q).await.unwrap();
+    about_to_wait(&*a, &q).await;
     push(&*b, &q, generation, &spec(), &["1"]).await;
     push(&*b, &q, generation, &spec(), &["2"]).await;
     for watch in [&mut first, &mut second] {
@@ -37,6 +40,7 @@ pub async fn store_a_watch_of_a_queue_that_does_not_exist_yet_hears_its_first_pu
     let (a, b) = (connected(backend).await, connected(backend).await);
     let q = queue("watch-early");
     let mut watch = a.watch(&q).await.unwrap();
+    about_to_wait(&*a, &q).await;
     push(&*b, &q, 1, &spec(), &["1"]).await;
     assert_eq!(notice(&mut watch, "the first push").await, Notice::Available);
 }
@@ -73,6 +77,7 @@ pub async fn store_a_close_is_told_to_every_watcher(backend: &dyn Backend) {
     notice_of(&mut on_a, Notice::Closed).await;
     notice_of(&mut on_b, Notice::Closed).await;
     let generation = a.attach(&q, &spec()).await.unwrap().generation;
+    about_to_wait(&*a, &q).await;
     push(&*b, &q, generation, &spec(), &["new"]).await;
     notice_of(&mut on_a, Notice::Available).await;
     notice_of(&mut on_b, Notice::Available).await;
@@ -121,6 +126,7 @@ pub async fn store_disconnect_ends_this_stores_streams_only(backend: &dyn Backen
     ends(&mut watch_a, "a's watch to end").await;
     ends(&mut sub_a, "a's subscription to end").await;
     b.publish(&t, Bytes::from("x")).await.unwrap();
+    about_to_wait(&*b, &q).await;
     push(&*b, &q, 1, &spec(), &["x"]).await;
     assert_eq!(notice(&mut watch_b, "b's watch goes on").await, Notice::Available);
     assert_eq!(next(&mut sub_b, "b's subscription goes on").await, "x");
@@ -130,6 +136,7 @@ pub async fn store_disconnect_ends_this_stores_streams_only(backend: &dyn Backen
     let mut watch_a = a.watch(&q).await.unwrap();
     let mut sub_a = a.subscribe(&t).await.unwrap();
     b.publish(&t, Bytes::from("y")).await.unwrap();
+    about_to_wait(&*a, &q).await;
     push(&*b, &q, 1, &spec(), &["y"]).await;
     assert_eq!(notice(&mut watch_a, "a's new watch").await, Notice::Available);
     assert_eq!(next(&mut sub_a, "a's new subscription").await, "y");
