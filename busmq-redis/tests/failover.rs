@@ -4,7 +4,9 @@
 
 mod common;
 
-use busmq_core::store::{NewEntry, Notice, PushBatch, Session, StoreState, TakeMode, Topics};
+use busmq_core::store::{
+    NewEntry, Notice, Position, PushBatch, Session, StoreState, TakeMode, Topics,
+};
 use busmq_core::{Error, Store, TopicName};
 use busmq_testkit::redis::RedisServer;
 use bytes::Bytes;
@@ -126,6 +128,12 @@ async fn watches_reset_after_a_reconnect_and_keep_working() {
     let _ = common::quiet_states(&mut events, Duration::from_millis(10)).await;
     let n = tokio::time::timeout(common::DEADLINE, watch.next()).await.unwrap();
     assert_eq!(n, Some(Notice::Reset));
+    // Pushes publish only while someone waits for a notice: a read that comes back short,
+    // as a consumer's before it waits (see Store::watch).
+    common::eventually("a short read after the restart", || async {
+        s.read(&q, Position::Start, 100).await.ok().map(drop)
+    })
+    .await;
     // The other store may still be reconnecting; retry its push until it is back.
     let att = common::eventually("a push after the restart", || async {
         let att = other.attach(&q, &spec()).await.ok()?;
