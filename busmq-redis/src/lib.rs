@@ -42,9 +42,11 @@
 //!   zset member with the visibility deadline) per take instead of one per entry; each
 //!   delivery's receipt names its batch and index, and comes back with its settlement, so the
 //!   client keeps no table of its deliveries.
-//! * **Wake-ups** use pub/sub: every push/restore/release publishes one notice per batch on
-//!   the queue's channel, and each instance has one pub/sub connection shared (reference
-//!   counted) by all watchers and topic subscribers. [`Store::take`](busmq_core::Store::take)
+//! * **Wake-ups** use pub/sub: every restore/release publishes one notice per batch on the
+//!   queue's channel, and so does every push while the queue's notice lease `<ns>:{q}:n` exists
+//!   (set for 30 s by a take or read that came back short: someone waits for a notice; see
+//!   `lua/lib.lua`); each instance has one pub/sub connection shared (reference counted) by all
+//!   watchers and topic subscribers. [`Store::take`](busmq_core::Store::take)
 //!   never blocks. An idle at-most-once consumer may instead wait in Redis through the
 //!   [`BlockingTake`](busmq_core::store::BlockingTake) capability: `BLMPOP` on the page the
 //!   next push appends to, on a connection it holds for the wait (fixed addresses only, and
