@@ -1,4 +1,7 @@
--- lib.lua: helpers shared by every busmq queue script; prepended to each script at build time.
+-- lib.lua: helpers shared by every busmq queue script. Each script gets the definitions below
+-- that it uses (directly or through another one), in this order (src/script/assemble.rs): keep
+-- every top-level statement a `local` definition starting at column 0, with only its closing
+-- `end` (and comments) also at column 0.
 --
 -- KEYS (the same six for every queue script; all carry the queue's hash tag, so a script
 -- touches one Redis Cluster slot):

@@ -17,9 +17,9 @@
 //!
 //! # Design
 //!
-//! * **One atomic operation per store method**: one Lua script (`lua/<op>.lua`, with
-//!   `lua/lib.lua` prepended), or one MULTI around scripts where entries should not pass
-//!   through Lua (the fast take, large pushes, reliable takes), all called by digest with
+//! * **One atomic operation per store method**: one Lua script (`lua/<op>.lua` after the
+//!   helpers of `lua/lib.lua` it uses), or one MULTI around scripts where entries should not
+//!   pass through Lua (the fast take, large pushes, reliable takes), all called by digest with
 //!   EVALSHA. Scripts are loaded on every (re)connection, and a NOSCRIPT answer makes the call
 //!   load them where the queue lives and try once more.
 //! * **Keys**: every key of a queue is `<ns>:{<queue>}:<suffix>` (one hash tag, so every script

@@ -2,6 +2,7 @@
 //! how entries are stored, how arguments are written and how replies are read.
 
 pub(crate) mod args;
+pub(crate) mod assemble;
 pub(crate) mod entry;
 pub(crate) mod keys;
 pub(crate) mod reply;

@@ -1,10 +1,11 @@
 //! The Lua scripts, one per atomic queue operation (and one for persisted objects), with their SHA1 digests for EVALSHA.
 //!
-//! Each script is `lua/lib.lua` (shared helpers) followed by `lua/<op>.lua`, concatenated at
-//! build time. Scripts are loaded with SCRIPT LOAD on every (re)connection, and the call path
+//! Each script is `lua/<op>.lua` after the helpers of `lua/lib.lua` it uses (`assemble.rs`),
+//! put together once per process. Scripts are loaded with SCRIPT LOAD on every (re)connection, and the call path
 //! (`ops/call.rs`) loads them again on NOSCRIPT (a SCRIPT FLUSH, or a failover to a server that
 //! never saw them).
 
+use super::assemble::assemble;
 use std::sync::LazyLock;
 
 /// One script: its name (for errors), its full body and its digest.
@@ -26,22 +27,22 @@ macro_rules! script {
     ($name:literal, $then:literal) => {
         Script::new(
             $name,
-            concat!(
-                include_str!("../../lua/lib.lua"),
+            assembled(&[
                 include_str!(concat!("../../lua/", $name, ".lua")),
-                include_str!(concat!("../../lua/", $then, ".lua"))
-            ),
+                include_str!(concat!("../../lua/", $then, ".lua")),
+            ]),
         )
     };
     ($name:literal) => {
-        Script::new(
-            $name,
-            concat!(
-                include_str!("../../lua/lib.lua"),
-                include_str!(concat!("../../lua/", $name, ".lua"))
-            ),
-        )
+        Script::new($name, assembled(&[include_str!(concat!("../../lua/", $name, ".lua"))]))
     };
+}
+
+/// lib.lua's helpers that `own` uses, then `own` (see `assemble.rs`); built once per process,
+/// so the text lives as long as the scripts.
+fn assembled(own: &[&str]) -> &'static str {
+    let body = assemble(include_str!("../../lua/lib.lua"), own);
+    Box::leak(body.into_boxed_str())
 }
 
 /// Every script busmq runs.
