@@ -290,9 +290,11 @@ local BEFORE_PUSH = nil
 -- generation `gen` was closed, the queue is missing, or it would go past maxsize), and the
 -- clock in microseconds.
 local function push_target(gen, may_create, spec_at, count)
-  if closed_generation(gen) then return nil, {'closed'} end
-  local now_ms, now_us = clock()
+  -- The tombstone is read only when the caller's generation is not the live one: closing a
+  -- generation deletes its meta hash, and no later one reuses its number (see create).
   local q = load()
+  if not (q and I(q.gen) == gen) and closed_generation(gen) then return nil, {'closed'} end
+  local now_ms, now_us = clock()
   if not q then
     if may_create ~= '1' then return nil, {'missing'} end
     -- A batch the new queue could not hold creates nothing.
