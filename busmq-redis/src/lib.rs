@@ -45,7 +45,9 @@
 //! * **Wake-ups** use pub/sub: every restore/release publishes one notice per batch on the
 //!   queue's channel, and so does every push while the queue's notice lease `<ns>:{q}:n` exists
 //!   (set for 30 s by a take or read that came back short: someone waits for a notice; see
-//!   `lua/lib.lua`); each instance has one pub/sub connection shared (reference counted) by all
+//!   `lua/lib.lua`). A lease lost with its server (a restart, a failover before it was
+//!   replicated) is set again by the waiters' take after the reconnection's `Notice::Reset`;
+//!   one deleted behind a connected client, by their next idle take (5 s at most); each instance has one pub/sub connection shared (reference counted) by all
 //!   watchers and topic subscribers. [`Store::take`](busmq_core::Store::take)
 //!   never blocks. An idle at-most-once consumer may instead wait in Redis through the
 //!   [`BlockingTake`](busmq_core::store::BlockingTake) capability: `BLMPOP` on the page the

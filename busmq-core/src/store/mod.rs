@@ -217,8 +217,10 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// [`read`](Store::read) of the queue came back with fewer entries than asked for (the
     /// caller is at the end and waits for a notice next); otherwise it may stay silent (the
     /// Redis store then saves the publish). Consumers that wait for notices therefore wait only
-    /// after such a take or read, and take or read again at least every few seconds while
-    /// idle. Releases, returns, restores and closes are always told.
+    /// after such a take or read, take or read again at least every few seconds while idle,
+    /// and at once after [`Notice::Reset`] (the store reconnected, perhaps to a server that
+    /// lost the record of that take: a restart, a failover). Releases, returns, restores and
+    /// closes are always told.
     async fn watch(&self, queue: &QueueName) -> Result<BoxStream<'static, Notice>>;
 
     /// One atomic operation on the persisted object `object` (SPEC P3); see [`ObjectOp`] for
