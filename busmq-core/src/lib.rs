@@ -49,13 +49,13 @@ pub use pubsub::{PubSub, Subscription};
 pub use queue::{
     AttachOptions, ConsumeMode, ConsumeOptions, Consumer, DEFAULT_DEDUPE_WINDOW, DEFAULT_PREFETCH,
     Delivery, Job, MAX_READ, MAX_RETRY_DELAY, Push, PushAll, PushOptions, Queue, QueueEvent,
-    ReliableOptions, RetryPolicy, Worker, WorkerHandle,
+    ReliableOptions, RetryPolicy, When, Worker, WorkerHandle,
 };
 pub use service::{
     DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, HANDLER_PANICKED, Replies, Reply, Request,
     RequestOptions, ServeOptions, Server, ServerHandle, Service,
 };
-pub use store::{DeadLetter, Position, Store, StoreHandle};
+pub use store::{DeadLetter, MAX_DELAY, Position, Scheduled, Store, StoreHandle};
 
 /// Helpers for store implementations: ids, clocks, backoff and the lock policy shared with the
 /// core.

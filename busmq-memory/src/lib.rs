@@ -50,6 +50,7 @@
 mod clock;
 mod consumers;
 mod dedupe;
+mod delayed;
 mod link;
 mod memory;
 mod objects;

@@ -6,7 +6,9 @@
 //! messages", and it keeps replay reads a binary search.
 
 use crate::clock::deadline;
+use crate::clock::IdClock;
 use crate::dedupe::DedupeKeys;
+use crate::delayed::Delayed;
 use crate::pending::Pending;
 pub(crate) use crate::stored::Stored;
 use crate::stored::push_time;
@@ -29,6 +31,8 @@ pub(crate) struct QueueState {
     pending: Pending,
     /// Producer dedupe keys (SPEC P10): they live and die with the incarnation.
     pub(crate) dedupe: DedupeKeys,
+    /// Delayed messages (SPEC P8): they live and die with the incarnation too.
+    pub(crate) delayed: Delayed,
 }
 
 impl QueueState {
@@ -42,6 +46,7 @@ impl QueueState {
             ready: VecDeque::new(),
             pending: Pending::default(),
             dedupe: DedupeKeys::default(),
+            delayed: Delayed::default(),
         }
     }
 
@@ -96,6 +101,18 @@ impl QueueState {
         self.trim(now);
     }
 
+    /// Appends the delayed messages due by `now` with fresh ids, as if pushed now (SPEC P8);
+    /// `maxsize` does not apply (they were accepted when scheduled). Returns whether any were.
+    pub(crate) fn promote(&mut self, ids: &IdClock, now: Instant) -> bool {
+        let due = self.delayed.take_due(now);
+        if due.is_empty() {
+            return false;
+        }
+        let first = ids.next(due.len() as u64);
+        self.append(&due, first, now);
+        true
+    }
+
     /// Inserts at the id position; an id already ready is not inserted twice.
     fn insert_sorted(&mut self, stored: Stored) -> bool {
         let pos = self.ready.partition_point(|s| s.id < stored.id);
@@ -133,6 +150,7 @@ impl QueueState {
                 }
             }
         }
+        taken.next_due = self.delayed.next_due(now);
         taken
     }
 
@@ -211,7 +229,12 @@ impl QueueState {
         let end = start.saturating_add(usize::try_from(max).unwrap_or(usize::MAX)).min(len);
         let entries =
             self.ready.range(start..end).map(|s| Entry { deliveries: 0, ..s.to_entry() }).collect();
-        ReadBatch { entries, last_id: self.ready.back().map(|s| s.id), foreign: Vec::new() }
+        ReadBatch {
+            entries,
+            last_id: self.ready.back().map(|s| s.id),
+            foreign: Vec::new(),
+            next_due: self.delayed.next_due(now),
+        }
     }
 
     pub(crate) fn stat(&mut self, now: Instant) -> QueueStat {
@@ -226,10 +249,13 @@ impl QueueState {
             generation: Some(self.generation),
             last_id: self.last_id,
             quarantined: 0,
+            delayed: self.delayed.len(),
+            next_due: self.delayed.next_due(now),
         }
     }
 
     pub(crate) fn flush(&mut self) {
+        self.delayed.clear();
         self.ready.clear();
         self.pending.clear();
     }

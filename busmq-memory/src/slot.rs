@@ -7,8 +7,8 @@ use crate::consumers::Consumers;
 use crate::queue_state::{QueueState, room_for};
 use crate::watch::{Notifier, Signal};
 use busmq_core::store::{
-    Attachment, ConsumerOp, Dedupe, Entry, Metadata, MetadataOp, NewEntry, QueueSpec, Renewal,
-    Restored,
+    Attachment, ConsumerOp, Dedupe, Entry, MAX_DELAY, Metadata, MetadataOp, NewEntry, QueueSpec,
+    Renewal, Restored, ScheduleBatch, Scheduled,
 };
 use busmq_core::{Error, QueueName, Result};
 use std::time::Duration;
@@ -196,6 +196,47 @@ impl Slot {
         }
         self.notifier.available();
         Ok(first)
+    }
+
+    /// Schedules `entry` to come due `delay` from now (SPEC P8); creates the queue if it
+    /// vanished, like a push. Watchers are told, so idle consumers learn the new due time.
+    pub(crate) fn schedule(
+        &mut self,
+        queue: &QueueName,
+        batch: &ScheduleBatch<'_>,
+        ctx: &Ctx<'_>,
+    ) -> Result<Scheduled> {
+        if self.is_closed(batch.generation) {
+            return Err(Self::closed_error(queue));
+        }
+        if batch.delay > MAX_DELAY {
+            return Err(Error::invalid_option("delay", "a message is delayed by at most 30 days"));
+        }
+        let state = self.live_or_create(batch.spec, ctx)?;
+        let seq = state.delayed.add(batch.entry.clone(), deadline(ctx.now, batch.delay));
+        let scheduled = Scheduled::new(state.generation, seq, 0);
+        self.notifier.available();
+        Ok(scheduled)
+    }
+
+    /// Withdraws a scheduled message of the live incarnation if it still waits.
+    pub(crate) fn cancel(&mut self, scheduled: &Scheduled, ctx: &Ctx<'_>) -> bool {
+        match self.live.as_mut() {
+            Some(state) if state.generation == scheduled.generation() => {
+                // A message past its due time counts as delivered, promoted yet or not.
+                state.delayed.cancel_waiting(scheduled.seq(), ctx.now)
+            }
+            _ => false,
+        }
+    }
+
+    /// Promotes the delayed messages that came due (see [`QueueState::promote`]) and wakes
+    /// watchers when there were any.
+    pub(crate) fn promote(&mut self, ctx: &Ctx<'_>) {
+        let promoted = self.live.as_mut().is_some_and(|q| q.promote(ctx.ids, ctx.now));
+        if promoted {
+            self.notifier.available();
+        }
     }
 
     /// Puts taken entries back into the caller's generation, each at its id's place; a

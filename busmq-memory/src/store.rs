@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use busmq_core::store::{
     Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
     ObjectReply, Position, PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal,
-    Restored, Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    Restored, ScheduleBatch, Scheduled, Session, Settle, Settled, StoreEvent, StoreState, TakeMode,
+    Taken, Topics,
 };
 use busmq_core::{Error, ObjectName, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
@@ -129,6 +130,12 @@ impl BlockingTake for MemoryStore {
             if !taken.entries.is_empty() {
                 return Ok(taken);
             }
+            // A delayed message coming due ends the wait too (SPEC P8): it is taken then.
+            let due = taken.next_due.map(|d| crate::clock::deadline(tokio::time::Instant::now(), d));
+            let wake = due.map_or(deadline, |due| due.min(deadline));
+            if wake >= deadline && tokio::time::Instant::now() >= deadline {
+                return Ok(taken);
+            }
             tokio::select! {
                 changed = signals.changed() => {
                     if changed.is_err() {
@@ -136,7 +143,11 @@ impl BlockingTake for MemoryStore {
                     }
                 }
                 _ = cancel.notified() => return Ok(taken),
-                _ = tokio::time::sleep_until(deadline) => return Ok(taken),
+                _ = tokio::time::sleep_until(wake) => {
+                    if wake >= deadline {
+                        return Ok(taken);
+                    }
+                }
             }
         }
     }
@@ -209,9 +220,31 @@ impl Store for MemoryStore {
             .with_slot(queue, |slot, ctx| slot.push(queue, generation, spec, entries, dedupe, ctx))
     }
 
+    async fn schedule(&self, queue: &QueueName, batch: &ScheduleBatch<'_>) -> Result<Scheduled> {
+        self.link.ensure()?;
+        let scheduled = self.memory.with_slot(queue, |slot, ctx| slot.schedule(queue, batch, ctx))?;
+        // Watchers are woken when it comes due, like the Redis store's consumers are by their
+        // next take: a task per message, which a cancel leaves to wake for nothing.
+        let memory = self.memory.clone();
+        let queue = queue.clone();
+        let delay = batch.delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            memory.with_existing(&queue, |slot, ctx| slot.promote(ctx));
+        });
+        Ok(scheduled)
+    }
+
+    async fn cancel(&self, queue: &QueueName, scheduled: &Scheduled) -> Result<bool> {
+        self.link.ensure()?;
+        let cancelled = self.memory.with_existing(queue, |slot, ctx| slot.cancel(scheduled, ctx));
+        Ok(cancelled.unwrap_or(false))
+    }
+
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {
         self.link.ensure()?;
         let taken = self.memory.with_existing(queue, |slot, ctx| {
+            slot.promote(ctx);
             slot.live().map(|q| q.take(max, mode, ctx.now)).unwrap_or_default()
         });
         Ok(taken.unwrap_or_default())
@@ -248,6 +281,7 @@ impl Store for MemoryStore {
     async fn read(&self, queue: &QueueName, from: Position, max: u32) -> Result<ReadBatch> {
         self.link.ensure()?;
         let batch = self.memory.with_existing(queue, |slot, ctx| {
+            slot.promote(ctx);
             slot.live().map(|q| q.read(from, max, ctx.now)).unwrap_or_default()
         });
         Ok(batch.unwrap_or_default())
@@ -269,6 +303,7 @@ impl Store for MemoryStore {
     async fn stat(&self, queue: &QueueName) -> Result<QueueStat> {
         self.link.ensure()?;
         let stat = self.memory.with_existing(queue, |slot, ctx| {
+            slot.promote(ctx);
             let consumers = slot.consumer_count();
             let stat = slot.live().map(|q| q.stat(ctx.now));
             stat.map(|stat| QueueStat { consumers, ..stat }).unwrap_or_default()

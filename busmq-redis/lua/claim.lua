@@ -20,6 +20,7 @@
 -- A take that comes back short takes the notice lease (see lib.lua).
 -- Returns {'ok', n0, n1, .., n(K+1), foreign} (entries per segment; foreign: the entries moved
 --         aside, as a flat array of length and first bytes, see previews() in lib.lua)
+--         then ms until the earliest delayed message is due ('-1': none; see promote())
 --       | {'ok'} (max 0) | {'missing'}
 local q = load()
 local want = tonumber(ARGV[1])
@@ -28,6 +29,7 @@ if not q then
   return {'missing'}
 end
 if want <= 0 then return {'ok'} end
+promote(q)
 local now_ms, now_us = clock()
 trim_age(q, now_us)
 local bad = requeue_expired(now_ms, 100)
@@ -113,4 +115,5 @@ end
 local out = {'ok'}
 for j = 1, K + 2 do out[j + 1] = counts[j] end
 out[K + 4] = previews(bad, {})
+out[K + 5] = due_reply()
 return out

@@ -8,7 +8,8 @@
 -- ARGV[1] how many entries the take still wants, when the caller waits for a notice if it
 --         gets fewer (0 when it blocks in BLMPOP instead): fewer ready than that takes the
 --         notice lease (see lib.lua)
--- Returns {'lent', page key, 1 when more entries follow in later pages else 0} | {'empty', the page key the next push appends to} | {'slow'}
+-- Due delayed messages are promoted first (see promote() in lib.lua).
+-- Returns {'lent', page key, 1 when more entries follow in later pages else 0} | {'empty', the page key the next push appends to, ms until the earliest delayed message is due or '-1'} | {'slow'}
 --       | {'missing'}
 local q = load()
 local want = tonumber(ARGV[1]) or 0
@@ -16,9 +17,10 @@ if not q then
   if want > 0 then want_notices() end
   return {'missing'}
 end
+promote(q)
 if q.rage or redis.call('ZCARD', R) > 0 then return {'slow'} end
 if q.n < want then want_notices() end
-if q.n == 0 then return {'empty', page(math.floor(q.tail / q.size))} end
+if q.n == 0 then return {'empty', page(math.floor(q.tail / q.size)), due_reply()} end
 local key = page(q.head)
 redis.call('RENAME', key, PFX .. 'loan')
 redis.call('HSET', M, 'loan', key)

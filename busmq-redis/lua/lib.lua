@@ -16,7 +16,8 @@
 --   KEYS[6] <ns>:{q}:c  zset of consumer leases, member = '<kind>:<id>', score = deadline (ms)
 -- Derived from KEYS[1] like the keys below (same hash tag): <ns>:{q}:f, the quarantine, a list
 -- of raw values busmq did not write that takes moved aside (see "Entry encoding"), and
--- <ns>:{q}:k:<key>, producer dedupe keys with their own expiry (see push_once.lua).
+-- <ns>:{q}:k:<key>, producer dedupe keys with their own expiry (see push_once.lua), and
+-- <ns>:{q}:d, the delayed messages (see promote() at the end).
 -- A pending batch <b> is two more keys: <ns>:{q}:b:<b>, the list of its entries exactly as they
 -- were taken (so an entry's current delivery count is its stored count + 1), and
 -- <ns>:{q}:a:<b>, a bitmap with bit i set once entry i was settled (acked, released or
@@ -57,6 +58,7 @@ local LAYOUT = '2'
 local M, T, R, Z, X, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local PFX = string.sub(M, 1, -2)
 local QUARANTINE = PFX .. 'f'
+local DELAYED = PFX .. 'd'
 -- Enough to inspect what went wrong; a tool that keeps writing garbage cannot grow it forever.
 local QUARANTINE_KEEP = 1000
 -- Lua's unpack() is limited to about 8000 values.
@@ -212,7 +214,7 @@ end
 local function expire_all(q, now_ms)
   local at = now_ms + q.ttl
   EXPIRE_AT = at
-  for _, key in ipairs({M, R, Z, X, C, QUARANTINE}) do redis.call('PEXPIREAT', key, at) end
+  for _, key in ipairs({M, R, Z, X, C, QUARANTINE, DELAYED}) do redis.call('PEXPIREAT', key, at) end
   for k = q.head, last_page(q) do redis.call('PEXPIREAT', page(k), at) end
   for _, b in ipairs(redis.call('ZRANGE', Z, 0, -1)) do
     redis.call('PEXPIREAT', PFX .. 'b:' .. b, at)
@@ -256,7 +258,7 @@ local function create(now_ms, now_us, o)
              'rlen', ARGV[o + 2], 'rage', ARGV[o + 3], 'size', ARGV[o + 4], 'last', '0',
              'base', I(base), 'n', '0', 'head', '0', 'tail', '0')
   -- Keys written by hand (not by busmq) could outlive an incarnation; start clean.
-  redis.call('DEL', R, Z, X, C, QUARANTINE, page(0))
+  redis.call('DEL', R, Z, X, C, QUARANTINE, DELAYED, page(0))
   expire_all(q, now_ms)
   return q
 end
@@ -609,5 +611,54 @@ end
 -- Set by a prologue that needs the push's outcome (push_once.lua); called by push.lua with the
 -- queue and the first id after a successful push. nil for plain pushes.
 local AFTER_PUSH = nil
+
+-- Delayed messages (SPEC P8) wait in DELAYED, a zset scored by due time (ms, this server's
+-- clock), member '<seq>:<entry>' with the sequence number zero-padded (equal due times promote
+-- in schedule order) and the entry's id a placeholder: a message gets its id when it comes
+-- due, so that ids stay in page order (replay's binary search, retention by age and restores
+-- rely on it). promote() runs at the start of takes, reads and stats: it appends up to
+-- PROMOTE_MAX due entries with fresh ids as push.lua would, in O(log n + k) (the rest follow on
+-- the next call), and leaves in DUE_IN how many ms until the earliest waiting one is due.
+local PROMOTE_MAX = 1000
+local DUE_IN = nil
+local function seq_prefix(seq) return string.format('%016d', seq) .. ':' end
+local function promote(q)
+  local now_ms, now_us = clock()
+  local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms, 'LIMIT', 0, PROMOTE_MAX)
+  if #due > 0 then
+    redis.call('ZREMRANGEBYRANK', DELAYED, 0, #due - 1)
+    local id = math.max(q.last, q.base) + 1
+    if now_us > id then id = now_us end
+    local S = q.size
+    if q.n == 0 then q.head = math.floor(q.tail / S) end
+    local o, i = q.tail, 1
+    while i <= #due do
+      local pg = math.floor(o / S)
+      local n = math.min((pg + 1) * S - o, #due - i + 1, CHUNK)
+      local batch = {}
+      for j = 1, n do
+        local e = due[i]
+        local c = string.find(e, ':', string.find(e, ':', 1, true) + 1, true)
+        batch[j] = I(id) .. string.sub(e, c)
+        id = id + 1
+        i = i + 1
+      end
+      if redis.call('RPUSH', page(pg), unpack(batch)) == n then adopt(page(pg)) end
+      o = o + n
+    end
+    q.tail = o
+    q.n = q.n + #due
+    q.last = id - 1
+    trim_len(q)
+    save(q)
+    if q.last > now_us then
+      redis.call('HSET', T, 'last', I(q.last))
+      keep_tomb(math.floor(q.last / 1000) + 1)
+    end
+  end
+  local first = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+  if first[2] then DUE_IN = math.max(0, tonumber(first[2]) - now_ms) end
+end
+local function due_reply() if DUE_IN then return I(DUE_IN) end return '-1' end
 
 -- ---- end of lib.lua ----

@@ -14,12 +14,14 @@
 -- takes the notice lease (see lib.lua).
 -- Returns {'ok', newest id or nil when empty, foreign, e1..ek}: foreign, the entries stepped
 --         over, as a flat array of length and first bytes (see previews() in lib.lua)
+--         and last, ms until the earliest delayed message is due ('-1': none; see promote())
 --       | {'missing'}
 local q = load()
 if not q then
   want_notices()
   return {'missing'}
 end
+promote(q)
 local now_ms, now_us = clock()
 if q.rage then
   trim_age(q, now_us)
@@ -106,4 +108,5 @@ elseif kind == 'f' or kind == 'a' then
 end
 if pg then read_on(pg, off, x) end
 if kind ~= 'e' and count() < want then want_notices() end
+out[#out + 1] = due_reply()
 return out

@@ -3,10 +3,12 @@
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV: none
 -- Returns {'ok', ready, pending, generation, ttl, maxsize, max_len, max_age, last id,
---         entries kept in the quarantine (see lib.lua), consumers whose lease has not lapsed}
+--         entries kept in the quarantine (see lib.lua), consumers whose lease has not lapsed,
+--         delayed messages, ms until the earliest is due or '-1'}
 --       | {'missing'}
 local q = load()
 if not q then return {'missing'} end
+promote(q)
 local rc = redis.call('ZCARD', R)
 local ready = q.n + rc
 local now_ms, now_us = clock()
@@ -27,4 +29,6 @@ reply[#reply + 1] = I(q.last)
 reply[#reply + 1] = redis.call('LLEN', QUARANTINE)
 -- Lapsed leases are pruned only when consumers register, so they are skipped here.
 reply[#reply + 1] = redis.call('ZCOUNT', C, '(' .. I(now_ms), '+inf')
+reply[#reply + 1] = redis.call('ZCARD', DELAYED)
+reply[#reply + 1] = due_reply()
 return reply

@@ -18,12 +18,15 @@
 --         of entries, in order); foreign: the entries moved aside, as a flat array of length
 --         and first bytes (see previews() in lib.lua)
 --       | {'ok', 0, page key} (nothing ready or moved aside, ARGV[5] = 'w') | {'missing'}
+--       Each 'ok' reply ends with one more element: ms until the earliest delayed message is
+--       due, '-1' when none waits (see promote() in lib.lua).
 local blocks = ARGV[5] == 'w'
 local q = load()
 if not q then
   if not blocks then want_notices() end
   return {'missing'}
 end
+promote(q)
 local want = tonumber(ARGV[1])
 local now_us = 0
 if q.rage then now_us = select(2, clock()) end
@@ -75,7 +78,10 @@ took_from_pages(q, from_pages, got < want)
 quarantine(bad)
 if got < want and not blocks then want_notices() end
 
-if got == 0 and ARGV[5] == 'w' then return {'ok', 0, page(math.floor(q.tail / q.size))} end
+if got == 0 and ARGV[5] == 'w' then
+  return {'ok', 0, page(math.floor(q.tail / q.size)), due_reply()}
+end
 local out = {'ok', got - #bad, previews(bad, {})}
 for _, g in ipairs(groups) do out[#out + 1] = g end
+out[#out + 1] = due_reply()
 return out

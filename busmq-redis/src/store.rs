@@ -4,14 +4,15 @@
 
 use crate::config::builder::RedisStoreBuilder;
 use crate::ops::call::Ctx;
-use crate::ops::{list, object, push, queue, read, reliable, take, topics, wait};
+use crate::ops::{list, object, push, queue, read, reliable, schedule, take, topics, wait};
 use crate::script::keys::BatchNames;
 use crate::session::fleet::Fleet;
 use async_trait::async_trait;
 use busmq_core::store::{
     Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
     ObjectReply, Position, PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal,
-    Restored, Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    Restored, ScheduleBatch, Scheduled, Session, Settle, Settled, StoreEvent, StoreState, TakeMode,
+    Taken, Topics,
 };
 use busmq_core::{ObjectName, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
@@ -190,6 +191,14 @@ impl Store for RedisStore {
 
     async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
         push::push(self.live()?, queue, batch).await
+    }
+
+    async fn schedule(&self, queue: &QueueName, batch: &ScheduleBatch<'_>) -> Result<Scheduled> {
+        schedule::schedule(self.live()?, queue, batch).await
+    }
+
+    async fn cancel(&self, queue: &QueueName, scheduled: &Scheduled) -> Result<bool> {
+        schedule::cancel(self.live()?, queue, scheduled).await
     }
 
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {

@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use busmq_core::store::{
     Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
-    ObjectReply, Position, PushBatch, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored,
+    ObjectReply, Position, PushBatch, QueueSpec, ScheduleBatch, Scheduled, QueueStat, ReadBatch, Receipt, Renewal, Restored,
     Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, ObjectName, QueueName, Result, Store, StoreHandle, TopicName};
@@ -177,6 +177,16 @@ impl Store for FaultyStore {
         self.faults.check("push")?;
         let pushed = self.inner.push(queue, batch).await;
         self.faults.answer("push", pushed)
+    }
+
+    async fn schedule(&self, queue: &QueueName, batch: &ScheduleBatch<'_>) -> Result<Scheduled> {
+        self.faults.check("schedule")?;
+        self.inner.schedule(queue, batch).await
+    }
+
+    async fn cancel(&self, queue: &QueueName, scheduled: &Scheduled) -> Result<bool> {
+        self.faults.check("cancel")?;
+        self.inner.cancel(queue, scheduled).await
     }
 
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {

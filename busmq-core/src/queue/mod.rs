@@ -14,6 +14,7 @@ mod options;
 mod producer;
 mod push_options;
 mod retry;
+mod schedule;
 mod settler;
 mod worker;
 
@@ -25,6 +26,7 @@ pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, 
 pub use producer::{Push, PushAll};
 pub use push_options::{DEFAULT_DEDUPE_WINDOW, PushOptions};
 pub use retry::{MAX_RETRY_DELAY, RetryPolicy};
+pub use schedule::When;
 
 /// The most messages one [`Queue::peek`] or [`DeadLetterQueue::list_after`] returns: a read
 /// is one store reply, held whole in memory, so a larger one is refused rather than let a

@@ -197,6 +197,9 @@ pub struct Taken {
     /// For [`BlockingTake::take_wait`](super::BlockingTake::take_wait): where the next wait on
     /// this queue may resume (empty when the backend has nothing to say).
     pub resume: Receipt,
+    /// How long until the earliest delayed message of the queue comes due (SPEC P8), as seen
+    /// by this take; `None` when none waits.
+    pub next_due: Option<Duration>,
 }
 
 /// What a [`Settle`] does with a reliable delivery.
@@ -276,4 +279,7 @@ pub struct ReadBatch {
     /// names only those before the last of `entries`, so that a reader whose next read starts
     /// after that entry reports each once.
     pub foreign: Vec<String>,
+    /// How long until the earliest delayed message of the queue comes due (SPEC P8), as seen
+    /// by this read; `None` when none waits.
+    pub next_due: Option<Duration>,
 }

@@ -28,6 +28,9 @@
 //!   incarnation of the same name (a queue that expired or was closed and is created again gets
 //!   a new, larger generation);
 //! * the **ready** messages, in order, each an [`Entry`] with an id;
+//! * the **delayed** messages (SPEC P8): scheduled with [`Store::schedule`], invisible (not
+//!   counted, taken or read) until due; they get their id when they come due (see "Delayed
+//!   messages");
 //! * the **pending** messages (reliable mode only): taken by a consumer, not yet acknowledged,
 //!   each with a visibility deadline;
 //! * string **metadata**, the registered **consumers** (with leases), and an expiry.
@@ -47,6 +50,22 @@
 //! `id = max(last_id + 1, now_in_microseconds)` where `last_id` is the last id given by this
 //! incarnation, and a new incarnation starts from the current time in microseconds. A batch of
 //! `n` entries gets `n` consecutive ids, so [`Store::push`] returns only the first.
+//!
+//! # Delayed messages
+//!
+//! A scheduled message waits in the queue's schedule, ordered by due time (on the store's own
+//! clock: nothing compares clocks of different hosts) and, among equal due times, by schedule
+//! order. At the start of every [`Store::take`], [`Store::read`] and [`Store::stat`] of the
+//! queue, the messages that came due are **promoted**: appended to the ready messages in due
+//! order with fresh ids, exactly as if pushed then, so ids stay in push order and replay
+//! positions, retention and restores keep working. A backend promotes a bounded number per call
+//! (the rest on the next call) at a cost that does not grow with the number of delayed
+//! messages. `maxsize` counts a delayed message only once promoted (scheduling is never
+//! refused as full; a promotion may take the queue above `maxsize`, as a restore does, and
+//! pushes are then refused until consumers catch up). [`Taken::next_due`],
+//! [`ReadBatch::next_due`] and [`QueueStat::next_due`] say when the earliest waiting message
+//! comes due, so that consumers take again then instead of polling. Delayed messages live and
+//! die with the queue's other keys (expiry, close, flush).
 //!
 //! # Expiry (leases)
 //!
@@ -81,6 +100,7 @@ mod ids;
 mod inspect;
 mod object;
 mod queue;
+mod schedule;
 mod session;
 mod topics;
 
@@ -96,6 +116,7 @@ pub use queue::{
     Attachment, ConsumerKind, ConsumerOp, Metadata, MetadataOp, Notice, QueueSpec, QueueStat,
     Renewal, Restored, Retention,
 };
+pub use schedule::{MAX_DELAY, ScheduleBatch, Scheduled};
 pub use session::{Session, StoreEvent, StoreState};
 pub use topics::Topics;
 
@@ -152,6 +173,20 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// * With [`PushBatch::dedupe`] (SPEC P10), a key seen within its window in this
     ///   incarnation: nothing written, the id that push got is returned (see [`Dedupe`]).
     async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64>;
+
+    /// Schedules one message (SPEC P8): it stays invisible for `batch.delay` on the store's
+    /// clock, then is promoted like a push (see "Delayed messages"), and watchers are notified
+    /// now (so that idle consumers learn the new earliest due time).
+    ///
+    /// * If the tombstone matches `batch.generation`: `Closed`, nothing written.
+    /// * If the queue does not exist: it is created from `batch.spec` first.
+    /// * A delay above [`MAX_DELAY`]: `InvalidOption("delay")`, nothing written.
+    /// * `maxsize` does not apply until the message is promoted.
+    async fn schedule(&self, queue: &QueueName, batch: &ScheduleBatch<'_>) -> Result<Scheduled>;
+
+    /// Withdraws a scheduled message that has not come due yet. Returns whether it was still
+    /// waiting (false once promoted, cancelled, or when the incarnation is gone).
+    async fn cancel(&self, queue: &QueueName, scheduled: &Scheduled) -> Result<bool>;
 
     /// Takes up to `max` ready entries from the head, in order (SPEC Q10, Q13). Never waits: an
     /// empty queue gives an empty result. In reliable mode, pending entries whose visibility

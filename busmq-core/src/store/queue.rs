@@ -171,6 +171,10 @@ pub struct QueueStat {
     /// the store still keeps for inspection (a backend may keep only the newest ones; 0 where
     /// that cannot happen).
     pub quarantined: u64,
+    /// Delayed messages not yet due (SPEC P8): not counted in `count` until they come due.
+    pub delayed: u64,
+    /// How long until the earliest of them comes due.
+    pub next_due: Option<Duration>,
 }
 
 /// A notification about one queue, from [`Store::watch`](super::Store::watch).

@@ -10,6 +10,7 @@ pub(crate) mod queue;
 pub(crate) mod read;
 pub(crate) mod receipt;
 pub(crate) mod reliable;
+pub(crate) mod schedule;
 pub(crate) mod take;
 pub(crate) mod topics;
 pub(crate) mod wait;

@@ -169,6 +169,8 @@ pub(crate) async fn stat(ctx: &Ctx, queue: &QueueName) -> Result<QueueStat> {
                 generation: Some(generation),
                 last_id: (last > 0).then_some(last),
                 quarantined: reply.u64(9)?,
+                delayed: reply.u64(11)?,
+                next_due: crate::ops::schedule::next_due(&reply, 12),
             })
         }
         "missing" => Ok(QueueStat::default()),

@@ -36,8 +36,11 @@ pub(crate) async fn read(
             // As read.lua does: only those before an entry that is handed out are named, so
             // that a reader continuing after it names each once.
             let mut held = Vec::new();
-            let mut entries = Vec::with_capacity(reply.len().saturating_sub(3));
-            for i in 3..reply.len() {
+            // The last element is when the next delayed message is due.
+            let end = reply.len().saturating_sub(1);
+            let next_due = crate::ops::schedule::next_due(&reply, end);
+            let mut entries = Vec::with_capacity(end.saturating_sub(3));
+            for i in 3..end {
                 let raw = Bytes::from(reply.take_bytes(i)?);
                 match parse(raw.clone()) {
                     Ok(mut e) => {
@@ -48,7 +51,7 @@ pub(crate) async fn read(
                     Err(reason) => held.push(describe(&reason, &raw, raw.len(), LEFT_IN_PLACE)),
                 }
             }
-            Ok(ReadBatch { entries, last_id, foreign })
+            Ok(ReadBatch { entries, last_id, foreign, next_due })
         }
         "missing" => Ok(ReadBatch::default()),
         other => Err(unexpected("read", other)),

@@ -20,8 +20,9 @@ use redis::Value;
 #[derive(Debug)]
 pub(crate) enum Fast {
     Taken(Taken),
-    /// Nothing ready; the page list the next push appends to.
-    Empty(String),
+    /// Nothing ready; the page list the next push appends to, and when the earliest delayed
+    /// message is due.
+    Empty(String, Option<std::time::Duration>),
     /// Run take.lua instead.
     Slow,
 }
@@ -40,7 +41,7 @@ pub(crate) async fn take(ctx: &Ctx, queue: &QueueName, max: u32) -> Result<Taken
     if ctx.config.replicas_ack.is_none() {
         match fast(&call, max, true).await? {
             Fast::Taken(taken) => return Ok(taken),
-            Fast::Empty(_) => return Ok(Taken::default()),
+            Fast::Empty(_, next_due) => return Ok(Taken { next_due, ..Taken::default() }),
             Fast::Slow => {}
         }
     }
@@ -103,7 +104,9 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32, notices: bool) -> Result<Fas
             Some("lent") => {}
             Some("empty") if raw.is_empty() => {
                 let page = lent.get(1).and_then(text).map(String::from);
-                return Ok(page.map_or(Fast::Slow, Fast::Empty));
+                let due = lent.get(2).and_then(text).and_then(|t| t.parse::<i64>().ok());
+                let due = due.and_then(|ms| u64::try_from(ms).ok()).map(std::time::Duration::from_millis);
+                return Ok(page.map_or(Fast::Slow, |page| Fast::Empty(page, due)));
             }
             _ => break,
         }
@@ -157,12 +160,16 @@ pub(crate) async fn taken(
     Ok(Taken { entries, foreign, ..Taken::default() })
 }
 
-/// Reads take.lua's reply: `{'ok', k, foreign, group1, ...}` (see take.lua).
+/// Reads take.lua's reply: `{'ok', k, foreign, group1, ..., next due}` (see take.lua).
 pub(crate) async fn take_reply(call: &Call<'_>, mut reply: Reply) -> Result<Taken> {
     let foreign = script_reports(reply.take_array(2)?, "take", &moved_to(call))?;
+    let end = reply.len().saturating_sub(1);
+    let next_due = crate::ops::schedule::next_due(&reply, end);
     let mut raw = Vec::new();
-    for i in 3..reply.len() {
+    for i in 3..end {
         raw.extend(reply.take_array(i)?);
     }
-    taken(call, raw, foreign).await
+    let mut taken = taken(call, raw, foreign).await?;
+    taken.next_due = next_due;
+    Ok(taken)
 }

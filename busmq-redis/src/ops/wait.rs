@@ -54,12 +54,18 @@ pub(crate) async fn take_wait(
     let mut notices =
         inst.hub.watch(call.keys.channel.clone(), 0).await.map_err(|e| call.fail(inst, e))?;
     let resumed = resume.token().and_then(|key| call.keys.page_number(key));
-    let (page, block) = match resumed {
-        Some(page) => (Some(page), wait.min(RESUMED_BLOCK)),
+    let started = tokio::time::Instant::now();
+    // A delayed message coming due ends the block: the next take promotes it (SPEC P8).
+    let (page, block, due) = match resumed {
+        Some(page) => (Some(page), wait.min(RESUMED_BLOCK), None),
         None => match take_or_page(&call, max).await? {
             Ok(taken) => return Ok(taken),
-            Err(page) => (page, wait),
+            Err((page, due)) => (page, due.map_or(wait, |due| wait.min(due)), due),
         },
+    };
+    let due_left = |taken: Taken| Taken {
+        next_due: due.map(|due| due.saturating_sub(started.elapsed())),
+        ..taken
     };
     let lease = match page {
         Some(_) => blockers.lease().await.map_err(|e| call.fail(inst, e))?,
@@ -75,8 +81,8 @@ pub(crate) async fn take_wait(
         }
         tokio::select! {
             _ = notices.next() => {}
-            _ = cancel.notified() => return Ok(Taken::default()),
-            _ = tokio::time::sleep(wait) => return Ok(Taken::default()),
+            _ = cancel.notified() => return Ok(due_left(Taken::default())),
+            _ = tokio::time::sleep(block) => return Ok(due_left(Taken::default())),
         }
         return take(ctx, queue, max).await;
     };
@@ -111,7 +117,7 @@ pub(crate) async fn take_wait(
         None => {
             // Closing the connection ends the block on the server.
             lease.discard();
-            Ok(Taken::default())
+            Ok(due_left(Taken::default()))
         }
         Some(Err(e)) if is_connection_error(&e) => {
             // Most likely a connection left over from before a restart; the next wait opens a
@@ -123,7 +129,7 @@ pub(crate) async fn take_wait(
             lease.discard();
             Err(call.fail(inst, CallError::from(e)))
         }
-        Some(Ok(Value::Nil)) => Ok(Taken::default()),
+        Some(Ok(Value::Nil)) => Ok(due_left(Taken::default())),
         Some(Ok(Value::Array(mut parts))) if parts.len() == 2 => {
             drop(lease);
             let items = match parts.pop() {
@@ -141,7 +147,7 @@ pub(crate) async fn take_wait(
                 // The pop drained that page: the next wait may block on it at once.
                 out.resume = Receipt::new(from, 0);
             }
-            Ok(out)
+            Ok(due_left(out))
         }
         Some(Ok(other)) => Err(unexpected("take", format!("{other:?}"))),
     }
@@ -152,11 +158,11 @@ pub(crate) async fn take_wait(
 async fn take_or_page(
     call: &Call<'_>,
     max: u32,
-) -> Result<std::result::Result<Taken, Option<u64>>> {
+) -> Result<std::result::Result<Taken, (Option<u64>, Option<Duration>)>> {
     let page_of = |key: &str| call.keys.page_number(key);
     match fast(call, max, false).await? {
         Fast::Taken(taken) => return Ok(Ok(taken)),
-        Fast::Empty(page) => return Ok(Err(page_of(&page))),
+        Fast::Empty(page, due) => return Ok(Err((page_of(&page), due))),
         Fast::Slow => {}
     }
     let reply = call
@@ -165,11 +171,11 @@ async fn take_or_page(
         })
         .await?;
     match reply.status() {
-        "ok" if reply.len() == 3 && reply.text(2).is_some() => {
-            Ok(Err(reply.text(2).and_then(page_of)))
+        "ok" if reply.text(2).is_some() => {
+            Ok(Err((reply.text(2).and_then(page_of), crate::ops::schedule::next_due(&reply, 3))))
         }
         "ok" => take_reply(call, reply).await.map(Ok),
-        "missing" => Ok(Err(None)),
+        "missing" => Ok(Err((None, None))),
         other => Err(unexpected("take", other)),
     }
 }

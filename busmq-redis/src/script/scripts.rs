@@ -68,11 +68,13 @@ pub(crate) struct Scripts {
     pub(crate) claim: Script,
     pub(crate) quarantine: Script,
     pub(crate) object: Script,
+    pub(crate) schedule: Script,
+    pub(crate) cancel: Script,
 }
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 20] {
+    pub(crate) fn all(&self) -> [&Script; 22] {
         [
             &self.attach,
             &self.renew,
@@ -94,6 +96,8 @@ impl Scripts {
             &self.claim,
             &self.quarantine,
             &self.object,
+            &self.schedule,
+            &self.cancel,
         ]
     }
 }
@@ -119,6 +123,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     claim: script!("claim"),
     quarantine: script!("quarantine"),
     object: script!("object"),
+    schedule: script!("schedule"),
+    cancel: script!("cancel"),
 });
 
 /// The scripts, built once.

@@ -36,6 +36,20 @@ struct Cursor {
     position: Position,
     /// Where the store said a blocking take may resume waiting.
     resume: Receipt,
+    /// When the queue's earliest delayed message comes due, as the last take or read said
+    /// (SPEC P8): an idle consumer takes again then, and a waiting take waits no longer.
+    store_due: Option<tokio::time::Instant>,
+}
+
+/// Waited past a store's due time before taking again: the store measured it before its answer
+/// reached us, and Redis counts whole milliseconds.
+const DUE_MARGIN: Duration = Duration::from_millis(2);
+
+impl Cursor {
+    fn saw_due(&mut self, next_due: Option<Duration>) {
+        let now = tokio::time::Instant::now();
+        self.store_due = next_due.and_then(|d| now.checked_add(d + DUE_MARGIN));
+    }
 }
 
 pub(super) async fn run(
@@ -75,6 +89,7 @@ pub(super) async fn run(
             _ => Position::Start,
         },
         resume: Receipt::none(),
+        store_due: None,
     };
     let heartbeat_every = match &options.mode {
         ConsumeMode::Reliable(r) => (r.visibility_timeout / 3).min(MAX_IDLE),
@@ -118,7 +133,16 @@ pub(super) async fn run(
                 taken.await.map(|got| (n, got))
             }
             Step::Sleep => {
-                let (due, passed) = next_due(&shared);
+                let (due, mut passed) = next_due(&shared);
+                let now = tokio::time::Instant::now();
+                if cursor.store_due.is_some_and(|at| at <= now) {
+                    cursor.store_due = None;
+                    passed = true;
+                }
+                let due = match (due, cursor.store_due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 if passed {
                     fetch.notice();
                     continue;
@@ -220,13 +244,26 @@ async fn take_waiting(
 ) -> Result<usize> {
     let want = u32::try_from(want).unwrap_or(u32::MAX);
     let store = &queue.bus.store;
+    // Never waits past the earliest delayed message: it is promoted by the next take.
+    let now = tokio::time::Instant::now();
+    let wait = cursor.store_due.map_or(BLOCK_FOR, |at| at.saturating_duration_since(now).min(BLOCK_FOR));
     let taken = match store.blocking() {
-        Some(blocking) => {
-            blocking
-                .take_wait(&queue.name, want, BLOCK_FOR, &shared.cancel_wait, &cursor.resume)
-                .await?
+        Some(blocking) if !wait.is_zero() => {
+            let taken = blocking
+                .take_wait(&queue.name, want, wait, &shared.cancel_wait, &cursor.resume)
+                .await?;
+            // A wait that popped without a take (a resumed one) does not know the due time:
+            // the one known before stays until a take says otherwise.
+            if taken.next_due.is_some() {
+                cursor.saw_due(taken.next_due);
+            }
+            taken
         }
-        None => store.take(&queue.name, want, TakeMode::AtMostOnce).await?,
+        _ => {
+            let taken = store.take(&queue.name, want, TakeMode::AtMostOnce).await?;
+            cursor.saw_due(taken.next_due);
+            taken
+        }
     };
     cursor.resume = taken.resume.clone();
     Ok(received(shared, queue, taken).await)
@@ -244,6 +281,7 @@ async fn take(
     match &options.mode {
         ConsumeMode::AtMostOnce => {
             let taken = store.take(&queue.name, want, TakeMode::AtMostOnce).await?;
+            cursor.saw_due(taken.next_due);
             Ok(received(shared, queue, taken).await)
         }
         ConsumeMode::Reliable(reliable) => {
@@ -252,6 +290,7 @@ async fn take(
                 max_deliveries: reliable.max_deliveries,
             };
             let taken = store.take(&queue.name, want, mode).await?;
+            cursor.saw_due(taken.next_due);
             Ok(received(shared, queue, taken).await)
         }
         ConsumeMode::Replay(_) => {
@@ -260,6 +299,7 @@ async fn take(
                 cursor.position = batch.last_id.map_or(Position::Start, Position::AfterId);
             }
             let batch = store.read(&queue.name, cursor.position, want).await?;
+            cursor.saw_due(batch.next_due);
             // Not counted: the cursor moves only with entries, so they are no progress.
             report_foreign(queue, batch.foreign);
             if let Some(last) = batch.entries.last() {

@@ -1,0 +1,25 @@
+-- schedule.lua: schedules one delayed message (SPEC P8): it waits in <ns>:{q}:d until due
+-- (see promote() in lib.lua), then is appended like a push. Not refused as full: maxsize
+-- counts it once promoted. Creates the queue like a push when it vanished; notifies watchers
+-- so that idle consumers learn the new earliest due time.
+-- KEYS: the six queue keys (see lib.lua).
+-- ARGV[1] the caller's generation
+-- ARGV[2..6] spec for creation (see attach.lua)
+-- ARGV[7] '1' when the queue may be created on this instance
+-- ARGV[8] the queue's notification channel
+-- ARGV[9] the delay in ms (on this server's clock)
+-- ARGV[10] the entry '<placeholder id>:<deliveries>:<attr length>:<attrs><payload>'
+-- Returns {'ok', generation, sequence number, due time in ms} | {'closed'} | {'missing'}
+if closed_generation(ARGV[1]) then return {'closed'} end
+local now_ms, now_us = clock()
+local q = load()
+if not q then
+  if ARGV[7] ~= '1' then return {'missing'} end
+  q = create(now_ms, now_us, 2)
+end
+local seq = redis.call('HINCRBY', M, 'dseq', 1)
+local due = now_ms + tonumber(ARGV[9])
+redis.call('ZADD', DELAYED, I(due), seq_prefix(seq) .. ARGV[10])
+adopt(DELAYED)
+notify(ARGV[8], 'a')
+return {'ok', I(q.gen), I(seq), I(due)}
