@@ -6,6 +6,7 @@ pub mod channel;
 pub mod consume;
 pub mod dead_letters;
 pub mod dedupe;
+pub mod delayed;
 pub mod errors;
 pub mod headers;
 pub mod lifecycle;

@@ -10,6 +10,7 @@
 //! hold on a loaded machine.
 
 mod dedupe;
+mod delayed;
 pub(crate) mod fixtures;
 mod headers;
 mod lifecycle;
@@ -26,6 +27,7 @@ mod wait;
 
 // One flat module, so that the registry names each case as `store::<case>`.
 pub use dedupe::*;
+pub use delayed::*;
 pub use headers::*;
 pub use lifecycle::*;
 pub use listing::*;
