@@ -171,6 +171,8 @@ impl Slot {
         if entries.is_empty() {
             return Err(Error::invalid_option("entries", "a push needs at least one entry"));
         }
+        // Messages that came due go before this push (SPEC P8: due order among due messages).
+        self.promote(ctx);
         if let (Some(d), Some(state)) = (dedupe, self.live.as_mut()) {
             if let Some(id) = state.dedupe.seen(d.key, ctx.now) {
                 return Ok(id);

@@ -9,7 +9,7 @@
 --         gets fewer (0 when it blocks in BLMPOP instead): fewer ready than that takes the
 --         notice lease (see lib.lua)
 -- Due delayed messages are promoted first (see promote() in lib.lua).
--- Returns {'lent', page key, 1 when more entries follow in later pages else 0} | {'empty', the page key the next push appends to, ms until the earliest delayed message is due or '-1'} | {'slow'}
+-- Returns {'lent', page key, 1 when more entries follow in later pages else 0, ms until the earliest delayed message is due or '-1'} | {'empty', the page key the next push appends to, ms until the earliest delayed message is due or '-1'} | {'slow'}
 --       | {'missing'}
 local q = load()
 local want = tonumber(ARGV[1]) or 0
@@ -26,4 +26,4 @@ redis.call('RENAME', key, PFX .. 'loan')
 redis.call('HSET', M, 'loan', key)
 local more = 0
 if q.n > redis.call('LLEN', PFX .. 'loan') then more = 1 end
-return {'lent', key, more}
+return {'lent', key, more, due_reply()}

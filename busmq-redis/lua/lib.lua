@@ -59,6 +59,8 @@ local M, T, R, Z, X, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local PFX = string.sub(M, 1, -2)
 local QUARANTINE = PFX .. 'f'
 local DELAYED = PFX .. 'd'
+-- Defined at the end (it needs the helpers below); push_target() calls it.
+local promote
 -- Enough to inspect what went wrong; a tool that keeps writing garbage cannot grow it forever.
 local QUARANTINE_KEEP = 1000
 -- Lua's unpack() is limited to about 8000 values.
@@ -307,6 +309,8 @@ local function push_target(gen, may_create, spec_at, count)
     local answered = BEFORE_PUSH(q)
     if answered then return nil, answered end
   end
+  -- Messages that came due go before this push (SPEC P8: due order among due messages).
+  promote(q, false)
   if q.max and q.n + redis.call('ZCARD', R) + count > q.max then
     return nil, {'full', I(q.max)}
   end
@@ -618,11 +622,13 @@ local AFTER_PUSH = nil
 -- due, so that ids stay in page order (replay's binary search, retention by age and restores
 -- rely on it). promote() runs at the start of takes, reads and stats: it appends up to
 -- PROMOTE_MAX due entries with fresh ids as push.lua would, in O(log n + k) (the rest follow on
--- the next call), and leaves in DUE_IN how many ms until the earliest waiting one is due.
+-- the next call), and unless `report` is false leaves in DUE_IN how many ms until the
+-- earliest waiting one is due. Pushes promote too, so that a message pushed after others came
+-- due is delivered after them.
 local PROMOTE_MAX = 1000
 local DUE_IN = nil
 local function seq_prefix(seq) return string.format('%016d', seq) .. ':' end
-local function promote(q)
+promote = function(q, report)
   local now_ms, now_us = clock()
   local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms, 'LIMIT', 0, PROMOTE_MAX)
   if #due > 0 then
@@ -656,6 +662,7 @@ local function promote(q)
       keep_tomb(math.floor(q.last / 1000) + 1)
     end
   end
+  if report == false then return end
   local first = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
   if first[2] then DUE_IN = math.max(0, tonumber(first[2]) - now_ms) end
 end

@@ -72,6 +72,7 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32, notices: bool) -> Result<Fas
     }
     let lend_then_giveback = [&scripts().lend, &scripts().giveback];
     let mut raw: Vec<Bytes> = Vec::new();
+    let mut next_due = None;
     loop {
         let left = max as usize - raw.len();
         let mut pipe = redis::pipe();
@@ -100,13 +101,15 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32, notices: bool) -> Result<Fas
             Value::ServerError(e) => return Err(call.fail(inst, CallError::Redis(e.into()))),
             other => return Err(unexpected("take", format!("{other:?}"))),
         };
+        let due_at = |i: usize| {
+            let ms = lent.get(i).and_then(text).and_then(|t| t.parse::<i64>().ok());
+            ms.and_then(|ms| u64::try_from(ms).ok()).map(std::time::Duration::from_millis)
+        };
         match lent.first().and_then(text) {
-            Some("lent") => {}
+            Some("lent") => next_due = due_at(3),
             Some("empty") if raw.is_empty() => {
                 let page = lent.get(1).and_then(text).map(String::from);
-                let due = lent.get(2).and_then(text).and_then(|t| t.parse::<i64>().ok());
-                let due = due.and_then(|ms| u64::try_from(ms).ok()).map(std::time::Duration::from_millis);
-                return Ok(page.map_or(Fast::Slow, |page| Fast::Empty(page, due)));
+                return Ok(page.map_or(Fast::Slow, |page| Fast::Empty(page, due_at(2))));
             }
             _ => break,
         }
@@ -137,7 +140,7 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32, notices: bool) -> Result<Fas
     // next take does not meet them again.
     let (entries, bad) = split(raw);
     let foreign = move_aside(call, bad).await;
-    Ok(Fast::Taken(Taken { entries, foreign, ..Taken::default() }))
+    Ok(Fast::Taken(Taken { entries, foreign, next_due, ..Taken::default() }))
 }
 
 /// Decodes what an at-most-once take removed (take.lua, or the blocking wait's pop), in
