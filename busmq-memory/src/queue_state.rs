@@ -5,8 +5,8 @@
 //! their id position is the same as putting them "at the head, in id order among returned
 //! messages", and it keeps replay reads a binary search.
 
-use crate::clock::deadline;
 use crate::clock::IdClock;
+use crate::clock::deadline;
 use crate::dedupe::DedupeKeys;
 use crate::delayed::Delayed;
 use crate::pending::Pending;

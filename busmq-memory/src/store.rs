@@ -131,7 +131,8 @@ impl BlockingTake for MemoryStore {
                 return Ok(taken);
             }
             // A delayed message coming due ends the wait too (SPEC P8): it is taken then.
-            let due = taken.next_due.map(|d| crate::clock::deadline(tokio::time::Instant::now(), d));
+            let due =
+                taken.next_due.map(|d| crate::clock::deadline(tokio::time::Instant::now(), d));
             let wake = due.map_or(deadline, |due| due.min(deadline));
             if wake >= deadline && tokio::time::Instant::now() >= deadline {
                 return Ok(taken);
@@ -222,7 +223,8 @@ impl Store for MemoryStore {
 
     async fn schedule(&self, queue: &QueueName, batch: &ScheduleBatch<'_>) -> Result<Scheduled> {
         self.link.ensure()?;
-        let scheduled = self.memory.with_slot(queue, |slot, ctx| slot.schedule(queue, batch, ctx))?;
+        let scheduled =
+            self.memory.with_slot(queue, |slot, ctx| slot.schedule(queue, batch, ctx))?;
         // Watchers are woken when it comes due, like the Redis store's consumers are by their
         // next take: a task per message, which a cancel leaves to wake for nothing.
         let memory = self.memory.clone();

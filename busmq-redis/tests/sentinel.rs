@@ -406,3 +406,58 @@ async fn pushes_can_wait_for_replicas_and_fail_when_too_few_confirm() {
     assert!(got.contains(&3), "{got:?}");
     bus.disconnect().await.unwrap();
 }
+
+/// SPEC P8 with `replicas_ack`: a schedule waits for the replicas like a push (and fails when
+/// too few confirm), and a scheduled message survives the master's death: it is delivered
+/// once, when due, by the new master. (One replica must confirm: after the failover the set has
+/// one replica left.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_messages_wait_for_replicas_and_survive_a_failover() {
+    let Some((_guard, mut set)) =
+        start("scheduled_messages_survive_a_failover", SentinelSet::builder()).await
+    else {
+        return;
+    };
+    let store =
+        store_builder(set.url()).replicas_ack(1, Duration::from_millis(500)).build().unwrap();
+    let bus = online_bus(store).await;
+    let queue = bus.queue(unique("delayed-durable")).unwrap();
+    queue.attach().await.unwrap();
+
+    let master = set.master_index().await.unwrap();
+    let replicas: Vec<usize> = (0..set.node_count()).filter(|&i| i != master).collect();
+    for &r in &replicas {
+        set.node(r).pause().unwrap();
+    }
+    let refused = queue.schedule(&0u64, busmq_core::When::After(Duration::from_secs(1))).await;
+    for &r in &replicas {
+        set.node(r).resume().unwrap();
+    }
+    match refused {
+        Err(e @ Error::Store { .. }) => assert!(e.to_string().contains("0 of 1 replicas"), "{e}"),
+        other => panic!("expected a replication error, got {other:?}"),
+    }
+    let after = busmq_core::When::After(Duration::from_secs(8));
+    within("a schedule to be confirmed", async {
+        loop {
+            if queue.schedule(&1u64, after).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    // Idle until the message is due, through the failover.
+    let mut incoming = queue.consume::<u64>().await.unwrap();
+
+    let old = set.kill_master().await.unwrap();
+    let new = set.wait_for_new_master(old).await.unwrap();
+    assert_ne!(old, new);
+    let got = receive_until(&mut incoming, 1, false).await;
+    // The refused schedule may have reached the master and its replicas before the WAIT gave
+    // up (a refusal says "not confirmed", not "not written"), so 0 may come first.
+    assert!(got.iter().all(|&v| v <= 1) && got.ends_with(&[1]), "{got:?}");
+    let extra = tokio::time::timeout(Duration::from_millis(500), incoming.next()).await;
+    assert!(extra.is_err(), "delivered once: {extra:?}");
+    bus.disconnect().await.unwrap();
+}

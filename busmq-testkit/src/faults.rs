@@ -10,8 +10,9 @@
 use async_trait::async_trait;
 use busmq_core::store::{
     Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
-    ObjectReply, Position, PushBatch, QueueSpec, ScheduleBatch, Scheduled, QueueStat, ReadBatch, Receipt, Renewal, Restored,
-    Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken, Topics,
+    ObjectReply, Position, PushBatch, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored,
+    ScheduleBatch, Scheduled, Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken,
+    Topics,
 };
 use busmq_core::{Error, ObjectName, QueueName, Result, Store, StoreHandle, TopicName};
 use bytes::Bytes;

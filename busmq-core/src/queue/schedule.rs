@@ -101,7 +101,8 @@ impl Queue {
         let entry: NewEntry = self.message(payload, options.headers)?;
         self.inner.bus.ensure_connected()?;
         let held = self.held()?;
-        let batch = ScheduleBatch { generation: held.generation, spec: &held.spec, entry: &entry, delay };
+        let batch =
+            ScheduleBatch { generation: held.generation, spec: &held.spec, entry: &entry, delay };
         self.inner.bus.store.schedule(&self.inner.name, &batch).await
     }
 

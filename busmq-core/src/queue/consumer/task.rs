@@ -246,7 +246,8 @@ async fn take_waiting(
     let store = &queue.bus.store;
     // Never waits past the earliest delayed message: it is promoted by the next take.
     let now = tokio::time::Instant::now();
-    let wait = cursor.store_due.map_or(BLOCK_FOR, |at| at.saturating_duration_since(now).min(BLOCK_FOR));
+    let wait =
+        cursor.store_due.map_or(BLOCK_FOR, |at| at.saturating_duration_since(now).min(BLOCK_FOR));
     let taken = match store.blocking() {
         Some(blocking) if !wait.is_zero() => {
             let taken = blocking
