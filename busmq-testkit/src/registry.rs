@@ -299,6 +299,7 @@ macro_rules! __busmq_cases {
             models::model_store_queue_behaves_like_a_deque,
             models::model_queue_api_behaves_like_a_fifo,
             models::model_reliable_consumption_loses_nothing,
+            models::model_delayed_messages_follow_their_due_times,
         ]}
     };
     (@expand tests ($make:expr) [$($module:ident :: $name:ident),* $(,)?]) => {

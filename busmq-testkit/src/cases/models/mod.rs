@@ -4,6 +4,7 @@
 //! suite, named `model_...` (which is how [`run_case`](crate::run_case) knows to give it a
 //! deadline per sequence).
 
+mod delayed;
 mod queue;
 mod reliable;
 mod runner;
@@ -12,6 +13,7 @@ mod store;
 pub(crate) use runner::SEQUENCE_DEADLINE;
 
 // One flat module, so that the registry names each model as `models::<case>`.
+pub use delayed::*;
 pub use queue::*;
 pub use reliable::*;
 pub use store::*;
