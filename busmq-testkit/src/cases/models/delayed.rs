@@ -159,6 +159,11 @@ async fn run(store: &dyn Store, unit: Duration, ops: Vec<Op>) -> Outcome {
                 model.promote(now);
             }
         }
+        // Not right after time passed: the stat and the read would promote what came due, and
+        // the next operation must do that itself.
+        if matches!(op, Op::Advance(_)) {
+            continue;
+        }
         let stat = store.stat(&q).await.expect("stat");
         same((stat.count, stat.delayed), (model.ready.len() as u64, model.delayed()), &at("stat"))?;
         let all = store.read(&q, Position::Start, u32::MAX).await.expect("read");
