@@ -134,9 +134,6 @@ impl BlockingTake for MemoryStore {
             let due =
                 taken.next_due.map(|d| crate::clock::deadline(tokio::time::Instant::now(), d));
             let wake = due.map_or(deadline, |due| due.min(deadline));
-            if wake >= deadline && tokio::time::Instant::now() >= deadline {
-                return Ok(taken);
-            }
             tokio::select! {
                 changed = signals.changed() => {
                     if changed.is_err() {

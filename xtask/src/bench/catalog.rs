@@ -223,6 +223,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "one queue paced at 2,000 msg/s, one at-most-once consumer",
     ),
     scenario(
+        "delayed-lateness",
+        Some("paced-2k"),
+        Figure::P50,
+        &[],
+        "lateness after the due time",
+        "10,000 delayed messages coming due at 2,000/s, one at-most-once consumer",
+    ),
+    scenario(
         "baseline-paced-2k/current-thread",
         None,
         Figure::P50,

@@ -10,6 +10,7 @@ mod cluster;
 mod commands;
 mod consume;
 mod cpu;
+mod delayed;
 mod footprint;
 mod large;
 mod lowrate;
@@ -215,6 +216,10 @@ async fn bench(
     }
     println!("low rate and runtime variants:");
     lowrate::run(&env, &mut results).await;
+    if env.wants("delayed-lateness") {
+        println!("delayed messages:");
+        delayed::run(&env, &mut results).await;
+    }
     println!("large messages:");
     large::run(&env, &mut results).await;
     println!("in memory:");

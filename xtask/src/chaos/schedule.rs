@@ -13,10 +13,13 @@ pub(crate) struct Mode {
     pub(crate) wait: bool,
     /// Requests and replies of a service instead of a queue's producers and consumers.
     pub(crate) service: bool,
+    /// Producers schedule each message with a short delay instead of pushing it (SPEC P8):
+    /// deliveries come in due order, not push order, so reordering is not a violation here.
+    pub(crate) delayed: bool,
 }
 
 const fn mode(name: &'static str, reliable: bool, wait: bool) -> Mode {
-    Mode { name, reliable, wait, service: false }
+    Mode { name, reliable, wait, service: false, delayed: false }
 }
 
 pub(crate) const AT_MOST_ONCE: Mode = mode("at-most-once", false, false);
@@ -25,6 +28,10 @@ pub(crate) const AT_MOST_ONCE_WAIT: Mode = mode("at-most-once+wait", false, true
 pub(crate) const RELIABLE_WAIT: Mode = mode("reliable+wait", true, true);
 /// Requests under load while servers are killed, Redis restarts or fails over (issue 15).
 pub(crate) const SERVICE: Mode = Mode { service: true, ..mode("service", false, false) };
+/// Reliable consumption of delayed messages (issue 16 item 1): every acknowledged schedule is
+/// delivered once it is due, whatever the fault.
+pub(crate) const RELIABLE_DELAYED: Mode =
+    Mode { delayed: true, ..mode("reliable+delayed", true, false) };
 
 /// The modes that run (side by side, on separate queues) under `fault`. `WAIT` only means
 /// something where there are replicas; servers run in this process, so the service mode sits
@@ -38,6 +45,7 @@ pub(crate) fn modes(fault: Fault) -> Vec<Mode> {
     if !fault.child_consumers() {
         modes.push(SERVICE);
     }
+    modes.push(RELIABLE_DELAYED);
     modes
 }
 

@@ -8,7 +8,7 @@ use super::history::Recorder;
 use super::pace::paced;
 use super::schedule::{Mode, Plan};
 use super::service::ServiceWork;
-use busmq_core::{Bus, ConsumeOptions, Queue};
+use busmq_core::{Bus, ConsumeOptions, Queue, When};
 use futures::StreamExt;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -134,6 +134,7 @@ impl ModeRun {
                 run.stop.subscribe(),
                 plan.push_every,
                 plan.max_per_queue,
+                run.mode.delayed,
             );
             run.producers.push(tokio::spawn(task));
         }
@@ -280,12 +281,19 @@ async fn produce(
     stop: watch::Receiver<bool>,
     every: Duration,
     max: u64,
+    delayed: bool,
 ) {
     paced(every, max, stop, |seq| {
         let (queue, rec) = (&queue, &rec);
         async move {
             let started = rec.now();
-            let acked = queue.push(&seq).await.is_ok();
+            let acked = if delayed {
+                // 0 to 400 ms: due order differs from push order, and some are due at once.
+                let delay = Duration::from_millis((seq % 5) * 100);
+                queue.schedule(&seq, When::After(delay)).await.is_ok()
+            } else {
+                queue.push(&seq).await.is_ok()
+            };
             rec.pushed(index, seq, started, acked);
         }
     })
