@@ -44,6 +44,9 @@ struct Cursor {
 /// Waited past a store's due time before taking again: the store measured it before its answer
 /// reached us, and Redis counts whole milliseconds.
 const DUE_MARGIN: Duration = Duration::from_millis(2);
+/// A delayed message due sooner than this is waited for here, not in a blocking take: Redis
+/// ends a block at its timer's resolution (`hz` 10: 100 ms), far later than the due time.
+const NEAR_DUE: Duration = Duration::from_millis(100);
 
 impl Cursor {
     fn saw_due(&mut self, next_due: Option<Duration>) {
@@ -115,7 +118,18 @@ pub(super) async fn run(
             break;
         }
         let want = shared.wanted();
-        let fetched = match fetch.next(want, tokio::time::Instant::now()) {
+        let now = tokio::time::Instant::now();
+        let step = match fetch.next(want, now) {
+            Step::TakeWaiting(_)
+                if cursor
+                    .store_due
+                    .is_some_and(|at| at.saturating_duration_since(now) < NEAR_DUE) =>
+            {
+                Step::Sleep
+            }
+            step => step,
+        };
+        let fetched = match step {
             Step::Beat => {
                 beat(&shared, &queue, kind).await;
                 continue;
