@@ -31,7 +31,7 @@ async fn delayed_messages_survive_a_restart_with_persistence() {
         .await
         .expect("redis-server with AOF");
     let b = bus(server.url()).await;
-    let q = b.queue(common::queue("delayed-aof").to_string()).unwrap();
+    let q = b.queue(common::queue("delayed-aof")).unwrap();
     q.attach().await.unwrap();
     let start = tokio::time::Instant::now();
     let base = Duration::from_secs(3);
