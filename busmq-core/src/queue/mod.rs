@@ -27,6 +27,7 @@ pub use producer::{Push, PushAll};
 pub use push_options::{DEFAULT_DEDUPE_WINDOW, PushOptions};
 pub use retry::{MAX_RETRY_DELAY, RetryPolicy};
 pub use schedule::When;
+pub use worker::{Job, Worker, WorkerHandle};
 
 /// The most messages one [`Queue::peek`] or [`DeadLetterQueue::list_after`] returns: a read
 /// is one store reply, held whole in memory, so a larger one is refused rather than let a
@@ -45,7 +46,6 @@ pub(crate) fn check_read_max(max: u32) -> Result<()> {
     }
     Ok(())
 }
-pub use worker::{Job, Worker, WorkerHandle};
 
 use crate::context::{AttachedQueue, BusInner};
 use crate::error::{Error, NameKind, Result};
