@@ -8,8 +8,9 @@
 //! of truth; its top-level definitions are kept when a kept part names them.
 //!
 //! lib.lua's shape this relies on (checked by the tests below): every top-level statement
-//! starts at column 0 with `local` (a definition) and nothing else of it does but its closing
-//! `end`; comment lines at column 0 belong to the definition that follows them. A name is
+//! starts at column 0 with `local` (a definition) or is the assignment `name = ..` of a name
+//! declared earlier with `local name` (a definition that must come after helpers it calls,
+//! for a function defined before them), and nothing else of it does but its closing `end`; comment lines at column 0 belong to the definition that follows them. A name is
 //! "used" when it appears as a word anywhere outside whole-line comments (strings and trailing
 //! comments included), so a doubt keeps a helper rather than dropping it.
 
@@ -32,7 +33,15 @@ fn words(code: &str) -> HashSet<String> {
         .collect()
 }
 
-/// The names a top-level `local` line defines: `local function f(..)`, `local A, B = ..`.
+/// Whether a top-level line assigns a name declared earlier (`promote = function(..)`).
+fn assigns(line: &str) -> bool {
+    let Some((name, _)) = line.split_once(" = ") else {
+        return false;
+    };
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The names a top-level `local` (or assignment) line defines: `local function f(..)`, `local A, B = ..`.
 fn defined(line: &str) -> Vec<String> {
     let rest = line.trim_start_matches("local").trim_start();
     let names = match rest.strip_prefix("function ") {
@@ -49,7 +58,7 @@ fn split(lib: &str) -> (String, Vec<Item>, String) {
     let mut items: Vec<Item> = Vec::new();
     let mut pending = String::new();
     for line in lib.lines() {
-        if line.starts_with("local") {
+        if line.starts_with("local") || assigns(line) {
             let mut text = std::mem::take(&mut pending);
             if items.is_empty() {
                 header = text;
@@ -126,7 +135,10 @@ mod tests {
             let top = line.chars().next().is_some_and(|c| !c.is_whitespace());
             if top && !line.starts_with("--") {
                 assert!(
-                    line.starts_with("local") || line == "end" || line.starts_with("end "),
+                    line.starts_with("local")
+                        || assigns(line)
+                        || line == "end"
+                        || line.starts_with("end "),
                     "a top-level line the assembler does not understand: {line}"
                 );
             }
@@ -154,5 +166,15 @@ mod tests {
             items.iter().flat_map(|i| i.names.iter()).map(|n| format!("{n} ")).collect();
         let body = assemble(LIB, &[&every]);
         assert_eq!(body.len(), LIB.len() + every.len(), "nothing lost in the split");
+    }
+
+    #[test]
+    fn a_forward_declared_helper_keeps_its_declaration_and_its_definition() {
+        let body = assemble(LIB, &["local q = load()\npromote(q)\n"]);
+        assert!(body.contains("local promote\n"), "the declaration");
+        assert!(body.contains("\npromote = function("), "the definition");
+        assert!(body.contains("local function trim_len("), "what the definition calls");
+        let plain = assemble(LIB, &["local q = load()\nsave(q)\n"]);
+        assert!(!plain.contains("promote = function("), "dropped when unused");
     }
 }
