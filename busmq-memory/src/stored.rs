@@ -50,10 +50,19 @@ impl Stored {
 /// The token of a receipt that holds a push time.
 const PUSHED: &str = "pushed";
 
-/// What push times are counted from, in receipts (tokio's clock has no fixed origin).
+/// What push times are counted from, in receipts (tokio's clock has no fixed origin): an hour
+/// (or as much as the monotonic clock allows) before the real time of the first use. Push times
+/// before it would all read as the epoch itself, making an old message look younger. Not
+/// `tokio::time::Instant::now()`: under paused test clocks every runtime has its own time, and
+/// an epoch taken from a runtime whose clock had been advanced far would be later than every
+/// push time of the others (a restored message then lost its age).
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+    *EPOCH.get_or_init(|| {
+        let now = std::time::Instant::now();
+        let margin = [3600, 60, 1].iter().find_map(|&s| now.checked_sub(Duration::from_secs(s)));
+        Instant::from_std(margin.unwrap_or(now))
+    })
 }
 
 fn pushed_receipt(at: Instant) -> Receipt {
