@@ -632,6 +632,15 @@ promote = function(q, report)
   local now_ms, now_us = clock()
   local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms, 'LIMIT', 0, PROMOTE_MAX)
   if #due > 0 then
+    -- Every member is checked before anything is removed: one busmq did not write is
+    -- ForeignData for this queue, and no due message is lost to a half-done promotion.
+    local tails = {}
+    for k, e in ipairs(due) do
+      local a = string.find(e, ':', 1, true)
+      local c = a and string.find(e, ':', a + 1, true)
+      if not c then foreign('its delayed messages hold an entry busmq did not write') end
+      tails[k] = string.sub(e, c)
+    end
     redis.call('ZREMRANGEBYRANK', DELAYED, 0, #due - 1)
     local id = math.max(q.last, q.base) + 1
     if now_us > id then id = now_us end
@@ -643,9 +652,7 @@ promote = function(q, report)
       local n = math.min((pg + 1) * S - o, #due - i + 1, CHUNK)
       local batch = {}
       for j = 1, n do
-        local e = due[i]
-        local c = string.find(e, ':', string.find(e, ':', 1, true) + 1, true)
-        batch[j] = I(id) .. string.sub(e, c)
+        batch[j] = I(id) .. tails[i]
         id = id + 1
         i = i + 1
       end

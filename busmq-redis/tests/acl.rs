@@ -268,6 +268,10 @@ async fn the_cluster_rules_are_enough_on_a_cluster() {
     let q = queue("cluster");
     let att = store.attach(&q, &spec()).await.expect("attach");
     let mut notices = store.watch(&q).await.expect("watch");
+    // Pushes publish only while someone waits for a notice: a take that comes back short, as
+    // a consumer's before it waits (see Store::watch), asks for them.
+    let empty = store.take(&q, 1, TakeMode::AtMostOnce).await.expect("a short take");
+    assert!(empty.entries.is_empty());
     let batch: Vec<_> = ["m1", "m2"].map(NewEntry::new).to_vec();
     store.push(&q, &PushBatch::new(att.generation, &spec(), &batch)).await.expect("push");
     let notice = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut notices)).await;
@@ -328,6 +332,10 @@ async fn the_sentinel_rules_are_enough_on_the_data_nodes() {
     let q = queue("sentinel");
     let att = store.attach(&q, &spec()).await.expect("attach");
     let mut notices = store.watch(&q).await.expect("watch");
+    // Pushes publish only while someone waits for a notice: a take that comes back short, as
+    // a consumer's before it waits (see Store::watch), asks for them.
+    let empty = store.take(&q, 1, TakeMode::AtMostOnce).await.expect("a short take");
+    assert!(empty.entries.is_empty());
     let batch: Vec<_> = ["m1", "m2"].map(NewEntry::new).to_vec();
     store.push(&q, &PushBatch::new(att.generation, &spec(), &batch)).await.expect("push");
     let notice = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut notices)).await;

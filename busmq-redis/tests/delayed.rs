@@ -65,3 +65,39 @@ async fn delayed_messages_survive_a_restart_with_persistence() {
     assert!(extra.is_err(), "nothing more: {extra:?}");
     assert_eq!(q.stat().await.unwrap().delayed, 0);
 }
+
+/// Hostile data (SPEC E3): a member of the delayed set that busmq did not write is
+/// `ForeignData` for that queue, and nothing is lost to it: the due messages beside it are all
+/// still there once it is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_delayed_member_is_foreign_data_and_loses_nothing() {
+    let Some(server) = common::server("a_foreign_delayed_member_is_foreign_data").await else {
+        return;
+    };
+    let b = bus(server.url()).await;
+    let name = common::queue("delayed-foreign");
+    let q = b.queue(name.clone()).unwrap();
+    q.attach().await.unwrap();
+    for i in 0..3u32 {
+        q.schedule(&i, When::After(Duration::from_millis(1))).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let key = format!("busmq:{{{}}}:d", name.as_str());
+    let mut raw = common::raw(&server).await;
+    let _: () =
+        redis::cmd("ZADD").arg(&key).arg(0).arg("garbage").query_async(&mut raw).await.unwrap();
+    match q.count().await {
+        Err(busmq_core::Error::ForeignData { queue, .. }) => assert_eq!(queue, name.as_str()),
+        other => panic!("expected ForeignData, got {other:?}"),
+    }
+    let left: u64 = redis::cmd("ZCARD").arg(&key).query_async(&mut raw).await.unwrap();
+    assert_eq!(left, 4, "nothing removed by the refused promotion");
+    let _: () = redis::cmd("ZREM").arg(&key).arg("garbage").query_async(&mut raw).await.unwrap();
+    let mut consumer = q.consume::<u32>().await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let next = tokio::time::timeout(DEADLINE, consumer.next()).await.expect("in time");
+        got.push(next.expect("open").expect("decodes").into_body());
+    }
+    assert_eq!(got, [0, 1, 2]);
+}

@@ -146,7 +146,7 @@ async fn decode(call: &Call<'_>, claimed: Claimed, max_deliveries: u32) -> Resul
         _ => Vec::new(),
     };
     taken.foreign = script_reports(by_script, "take", &moved_to(call))?;
-    taken.next_due = crate::ops::schedule::next_due(&reply, SEGMENTS + 4);
+    taken.next_due = crate::ops::schedule::next_due(&reply, segments + 4);
     taken.foreign.extend(settle_foreign(call, bad).await);
     Ok(taken)
 }
