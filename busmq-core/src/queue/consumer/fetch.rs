@@ -97,7 +97,6 @@ impl Fetch {
     }
 
     /// Whether the last take found the queue drained.
-    #[cfg(test)]
     pub(crate) fn idle(&self) -> bool {
         self.idle
     }

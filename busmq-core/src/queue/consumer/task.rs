@@ -120,10 +120,13 @@ pub(super) async fn run(
         let want = shared.wanted();
         let now = tokio::time::Instant::now();
         let step = match fetch.next(want, now) {
+            // Only an idle consumer waits out a near due time: a busy one (its last take came
+            // back full) takes on, or a backlog would drain one batch per due message.
             Step::TakeWaiting(_)
-                if cursor
-                    .store_due
-                    .is_some_and(|at| at.saturating_duration_since(now) < NEAR_DUE) =>
+                if fetch.idle()
+                    && cursor
+                        .store_due
+                        .is_some_and(|at| at.saturating_duration_since(now) < NEAR_DUE) =>
             {
                 Step::Sleep
             }
