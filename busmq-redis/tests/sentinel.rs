@@ -413,8 +413,11 @@ async fn pushes_can_wait_for_replicas_and_fail_when_too_few_confirm() {
 /// one replica left.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_messages_wait_for_replicas_and_survive_a_failover() {
-    let Some((_guard, mut set)) =
-        start("scheduled_messages_survive_a_failover", SentinelSet::builder()).await
+    // down-after-milliseconds 2000, not 1000: in one .ci/run the sentinels failed the freshly
+    // promoted master over a second time a second after the first failover (its logs: +sdown
+    // of the new master 1 s after +switch-master), and the consumer then missed the deadline.
+    let timing = SentinelSet::builder().timing(Duration::from_secs(2), Duration::from_secs(5));
+    let Some((_guard, mut set)) = start("scheduled_messages_survive_a_failover", timing).await
     else {
         return;
     };
