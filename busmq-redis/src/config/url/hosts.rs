@@ -34,9 +34,16 @@ pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
+    // The authority ends at the last `@` before the query when there is one (a password may
+    // hold unescaped `@` and `/`: `redis://u:p@s/s@host`), else at the first `/`.
+    let head = &rest[..rest.find('?').unwrap_or(rest.len())];
+    let (authority, tail) = match (head.rfind('@'), rest.find('/')) {
+        (Some(at), _) => match rest[at..].find('/') {
+            Some(i) => rest.split_at(at + i),
+            None => (rest, ""),
+        },
+        (None, Some(i)) => rest.split_at(i),
+        (None, None) => (rest, ""),
     };
     let mut out = match authority.rsplit_once('@') {
         Some((creds, host)) => match creds.split_once(':') {
@@ -244,6 +251,16 @@ mod tests {
             "redis+sentinel://u:***@a,b/m?sentinel_password=***&x=1"
         );
     }
+    /// Found by review: `redis://u:p@s/s@host` showed `s/s` (the authority ended at the first
+    /// `@`'s following `/`).
+    #[test]
+    fn a_password_with_an_at_and_a_slash_is_hidden() {
+        assert_eq!(redact("redis://u:p@s/s@host:1/0"), "redis://u:***@host:1/0");
+        assert_eq!(redact("redis://u:p@s/s@host"), "redis://u:***@host");
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+        assert_eq!(redact("redis://u@h:1/0"), "redis://u@h:1/0");
+    }
+
     /// A password with an unescaped `/` showed whole in the error that refused its URL (found
     /// while writing the secrets tests: the authority ended at the `/`, before the `@`).
     #[test]
