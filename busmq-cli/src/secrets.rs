@@ -19,8 +19,10 @@ impl Secrets {
         let mut values = Vec::new();
         for url in urls {
             let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            // A password may hold unescaped `/` and `@` (`redis://u:p@s/s@h`): the user info
+            // ends at the last `@` before the query.
+            let head = rest.split(['?', '#']).next().unwrap_or("");
+            if let Some((userinfo, _)) = head.rsplit_once('@') {
                 if let Some((_, password)) = userinfo.split_once(':') {
                     values.push(password.to_string());
                 }
@@ -89,5 +91,13 @@ mod tests {
         let s = Secrets::of_urls(&urls);
         let text = "hunter2 data@pw data%40pw s3cret sockpass ab";
         assert_eq!(s.scrub(text), "*** *** *** *** *** ab");
+    }
+
+    /// Found by review: a password with a `/` was not scrubbed (the user info ended at the `/`).
+    #[test]
+    fn a_password_with_a_slash_or_an_at_is_scrubbed() {
+        let urls = ["redis://u:pa/ss-word@h:1/0".to_string(), "redis://u:p@s/s-x@h".to_string()];
+        let s = Secrets::of_urls(&urls);
+        assert_eq!(s.scrub("pa/ss-word p@s/s-x"), "*** ***");
     }
 }
