@@ -225,3 +225,21 @@ fn tls_settings_without_a_tls_url_are_refused() {
         .expect_err("no URL uses TLS");
     assert!(matches!(e, Error::InvalidOption { option: "tls", .. }), "{e:?}");
 }
+
+/// A refused `AUTH` is asked about again on a probe connection to read the server's reason;
+/// the probe must use the store's TLS settings (custom CA, client certificate), or it cannot
+/// connect and the error falls back to the generic "the password or user name is wrong".
+#[tokio::test]
+async fn a_refused_password_over_mutual_tls_gives_the_servers_reason() {
+    let Some(server) = tls_server("tls_auth_reason", ClientCerts::Required).await else {
+        return;
+    };
+    let url = server.url().replacen("://", "://:surplus-pw@", 1);
+    let store = with_client_cert(url).build().expect("valid options");
+    let e = tokio::time::timeout(common::DEADLINE, store.connect())
+        .await
+        .expect("connect answers")
+        .expect_err("the server has no password set");
+    let text = e.to_string();
+    assert!(text.contains("the server has none set"), "{text}");
+}
