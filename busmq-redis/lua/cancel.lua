@@ -7,8 +7,10 @@
 -- Returns {'ok', 1 (withdrawn) | 0 (promoted, cancelled, or another incarnation)}
 local q = load()
 if not q or I(q.gen) ~= ARGV[1] then return {'ok', 0} end
--- A message past its due time counts as delivered, whether or not a take promoted it yet.
+-- A message past its due time counts as delivered, whether or not a take promoted it yet (a
+-- promotion moves at most PROMOTE_MAX, so the due time itself is compared with the clock).
 promote(q)
+if tonumber(ARGV[3]) <= clock() then return {'ok', 0} end
 local prefix = seq_prefix(tonumber(ARGV[2]))
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', DELAYED, ARGV[3], ARGV[3])) do
   if string.sub(m, 1, #prefix) == prefix then

@@ -101,3 +101,30 @@ async fn a_foreign_delayed_member_is_foreign_data_and_loses_nothing() {
     }
     assert_eq!(got, [0, 1, 2]);
 }
+
+/// A message past its due time counts as delivered (as on the memory store), even when more
+/// than `PROMOTE_MAX` (1,000) came due at once and the promotion inside `cancel` stopped
+/// before it: cancelling it then answers false and it is still delivered. (It answered true and
+/// withdrew the message; found by review.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_past_due_message_beyond_the_promotion_cap_cannot_be_cancelled() {
+    let Some(server) = common::server("a_past_due_message_beyond_the_cap").await else {
+        return;
+    };
+    let b = bus(server.url()).await;
+    let q = b.queue(common::queue("delayed-cap")).unwrap();
+    q.attach().await.unwrap();
+    const N: u32 = 1_050;
+    let mut last = None;
+    for i in 0..N {
+        last = Some(q.schedule(&i, When::After(Duration::from_millis(300))).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!q.cancel_scheduled(&last.unwrap()).await.unwrap(), "it was due: delivered");
+    let stat = common::eventually("every message promoted", || async {
+        let stat = q.stat().await.ok()?;
+        (stat.delayed == 0).then_some(stat)
+    })
+    .await;
+    assert_eq!(stat.count, u64::from(N), "nothing was withdrawn");
+}
