@@ -1,5 +1,5 @@
-//! Fuzz targets for what busmq-redis reads from outside: stored entries, script replies and
-//! connection URLs. Only with the `fuzzing` feature: the `fuzz/` cargo-fuzz crate and `cargo
+//! Fuzz targets for what busmq-redis reads from outside: stored entries, script replies (the
+//! generic accessors and the persisted-object replies) and connection URLs. Only with the `fuzzing` feature: the `fuzz/` cargo-fuzz crate and `cargo
 //! xtask fuzz` call them.
 //!
 //! Each target takes any bytes and panics only when an invariant breaks: decoding never
@@ -78,6 +78,33 @@ pub fn url(data: &[u8]) {
         // the fuzzer's (a password with `/`, `?` or `#` must be percent-encoded by its user).
         check_url(&format!("{scheme}://user:{PASSWORD}@{rest}"), true);
         check_url(&format!("{scheme}://:{PASSWORD}@{rest}"), true);
+    }
+}
+
+/// A persisted-object script reply, read as the reply of each operation: an object, an
+/// outcome or a typed `Store` error, never a panic.
+pub fn object_reply(data: &[u8]) {
+    use busmq_core::store::{Expect, ObjectOp, ObjectSave};
+    use std::time::Duration;
+    let mut rest = data;
+    let value = value(&mut rest, 0);
+    let save = ObjectSave {
+        expect: Expect::Exists,
+        set: Vec::new(),
+        remove: Vec::new(),
+        ttl: Duration::from_secs(1),
+    };
+    let ops = [
+        ObjectOp::Load,
+        ObjectOp::Save(save),
+        ObjectOp::Delete,
+        ObjectOp::Touch(Duration::from_secs(1)),
+    ];
+    for op in ops {
+        let Ok(mut reply) = Reply::parse("fuzz", value.clone()) else { return };
+        if let Err(error) = crate::ops::object::parse(op, &mut reply) {
+            assert!(matches!(error, Error::Store { .. }), "{error:?}");
+        }
     }
 }
 

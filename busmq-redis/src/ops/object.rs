@@ -82,7 +82,7 @@ fn lacks_script(sent: &std::result::Result<Value, CallError>) -> bool {
     }
 }
 
-fn parse(op: ObjectOp, reply: &mut Reply) -> Result<ObjectReply> {
+pub(crate) fn parse(op: ObjectOp, reply: &mut Reply) -> Result<ObjectReply> {
     let version = |reply: &Reply, i| reply.opt_u64(i);
     Ok(match (op, reply.status()) {
         (ObjectOp::Load, "missing") => ObjectReply::Loaded(None),

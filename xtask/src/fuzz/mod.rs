@@ -18,6 +18,7 @@ const TARGETS: &[Target] = &[
     ("entry", busmq_redis::fuzzing::entry),
     ("url", busmq_redis::fuzzing::url),
     ("script_reply", busmq_redis::fuzzing::script_reply),
+    ("object_reply", busmq_redis::fuzzing::object_reply),
     ("channel_frame", busmq_core::fuzzing::channel_frame),
     ("service_frame", busmq_core::fuzzing::service_frame),
     ("persisted_notice", busmq_core::fuzzing::persisted_notice),
