@@ -29,6 +29,7 @@
 //! ```
 
 mod binary;
+mod builder;
 mod ping;
 mod server;
 mod tls;
@@ -37,5 +38,6 @@ pub use binary::{
     REQUIRE_ENV, SERVER_ENV, VALKEY_SERVER_ENV, find_binary, redis_available,
     require_binary_or_skip, require_or_skip, valkey_available,
 };
-pub use server::{HarnessError, RedisServer, RedisServerBuilder};
+pub use builder::RedisServerBuilder;
+pub use server::{HarnessError, RedisServer};
 pub use tls::ClientCerts;
