@@ -164,8 +164,10 @@ impl<T> Delivery<T> {
     /// reliable mode. Fails with `StaleDelivery` if the delivery was given to another consumer
     /// meanwhile (its visibility timeout passed).
     ///
-    /// When the ack itself fails (the store is unreachable: `Offline`, `Timeout`, ...) it may
-    /// or may not have been recorded. The consumer then stops extending the delivery, so if it
+    /// While the store answers that it did not run the ack (offline, reconnecting), the ack is
+    /// retried with backoff for up to half the visibility timeout, so a reconnect does not turn
+    /// into a redelivery. When the ack still fails (or fails in a way that may have run:
+    /// `Timeout`, ...) it may or may not have been recorded. The consumer then stops extending the delivery, so if it
     /// was not recorded the message is delivered again once its visibility timeout has passed
     /// (at least once); it is never held for ever. The same holds for [`Delivery::nack`] and
     /// [`Delivery::reject`].

@@ -234,6 +234,27 @@ impl Settler {
         }
     }
 
+    /// Settles `ops`, retrying while the store answers that it did not run the call
+    /// (`Error::is_unapplied`: offline, reconnecting, a retryable refusal), with backoff, for up
+    /// to half the visibility timeout: an ack made while the connection is re-established
+    /// lands instead of failing and letting the message come again (a duplicate). Past that
+    /// the deliveries are about to be given to others anyway, and the error is returned.
+    async fn settle_through_blips(&self, ops: &[Settle]) -> Result<Vec<Settled>> {
+        let give_up = tokio::time::Instant::now() + self.visibility / 2;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let span = self.span(ops.len());
+            match self.store.settle(&self.queue, ops).instrument(span).await {
+                Err(e) if e.is_unapplied() && tokio::time::Instant::now() + pause < give_up => {
+                    tracing::debug!(queue = self.queue.as_str(), error = %e, "settling again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn run(self: Arc<Self>) {
         loop {
             let mut counted = 0;
@@ -244,8 +265,7 @@ impl Settler {
                 return;
             };
             let (ops, waiters): (Vec<Settle>, Vec<Waiter>) = batch.into_iter().unzip();
-            let span = self.span(ops.len());
-            match self.store.settle(&self.queue, &ops).instrument(span).await {
+            match self.settle_through_blips(&ops).await {
                 Ok(outcomes) => {
                     for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
                         if let Some(tx) = waiter {

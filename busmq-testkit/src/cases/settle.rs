@@ -7,11 +7,13 @@ use crate::backend::Backend;
 use crate::faults::FaultyStore;
 use crate::support::{DEADLINE, bus, next, unique, within};
 use busmq_core::{Bus, ConsumeOptions, Error, ReliableOptions};
+use futures::StreamExt;
 use std::time::Duration;
 
-/// Q13: an ack that fails (the store is unreachable) does not pin its message: the delivery is
-/// no longer extended, so once the store is back the message is delivered again after its
-/// visibility timeout (to this or another consumer), with the next delivery count.
+/// Q13: an ack that fails (the store stays unreachable past half the visibility timeout) does
+/// not pin its message: the delivery is no longer extended, so once the store is back the
+/// message is delivered again after its visibility timeout (to this or another consumer), with
+/// the next delivery count.
 pub async fn reliable_failed_ack_comes_back_after_the_visibility_timeout(backend: &dyn Backend) {
     let (store, faults) = FaultyStore::wrap(backend.store().await);
     let b = Bus::new(store);
@@ -71,4 +73,34 @@ pub async fn reliable_without_auto_extend_held_deliveries_come_back(backend: &dy
     assert!(matches!(late, Err(Error::StaleDelivery { .. })), "{late:?}");
     again.ack().await.unwrap();
     assert_eq!(q.stat().await.unwrap().pending, 0);
+}
+
+/// Q13: an ack made while the store is unreachable for a moment (a reconnect) waits for it and
+/// lands, instead of failing and letting the message come again: no redelivery, nothing
+/// pending. (A reliable consumer's prefetched delivery acked during a Redis restart failed with
+/// `Offline` and came back as a duplicate.)
+pub async fn reliable_ack_outlasts_a_blip(backend: &dyn Backend) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(unique("ack-blip")).unwrap();
+    q.attach().await.unwrap();
+    let id = q.push(&"work").await.unwrap();
+    let options =
+        ReliableOptions { visibility_timeout: Duration::from_secs(10), ..Default::default() };
+    let mut consumer =
+        q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    let first = next(&mut consumer, "the delivery").await.unwrap();
+    assert_eq!(first.id(), id);
+    faults.fail(&["settle"]);
+    let acked = tokio::spawn(first.ack());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!acked.is_finished(), "the ack gave up while the store was unreachable");
+    faults.heal();
+    within("the ack", acked).await.unwrap().unwrap();
+    let stat = q.stat().await.unwrap();
+    assert_eq!((stat.pending, stat.count), (0, 0), "acknowledged: neither pending nor ready");
+    let more = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
+    assert!(more.is_err(), "nothing comes again: {more:?}");
 }
