@@ -55,7 +55,9 @@ pub use service::{
     DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, HANDLER_PANICKED, Replies, Reply, Request,
     RequestOptions, ServeOptions, Server, ServerHandle, Service,
 };
-pub use store::{DeadLetter, MAX_DELAY, Position, Scheduled, Store, StoreHandle};
+pub use store::{
+    DeadLetter, MAX_DELAY, MAX_ORDERING_KEY, MAX_PRIORITY, Position, Scheduled, Store, StoreHandle,
+};
 
 /// Helpers for store implementations: ids, clocks, backoff and the lock policy shared with the
 /// core.

@@ -30,6 +30,8 @@ impl Stored {
             headers: self.headers.clone(),
             // Pending entries are found by id and delivery number: nothing else to carry.
             receipt: Receipt::none(),
+            priority: 0,
+            ordering_key: None,
         }
     }
 
@@ -43,6 +45,8 @@ impl Stored {
             dead: self.dead,
             headers: self.headers,
             receipt: pushed_receipt(self.pushed_at),
+            priority: 0,
+            ordering_key: None,
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct Delivery<T> {
     payload: Bytes,
     dead: Option<Arc<DeadLetter>>,
     headers: Option<Arc<Headers>>,
+    priority: u8,
+    ordering_key: Option<Arc<str>>,
     claim: Option<Claim>,
 }
 
@@ -92,6 +94,8 @@ impl<T> Delivery<T> {
             payload: entry.payload,
             dead: entry.dead,
             headers: entry.headers,
+            priority: entry.priority,
+            ordering_key: entry.ordering_key,
             claim,
         }
     }
@@ -127,6 +131,16 @@ impl<T> Delivery<T> {
     /// dead-letter queue.
     pub fn dead_letter(&self) -> Option<&DeadLetter> {
         self.dead.as_deref()
+    }
+
+    /// The priority level the message was pushed with (SPEC P12); 0 when it had none.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// The ordering key the message was pushed with (SPEC P11), if any.
+    pub fn ordering_key(&self) -> Option<&str> {
+        self.ordering_key.as_deref()
     }
 
     /// The headers the message was pushed with (SPEC P6); empty when it had none.
@@ -288,6 +302,8 @@ impl<T> Delivery<T> {
             payload: self.payload,
             dead: self.dead,
             headers: self.headers,
+            priority: self.priority,
+            ordering_key: self.ordering_key,
             claim: self.claim,
         }
     }

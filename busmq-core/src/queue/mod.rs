@@ -254,6 +254,9 @@ impl Queue {
     /// `opentelemetry` feature the current span's trace context is added (unless the headers
     /// have a `traceparent`), without counting towards the limit. A push with a dedupe key
     /// (SPEC P10) resolves to the id of the push that first wrote that key within its window.
+    /// A priority level (SPEC P12) or an ordering key (SPEC P11) out of range, or either on a
+    /// queue with retention, is `InvalidOption` naming it; pushes share a store call only with
+    /// pushes of the same level and key.
     pub fn push_with<T: Serialize + ?Sized>(
         &self,
         message: &T,
@@ -261,8 +264,9 @@ impl Queue {
     ) -> Push {
         let options = options.into();
         let dedupe = options.checked_dedupe();
+        let routing = options.checked_routing();
         let entry = self.encode(message).and_then(|payload| self.message(payload, options.headers));
-        self.push_checked(entry, dedupe)
+        self.push_checked(entry, dedupe, routing)
     }
 
     /// Pushes bytes as they are, without the codec.
@@ -278,20 +282,22 @@ impl Queue {
     ) -> Push {
         let options = options.into();
         let dedupe = options.checked_dedupe();
+        let routing = options.checked_routing();
         let payload = payload.into();
         let entry =
             self.check_size(payload.len()).and_then(|()| self.message(payload, options.headers));
-        self.push_checked(entry, dedupe)
+        self.push_checked(entry, dedupe, routing)
     }
 
     fn push_checked(
         &self,
         entry: Result<NewEntry>,
         dedupe: Result<Option<push_options::Keyed>>,
+        routing: Result<push_options::Routing>,
     ) -> Push {
-        match (entry, dedupe) {
-            (Ok(entry), Ok(dedupe)) => self.push_entry(entry, dedupe),
-            (Err(error), _) | (_, Err(error)) => Push::failed(error),
+        match (entry, dedupe, routing) {
+            (Ok(entry), Ok(dedupe), Ok(routing)) => self.push_entry(entry, dedupe, routing),
+            (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => Push::failed(error),
         }
     }
 
@@ -312,17 +318,28 @@ impl Queue {
         }
     }
 
-    fn push_entry(&self, entry: NewEntry, dedupe: Option<push_options::Keyed>) -> Push {
-        if let Err(error) = self.inner.phase.borrow().can_push(&self.inner.name) {
+    fn push_entry(
+        &self,
+        entry: NewEntry,
+        dedupe: Option<push_options::Keyed>,
+        routing: push_options::Routing,
+    ) -> Push {
+        let phase = *self.inner.phase.borrow();
+        if let Err(error) = phase.can_push(&self.inner.name) {
+            return Push::failed(error);
+        }
+        // Refused now when the spec is known; a push buffered before the attach is checked
+        // against the adopted spec when it is written.
+        if let Some(Err(error)) = phase.held().map(|held| routing.check_spec(&held.spec)) {
             return Push::failed(error);
         }
         let started = self.inner.metrics().timed().then(std::time::Instant::now);
-        self.inner.producer.enqueue_one(entry, dedupe, started, || self.inner.target())
+        self.inner.producer.enqueue_one(entry, dedupe, routing, started, || self.inner.target())
     }
 
     /// Pushes a frame of busmq's own (a channel's control frames): no headers, no trace context.
     pub(crate) fn push_frame(&self, payload: Bytes) -> Push {
-        self.push_entry(NewEntry::new(payload), None)
+        self.push_entry(NewEntry::new(payload), None, push_options::Routing::default())
     }
 
     pub(crate) fn push_entries(&self, entries: Vec<NewEntry>) -> PushAll {

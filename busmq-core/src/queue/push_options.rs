@@ -1,9 +1,11 @@
 //! What a single push may ask for besides its message: headers (SPEC P6), a producer dedupe
-//! key (SPEC P10) and a retry deadline. One options type, so that later per-push features join
-//! it instead of adding another `push_*` method each.
+//! key (SPEC P10), a retry deadline, a priority level (SPEC P12) and an ordering key (SPEC P11).
+//! One options type, so that later per-push features join it instead of adding another
+//! `push_*` method each.
 
 use crate::error::{Error, Result};
 use crate::headers::Headers;
+use crate::store::{MAX_ORDERING_KEY, MAX_PRIORITY, QueueSpec};
 use crate::util::random_u64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +31,9 @@ const MAX_DEDUPE_KEY: usize = 1024;
 ///     .headers(Headers::new().with("tenant", "acme"))
 ///     .dedupe("order-1234")
 ///     .dedupe_window(Duration::from_secs(600))
-///     .retry_for(Duration::from_secs(30));
+///     .retry_for(Duration::from_secs(30))
+///     .priority(5)
+///     .ordering_key("customer-42");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PushOptions {
@@ -37,6 +41,34 @@ pub struct PushOptions {
     pub(crate) dedupe: Option<Arc<str>>,
     pub(crate) window: Option<Duration>,
     pub(crate) retry: Option<Duration>,
+    pub(crate) priority: u8,
+    pub(crate) ordering_key: Option<Arc<str>>,
+}
+
+/// Where a push is routed among the ready messages: its level and ordering key, checked. Only
+/// pushes with equal routing share a store call (a batch has one level and one key).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Routing {
+    pub(crate) priority: u8,
+    pub(crate) key: Option<Arc<str>>,
+}
+
+impl Routing {
+    /// Whether this is what every push without the options writes (level 0, no key).
+    pub(crate) fn is_plain(&self) -> bool {
+        self.priority == 0 && self.key.is_none()
+    }
+
+    /// Refuses routing on a queue with retention: a replay queue is read, not taken, so levels
+    /// and key gates would mean nothing there.
+    pub(crate) fn check_spec(&self, spec: &QueueSpec) -> Result<()> {
+        let retained = spec.retention.max_len.is_some() || spec.retention.max_age.is_some();
+        if !retained || self.is_plain() {
+            return Ok(());
+        }
+        let option = if self.priority > 0 { "priority" } else { "ordering_key" };
+        Err(Error::invalid_option(option, "a queue with retention (replay) is not taken in order"))
+    }
 }
 
 /// A keyed push as the producer writes it: its dedupe key and window, and until when a
@@ -93,6 +125,43 @@ impl PushOptions {
     pub fn retry_for(mut self, deadline: Duration) -> Self {
         self.retry = Some(deadline);
         self
+    }
+
+    /// The priority level (SPEC P12): 0 (the default, lowest) to [`MAX_PRIORITY`] (9). Ready
+    /// messages are taken by level, highest first, and in push order within a level; messages
+    /// given back by consumers (released, expired, restored) still come before all of them.
+    /// Within an [`ordering_key`](PushOptions::ordering_key), push order wins over levels. A
+    /// level above 9 is `InvalidOption("priority")`, and so is any level above 0 on a queue with
+    /// retention; nothing is written.
+    pub fn priority(mut self, level: u8) -> Self {
+        self.priority = level;
+        self
+    }
+
+    /// The ordering key (SPEC P11): messages with the same key are delivered one at a time, in
+    /// push order, while messages of other keys go in parallel. In reliable mode the key's next
+    /// message is handed out only once the previous delivery is acknowledged (a release, a
+    /// nack, an expired visibility keep it first in line); in at-most-once mode once it is
+    /// taken. A key has 1 to [`MAX_ORDERING_KEY`] (1024) bytes and no NUL byte; otherwise, or on
+    /// a queue with retention, the push is `InvalidOption("ordering_key")` and nothing is
+    /// written. The key is independent of the [`dedupe`](PushOptions::dedupe) key.
+    pub fn ordering_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.ordering_key = Some(key.into());
+        self
+    }
+
+    /// The level and ordering key, checked.
+    pub(crate) fn checked_routing(&self) -> Result<Routing> {
+        if self.priority > MAX_PRIORITY {
+            return Err(Error::invalid_option("priority", "a priority level is 0 to 9"));
+        }
+        if let Some(key) = &self.ordering_key
+            && (key.is_empty() || key.len() > MAX_ORDERING_KEY || key.contains('\0'))
+        {
+            let reason = "an ordering key has 1 to 1024 bytes and no NUL byte";
+            return Err(Error::invalid_option("ordering_key", reason));
+        }
+        Ok(Routing { priority: self.priority, key: self.ordering_key.clone() })
     }
 
     /// The dedupe key, window and retry deadline, checked; `None` for an unkeyed push.
@@ -165,5 +234,55 @@ mod tests {
         }
         let longest = MAX_DEDUPE_WINDOW - Duration::from_secs(2);
         assert!(PushOptions::new().retry_for(longest).checked_dedupe().is_ok());
+    }
+
+    fn refused(options: PushOptions) -> &'static str {
+        match options.checked_routing() {
+            Err(Error::InvalidOption { option, .. }) => option,
+            other => panic!("expected InvalidOption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn levels_are_0_to_9() {
+        assert!(PushOptions::new().checked_routing().unwrap().is_plain());
+        for level in 0..=MAX_PRIORITY {
+            let routing = PushOptions::new().priority(level).checked_routing().unwrap();
+            assert_eq!(routing.priority, level);
+        }
+        assert_eq!(refused(PushOptions::new().priority(10)), "priority");
+        assert_eq!(refused(PushOptions::new().priority(u8::MAX)), "priority");
+    }
+
+    #[test]
+    fn ordering_keys_have_1_to_1024_bytes_and_no_nul() {
+        let routing = PushOptions::new().ordering_key("k").checked_routing().unwrap();
+        assert_eq!(routing.key.as_deref(), Some("k"));
+        assert!(!routing.is_plain());
+        let longest = "é".repeat(MAX_ORDERING_KEY / 2);
+        assert!(PushOptions::new().ordering_key(longest).checked_routing().is_ok());
+        assert_eq!(refused(PushOptions::new().ordering_key("")), "ordering_key");
+        assert_eq!(refused(PushOptions::new().ordering_key("x".repeat(1025))), "ordering_key");
+        assert_eq!(refused(PushOptions::new().ordering_key("a\0b")), "ordering_key");
+    }
+
+    #[test]
+    fn routing_goes_with_dedupe_but_not_with_retention() {
+        let both = PushOptions::new().dedupe("d").ordering_key("k").priority(3);
+        assert!(both.checked_dedupe().unwrap().is_some());
+        let routing = both.checked_routing().unwrap();
+        let mut spec = QueueSpec::default();
+        assert!(routing.check_spec(&spec).is_ok());
+        spec.retention.max_len = Some(10);
+        assert!(matches!(
+            routing.check_spec(&spec),
+            Err(Error::InvalidOption { option: "priority", .. })
+        ));
+        let keyed = PushOptions::new().ordering_key("k").checked_routing().unwrap();
+        assert!(matches!(
+            keyed.check_spec(&spec),
+            Err(Error::InvalidOption { option: "ordering_key", .. })
+        ));
+        assert!(Routing::default().check_spec(&spec).is_ok(), "plain pushes are unchanged");
     }
 }

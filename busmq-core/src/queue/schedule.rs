@@ -57,6 +57,9 @@ impl Queue {
     /// [`Queue::schedule`] with options: the headers travel with the message (SPEC P6). A
     /// dedupe key or a retry deadline is `InvalidOption("dedupe")` / `InvalidOption("retry_for")`:
     /// a dedupe key answers with a message id, which a scheduled message does not have yet.
+    /// A [`priority`](PushOptions::priority) and an [`ordering_key`](PushOptions::ordering_key)
+    /// go with the message: when it comes due it is routed like a push made at that moment
+    /// (behind its key's message that is out, if any).
     pub async fn schedule_with<T: Serialize + ?Sized>(
         &self,
         message: &T,
@@ -94,6 +97,7 @@ impl Queue {
         if options.retry.is_some() {
             return Err(Error::invalid_option("retry_for", "a schedule is not retried"));
         }
+        let routing = options.checked_routing()?;
         let delay = when.delay();
         if delay > MAX_DELAY {
             return Err(Error::invalid_option("delay", "a message is delayed by at most 30 days"));
@@ -101,8 +105,10 @@ impl Queue {
         let entry: NewEntry = self.message(payload, options.headers)?;
         self.inner.bus.ensure_connected()?;
         let held = self.held()?;
-        let batch =
-            ScheduleBatch { generation: held.generation, spec: &held.spec, entry: &entry, delay };
+        routing.check_spec(&held.spec)?;
+        let mut batch = ScheduleBatch::new(held.generation, &held.spec, &entry, delay);
+        batch.priority = routing.priority;
+        batch.ordering_key = routing.key.as_deref();
         self.inner.bus.store.schedule(&self.inner.name, &batch).await
     }
 

@@ -103,7 +103,21 @@ pub struct PushBatch<'a> {
     pub after: Option<u64>,
     /// Producer dedupe (SPEC P10): see [`Dedupe`].
     pub dedupe: Option<Dedupe<'a>>,
+    /// The priority level of every entry of the batch (SPEC P12): 0 (the default, lowest) to
+    /// [`MAX_PRIORITY`]. Takeable entries are taken by level, highest first, and in id order
+    /// within a level; returned entries still come before all of them.
+    pub priority: u8,
+    /// The ordering key of every entry of the batch (SPEC P11): at most one entry of a key is
+    /// out at a time (takeable, or taken reliably and not yet acknowledged); the others wait,
+    /// in id order, counted and read like any ready entry.
+    pub ordering_key: Option<&'a str>,
 }
+
+/// The highest priority level (SPEC P12); levels are `0..=MAX_PRIORITY`.
+pub const MAX_PRIORITY: u8 = 9;
+
+/// The longest ordering key, in bytes (SPEC P11).
+pub const MAX_ORDERING_KEY: usize = 1024;
 
 /// A dedupe key for one push (SPEC P10). When a push with the same key to the same queue
 /// incarnation was written less than its `window` ago, [`Store::push`](super::Store::push)
@@ -124,7 +138,15 @@ pub struct Dedupe<'a> {
 impl<'a> PushBatch<'a> {
     /// A batch of `entries` for the incarnation `generation` created from `spec`.
     pub fn new(generation: u64, spec: &'a QueueSpec, entries: &'a [NewEntry]) -> Self {
-        PushBatch { generation, spec, entries, after: None, dedupe: None }
+        PushBatch {
+            generation,
+            spec,
+            entries,
+            after: None,
+            dedupe: None,
+            priority: 0,
+            ordering_key: None,
+        }
     }
 }
 
@@ -146,10 +168,14 @@ pub struct Entry {
     pub headers: Option<Arc<Headers>>,
     /// What the backend needs back to settle this delivery (reliable takes); empty otherwise.
     pub receipt: Receipt,
+    /// The priority level it was pushed (or scheduled) with (SPEC P12); 0 by default.
+    pub priority: u8,
+    /// The ordering key it was pushed (or scheduled) with (SPEC P11), if any.
+    pub ordering_key: Option<Arc<str>>,
 }
 
 impl Entry {
-    /// An entry without dead-letter information, headers or receipt.
+    /// An entry without dead-letter information, headers, receipt, priority or ordering key.
     pub fn new(id: u64, deliveries: u32, payload: impl Into<Bytes>) -> Self {
         Entry {
             id,
@@ -158,6 +184,8 @@ impl Entry {
             dead: None,
             headers: None,
             receipt: Receipt::none(),
+            priority: 0,
+            ordering_key: None,
         }
     }
 }

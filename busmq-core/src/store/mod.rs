@@ -106,8 +106,8 @@ mod topics;
 
 pub use blocking::BlockingTake;
 pub use entry::{
-    DeadLetter, Dedupe, Entry, NewEntry, Position, PushBatch, ReadBatch, Receipt, Settle, Settled,
-    Settlement, TakeMode, Taken,
+    DeadLetter, Dedupe, Entry, MAX_ORDERING_KEY, MAX_PRIORITY, NewEntry, Position, PushBatch,
+    ReadBatch, Receipt, Settle, Settled, Settlement, TakeMode, Taken,
 };
 pub use ids::{ClientId, ConsumerId};
 pub use inspect::{Inspect, QueuePage};

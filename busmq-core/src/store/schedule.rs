@@ -21,6 +21,20 @@ pub struct ScheduleBatch<'a> {
     /// How long from now (on the store's clock) the message stays invisible; at most
     /// [`MAX_DELAY`].
     pub delay: Duration,
+    /// The priority level the message is routed with when it comes due (see
+    /// [`PushBatch::priority`](super::PushBatch::priority)).
+    pub priority: u8,
+    /// The ordering key the message is routed with when it comes due (see
+    /// [`PushBatch::ordering_key`](super::PushBatch::ordering_key)).
+    pub ordering_key: Option<&'a str>,
+}
+
+impl<'a> ScheduleBatch<'a> {
+    /// `entry` to come due after `delay` in the incarnation `generation` created from `spec`,
+    /// at level 0 without an ordering key.
+    pub fn new(generation: u64, spec: &'a QueueSpec, entry: &'a NewEntry, delay: Duration) -> Self {
+        ScheduleBatch { generation, spec, entry, delay, priority: 0, ordering_key: None }
+    }
 }
 
 /// A scheduled message, as [`Store::schedule`](super::Store::schedule) names it; give it back

@@ -24,7 +24,7 @@ use redis::{ServerErrorKind, Value};
 const APPEND_MIN: usize = 32;
 
 pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
-    let PushBatch { generation, spec, entries, after, dedupe } = *batch;
+    let PushBatch { generation, spec, entries, after, dedupe, .. } = *batch;
     check_spec(spec)?;
     if entries.is_empty() {
         return Err(Error::invalid_option("entries", "a push needs at least one entry"));

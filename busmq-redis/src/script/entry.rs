@@ -149,7 +149,7 @@ pub(crate) fn parse(raw: Bytes) -> Result<Entry, String> {
     };
     let start = pos + attr_len;
     let payload = raw.slice(start..);
-    Ok(Entry { id, deliveries, payload, dead, headers, receipt: Receipt::none() })
+    Ok(Entry { dead, headers, receipt: Receipt::none(), ..Entry::new(id, deliveries, payload) })
 }
 
 #[cfg(test)]

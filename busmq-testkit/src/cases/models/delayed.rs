@@ -117,7 +117,7 @@ async fn run(store: &dyn Store, unit: Duration, ops: Vec<Op>) -> Outcome {
                     (bucket(due) + unit / 2).saturating_duration_since(Instant::now())
                 };
                 let entry = NewEntry::new(vec![*b]);
-                let batch = ScheduleBatch { generation, spec: &sp, entry: &entry, delay };
+                let batch = ScheduleBatch::new(generation, &sp, &entry, delay);
                 let handle = store.schedule(&q, &batch).await.expect("schedule");
                 model.seq += 1;
                 // Delay 0: due at once, promoted by the next operation like a push.

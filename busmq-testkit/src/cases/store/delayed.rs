@@ -21,7 +21,7 @@ async fn schedule(
     delay: Duration,
 ) -> Result<Scheduled> {
     let entry = NewEntry::new(payload.to_string());
-    store.schedule(q, &ScheduleBatch { generation, spec, entry: &entry, delay }).await
+    store.schedule(q, &ScheduleBatch::new(generation, spec, &entry, delay)).await
 }
 
 async fn push(store: &dyn Store, q: &QueueName, generation: u64, payload: &str) -> u64 {
