@@ -86,7 +86,9 @@ mod tests {
     use std::time::Duration;
 
     fn stored(id: u64, deliveries: u32, now: Instant) -> Stored {
-        Stored { id, deliveries, payload: Bytes::new(), dead: None, headers: None, pushed_at: now }
+        let payload = Bytes::new();
+        let (dead, headers, priority, key) = (None, None, 0, None);
+        Stored { id, deliveries, payload, dead, headers, priority, key, pushed_at: now }
     }
 
     #[test]

@@ -1,22 +1,23 @@
 //! One incarnation of a queue: its spec, expiry, ready and pending messages, and metadata.
 //!
-//! Ready messages are kept in a `VecDeque` sorted by id. Every message taken from the head has
-//! a smaller id than every message that was never taken, so putting returned messages back at
-//! their id position is the same as putting them "at the head, in id order among returned
-//! messages", and it keeps replay reads a binary search.
+//! Ready messages are kept by id (replay reads, counts and retention see them in id order),
+//! and [`Ready`] keeps apart the order takes find them in (returned first, then by level) and
+//! the per-key gates (SPEC P11, P12).
 
 use crate::clock::IdClock;
 use crate::clock::deadline;
 use crate::dedupe::DedupeKeys;
-use crate::delayed::Delayed;
+use crate::delayed::{Delayed, Routed};
 use crate::pending::Pending;
+use crate::ready::Ready;
 pub(crate) use crate::stored::Stored;
 use crate::stored::push_time;
 use busmq_core::store::{
     Entry, NewEntry, Position, QueueSpec, QueueStat, ReadBatch, Settle, Settled, Settlement,
     TakeMode, Taken,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// The live state of one queue incarnation.
@@ -27,12 +28,15 @@ pub(crate) struct QueueState {
     pub(crate) metadata: BTreeMap<String, String>,
     expires_at: Instant,
     last_id: Option<u64>,
-    ready: VecDeque<Stored>,
+    ready: Ready,
     pending: Pending,
     /// Producer dedupe keys (SPEC P10): they live and die with the incarnation.
     pub(crate) dedupe: DedupeKeys,
     /// Delayed messages (SPEC P8): they live and die with the incarnation too.
     pub(crate) delayed: Delayed,
+    /// Whether an at-most-once take passed a key's gate to a waiting entry since
+    /// [`QueueState::passed_gates`] was last asked (watchers are then woken, like for a push).
+    passed: bool,
 }
 
 impl QueueState {
@@ -43,10 +47,11 @@ impl QueueState {
             metadata: BTreeMap::new(),
             expires_at: deadline(now, spec.ttl),
             last_id: None,
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             pending: Pending::default(),
             dedupe: DedupeKeys::default(),
             delayed: Delayed::default(),
+            passed: false,
         }
     }
 
@@ -65,16 +70,15 @@ impl QueueState {
         let retention = self.spec.retention;
         if let Some(max_len) = retention.max_len {
             let max_len = usize::try_from(max_len).unwrap_or(usize::MAX);
-            if self.ready.len() > max_len {
-                let excess = self.ready.len() - max_len;
-                self.ready.drain(..excess);
+            while self.ready.len() > max_len {
+                self.ready.remove_oldest();
             }
         }
         if let Some(max_age) = retention.max_age {
-            let old = self
-                .ready
-                .partition_point(|s| now.saturating_duration_since(s.pushed_at) > max_age);
-            self.ready.drain(..old);
+            let too_old = |s: &Stored| now.saturating_duration_since(s.pushed_at) > max_age;
+            while self.ready.first().is_some_and(too_old) {
+                self.ready.remove_oldest();
+            }
         }
     }
 
@@ -84,16 +88,27 @@ impl QueueState {
         room_for(self.ready.len(), n, self.spec.maxsize)
     }
 
-    /// Appends `entries` with ids `first_id..`, then applies retention.
-    pub(crate) fn append(&mut self, entries: &[NewEntry], first_id: u64, now: Instant) {
-        self.ready.reserve(entries.len());
+    /// Appends `entries` with ids `first_id..`, at level `priority` with ordering key `key`,
+    /// then applies retention.
+    pub(crate) fn append(
+        &mut self,
+        entries: &[NewEntry],
+        first_id: u64,
+        priority: u8,
+        key: Option<&str>,
+        now: Instant,
+    ) {
+        // One shared key for the batch, not one allocation per entry.
+        let key: Option<Arc<str>> = key.map(Arc::from);
         for (id, entry) in (first_id..).zip(entries) {
-            self.ready.push_back(Stored {
+            self.ready.push(Stored {
                 id,
                 deliveries: 0,
                 payload: entry.payload.clone(),
                 dead: entry.dead.clone(),
                 headers: entry.headers.clone(),
+                priority,
+                key: key.clone(),
                 pushed_at: now,
             });
             self.last_id = Some(id);
@@ -109,24 +124,18 @@ impl QueueState {
             return false;
         }
         let first = ids.next(due.len() as u64);
-        self.append(&due, first, now);
-        true
-    }
-
-    /// Inserts at the id position; an id already ready is not inserted twice.
-    fn insert_sorted(&mut self, stored: Stored) -> bool {
-        let pos = self.ready.partition_point(|s| s.id < stored.id);
-        if self.ready.get(pos).is_some_and(|s| s.id == stored.id) {
-            return false;
+        // Each routed like a push of this moment (SPEC P11, P12: behind its key's out entry).
+        for (id, Routed { entry, priority, key }) in (first..).zip(due) {
+            self.append(std::slice::from_ref(&entry), id, priority, key.as_deref(), now);
         }
-        self.ready.insert(pos, stored);
         true
     }
 
     pub(crate) fn take(&mut self, max: u32, mode: TakeMode, now: Instant) -> Taken {
         if let TakeMode::Reliable { .. } = mode {
+            // An expired delivery keeps its key's gate: it comes back before the key's next.
             for stored in self.pending.take_expired(now) {
-                self.insert_sorted(stored);
+                self.ready.give_back(stored);
             }
         }
         self.trim(now);
@@ -134,12 +143,20 @@ impl QueueState {
         let mut taken = Taken::default();
         match mode {
             TakeMode::AtMostOnce => {
-                taken.entries = self.ready.drain(..n).map(Stored::into_entry).collect();
+                while taken.entries.len() < n {
+                    let Some(stored) = self.ready.next() else { break };
+                    // The entry is gone: its key's next may go out now (and in this take).
+                    if let Some(key) = &stored.key {
+                        self.passed |= self.ready.pass(key, stored.id);
+                    }
+                    taken.entries.push(stored.into_entry());
+                }
             }
             TakeMode::Reliable { visibility, max_deliveries } => {
                 let visible_at = deadline(now, visibility);
                 taken.entries.reserve(n);
-                for mut stored in self.ready.drain(..n) {
+                while taken.entries.len() + taken.dead.len() < n {
+                    let Some(mut stored) = self.ready.next() else { break };
                     stored.deliveries = stored.deliveries.saturating_add(1);
                     if stored.deliveries > max_deliveries {
                         taken.dead.push(stored.to_entry());
@@ -154,6 +171,11 @@ impl QueueState {
         taken
     }
 
+    /// Whether takes made entries takeable by passing gates since the last call.
+    pub(crate) fn passed_gates(&mut self) -> bool {
+        std::mem::take(&mut self.passed)
+    }
+
     /// Puts entries back at their id position (the head, for entries taken from the head).
     /// Returns whether anything was put back.
     ///
@@ -164,29 +186,33 @@ impl QueueState {
     pub(crate) fn restore(&mut self, entries: &[Entry], now: Instant) -> bool {
         let mut any = false;
         for entry in entries {
-            if self.pending.contains(entry.id) {
+            if self.pending.contains(entry.id) || self.ready.contains(entry.id) {
                 continue;
             }
-            let pos = self.ready.partition_point(|s| s.id < entry.id);
-            let next = self.ready.get(pos).map_or(now, |next| next.pushed_at.min(now));
-            let earliest = pos.checked_sub(1).and_then(|p| self.ready.get(p));
+            let next = self.ready.range(entry.id..).next();
+            let next = next.map_or(now, |next| next.pushed_at.min(now));
+            let earliest = self.ready.range(..entry.id).next_back();
             let earliest = earliest.map(|prev| prev.pushed_at.min(next));
             let own = push_time(&entry.receipt).unwrap_or(next).min(next);
             let pushed_at = earliest.map_or(own, |earliest| own.max(earliest));
-            any |= self.insert_sorted(Stored {
+            // Takeable again at once, its key's gate untouched (SPEC P11: it may be out
+            // together with the key's next entry, which went out when it was taken).
+            any |= self.ready.give_back(Stored {
                 id: entry.id,
                 deliveries: entry.deliveries,
                 payload: entry.payload.clone(),
                 dead: entry.dead.clone(),
                 headers: entry.headers.clone(),
+                priority: entry.priority,
+                key: entry.ordering_key.clone(),
                 pushed_at,
             });
         }
         any
     }
 
-    /// Applies settlements in order. Returns the outcomes and whether any entry went back to
-    /// ready (so that watchers are woken).
+    /// Applies settlements in order. Returns the outcomes and whether any entry became
+    /// takeable (returned, or next of its key after an ack), so that watchers are woken.
     pub(crate) fn settle(&mut self, ops: &[Settle], now: Instant) -> (Vec<Settled>, bool) {
         let mut returned = false;
         let outcomes = ops
@@ -198,14 +224,17 @@ impl QueueState {
                 }
                 match op.action {
                     Settlement::Ack => {
-                        self.pending.remove(id);
+                        let key = self.pending.remove(id).and_then(|s| s.key);
+                        if let Some(key) = key {
+                            returned |= self.ready.pass(&key, id);
+                        }
                     }
                     Settlement::Release | Settlement::Return => {
                         if let Some(mut stored) = self.pending.remove(id) {
                             if op.action == Settlement::Return {
                                 stored.deliveries = stored.deliveries.saturating_sub(1);
                             }
-                            returned |= self.insert_sorted(stored);
+                            returned |= self.ready.give_back(stored);
                         }
                     }
                     Settlement::Extend(by) => self.pending.extend(id, deadline(now, by)),
@@ -218,20 +247,24 @@ impl QueueState {
 
     pub(crate) fn read(&mut self, from: Position, max: u32, now: Instant) -> ReadBatch {
         self.trim(now);
-        let len = self.ready.len();
-        let start = match from {
-            Position::Start => 0,
-            Position::End => len,
-            Position::Index(n) => usize::try_from(n).unwrap_or(usize::MAX).min(len),
-            Position::FromId(id) => self.ready.partition_point(|s| s.id < id),
-            Position::AfterId(id) => self.ready.partition_point(|s| s.id <= id),
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let read = |s: &Stored| Entry { deliveries: 0, ..s.to_entry() };
+        let entries = match from {
+            Position::Start => self.ready.range(..).take(max).map(read).collect(),
+            Position::End => Vec::new(),
+            Position::Index(n) => {
+                let skip = usize::try_from(n).unwrap_or(usize::MAX);
+                self.ready.range(..).skip(skip).take(max).map(read).collect()
+            }
+            Position::FromId(id) => self.ready.range(id..).take(max).map(read).collect(),
+            Position::AfterId(id) => match id.checked_add(1) {
+                Some(after) => self.ready.range(after..).take(max).map(read).collect(),
+                None => Vec::new(),
+            },
         };
-        let end = start.saturating_add(usize::try_from(max).unwrap_or(usize::MAX)).min(len);
-        let entries =
-            self.ready.range(start..end).map(|s| Entry { deliveries: 0, ..s.to_entry() }).collect();
         ReadBatch {
             entries,
-            last_id: self.ready.back().map(|s| s.id),
+            last_id: self.ready.last_id(),
             foreign: Vec::new(),
             next_due: self.delayed.next_due(now),
         }
@@ -282,11 +315,11 @@ mod tests {
 
     fn push(q: &mut QueueState, ids: std::ops::Range<u64>, now: Instant) {
         let entries: Vec<NewEntry> = ids.clone().map(|i| NewEntry::new(i.to_string())).collect();
-        q.append(&entries, ids.start, now);
+        q.append(&entries, ids.start, 0, None, now);
     }
 
     fn ready_ids(q: &QueueState) -> Vec<u64> {
-        q.ready.iter().map(|s| s.id).collect()
+        q.ready.range(..).map(|s| s.id).collect()
     }
 
     #[test]
@@ -303,7 +336,7 @@ mod tests {
         assert_eq!(outcomes, [Settled::Done, Settled::Done]);
         assert!(returned);
         assert_eq!(ready_ids(&q), [3, 4, 5, 6]);
-        assert_eq!(q.ready[0].deliveries, 1, "release keeps the delivery count");
+        assert_eq!(q.ready.first().unwrap().deliveries, 1, "release keeps the delivery count");
     }
 
     #[test]
@@ -315,7 +348,7 @@ mod tests {
         push(&mut q, 3..4, t0 + 5 * SEC);
         assert!(q.restore(&taken.entries, t0 + 6 * SEC));
         assert_eq!(ready_ids(&q), [1, 2, 3]);
-        assert_eq!(q.ready[0].pushed_at, t0);
+        assert_eq!(q.ready.first().unwrap().pushed_at, t0);
         let batch = q.read(Position::Start, 10, t0 + 11 * SEC);
         assert_eq!(batch.entries.iter().map(|e| e.id).collect::<Vec<_>>(), [3]);
     }
@@ -328,6 +361,32 @@ mod tests {
         assert!(q.restore(&taken.entries, now));
         assert!(!q.restore(&taken.entries, now));
         assert_eq!(ready_ids(&q), [1, 2]);
+    }
+
+    fn ids(taken: &Taken) -> Vec<u64> {
+        taken.entries.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn levels_then_ids_and_a_key_waits_behind_its_out_entry_until_the_ack() {
+        let (mut q, now) = state(Retention::default());
+        let one = [NewEntry::new("x")];
+        q.append(&one, 1, 0, Some("k"), now);
+        q.append(&one, 2, 9, Some("k"), now);
+        q.append(&one, 3, 0, None, now);
+        q.append(&one, 4, 5, None, now);
+        let waiting = q.ready.range(2..=2).next().unwrap();
+        assert!(q.ready.is_waiting(waiting));
+        assert_eq!(q.stat(now).count, 4, "waiting entries are counted");
+        let mode = TakeMode::Reliable { visibility: SEC, max_deliveries: 5 };
+        assert_eq!(ids(&q.take(10, mode, now)), [4, 1, 3]);
+        let release =
+            Settle { id: 1, delivery: 1, receipt: Receipt::none(), action: Settlement::Release };
+        assert_eq!(q.settle(&[release], now).0, [Settled::Done]);
+        assert_eq!(ids(&q.take(10, mode, now)), [1], "the gate stays with a release");
+        let ack = Settle { id: 1, delivery: 2, receipt: Receipt::none(), action: Settlement::Ack };
+        assert_eq!(q.settle(&[ack], now), (vec![Settled::Done], true));
+        assert_eq!(ids(&q.take(10, mode, now)), [2]);
     }
 
     #[test]

@@ -4,13 +4,15 @@
 
 use crate::clock::{IdClock, deadline};
 use crate::consumers::Consumers;
+use crate::delayed::Routed;
 use crate::queue_state::{QueueState, room_for};
 use crate::watch::{Notifier, Signal};
 use busmq_core::store::{
-    Attachment, ConsumerOp, Dedupe, Entry, MAX_DELAY, Metadata, MetadataOp, NewEntry, QueueSpec,
-    Renewal, Restored, ScheduleBatch, Scheduled,
+    Attachment, ConsumerOp, Entry, MAX_DELAY, Metadata, MetadataOp, PushBatch, QueueSpec, Renewal,
+    Restored, ScheduleBatch, Scheduled,
 };
 use busmq_core::{Error, QueueName, Result};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -159,12 +161,10 @@ impl Slot {
     pub(crate) fn push(
         &mut self,
         queue: &QueueName,
-        generation: u64,
-        spec: &QueueSpec,
-        entries: &[NewEntry],
-        dedupe: Option<Dedupe<'_>>,
+        batch: &PushBatch<'_>,
         ctx: &Ctx<'_>,
     ) -> Result<u64> {
+        let PushBatch { generation, spec, entries, dedupe, priority, ordering_key, .. } = *batch;
         if self.is_closed(generation) {
             return Err(Self::closed_error(queue));
         }
@@ -192,7 +192,7 @@ impl Slot {
         }
         let state = self.live_or_create(spec, ctx)?;
         let first = ctx.ids.next(entries.len() as u64);
-        state.append(entries, first, ctx.now);
+        state.append(entries, first, priority, ordering_key, ctx.now);
         if let Some(d) = dedupe {
             state.dedupe.remember(d.key, first, d.window, ctx.now);
         }
@@ -215,7 +215,12 @@ impl Slot {
             return Err(Error::invalid_option("delay", "a message is delayed by at most 30 days"));
         }
         let state = self.live_or_create(batch.spec, ctx)?;
-        let seq = state.delayed.add(batch.entry.clone(), deadline(ctx.now, batch.delay));
+        let entry = Routed {
+            entry: batch.entry.clone(),
+            priority: batch.priority,
+            key: batch.ordering_key.map(Arc::from),
+        };
+        let seq = state.delayed.add(entry, deadline(ctx.now, batch.delay));
         let scheduled = Scheduled::new(state.generation, seq, 0);
         self.notifier.available();
         Ok(scheduled)

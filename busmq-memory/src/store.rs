@@ -213,9 +213,7 @@ impl Store for MemoryStore {
 
     async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
         self.link.ensure()?;
-        let PushBatch { generation, spec, entries, dedupe, .. } = *batch;
-        self.memory
-            .with_slot(queue, |slot, ctx| slot.push(queue, generation, spec, entries, dedupe, ctx))
+        self.memory.with_slot(queue, |slot, ctx| slot.push(queue, batch, ctx))
     }
 
     async fn schedule(&self, queue: &QueueName, batch: &ScheduleBatch<'_>) -> Result<Scheduled> {
@@ -244,7 +242,12 @@ impl Store for MemoryStore {
         self.link.ensure()?;
         let taken = self.memory.with_existing(queue, |slot, ctx| {
             slot.promote(ctx);
-            slot.live().map(|q| q.take(max, mode, ctx.now)).unwrap_or_default()
+            let Some(q) = slot.live() else { return Taken::default() };
+            let taken = q.take(max, mode, ctx.now);
+            if q.passed_gates() {
+                slot.notify_available();
+            }
+            taken
         });
         Ok(taken.unwrap_or_default())
     }

@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// A message as stored: the entry (its headers shared, not copied) plus when it was pushed (for
-/// `max_age` retention).
+/// A message as stored: the entry (its headers shared, not copied), its level and ordering key
+/// (SPEC P11, P12), plus when it was pushed (for `max_age` retention).
 #[derive(Debug)]
 pub(crate) struct Stored {
     pub(crate) id: u64,
@@ -17,6 +17,8 @@ pub(crate) struct Stored {
     pub(crate) payload: Bytes,
     pub(crate) dead: Option<Arc<DeadLetter>>,
     pub(crate) headers: Option<Arc<Headers>>,
+    pub(crate) priority: u8,
+    pub(crate) key: Option<Arc<str>>,
     pub(crate) pushed_at: Instant,
 }
 
@@ -30,8 +32,8 @@ impl Stored {
             headers: self.headers.clone(),
             // Pending entries are found by id and delivery number: nothing else to carry.
             receipt: Receipt::none(),
-            priority: 0,
-            ordering_key: None,
+            priority: self.priority,
+            ordering_key: self.key.clone(),
         }
     }
 
@@ -45,8 +47,8 @@ impl Stored {
             dead: self.dead,
             headers: self.headers,
             receipt: pushed_receipt(self.pushed_at),
-            priority: 0,
-            ordering_key: None,
+            priority: self.priority,
+            ordering_key: self.key,
         }
     }
 }
