@@ -7,6 +7,7 @@
 mod delayed;
 mod queue;
 mod reliable;
+mod routing;
 mod runner;
 mod store;
 
@@ -16,4 +17,5 @@ pub(crate) use runner::SEQUENCE_DEADLINE;
 pub use delayed::*;
 pub use queue::*;
 pub use reliable::*;
+pub use routing::*;
 pub use store::*;
