@@ -172,6 +172,9 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// * An empty batch is `InvalidOption("entries")`.
     /// * With [`PushBatch::dedupe`] (SPEC P10), a key seen within its window in this
     ///   incarnation: nothing written, the id that push got is returned (see [`Dedupe`]).
+    /// * Every entry gets [`PushBatch::priority`] and [`PushBatch::ordering_key`] (SPEC P11,
+    ///   P12): it is takeable in its level, or waits behind its key's out entry (see
+    ///   [`Store::take`]); reads, counts and `maxsize` treat it like any ready entry.
     async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64>;
 
     /// Schedules one message (SPEC P8): it stays invisible for `batch.delay` on the store's
@@ -182,6 +185,8 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// * If the queue does not exist: it is created from `batch.spec` first.
     /// * A delay above [`MAX_DELAY`]: `InvalidOption("delay")`, nothing written.
     /// * `maxsize` does not apply until the message is promoted.
+    /// * When it comes due it is routed with [`ScheduleBatch::priority`] and
+    ///   [`ScheduleBatch::ordering_key`] like a push made then (see [`Store::push`]).
     async fn schedule(&self, queue: &QueueName, batch: &ScheduleBatch<'_>) -> Result<Scheduled>;
 
     /// Withdraws a scheduled message that has not come due yet. Returns whether it was still
@@ -192,6 +197,15 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// empty queue gives an empty result. In reliable mode, pending entries whose visibility
     /// deadline has passed are first returned to the head of the ready messages (in id order),
     /// so they are taken again before newer ones. A missing queue gives an empty result.
+    ///
+    /// Order (SPEC P11, P12): returned entries (released, expired, restored) first in id
+    /// order; then takeable entries by [`Entry::priority`], highest first, in id order within
+    /// a level. Of each ordering key at most one entry is out (takeable, or pending in reliable
+    /// mode); the others wait, oldest first. A reliable delivery keeps its key's gate through
+    /// release, return, extend and visibility expiry, and passes it to the key's oldest waiting
+    /// entry when acknowledged; an at-most-once take passes it at once (the next may come in the
+    /// same take); a restore gives an entry back without touching the gate. An entry that
+    /// becomes takeable by a gate passing wakes watchers ([`Notice::Available`]).
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken>;
 
     /// Puts entries that were taken in at-most-once mode from the incarnation `generation`
