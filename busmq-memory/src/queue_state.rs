@@ -189,9 +189,9 @@ impl QueueState {
             if self.pending.contains(entry.id) || self.ready.contains(entry.id) {
                 continue;
             }
-            let next = self.ready.range(entry.id..).next();
+            let next = self.ready.from(entry.id).next();
             let next = next.map_or(now, |next| next.pushed_at.min(now));
-            let earliest = self.ready.range(..entry.id).next_back();
+            let earliest = self.ready.before(entry.id);
             let earliest = earliest.map(|prev| prev.pushed_at.min(next));
             let own = push_time(&entry.receipt).unwrap_or(next).min(next);
             let pushed_at = earliest.map_or(own, |earliest| own.max(earliest));
@@ -250,15 +250,15 @@ impl QueueState {
         let max = usize::try_from(max).unwrap_or(usize::MAX);
         let read = |s: &Stored| Entry { deliveries: 0, ..s.to_entry() };
         let entries = match from {
-            Position::Start => self.ready.range(..).take(max).map(read).collect(),
+            Position::Start => self.ready.from(0).take(max).map(read).collect(),
             Position::End => Vec::new(),
             Position::Index(n) => {
                 let skip = usize::try_from(n).unwrap_or(usize::MAX);
-                self.ready.range(..).skip(skip).take(max).map(read).collect()
+                self.ready.from(0).skip(skip).take(max).map(read).collect()
             }
-            Position::FromId(id) => self.ready.range(id..).take(max).map(read).collect(),
+            Position::FromId(id) => self.ready.from(id).take(max).map(read).collect(),
             Position::AfterId(id) => match id.checked_add(1) {
-                Some(after) => self.ready.range(after..).take(max).map(read).collect(),
+                Some(after) => self.ready.from(after).take(max).map(read).collect(),
                 None => Vec::new(),
             },
         };
@@ -319,7 +319,7 @@ mod tests {
     }
 
     fn ready_ids(q: &QueueState) -> Vec<u64> {
-        q.ready.range(..).map(|s| s.id).collect()
+        q.ready.from(0).map(|s| s.id).collect()
     }
 
     #[test]
@@ -375,7 +375,7 @@ mod tests {
         q.append(&one, 2, 9, Some("k"), now);
         q.append(&one, 3, 0, None, now);
         q.append(&one, 4, 5, None, now);
-        let waiting = q.ready.range(2..=2).next().unwrap();
+        let waiting = q.ready.from(2).next().unwrap();
         assert!(q.ready.is_waiting(waiting));
         assert_eq!(q.stat(now).count, 4, "waiting entries are counted");
         let mode = TakeMode::Reliable { visibility: SEC, max_deliveries: 5 };
