@@ -219,6 +219,7 @@ macro_rules! __busmq_cases {
             ordering::a_keyed_message_waits_behind_its_keys_older_one_whatever_its_level,
             ordering::one_message_per_key_at_a_time_across_four_reliable_consumers,
             ordering::the_gate_stays_through_a_delayed_nack_and_passes_on_dead_lettering,
+            ordering::a_worker_runs_one_job_per_key_at_a_time,
             push_retry::a_retrying_push_waits_for_the_store_and_is_written_once,
             push_retry::a_retrying_push_fails_with_the_last_error_after_its_deadline,
             push_retry::a_retried_push_whose_answer_was_lost_is_written_once,

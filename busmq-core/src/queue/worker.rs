@@ -28,6 +28,11 @@ pub struct Job<T> {
     pub deliveries: u32,
     /// The headers it was pushed with (SPEC P6).
     pub headers: Headers,
+    /// The priority level it was pushed with (SPEC P12; 0 by default).
+    pub priority: u8,
+    /// The ordering key it was pushed with (SPEC P11), if any: the key's next message waits
+    /// until this job's message is acknowledged (or dead-lettered).
+    pub ordering_key: Option<Arc<str>>,
     /// The decoded message.
     pub body: T,
 }
@@ -250,6 +255,8 @@ where
         id: delivery.id(),
         deliveries: delivery.deliveries(),
         headers: delivery.headers().clone(),
+        priority: delivery.priority(),
+        ordering_key: delivery.ordering_key().map(Arc::from),
         body,
     };
     // In a task of its own, so that a panic is caught and the worker goes on.
