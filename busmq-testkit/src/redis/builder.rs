@@ -1,9 +1,11 @@
 //! Options for a test `redis-server` ([`RedisServerBuilder`]): port or socket, password,
 //! configuration lines, Sentinel and Cluster modes, TLS listeners, readiness deadline.
 
-use super::server::{HarnessError, RedisServer};
+use super::binary::redis_available;
+use super::server::{HarnessError, RedisServer, err, free_port, fresh_dir};
 use super::tls::{ClientCerts, TlsListener};
 use crate::tls::TestCerts;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -113,6 +115,63 @@ impl RedisServerBuilder {
 
     /// Starts the server and waits until it answers PING.
     pub async fn start(self) -> Result<RedisServer, HarnessError> {
-        RedisServer::start_with(self).await
+        let b = self;
+        let binary = match b.binary.clone() {
+            Some(b) => b,
+            None => redis_available().ok_or_else(|| {
+                err("redis-server not found (set BUSMQ_REDIS_SERVER or put it on PATH)")
+            })?,
+        };
+        let dir = fresh_dir()?;
+        let mut server = RedisServer {
+            binary,
+            socket: b.unix_socket.then(|| dir.join("redis.sock")),
+            conf: dir.join("redis.conf"),
+            log: dir.join("redis.log"),
+            stderr: dir.join("stderr.log"),
+            dir,
+            port: 0,
+            cluster_port: None,
+            password: b.password,
+            extra: b.config,
+            ready_timeout: b.ready_timeout,
+            sentinel: b.sentinel,
+            tls: b.tls.map(Box::new),
+            running: None,
+        };
+        const PORT_ATTEMPTS: usize = 20;
+        for attempt in 0..PORT_ATTEMPTS {
+            if server.socket.is_none() {
+                server.port = free_port()?;
+            }
+            if b.cluster {
+                server.cluster_port = Some(free_port()?);
+            }
+            if let Some(tls) = &mut server.tls {
+                tls.port = free_port()?;
+            }
+            server.write_config()?;
+            match server.launch().await {
+                Ok(()) => return Ok(server),
+                Err(e) if server.port_taken() && attempt + 1 < PORT_ATTEMPTS => {
+                    let _ = e;
+                    let _ = fs::remove_file(&server.log);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(err("no free port found for redis-server"))
+    }
+}
+
+impl RedisServer {
+    /// Options for a new server.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// Starts a server on a free loopback port with the default configuration.
+    pub async fn start() -> Result<RedisServer, HarnessError> {
+        Self::builder().start().await
     }
 }

@@ -1,8 +1,6 @@
 //! One `redis-server` process: start on a free port or a unix socket, wait for PING, kill on
 //! drop, and kill/restart for failure tests.
 
-use super::binary::redis_available;
-use super::builder::RedisServerBuilder;
 use super::ping::{Address, Pong, ping};
 use super::tls::TlsListener;
 use std::fmt;
@@ -35,7 +33,7 @@ impl HarnessError {
     }
 }
 
-fn err(message: impl Into<String>) -> HarnessError {
+pub(super) fn err(message: impl Into<String>) -> HarnessError {
     HarnessError { message: message.into() }
 }
 
@@ -43,91 +41,32 @@ fn err(message: impl Into<String>) -> HarnessError {
 /// directory; if the thread is panicking (a failed test), the server log is printed first.
 #[derive(Debug)]
 pub struct RedisServer {
-    binary: PathBuf,
-    dir: PathBuf,
-    conf: PathBuf,
-    log: PathBuf,
-    stderr: PathBuf,
-    socket: Option<PathBuf>,
-    port: u16,
+    pub(super) binary: PathBuf,
+    pub(super) dir: PathBuf,
+    pub(super) conf: PathBuf,
+    pub(super) log: PathBuf,
+    pub(super) stderr: PathBuf,
+    pub(super) socket: Option<PathBuf>,
+    pub(super) port: u16,
     /// The cluster bus port of a cluster node.
-    cluster_port: Option<u16>,
-    password: Option<String>,
-    extra: Vec<String>,
-    ready_timeout: Duration,
-    sentinel: bool,
+    pub(super) cluster_port: Option<u16>,
+    pub(super) password: Option<String>,
+    pub(super) extra: Vec<String>,
+    pub(super) ready_timeout: Duration,
+    pub(super) sentinel: bool,
     /// Boxed: most servers have none, and a server is held by value in larger structures.
-    tls: Option<Box<TlsListener>>,
-    running: Option<Running>,
+    pub(super) tls: Option<Box<TlsListener>>,
+    pub(super) running: Option<Running>,
 }
 
 #[derive(Debug)]
-struct Running {
+pub(super) struct Running {
     wrapper: Child,
     stdin: Option<ChildStdin>,
     pid: u32,
 }
 
 impl RedisServer {
-    /// Starts a server with `b`'s options and waits until it answers PING.
-    pub(super) async fn start_with(b: RedisServerBuilder) -> Result<RedisServer, HarnessError> {
-        let binary = match b.binary.clone() {
-            Some(b) => b,
-            None => redis_available().ok_or_else(|| {
-                err("redis-server not found (set BUSMQ_REDIS_SERVER or put it on PATH)")
-            })?,
-        };
-        let dir = fresh_dir()?;
-        let mut server = RedisServer {
-            binary,
-            socket: b.unix_socket.then(|| dir.join("redis.sock")),
-            conf: dir.join("redis.conf"),
-            log: dir.join("redis.log"),
-            stderr: dir.join("stderr.log"),
-            dir,
-            port: 0,
-            cluster_port: None,
-            password: b.password,
-            extra: b.config,
-            ready_timeout: b.ready_timeout,
-            sentinel: b.sentinel,
-            tls: b.tls.map(Box::new),
-            running: None,
-        };
-        const PORT_ATTEMPTS: usize = 20;
-        for attempt in 0..PORT_ATTEMPTS {
-            if server.socket.is_none() {
-                server.port = free_port()?;
-            }
-            if b.cluster {
-                server.cluster_port = Some(free_port()?);
-            }
-            if let Some(tls) = &mut server.tls {
-                tls.port = free_port()?;
-            }
-            server.write_config()?;
-            match server.launch().await {
-                Ok(()) => return Ok(server),
-                Err(e) if server.port_taken() && attempt + 1 < PORT_ATTEMPTS => {
-                    let _ = e;
-                    let _ = fs::remove_file(&server.log);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(err("no free port found for redis-server"))
-    }
-
-    /// Options for a new server.
-    pub fn builder() -> RedisServerBuilder {
-        RedisServerBuilder::default()
-    }
-
-    /// Starts a server on a free loopback port with the default configuration.
-    pub async fn start() -> Result<RedisServer, HarnessError> {
-        Self::builder().start().await
-    }
-
     /// The URL a client connects with: `redis://[:password@]127.0.0.1:<port>` or
     /// `redis+unix://<socket path>[?pass=<password>]`.
     pub fn url(&self) -> String {
@@ -240,7 +179,7 @@ impl RedisServer {
         }
     }
 
-    fn write_config(&self) -> Result<(), HarnessError> {
+    pub(super) fn write_config(&self) -> Result<(), HarnessError> {
         let mut conf = String::new();
         match &self.socket {
             Some(path) => {
@@ -285,11 +224,11 @@ impl RedisServer {
         self.dir.join("ping.sock")
     }
 
-    fn port_taken(&self) -> bool {
+    pub(super) fn port_taken(&self) -> bool {
         self.log().contains("Address already in use")
     }
 
-    async fn launch(&mut self) -> Result<(), HarnessError> {
+    pub(super) async fn launch(&mut self) -> Result<(), HarnessError> {
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -426,7 +365,7 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn free_port() -> Result<u16, HarnessError> {
+pub(super) fn free_port() -> Result<u16, HarnessError> {
     // The kernel picks an unused port; between dropping this listener and redis binding it
     // another process may take it, which `start` detects in the log and retries.
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -435,7 +374,7 @@ fn free_port() -> Result<u16, HarnessError> {
     Ok(port)
 }
 
-fn fresh_dir() -> Result<PathBuf, HarnessError> {
+pub(super) fn fresh_dir() -> Result<PathBuf, HarnessError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let name = format!(
