@@ -1,6 +1,9 @@
 -- read.lua: reads up to `max` ready entries from a position without removing anything
 -- (replay, SPEC Q14), in O(log n + max): positions map to pages by arithmetic and ids are
 -- found by binary search. Returned entries (if any) come before the pages.
+-- Side entries (priorities, ordering keys; see lib.lua), takeable or waiting, are read at
+-- their ids' places: merged by id with the pages (a read by index then walks from the head,
+-- O(index), on a queue that has any).
 -- A read cannot move entries busmq did not write aside (it removes nothing), so it steps over
 -- them without counting them (at most SKIP_LIMIT per call) and names only those before the
 -- last entry it returns: a reader that continues after that entry reports each once, and a
@@ -31,6 +34,7 @@ local want = tonumber(ARGV[3])
 local out = {'ok', false, {}}
 local SKIP_LIMIT = 1000
 local rc = redis.call('ZCARD', R)
+local hc = redis.call('ZCARD', HI)
 
 local newest = nil
 if q.n > 0 then
@@ -41,6 +45,11 @@ if q.n > 0 then
 end
 if rc > 0 then
   local top = redis.call('ZRANGE', R, -1, -1, 'WITHSCORES')
+  local s = tonumber(top[2])
+  if not newest or s > newest then newest = s end
+end
+if hc > 0 then
+  local top = redis.call('ZRANGE', HI, -1, -1, 'WITHSCORES')
   local s = tonumber(top[2])
   if not newest or s > newest then newest = s end
 end
@@ -86,6 +95,35 @@ local function read_on(pg, off, x)
   end
 end
 
+-- Adds page entries from page pg, offset off (none when pg is nil) merged by id with the
+-- side entries from id x on, after skipping `skip` of them, until `want` are added.
+local function read_merged(pg, off, x, skip)
+  local n = want - count() + skip
+  local side = redis.call('ZRANGEBYSCORE', HI, x and I(x) or '-inf', '+inf', 'LIMIT', 0, n)
+  local items = {}
+  local last = last_page(q)
+  while pg and #items < n and pg <= last do
+    for _, e in ipairs(redis.call('LRANGE', page(pg), off, off + n - #items - 1)) do
+      items[#items + 1] = e
+    end
+    pg = pg + 1
+    off = 0
+  end
+  local i, j = 1, 1
+  while count() < want and (i <= #items or j <= #side) do
+    local a, b = items[i], side[j]
+    local e
+    if b == nil or (a and (entry_id(a) or -1) < entry_id(b)) then
+      e = a
+      i = i + 1
+    else
+      e = b
+      j = j + 1
+    end
+    if skip > 0 then skip = skip - 1 else add(e, x) end
+  end
+end
+
 local kind, v = ARGV[1], tonumber(ARGV[2])
 local pg, off, x
 if kind == 'i' then
@@ -96,7 +134,13 @@ if kind == 'i' then
   else
     v = v - rc
   end
-  if count() < want then pg, off = locate(q, v) end
+  if count() < want and hc > 0 then
+    if q.n > 0 then pg, off = q.head, 0 end
+    read_merged(pg, off, nil, v)
+    pg = nil
+  elseif count() < want then
+    pg, off = locate(q, v)
+  end
 elseif kind == 'f' or kind == 'a' then
   x = v
   if kind == 'a' then x = v + 1 end
@@ -105,6 +149,10 @@ elseif kind == 'f' or kind == 'a' then
     for j = 1, #rs do add(rs[j], x) end
   end
   if count() < want then pg, off = first_at_least(q, x) end
+  if count() < want and hc > 0 then
+    read_merged(pg, off, x, 0)
+    pg = nil
+  end
 end
 if pg then read_on(pg, off, x) end
 if kind ~= 'e' and count() < want then want_notices() end

@@ -8,7 +8,10 @@
 -- entry in Lua unless a group held a foreign one.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] max entries
--- ARGV[2..4] unused ('a', 0, 0: the reliable mode that had them is claim.lua)
+-- ARGV[2], ARGV[4] unused ('a', 0: the reliable mode that had them is claim.lua)
+-- ARGV[3] the queue's notification channel: a take that passes a key's gate tells waiters
+-- Side entries (priorities, ordering keys; see lib.lua) are taken after the returned ones
+-- when H exists; taking a keyed entry at most once passes its key's gate.
 -- ARGV[5] 'w' when the caller will wait for entries (at most once): an empty take then also
 --         names the page list the next push appends to, so the caller can block on it
 --         (BLMPOP); load() counts entries from the lists, so such pops keep the meta valid.
@@ -40,8 +43,19 @@ if #rs > 0 then
   got = #rs
 end
 local peeks = {}
+local side = {}
+local sk = side_keys()
+local sided = sk and got < want and redis.call('EXISTS', H) == 1
+if sided then
+  local items
+  items, side = side_take(q, want - got)
+  if #items > 0 then
+    groups[#groups + 1] = items
+    got = got + #items
+  end
+end
 local pg, last = q.head, last_page(q)
-while got < want and q.n > 0 and pg <= last do
+while not sided and got < want and q.n > 0 and pg <= last do
   local key = page(pg)
   local items = redis.call('LRANGE', key, 0, want - got - 1)
   if #items > 0 then
@@ -74,8 +88,20 @@ for _, p in ipairs(peeks) do
   if p[2] > 0 then redis.call('LTRIM', p[1], p[2], -1) end
   from_pages = from_pages + p[2]
 end
-took_from_pages(q, from_pages, got < want)
+if not sided then took_from_pages(q, from_pages, got < want) end
 quarantine(bad)
+-- At most once: the gates of the keyed entries taken pass at the take.
+local gated = side
+if #rs > 0 then
+  gated = {}
+  for _, e in ipairs(rs) do gated[#gated + 1] = e end
+  for _, e in ipairs(side) do gated[#gated + 1] = e end
+end
+local channel = ARGV[3]
+if channel == '0' or channel == '' then channel = nil end
+if sk then wake(channel, pass_gates(gated)) end
+-- Takeable side entries left: wake the next blocked consumer too (a token wakes one).
+if sided and redis.call('EXISTS', H) == 1 then wake(nil, 1) end
 if got < want and not blocks then want_notices() end
 
 if got == 0 and ARGV[5] == 'w' then
