@@ -43,16 +43,24 @@ if #rs > 0 then
   got = #rs
 end
 local peeks = {}
-local side = {}
 local sk = side_keys()
+-- At most once: the gates of the keyed entries taken pass at the take, so a key's next entry
+-- may be taken by the same call, at the place a take of one entry at a time would give it:
+-- while entries wait behind keys, side entries are taken one at a time (see lib.lua).
+local passed = 0
+if sk then passed = pass_gates(rs) end
 local sided = sk and got < want and redis.call('EXISTS', H) == 1
 if sided then
-  local items
-  items, side = side_take(q, want - got)
-  if #items > 0 then
-    groups[#groups + 1] = items
-    got = got + #items
+  local items = {}
+  while got < want do
+    local one = redis.call('EXISTS', KW) == 1 and redis.call('EXISTS', H) == 1
+    local batch, side = side_take(q, one and 1 or want - got)
+    if #batch == 0 then break end
+    for _, e in ipairs(batch) do items[#items + 1] = e end
+    got = got + #batch
+    passed = passed + pass_gates(side)
   end
+  if #items > 0 then groups[#groups + 1] = items end
 end
 local pg, last = q.head, last_page(q)
 while not sided and got < want and q.n > 0 and pg <= last do
@@ -90,16 +98,9 @@ for _, p in ipairs(peeks) do
 end
 if not sided then took_from_pages(q, from_pages, got < want) end
 quarantine(bad)
--- At most once: the gates of the keyed entries taken pass at the take.
-local gated = side
-if #rs > 0 then
-  gated = {}
-  for _, e in ipairs(rs) do gated[#gated + 1] = e end
-  for _, e in ipairs(side) do gated[#gated + 1] = e end
-end
 local channel = ARGV[3]
 if channel == '0' or channel == '' then channel = nil end
-if sk then wake(channel, pass_gates(gated)) end
+wake(channel, passed)
 -- Takeable side entries left: wake the next blocked consumer too (a token wakes one).
 if sided and redis.call('EXISTS', H) == 1 then wake(nil, 1) end
 if got < want and not blocks then want_notices() end
