@@ -707,9 +707,12 @@ local function pass_gate(K, id)
     redis.call('HDEL', KG, K)
     return 0
   end
-  redis.call('ZREM', KW, w)
   local s = string.sub(w, #K + 2, #K + 17)
   local L = tonumber(string.sub(w, #K + 18, #K + 18))
+  if not (L and string.find(s, '^%d+$')) then
+    foreign('its waiting entries hold a member busmq did not write')
+  end
+  redis.call('ZREM', KW, w)
   redis.call('HSET', KG, K, I(tonumber(s)))
   redis.call('ZADD', H, 9 - L, s .. string.sub(w, #K + 19))
   adopt(H)
@@ -768,7 +771,8 @@ local function side_take(q, n)
     local take_page = b == nil
     if a and b then
       local id = entry_id(a[2])
-      take_page = id == nil or id < tonumber(string.sub(b, 1, 16))
+      -- A member busmq did not write (no id) goes first: the take moves it aside.
+      take_page = id == nil or id < (tonumber(string.sub(b, 1, 16)) or id)
     end
     if take_page then
       out[#out + 1] = a[2]

@@ -108,7 +108,7 @@ local function read_merged(pg, off, x, skip)
     side = {}
     local a, b = 1, 1
     while a <= #hs or b <= #rs do
-      if b > #rs or (a <= #hs and entry_id(hs[a]) < (entry_id(rs[b]) or -1)) then
+      if b > #rs or (a <= #hs and (entry_id(hs[a]) or -1) < (entry_id(rs[b]) or -1)) then
         side[#side + 1] = hs[a]
         a = a + 1
       else

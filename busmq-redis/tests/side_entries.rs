@@ -71,11 +71,16 @@ async fn scenario(s: &impl Store) {
     assert_eq!((first[0].priority, first[2].ordering_key.as_deref()), (5, Some("K")));
     assert!(s.take(&q, 10, RELIABLE).await.unwrap().entries.is_empty());
     ack(s, &q, &first).await;
-    let next = s.take(&q, 10, AMO).await.unwrap().entries;
+    let next = s.take(&q, 1, AMO).await.unwrap().entries;
     assert_eq!(payloads(&next), ["k1"]);
     // At most once: the gate passed at the take.
     let last = s.take(&q, 10, AMO).await.unwrap().entries;
     assert_eq!(payloads(&last), ["k2"]);
+    // And within one take: a key's next entry follows at once.
+    push(s, &q, g, &sp, 0, Some("K"), &["k3", "k4"]).await;
+    push(s, &q, g, &sp, 0, None, &["plain2"]).await;
+    let both = s.take(&q, 10, AMO).await.unwrap().entries;
+    assert_eq!(payloads(&both), ["k3", "k4", "plain2"]);
     assert_eq!((last[0].priority, last[0].ordering_key.as_deref()), (9, Some("K")));
     assert_eq!(s.stat(&q).await.unwrap().count, 0);
     assert!(s.close(&q, Some(g)).await.unwrap());
