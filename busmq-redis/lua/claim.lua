@@ -54,9 +54,18 @@ local function claim(s, n)
   got = got + n
 end
 
+-- Before anything is removed: a side key of another type fails here (see side_keys()).
+local sk = side_keys()
 local rs = redis.call('ZRANGE', R, 0, want - 1)
+if #rs > 0 then redis.call('ZREMRANGEBYRANK', R, 0, #rs - 1) end
+-- Side entries (priorities, ordering keys; see lib.lua): taken after the returned ones, merged
+-- with the pages, all through Lua in segment 0. A reliable take keeps the keys' gates.
+local sided = sk and #rs < want and redis.call('EXISTS', H) == 1
+if sided then
+  local items = side_take(q, want - #rs)
+  for _, e in ipairs(items) do rs[#rs + 1] = e end
+end
 if #rs > 0 then
-  redis.call('ZREMRANGEBYRANK', R, 0, #rs - 1)
   local good, moved = {}, {}
   for j = 1, #rs do
     if entry_id(rs[j]) then good[#good + 1] = rs[j] else moved[#moved + 1] = rs[j] end
@@ -72,7 +81,7 @@ end
 local from_pages = 0
 local s = 1
 local pg, last = q.head, last_page(q)
-while got < want and q.n > 0 and pg <= last do
+while not sided and got < want and q.n > 0 and pg <= last do
   local key = page(pg)
   local len = redis.call('LLEN', key)
   local n = math.min(want - got, len)
@@ -106,7 +115,9 @@ if counts[K + 2] > 0 then
   got = got - n
   claim(K + 1, n)
 end
-took_from_pages(q, from_pages, got < want)
+if not sided then took_from_pages(q, from_pages, got < want) end
+-- Takeable side entries left: wake a consumer blocked in BLMPOP (see lib.lua).
+if sided and redis.call('EXISTS', H) == 1 then wake(nil, 1) end
 if got < want then want_notices() end
 if got > 0 then
   adopt(Z)

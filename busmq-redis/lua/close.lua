@@ -21,7 +21,7 @@ end
 
 local named = num(ARGV[1])
 if q then
-  local keys = batch_keys({M, R, Z, X, C, QUARANTINE, DELAYED})
+  local keys = batch_keys({M, R, Z, X, C, QUARANTINE, DELAYED, H, HI, KG, KW, WAKE})
   for k = q.head, last_page(q) do keys[#keys + 1] = page(k) end
   unlink(keys)
   local last = math.max(q.last, q.base)

@@ -1,7 +1,8 @@
 -- lend.lua: first step of a fast at-most-once take, run in one MULTI with `LMPOP 1 <loan key>
 -- LEFT COUNT n` and return.lua, so that the taken entries leave Redis without passing through
 -- Lua: when a plain pop from the head page is exactly what take.lua would do (nothing in the
--- returned zset, no retention by age to apply first), the head page is renamed to the loan
+-- returned zset, no takeable side entry (priorities, ordering keys: see lib.lua), no
+-- retention by age to apply first), the head page is renamed to the loan
 -- key <ns>:{q}:loan (O(1)) and its name kept in the meta hash; otherwise nothing happens and
 -- the pop finds no key.
 -- KEYS: the six queue keys (see lib.lua).
@@ -18,7 +19,9 @@ if not q then
   return {'missing'}
 end
 promote(q)
-if q.rage or redis.call('ZCARD', R) > 0 then return {'slow'} end
+if q.rage or redis.call('ZCARD', R) > 0 or redis.call('EXISTS', H) == 1 then
+  return {'slow'}
+end
 if q.n < want then want_notices() end
 if q.n == 0 then return {'empty', page(math.floor(q.tail / q.size)), due_reply()} end
 local key = page(q.head)

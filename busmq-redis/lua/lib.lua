@@ -17,7 +17,9 @@
 -- Derived from KEYS[1] like the keys below (same hash tag): <ns>:{q}:f, the quarantine, a list
 -- of raw values busmq did not write that takes moved aside (see "Entry encoding"), and
 -- <ns>:{q}:k:<key>, producer dedupe keys with their own expiry (see push_once.lua), and
--- <ns>:{q}:d, the delayed messages (see promote() at the end).
+-- <ns>:{q}:d, the delayed messages (see promote() at the end), and the side entries of
+-- priorities and ordering keys (<ns>:{q}:h, hi, kg, kw and the wake list wk; see "Side
+-- entries" below).
 -- A pending batch <b> is two more keys: <ns>:{q}:b:<b>, the list of its entries exactly as they
 -- were taken (so an entry's current delivery count is its stored count + 1), and
 -- <ns>:{q}:a:<b>, a bitmap with bit i set once entry i was settled (acked, released or
@@ -59,6 +61,8 @@ local M, T, R, Z, X, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local PFX = string.sub(M, 1, -2)
 local QUARANTINE = PFX .. 'f'
 local DELAYED = PFX .. 'd'
+-- Side entries (SPEC P11, P12; see "Side entries" near the end).
+local H, HI, KG, KW, WAKE = PFX .. 'h', PFX .. 'hi', PFX .. 'kg', PFX .. 'kw', PFX .. 'wk'
 -- Defined at the end (it needs the helpers below); push_target() calls it.
 local promote
 -- Enough to inspect what went wrong; a tool that keeps writing garbage cannot grow it forever.
@@ -216,7 +220,9 @@ end
 local function expire_all(q, now_ms)
   local at = now_ms + q.ttl
   EXPIRE_AT = at
-  for _, key in ipairs({M, R, Z, X, C, QUARANTINE, DELAYED}) do redis.call('PEXPIREAT', key, at) end
+  for _, key in ipairs({M, R, Z, X, C, QUARANTINE, DELAYED, H, HI, KG, KW, WAKE}) do
+    redis.call('PEXPIREAT', key, at)
+  end
   for k = q.head, last_page(q) do redis.call('PEXPIREAT', page(k), at) end
   for _, b in ipairs(redis.call('ZRANGE', Z, 0, -1)) do
     redis.call('PEXPIREAT', PFX .. 'b:' .. b, at)
@@ -260,7 +266,7 @@ local function create(now_ms, now_us, o)
              'rlen', ARGV[o + 2], 'rage', ARGV[o + 3], 'size', ARGV[o + 4], 'last', '0',
              'base', I(base), 'n', '0', 'head', '0', 'tail', '0')
   -- Keys written by hand (not by busmq) could outlive an incarnation; start clean.
-  redis.call('DEL', R, Z, X, C, QUARANTINE, DELAYED, page(0))
+  redis.call('DEL', R, Z, X, C, QUARANTINE, DELAYED, H, HI, KG, KW, WAKE, page(0))
   expire_all(q, now_ms)
   return q
 end
@@ -311,7 +317,7 @@ local function push_target(gen, may_create, spec_at, count)
   end
   -- Messages that came due go before this push (SPEC P8: due order among due messages).
   promote(q, false)
-  if q.max and q.n + redis.call('ZCARD', R) + count > q.max then
+  if q.max and q.n + redis.call('ZCARD', R) + redis.call('ZCARD', HI) + count > q.max then
     return nil, {'full', I(q.max)}
   end
   return q, nil, now_us
@@ -616,6 +622,177 @@ end
 -- queue and the first id after a successful push. nil for plain pushes.
 local AFTER_PUSH = nil
 
+-- Side entries: priorities (SPEC P12) and ordering keys (SPEC P11). Entries pushed with a
+-- level above 0 or with an ordering key do not go to the pages: their attrs carry 'p' (the
+-- level) and 'k' (the key), and they live in
+--   H   <ns>:{q}:h   zset of the TAKEABLE side entries: score 9 - level, member the 16-digit
+--                    id followed by the entry (equal scores sort by id, lexically)
+--   HI  <ns>:{q}:hi  zset of every READY side entry (takeable or waiting behind its key):
+--                    score id, member the entry; for reads, counts and maxsize
+--   KG  <ns>:{q}:kg  hash key -> id of the key's entry that is out (takeable, or taken in
+--                    reliable mode and not acked): the key's gate
+--   KW  <ns>:{q}:kw  zset of the entries waiting behind their key's gate, all scores 0,
+--                    member key .. NUL .. 16-digit id .. level digit .. entry, so that a
+--                    ZRANGEBYLEX finds a key's oldest waiting entry in O(log n)
+--   WAKE <ns>:{q}:wk a list of a few tokens: consumers blocked in BLMPOP block on it too, so
+--                    that an entry becoming takeable in H wakes them (their pop of the page
+--                    would not see it)
+-- Takes hand out the returned zset first, then H's levels 9..1, then level 0: H's score-9
+-- members merged by id with the pages. A queue that never had side entries has none of these
+-- keys, and its takes, pushes and reads cost one EXISTS or ZCARD more than before.
+local function id16(id) return string.format('%016d', id) end
+
+-- The level and ordering key (or nil) an entry was pushed with, from its attrs.
+local function side_of(e)
+  local alen, at = string.match(e, '^%d+:%d+:(%d+):()')
+  alen = tonumber(alen)
+  if not alen or alen == 0 then return 0, nil end
+  local ok, a = pcall(cjson.decode, string.sub(e, at, at + alen - 1))
+  if not ok or type(a) ~= 'table' then return 0, nil end
+  local k = a.k
+  if type(k) ~= 'string' then k = nil end
+  return tonumber(a.p) or 0, k
+end
+
+-- Whether the queue has any side key. A side key of another Redis type fails here (WRONGTYPE:
+-- ForeignData for this queue), before the calling script wrote anything, so nothing is lost.
+local function side_keys()
+  if redis.call('EXISTS', H, HI, KG, KW, WAKE) == 0 then return false end
+  redis.call('ZCARD', H)
+  redis.call('ZCARD', HI)
+  redis.call('HEXISTS', KG, '')
+  redis.call('ZCARD', KW)
+  redis.call('LLEN', WAKE)
+  return true
+end
+
+-- Gives the side keys the queue's expiry after a script wrote them.
+local function adopt_side()
+  for _, key in ipairs({H, HI, KG, KW}) do adopt(key) end
+end
+
+-- Wakes idle consumers after n entries became takeable in H: consumers waiting for notices
+-- through the channel (always told, like releases), and up to a few blocked in BLMPOP
+-- through the wake list.
+local function wake(channel, n)
+  if n <= 0 then return end
+  if channel then notify(channel, 'a') end
+  local t = {}
+  for j = 1, math.min(n, 4) do t[j] = '1' end
+  redis.call('RPUSH', WAKE, unpack(t))
+  redis.call('LTRIM', WAKE, -4, -1)
+  adopt(WAKE)
+end
+
+-- Adds a side entry e (id `id`, level L, key K or nil): takeable in H unless K's gate is held
+-- by an earlier entry, then waiting in KW. Returns 1 when it became takeable, else 0.
+local function side_add(id, e, L, K)
+  local s = id16(id)
+  redis.call('ZADD', HI, I(id), e)
+  if K and redis.call('HSETNX', KG, K, I(id)) == 0 then
+    redis.call('ZADD', KW, 0, K .. '\0' .. s .. I(L) .. e)
+    return 0
+  end
+  redis.call('ZADD', H, 9 - L, s .. e)
+  return 1
+end
+
+-- Passes key K's gate on from the entry with id `id` (acked, or taken at most once): K's
+-- oldest waiting entry becomes takeable at its id's place in its level and holds the gate.
+-- Returns 1 when an entry became takeable, else 0.
+local function pass_gate(K, id)
+  if redis.call('HGET', KG, K) ~= I(id) then return 0 end
+  local w = redis.call('ZRANGEBYLEX', KW, '[' .. K .. '\0', '(' .. K .. '\1', 'LIMIT', 0, 1)[1]
+  if not w then
+    redis.call('HDEL', KG, K)
+    return 0
+  end
+  local s = string.sub(w, #K + 2, #K + 17)
+  local L = tonumber(string.sub(w, #K + 18, #K + 18))
+  if not (L and string.find(s, '^%d+$')) then
+    foreign('its waiting entries hold a member busmq did not write')
+  end
+  redis.call('ZREM', KW, w)
+  redis.call('HSET', KG, K, I(tonumber(s)))
+  redis.call('ZADD', H, 9 - L, s .. string.sub(w, #K + 19))
+  adopt(H)
+  return 1
+end
+
+-- Passes the gates the given entries hold (they were taken at most once, or acked); returns
+-- how many entries became takeable.
+local function pass_gates(entries)
+  if #entries == 0 or redis.call('EXISTS', KG) == 0 then return 0 end
+  local n = 0
+  for _, e in ipairs(entries) do
+    local id = entry_id(e)
+    if id then
+      local _, K = side_of(e)
+      if K then n = n + pass_gate(K, id) end
+    end
+  end
+  return n
+end
+
+-- Removes H members (as returned by ZRANGE) from H and HI; returns their entries.
+local function side_remove(members)
+  if #members == 0 then return {} end
+  local entries = {}
+  for j, m in ipairs(members) do entries[j] = string.sub(m, 17) end
+  chunked('ZREM', H, members)
+  chunked('ZREM', HI, entries)
+  return entries
+end
+
+-- Takes up to n takeable entries after the returned ones (the caller checks EXISTS H first):
+-- H's levels 9..1, then level 0, H's score-9 members merged by id with the head of the pages
+-- (a foreign page entry has no id: it goes in its place). Removes them (pages trimmed, the
+-- meta counts updated) and returns them in take order, and the side entries among them (whose
+-- gates an at-most-once take passes).
+local function side_take(q, n)
+  local out = side_remove(redis.call('ZRANGEBYSCORE', H, '-inf', '(9', 'LIMIT', 0, n))
+  local side = {}
+  for j, e in ipairs(out) do side[j] = e end
+  local left = n - #out
+  if left <= 0 then return out, side end
+  local zero = redis.call('ZRANGEBYSCORE', H, 9, 9, 'LIMIT', 0, left)
+  local items = {}
+  local pg, last, want = q.head, last_page(q), left
+  while want > 0 and q.n > 0 and pg <= last do
+    for _, e in ipairs(redis.call('LRANGE', page(pg), 0, want - 1)) do
+      items[#items + 1] = {pg, e}
+    end
+    want = left - #items
+    pg = pg + 1
+  end
+  local i, j, per_page, from_pages, members = 1, 1, {}, 0, {}
+  while left > 0 and (i <= #items or j <= #zero) do
+    local a, b = items[i], zero[j]
+    local take_page = b == nil
+    if a and b then
+      local id = entry_id(a[2])
+      -- A member busmq did not write (no id) goes first: the take moves it aside.
+      take_page = id == nil or id < (tonumber(string.sub(b, 1, 16)) or id)
+    end
+    if take_page then
+      out[#out + 1] = a[2]
+      per_page[a[1]] = (per_page[a[1]] or 0) + 1
+      from_pages = from_pages + 1
+      i = i + 1
+    else
+      out[#out + 1] = string.sub(b, 17)
+      side[#side + 1] = out[#out]
+      members[#members + 1] = b
+      j = j + 1
+    end
+    left = left - 1
+  end
+  side_remove(members)
+  for p, c in pairs(per_page) do redis.call('LTRIM', page(p), c, -1) end
+  took_from_pages(q, from_pages, i > #items and want > 0)
+  return out, side
+end
+
 -- Delayed messages (SPEC P8) wait in DELAYED, a zset scored by due time (ms, this server's
 -- clock), member '<seq>:<entry>' with the sequence number zero-padded (equal due times promote
 -- in schedule order) and the entry's id a placeholder: a message gets its id when it comes
@@ -634,33 +811,51 @@ promote = function(q, report)
   if #due > 0 then
     -- Every member is checked before anything is removed: one busmq did not write is
     -- ForeignData for this queue, and no due message is lost to a half-done promotion.
-    local tails = {}
+    local tails, sides, checked = {}, {}, false
     for k, e in ipairs(due) do
       local a = string.find(e, ':', 1, true)
       local c = a and string.find(e, ':', a + 1, true)
       if not c then foreign('its delayed messages hold an entry busmq did not write') end
       tails[k] = string.sub(e, c)
+      -- The placeholder id 's' marks a message scheduled with a level or an ordering key.
+      sides[k] = string.sub(e, a + 1, c - 1) == 's'
+      if sides[k] and not checked then
+        checked = true
+        side_keys()
+      end
     end
     redis.call('ZREMRANGEBYRANK', DELAYED, 0, #due - 1)
     local id = math.max(q.last, q.base) + 1
     if now_us > id then id = now_us end
+    -- Routed like pushes made now: side entries (see above) among the side keys, the others
+    -- appended to the pages.
+    local plain, takeable = {}, 0
+    for k = 1, #due do
+      local e = I(id) .. tails[k]
+      if sides[k] then
+        local L, K = side_of(e)
+        takeable = takeable + side_add(id, e, math.min(math.max(L, 0), 9), K)
+      else
+        plain[#plain + 1] = e
+      end
+      id = id + 1
+    end
+    if #plain < #due then
+      adopt_side()
+      wake(nil, takeable)
+    end
     local S = q.size
     if q.n == 0 then q.head = math.floor(q.tail / S) end
     local o, i = q.tail, 1
-    while i <= #due do
+    while i <= #plain do
       local pg = math.floor(o / S)
-      local n = math.min((pg + 1) * S - o, #due - i + 1, CHUNK)
-      local batch = {}
-      for j = 1, n do
-        batch[j] = I(id) .. tails[i]
-        id = id + 1
-        i = i + 1
-      end
-      if redis.call('RPUSH', page(pg), unpack(batch)) == n then adopt(page(pg)) end
+      local n = math.min((pg + 1) * S - o, #plain - i + 1, CHUNK)
+      if redis.call('RPUSH', page(pg), unpack(plain, i, i + n - 1)) == n then adopt(page(pg)) end
+      i = i + n
       o = o + n
     end
     q.tail = o
-    q.n = q.n + #due
+    q.n = q.n + #plain
     q.last = id - 1
     trim_len(q)
     save(q)

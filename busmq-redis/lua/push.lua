@@ -11,9 +11,12 @@
 -- ARGV[7] '1' when the queue may be created on this instance
 -- ARGV[8] the queue's notification channel
 -- ARGV[9] the proposed first id
--- ARGV[10..] entries '<id>:<deliveries>:<attr length>:<attrs><payload>', ids proposed + 0, 1, ...
+-- ARGV[10] '' for a plain push, else the level digit followed by the ordering key (if any):
+--          the entries go among the side entries (see lib.lua), not the pages
+-- ARGV[11..] entries '<id>:<deliveries>:<attr length>:<attrs><payload>', ids proposed + 0, 1, ...
 -- Returns {'ok', first id} | {'closed'} | {'full', maxsize} | {'missing'}
-local count = #ARGV - 9
+local count = #ARGV - 10
+local SIDE = ARGV[10]
 local q, refused, now_us = push_target(ARGV[1], ARGV[7], 2, count)
 if not q then return refused end
 
@@ -27,8 +30,8 @@ if not as_is then
 end
 local S = q.size
 if q.n == 0 then q.head = math.floor(q.tail / S) end
-local id, o, i, n_args = first, q.tail, 10, #ARGV
-while i <= n_args do
+local id, o, i, n_args = first, q.tail, 11, #ARGV
+while SIDE == '' and i <= n_args do
   local pg = math.floor(o / S)
   local n = math.min((pg + 1) * S - o, n_args - i + 1, CHUNK)
   local key = page(pg)
@@ -52,8 +55,29 @@ while i <= n_args do
   if len == n then adopt(key) end
   o = o + n
 end
-q.tail = o
-q.n = q.n + count
+if SIDE ~= '' then
+  -- Side entries: each with its id in the header (as_is: the client wrote it).
+  local L = tonumber(string.sub(SIDE, 1, 1))
+  local K = string.sub(SIDE, 2)
+  if K == '' then K = nil end
+  side_keys()
+  local takeable = 0
+  for j = 11, n_args do
+    local e = ARGV[j]
+    if not as_is then
+      local colon = string.find(e, ':', 1, true)
+      if not colon then foreign('a pushed entry has no header') end
+      e = I(id) .. string.sub(e, colon)
+    end
+    takeable = takeable + side_add(id, e, L, K)
+    id = id + 1
+  end
+  adopt_side()
+  wake(nil, takeable)
+else
+  q.tail = o
+  q.n = q.n + count
+end
 q.last = id - 1
 trim_len(q)
 trim_age(q, now_us)

@@ -1,6 +1,9 @@
 -- read.lua: reads up to `max` ready entries from a position without removing anything
 -- (replay, SPEC Q14), in O(log n + max): positions map to pages by arithmetic and ids are
 -- found by binary search. Returned entries (if any) come before the pages.
+-- Side entries (priorities, ordering keys; see lib.lua), takeable or waiting, are read at
+-- their ids' places: merged by id with the pages, and so are the returned entries then (a
+-- read by index walks from the head, O(index), on a queue that has any side entry).
 -- A read cannot move entries busmq did not write aside (it removes nothing), so it steps over
 -- them without counting them (at most SKIP_LIMIT per call) and names only those before the
 -- last entry it returns: a reader that continues after that entry reports each once, and a
@@ -31,6 +34,7 @@ local want = tonumber(ARGV[3])
 local out = {'ok', false, {}}
 local SKIP_LIMIT = 1000
 local rc = redis.call('ZCARD', R)
+local hc = redis.call('ZCARD', HI)
 
 local newest = nil
 if q.n > 0 then
@@ -41,6 +45,11 @@ if q.n > 0 then
 end
 if rc > 0 then
   local top = redis.call('ZRANGE', R, -1, -1, 'WITHSCORES')
+  local s = tonumber(top[2])
+  if not newest or s > newest then newest = s end
+end
+if hc > 0 then
+  local top = redis.call('ZRANGE', HI, -1, -1, 'WITHSCORES')
   local s = tonumber(top[2])
   if not newest or s > newest then newest = s end
 end
@@ -86,9 +95,68 @@ local function read_on(pg, off, x)
   end
 end
 
+-- Adds page entries from page pg, offset off (none when pg is nil) merged by id with the
+-- side entries and the returned ones from id x on, after skipping `skip` of them, until
+-- `want` are added.
+local function read_merged(pg, off, x, skip)
+  local n = want - count() + skip
+  local from = x and I(x) or '-inf'
+  local hs = redis.call('ZRANGEBYSCORE', HI, from, '+inf', 'LIMIT', 0, n)
+  local rs = redis.call('ZRANGEBYSCORE', R, from, '+inf', 'LIMIT', 0, n)
+  local side = hs
+  if #rs > 0 then
+    side = {}
+    local a, b = 1, 1
+    while a <= #hs or b <= #rs do
+      if b > #rs or (a <= #hs and (entry_id(hs[a]) or -1) < (entry_id(rs[b]) or -1)) then
+        side[#side + 1] = hs[a]
+        a = a + 1
+      else
+        side[#side + 1] = rs[b]
+        b = b + 1
+      end
+    end
+  end
+  local items = {}
+  local last = last_page(q)
+  while pg and #items < n and pg <= last do
+    for _, e in ipairs(redis.call('LRANGE', page(pg), off, off + n - #items - 1)) do
+      items[#items + 1] = e
+    end
+    pg = pg + 1
+    off = 0
+  end
+  local i, j = 1, 1
+  while count() < want and (i <= #items or j <= #side) do
+    local a, b = items[i], side[j]
+    local e
+    if b == nil or (a and (entry_id(a) or -1) < (entry_id(b) or -1)) then
+      e = a
+      i = i + 1
+    else
+      e = b
+      j = j + 1
+    end
+    if skip > 0 then skip = skip - 1 else add(e, x) end
+  end
+end
+
 local kind, v = ARGV[1], tonumber(ARGV[2])
 local pg, off, x
-if kind == 'i' then
+if hc > 0 and kind ~= 'e' then
+  -- With side entries, returned ones are read at their ids' places too (see above).
+  local skip = 0
+  if kind == 'i' then
+    skip = v
+    if q.n > 0 then pg, off = q.head, 0 end
+  else
+    x = v
+    if kind == 'a' then x = v + 1 end
+    pg, off = first_at_least(q, x)
+  end
+  read_merged(pg, off, x, skip)
+  pg = nil
+elseif kind == 'i' then
   if v < rc then
     local rs = redis.call('ZRANGE', R, v, v + want - 1)
     for j = 1, #rs do add(rs[j]) end

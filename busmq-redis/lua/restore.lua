@@ -38,7 +38,16 @@ for _, g in ipairs(given) do
 end
 
 local added = 0
-if redis.call('ZCARD', R) > 0 or redis.call('ZCARD', Z) > 0 then
+-- With side entries (see lib.lua) takeable, or among the restored ones, the head page would
+-- put restored entries after higher levels: returned entries come first, so they go to the
+-- returned zset.
+local side = side_keys() and redis.call('EXISTS', H) == 1
+for j = 1, #sorted do
+  if side then break end
+  local L, K = side_of(sorted[j][2])
+  side = L > 0 or K ~= nil
+end
+if side or redis.call('ZCARD', R) > 0 or redis.call('ZCARD', Z) > 0 then
   local zs = {}
   for _, g in ipairs(sorted) do
     if redis.call('ZCOUNT', R, I(g[1]), I(g[1])) == 0 then

@@ -7,6 +7,9 @@
 -- deadline of its own (see requeue_expired). A batch whose entries have all been settled is
 -- deleted at once. A released or returned entry that busmq did not write goes to the
 -- quarantine (see lib.lua) instead of the returned zset.
+-- An ack of a keyed entry that holds its key's gate (see "Side entries" in lib.lua) passes the
+-- gate to the key's next entry, and waiters are told; the other settlements keep it. Queues
+-- without gates never read the acked entries.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] the queue's notification channel
 -- ARGV[2] unused (kept so that the argument layout does not move)
@@ -23,6 +26,8 @@ local order = {}
 local left = {}   -- batch -> settlements done in it
 local released = false
 local now_ms
+local gates = side_keys() and redis.call('EXISTS', KG) == 1
+local acked = {}  -- the acked entries, when gates exist
 
 local function pending(b)
   local a = alive[b]
@@ -49,6 +54,10 @@ local function flush_acks()
         if old[m] == 0 then
           out[a.slots[k]] = 1
           done(b)
+          if gates then
+            local e = redis.call('LINDEX', PFX .. 'b:' .. b, a.args[4 * k - 1])
+            if e then acked[#acked + 1] = e end
+          end
         end
         k = k + 1
       end
@@ -84,7 +93,10 @@ local function one(kind, b, idx, ms, slot)
   if old ~= 0 or not e then return end
   done(b)
   out[slot] = 1
-  if kind == 'a' then return end
+  if kind == 'a' then
+    if gates then acked[#acked + 1] = e end
+    return
+  end
   -- The stored count is the previous delivery's: a release keeps this delivery counted
   -- (+ 1), a return does not (the entry goes back as it was taken).
   local id, d = string.match(e, '^(%d+):(%d+):%d+:')
@@ -139,6 +151,8 @@ while i + 2 <= nargs do
   end
 end
 flush_acks()
+-- Before the settled batches go: the acked entries are read from them.
+local passed = pass_gates(acked)
 for b, count in pairs(left) do
   if redis.call('HINCRBY', X, 'n:' .. b, -count) <= 0 then
     redis.call('UNLINK', PFX .. 'b:' .. b, PFX .. 'a:' .. b, PFX .. 'e:' .. b)
@@ -149,4 +163,5 @@ for b, count in pairs(left) do
   end
 end
 if released then notify(ARGV[1], 'a') end
+wake(ARGV[1], passed)
 return out

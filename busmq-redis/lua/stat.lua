@@ -10,7 +10,8 @@ local q = load()
 if not q then return {'missing'} end
 promote(q)
 local rc = redis.call('ZCARD', R)
-local ready = q.n + rc
+-- Side entries (see lib.lua) count whether takeable or waiting behind their key.
+local ready = q.n + rc + redis.call('ZCARD', HI)
 local now_ms, now_us = clock()
 if q.rage then
   local cutoff = now_us - q.rage * 1000

@@ -8,7 +8,10 @@
 -- entry in Lua unless a group held a foreign one.
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] max entries
--- ARGV[2..4] unused ('a', 0, 0: the reliable mode that had them is claim.lua)
+-- ARGV[2], ARGV[4] unused ('a', 0: the reliable mode that had them is claim.lua)
+-- ARGV[3] the queue's notification channel: a take that passes a key's gate tells waiters
+-- Side entries (priorities, ordering keys; see lib.lua) are taken after the returned ones
+-- when H exists; taking a keyed entry at most once passes its key's gate.
 -- ARGV[5] 'w' when the caller will wait for entries (at most once): an empty take then also
 --         names the page list the next push appends to, so the caller can block on it
 --         (BLMPOP); load() counts entries from the lists, so such pops keep the meta valid.
@@ -40,8 +43,27 @@ if #rs > 0 then
   got = #rs
 end
 local peeks = {}
+local sk = side_keys()
+-- At most once: the gates of the keyed entries taken pass at the take, so a key's next entry
+-- may be taken by the same call, at the place a take of one entry at a time would give it:
+-- while entries wait behind keys, side entries are taken one at a time (see lib.lua).
+local passed = 0
+if sk then passed = pass_gates(rs) end
+local sided = sk and got < want and redis.call('EXISTS', H) == 1
+if sided then
+  local items = {}
+  while got < want do
+    local one = redis.call('EXISTS', KW) == 1 and redis.call('EXISTS', H) == 1
+    local batch, side = side_take(q, one and 1 or want - got)
+    if #batch == 0 then break end
+    for _, e in ipairs(batch) do items[#items + 1] = e end
+    got = got + #batch
+    passed = passed + pass_gates(side)
+  end
+  if #items > 0 then groups[#groups + 1] = items end
+end
 local pg, last = q.head, last_page(q)
-while got < want and q.n > 0 and pg <= last do
+while not sided and got < want and q.n > 0 and pg <= last do
   local key = page(pg)
   local items = redis.call('LRANGE', key, 0, want - got - 1)
   if #items > 0 then
@@ -74,8 +96,13 @@ for _, p in ipairs(peeks) do
   if p[2] > 0 then redis.call('LTRIM', p[1], p[2], -1) end
   from_pages = from_pages + p[2]
 end
-took_from_pages(q, from_pages, got < want)
+if not sided then took_from_pages(q, from_pages, got < want) end
 quarantine(bad)
+local channel = ARGV[3]
+if channel == '0' or channel == '' then channel = nil end
+wake(channel, passed)
+-- Takeable side entries left: wake the next blocked consumer too (a token wakes one).
+if sided and redis.call('EXISTS', H) == 1 then wake(nil, 1) end
 if got < want and not blocks then want_notices() end
 
 if got == 0 and ARGV[5] == 'w' then

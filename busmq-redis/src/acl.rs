@@ -107,6 +107,7 @@ pub const COMMANDS: &[&str] = &[
     "zcard",
     "zcount",
     "zrange",
+    "zrangebylex",
     "zrangebyscore",
     "zrem",
     "zremrangebyrank",

@@ -42,6 +42,12 @@
 //!   zset member with the visibility deadline) per take instead of one per entry; each
 //!   delivery's receipt names its batch and index, and comes back with its settlement, so the
 //!   client keeps no table of its deliveries.
+//! * **Priorities and ordering keys** (SPEC P11, P12): entries pushed with a level above 0 or
+//!   an ordering key are *side entries* in sorted sets next to the pages (`h`, takeable, by
+//!   level then id; `hi`, every ready one, by id), with one gate per key (`kg`) and the entries
+//!   waiting behind it (`kw`); takes merge them with the pages, reads by id. A queue that never
+//!   uses them has none of these keys and keeps every fast path above. See "Side entries" in
+//!   `lua/lib.lua`.
 //! * **Wake-ups** use pub/sub: every restore/release publishes one notice per batch on the
 //!   queue's channel, and so does every push while the queue's notice lease `<ns>:{q}:n` exists
 //!   (set for 30 s by a take or read that came back short: someone waits for a notice; see
@@ -52,7 +58,9 @@
 //!   never blocks. An idle at-most-once consumer may instead wait in Redis through the
 //!   [`BlockingTake`](busmq_core::store::BlockingTake) capability: `BLMPOP` on the page the
 //!   next push appends to, on a connection it holds for the wait (fixed addresses only, and
-//!   not with `replicas_ack`).
+//!   not with `replicas_ack`), and on the queue's wake list `<ns>:{q}:wk`, where scripts drop
+//!   a token when an entry becomes takeable outside the pages or a schedule moves the earliest
+//!   due time earlier.
 //! * **Connections**: per instance one multiplexed connection for scripts (with a response
 //!   timeout, default 5 s: no call waits forever), one pub/sub connection, and for fixed
 //!   addresses a bb8 pool of up to 64 connections without response timeout for blocking pops

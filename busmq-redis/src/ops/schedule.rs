@@ -18,6 +18,7 @@ pub(crate) async fn schedule(
     batch: &ScheduleBatch<'_>,
 ) -> Result<Scheduled> {
     check_spec(batch.spec)?;
+    let side = crate::ops::push::check_side(batch.priority, batch.ordering_key)?;
     if batch.delay > MAX_DELAY {
         return Err(Error::invalid_option("delay", "a message is delayed by at most 30 days"));
     }
@@ -31,7 +32,7 @@ pub(crate) async fn schedule(
             spec_args(cmd, batch.spec, page);
             cmd.arg(flag(create)).arg(&call.keys.channel).arg(delay_ms);
             // The id is a placeholder: the message gets its id when it is promoted.
-            cmd.arg(PushArg::new(batch.entry, 0));
+            cmd.arg(PushArg::scheduled(batch.entry, side));
         })
         .await?;
     match reply.status() {

@@ -50,7 +50,7 @@ pub(crate) async fn take(ctx: &Ctx, queue: &QueueName, max: u32) -> Result<Taken
     let durable = ctx.config.replicas_ack.map(|ack| Durable { ack, wrote: took });
     let reply = call
         .script(&scripts().take, durable, |cmd, _| {
-            cmd.arg(max).arg("a").arg(0).arg(0);
+            cmd.arg(max).arg("a").arg(&call.keys.channel).arg(0);
         })
         .await?;
     match reply.status() {

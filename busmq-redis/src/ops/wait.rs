@@ -10,6 +10,11 @@
 //! meanwhile (the returned zset) are not seen by such a wait, so it blocks for at most
 //! [`RESUMED_BLOCK`] before the next wait takes normally.
 //!
+//! The pop also blocks on the queue's wake list (first): scripts push a token there when an
+//! entry becomes takeable where the pop does not look (a level above 0, an ordering key's
+//! gate passing) or when a schedule makes the earliest due time earlier; a consumer woken by
+//! a token takes nothing from it and returns, and its next wait takes first.
+//!
 //! The wait ends early (`CLIENT UNBLOCK`) when the caller cancels, the queue is closed or the
 //! session is reset; a blocked pop is never abandoned before Redis answered, so whatever it
 //! popped reaches the caller. Without a free blocking connection, or when the queue does not
@@ -90,9 +95,13 @@ pub(crate) async fn take_wait(
     let block = block.clamp(MIN_BLOCK, MAX_BLOCK);
     let mut cmd = redis::cmd("BLMPOP");
     cmd.arg(format!("{:.3}", block.as_secs_f64()));
+    // The wake list first: a token there means an entry became takeable where a pop of the
+    // pages does not look (a priority, a key's gate passing) or a delayed message became the
+    // earliest; the consumer then takes again (see "Side entries" in lua/lib.lua).
+    let wake = call.keys.wake();
     match resumed {
-        Some(_) => cmd.arg(2).arg(call.keys.page(page)).arg(call.keys.page(page + 1)),
-        None => cmd.arg(1).arg(call.keys.page(page)),
+        Some(_) => cmd.arg(3).arg(&wake).arg(call.keys.page(page)).arg(call.keys.page(page + 1)),
+        None => cmd.arg(2).arg(&wake).arg(call.keys.page(page)),
     };
     cmd.arg("LEFT").arg("COUNT").arg(max);
     let pop = async move { cmd.query_async::<Value>(&mut conn).await };
@@ -141,6 +150,11 @@ pub(crate) async fn take_wait(
                 Some(Value::BulkString(key)) => String::from_utf8(key).ok(),
                 _ => None,
             };
+            if from.as_deref() == Some(wake.as_str()) {
+                // Woken, not served: the caller's next wait takes first. Its block time is
+                // the caller's, so a due time learned this way is not reported from here.
+                return Ok(Taken::default());
+            }
             // Popped means removed: foreign entries are moved aside (see `taken`).
             let mut out = taken(&call, items, Vec::new()).await?;
             if let Some(from) = from.filter(|_| drained) {
@@ -167,7 +181,7 @@ async fn take_or_page(
     }
     let reply = call
         .script(&scripts().take, None, |cmd, _| {
-            cmd.arg(max).arg("a").arg(0).arg(0).arg("w");
+            cmd.arg(max).arg("a").arg(&call.keys.channel).arg(0).arg("w");
         })
         .await?;
     match reply.status() {

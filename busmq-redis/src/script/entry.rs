@@ -5,14 +5,16 @@
 //! headers, so such a message stores exactly what it did before headers existed. Otherwise they
 //! are one JSON object: the dead-letter fields (`queue`, `id`, `deliveries`, `reason`, all or
 //! none, as dead letters were always written) and the headers as `"h": {key: value, ...}` in
-//! their order. Members a reader does not know are ignored, so that a later attribute does not
+//! their order, and for an entry pushed with a level above 0 or an ordering key (SPEC P11,
+//! P12) `"p": level` and `"k": key` (the scripts read those two only for such entries, see
+//! "Side entries" in `lua/lib.lua`). Members a reader does not know are ignored, so that a later attribute does not
 //! make older readers move entries aside; malformed attrs make the entry foreign data.
 //! Arguments are written straight into the command buffer, and decoded payloads are slices of
 //! the reply buffer, so a payload is not copied on its way in or out beyond what the redis
 //! crate does.
 
 use busmq_core::Headers;
-use busmq_core::store::{DeadLetter, Entry, NewEntry, Receipt};
+use busmq_core::store::{DeadLetter, Entry, NewEntry};
 use bytes::Bytes;
 use redis::{RedisWrite, ToRedisArgs};
 use serde::{Deserialize, Serialize};
@@ -25,6 +27,14 @@ struct AttrsOut<'a> {
     dead: Option<&'a DeadLetter>,
     #[serde(skip_serializing_if = "Option::is_none")]
     h: Option<&'a Headers>,
+    #[serde(skip_serializing_if = "is_zero")]
+    p: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k: Option<&'a str>,
+}
+
+fn is_zero(level: &u8) -> bool {
+    *level == 0
 }
 
 #[derive(Deserialize)]
@@ -34,18 +44,48 @@ struct AttrsIn {
     deliveries: Option<u32>,
     reason: Option<String>,
     h: Option<Headers>,
+    p: Option<u8>,
+    k: Option<String>,
 }
 
-fn attrs(dead: Option<&Arc<DeadLetter>>, headers: Option<&Arc<Headers>>) -> Vec<u8> {
-    if dead.is_none() && headers.is_none() {
+/// What an entry is pushed with besides its payload: the level and ordering key.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Side<'a> {
+    pub(crate) priority: u8,
+    pub(crate) key: Option<&'a str>,
+}
+
+impl Side<'_> {
+    /// Whether the entry goes among the side entries (see `lua/lib.lua`), not the pages.
+    pub(crate) fn is_side(&self) -> bool {
+        self.priority > 0 || self.key.is_some()
+    }
+}
+
+fn attrs(
+    dead: Option<&Arc<DeadLetter>>,
+    headers: Option<&Arc<Headers>>,
+    side: Side<'_>,
+) -> Vec<u8> {
+    if dead.is_none() && headers.is_none() && !side.is_side() {
         return Vec::new();
     }
-    let out = AttrsOut { dead: dead.map(|d| &**d), h: headers.map(|h| &**h) };
+    let out = AttrsOut {
+        dead: dead.map(|d| &**d),
+        h: headers.map(|h| &**h),
+        p: side.priority,
+        k: side.key,
+    };
     // Serializing strings and integers into memory cannot fail.
     serde_json::to_vec(&out).unwrap_or_default()
 }
 
-type Attrs = (Option<Arc<DeadLetter>>, Option<Arc<Headers>>);
+struct Attrs {
+    dead: Option<Arc<DeadLetter>>,
+    headers: Option<Arc<Headers>>,
+    priority: u8,
+    key: Option<Arc<str>>,
+}
 
 fn read_attrs(raw: &[u8]) -> Result<Attrs, String> {
     let attrs: AttrsIn = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
@@ -56,7 +96,16 @@ fn read_attrs(raw: &[u8]) -> Result<Attrs, String> {
         (None, None, None, None) => None,
         _ => return Err("the dead-letter information is incomplete".to_string()),
     };
-    Ok((dead, attrs.h.and_then(Headers::into_shared)))
+    let priority = attrs.p.unwrap_or(0);
+    if priority > 9 {
+        return Err(format!("priority {priority} is above 9"));
+    }
+    Ok(Attrs {
+        dead,
+        headers: attrs.h.and_then(Headers::into_shared),
+        priority,
+        key: attrs.k.map(Arc::from),
+    })
 }
 
 /// A new entry as a push argument, with the id the client proposes for it (the script keeps
@@ -64,13 +113,28 @@ fn read_attrs(raw: &[u8]) -> Result<Attrs, String> {
 #[derive(Debug)]
 pub(crate) struct PushArg<'a> {
     entry: &'a NewEntry,
-    id: u64,
+    /// `None`: the placeholder `s` of a side entry scheduled for later (see schedule.lua).
+    id: Option<u64>,
     attrs: Vec<u8>,
 }
 
 impl<'a> PushArg<'a> {
+    /// A plain entry (level 0, no ordering key).
     pub(crate) fn new(entry: &'a NewEntry, id: u64) -> Self {
-        PushArg { entry, id, attrs: attrs(entry.dead.as_ref(), entry.headers.as_ref()) }
+        Self::with_side(entry, id, Side::default())
+    }
+
+    /// An entry pushed with a level and ordering key.
+    pub(crate) fn with_side(entry: &'a NewEntry, id: u64, side: Side<'_>) -> Self {
+        let attrs = attrs(entry.dead.as_ref(), entry.headers.as_ref(), side);
+        PushArg { entry, id: Some(id), attrs }
+    }
+
+    /// A message to schedule: its id is a placeholder ('0', or 's' for a side entry, which
+    /// promote() in `lua/lib.lua` routes among the side entries when it comes due).
+    pub(crate) fn scheduled(entry: &'a NewEntry, side: Side<'_>) -> Self {
+        let id = if side.is_side() { None } else { Some(0) };
+        PushArg { id, ..Self::with_side(entry, 0, side) }
     }
 }
 
@@ -81,7 +145,10 @@ impl ToRedisArgs for PushArg<'_> {
     {
         let mut w = out.writer_for_next_arg();
         // Writing into the command's in-memory buffer cannot fail.
-        let _ = write!(w, "{}:0:{}:", self.id, self.attrs.len());
+        let _ = match self.id {
+            Some(id) => write!(w, "{id}:0:{}:", self.attrs.len()),
+            None => write!(w, "s:0:{}:", self.attrs.len()),
+        };
         let _ = w.write_all(&self.attrs);
         let _ = w.write_all(&self.entry.payload);
     }
@@ -96,7 +163,8 @@ pub(crate) struct EntryArg<'a> {
 
 impl<'a> EntryArg<'a> {
     pub(crate) fn new(entry: &'a Entry) -> Self {
-        EntryArg { entry, attrs: attrs(entry.dead.as_ref(), entry.headers.as_ref()) }
+        let side = Side { priority: entry.priority, key: entry.ordering_key.as_deref() };
+        EntryArg { entry, attrs: attrs(entry.dead.as_ref(), entry.headers.as_ref(), side) }
     }
 }
 
@@ -141,15 +209,21 @@ pub(crate) fn parse(raw: Bytes) -> Result<Entry, String> {
     if raw.len() - pos < attr_len {
         return Err(format!("entry {id} is shorter than its busmq header says"));
     }
-    let (dead, headers) = if attr_len == 0 {
-        (None, None)
+    let attrs = if attr_len == 0 {
+        Attrs { dead: None, headers: None, priority: 0, key: None }
     } else {
         read_attrs(&raw[pos..pos + attr_len])
             .map_err(|e| format!("entry {id} has unreadable busmq attributes: {e}"))?
     };
     let start = pos + attr_len;
     let payload = raw.slice(start..);
-    Ok(Entry { dead, headers, receipt: Receipt::none(), ..Entry::new(id, deliveries, payload) })
+    Ok(Entry {
+        dead: attrs.dead,
+        headers: attrs.headers,
+        priority: attrs.priority,
+        ordering_key: attrs.key,
+        ..Entry::new(id, deliveries, payload)
+    })
 }
 
 #[cfg(test)]

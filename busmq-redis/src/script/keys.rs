@@ -16,6 +16,11 @@
 //! | `<ns>:{q}:c`             | zset    | consumer leases (`<kind>:<id>` by deadline)           |
 //! | `<ns>:{q}:f`             | list    | entries busmq did not write, moved aside (newest 1000) |
 //! | `<ns>:{q}:k:<key>`       | string  | producer dedupe key: `<generation>:<id>`, expires after its window |
+//! | `<ns>:{q}:h`             | zset    | takeable side entries (a level or an ordering key): score 9 - level, member id + entry |
+//! | `<ns>:{q}:hi`            | zset    | every ready side entry (takeable or waiting), by id   |
+//! | `<ns>:{q}:kg`            | hash    | ordering key -> id of its entry that is out (the key's gate) |
+//! | `<ns>:{q}:kw`            | zset    | entries waiting behind their key: `<key>\0<id><level><entry>`, lexical |
+//! | `<ns>:{q}:wk`            | list    | wake tokens for consumers blocked in `BLMPOP`         |
 //! | `<ns>:{q}:t`             | hash    | tombstone: closed generations (`g:<gen>`), newest, last id |
 //! | `<ns>:{q}:w`             | channel | notices for watchers: `a` (available), `c` (closed)   |
 //! | `<ns>:{q}:s`             | channel | the same on Redis Cluster, as a shard channel         |
@@ -30,7 +35,10 @@
 //! pending batches and the quarantine; version 2 is this one. Every script refuses a queue whose
 //! meta hash holds another version (`BUSMQLAYOUT <found>`, `Error::UnknownLayout`) before
 //! reading or writing anything else of it. (The dedupe keys `k:<key>` came later without a new
-//! version: older clients never read them, and they expire by themselves.)
+//! version: older clients never read them, and they expire by themselves. So did the side
+//! entries of priorities and ordering keys, `h`, `hi`, `kg`, `kw` and `wk`: a queue that
+//! never uses them has none, and an older client working on a queue that has them would not
+//! see them, so mixed versions must not share a queue that uses priorities or ordering keys.)
 //!
 //! Pending batch names are `<client prefix>.<counter>.<segment>` ([`BatchNames`]): a random
 //! prefix per store, so that they never collide between clients or processes, and a counter,
@@ -192,6 +200,12 @@ impl QueueKeys {
     /// The tail page while a large push appends to it (see `lua/append.lua`).
     pub(crate) fn append_in(&self) -> String {
         self.key("in")
+    }
+
+    /// The wake list consumers blocked in `BLMPOP` also block on (see "Side entries" in
+    /// `lua/lib.lua`).
+    pub(crate) fn wake(&self) -> String {
+        self.key("wk")
     }
 
     /// The entry list of pending batch `batch`.
