@@ -3,7 +3,6 @@
 //! share one `Memory`, like clients of one server. Buses use the raw codec, so a 100-byte
 //! message is stored as exactly those 100 bytes.
 
-use super::measure::Sample;
 use super::support::{Ctx, HUNG, Progress, deadline};
 use busmq_core::{Bus, Codec};
 use busmq_memory::Memory;
@@ -54,15 +53,15 @@ pub(crate) async fn disconnect(buses: &[&Bus]) -> Result<(), String> {
 /// receiving side, as two processes would be) under the hang deadline, naming `what` hung, then
 /// disconnects both whatever happened; the measurement's error is reported before the
 /// disconnect's.
-pub(crate) async fn on_two_buses<F, Fut>(
+pub(crate) async fn on_two_buses<F, Fut, T>(
     backend: &Backend,
     what: &str,
     n: u64,
     measure: F,
-) -> Result<Sample, String>
+) -> Result<T, String>
 where
     F: FnOnce(Bus, Bus, Arc<Progress>) -> Fut,
-    Fut: Future<Output = Result<Sample, String>>,
+    Fut: Future<Output = Result<T, String>>,
 {
     let progress = Progress::new();
     let near = backend.bus().await?;

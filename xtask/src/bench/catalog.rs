@@ -64,6 +64,8 @@ pub(crate) struct Scenario {
 const E2E: &str = "end to end";
 /// Throughput runs push as fast as they can, so their latency includes the backlog.
 const SATURATED: &str = "end to end, saturated";
+/// From the push call until the push has its id.
+const PUSH_ID: &str = "push until its id";
 
 const fn scenario(
     name: &'static str,
@@ -221,6 +223,22 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         &[(Figure::P50, Goal::AtMost(2.0))],
         E2E,
         "one queue paced at 2,000 msg/s, one at-most-once consumer",
+    ),
+    scenario(
+        "dedupe-push/plain",
+        None,
+        Figure::P50,
+        &[],
+        PUSH_ID,
+        "one queue paced at 2,000 msg/s, plain pushes, interleaved with dedupe-push",
+    ),
+    scenario(
+        "dedupe-push",
+        Some("dedupe-push/plain"),
+        Figure::P50,
+        &[],
+        PUSH_ID,
+        "as dedupe-push/plain, every push with a dedupe key of its own",
     ),
     scenario(
         "delayed-lateness",

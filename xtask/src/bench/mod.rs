@@ -10,6 +10,7 @@ mod cluster;
 mod commands;
 mod consume;
 mod cpu;
+mod dedupe;
 mod delayed;
 mod footprint;
 mod large;
@@ -216,6 +217,10 @@ async fn bench(
     }
     println!("low rate and runtime variants:");
     lowrate::run(&env, &mut results).await;
+    if env.wants("dedupe-push") || env.wants("dedupe-push/plain") {
+        println!("producer dedupe, paced:");
+        dedupe::run(&env, &mut results).await;
+    }
     if env.wants("delayed-lateness") {
         println!("delayed messages:");
         delayed::run(&env, &mut results).await;

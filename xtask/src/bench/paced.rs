@@ -13,7 +13,7 @@ use super::stats::Histogram;
 use super::summary::Results;
 use super::support::{Ctx, HUNG, Progress, Tasks, deadline, unique};
 use super::throughput::{self, SIZE};
-use busmq_core::{Bus, ConsumeOptions, Push};
+use busmq_core::{Bus, ConsumeOptions, Push, PushOptions};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use std::time::{Duration, Instant};
@@ -68,8 +68,28 @@ pub(crate) async fn busmq(
     rate: f64,
     n: u64,
 ) -> Result<Sample, String> {
+    Ok(busmq_pushing(backend, server, rate, n, Pushes::Plain).await?.0)
+}
+
+/// How the paced producer pushes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pushes {
+    /// `push`: concurrent pushes may share a store call.
+    Plain,
+    /// `push_with` a dedupe key of its own per message (a store call each, SPEC P10).
+    Dedupe,
+}
+
+/// As [`busmq`], pushing as `pushes` says; also returns how long each push took to get its id.
+pub(crate) async fn busmq_pushing(
+    backend: &Backend,
+    server: Option<&Server>,
+    rate: f64,
+    n: u64,
+    how: Pushes,
+) -> Result<(Sample, Histogram), String> {
     on_two_buses(backend, "the paced queue", n, |producers, consumers, progress| async move {
-        busmq_run(&producers, &consumers, server, rate, n, &progress).await
+        busmq_run(&producers, &consumers, server, rate, n, how, &progress).await
     })
     .await
 }
@@ -80,8 +100,9 @@ async fn busmq_run(
     server: Option<&Server>,
     rate: f64,
     n: u64,
+    how: Pushes,
     progress: &std::sync::Arc<Progress>,
-) -> Result<Sample, String> {
+) -> Result<(Sample, Histogram), String> {
     let name = unique("paced");
     let producer = producers.queue(&name).ctx("queue")?;
     producer.attach().await.ctx("attach")?;
@@ -116,7 +137,12 @@ async fn busmq_run(
         tick.tick().await;
         let until = due(started.elapsed(), rate, n).max(sent);
         for seq in sent..until {
-            let push = producer.push(payload::make(seq, SIZE).as_str());
+            let message = payload::make(seq, SIZE);
+            let push = match how {
+                Pushes::Plain => producer.push(message.as_str()),
+                Pushes::Dedupe => producer
+                    .push_with(message.as_str(), PushOptions::new().dedupe(format!("m{seq}"))),
+            };
             pushes.send((push, Instant::now())).map_err(|_| "the push collector stopped")?;
         }
         sent = until;
@@ -132,7 +158,7 @@ async fn busmq_run(
         acked.quantile_us(0.5).unwrap_or(0.0),
         acked.quantile_us(0.99).unwrap_or(0.0)
     ));
-    Ok(sample)
+    Ok((sample, acked))
 }
 
 /// `n` messages through a raw list (RPUSH, LPOP or BLPOP) paced at `rate`.
