@@ -8,6 +8,9 @@
 //!   sequence number than one delivered before it. Redeliveries (delivery count above 1) and
 //!   repeated deliveries are left out: a message given back after a consumer died comes late
 //!   by design.
+//! * per key, for the keyed mode (`History::keys`): reordered (replacing the per-queue
+//!   figure, since several consumers share a keyed queue), overlapped and unexplained
+//!   duplicates, as `keyed.rs` defines them.
 //! * **recovery**: for each fault and each queue, the time from the end of the fault to the
 //!   first delivery, after that end, of a message pushed after the fault *began*: end-to-end
 //!   flow through the store, not a message that sat in a consumer's buffer since before the
@@ -28,6 +31,10 @@ pub(crate) struct Verdict {
     pub(crate) lost: u64,
     pub(crate) duplicated: u64,
     pub(crate) reordered: u64,
+    /// Keyed mode: deliveries handed out while another message of their key was held.
+    pub(crate) overlapped: u64,
+    /// Keyed mode: repeated deliveries that are not redeliveries (no higher delivery count).
+    pub(crate) unexplained_duplicates: u64,
     /// One entry per fault, in order; `None` is a stall.
     pub(crate) recoveries: Vec<Option<u64>>,
 }
@@ -74,6 +81,12 @@ pub(crate) fn check(history: &History) -> Verdict {
         }
     }
     verdict.delivered = seen.len() as u64;
+    if let Some(keys) = history.keys {
+        let keyed = super::keyed::check(history, keys);
+        verdict.reordered = keyed.reordered;
+        verdict.overlapped = keyed.overlapped;
+        verdict.unexplained_duplicates = keyed.unexplained_duplicates;
+    }
     verdict.lost =
         history.pushes.iter().filter(|p| p.acked && !seen.contains(&(p.queue, p.seq))).count()
             as u64;
@@ -111,7 +124,7 @@ mod tests {
     }
 
     fn got(queue: usize, seq: u64, deliveries: u32, at_ms: u64) -> DeliveryRecord {
-        DeliveryRecord { queue, seq, consumer: 1, deliveries, at_ms }
+        DeliveryRecord { queue, seq, consumer: 1, deliveries, at_ms, at_us: at_ms * 1_000 }
     }
 
     fn clean() -> History {
@@ -119,6 +132,7 @@ mod tests {
             pushes: (1..=5).map(|s| push(0, s, s * 10, true)).collect(),
             deliveries: (1..=5).map(|s| got(0, s, 1, s * 10 + 5)).collect(),
             faults: Vec::new(),
+            ..History::default()
         }
     }
 
@@ -177,6 +191,7 @@ mod tests {
             pushes: vec![push(0, 1, 0, true), push(1, 1, 0, true), push(0, 2, 1, true)],
             deliveries: vec![got(0, 2, 1, 5), got(1, 1, 1, 6), got(0, 1, 1, 7)],
             faults: Vec::new(),
+            ..History::default()
         };
         let v = check(&h);
         assert_eq!(v.reordered, 1);
@@ -193,6 +208,7 @@ mod tests {
             ],
             deliveries: vec![got(0, 1, 1, 105), got(0, 2, 1, 150), got(1, 1, 1, 400)],
             faults: vec![FaultWindow { start_ms: 50, end_ms: 100 }],
+            ..History::default()
         };
         let v = check(&h);
         assert_eq!(v.recoveries, vec![Some(300)], "the slowest queue counts, not old messages");
@@ -208,6 +224,7 @@ mod tests {
                 FaultWindow { start_ms: 0, end_ms: 5 },
                 FaultWindow { start_ms: 100, end_ms: 150 },
             ],
+            ..History::default()
         };
         let v = check(&h);
         assert_eq!(v.recoveries, vec![Some(15), None]);

@@ -1,9 +1,11 @@
 //! `xtask chaos-worker`: a consumer in its own process, so that the checker can kill it with
-//! SIGKILL. It prints `D <seq> <delivery count>` for every delivery and flushes before
-//! acknowledging (so that nothing it processed goes unrecorded), and exits when its standard
-//! input closes (the parent is gone).
+//! SIGKILL. It prints `D <seq> <delivery count> <µs since the Unix epoch>` for every delivery
+//! and `A <seq> <delivery count> <µs>` just before acknowledging it, flushing each (so that
+//! nothing it processed goes unrecorded, and the times are when things happened here, not when
+//! the parent read them), and exits when its standard input closes (the parent is gone).
 
 use super::connect::{attach, consume_options, online_bus, store};
+use super::history::unix_us;
 use futures::StreamExt;
 use std::io::Write;
 use std::time::Duration;
@@ -14,6 +16,8 @@ struct Options {
     queue: String,
     reliable: bool,
     wait: bool,
+    /// Work on each message as the keyed mode's consumers do (`schedule::keyed_work`).
+    keyed: bool,
     visibility: Duration,
 }
 
@@ -24,6 +28,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         queue: String::new(),
         reliable: false,
         wait: false,
+        keyed: false,
         visibility: Duration::from_secs(30),
     };
     let mut it = args.iter();
@@ -40,6 +45,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--reliable" => o.reliable = true,
             "--wait" => o.wait = true,
+            "--keyed" => o.keyed = true,
             other => return Err(format!("chaos-worker: unknown option {other:?}")),
         }
     }
@@ -73,10 +79,17 @@ async fn consume(o: Options) -> Result<(), String> {
     let mut out = std::io::stdout();
     while let Some(item) = stream.next().await {
         let Ok(delivery) = item else { continue };
-        writeln!(out, "D {} {}", delivery.body(), delivery.deliveries())
+        let (seq, deliveries) = (*delivery.body(), delivery.deliveries());
+        writeln!(out, "D {seq} {deliveries} {}", unix_us())
             .and_then(|()| out.flush())
             .map_err(|e| format!("stdout: {e}"))?;
+        if o.keyed {
+            tokio::time::sleep(super::schedule::keyed_work(seq)).await;
+        }
         if o.reliable {
+            writeln!(out, "A {seq} {deliveries} {}", unix_us())
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("stdout: {e}"))?;
             let _ = delivery.ack().await;
         }
     }

@@ -9,8 +9,8 @@
 //! (local) schedule about ten. Modules: `schedule` (what runs), `deploy` (Redis processes),
 //! `faults` (injection), `connect` (what workers connect with), `workers` and `child`
 //! (producers and consumers), `service`
-//! (the service mode's servers and requesters), `history` and
-//! `checker` (what happened and what it means), `report`, `wait_cost`.
+//! (the service mode's servers and requesters), `history`, `checker` and `keyed` (what
+//! happened and what it means), `report`, `wait_cost`.
 
 mod checker;
 mod child;
@@ -19,6 +19,7 @@ mod deploy;
 mod fault;
 mod faults;
 mod history;
+mod keyed;
 mod pace;
 mod report;
 mod scenario;

@@ -1,5 +1,6 @@
 //! The report: one row per (mode, fault) on the terminal and in `target/chaos.json`, and the
-//! targets of issue 5 checked against the rows.
+//! targets of issue 5 (and issue 16's per-key ones) checked against the rows. `held2` in the
+//! table is the keyed mode's overlapped deliveries.
 
 use super::checker::Verdict;
 use serde::Serialize;
@@ -18,6 +19,10 @@ pub(crate) struct Row {
     pub(crate) lost: u64,
     pub(crate) duplicated: u64,
     pub(crate) reordered: u64,
+    /// Keyed mode: deliveries handed out while another message of their key was held.
+    pub(crate) overlapped: u64,
+    /// Keyed mode: repeated deliveries that were not redeliveries.
+    pub(crate) unexplained_duplicates: u64,
     /// The slowest recovery over the fault's occurrences (null when none recovered).
     pub(crate) recovery_ms: Option<u64>,
     pub(crate) recovery_median_ms: Option<u64>,
@@ -40,6 +45,8 @@ impl Row {
             lost: v.lost,
             duplicated: v.duplicated,
             reordered: v.reordered,
+            overlapped: v.overlapped,
+            unexplained_duplicates: v.unexplained_duplicates,
             recovery_ms: recovery.map(|(_, max)| max),
             recovery_median_ms: recovery.map(|(median, _)| median),
             faults: v.recoveries.len(),
@@ -56,7 +63,7 @@ fn opt(v: Option<u64>) -> String {
 /// The table printed at the end.
 pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<18} {:<24} {:>7} {:>7} {:>9} {:>5} {:>5} {:>5} {:>9} {:>9} {:>6}\n",
+        "{:<18} {:<24} {:>7} {:>7} {:>9} {:>5} {:>5} {:>5} {:>5} {:>9} {:>9} {:>6}\n",
         "mode",
         "fault",
         "pushed",
@@ -65,13 +72,14 @@ pub(crate) fn table(rows: &[Row]) -> String {
         "lost",
         "dup",
         "reord",
+        "held2",
         "rec.med",
         "rec.max",
         "stalls"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<18} {:<24} {:>7} {:>7} {:>9} {:>5} {:>5} {:>5} {:>9} {:>9} {:>6}\n",
+            "{:<18} {:<24} {:>7} {:>7} {:>9} {:>5} {:>5} {:>5} {:>5} {:>9} {:>9} {:>6}\n",
             r.mode,
             r.fault,
             r.pushed,
@@ -80,6 +88,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
             r.lost,
             r.duplicated,
             r.reordered,
+            r.overlapped,
             opt(r.recovery_median_ms),
             opt(r.recovery_ms),
             r.stalls
@@ -112,6 +121,17 @@ pub(crate) fn violations(rows: &[Row]) -> Vec<String> {
         // Delayed messages are delivered in due order, not push order, by design.
         if r.reordered > 0 && !r.mode.ends_with("+delayed") {
             out.push(format!("{what}: {} reordered deliveries", r.reordered));
+        }
+        // Per key (SPEC P11): one held at a time, in push order. A failover without WAIT may
+        // lose a take or an ack, which hands a message out again next to its key's next one.
+        if r.overlapped > 0 && !failover {
+            out.push(format!("{what}: {} deliveries while their key was held", r.overlapped));
+        }
+        if r.unexplained_duplicates > 0 && (!failover || waits) {
+            out.push(format!(
+                "{what}: {} repeated deliveries without a higher delivery count",
+                r.unexplained_duplicates
+            ));
         }
         if r.stalls > 0 {
             out.push(format!("{what}: delivery never resumed after {} faults", r.stalls));
@@ -154,6 +174,26 @@ mod tests {
         assert!(found[1].starts_with("reliable+wait under failover"));
         assert!(found[2].starts_with("at-most-once under client-kill"));
         assert!(found[3].contains("recovery took"));
+    }
+
+    #[test]
+    fn keyed_overlaps_reorders_and_unexplained_repeats_are_violations() {
+        let mut overlapped = row("reliable+keyed", "redis-restart");
+        overlapped.overlapped = 1;
+        let mut reordered = row("reliable+keyed", "client-kill");
+        reordered.reordered = 2;
+        let mut repeated = row("reliable+keyed", "partition");
+        repeated.unexplained_duplicates = 3;
+        let mut failover = row("reliable+keyed", "failover");
+        failover.overlapped = 1;
+        failover.unexplained_duplicates = 1;
+        let mut redelivered = row("reliable+keyed", "slow-consumer");
+        redelivered.duplicated = 4;
+        let found = violations(&[overlapped, reordered, repeated, failover, redelivered]);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].contains("while their key was held"));
+        assert!(found[1].contains("reordered"));
+        assert!(found[2].contains("without a higher delivery count"));
     }
 
     #[test]

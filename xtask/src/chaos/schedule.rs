@@ -16,10 +16,26 @@ pub(crate) struct Mode {
     /// Producers schedule each message with a short delay instead of pushing it (SPEC P8):
     /// deliveries come in due order, not push order, so reordering is not a violation here.
     pub(crate) delayed: bool,
+    /// Producers push message `seq` with ordering key `seq % KEYS` (SPEC P11) and several
+    /// reliable consumers share each queue: one message of a key held at a time, in push order.
+    pub(crate) keyed: bool,
 }
 
 const fn mode(name: &'static str, reliable: bool, wait: bool) -> Mode {
-    Mode { name, reliable, wait, service: false, delayed: false }
+    Mode { name, reliable, wait, service: false, delayed: false, keyed: false }
+}
+
+/// Ordering keys per queue of the keyed mode: few, so that every key has several messages in
+/// flight at the push rate and the gate is what holds them back.
+pub(crate) const KEYS: u64 = 8;
+/// Reliable consumers per queue of the keyed mode.
+pub(crate) const KEYED_CONSUMERS: usize = 3;
+
+/// How long a keyed-mode consumer works on message `seq` before acking it: 0 to 20 ms, so that
+/// backlogs after a fault spread a key's messages over consumers that hold them a while (fast
+/// acks alone would rarely put two of a key in flight, and the gate would go untested).
+pub(crate) fn keyed_work(seq: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(seq.wrapping_mul(7) % 21)
 }
 
 pub(crate) const AT_MOST_ONCE: Mode = mode("at-most-once", false, false);
@@ -32,6 +48,16 @@ pub(crate) const SERVICE: Mode = Mode { service: true, ..mode("service", false, 
 /// delivered once it is due, whatever the fault.
 pub(crate) const RELIABLE_DELAYED: Mode =
     Mode { delayed: true, ..mode("reliable+delayed", true, false) };
+/// Reliable consumption of keyed messages by several consumers per queue (issue 16 item 7):
+/// 0 lost, 0 reordered within a key, never two messages of a key held at once.
+pub(crate) const RELIABLE_KEYED: Mode = Mode { keyed: true, ..mode("reliable+keyed", true, false) };
+
+impl Mode {
+    /// Consumers per queue.
+    pub(crate) fn consumers_per_queue(self) -> usize {
+        if self.keyed { KEYED_CONSUMERS } else { 1 }
+    }
+}
 
 /// The modes that run (side by side, on separate queues) under `fault`. `WAIT` only means
 /// something where there are replicas; servers run in this process, so the service mode sits
@@ -46,6 +72,7 @@ pub(crate) fn modes(fault: Fault) -> Vec<Mode> {
         modes.push(SERVICE);
     }
     modes.push(RELIABLE_DELAYED);
+    modes.push(RELIABLE_KEYED);
     modes
 }
 

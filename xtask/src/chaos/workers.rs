@@ -1,14 +1,15 @@
 //! The workload of one mode: per queue one producer pushing numbered messages and one consumer
-//! recording every delivery, all in this process, except where consumers must be killable
+//! (several in the keyed mode) recording every delivery and every ack it issues, all in this
+//! process, except where consumers must be killable
 //! with SIGKILL: those run as child processes (`xtask chaos-worker`, see `child.rs`) that
 //! report their deliveries on stdout.
 
 use super::connect::{Settings, attach, consume_options, online_bus, store};
 use super::history::Recorder;
 use super::pace::paced;
-use super::schedule::{Mode, Plan};
+use super::schedule::{KEYS, Mode, Plan, keyed_work};
 use super::service::ServiceWork;
-use busmq_core::{Bus, ConsumeOptions, Queue, When};
+use busmq_core::{Bus, ConsumeOptions, PushOptions, Queue, When};
 use futures::StreamExt;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -31,7 +32,8 @@ pub(crate) struct ModeRun {
     names: Vec<String>,
     producer_bus: Bus,
     consumer_bus: Option<Bus>,
-    consumer_queues: Vec<Queue>,
+    /// Per queue, one handle per consumer (a handle consumes once at a time).
+    consumer_queues: Vec<Vec<Queue>>,
     producers: Vec<JoinHandle<()>>,
     consumers: Vec<Consumer>,
     stop: watch::Sender<bool>,
@@ -78,7 +80,7 @@ impl ModeRun {
         }
         let mut names: Vec<String> =
             (0..plan.queues_per_mode).map(|i| format!("{}-{label}-q{i}", mode.name)).collect();
-        let rec = Arc::new(Recorder::new(start));
+        let rec = Arc::new(Recorder::new(start, mode.keyed.then_some(KEYS)));
         let service = if mode.service {
             let name = format!("{}-{label}", mode.name);
             let work = ServiceWork::start(
@@ -115,15 +117,16 @@ impl ModeRun {
         }
         if let Some(bus) = &run.consumer_bus {
             for name in &run.names {
-                let queue = bus.queue(name).map_err(|e| e.to_string())?;
-                attach(&queue).await?;
-                run.consumer_queues.push(queue);
+                let mut handles = Vec::new();
+                for _ in 0..mode.consumers_per_queue() {
+                    let queue = bus.queue(name).map_err(|e| e.to_string())?;
+                    attach(&queue).await?;
+                    handles.push(queue);
+                }
+                run.consumer_queues.push(handles);
             }
         }
-        for index in 0..run.names.len() {
-            let consumer = run.spawn_consumer(index)?;
-            run.consumers.push(consumer);
-        }
+        run.spawn_consumers()?;
         for (index, name) in run.names.iter().enumerate() {
             let queue = run.producer_bus.queue(name).map_err(|e| e.to_string())?;
             attach(&queue).await?;
@@ -134,23 +137,34 @@ impl ModeRun {
                 run.stop.subscribe(),
                 plan.push_every,
                 plan.max_per_queue,
-                run.mode.delayed,
+                run.mode,
             );
             run.producers.push(tokio::spawn(task));
         }
         Ok(run)
     }
 
-    fn spawn_consumer(&mut self, index: usize) -> Result<Consumer, String> {
+    /// Starts every queue's consumers.
+    fn spawn_consumers(&mut self) -> Result<(), String> {
+        for index in 0..self.names.len() {
+            for slot in 0..self.mode.consumers_per_queue() {
+                let consumer = self.spawn_consumer(index, slot)?;
+                self.consumers.push(consumer);
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_consumer(&mut self, index: usize, slot: usize) -> Result<Consumer, String> {
         self.next_consumer += 1;
         let id = self.next_consumer;
-        match self.consumer_queues.get(index) {
+        match self.consumer_queues.get(index).and_then(|handles| handles.get(slot)) {
             Some(queue) => Ok(Consumer::Task(tokio::spawn(consume(
                 queue.clone(),
                 index,
                 id,
                 consume_options(self.mode.reliable, self.settings.visibility),
-                self.mode.reliable,
+                self.mode,
                 self.rec.clone(),
                 self.slow.subscribe(),
             )))),
@@ -167,6 +181,7 @@ impl ModeRun {
             .args(["--queue", &self.names[index], "--visibility-ms", &visibility])
             .args(self.mode.reliable.then_some("--reliable"))
             .args(self.mode.wait.then_some("--wait"))
+            .args(self.mode.keyed.then_some("--keyed"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -179,13 +194,17 @@ impl ModeRun {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut parts = line.split(' ');
-                if parts.next() != Some("D") {
-                    continue;
-                }
+                let kind = parts.next();
                 let seq = parts.next().and_then(|s| s.parse().ok());
                 let deliveries = parts.next().and_then(|s| s.parse().ok());
-                if let (Some(seq), Some(deliveries)) = (seq, deliveries) {
-                    rec.delivered(index, seq, id, deliveries);
+                // The child's own clock: a pipe read late must not move a handout or an ack.
+                let at = parts.next().and_then(|s| s.parse().ok()).map(|us| rec.unix_us_to_run(us));
+                let (Some(seq), Some(deliveries)) = (seq, deliveries) else { continue };
+                let at = at.unwrap_or_else(|| rec.now_us());
+                match kind {
+                    Some("D") => rec.delivered_at(index, seq, id, deliveries, at),
+                    Some("A") => rec.ack_issued(index, seq, id, deliveries, at),
+                    _ => {}
                 }
             }
         });
@@ -201,11 +220,7 @@ impl ModeRun {
         for consumer in old {
             kill(consumer).await;
         }
-        for index in 0..self.names.len() {
-            let consumer = self.spawn_consumer(index)?;
-            self.consumers.push(consumer);
-        }
-        Ok(())
+        self.spawn_consumers()
     }
 
     /// The service mode's typed errors by kind (`None` for the queue modes).
@@ -281,16 +296,19 @@ async fn produce(
     stop: watch::Receiver<bool>,
     every: Duration,
     max: u64,
-    delayed: bool,
+    mode: Mode,
 ) {
     paced(every, max, stop, |seq| {
         let (queue, rec) = (&queue, &rec);
         async move {
             let started = rec.now();
-            let acked = if delayed {
+            let acked = if mode.delayed {
                 // 0 to 400 ms: due order differs from push order, and some are due at once.
                 let delay = Duration::from_millis((seq % 5) * 100);
                 queue.schedule(&seq, When::After(delay)).await.is_ok()
+            } else if mode.keyed {
+                let options = PushOptions::new().ordering_key(format!("k{}", seq % KEYS));
+                queue.push_with(&seq, options).await.is_ok()
             } else {
                 queue.push(&seq).await.is_ok()
             };
@@ -305,7 +323,7 @@ async fn consume(
     index: usize,
     id: u32,
     options: ConsumeOptions,
-    reliable: bool,
+    mode: Mode,
     rec: Arc<Recorder>,
     slow: watch::Receiver<Duration>,
 ) {
@@ -319,11 +337,14 @@ async fn consume(
     while let Some(item) = stream.next().await {
         let Ok(delivery) = item else { continue };
         rec.delivered(index, *delivery.body(), id, delivery.deliveries());
-        let pause = *slow.borrow();
+        let work = if mode.keyed { keyed_work(*delivery.body()) } else { Duration::ZERO };
+        let pause = work.max(*slow.borrow());
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
-        if reliable {
+        if mode.reliable {
+            let (seq, deliveries) = (*delivery.body(), delivery.deliveries());
+            rec.ack_issued(index, seq, id, deliveries, rec.now_us());
             // A failed ack only means a redelivery, which the checker counts.
             let _ = delivery.ack().await;
         }
