@@ -1,82 +1,13 @@
 //! Every scenario the bench reports, in report order: what it is compared with, which figure
 //! that ratio compares, and the targets issue 7 sets (all as ratios measured in the same run).
 
-/// The figure a ratio compares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Figure {
-    /// Messages per second (higher is better).
-    Rate,
-    /// Median latency (lower is better).
-    P50,
-    /// 99th percentile latency (lower is better).
-    P99,
-    /// Redis memory per message (lower is better).
-    Memory,
-}
-
-impl Figure {
-    pub(crate) fn key(self) -> &'static str {
-        match self {
-            Figure::Rate => "msgs_per_s",
-            Figure::P50 => "p50_us",
-            Figure::P99 => "p99_us",
-            Figure::Memory => "bytes_per_msg",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Goal {
-    AtLeast(f64),
-    AtMost(f64),
-}
-
-impl Goal {
-    pub(crate) fn met(self, ratio: f64) -> bool {
-        match self {
-            Goal::AtLeast(limit) => ratio >= limit,
-            Goal::AtMost(limit) => ratio <= limit,
-        }
-    }
-
-    pub(crate) fn text(self) -> String {
-        match self {
-            Goal::AtLeast(limit) => format!(">= {limit}x"),
-            Goal::AtMost(limit) => format!("<= {limit}x"),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct Scenario {
-    pub(crate) name: &'static str,
-    pub(crate) baseline: Option<&'static str>,
-    /// The figure of the row's ratio.
-    pub(crate) figure: Figure,
-    pub(crate) targets: &'static [(Figure, Goal)],
-    /// Other scenarios whose results this one needs (beyond its baseline).
-    pub(crate) needs: &'static [&'static str],
-    /// What its latency percentiles measure.
-    pub(crate) latency: &'static str,
-    pub(crate) about: &'static str,
-}
+use super::figure::{Figure, Goal, Scenario, scenario};
 
 const E2E: &str = "end to end";
 /// Throughput runs push as fast as they can, so their latency includes the backlog.
 const SATURATED: &str = "end to end, saturated";
 /// From the push call until the push has its id.
 const PUSH_ID: &str = "push until its id";
-
-const fn scenario(
-    name: &'static str,
-    baseline: Option<&'static str>,
-    figure: Figure,
-    targets: &'static [(Figure, Goal)],
-    latency: &'static str,
-    about: &'static str,
-) -> Scenario {
-    Scenario { name, baseline, figure, targets, needs: &[], latency, about }
-}
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     scenario(
@@ -143,6 +74,41 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         SATURATED,
         "4 reliable consumers of one queue, acks as reliable-1",
     ),
+    scenario(
+        "keyed-4",
+        Some("reliable-4"),
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "reliable-4 with 1,000 ordering keys (message n has key n % 1000): one held per key",
+    ),
+    scenario(
+        "keyed-4/runs",
+        Some("reliable-4"),
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "keyed-4 with runs of 100 consecutive messages per key (pushes of a key coalesce)",
+    ),
+    scenario(
+        "drain-1x1",
+        None,
+        Figure::Rate,
+        &[],
+        "",
+        "50,000 messages pushed (256 in flight), then taken by one at-most-once consumer",
+    ),
+    Scenario {
+        needs: &["queue-1x1"],
+        ..scenario(
+            "priority-mix",
+            Some("drain-1x1"),
+            Figure::Rate,
+            &[],
+            "",
+            "drain-1x1 with levels 0..=9 (runs of 100 per level); taken by level, then in order",
+        )
+    },
     scenario(
         "reliable-1/await-each",
         Some("reliable-1"),

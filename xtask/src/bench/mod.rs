@@ -12,7 +12,9 @@ mod consume;
 mod cpu;
 mod dedupe;
 mod delayed;
+mod figure;
 mod footprint;
+mod keyorder;
 mod large;
 mod lowrate;
 mod measure;
@@ -20,6 +22,7 @@ mod memory;
 mod paced;
 mod payload;
 mod pin;
+mod priority;
 mod produce;
 mod queue;
 mod receiver;
@@ -207,6 +210,10 @@ async fn bench(
     let mut results = Results::default();
     println!("throughput (interleaved rounds):");
     throughput::run(&env, &mut results).await;
+    if env.wants(priority::MIXED) || env.wants(priority::PLAIN) {
+        println!("priorities (fill, then drain):");
+        priority::run(&env, &mut results).await;
+    }
     println!("round trips:");
     channel::run(&env, &mut results).await;
     println!("services:");

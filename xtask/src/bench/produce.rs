@@ -1,7 +1,8 @@
 //! How busmq producers push: `push` with a window of pushes in flight (so the library has to
-//! coalesce concurrent pushes into batches itself), the same with a dedupe key on every push, or
-//! `push_all` with batches in flight.
+//! coalesce concurrent pushes into batches itself), the same with a dedupe key on every push or
+//! with ordering keys, or `push_all` with batches in flight.
 
+use super::keyorder::Keys;
 use super::payload;
 use super::support::{Ctx, Progress};
 use busmq_core::{Push, PushAll, PushOptions, Queue};
@@ -18,6 +19,11 @@ pub(crate) enum Producer {
     /// The same, each push with its own dedupe key (SPEC P10: a keyed push is a store call of
     /// its own, never coalesced with others).
     Keyed { window: usize },
+    /// The same, each push with an ordering key (SPEC P11): pushes share a store call only
+    /// with the same key, so `keys.run` decides how many can.
+    Ordered { window: usize, keys: Keys },
+    /// The same, each push at level `(seq / run) % 10` (SPEC P12): runs of `run` coalesce.
+    Leveled { window: usize, run: u64 },
     /// `queue.push_all(batch)` of `batch` messages with up to `window` unresolved batches.
     PushAll { batch: usize, window: usize },
 }
@@ -31,8 +37,10 @@ pub(crate) async fn produce(
     progress: &Progress,
 ) -> Result<(), String> {
     match producer {
-        Producer::Push { window } | Producer::Keyed { window } => {
-            let keyed = matches!(producer, Producer::Keyed { .. });
+        Producer::Push { window }
+        | Producer::Keyed { window }
+        | Producer::Ordered { window, .. }
+        | Producer::Leveled { window, .. } => {
             let mut inflight: FuturesUnordered<Push> = FuturesUnordered::new();
             for seq in 0..n {
                 if inflight.len() >= window {
@@ -42,11 +50,20 @@ pub(crate) async fn produce(
                     }
                 }
                 let message = payload::make(seq, size);
-                inflight.push(if keyed {
-                    let options = PushOptions::new().dedupe(format!("m{seq}"));
-                    queue.push_with(message.as_str(), options)
-                } else {
-                    queue.push(message.as_str())
+                inflight.push(match producer {
+                    Producer::Keyed { .. } => {
+                        let options = PushOptions::new().dedupe(format!("m{seq}"));
+                        queue.push_with(message.as_str(), options)
+                    }
+                    Producer::Ordered { keys, .. } => {
+                        let options = PushOptions::new().ordering_key(keys.name(seq));
+                        queue.push_with(message.as_str(), options)
+                    }
+                    Producer::Leveled { run, .. } => {
+                        let level = ((seq / run.max(1)) % 10) as u8;
+                        queue.push_with(message.as_str(), PushOptions::new().priority(level))
+                    }
+                    _ => queue.push(message.as_str()),
                 });
             }
             while let Some(result) = inflight.next().await {

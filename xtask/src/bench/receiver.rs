@@ -2,8 +2,10 @@
 //! carries) and, where order is promised, that sequence numbers arrive in order without gaps or
 //! repeats. Order faults are library faults: they are reported with the scenario.
 
+use super::keyorder::KeyOrder;
 use super::payload;
 use super::stats::Histogram;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Receiver {
@@ -13,6 +15,9 @@ pub(crate) struct Receiver {
     next: u64,
     out_of_order: u64,
     foreign: u64,
+    /// Per-key order shared with the other consumers of a keyed queue (its faults are the
+    /// queue's, reported once by whoever made it).
+    keys: Option<Arc<KeyOrder>>,
 }
 
 impl Receiver {
@@ -26,6 +31,11 @@ impl Receiver {
         Receiver::default()
     }
 
+    /// Several consumers share a keyed queue: order is promised per key only.
+    pub(crate) fn per_key(keys: Arc<KeyOrder>) -> Receiver {
+        Receiver { keys: Some(keys), ..Receiver::default() }
+    }
+
     pub(crate) fn on_message(&mut self, body: &[u8]) {
         let now = payload::now_ns();
         self.count += 1;
@@ -34,6 +44,9 @@ impl Receiver {
             return;
         };
         self.latency.record_ns(now.saturating_sub(stamp.made_ns));
+        if let Some(keys) = &self.keys {
+            keys.on_message(body);
+        }
         if self.ordered {
             if stamp.seq != self.next {
                 self.out_of_order += 1;

@@ -4,6 +4,7 @@
 
 use super::backend::{Backend, on_two_buses};
 use super::consume::{self, Team};
+use super::keyorder::{KeyOrder, Keys};
 use super::measure::{Meter, Sample};
 use super::produce::{PUSH_WINDOW, Producer, produce};
 use super::receiver::Receiver;
@@ -15,6 +16,8 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Shape {
     pub(crate) consumers: usize,
+    /// Ordering keys of the pushes, if any (then the consumers check the order per key).
+    pub(crate) keys: Option<Keys>,
     /// Acks awaiting the store per consumer (1: each ack is awaited before the next message).
     pub(crate) ack_window: usize,
 }
@@ -54,12 +57,16 @@ async fn measure(
         handles.push(queue);
     }
     let team = Team::new(n);
+    let order = shape.keys.map(|keys| Arc::new(KeyOrder::new(keys)));
     let meter = Meter::start(server).await?;
     let mut receiving = Tasks::new();
     for stream in streams {
         // One consumer alone must see the producer's order; several share it out.
-        let receiver =
-            if shape.consumers <= 1 { Receiver::ordered() } else { Receiver::unordered() };
+        let receiver = match &order {
+            Some(order) => Receiver::per_key(order.clone()),
+            None if shape.consumers <= 1 => Receiver::ordered(),
+            None => Receiver::unordered(),
+        };
         receiving.spawn(consume::reliable(
             stream,
             team.clone(),
@@ -68,7 +75,10 @@ async fn measure(
             progress.clone(),
         ));
     }
-    let push = Producer::Push { window: PUSH_WINDOW };
+    let push = match shape.keys {
+        Some(keys) => Producer::Ordered { window: PUSH_WINDOW, keys },
+        None => Producer::Push { window: PUSH_WINDOW },
+    };
     produce(&producer, push, size, n, progress).await?;
     let mut receiver = Receiver::unordered();
     let mut faults = Vec::new();
@@ -77,6 +87,7 @@ async fn measure(
         faults.extend(received.faults());
         receiver.merge(&received);
     }
+    faults.extend(order.and_then(|o| o.faults()));
     let mut sample = meter.stop(n, size).await?.with_receiver(&receiver);
     let stat = producer.stat().await.ctx("stat")?;
     if stat.count > 0 || stat.pending > 0 {
@@ -92,4 +103,21 @@ async fn measure(
     producer.close().await.ctx("close")?;
     drop(handles);
     Ok(sample)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keyed scenario's consumers on the in-memory backend: few keys, so that messages of
+    /// one key are pushed while another of it is held, and four consumers compete for them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyed_consumers_get_each_key_in_push_order_on_memory() {
+        let backend = Backend::Memory(busmq_memory::Memory::new());
+        let keys = Some(Keys { keys: 10, run: 1 });
+        let shape = Shape { consumers: 4, keys, ack_window: 16 };
+        let sample = reliable(&backend, None, shape, 100, 5_000).await.unwrap();
+        assert_eq!(sample.faults, None);
+        assert_eq!(sample.messages, 5_000);
+    }
 }

@@ -3,8 +3,9 @@
 //! baseline is taken: for rates the median of per-round ratios when both ran in the same
 //! rounds (so a slow moment hurts both sides of a pair), else the ratio of medians.
 
-use super::catalog::{Figure, SCENARIOS, Scenario};
+use super::catalog::SCENARIOS;
 use super::commands::Commands;
+use super::figure::{Figure, Scenario};
 use super::measure::Sample;
 use super::stats::Histogram;
 use super::support::median;

@@ -5,6 +5,7 @@
 
 use super::Env;
 use super::baseline;
+use super::keyorder::Keys;
 use super::measure::Sample;
 use super::produce::{PUSH_WINDOW, Producer};
 use super::queue::{self, Flow};
@@ -28,6 +29,8 @@ enum Kind {
 }
 
 const PUSH: Producer = Producer::Push { window: PUSH_WINDOW };
+/// keyed-4's ordering keys: 1,000, message `seq` with key `seq % 1000`.
+const KEYED: Keys = Keys { keys: 1_000, run: 1 };
 
 const KINDS: &[(&str, Kind)] = &[
     ("baseline-list", Kind::RawList),
@@ -50,9 +53,18 @@ const KINDS: &[(&str, Kind)] = &[
     ),
     ("queue-100", Kind::Queue(Flow { producer: PUSH, size: SIZE, queues: 100 })),
     ("cluster-100", Kind::Cluster(Flow { producer: PUSH, size: SIZE, queues: 100 })),
-    ("reliable-1", Kind::Reliable(Shape { consumers: 1, ack_window: PUSH_WINDOW })),
-    ("reliable-4", Kind::Reliable(Shape { consumers: 4, ack_window: PUSH_WINDOW })),
-    ("reliable-1/await-each", Kind::Reliable(Shape { consumers: 1, ack_window: 1 })),
+    ("reliable-1", Kind::Reliable(Shape { consumers: 1, keys: None, ack_window: PUSH_WINDOW })),
+    ("reliable-4", Kind::Reliable(Shape { consumers: 4, keys: None, ack_window: PUSH_WINDOW })),
+    ("reliable-1/await-each", Kind::Reliable(Shape { consumers: 1, keys: None, ack_window: 1 })),
+    ("keyed-4", Kind::Reliable(Shape { consumers: 4, keys: Some(KEYED), ack_window: PUSH_WINDOW })),
+    (
+        "keyed-4/runs",
+        Kind::Reliable(Shape {
+            consumers: 4,
+            keys: Some(Keys { run: 100, ..KEYED }),
+            ack_window: PUSH_WINDOW,
+        }),
+    ),
 ];
 
 async fn measure(env: &Env, kind: Kind, n: u64) -> Result<Sample, String> {

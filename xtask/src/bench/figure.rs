@@ -1,0 +1,73 @@
+//! What a bench scenario is: its baseline, the figure its ratio compares, its targets (ratios
+//! measured in the same run) and what its latency measures; the scenarios are `catalog.rs`.
+
+/// The figure a ratio compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Figure {
+    /// Messages per second (higher is better).
+    Rate,
+    /// Median latency (lower is better).
+    P50,
+    /// 99th percentile latency (lower is better).
+    P99,
+    /// Redis memory per message (lower is better).
+    Memory,
+}
+
+impl Figure {
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Figure::Rate => "msgs_per_s",
+            Figure::P50 => "p50_us",
+            Figure::P99 => "p99_us",
+            Figure::Memory => "bytes_per_msg",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Goal {
+    pub(crate) fn met(self, ratio: f64) -> bool {
+        match self {
+            Goal::AtLeast(limit) => ratio >= limit,
+            Goal::AtMost(limit) => ratio <= limit,
+        }
+    }
+
+    pub(crate) fn text(self) -> String {
+        match self {
+            Goal::AtLeast(limit) => format!(">= {limit}x"),
+            Goal::AtMost(limit) => format!("<= {limit}x"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    pub(crate) baseline: Option<&'static str>,
+    /// The figure of the row's ratio.
+    pub(crate) figure: Figure,
+    pub(crate) targets: &'static [(Figure, Goal)],
+    /// Other scenarios whose results this one needs (beyond its baseline).
+    pub(crate) needs: &'static [&'static str],
+    /// What its latency percentiles measure.
+    pub(crate) latency: &'static str,
+    pub(crate) about: &'static str,
+}
+
+pub(crate) const fn scenario(
+    name: &'static str,
+    baseline: Option<&'static str>,
+    figure: Figure,
+    targets: &'static [(Figure, Goal)],
+    latency: &'static str,
+    about: &'static str,
+) -> Scenario {
+    Scenario { name, baseline, figure, targets, needs: &[], latency, about }
+}
