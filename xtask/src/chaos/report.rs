@@ -118,8 +118,12 @@ pub(crate) fn violations(rows: &[Row]) -> Vec<String> {
         if !reliable && r.duplicated > 0 && (!failover || waits) {
             out.push(format!("{what}: {} duplicates in at-most-once mode", r.duplicated));
         }
-        // Delayed messages are delivered in due order, not push order, by design.
-        if r.reordered > 0 && !r.mode.ends_with("+delayed") {
+        // Delayed messages are delivered in due order, not push order, by design. Keyed ones
+        // are ordered per key by state a failover without WAIT can lose (takes, acks, the
+        // gates, the id counter): seen as 1-4 per run under failover-replica-lag, next to
+        // ~170 lost pushes (docs/performance.md).
+        let keyed_loss = r.mode.ends_with("+keyed") && failover && !waits;
+        if r.reordered > 0 && !r.mode.ends_with("+delayed") && !keyed_loss {
             out.push(format!("{what}: {} reordered deliveries", r.reordered));
         }
         // Per key (SPEC P11): one held at a time, in push order. A failover without WAIT may
@@ -187,6 +191,7 @@ mod tests {
         let mut failover = row("reliable+keyed", "failover");
         failover.overlapped = 1;
         failover.unexplained_duplicates = 1;
+        failover.reordered = 4;
         let mut redelivered = row("reliable+keyed", "slow-consumer");
         redelivered.duplicated = 4;
         let found = violations(&[overlapped, reordered, repeated, failover, redelivered]);
