@@ -145,6 +145,14 @@ impl Settler {
     pub(crate) async fn settle(self: &Arc<Self>, op: Settle) -> Result<()> {
         let (id, delivery) = (op.id, op.delivery);
         let finishes = !matches!(op.action, Settlement::Extend(_));
+        if finishes {
+            // Unheld before it is sent (ordered with the heartbeat's extensions, as in
+            // `release_after`): a consumer that stops while this ack waits out a reconnect
+            // must not give the delivery back over it (a duplicate), and whatever the
+            // outcome, the delivery is no longer this consumer's to extend.
+            let _ordered = self.extending.read().await;
+            self.unhold(id, delivery);
+        }
         let (tx, rx) = oneshot::channel();
         self.enqueue(op, Some(tx));
         let outcome = rx.await.unwrap_or_else(|_| {
@@ -155,22 +163,14 @@ impl Settler {
             Err(error) => {
                 self.metrics.error(&error);
                 // The settlement may not have happened. A delivery whose ack, nack or return
-                // failed is no longer this consumer's to extend: it comes back after its
-                // visibility timeout instead of staying held (and renewed) for ever. A failed
-                // extension changes nothing: the delivery is still held.
-                if finishes {
-                    self.unhold(id, delivery);
-                }
+                // failed was unheld above: it comes back after its visibility timeout instead
+                // of staying held (and renewed) for ever. A failed extension changes nothing:
+                // the delivery is still held.
                 return Err(error);
             }
         };
         match outcome {
-            Settled::Done => {
-                if finishes {
-                    self.unhold(id, delivery);
-                }
-                Ok(())
-            }
+            Settled::Done => Ok(()),
             Settled::Stale => {
                 self.unhold(id, delivery);
                 let error = Error::StaleDelivery { queue: self.queue.to_string(), id, delivery };

@@ -104,3 +104,34 @@ pub async fn reliable_ack_outlasts_a_blip(backend: &dyn Backend) {
     let more = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
     assert!(more.is_err(), "nothing comes again: {more:?}");
 }
+
+/// Q13: a consumer that stops while an ack waits out a blip does not give that delivery back
+/// over it: the ack lands, nothing comes again. (The stop released every delivery still held,
+/// and a delivery stayed held until its ack's answer: the release landed between the ack's
+/// retries, the message came back as a duplicate and the ack answered `StaleDelivery`.)
+pub async fn reliable_stop_during_a_retrying_ack_does_not_release_it(backend: &dyn Backend) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let name = unique("stop-ack-blip");
+    let q = b.queue(&name).unwrap();
+    q.attach().await.unwrap();
+    let id = q.push(&"work").await.unwrap();
+    let options =
+        ReliableOptions { visibility_timeout: Duration::from_secs(10), ..Default::default() };
+    let consumer = q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    let mut consumer = consumer;
+    let first = next(&mut consumer, "the delivery").await.unwrap();
+    assert_eq!(first.id(), id);
+    faults.fail(&["settle"]);
+    let acked = tokio::spawn(first.ack());
+    // The ack's attempts: at 0, 20, 60, 140, 300, then 620 ms. Healed and stopped between
+    // the last two, the stop's settlements reach the store before the ack's next attempt.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    faults.heal();
+    consumer.stop().await;
+    within("the ack", acked).await.unwrap().unwrap();
+    let stat = q.stat().await.unwrap();
+    assert_eq!((stat.pending, stat.count), (0, 0), "acknowledged, not given back");
+}
