@@ -19,12 +19,17 @@ impl Secrets {
         let mut values = Vec::new();
         for url in urls {
             let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-            // A password may hold unescaped `/` and `@` (`redis://u:p@s/s@h`): the user info
-            // ends at the last `@` before the query.
+            // Where the user info ends is ambiguous: a password may hold unescaped `/` and
+            // `@` (`redis://u:p@s/s@h`: up to the last `@` before the query), and a Sentinel
+            // master name may hold an `@` (`redis+sentinel://u:pw@h1,h2/m@x`: up to the first
+            // `/`). Both readings are kept: scrubbing too much is harmless.
             let head = rest.split(['?', '#']).next().unwrap_or("");
-            if let Some((userinfo, _)) = head.rsplit_once('@') {
-                if let Some((_, password)) = userinfo.split_once(':') {
-                    values.push(password.to_string());
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            for part in [head, authority] {
+                if let Some((userinfo, _)) = part.rsplit_once('@') {
+                    if let Some((_, password)) = userinfo.split_once(':') {
+                        values.push(password.to_string());
+                    }
                 }
             }
             if let Some((_, query)) = url.split_once('?') {
@@ -93,11 +98,16 @@ mod tests {
         assert_eq!(s.scrub(text), "*** *** *** *** *** ab");
     }
 
-    /// Found by review: a password with a `/` was not scrubbed (the user info ended at the `/`).
+    /// Found by review: a password with a `/` was not scrubbed (the user info ended at the `/`);
+    /// and the fix must not lose a Sentinel password whose master name holds an `@`.
     #[test]
     fn a_password_with_a_slash_or_an_at_is_scrubbed() {
-        let urls = ["redis://u:pa/ss-word@h:1/0".to_string(), "redis://u:p@s/s-x@h".to_string()];
+        let urls = [
+            "redis://u:pa/ss-word@h:1/0".to_string(),
+            "redis://u:p@s/s-x@h".to_string(),
+            "redis+sentinel://u:hunter22@s1,s2/mast@er".to_string(),
+        ];
         let s = Secrets::of_urls(&urls);
-        assert_eq!(s.scrub("pa/ss-word p@s/s-x"), "*** ***");
+        assert_eq!(s.scrub("pa/ss-word p@s/s-x hunter22"), "*** *** ***");
     }
 }
