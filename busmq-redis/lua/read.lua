@@ -126,8 +126,12 @@ local function read_merged(pg, off, x, skip)
     pg = pg + 1
     off = 0
   end
+  -- When the pages had more than was fetched, side entries past the fetched page entries wait
+  -- for the next read: a page entry not fetched may have a smaller id (foreign entries and
+  -- entries below x use up fetched items without being added).
+  local more_pages = #items >= n
   local i, j = 1, 1
-  while count() < want and (i <= #items or j <= #side) do
+  while count() < want and (i <= #items or (j <= #side and not more_pages)) do
     local a, b = items[i], side[j]
     local e
     if b == nil or (a and (entry_id(a) or -1) < (entry_id(b) or -1)) then

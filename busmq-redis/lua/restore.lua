@@ -59,6 +59,9 @@ if side or redis.call('ZCARD', R) > 0 or redis.call('ZCARD', Z) > 0 then
     chunked('ZADD', R, zs)
     adopt(R)
     added = #zs / 2
+    -- Consumers blocked in BLMPOP on the head page would not see them (a queue without side
+    -- entries keeps its old behaviour and no wake list).
+    if side then wake(nil, added) end
   end
 else
   if q.n == 0 then q.head = math.floor(q.tail / q.size) end
