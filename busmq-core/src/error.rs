@@ -378,6 +378,27 @@ pub enum Error {
         current_version: Option<u64>,
     },
 
+    /// A write the store applied that fewer replicas confirmed in time than the bus asks for
+    /// (Redis `replicas_ack`): it may or may not survive a failover. Trying again may succeed,
+    /// but the first write may survive too: retry a push with a dedupe key
+    /// ([`PushOptions::dedupe`](crate::PushOptions::dedupe)) so that it is written once.
+    #[error(
+        "{backend} store applied the {operation} but only {confirmed} of {required} replicas \
+         confirmed it in time; a failover may lose it ({detail})"
+    )]
+    NotReplicated {
+        /// The store backend (`redis`).
+        backend: &'static str,
+        /// The operation that was applied (`push`, `take`, ...).
+        operation: &'static str,
+        /// How many replicas confirmed the write.
+        confirmed: u64,
+        /// How many the bus asks for.
+        required: u64,
+        /// Where it was applied, in words (server, queue, wait timeout).
+        detail: String,
+    },
+
     /// Any other failure of the store. `retryable` says whether trying again may succeed.
     #[error("{backend} store failed during {operation}: {message}")]
     Store {
@@ -403,7 +424,8 @@ impl Error {
             Error::Offline { .. }
             | Error::Timeout { .. }
             | Error::Interrupted { .. }
-            | Error::Backpressure { .. } => true,
+            | Error::Backpressure { .. }
+            | Error::NotReplicated { .. } => true,
             Error::Store { retryable, .. } => *retryable,
             _ => false,
         }

@@ -395,8 +395,9 @@ async fn pushes_can_wait_for_replicas_and_fail_when_too_few_confirm() {
     let refused = queue.push(&2u64).await;
     set.node(replica).resume().unwrap();
     match refused {
-        Err(e @ Error::Store { .. }) => {
-            assert!(e.is_retryable());
+        Err(e @ Error::NotReplicated { confirmed: 1, required: 2, .. }) => {
+            // Applied by the master: retryable, but not "unapplied" (a retry may write twice).
+            assert!(e.is_retryable() && !e.is_unapplied(), "{e}");
             assert!(e.to_string().contains("1 of 2 replicas"), "{e}");
         }
         other => panic!("expected a replication error, got {other:?}"),
@@ -437,7 +438,9 @@ async fn scheduled_messages_wait_for_replicas_and_survive_a_failover() {
         set.node(r).resume().unwrap();
     }
     match refused {
-        Err(e @ Error::Store { .. }) => assert!(e.to_string().contains("0 of 1 replicas"), "{e}"),
+        Err(e @ Error::NotReplicated { operation: "schedule", confirmed: 0, required: 1, .. }) => {
+            assert!(e.to_string().contains("0 of 1 replicas"), "{e}")
+        }
         other => panic!("expected a replication error, got {other:?}"),
     }
     let after = busmq_core::When::After(Duration::from_secs(8));

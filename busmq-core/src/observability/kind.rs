@@ -40,6 +40,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Shutdown { .. } => "shutdown",
             Error::Conflict { .. } => "conflict",
+            Error::NotReplicated { .. } => "not_replicated",
             Error::Store { .. } => "store",
         }
     }
@@ -70,5 +71,20 @@ mod tests {
         for kind in kinds {
             assert!(kind.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{kind}");
         }
+    }
+
+    #[test]
+    fn a_write_too_few_replicas_confirmed_is_retryable_but_was_applied() {
+        let e = Error::NotReplicated {
+            backend: "redis",
+            operation: "push",
+            confirmed: 0,
+            required: 1,
+            detail: "redis 127.0.0.1:1, queue \"q\", waited 10ms".into(),
+        };
+        assert_eq!(e.kind(), "not_replicated");
+        // A retry may write it twice: code that retries only unapplied calls must not.
+        assert!(e.is_retryable() && !e.is_unapplied(), "{e}");
+        assert!(e.to_string().contains("0 of 1 replicas"), "{e}");
     }
 }

@@ -135,8 +135,8 @@ impl RedisStoreBuilder {
 
     /// Makes every push (and every at-most-once take) wait until `replicas` replicas have
     /// confirmed it, with Redis `WAIT replicas timeout` sent right after the script on the same
-    /// connection. A push that fewer replicas confirmed within `timeout` fails with a retryable
-    /// error although the master applied it (it may or may not survive a failover); an
+    /// connection. A push that fewer replicas confirmed within `timeout` fails with
+    /// [`Error::NotReplicated`](busmq_core::Error::NotReplicated) although the master applied it (it may or may not survive a failover); an
     /// at-most-once take that fewer replicas confirmed is not delivered (a failover could hand
     /// those messages out again). Off by default; `timeout` must be below the response timeout.
     /// Reliable settlements are not waited for: a lost acknowledgement only causes a

@@ -321,20 +321,17 @@ impl Call<'_> {
 
     /// A write the master applied but too few replicas confirmed in time.
     fn not_replicated(&self, inst: &Instance, ack: ReplicaAck, acked: i64) -> Error {
-        let op = self.op;
-        Error::Store {
+        Error::NotReplicated {
             backend: "redis",
-            operation: op,
-            message: format!(
-                "redis {} (queue {:?}) applied the {op} but only {acked} of {} replicas \
-                 confirmed it within {:?}; a failover may lose it",
+            operation: self.op,
+            confirmed: u64::try_from(acked).unwrap_or(0),
+            required: u64::from(ack.replicas),
+            detail: format!(
+                "redis {}, queue {:?}, waited {:?}",
                 inst.identity(),
                 self.queue.as_str(),
-                ack.replicas,
                 ack.timeout
             ),
-            retryable: true,
-            source: None,
         }
     }
 }
