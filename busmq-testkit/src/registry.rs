@@ -190,6 +190,7 @@ macro_rules! __busmq_cases {
             settle::reliable_failed_ack_comes_back_after_the_visibility_timeout,
             settle::reliable_ack_outlasts_a_blip,
             settle::reliable_stop_during_a_retrying_ack_does_not_release_it,
+            settle::reliable_dead_letter_ack_outlasts_a_blip,
             settle::reliable_without_auto_extend_held_deliveries_come_back,
             redrive::dead_letters_are_listed_with_reason_and_delivery_count,
             redrive::redrive_all_moves_dead_letters_back_with_a_fresh_delivery_count,

@@ -211,6 +211,16 @@ impl Settler {
     }
 
     /// Settles many at once and waits (used when a consumer stops).
+    /// Hands `op` to the settling worker without waiting for its outcome: it is batched and
+    /// retried through blips like any settlement, and a failure is left to the visibility
+    /// timeout. For acknowledgements whose caller must not stall (a consumer's take loop).
+    pub(crate) fn settle_detached(self: &Arc<Self>, op: Settle) {
+        self.enqueue(op, None);
+    }
+
+    /// Settles `ops` once, without retrying: for the heartbeat's extensions (which hold the
+    /// ordering lock) and a stopping consumer's give-back (which must not delay the stop); what
+    /// fails comes back after the visibility timeout.
     pub(crate) async fn settle_all(&self, ops: Vec<Settle>) -> Result<()> {
         for chunk in ops.chunks(BATCH) {
             let span = self.span(chunk.len());

@@ -135,3 +135,59 @@ pub async fn reliable_stop_during_a_retrying_ack_does_not_release_it(backend: &d
     let stat = q.stat().await.unwrap();
     assert_eq!((stat.pending, stat.count), (0, 0), "acknowledged, not given back");
 }
+
+/// Q13: the acknowledgement that follows moving a message to the dead-letter queue after
+/// `max_deliveries` rides out a blip like any ack: the message is dead-lettered once. (It was
+/// sent once: lost on a blip, the message came back after its visibility timeout and was
+/// dead-lettered a second time.)
+pub async fn reliable_dead_letter_ack_outlasts_a_blip(backend: &dyn Backend) {
+    let name = unique("dead-ack-blip");
+    let other = bus(backend).await.queue(&name).unwrap();
+    other.attach().await.unwrap();
+    other.push(&"poison").await.unwrap();
+    // Delivered once elsewhere and given back by a stop: the next take is its second delivery.
+    let mut elsewhere = other
+        .consume_with::<String>(ConsumeOptions::new().reliable(ReliableOptions::default()))
+        .await
+        .unwrap();
+    let first = next(&mut elsewhere, "the first delivery").await.unwrap();
+    elsewhere.stop().await;
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(&name).unwrap();
+    q.attach().await.unwrap();
+    let visibility = Duration::from_secs(2);
+    let options =
+        ReliableOptions { visibility_timeout: visibility, max_deliveries: 1, ..Default::default() };
+    // The take claims it for dead-lettering: the push to the dead-letter queue works, the
+    // acknowledgement meets the blip.
+    faults.fail(&["settle"]);
+    let mut consumer =
+        q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    let dlq = other_queue(backend, &format!("{name}.dlq")).await;
+    within("the dead letter", async {
+        while dlq.count().await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    faults.heal();
+    // The ack's retries (at 20, 60, 140, 300 and 620 ms) land well before the visibility
+    // timeout (2 s after the take); an ack sent once and lost leaves the message pending.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let stat = q.stat().await.unwrap();
+    assert_eq!((stat.pending, stat.count), (0, 0), "acknowledged in its queue after the blip");
+    tokio::time::sleep(visibility).await;
+    assert_eq!(dlq.count().await.unwrap(), 1, "dead-lettered once");
+    let more = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
+    assert!(more.is_err(), "nothing comes again: {more:?}");
+    drop(first);
+}
+
+/// A handle on `name` through a bus of its own (not the faulty one).
+async fn other_queue(backend: &dyn Backend, name: &str) -> busmq_core::Queue {
+    bus(backend).await.queue(name).unwrap()
+}

@@ -38,8 +38,8 @@ pub(super) fn report_foreign(queue: &QueueInner, foreign: Vec<String>) -> usize 
     n
 }
 
-/// Moves an entry claimed for dead-lettering to the DLQ, then acknowledges it. On failure it
-/// stays pending and is offered again after its visibility timeout.
+/// Moves an entry claimed for dead-lettering to the DLQ, then acknowledges it. When the move
+/// fails it stays pending and is offered again after its visibility timeout.
 async fn dead_letter(settler: &Arc<Settler>, queue: &QueueInner, entry: Entry) {
     let (id, delivered) = (entry.id, entry.deliveries.saturating_sub(1));
     let ack = Settle::of(&entry, Settlement::Ack);
@@ -56,7 +56,11 @@ async fn dead_letter(settler: &Arc<Settler>, queue: &QueueInner, entry: Entry) {
                 dead_letter_queue = settler.dead_letters.name(),
                 "message dead-lettered"
             );
-            let _ = settler.settle_all(vec![ack]).await;
+            // Retried through blips (not once): an ack lost here would bring the message back
+            // after its visibility timeout, to be dead-lettered a second time (a duplicate in
+            // the dead-letter queue). Not awaited: the entries taken with it wait to be handed
+            // out.
+            settler.settle_detached(ack);
         }
         Err(error) => {
             log_error(
