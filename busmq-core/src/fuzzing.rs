@@ -153,3 +153,15 @@ pub fn codecs(data: &[u8]) {
         }
     }
 }
+
+/// A W3C `traceparent` as a delivery's headers carry it (SPEC P6): reading never panics, and
+/// a parent that is read writes back as a canonical version-00 header that reads the same.
+pub fn traceparent(data: &[u8]) {
+    use crate::headers::traceparent::{format, parse};
+    let text = String::from_utf8_lossy(data);
+    let Some(parent) = parse(&text) else { return };
+    let written = format(&parent);
+    assert_eq!(written.len(), 55, "{text:?} writes back as {written:?}");
+    let again = parse(&written).expect("a written parent reads back");
+    assert_eq!(again, parent, "{text:?} -> {written:?}");
+}

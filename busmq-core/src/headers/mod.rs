@@ -2,6 +2,8 @@
 //! through every store and arrives unchanged with its delivery, its channel message and its
 //! dead letter.
 
+#[cfg(any(feature = "opentelemetry", feature = "fuzzing", test))]
+pub(crate) mod traceparent;
 #[cfg(feature = "opentelemetry")]
 pub(crate) mod w3c;
 mod wire;

@@ -8,6 +8,7 @@
 //! `Extractor`, for applications that propagate more (baggage, other formats) themselves.
 
 use super::Headers;
+use super::traceparent::{self, TraceParent};
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
@@ -32,11 +33,10 @@ fn inject(cx: &Context, headers: &mut Headers) {
     if !sc.is_valid() {
         return;
     }
-    let flags = sc.trace_flags() & TraceFlags::SAMPLED;
-    headers.insert(
-        TRACEPARENT,
-        format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), flags.to_u8()),
-    );
+    let (trace_id, span_id) = (sc.trace_id().to_string(), sc.span_id().to_string());
+    let flags = (sc.trace_flags() & TraceFlags::SAMPLED).to_u8();
+    let parent = TraceParent { trace_id: &trace_id, span_id: &span_id, flags };
+    headers.insert(TRACEPARENT, traceparent::format(&parent));
     let state = sc.trace_state().header();
     if !state.is_empty() {
         headers.insert(TRACESTATE, state);
@@ -49,27 +49,13 @@ pub(crate) fn extract(headers: &Headers) -> Option<Context> {
     Some(Context::new().with_remote_span_context(sc))
 }
 
-fn lower_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Parses `traceparent` as the W3C recommendation says: version 00 has exactly four fields;
-/// a later version (up to fe) may add fields after them, which are ignored.
+/// The parent named by `traceparent` (see `traceparent.rs` for the format), with the
+/// `tracestate` that was kept.
 fn span_context(headers: &Headers) -> Option<SpanContext> {
-    let value = headers.get(TRACEPARENT)?.trim();
-    let parts: Vec<&str> = value.split('-').collect();
-    let [version, trace, span, flags, ..] = parts[..] else {
-        return None;
-    };
-    if !lower_hex(version, 2) || version == "ff" || (version == "00" && parts.len() != 4) {
-        return None;
-    }
-    if !(lower_hex(trace, 32) && lower_hex(span, 16) && lower_hex(flags, 2)) {
-        return None;
-    }
-    let trace_id = TraceId::from_hex(trace).ok()?;
-    let span_id = SpanId::from_hex(span).ok()?;
-    let flags = TraceFlags::new(u8::from_str_radix(flags, 16).ok()?) & TraceFlags::SAMPLED;
+    let parent = traceparent::parse(headers.get(TRACEPARENT)?)?;
+    let trace_id = TraceId::from_hex(parent.trace_id).ok()?;
+    let span_id = SpanId::from_hex(parent.span_id).ok()?;
+    let flags = TraceFlags::new(parent.flags) & TraceFlags::SAMPLED;
     // A tracestate that does not parse is dropped, not the parent (as the recommendation asks).
     let state =
         headers.get(TRACESTATE).and_then(|s| TraceState::from_str(s).ok()).unwrap_or_default();

@@ -23,6 +23,7 @@ const TARGETS: &[Target] = &[
     ("service_frame", busmq_core::fuzzing::service_frame),
     ("persisted_notice", busmq_core::fuzzing::persisted_notice),
     ("headers", busmq_core::fuzzing::headers),
+    ("traceparent", busmq_core::fuzzing::traceparent),
     ("codecs", busmq_core::fuzzing::codecs),
 ];
 
