@@ -51,6 +51,7 @@ mod clock;
 mod consumers;
 mod dedupe;
 mod delayed;
+mod due_timer;
 mod gates;
 mod link;
 mod memory;

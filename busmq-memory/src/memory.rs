@@ -2,6 +2,7 @@
 //! clients), and the per-queue locking and sweeping of expired queues.
 
 use crate::clock::IdClock;
+use crate::due_timer::DueTimer;
 use crate::objects::Objects;
 use crate::pubsub::Topics;
 use crate::slot::{Ctx, Slot};
@@ -38,6 +39,14 @@ pub(crate) struct Shared {
     /// with the number of queues, so sweeping stays O(1) per operation on average).
     ops: AtomicU64,
     sweep_at: AtomicU64,
+    /// Promotes scheduled messages when they come due.
+    pub(crate) due: DueTimer,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.due.stop();
+    }
 }
 
 impl Memory {

@@ -221,14 +221,9 @@ impl Store for MemoryStore {
         let scheduled =
             self.memory.with_slot(queue, |slot, ctx| slot.schedule(queue, batch, ctx))?;
         // Watchers are woken when it comes due, like the Redis store's consumers are by their
-        // next take: a task per message, which a cancel leaves to wake for nothing.
-        let memory = self.memory.clone();
-        let queue = queue.clone();
-        let delay = batch.delay;
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            memory.with_existing(&queue, |slot, ctx| slot.promote(ctx));
-        });
+        // next take.
+        let due = crate::clock::deadline(tokio::time::Instant::now(), batch.delay);
+        self.memory.shared.due.arm(&self.memory.shared, queue, due);
         Ok(scheduled)
     }
 
