@@ -1,17 +1,17 @@
-//! One timer task per [`Memory`] that promotes scheduled messages when they come due and wakes
-//! the queue's watchers (SPEC P8), instead of a sleeping task per scheduled message: what a
-//! store keeps for its schedule is a set of (due time, queue), however many messages wait.
+//! The schedule's wake-up times: a set of (due time, queue) that one timer task per
+//! [`Memory`](crate::Memory) sleeps on (`Memory::promote_when_due`), instead of a sleeping task
+//! per scheduled message, so what a store keeps for its schedule does not grow with the
+//! messages due at one instant on one queue.
 
-use crate::memory::{Memory, Shared};
 use busmq_core::QueueName;
 use busmq_core::support::lock;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// The due times the timer waits for, and its task.
+/// The due times the timer task waits for, and the task.
 #[derive(Debug, Default)]
 pub(crate) struct DueTimer {
     state: Mutex<State>,
@@ -30,27 +30,31 @@ struct State {
 }
 
 impl DueTimer {
-    /// Remembers that `queue` has a message due at `at`, starting the task if it does not run
-    /// and waking it if `at` is now the earliest.
-    pub(crate) fn arm(&self, shared: &Arc<Shared>, queue: &QueueName, at: Instant) {
+    /// Remembers that `queue` has a message due at `at`; starts the task with `start` if it
+    /// does not run, or wakes it if `at` is now the earliest.
+    pub(crate) fn arm(
+        &self,
+        queue: &QueueName,
+        at: Instant,
+        start: impl FnOnce(Arc<Notify>) -> JoinHandle<()>,
+    ) {
         let mut state = lock(&self.state);
         let earlier = state.due.first().is_none_or(|(first, _)| at < *first);
         state.due.insert((at, queue.clone()));
         if state.task.as_ref().is_none_or(JoinHandle::is_finished) {
-            let (weak, wake) = (Arc::downgrade(shared), self.wake.clone());
-            state.task = Some(tokio::spawn(run(weak, wake)));
+            state.task = Some(start(self.wake.clone()));
         } else if earlier {
             self.wake.notify_one();
         }
     }
 
     /// The earliest due time.
-    fn next(&self) -> Option<Instant> {
+    pub(crate) fn next(&self) -> Option<Instant> {
         lock(&self.state).due.first().map(|(at, _)| *at)
     }
 
     /// Removes and returns the queues with a time due by `now` (each once).
-    fn pop_due(&self, now: Instant) -> Vec<QueueName> {
+    pub(crate) fn pop_due(&self, now: Instant) -> Vec<QueueName> {
         let mut state = lock(&self.state);
         let mut queues: Vec<QueueName> = Vec::new();
         while let Some((at, _)) = state.due.first() {
@@ -73,75 +77,18 @@ impl DueTimer {
     }
 }
 
-/// Sleeps until the earliest due time (or an earlier one is armed), then promotes what is due.
-/// Holds the data weakly, so that dropping the last `Memory` ends it.
-async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
-    loop {
-        let next = match shared.upgrade() {
-            Some(shared) => shared.due.next(),
-            None => return,
-        };
-        match next {
-            None => wake.notified().await,
-            Some(at) if at > Instant::now() => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at) => {}
-                    () = wake.notified() => continue,
-                }
-            }
-            Some(_) => {}
+/// Waits until `next` (forever when `None`) or until `wake` says an earlier time was armed;
+/// true when `next` came.
+pub(crate) async fn until(next: Option<Instant>, wake: &Notify) -> bool {
+    match next {
+        None => {
+            wake.notified().await;
+            false
         }
-        let Some(shared) = shared.upgrade() else { return };
-        let due = shared.due.pop_due(Instant::now());
-        let memory = Memory { shared };
-        for queue in due {
-            memory.with_existing(&queue, |slot, ctx| slot.promote(ctx));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::Memory;
-    use busmq_core::QueueName;
-    use busmq_core::store::{NewEntry, Notice, QueueSpec, ScheduleBatch, Session, Store};
-    use futures::StreamExt;
-    use std::time::Duration;
-
-    fn secs(s: f64) -> Duration {
-        Duration::from_secs_f64(s)
-    }
-
-    /// Scheduled messages wake their queue's watchers when they come due, each queue at its own
-    /// time, without a take; and a thousand schedules cost no task each.
-    #[tokio::test(start_paused = true)]
-    async fn due_messages_wake_watchers_in_due_order_from_one_task() {
-        let memory = Memory::new();
-        let store = memory.store();
-        store.connect().await.unwrap();
-        let spec = QueueSpec { ttl: Duration::from_secs(600), ..QueueSpec::default() };
-        let (a, b) = (QueueName::new("a").unwrap(), QueueName::new("b").unwrap());
-        let entry = NewEntry::new("x");
-        let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
-        for i in 0..1000 {
-            let delay = secs(100.0 + f64::from(i) / 100.0);
-            store.schedule(&a, &ScheduleBatch::new(1, &spec, &entry, delay)).await.unwrap();
-        }
-        store.schedule(&a, &ScheduleBatch::new(1, &spec, &entry, secs(3.0))).await.unwrap();
-        store.schedule(&b, &ScheduleBatch::new(1, &spec, &entry, secs(2.0))).await.unwrap();
-        let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks();
-        assert!(alive <= tasks + 1, "one timer task, not one per message: {tasks} -> {alive}");
-
-        let (mut watch_a, mut watch_b) =
-            (store.watch(&a).await.unwrap(), store.watch(&b).await.unwrap());
-        let quiet = tokio::time::timeout(secs(1.9), watch_b.next()).await;
-        assert!(quiet.is_err(), "nothing is due before 2 s: {quiet:?}");
-        let woke = tokio::time::timeout(secs(0.2), watch_b.next()).await;
-        assert_eq!(woke.unwrap(), Some(Notice::Available), "b's message came due at 2 s");
-        let woke = tokio::time::timeout(secs(1.5), watch_a.next()).await;
-        assert_eq!(woke.unwrap(), Some(Notice::Available), "a's first message came due at 3 s");
-        assert_eq!(store.stat(&a).await.unwrap().count, 1);
-        tokio::time::sleep(secs(110.0)).await;
-        assert_eq!(store.stat(&a).await.unwrap().count, 1001, "all of a's came due");
+        Some(at) if at > Instant::now() => tokio::select! {
+            () = tokio::time::sleep_until(at) => true,
+            () = wake.notified() => false,
+        },
+        Some(_) => true,
     }
 }

@@ -2,7 +2,7 @@
 //! clients), and the per-queue locking and sweeping of expired queues.
 
 use crate::clock::IdClock;
-use crate::due_timer::DueTimer;
+use crate::due_timer::{self, DueTimer};
 use crate::objects::Objects;
 use crate::pubsub::Topics;
 use crate::slot::{Ctx, Slot};
@@ -11,7 +11,8 @@ use busmq_core::support::lock;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError, Weak};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The fewest operations between two sweeps of expired queues.
@@ -183,10 +184,34 @@ impl Memory {
         self.shared.objects.apply(name, op, &self.shared.ids)
     }
 
+    /// Promotes `queue`'s scheduled messages at `at` (and wakes its watchers), from the one
+    /// timer task of this data.
+    pub(crate) fn promote_at(&self, queue: &QueueName, at: Instant) {
+        let shared = Arc::downgrade(&self.shared);
+        self.shared.due.arm(queue, at, |wake| tokio::spawn(promote_when_due(shared, wake)));
+    }
+
     /// How many queue names the store holds state for (live queues, tombstones, consumer
     /// leases, watchers), counting names that expired since the last sweep. For diagnostics.
     pub fn slot_count(&self) -> usize {
         read(&self.shared.queues).len()
+    }
+}
+
+/// The timer task: sleeps until the earliest due time (or an earlier one is armed), then
+/// promotes what is due. Holds the data weakly, so that dropping the last `Memory` ends it.
+async fn promote_when_due(shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        let Some(next) = shared.upgrade().map(|shared| shared.due.next()) else { return };
+        if !due_timer::until(next, &wake).await {
+            continue;
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        let due = shared.due.pop_due(Instant::now());
+        let memory = Memory { shared };
+        for queue in due {
+            memory.with_existing(&queue, |slot, ctx| slot.promote(ctx));
+        }
     }
 }
 
@@ -205,7 +230,10 @@ mod tests {
     use super::*;
     use busmq_core::Store;
     use busmq_core::TopicName;
-    use busmq_core::store::{NewEntry, PushBatch, QueueSpec, Session, Topics};
+    use busmq_core::store::{
+        NewEntry, Notice, PushBatch, QueueSpec, ScheduleBatch, Session, Topics,
+    };
+    use futures::StreamExt;
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
@@ -317,5 +345,42 @@ mod tests {
         memory.sweep();
         assert_eq!(memory.shared.topics.len(), 1);
         drop(kept);
+    }
+
+    fn secs_f(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    /// Scheduled messages wake their queue's watchers when they come due, each queue at its own
+    /// time, without a take; and a thousand schedules cost no task each.
+    #[tokio::test(start_paused = true)]
+    async fn due_messages_wake_watchers_in_due_order_from_one_task() {
+        let memory = Memory::new();
+        let store = memory.store();
+        store.connect().await.unwrap();
+        let spec = QueueSpec { ttl: Duration::from_secs(600), ..QueueSpec::default() };
+        let (a, b) = (QueueName::new("a").unwrap(), QueueName::new("b").unwrap());
+        let entry = NewEntry::new("x");
+        let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        for i in 0..1000 {
+            let delay = secs_f(100.0 + f64::from(i) / 100.0);
+            store.schedule(&a, &ScheduleBatch::new(1, &spec, &entry, delay)).await.unwrap();
+        }
+        store.schedule(&a, &ScheduleBatch::new(1, &spec, &entry, secs_f(3.0))).await.unwrap();
+        store.schedule(&b, &ScheduleBatch::new(1, &spec, &entry, secs_f(2.0))).await.unwrap();
+        let alive = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        assert!(alive <= tasks + 1, "one timer task, not one per message: {tasks} -> {alive}");
+
+        let (mut watch_a, mut watch_b) =
+            (store.watch(&a).await.unwrap(), store.watch(&b).await.unwrap());
+        let quiet = tokio::time::timeout(secs_f(1.9), watch_b.next()).await;
+        assert!(quiet.is_err(), "nothing is due before 2 s: {quiet:?}");
+        let woke = tokio::time::timeout(secs_f(0.2), watch_b.next()).await;
+        assert_eq!(woke.unwrap(), Some(Notice::Available), "b's message came due at 2 s");
+        let woke = tokio::time::timeout(secs_f(1.5), watch_a.next()).await;
+        assert_eq!(woke.unwrap(), Some(Notice::Available), "a's first message came due at 3 s");
+        assert_eq!(store.stat(&a).await.unwrap().count, 1);
+        tokio::time::sleep(secs_f(110.0)).await;
+        assert_eq!(store.stat(&a).await.unwrap().count, 1001, "all of a's came due");
     }
 }

@@ -223,7 +223,7 @@ impl Store for MemoryStore {
         // Watchers are woken when it comes due, like the Redis store's consumers are by their
         // next take.
         let due = crate::clock::deadline(tokio::time::Instant::now(), batch.delay);
-        self.memory.shared.due.arm(&self.memory.shared, queue, due);
+        self.memory.promote_at(queue, due);
         Ok(scheduled)
     }
 
