@@ -319,6 +319,7 @@ macro_rules! __busmq_cases {
             models::model_reliable_consumption_loses_nothing,
             models::model_delayed_messages_follow_their_due_times,
             models::model_priorities_and_keys_follow_the_take_order,
+            models::model_scheduled_messages_are_routed_by_level_and_key_when_due,
         ]}
     };
     (@expand tests ($make:expr) [$($module:ident :: $name:ident),* $(,)?]) => {

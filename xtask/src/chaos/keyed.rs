@@ -1,5 +1,6 @@
-//! The per-key checks of the `reliable+keyed` mode (SPEC P11), pure functions of a [`History`]
-//! whose producers pushed message `seq` with ordering key `seq % keys`:
+//! The per-key checks of the `reliable+keyed` and `reliable+keyed+wait` modes (SPEC P11), pure
+//! functions of a [`History`] whose producers pushed message `seq` with ordering key
+//! `seq % keys`:
 //!
 //! * **reordered**: a first delivery of a message after a later message of its key was
 //!   delivered (in handout time order). A redelivery of a message already seen is allowed: at

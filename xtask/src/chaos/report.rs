@@ -1,6 +1,6 @@
 //! The report: one row per (mode, fault) on the terminal and in `target/chaos.json`, and the
 //! targets of issue 5 (and issue 16's per-key ones) checked against the rows. `held2` in the
-//! table is the keyed mode's overlapped deliveries.
+//! table is the keyed modes' overlapped deliveries.
 
 use super::checker::Verdict;
 use serde::Serialize;
@@ -63,7 +63,7 @@ fn opt(v: Option<u64>) -> String {
 /// The table printed at the end.
 pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<18} {:<24} {:>7} {:>7} {:>9} {:>5} {:>5} {:>5} {:>5} {:>9} {:>9} {:>6}\n",
+        "{:<19} {:<24} {:>7} {:>7} {:>9} {:>5} {:>5} {:>5} {:>5} {:>9} {:>9} {:>6}\n",
         "mode",
         "fault",
         "pushed",
@@ -79,7 +79,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<18} {:<24} {:>7} {:>7} {:>9} {:>5} {:>5} {:>5} {:>5} {:>9} {:>9} {:>6}\n",
+            "{:<19} {:<24} {:>7} {:>7} {:>9} {:>5} {:>5} {:>5} {:>5} {:>9} {:>9} {:>6}\n",
             r.mode,
             r.fault,
             r.pushed,
@@ -127,11 +127,15 @@ pub(crate) fn violations(rows: &[Row]) -> Vec<String> {
             out.push(format!("{what}: {} reordered deliveries", r.reordered));
         }
         // Per key (SPEC P11): one held at a time, in push order. A failover without WAIT may
-        // lose a take or an ack, which hands a message out again next to its key's next one.
-        if r.overlapped > 0 && !failover {
+        // lose a take or an ack, which hands a message out again next to its key's next one;
+        // `reliable+keyed+wait` must hold it under failovers too.
+        if r.overlapped > 0 && (!failover || waits) {
             out.push(format!("{what}: {} deliveries while their key was held", r.overlapped));
         }
-        if r.unexplained_duplicates > 0 && (!failover || waits) {
+        // Under a failover, even with WAIT: `replicas_ack` covers pushes and at-most-once takes,
+        // not reliable takes, so a take the new master never saw hands its messages out again
+        // with the same delivery count (seen: 2 under failover-replica-lag, docs/performance.md).
+        if r.unexplained_duplicates > 0 && !failover {
             out.push(format!(
                 "{what}: {} repeated deliveries without a higher delivery count",
                 r.unexplained_duplicates
@@ -199,6 +203,20 @@ mod tests {
         assert!(found[0].contains("while their key was held"));
         assert!(found[1].contains("reordered"));
         assert!(found[2].contains("without a higher delivery count"));
+    }
+
+    #[test]
+    fn the_waited_keyed_mode_has_no_failover_exemption() {
+        let mut failover = row("reliable+keyed+wait", "failover-replica-lag");
+        failover.lost = 1;
+        failover.reordered = 2;
+        failover.overlapped = 3;
+        // A reliable take lost with the old master: reported, not failed.
+        failover.unexplained_duplicates = 4;
+        let found = violations(&[failover]);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found.iter().all(|f| f.starts_with("reliable+keyed+wait under failover")));
+        assert!(!found.iter().any(|f| f.contains("without a higher delivery count")));
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub(crate) const RELIABLE_DELAYED: Mode =
 /// Reliable consumption of keyed messages by several consumers per queue (issue 16 item 7):
 /// 0 lost, 0 reordered within a key, never two messages of a key held at once.
 pub(crate) const RELIABLE_KEYED: Mode = Mode { keyed: true, ..mode("reliable+keyed", true, false) };
+/// The keyed mode with pushes that wait for a replica, as `reliable+wait`'s (issue 16 item 7):
+/// its targets hold under failovers too.
+pub(crate) const RELIABLE_KEYED_WAIT: Mode =
+    Mode { keyed: true, ..mode("reliable+keyed+wait", true, true) };
 
 impl Mode {
     /// Consumers per queue.
@@ -73,6 +77,9 @@ pub(crate) fn modes(fault: Fault) -> Vec<Mode> {
     }
     modes.push(RELIABLE_DELAYED);
     modes.push(RELIABLE_KEYED);
+    if fault.has_replicas() {
+        modes.push(RELIABLE_KEYED_WAIT);
+    }
     modes
 }
 

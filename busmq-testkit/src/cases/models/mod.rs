@@ -10,6 +10,7 @@ mod reliable;
 mod routing;
 mod runner;
 mod store;
+mod timed_routing;
 
 pub(crate) use runner::SEQUENCE_DEADLINE;
 
@@ -19,3 +20,4 @@ pub use queue::*;
 pub use reliable::*;
 pub use routing::*;
 pub use store::*;
+pub use timed_routing::*;
