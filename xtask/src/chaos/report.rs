@@ -135,7 +135,10 @@ pub(crate) fn violations(rows: &[Row]) -> Vec<String> {
         // Under a failover, even with WAIT: `replicas_ack` covers pushes and at-most-once takes,
         // not reliable takes, so a take the new master never saw hands its messages out again
         // with the same delivery count (seen: 2 under failover-replica-lag, docs/performance.md).
-        if r.unexplained_duplicates > 0 && !failover {
+        // Likewise a SIGKILL'd server with `appendfsync everysec` comes back without up to a
+        // second of writes, a reliable take among them (seen: 1 under redis-restart).
+        let loses_writes = failover || r.fault == "redis-restart";
+        if r.unexplained_duplicates > 0 && !loses_writes {
             out.push(format!(
                 "{what}: {} repeated deliveries without a higher delivery count",
                 r.unexplained_duplicates
@@ -198,7 +201,11 @@ mod tests {
         failover.reordered = 4;
         let mut redelivered = row("reliable+keyed", "slow-consumer");
         redelivered.duplicated = 4;
-        let found = violations(&[overlapped, reordered, repeated, failover, redelivered]);
+        // A SIGKILL with `appendfsync everysec` may lose a take: reported, not a violation.
+        let mut restarted = row("reliable+keyed", "redis-restart");
+        restarted.unexplained_duplicates = 1;
+        let rows = [overlapped, reordered, repeated, failover, redelivered, restarted];
+        let found = violations(&rows);
         assert_eq!(found.len(), 3, "{found:#?}");
         assert!(found[0].contains("while their key was held"));
         assert!(found[1].contains("reordered"));
