@@ -31,6 +31,8 @@ pub type Operation = &'static str;
 pub struct Faults {
     failing: Arc<Mutex<HashSet<Operation>>>,
     losing: Arc<Mutex<HashSet<Operation>>>,
+    stalling: Arc<Mutex<HashSet<Operation>>>,
+    healed: Arc<Notify>,
 }
 
 impl Faults {
@@ -45,10 +47,28 @@ impl Faults {
         self.losing.lock().expect("faults lock").extend(operations.iter().copied());
     }
 
+    /// Makes calls of `operations` wait, before they reach the store, until [`Faults::heal`]
+    /// (a server that stopped answering without closing the connection). Only `settle` stalls.
+    pub fn stall(&self, operations: &[Operation]) {
+        self.stalling.lock().expect("faults lock").extend(operations.iter().copied());
+    }
+
     /// Lets every operation through again, with its answer.
     pub fn heal(&self) {
         self.failing.lock().expect("faults lock").clear();
         self.losing.lock().expect("faults lock").clear();
+        self.stalling.lock().expect("faults lock").clear();
+        self.healed.notify_waiters();
+    }
+
+    async fn unstalled(&self, operation: Operation) {
+        loop {
+            let healed = self.healed.notified();
+            if !self.stalling.lock().expect("faults lock").contains(operation) {
+                return;
+            }
+            healed.await;
+        }
     }
 
     /// `result`, or a `Timeout` in its place when the answers of `operation` are being lost.
@@ -206,6 +226,7 @@ impl Store for FaultyStore {
     }
 
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {
+        self.faults.unstalled("settle").await;
         self.faults.check("settle")?;
         let settled = self.inner.settle(queue, ops).await;
         self.faults.answer("settle", settled)

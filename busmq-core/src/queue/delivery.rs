@@ -2,7 +2,7 @@
 //! acknowledge, release, reject or extend it.
 
 use super::settler::Settler;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::headers::{EMPTY, Headers};
 use crate::observability::DeadReason;
 use crate::store::{DeadLetter, Entry, NewEntry, Receipt, Settle, Settlement};
@@ -213,7 +213,16 @@ impl<T> Delivery<T> {
         };
         claim.settled = true;
         let settler = claim.settler.clone();
-        settler.release_after(claim.id, claim.delivery, claim.receipt.clone(), delay).await?;
+        let (id, delivery, receipt) = (claim.id, claim.delivery, claim.receipt.clone());
+        // In a task of its own: the release waits for the heartbeat's extensions before it
+        // unholds the delivery, and a caller that stopped waiting there (a timeout, a select)
+        // would leave it held, and extended, for ever.
+        let release = tokio::spawn({
+            let settler = settler.clone();
+            async move { settler.release_after(id, delivery, receipt, delay).await }
+        });
+        let shutdown = || Error::Shutdown { operation: "nack", queue: settler.queue.to_string() };
+        release.await.unwrap_or_else(|_| Err(shutdown()))?;
         settler.metrics.nacked();
         Ok(())
     }

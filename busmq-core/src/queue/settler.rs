@@ -146,11 +146,13 @@ impl Settler {
         let (id, delivery) = (op.id, op.delivery);
         let finishes = !matches!(op.action, Settlement::Extend(_));
         if finishes {
-            // Unheld before it is sent (ordered with the heartbeat's extensions, as in
-            // `release_after`): a consumer that stops while this ack waits out a reconnect
-            // must not give the delivery back over it (a duplicate), and whatever the
-            // outcome, the delivery is no longer this consumer's to extend.
-            let _ordered = self.extending.read().await;
+            // Unheld before it is sent: a consumer that stops while this ack waits out a
+            // reconnect must not give the delivery back over it (a duplicate), and whatever
+            // the outcome, the delivery is no longer this consumer's to extend. Unheld and
+            // queued with no await in between, so a caller that stops waiting (a timeout, a
+            // select) still sends it. Not ordered with the heartbeat: an extension that read
+            // the delivery as held and lands after this settlement finds it settled (stale,
+            // no effect); only `release_after`, which is itself an extension, needs the order.
             self.unhold(id, delivery);
         }
         let (tx, rx) = oneshot::channel();
@@ -210,7 +212,6 @@ impl Settler {
         self.enqueue(op, None);
     }
 
-    /// Settles many at once and waits (used when a consumer stops).
     /// Hands `op` to the settling worker without waiting for its outcome: it is batched and
     /// retried through blips like any settlement, and a failure is left to the visibility
     /// timeout. For acknowledgements whose caller must not stall (a consumer's take loop).

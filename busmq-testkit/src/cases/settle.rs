@@ -191,3 +191,74 @@ pub async fn reliable_dead_letter_ack_outlasts_a_blip(backend: &dyn Backend) {
 async fn other_queue(backend: &dyn Backend, name: &str) -> busmq_core::Queue {
     bus(backend).await.queue(name).unwrap()
 }
+
+/// A consumer over a faulty store whose `settle` calls stall from the moment its heartbeat is
+/// due, holding one delivery: the heartbeat's extension is then stuck in the store.
+async fn held_while_the_heartbeat_is_stuck(
+    backend: &dyn Backend,
+    label: &str,
+) -> (
+    busmq_core::Queue,
+    busmq_core::Delivery<String>,
+    busmq_core::Consumer<String>,
+    crate::faults::Faults,
+) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(unique(label)).unwrap();
+    q.attach().await.unwrap();
+    q.push(&"work").await.unwrap();
+    // Heartbeats every 500 ms (a third of the visibility timeout).
+    let options =
+        ReliableOptions { visibility_timeout: Duration::from_millis(1500), ..Default::default() };
+    let mut consumer =
+        q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    let delivery = next(&mut consumer, "the delivery").await.unwrap();
+    faults.stall(&["settle"]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    (q, delivery, consumer, faults)
+}
+
+/// Q13: an ack whose caller stops waiting (a timeout, a select) while the heartbeat's
+/// extension is stuck in the store is still sent once the store answers: the message is
+/// acknowledged, not held and extended for ever. (The ack waited for the heartbeat before it
+/// was queued, and a dropped wait left the delivery marked settled but held.)
+pub async fn reliable_ack_whose_caller_stops_waiting_still_lands(backend: &dyn Backend) {
+    let (q, delivery, mut consumer, faults) =
+        held_while_the_heartbeat_is_stuck(backend, "dropped-ack").await;
+    let waited = tokio::time::timeout(Duration::from_millis(100), delivery.ack()).await;
+    assert!(waited.is_err(), "the store is stuck: the ack cannot have been answered");
+    faults.heal();
+    within("the dropped ack to land", async {
+        loop {
+            let stat = q.stat().await.unwrap();
+            if (stat.pending, stat.count) == (0, 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let more = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
+    assert!(more.is_err(), "nothing comes again: {more:?}");
+}
+
+/// P9: the same for `nack_after`: a caller that stops waiting still gives the message back
+/// after the delay, instead of leaving it held and extended for ever.
+pub async fn reliable_nack_after_whose_caller_stops_waiting_still_releases(backend: &dyn Backend) {
+    let (_q, delivery, mut consumer, faults) =
+        held_while_the_heartbeat_is_stuck(backend, "dropped-nack").await;
+    let id = delivery.id();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(100),
+        delivery.nack_after(Duration::from_millis(200)),
+    )
+    .await;
+    assert!(waited.is_err(), "the store is stuck: the nack cannot have been answered");
+    faults.heal();
+    let again = next(&mut consumer, "the message given back").await.unwrap();
+    assert_eq!((again.id(), again.deliveries()), (id, 2));
+    again.ack().await.unwrap();
+}
