@@ -95,53 +95,80 @@ local function read_on(pg, off, x)
   end
 end
 
+-- The side entries and the returned ones with scores from `from` on (a score, '-inf', or
+-- '(' .. score for "after"), at most n of each zset, merged by score: {member, score} pairs.
+-- Also whether a zset had more than was fetched.
+local function side_from(from, n)
+  local hs = redis.call('ZRANGEBYSCORE', HI, from, '+inf', 'WITHSCORES', 'LIMIT', 0, n)
+  local rs = redis.call('ZRANGEBYSCORE', R, from, '+inf', 'WITHSCORES', 'LIMIT', 0, n)
+  local side = {}
+  local a, b = 1, 1
+  while a <= #hs or b <= #rs do
+    if b > #rs or (a <= #hs and tonumber(hs[a + 1]) < tonumber(rs[b + 1])) then
+      side[#side + 1] = {hs[a], hs[a + 1]}
+      a = a + 2
+    else
+      side[#side + 1] = {rs[b], rs[b + 1]}
+      b = b + 2
+    end
+  end
+  return side, #hs >= 2 * n or #rs >= 2 * n
+end
+
 -- Adds page entries from page pg, offset off (none when pg is nil) merged by id with the
 -- side entries and the returned ones from id x on, after skipping `skip` of them, until
--- `want` are added.
+-- `want` are added. Each round fetches what is still wanted from both sides and merges until
+-- one side that has more than it fetched runs out (an entry not fetched there may come
+-- first), then goes on from where each side stopped: foreign entries and entries below x use
+-- up fetched items without being added, and a reader must still get past them (up to
+-- SKIP_LIMIT per call, as read_on).
 local function read_merged(pg, off, x, skip)
-  local n = want - count() + skip
+  local last = last_page(q)
   local from = x and I(x) or '-inf'
-  local hs = redis.call('ZRANGEBYSCORE', HI, from, '+inf', 'LIMIT', 0, n)
-  local rs = redis.call('ZRANGEBYSCORE', R, from, '+inf', 'LIMIT', 0, n)
-  local side = hs
-  if #rs > 0 then
-    side = {}
-    local a, b = 1, 1
-    while a <= #hs or b <= #rs do
-      if b > #rs or (a <= #hs and (entry_id(hs[a]) or -1) < (entry_id(rs[b]) or -1)) then
-        side[#side + 1] = hs[a]
-        a = a + 1
+  while count() < want and skipped < SKIP_LIMIT do
+    local n = want - count() + skip
+    local side, side_more = side_from(from, n)
+    -- Page items with where each was, so that the next round resumes at the first unused.
+    local items, at = {}, {}
+    local p, o = pg, off
+    while p and #items < n and p <= last do
+      local got = redis.call('LRANGE', page(p), o, o + n - #items - 1)
+      for k, e in ipairs(got) do
+        items[#items + 1] = e
+        at[#items] = {p, o + k - 1}
+      end
+      if #items < n then
+        p = p + 1
+        o = 0
       else
-        side[#side + 1] = rs[b]
-        b = b + 1
+        o = o + #got
       end
     end
-  end
-  local items = {}
-  local last = last_page(q)
-  while pg and #items < n and pg <= last do
-    for _, e in ipairs(redis.call('LRANGE', page(pg), off, off + n - #items - 1)) do
-      items[#items + 1] = e
+    local pages_more = p ~= nil and p <= last and #items >= n
+    local i, j = 1, 1
+    while count() < want and skipped < SKIP_LIMIT do
+      local a, b = items[i], side[j]
+      if (a == nil and pages_more) or (b == nil and side_more) or (a == nil and b == nil) then
+        break
+      end
+      local e
+      if b == nil or (a and (entry_id(a) or -1) < tonumber(b[2])) then
+        e = a
+        i = i + 1
+      else
+        e = b[1]
+        from = '(' .. b[2]
+        j = j + 1
+      end
+      if skip > 0 then skip = skip - 1 else add(e, x) end
     end
-    pg = pg + 1
-    off = 0
-  end
-  -- When the pages had more than was fetched, side entries past the fetched page entries wait
-  -- for the next read: a page entry not fetched may have a smaller id (foreign entries and
-  -- entries below x use up fetched items without being added).
-  local more_pages = #items >= n
-  local i, j = 1, 1
-  while count() < want and (i <= #items or (j <= #side and not more_pages)) do
-    local a, b = items[i], side[j]
-    local e
-    if b == nil or (a and (entry_id(a) or -1) < (entry_id(b) or -1)) then
-      e = a
-      i = i + 1
+    if i <= #items then
+      pg, off = at[i][1], at[i][2]
     else
-      e = b
-      j = j + 1
+      pg, off = p, o
     end
-    if skip > 0 then skip = skip - 1 else add(e, x) end
+    local stuck = (i > #items and not pages_more) and (j > #side and not side_more)
+    if stuck or (i <= #items and j <= #side) then break end
   end
 end
 
