@@ -191,6 +191,7 @@ macro_rules! __busmq_cases {
             settle::reliable_ack_outlasts_a_blip,
             settle::reliable_stop_during_a_retrying_ack_does_not_release_it,
             settle::reliable_dead_letter_ack_outlasts_a_blip,
+            settle::reliable_stop_waits_for_a_dead_letter_ack_in_a_blip,
             settle::reliable_ack_whose_caller_stops_waiting_still_lands,
             settle::reliable_nack_after_whose_caller_stops_waiting_still_releases,
             settle::reliable_without_auto_extend_held_deliveries_come_back,

@@ -22,6 +22,10 @@ use tracing::Instrument;
 
 type Waiter = Option<oneshot::Sender<Result<Settled>>>;
 
+/// The longest a stopping consumer waits for settlements nobody awaits (see
+/// [`Settler::drained`]): a stop stays prompt when the store is away.
+const DRAIN_AT_MOST: Duration = Duration::from_secs(5);
+
 /// Where a reliable consumer's dead letters go: its dead-letter queue (`dead_letters.rs`,
 /// which works through a queue handle; this trait keeps the settler below the handle).
 pub(crate) trait DeadLetterSink: Send + Sync {
@@ -210,6 +214,16 @@ impl Settler {
     pub(crate) fn settle_later(self: &Arc<Self>, op: Settle) {
         self.unhold(op.id, op.delivery);
         self.enqueue(op, None);
+    }
+
+    /// Waits, for at most [`DRAIN_AT_MOST`] (and half the visibility timeout), until the
+    /// settlements queued so far were sent: a stopping consumer lets acknowledgements nobody
+    /// awaits (after a dead-letter move, for a dropped delivery) ride out a blip before it
+    /// reports itself stopped, so that a process that exits after the stop does not lose
+    /// them. Past the bound they go on in the background.
+    pub(crate) async fn drained(&self) {
+        let bound = (self.visibility / 2).min(DRAIN_AT_MOST);
+        let _ = tokio::time::timeout(bound, self.pending.drained()).await;
     }
 
     /// Hands `op` to the settling worker without waiting for its outcome: it is batched and

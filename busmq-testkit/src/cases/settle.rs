@@ -262,3 +262,49 @@ pub async fn reliable_nack_after_whose_caller_stops_waiting_still_releases(backe
     assert_eq!((again.id(), again.deliveries()), (id, 2));
     again.ack().await.unwrap();
 }
+
+/// Q13: a consumer that stops while the acknowledgement after a dead-letter move waits out a
+/// blip lets it land before its stop returns (bounded), so a process that exits after the
+/// stop does not dead-letter the message again later.
+pub async fn reliable_stop_waits_for_a_dead_letter_ack_in_a_blip(backend: &dyn Backend) {
+    let name = unique("stop-dead-ack");
+    let other = bus(backend).await.queue(&name).unwrap();
+    other.attach().await.unwrap();
+    other.push(&"poison").await.unwrap();
+    let mut elsewhere = other
+        .consume_with::<String>(ConsumeOptions::new().reliable(Default::default()))
+        .await
+        .unwrap();
+    let first = next(&mut elsewhere, "the first delivery").await.unwrap();
+    elsewhere.stop().await;
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(&name).unwrap();
+    q.attach().await.unwrap();
+    let options = ReliableOptions {
+        visibility_timeout: Duration::from_secs(4),
+        max_deliveries: 1,
+        ..Default::default()
+    };
+    faults.fail(&["settle"]);
+    let consumer = q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    let dlq = other_queue(backend, &format!("{name}.dlq")).await;
+    within("the dead letter", async {
+        while dlq.count().await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let stopping = tokio::spawn(async move {
+        consumer.stop().await;
+    });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(!stopping.is_finished(), "the stop waits for the acknowledgement in retry");
+    faults.heal();
+    within("the stop", stopping).await.unwrap();
+    let stat = other.stat().await.unwrap();
+    assert_eq!((stat.pending, stat.count), (0, 0), "acknowledged before the stop returned");
+    drop(first);
+}

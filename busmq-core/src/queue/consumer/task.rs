@@ -374,6 +374,9 @@ async fn finish(
         let _ = queue.bus.store.consumers(&queue.name, op).await;
     }
     if let Some(settler) = &shared.settler {
+        if !closed {
+            settler.drained().await;
+        }
         settler.dead_letters.detach().await;
     }
     {
