@@ -299,6 +299,19 @@ impl Settler {
                     }
                 }
                 Err(error) => {
+                    // Settlements nobody awaits (a dropped delivery's release, the ack after a
+                    // dead-letter move) have no caller to tell: logged and counted here. They
+                    // come back after their visibility timeout.
+                    let unawaited = waiters.iter().filter(|w| w.is_none()).count();
+                    if unawaited > 0 {
+                        crate::observability::log_error(
+                            "settlements nobody awaits failed; their messages come back after \
+                             their visibility timeout",
+                            Some(self.queue.as_str()),
+                            &error,
+                        );
+                        self.metrics.error(&error);
+                    }
                     for tx in waiters.into_iter().flatten() {
                         let _ = tx.send(Err(error.clone()));
                     }
