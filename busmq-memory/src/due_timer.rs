@@ -25,7 +25,9 @@ struct State {
     /// cancelled message's time stays and the wake-up finds nothing to promote.
     due: BTreeSet<(Instant, QueueName)>,
     /// Spawned on the runtime of the first schedule, and again on a later one's if that
-    /// runtime has shut down (tests run one runtime after another over the same data).
+    /// runtime has shut down (tests run one runtime after another over the same data). Data
+    /// used from two runtimes at once is served by the first one's task (on its clock): see
+    /// `Memory`'s docs.
     task: Option<JoinHandle<()>>,
 }
 
@@ -56,17 +58,15 @@ impl DueTimer {
     /// Removes and returns the queues with a time due by `now` (each once).
     pub(crate) fn pop_due(&self, now: Instant) -> Vec<QueueName> {
         let mut state = lock(&self.state);
-        let mut queues: Vec<QueueName> = Vec::new();
+        let mut queues: BTreeSet<QueueName> = BTreeSet::new();
         while let Some((at, _)) = state.due.first() {
             if *at > now {
                 break;
             }
             let (_, queue) = state.due.pop_first().expect("a first entry");
-            if !queues.contains(&queue) {
-                queues.push(queue);
-            }
+            queues.insert(queue);
         }
-        queues
+        queues.into_iter().collect()
     }
 
     /// Ends the task (the data it served is gone).

@@ -24,6 +24,13 @@ const SWEEP_MIN_OPS: u64 = 1024;
 /// (like a new process connecting to the same Redis), so that two buses built on two stores of
 /// one `Memory` see the same queues, channels and topics. The data lives until the last clone
 /// and the last store are dropped.
+///
+/// Scheduled messages come due through one timer task, spawned on the tokio runtime of the
+/// first `schedule` (and again on a later one's once that runtime has shut down). Data used
+/// from two runtimes at the same time has its due messages promoted by that task, on its
+/// runtime's clock: keep one `Memory` per runtime when a runtime may stop being driven or
+/// runs on a paused clock. (Takes, reads and stats promote due messages themselves, so a
+/// consumer that takes is never held back; what the task adds is waking idle watchers.)
 #[derive(Clone, Default)]
 pub struct Memory {
     pub(crate) shared: Arc<Shared>,
