@@ -93,9 +93,12 @@ async fn run(store: &dyn Store, unit: Duration, ops: Vec<Op>) -> Outcome {
     let mut last_id = 0;
     for (step, op) in ops.into_iter().enumerate() {
         let at = |what: &str| format!("step {step} ({op:?}): {what}");
-        // A bucket that overran its first quarter is left: the next one starts clean.
+        // A bucket that overran its first quarter is left (and as many as were overrun): the
+        // step starts clean in the first quarter of a bucket.
         if Instant::now() > bucket(now) + unit / 4 {
-            now += 1;
+            while Instant::now() > bucket(now) + unit / 4 {
+                now += 1;
+            }
             tokio::time::sleep_until(bucket(now)).await;
         }
         // Due messages come before anything written from now on (pushes promote too).
