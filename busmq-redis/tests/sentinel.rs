@@ -5,7 +5,8 @@
 //! must report each state transition exactly once. Deadlines are generous; nothing here
 //! measures speed.
 
-use busmq_core::store::Session;
+use busmq_core::Store;
+use busmq_core::store::{NewEntry, PushBatch, Session};
 use busmq_core::{Bus, BusEvent, ChannelEvent, ConsumeOptions, Error, ReliableOptions};
 use busmq_redis::{RedisStore, RedisStoreBuilder};
 use busmq_testkit::redis::require_or_skip;
@@ -465,5 +466,62 @@ async fn scheduled_messages_wait_for_replicas_and_survive_a_failover() {
     assert!(got.iter().all(|&v| v <= 1) && got.ends_with(&[1]), "{got:?}");
     let extra = tokio::time::timeout(Duration::from_millis(500), incoming.next()).await;
     assert!(extra.is_err(), "delivered once: {extra:?}");
+    bus.disconnect().await.unwrap();
+}
+
+/// P10 with `replicas_ack`: a dedupe repeat of a push that too few replicas confirmed waits for
+/// them as the push did, also from a client whose connection has written nothing before it
+/// (the worry: `WAIT` there has no write of its own to wait for), and resolves to the push's
+/// id once they confirm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedupe_repeat_waits_for_replicas_like_its_push() {
+    let Some((_guard, set)) = start("a_dedupe_repeat_waits", SentinelSet::builder()).await else {
+        return;
+    };
+    let namespace = format!("t{:08x}", busmq_core::support::random_u64() as u32);
+    let builder = || {
+        store_builder(set.url())
+            .namespace(namespace.clone())
+            .replicas_ack(2, Duration::from_millis(500))
+    };
+    let name = unique("dedupe-durable");
+    let once = busmq_core::PushOptions::new().dedupe("order-1");
+    let bus = online_bus(builder().build().unwrap()).await;
+    let queue = bus.queue(&name).unwrap();
+    queue.attach().await.unwrap();
+    let master = set.master_index().await.unwrap();
+    let replica = (master + 1) % set.node_count();
+    set.node(replica).pause().unwrap();
+    let first = queue.push_with(&1u64, once.clone()).await;
+    assert!(matches!(first, Err(Error::NotReplicated { .. })), "{first:?}");
+    // Another client, the replica still paused: the repeat is not confirmed either. Through the
+    // Store API, so that its connection has written nothing before the repeat (an attach would
+    // have, and WAIT would then wait for that write).
+    let q = busmq_core::QueueName::new(&name).unwrap();
+    let looker = builder().build().unwrap();
+    looker.connect().await.unwrap();
+    let generation = looker.stat(&q).await.unwrap().generation.expect("the queue exists");
+    let store = builder().build().unwrap();
+    store.connect().await.unwrap();
+    let (spec, entry) = (busmq_core::store::QueueSpec::default(), [NewEntry::new("2")]);
+    let dedupe = busmq_core::store::Dedupe { key: "order-1", window: Duration::from_secs(60) };
+    let batch = PushBatch { dedupe: Some(dedupe), ..PushBatch::new(generation, &spec, &entry) };
+    let repeat = store.push(&q, &batch).await;
+    set.node(replica).resume().unwrap();
+    assert!(matches!(repeat, Err(Error::NotReplicated { .. })), "{repeat:?}");
+    let other = online_bus(builder().build().unwrap()).await;
+    let again = other.queue(&name).unwrap();
+    again.attach().await.unwrap();
+    let id = within("the repeat to be confirmed", async {
+        loop {
+            match again.push_with(&1u64, once.clone()).await {
+                Ok(id) => return id,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(queue.count().await.unwrap(), 1, "written once (id {id})");
+    other.disconnect().await.unwrap();
     bus.disconnect().await.unwrap();
 }
