@@ -59,9 +59,10 @@ if side or redis.call('ZCARD', R) > 0 or redis.call('ZCARD', Z) > 0 then
     chunked('ZADD', R, zs)
     adopt(R)
     added = #zs / 2
-    -- Consumers blocked in BLMPOP on the head page would not see them (a queue without side
-    -- entries keeps its old behaviour and no wake list).
-    if side then wake(nil, added) end
+    -- Consumers blocked in BLMPOP on the head page would not see them (nor the notice this
+    -- restore publishes, which a blocked pop does not read): with or without side entries
+    -- (a scheduled message alone sends restores here), the wake list ends their block.
+    wake(nil, added)
   end
 else
   if q.n == 0 then q.head = math.floor(q.tail / q.size) end

@@ -3,8 +3,8 @@
 //! keys share the queue's hash tag and expiry and go with flush and close; a side key of another
 //! Redis type is ForeignData for its queue and loses nothing; a restricted server (no RENAME,
 //! SORT) and a cluster keep take order and gates; an AOF restart keeps levels and gates; and an
-//! idle consumer blocked in `BLMPOP` is woken by a priority push, a gate passing, and a schedule
-//! that moves the earliest due time earlier.
+//! idle consumer blocked in `BLMPOP` is woken by a priority push, a gate passing, a schedule
+//! that moves the earliest due time earlier, and a restore to the returned zset.
 
 mod common;
 
@@ -304,5 +304,35 @@ async fn blocked_consumers_wake_for_priorities_gates_and_earlier_due_times() {
         got = payloads(&s.take(&q, 10, AMO).await.unwrap().entries);
     }
     assert_eq!(got, ["late"]);
+    common::stop(&s).await;
+}
+
+/// Restores that go to the returned zset (side entries, or deliveries pending or given back,
+/// make them go there) end a consumer's `BLMPOP` through the wake list: the pop does not read
+/// the notice the restore publishes, and the restored messages sat out the block (up to 20 s
+/// here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_consumers_wake_for_restores_to_the_returned_set() {
+    let Some(srv) = common::server("blocked_consumers_wake_for_restores").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let q = queue("wake-restore");
+    let sp = spec();
+    let g = s.attach(&q, &sp).await.unwrap().generation;
+    // No side entries: a pending delivery alone sends restores to the returned zset.
+    push(&s, &q, g, &sp, 0, None, &["held"]).await;
+    assert_eq!(payloads(&s.take(&q, 1, RELIABLE).await.unwrap().entries), ["held"]);
+    push(&s, &q, g, &sp, 0, None, &["r1", "r2"]).await;
+    let taken = s.take(&q, 10, AMO).await.unwrap().entries;
+    assert_eq!(payloads(&taken), ["r1", "r2"]);
+    let mut raw = common::raw(&srv).await;
+    let wake_list = format!("busmq:{{{}}}:wk", q.as_str());
+    let _: () = redis::cmd("DEL").arg(&wake_list).query_async(&mut raw).await.unwrap();
+    let got = woken_by(&s, &srv, &q, async {
+        s.restore(&q, g, &taken).await.unwrap();
+    })
+    .await;
+    assert_eq!(got, ["r1", "r2"]);
     common::stop(&s).await;
 }
