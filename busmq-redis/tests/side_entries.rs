@@ -330,7 +330,8 @@ async fn blocked_consumers_wake_for_restores_to_the_returned_set() {
     let wake_list = format!("busmq:{{{}}}:wk", q.as_str());
     let _: () = redis::cmd("DEL").arg(&wake_list).query_async(&mut raw).await.unwrap();
     let got = woken_by(&s, &srv, &q, async {
-        s.restore(&q, g, &taken).await.unwrap();
+        let restored = s.restore(&q, g, &taken).await.unwrap();
+        assert_eq!(restored, busmq_core::store::Restored::Done);
     })
     .await;
     assert_eq!(got, ["r1", "r2"]);
