@@ -36,9 +36,9 @@ async fn push(
     k: Option<&str>,
     m: &[&str],
 ) {
-    let entries: Vec<NewEntry> = m.iter().map(|m| NewEntry::new(m.to_string())).collect();
-    let batch = PushBatch { priority: p, ordering_key: k, ..PushBatch::new(g, sp, &entries) };
-    s.push(q, &batch).await.unwrap();
+    let route = |e: NewEntry| e.with_priority(p).with_ordering_key(k.map(Into::into));
+    let entries: Vec<NewEntry> = m.iter().map(|m| route(NewEntry::new(m.to_string()))).collect();
+    s.push(q, &PushBatch::new(g, sp, &entries)).await.unwrap();
 }
 
 async fn ack(s: &impl Store, q: &QueueName, entries: &[Entry]) {
@@ -154,8 +154,8 @@ async fn a_side_key_of_another_type_is_foreign_data_and_loses_nothing() {
                 other => panic!("{suffix}: expected ForeignData, got {other:?}"),
             }
         }
-        let one = [NewEntry::new("k")];
-        let keyed = PushBatch { ordering_key: Some("K"), ..PushBatch::new(g, &sp, &one) };
+        let one = [NewEntry::new("k").with_ordering_key(Some("K".into()))];
+        let keyed = PushBatch::new(g, &sp, &one);
         assert!(matches!(s.push(&q, &keyed).await, Err(Error::ForeignData { .. })), "{suffix}");
         // Another queue is not affected.
         scenario(&s).await;
@@ -286,14 +286,7 @@ async fn blocked_consumers_wake_for_priorities_gates_and_earlier_due_times() {
     let got = woken_by(&s, &srv, &q, ack(&s, &q, &out)).await;
     assert_eq!(got, ["k1"]);
     let later = NewEntry::new("late");
-    let sched = ScheduleBatch {
-        generation: g,
-        spec: &sp,
-        entry: &later,
-        delay: Duration::from_millis(300),
-        priority: 0,
-        ordering_key: None,
-    };
+    let sched = ScheduleBatch::new(g, &sp, &later, Duration::from_millis(300));
     let scheduling = async {
         s.schedule(&q, &sched).await.unwrap();
     };

@@ -116,11 +116,9 @@ async fn run(store: &dyn Store, ops: Vec<Op>) -> Outcome {
                     returned: false,
                 };
                 pushed += 1;
-                let batch = [NewEntry::new(vec![msg.byte])];
-                let mut push = PushBatch::new(generation, &sp, &batch);
-                push.priority = msg.level;
-                push.ordering_key = msg.key;
-                store.push(&q, &push).await.expect("push");
+                let entry = NewEntry::new(vec![msg.byte]).with_priority(msg.level);
+                let batch = [entry.with_ordering_key(msg.key.map(Into::into))];
+                store.push(&q, &PushBatch::new(generation, &sp, &batch)).await.expect("push");
                 model.push(msg);
             }
             Op::Take { max, reliable } => {
