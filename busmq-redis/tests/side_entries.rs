@@ -299,3 +299,52 @@ async fn blocked_consumers_wake_for_priorities_gates_and_earlier_due_times() {
     assert_eq!(got, ["late"]);
     common::stop(&s).await;
 }
+
+/// Calls of `command` since the last `CONFIG RESETSTAT` (script-internal calls included).
+async fn calls(raw: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(raw).await.unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn reset_stats(raw: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(raw).await.unwrap();
+}
+
+/// A push mixing 100 keys is one script call, and an at-most-once take of every key's head
+/// and then (gates passed at the take) every key's next entry scans the side entries a few
+/// times per take, not once per entry, in the order one-at-a-time takes give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_push_is_one_call_and_a_take_runs_through_many_keys_at_once() {
+    let Some(srv) = common::server("a_mixed_push_is_one_call").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let mut raw = common::raw(&srv).await;
+    let q = queue("runs");
+    let sp = spec();
+    let g = s.attach(&q, &sp).await.unwrap().generation;
+    // Loads the scripts, so that the counted calls below are the push and the take alone.
+    push(&s, &q, g, &sp, 0, Some("warm"), &["w"]).await;
+    assert_eq!(payloads(&s.take(&q, 10, AMO).await.unwrap().entries), ["w"]);
+    let names: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    let batch: Vec<NewEntry> = names
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            NewEntry::new(m.clone()).with_ordering_key(Some(format!("k{}", i % 100).into()))
+        })
+        .collect();
+    reset_stats(&mut raw).await;
+    s.push(&q, &PushBatch::new(g, &sp, &batch)).await.unwrap();
+    assert_eq!(calls(&mut raw, "evalsha").await, 1, "one script call for the mixed push");
+    reset_stats(&mut raw).await;
+    let taken = s.take(&q, 200, AMO).await.unwrap();
+    assert_eq!(payloads(&taken.entries), names, "heads by id, then the next entries by id");
+    let scans = calls(&mut raw, "zrangebyscore").await;
+    assert!(scans <= 8, "{scans} ZRANGEBYSCORE calls for one take of 200 entries");
+    common::stop(&s).await;
+}
