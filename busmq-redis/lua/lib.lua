@@ -763,6 +763,8 @@ end
 -- of one entry at a time gives, while a run of many keys' heads is taken in one pass.
 local function side_take(q, n, amo)
   local out, side, passed = {}, {}, 0
+  -- Without gates (levels only) nothing passes: no entry's attrs need decoding.
+  if amo and redis.call('EXISTS', KG) == 0 then amo = false end
   -- The earliest entry made takeable by a gate this run: nothing after it is taken.
   local ls, lm = nil, nil
   local stop = false
