@@ -781,9 +781,15 @@ local function side_take(q, n, amo)
       if not ls or takes_before(sc, m, ls, lm) then ls, lm = sc, m end
     end
   end
-  local high = redis.call('ZRANGEBYSCORE', H, '-inf', '(9', 'WITHSCORES', 'LIMIT', 0, n)
+  -- Scores are needed only to compare with an entry a gate passes to.
+  local high, step = nil, 1
+  if amo then
+    high, step = redis.call('ZRANGEBYSCORE', H, '-inf', '(9', 'WITHSCORES', 'LIMIT', 0, n), 2
+  else
+    high = redis.call('ZRANGEBYSCORE', H, '-inf', '(9', 'LIMIT', 0, n)
+  end
   local members = {}
-  for j = 1, #high, 2 do
+  for j = 1, #high, step do
     local m, sc = high[j], tonumber(high[j + 1])
     if ls and takes_before(ls, lm, sc, m) then
       stop = true
