@@ -200,11 +200,8 @@ impl DeadLetterQueue {
         queue.attach().await?;
         let fresh: Vec<NewEntry> = entries
             .iter()
-            .map(|e| NewEntry {
-                payload: e.payload.clone(),
-                dead: None,
-                headers: e.headers.clone(),
-            })
+            // At level 0 without a key (SPEC O9): the key's later messages went on already.
+            .map(|e| NewEntry { headers: e.headers.clone(), ..NewEntry::new(e.payload.clone()) })
             .collect();
         let pushed = queue.push_entries(fresh).await;
         let detached = queue.detach().await;

@@ -3,29 +3,14 @@
 
 use busmq_core::store::NewEntry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// A delayed message with the level and ordering key it is routed with when it comes due.
-#[derive(Debug)]
-pub(crate) struct Routed {
-    pub(crate) entry: NewEntry,
-    pub(crate) priority: u8,
-    pub(crate) key: Option<Arc<str>>,
-}
-
-impl From<NewEntry> for Routed {
-    fn from(entry: NewEntry) -> Self {
-        Routed { entry, priority: 0, key: None }
-    }
-}
 
 /// Delayed messages not yet promoted.
 #[derive(Debug, Default)]
 pub(crate) struct Delayed {
     /// Keyed by due time, then by sequence number, so iteration is promotion order.
-    waiting: BTreeMap<(Instant, u64), Routed>,
+    waiting: BTreeMap<(Instant, u64), NewEntry>,
     /// Where each sequence number waits, so that a cancel is O(log n) from its handle.
     due_of: HashMap<u64, Instant>,
     last_seq: u64,
@@ -33,7 +18,7 @@ pub(crate) struct Delayed {
 
 impl Delayed {
     /// Adds `entry`, due at `due`; returns its sequence number.
-    pub(crate) fn add(&mut self, entry: Routed, due: Instant) -> u64 {
+    pub(crate) fn add(&mut self, entry: NewEntry, due: Instant) -> u64 {
         self.last_seq += 1;
         let seq = self.last_seq;
         self.waiting.insert((due, seq), entry);
@@ -59,7 +44,7 @@ impl Delayed {
     }
 
     /// Removes and returns the messages due by `now`, in promotion order.
-    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<Routed> {
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<NewEntry> {
         let mut due = Vec::new();
         while let Some(entry) = self.waiting.first_entry() {
             if entry.key().0 > now {
@@ -95,14 +80,14 @@ mod tests {
     fn due_order_then_schedule_order_and_cancel() {
         let t0 = Instant::now();
         let mut d = Delayed::default();
-        let later = d.add(NewEntry::new("later").into(), t0 + Duration::from_secs(2));
-        let a = d.add(NewEntry::new("a").into(), t0 + Duration::from_secs(1));
-        let b = d.add(NewEntry::new("b").into(), t0 + Duration::from_secs(1));
+        let later = d.add(NewEntry::new("later"), t0 + Duration::from_secs(2));
+        let a = d.add(NewEntry::new("a"), t0 + Duration::from_secs(1));
+        let b = d.add(NewEntry::new("b"), t0 + Duration::from_secs(1));
         assert!(a < b && later < a);
         assert_eq!(d.next_due(t0), Some(Duration::from_secs(1)));
         assert!(d.take_due(t0).is_empty());
         let due = d.take_due(t0 + Duration::from_secs(1));
-        assert_eq!(due.iter().map(|r| &r.entry.payload[..]).collect::<Vec<_>>(), [b"a", b"b"]);
+        assert_eq!(due.iter().map(|e| &e.payload[..]).collect::<Vec<_>>(), [b"a", b"b"]);
         assert!(!d.cancel(a), "promoted already");
         assert!(d.cancel(later));
         assert!(!d.cancel(later));

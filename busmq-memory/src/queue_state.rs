@@ -7,7 +7,7 @@
 use crate::clock::IdClock;
 use crate::clock::deadline;
 use crate::dedupe::DedupeKeys;
-use crate::delayed::{Delayed, Routed};
+use crate::delayed::Delayed;
 use crate::pending::Pending;
 use crate::ready::Ready;
 pub(crate) use crate::stored::Stored;
@@ -17,7 +17,6 @@ use busmq_core::store::{
     TakeMode, Taken,
 };
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use tokio::time::Instant;
 
 /// The live state of one queue incarnation.
@@ -88,18 +87,9 @@ impl QueueState {
         room_for(self.ready.len(), n, self.spec.maxsize)
     }
 
-    /// Appends `entries` with ids `first_id..`, at level `priority` with ordering key `key`,
-    /// then applies retention.
-    pub(crate) fn append(
-        &mut self,
-        entries: &[NewEntry],
-        first_id: u64,
-        priority: u8,
-        key: Option<&str>,
-        now: Instant,
-    ) {
-        // One shared key for the batch, not one allocation per entry.
-        let key: Option<Arc<str>> = key.map(Arc::from);
+    /// Appends `entries` with ids `first_id..`, each routed with its own level and ordering
+    /// key, then applies retention.
+    pub(crate) fn append(&mut self, entries: &[NewEntry], first_id: u64, now: Instant) {
         for (id, entry) in (first_id..).zip(entries) {
             self.ready.push(Stored {
                 id,
@@ -107,8 +97,8 @@ impl QueueState {
                 payload: entry.payload.clone(),
                 dead: entry.dead.clone(),
                 headers: entry.headers.clone(),
-                priority,
-                key: key.clone(),
+                priority: entry.priority,
+                key: entry.ordering_key.clone(),
                 pushed_at: now,
             });
             self.last_id = Some(id);
@@ -125,9 +115,7 @@ impl QueueState {
         }
         let first = ids.next(due.len() as u64);
         // Each routed like a push of this moment (SPEC P11, P12: behind its key's out entry).
-        for (id, Routed { entry, priority, key }) in (first..).zip(due) {
-            self.append(std::slice::from_ref(&entry), id, priority, key.as_deref(), now);
-        }
+        self.append(&due, first, now);
         true
     }
 
@@ -315,7 +303,7 @@ mod tests {
 
     fn push(q: &mut QueueState, ids: std::ops::Range<u64>, now: Instant) {
         let entries: Vec<NewEntry> = ids.clone().map(|i| NewEntry::new(i.to_string())).collect();
-        q.append(&entries, ids.start, 0, None, now);
+        q.append(&entries, ids.start, now);
     }
 
     fn ready_ids(q: &QueueState) -> Vec<u64> {
@@ -370,11 +358,18 @@ mod tests {
     #[test]
     fn levels_then_ids_and_a_key_waits_behind_its_out_entry_until_the_ack() {
         let (mut q, now) = state(Retention::default());
-        let one = [NewEntry::new("x")];
-        q.append(&one, 1, 0, Some("k"), now);
-        q.append(&one, 2, 9, Some("k"), now);
-        q.append(&one, 3, 0, None, now);
-        q.append(&one, 4, 5, None, now);
+        q.append(
+            &[NewEntry::new("x").with_priority(0).with_ordering_key(Some("k".into()))],
+            1,
+            now,
+        );
+        q.append(
+            &[NewEntry::new("x").with_priority(9).with_ordering_key(Some("k".into()))],
+            2,
+            now,
+        );
+        q.append(&[NewEntry::new("x").with_priority(0).with_ordering_key(None)], 3, now);
+        q.append(&[NewEntry::new("x").with_priority(5).with_ordering_key(None)], 4, now);
         let waiting = q.ready.from(2).next().unwrap();
         assert!(q.ready.is_waiting(waiting));
         assert_eq!(q.stat(now).count, 4, "waiting entries are counted");

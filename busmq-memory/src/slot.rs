@@ -4,15 +4,13 @@
 
 use crate::clock::{IdClock, deadline};
 use crate::consumers::Consumers;
-use crate::delayed::Routed;
 use crate::queue_state::{QueueState, room_for};
 use crate::watch::{Notifier, Signal};
 use busmq_core::store::{
     Attachment, ConsumerOp, Entry, MAX_DELAY, Metadata, MetadataOp, PushBatch, QueueSpec, Renewal,
-    Restored, ScheduleBatch, Scheduled,
+    Restored, ScheduleBatch, Scheduled, check_retention,
 };
 use busmq_core::{Error, QueueName, Result};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -164,7 +162,12 @@ impl Slot {
         batch: &PushBatch<'_>,
         ctx: &Ctx<'_>,
     ) -> Result<u64> {
-        let PushBatch { generation, spec, entries, dedupe, priority, ordering_key, .. } = *batch;
+        let PushBatch { generation, spec, entries, dedupe, .. } = *batch;
+        // Typed refusals first, as the Redis store makes them before its script runs.
+        for entry in entries {
+            entry.check_routing()?;
+        }
+        check_retention(spec, entries)?;
         if self.is_closed(generation) {
             return Err(Self::closed_error(queue));
         }
@@ -192,7 +195,7 @@ impl Slot {
         }
         let state = self.live_or_create(spec, ctx)?;
         let first = ctx.ids.next(entries.len() as u64);
-        state.append(entries, first, priority, ordering_key, ctx.now);
+        state.append(entries, first, ctx.now);
         if let Some(d) = dedupe {
             state.dedupe.remember(d.key, first, d.window, ctx.now);
         }
@@ -208,6 +211,8 @@ impl Slot {
         batch: &ScheduleBatch<'_>,
         ctx: &Ctx<'_>,
     ) -> Result<Scheduled> {
+        batch.entry.check_routing()?;
+        check_retention(batch.spec, [batch.entry])?;
         if self.is_closed(batch.generation) {
             return Err(Self::closed_error(queue));
         }
@@ -215,12 +220,7 @@ impl Slot {
             return Err(Error::invalid_option("delay", "a message is delayed by at most 30 days"));
         }
         let state = self.live_or_create(batch.spec, ctx)?;
-        let entry = Routed {
-            entry: batch.entry.clone(),
-            priority: batch.priority,
-            key: batch.ordering_key.map(Arc::from),
-        };
-        let seq = state.delayed.add(entry, deadline(ctx.now, batch.delay));
+        let seq = state.delayed.add(batch.entry.clone(), deadline(ctx.now, batch.delay));
         let scheduled = Scheduled::new(state.generation, seq, 0);
         self.notifier.available();
         Ok(scheduled)

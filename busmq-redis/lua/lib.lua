@@ -699,7 +699,7 @@ end
 
 -- Passes key K's gate on from the entry with id `id` (acked, or taken at most once): K's
 -- oldest waiting entry becomes takeable at its id's place in its level and holds the gate.
--- Returns 1 when an entry became takeable, else 0.
+-- Returns 1 when an entry became takeable (then also its H score and member), else 0.
 local function pass_gate(K, id)
   if redis.call('HGET', KG, K) ~= I(id) then return 0 end
   local w = redis.call('ZRANGEBYLEX', KW, '[' .. K .. '\0', '(' .. K .. '\1', 'LIMIT', 0, 1)[1]
@@ -712,11 +712,12 @@ local function pass_gate(K, id)
   if not (L and string.find(s, '^%d+$')) then
     foreign('its waiting entries hold a member busmq did not write')
   end
+  local member = s .. string.sub(w, #K + 19)
   redis.call('ZREM', KW, w)
   redis.call('HSET', KG, K, I(tonumber(s)))
-  redis.call('ZADD', H, 9 - L, s .. string.sub(w, #K + 19))
+  redis.call('ZADD', H, 9 - L, member)
   adopt(H)
-  return 1
+  return 1, 9 - L, member
 end
 
 -- Passes the gates the given entries hold (they were taken at most once, or acked); returns
@@ -744,17 +745,65 @@ local function side_remove(members)
   return entries
 end
 
+-- Whether H member a (score sa) is taken before member b (score sb): by score (9 - level),
+-- then by member, whose 16-digit id prefix sorts as the id.
+local function takes_before(sa, a, sb, b)
+  if sa ~= sb then return sa < sb end
+  return a < b
+end
+
 -- Takes up to n takeable entries after the returned ones (the caller checks EXISTS H first):
 -- H's levels 9..1, then level 0, H's score-9 members merged by id with the head of the pages
 -- (a foreign page entry has no id: it goes in its place). Removes them (pages trimmed, the
--- meta counts updated) and returns them in take order, and the side entries among them (whose
--- gates an at-most-once take passes).
-local function side_take(q, n)
-  local out = side_remove(redis.call('ZRANGEBYSCORE', H, '-inf', '(9', 'LIMIT', 0, n))
-  local side = {}
-  for j, e in ipairs(out) do side[j] = e end
+-- meta counts updated) and returns them in take order, the side entries among them, and how
+-- many entries became takeable through gates passed.
+-- With `amo` (an at-most-once take) each keyed entry's gate passes as it is taken, so its
+-- key's next entry may follow in the same take; the run stops early, before the first
+-- candidate that entry would precede (the caller calls again), so the order is the one a take
+-- of one entry at a time gives, while a run of many keys' heads is taken in one pass.
+local function side_take(q, n, amo)
+  local out, side, passed = {}, {}, 0
+  -- Without gates (levels only) nothing passes: no entry's attrs need decoding.
+  if amo and redis.call('EXISTS', KG) == 0 then amo = false end
+  -- The earliest entry made takeable by a gate this run: nothing after it is taken.
+  local ls, lm = nil, nil
+  local stop = false
+  local function taken_side(e)
+    side[#side + 1] = e
+    if not amo then return end
+    local id = entry_id(e)
+    if not id then return end
+    local _, K = side_of(e)
+    if not K then return end
+    local made, sc, m = pass_gate(K, id)
+    if made == 1 then
+      passed = passed + 1
+      if not ls or takes_before(sc, m, ls, lm) then ls, lm = sc, m end
+    end
+  end
+  -- Scores are needed only to compare with an entry a gate passes to.
+  local high, step = nil, 1
+  if amo then
+    high, step = redis.call('ZRANGEBYSCORE', H, '-inf', '(9', 'WITHSCORES', 'LIMIT', 0, n), 2
+  else
+    high = redis.call('ZRANGEBYSCORE', H, '-inf', '(9', 'LIMIT', 0, n)
+  end
+  local members = {}
+  for j = 1, #high, step do
+    local m, sc = high[j], tonumber(high[j + 1])
+    if ls and takes_before(ls, lm, sc, m) then
+      stop = true
+      break
+    end
+    members[#members + 1] = m
+    out[#out + 1] = string.sub(m, 17)
+    taken_side(out[#out])
+  end
+  side_remove(members)
+  -- An entry of a level above 0 made takeable goes before every level-0 one.
+  if stop or (ls and ls < 9) then return out, side, passed end
   local left = n - #out
-  if left <= 0 then return out, side end
+  if left <= 0 then return out, side, passed end
   local zero = redis.call('ZRANGEBYSCORE', H, 9, 9, 'LIMIT', 0, left)
   local items = {}
   local pg, last, want = q.head, last_page(q), left
@@ -765,7 +814,8 @@ local function side_take(q, n)
     want = left - #items
     pg = pg + 1
   end
-  local i, j, per_page, from_pages, members = 1, 1, {}, 0, {}
+  local i, j, per_page, from_pages = 1, 1, {}, 0
+  members = {}
   while left > 0 and (i <= #items or j <= #zero) do
     local a, b = items[i], zero[j]
     local take_page = b == nil
@@ -774,6 +824,14 @@ local function side_take(q, n)
       -- A member busmq did not write (no id) goes first: the take moves it aside.
       take_page = id == nil or id < (tonumber(string.sub(b, 1, 16)) or id)
     end
+    if ls then
+      -- Stop before the first candidate the gate-passed entry precedes: every one when it
+      -- has a level above 0, else by id.
+      if ls < 9 then break end
+      local cand = take_page and entry_id(a[2]) or nil
+      if take_page and cand and lm < id16(cand) then break end
+      if not take_page and lm < b then break end
+    end
     if take_page then
       out[#out + 1] = a[2]
       per_page[a[1]] = (per_page[a[1]] or 0) + 1
@@ -781,16 +839,16 @@ local function side_take(q, n)
       i = i + 1
     else
       out[#out + 1] = string.sub(b, 17)
-      side[#side + 1] = out[#out]
       members[#members + 1] = b
       j = j + 1
+      taken_side(out[#out])
     end
     left = left - 1
   end
   side_remove(members)
   for p, c in pairs(per_page) do redis.call('LTRIM', page(p), c, -1) end
   took_from_pages(q, from_pages, i > #items and want > 0)
-  return out, side
+  return out, side, passed
 end
 
 -- Delayed messages (SPEC P8) wait in DELAYED, a zset scored by due time (ms, this server's

@@ -11,12 +11,15 @@
 -- ARGV[7] '1' when the queue may be created on this instance
 -- ARGV[8] the queue's notification channel
 -- ARGV[9] the proposed first id
--- ARGV[10] '' for a plain push, else the level digit followed by the ordering key (if any):
---          the entries go among the side entries (see lib.lua), not the pages
+-- ARGV[10] '' when every entry is plain (level 0, no ordering key), 'r' when some are routed
 -- ARGV[11..] entries '<id>:<deliveries>:<attr length>:<attrs><payload>', ids proposed + 0, 1, ...
+--          With ARGV[10] = 'r' each entry is preceded by its route: '' for a plain entry (to the
+--          pages), else its level digit followed by its ordering key, if any (among the side
+--          entries, see lib.lua), so that one push mixes levels and keys.
 -- Returns {'ok', first id} | {'closed'} | {'full', maxsize} | {'missing'}
+local ROUTED = ARGV[10] == 'r'
 local count = #ARGV - 10
-local SIDE = ARGV[10]
+if ROUTED then count = count / 2 end
 local q, refused, now_us = push_target(ARGV[1], ARGV[7], 2, count)
 if not q then return refused end
 
@@ -31,7 +34,7 @@ end
 local S = q.size
 if q.n == 0 then q.head = math.floor(q.tail / S) end
 local id, o, i, n_args = first, q.tail, 11, #ARGV
-while SIDE == '' and i <= n_args do
+while not ROUTED and i <= n_args do
   local pg = math.floor(o / S)
   local n = math.min((pg + 1) * S - o, n_args - i + 1, CHUNK)
   local key = page(pg)
@@ -55,29 +58,40 @@ while SIDE == '' and i <= n_args do
   if len == n then adopt(key) end
   o = o + n
 end
-if SIDE ~= '' then
-  -- Side entries: each with its id in the header (as_is: the client wrote it).
-  local L = tonumber(string.sub(SIDE, 1, 1))
-  local K = string.sub(SIDE, 2)
-  if K == '' then K = nil end
+if ROUTED then
+  -- Each entry by its route, in id order: routed ones among the side entries (each with its
+  -- id in the header: as_is, the client wrote it), plain ones appended to the pages.
   side_keys()
-  local takeable = 0
-  for j = 11, n_args do
-    local e = ARGV[j]
+  local plain, takeable = {}, 0
+  for j = 11, n_args, 2 do
+    local r, e = ARGV[j], ARGV[j + 1]
     if not as_is then
-      local colon = string.find(e, ':', 1, true)
+      local colon = e and string.find(e, ':', 1, true)
       if not colon then foreign('a pushed entry has no header') end
       e = I(id) .. string.sub(e, colon)
     end
-    takeable = takeable + side_add(id, e, L, K)
+    if r == '' then
+      plain[#plain + 1] = e
+    else
+      local K = string.sub(r, 2)
+      if K == '' then K = nil end
+      takeable = takeable + side_add(id, e, tonumber(string.sub(r, 1, 1)), K)
+    end
     id = id + 1
   end
   adopt_side()
   wake(nil, takeable)
-else
-  q.tail = o
-  q.n = q.n + count
+  local p = 1
+  while p <= #plain do
+    local pg = math.floor(o / S)
+    local n = math.min((pg + 1) * S - o, #plain - p + 1, CHUNK)
+    if redis.call('RPUSH', page(pg), unpack(plain, p, p + n - 1)) == n then adopt(page(pg)) end
+    p = p + n
+    o = o + n
+  end
 end
+q.n = q.n + (o - q.tail)
+q.tail = o
 q.last = id - 1
 trim_len(q)
 trim_age(q, now_us)

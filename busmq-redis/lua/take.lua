@@ -46,19 +46,19 @@ local peeks = {}
 local sk = side_keys()
 -- At most once: the gates of the keyed entries taken pass at the take, so a key's next entry
 -- may be taken by the same call, at the place a take of one entry at a time would give it:
--- while entries wait behind keys, side entries are taken one at a time (see lib.lua).
+-- side_take passes each gate as it takes, and stops its run before the first candidate such
+-- an entry goes before; the next run starts from there (see lib.lua).
 local passed = 0
 if sk then passed = pass_gates(rs) end
 local sided = sk and got < want and redis.call('EXISTS', H) == 1
 if sided then
   local items = {}
   while got < want do
-    local one = redis.call('EXISTS', KW) == 1 and redis.call('EXISTS', H) == 1
-    local batch, side = side_take(q, one and 1 or want - got)
+    local batch, _, made = side_take(q, want - got, true)
     if #batch == 0 then break end
     for _, e in ipairs(batch) do items[#items + 1] = e end
     got = got + #batch
-    passed = passed + pass_gates(side)
+    passed = passed + made
   end
   if #items > 0 then groups[#groups + 1] = items end
 end

@@ -36,9 +36,9 @@ async fn push(
     k: Option<&str>,
     m: &[&str],
 ) {
-    let entries: Vec<NewEntry> = m.iter().map(|m| NewEntry::new(m.to_string())).collect();
-    let batch = PushBatch { priority: p, ordering_key: k, ..PushBatch::new(g, sp, &entries) };
-    s.push(q, &batch).await.unwrap();
+    let route = |e: NewEntry| e.with_priority(p).with_ordering_key(k.map(Into::into));
+    let entries: Vec<NewEntry> = m.iter().map(|m| route(NewEntry::new(m.to_string()))).collect();
+    s.push(q, &PushBatch::new(g, sp, &entries)).await.unwrap();
 }
 
 async fn ack(s: &impl Store, q: &QueueName, entries: &[Entry]) {
@@ -154,8 +154,8 @@ async fn a_side_key_of_another_type_is_foreign_data_and_loses_nothing() {
                 other => panic!("{suffix}: expected ForeignData, got {other:?}"),
             }
         }
-        let one = [NewEntry::new("k")];
-        let keyed = PushBatch { ordering_key: Some("K"), ..PushBatch::new(g, &sp, &one) };
+        let one = [NewEntry::new("k").with_ordering_key(Some("K".into()))];
+        let keyed = PushBatch::new(g, &sp, &one);
         assert!(matches!(s.push(&q, &keyed).await, Err(Error::ForeignData { .. })), "{suffix}");
         // Another queue is not affected.
         scenario(&s).await;
@@ -286,14 +286,7 @@ async fn blocked_consumers_wake_for_priorities_gates_and_earlier_due_times() {
     let got = woken_by(&s, &srv, &q, ack(&s, &q, &out)).await;
     assert_eq!(got, ["k1"]);
     let later = NewEntry::new("late");
-    let sched = ScheduleBatch {
-        generation: g,
-        spec: &sp,
-        entry: &later,
-        delay: Duration::from_millis(300),
-        priority: 0,
-        ordering_key: None,
-    };
+    let sched = ScheduleBatch::new(g, &sp, &later, Duration::from_millis(300));
     let scheduling = async {
         s.schedule(&q, &sched).await.unwrap();
     };
@@ -335,5 +328,54 @@ async fn blocked_consumers_wake_for_restores_to_the_returned_set() {
     })
     .await;
     assert_eq!(got, ["r1", "r2"]);
+    common::stop(&s).await;
+}
+
+/// Calls of `command` since the last `CONFIG RESETSTAT` (script-internal calls included).
+async fn calls(raw: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(raw).await.unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn reset_stats(raw: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(raw).await.unwrap();
+}
+
+/// A push mixing 100 keys is one script call, and an at-most-once take of every key's head
+/// and then (gates passed at the take) every key's next entry scans the side entries a few
+/// times per take, not once per entry, in the order one-at-a-time takes give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_push_is_one_call_and_a_take_runs_through_many_keys_at_once() {
+    let Some(srv) = common::server("a_mixed_push_is_one_call").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let mut raw = common::raw(&srv).await;
+    let q = queue("runs");
+    let sp = spec();
+    let g = s.attach(&q, &sp).await.unwrap().generation;
+    // Loads the scripts, so that the counted calls below are the push and the take alone.
+    push(&s, &q, g, &sp, 0, Some("warm"), &["w"]).await;
+    assert_eq!(payloads(&s.take(&q, 10, AMO).await.unwrap().entries), ["w"]);
+    let names: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    let batch: Vec<NewEntry> = names
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            NewEntry::new(m.clone()).with_ordering_key(Some(format!("k{}", i % 100).into()))
+        })
+        .collect();
+    reset_stats(&mut raw).await;
+    s.push(&q, &PushBatch::new(g, &sp, &batch)).await.unwrap();
+    assert_eq!(calls(&mut raw, "evalsha").await, 1, "one script call for the mixed push");
+    reset_stats(&mut raw).await;
+    let taken = s.take(&q, 200, AMO).await.unwrap();
+    assert_eq!(payloads(&taken.entries), names, "heads by id, then the next entries by id");
+    let scans = calls(&mut raw, "zrangebyscore").await;
+    assert!(scans <= 8, "{scans} ZRANGEBYSCORE calls for one take of 200 entries");
     common::stop(&s).await;
 }

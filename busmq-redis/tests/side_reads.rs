@@ -39,9 +39,8 @@ async fn a_read_gets_past_a_foreign_run_next_to_side_entries() {
     let a = s.push(&q, &PushBatch::new(att.generation, &spec(), &plain("a"))).await.unwrap();
     inject(&mut raw, q.as_str(), 0, &[b"junk 1", b"junk 2", b"junk 3", b"junk 4", b"junk 5"]).await;
     let b = s.push(&q, &PushBatch::new(att.generation, &spec(), &plain("b"))).await.unwrap();
-    let (high, sp) = (plain("high"), spec());
-    let side = PushBatch { priority: 5, ..PushBatch::new(att.generation, &sp, &high) };
-    let h = s.push(&q, &side).await.unwrap();
+    let high = [NewEntry::new("high").with_priority(5)];
+    let h = s.push(&q, &PushBatch::new(att.generation, &spec(), &high)).await.unwrap();
     let c = s.push(&q, &PushBatch::new(att.generation, &spec(), &plain("c"))).await.unwrap();
 
     // A reader asking for one at a time, as a cursor continues: past the foreign run each

@@ -310,6 +310,8 @@ macro_rules! __busmq_cases {
             store::store_at_most_once_takes_pass_the_gate_and_restores_come_first,
             store::store_waiting_entries_count_and_go_with_a_flush,
             store::store_scheduled_entries_come_due_with_their_level_and_key,
+            store::store_a_mixed_batch_routes_each_entry_by_its_own_level_and_key,
+            store::store_refuses_bad_or_retained_routing_and_writes_nothing,
             store::store_blocking_take_loses_nothing_it_took_when_cancelled,
             store::store_object_saves_bump_the_version_and_loads_read_every_field,
             store::store_object_a_save_that_expects_another_version_writes_nothing,

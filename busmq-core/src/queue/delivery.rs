@@ -263,7 +263,7 @@ impl<T> Delivery<T> {
         };
         let settler = claim.settler.clone();
         let message =
-            NewEntry { payload: self.payload.clone(), dead: None, headers: self.headers.clone() };
+            NewEntry { headers: self.headers.clone(), ..NewEntry::new(self.payload.clone()) };
         settler.dead_letters.push(self.id, self.deliveries, message, reason.clone()).await?;
         settler.metrics.dead_lettered(why);
         tracing::warn!(

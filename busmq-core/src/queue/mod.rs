@@ -255,8 +255,8 @@ impl Queue {
     /// have a `traceparent`), without counting towards the limit. A push with a dedupe key
     /// (SPEC P10) resolves to the id of the push that first wrote that key within its window.
     /// A priority level (SPEC P12) or an ordering key (SPEC P11) out of range, or either on a
-    /// queue with retention, is `InvalidOption` naming it; pushes share a store call only with
-    /// pushes of the same level and key.
+    /// queue with retention, is `InvalidOption` naming it. Pushes of different levels and keys
+    /// share store calls (each entry carries its own); pushes with a dedupe key do not.
     pub fn push_with<T: Serialize + ?Sized>(
         &self,
         message: &T,
@@ -333,8 +333,9 @@ impl Queue {
         if let Some(Err(error)) = phase.held().map(|held| routing.check_spec(&held.spec)) {
             return Push::failed(error);
         }
+        let entry = routing.apply(entry);
         let started = self.inner.metrics().timed().then(std::time::Instant::now);
-        self.inner.producer.enqueue_one(entry, dedupe, routing, started, || self.inner.target())
+        self.inner.producer.enqueue_one(entry, dedupe, started, || self.inner.target())
     }
 
     /// Pushes a frame of busmq's own (a channel's control frames): no headers, no trace context.

@@ -5,12 +5,12 @@
 use super::coalesce::{Coalescer, Start};
 use super::event::QueueEvent;
 use super::lifecycle::{Phase, PushTarget};
-use super::push_options::{Keyed, Routing};
+use super::push_options::Keyed;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
 use crate::observability::{QueueMetrics, background_error};
 use crate::store::StoreState;
-use crate::store::{Dedupe, NewEntry, PushBatch, StoreHandle};
+use crate::store::{Dedupe, NewEntry, PushBatch, StoreHandle, check_retention};
 use crate::util::backoff;
 use std::fmt;
 use std::future::Future;
@@ -39,20 +39,13 @@ enum Reply {
 struct Unit {
     entries: Vec<NewEntry>,
     /// A dedupe key and window (SPEC P10), perhaps a retry deadline: such a unit is written in
-    /// a store call of its own.
+    /// a store call of its own. (Levels and ordering keys travel in the entries: units of any
+    /// routing share a store call.)
     dedupe: Option<Keyed>,
-    /// Its level and ordering key: units share a store call only with equal routing.
-    routing: Routing,
     bytes: usize,
     reply: Reply,
     /// When `push` was called, if pushes are timed (a metrics recorder is installed).
     started: Option<Instant>,
-}
-
-/// Writes `routing` into a store call.
-fn route<'a>(push: &mut PushBatch<'a>, routing: &'a Routing) {
-    push.priority = routing.priority;
-    push.ordering_key = routing.key.as_deref();
 }
 
 /// What an entry adds to a store call, for [`BATCH_BYTES`].
@@ -111,14 +104,13 @@ impl Producer {
         self: &Arc<Self>,
         entry: NewEntry,
         dedupe: Option<Keyed>,
-        routing: Routing,
         started: Option<Instant>,
         target: impl FnOnce() -> Target,
     ) -> Push {
         let (tx, rx) = oneshot::channel();
         let bytes = size(&entry);
         let reply = Reply::One(tx);
-        let unit = Unit { entries: vec![entry], dedupe, routing, bytes, reply, started };
+        let unit = Unit { entries: vec![entry], dedupe, bytes, reply, started };
         match self.enqueue(unit, target) {
             Ok(()) => Push(Pending::Waiting(rx, self.name.clone())),
             Err(e) => Push(Pending::Done(Some(Err(e)))),
@@ -137,8 +129,7 @@ impl Producer {
         }
         let (tx, rx) = oneshot::channel();
         let bytes = entries.iter().map(size).sum();
-        let routing = Routing::default();
-        let unit = Unit { entries, dedupe: None, routing, bytes, reply: Reply::Many(tx), started };
+        let unit = Unit { entries, dedupe: None, bytes, reply: Reply::Many(tx), started };
         match self.enqueue(unit, target) {
             Ok(()) => PushAll(Pending::Waiting(rx, self.name.clone())),
             Err(e) => PushAll(Pending::Done(Some(Err(e)))),
@@ -182,15 +173,10 @@ impl Producer {
 
     fn next_batch(&self) -> Option<Vec<Unit>> {
         let (mut entries, mut bytes, mut alone) = (0, 0, false);
-        let mut routing: Option<Routing> = None;
         let batch = self.units.next_batch(|unit| {
             // A keyed push's store call answers for that key only (a repeat writes nothing),
             // so it never shares one: it ends the batch before it, and nothing joins it.
             if alone || (unit.dedupe.is_some() && entries > 0) {
-                return false;
-            }
-            // A store call writes every entry with one level and one ordering key.
-            if routing.get_or_insert_with(|| unit.routing.clone()) != &unit.routing {
                 return false;
             }
             alone = unit.dedupe.is_some();
@@ -238,17 +224,24 @@ impl Producer {
         spec: &crate::store::QueueSpec,
         batch: Vec<Unit>,
     ) {
-        let routing = batch[0].routing.clone();
-        if let Err(error) = routing.check_spec(spec) {
-            for unit in batch {
-                unit.fail(error.clone(), target);
-            }
+        // Pushes buffered before the attach meet the adopted spec here: those it refuses
+        // (a level or key on a queue with retention) fail alone, the others are written.
+        let batch: Vec<Unit> = batch
+            .into_iter()
+            .filter_map(|unit| match check_retention(spec, &unit.entries) {
+                Ok(()) => Some(unit),
+                Err(error) => {
+                    unit.fail(error, target);
+                    None
+                }
+            })
+            .collect();
+        if batch.is_empty() {
             return;
         }
         let entries: Vec<NewEntry> = batch.iter().flat_map(|u| u.entries.iter().cloned()).collect();
         let mut push = PushBatch::new(generation, spec, &entries);
         push.after = self.last();
-        route(&mut push, &routing);
         let keyed = batch[0].dedupe.as_ref();
         push.dedupe = keyed.map(|k| Dedupe { key: &k.key, window: k.window });
         let mut result = target.store.push(&target.name, &push).await;
@@ -269,7 +262,6 @@ impl Producer {
                 let mut again = PushBatch::new(held.generation, &held.spec, &entries);
                 again.after = push.after;
                 again.dedupe = push.dedupe;
-                route(&mut again, &routing);
                 result = target.store.push(&target.name, &again).await;
             }
         }
@@ -281,7 +273,6 @@ impl Producer {
                 for unit in batch {
                     let mut push = PushBatch::new(generation, spec, &unit.entries);
                     push.after = self.last();
-                    route(&mut push, &routing);
                     let result = target.store.push(&target.name, &push).await;
                     match result {
                         Ok(first) => self.resolve(target, vec![unit], first),

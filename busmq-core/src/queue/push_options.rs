@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::headers::Headers;
-use crate::store::{MAX_ORDERING_KEY, MAX_PRIORITY, QueueSpec};
+use crate::store::{NewEntry, QueueSpec, check_routing};
 use crate::util::random_u64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +45,8 @@ pub struct PushOptions {
     pub(crate) ordering_key: Option<Arc<str>>,
 }
 
-/// Where a push is routed among the ready messages: its level and ordering key, checked. Only
-/// pushes with equal routing share a store call (a batch has one level and one key).
+/// Where a push is routed among the ready messages: its level and ordering key, checked, then
+/// written into the entry (each entry of a store call carries its own).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Routing {
     pub(crate) priority: u8,
@@ -57,6 +57,11 @@ impl Routing {
     /// Whether this is what every push without the options writes (level 0, no key).
     pub(crate) fn is_plain(&self) -> bool {
         self.priority == 0 && self.key.is_none()
+    }
+
+    /// `entry` with this level and ordering key.
+    pub(crate) fn apply(self, entry: NewEntry) -> NewEntry {
+        entry.with_priority(self.priority).with_ordering_key(self.key)
     }
 
     /// Refuses routing on a queue with retention: a replay queue is read, not taken, so levels
@@ -127,7 +132,7 @@ impl PushOptions {
         self
     }
 
-    /// The priority level (SPEC P12): 0 (the default, lowest) to [`MAX_PRIORITY`] (9). Ready
+    /// The priority level (SPEC P12): 0 (the default, lowest) to [`MAX_PRIORITY`](crate::store::MAX_PRIORITY) (9). Ready
     /// messages are taken by level, highest first, and in push order within a level; messages
     /// given back by consumers (released, expired, restored) still come before all of them.
     /// Within an [`ordering_key`](PushOptions::ordering_key), push order wins over levels. A
@@ -142,7 +147,7 @@ impl PushOptions {
     /// push order, while messages of other keys go in parallel. In reliable mode the key's next
     /// message is handed out only once the previous delivery is acknowledged (a release, a
     /// nack, an expired visibility keep it first in line); in at-most-once mode once it is
-    /// taken. A key has 1 to [`MAX_ORDERING_KEY`] (1024) bytes and no NUL byte; otherwise, or on
+    /// taken. A key has 1 to [`MAX_ORDERING_KEY`](crate::store::MAX_ORDERING_KEY) (1024) bytes and no NUL byte; otherwise, or on
     /// a queue with retention, the push is `InvalidOption("ordering_key")` and nothing is
     /// written. The key is independent of the [`dedupe`](PushOptions::dedupe) key.
     pub fn ordering_key(mut self, key: impl Into<Arc<str>>) -> Self {
@@ -152,15 +157,7 @@ impl PushOptions {
 
     /// The level and ordering key, checked.
     pub(crate) fn checked_routing(&self) -> Result<Routing> {
-        if self.priority > MAX_PRIORITY {
-            return Err(Error::invalid_option("priority", "a priority level is 0 to 9"));
-        }
-        if let Some(key) = &self.ordering_key
-            && (key.is_empty() || key.len() > MAX_ORDERING_KEY || key.contains('\0'))
-        {
-            let reason = "an ordering key has 1 to 1024 bytes and no NUL byte";
-            return Err(Error::invalid_option("ordering_key", reason));
-        }
+        check_routing(self.priority, self.ordering_key.as_deref())?;
         Ok(Routing { priority: self.priority, key: self.ordering_key.clone() })
     }
 
@@ -202,6 +199,7 @@ impl From<Headers> for PushOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{MAX_ORDERING_KEY, MAX_PRIORITY};
 
     #[test]
     fn keys_and_windows_are_checked() {

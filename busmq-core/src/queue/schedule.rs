@@ -106,9 +106,8 @@ impl Queue {
         self.inner.bus.ensure_connected()?;
         let held = self.held()?;
         routing.check_spec(&held.spec)?;
-        let mut batch = ScheduleBatch::new(held.generation, &held.spec, &entry, delay);
-        batch.priority = routing.priority;
-        batch.ordering_key = routing.key.as_deref();
+        let entry = routing.apply(entry);
+        let batch = ScheduleBatch::new(held.generation, &held.spec, &entry, delay);
         self.inner.bus.store.schedule(&self.inner.name, &batch).await
     }
 

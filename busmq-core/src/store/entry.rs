@@ -74,12 +74,51 @@ pub struct NewEntry {
     /// The message's headers; `None` for a message without any (never an empty map), which a
     /// store then keeps without any cost for them.
     pub headers: Option<Arc<Headers>>,
+    /// The priority level (SPEC P12): 0 (the default, lowest) to [`MAX_PRIORITY`]. Takeable
+    /// entries are taken by level, highest first, and in id order within a level; returned
+    /// entries still come before all of them.
+    pub priority: u8,
+    /// The ordering key (SPEC P11): at most one entry of a key is out at a time (takeable, or
+    /// taken reliably and not yet acknowledged); the others wait, in id order, counted and
+    /// read like any ready entry.
+    pub ordering_key: Option<Arc<str>>,
 }
 
 impl NewEntry {
-    /// An ordinary message.
+    /// An ordinary message: level 0, no ordering key.
     pub fn new(payload: impl Into<Bytes>) -> Self {
-        NewEntry { payload: payload.into(), dead: None, headers: None }
+        NewEntry {
+            payload: payload.into(),
+            dead: None,
+            headers: None,
+            priority: 0,
+            ordering_key: None,
+        }
+    }
+
+    /// The message at level `priority` (SPEC P12).
+    pub fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The message with ordering key `key` (SPEC P11; `None`: none).
+    pub fn with_ordering_key(mut self, key: Option<Arc<str>>) -> Self {
+        self.ordering_key = key;
+        self
+    }
+
+    /// Whether it has a level above 0 or an ordering key (so is routed among the ready
+    /// entries rather than appended like a plain push).
+    pub fn is_routed(&self) -> bool {
+        self.priority > 0 || self.ordering_key.is_some()
+    }
+
+    /// Checks its level and ordering key against the bounds (SPEC P11, P12): a level above
+    /// [`MAX_PRIORITY`] is `InvalidOption("priority")`; a key of 0 or more than
+    /// [`MAX_ORDERING_KEY`] bytes, or with a NUL byte, is `InvalidOption("ordering_key")`.
+    pub fn check_routing(&self) -> crate::Result<()> {
+        check_routing(self.priority, self.ordering_key.as_deref())
     }
 
     /// The message with `headers` (none when they are empty).
@@ -103,14 +142,6 @@ pub struct PushBatch<'a> {
     pub after: Option<u64>,
     /// Producer dedupe (SPEC P10): see [`Dedupe`].
     pub dedupe: Option<Dedupe<'a>>,
-    /// The priority level of every entry of the batch (SPEC P12): 0 (the default, lowest) to
-    /// [`MAX_PRIORITY`]. Takeable entries are taken by level, highest first, and in id order
-    /// within a level; returned entries still come before all of them.
-    pub priority: u8,
-    /// The ordering key of every entry of the batch (SPEC P11): at most one entry of a key is
-    /// out at a time (takeable, or taken reliably and not yet acknowledged); the others wait,
-    /// in id order, counted and read like any ready entry.
-    pub ordering_key: Option<&'a str>,
 }
 
 /// The highest priority level (SPEC P12); levels are `0..=MAX_PRIORITY`.
@@ -118,6 +149,46 @@ pub const MAX_PRIORITY: u8 = 9;
 
 /// The longest ordering key, in bytes (SPEC P11).
 pub const MAX_ORDERING_KEY: usize = 1024;
+
+/// Checks a level and an ordering key against the bounds (see [`NewEntry::check_routing`]).
+pub fn check_routing(priority: u8, key: Option<&str>) -> crate::Result<()> {
+    if priority > MAX_PRIORITY {
+        return Err(crate::Error::invalid_option("priority", "a priority level is 0 to 9"));
+    }
+    if let Some(key) = key
+        && (key.is_empty() || key.len() > MAX_ORDERING_KEY || key.contains('\0'))
+    {
+        let reason = "an ordering key has 1 to 1024 bytes and no NUL byte";
+        return Err(crate::Error::invalid_option("ordering_key", reason));
+    }
+    Ok(())
+}
+
+/// Refuses routed entries on a queue with retention (SPEC P11, P12, rule O8): a replay queue
+/// is read, not taken, so levels and key gates would mean nothing there. `InvalidOption`
+/// naming `priority` when one has a level, else `ordering_key`.
+pub fn check_retention<'e>(
+    spec: &QueueSpec,
+    entries: impl IntoIterator<Item = &'e NewEntry>,
+) -> crate::Result<()> {
+    let retained = spec.retention.max_len.is_some() || spec.retention.max_age.is_some();
+    if !retained {
+        return Ok(());
+    }
+    let (mut level, mut key) = (false, false);
+    for e in entries {
+        level |= e.priority > 0;
+        key |= e.ordering_key.is_some();
+    }
+    let reason = "a queue with retention (replay) is not taken in order";
+    if level {
+        return Err(crate::Error::invalid_option("priority", reason));
+    }
+    if key {
+        return Err(crate::Error::invalid_option("ordering_key", reason));
+    }
+    Ok(())
+}
 
 /// A dedupe key for one push (SPEC P10). When a push with the same key to the same queue
 /// incarnation was written less than its `window` ago, [`Store::push`](super::Store::push)
@@ -138,15 +209,7 @@ pub struct Dedupe<'a> {
 impl<'a> PushBatch<'a> {
     /// A batch of `entries` for the incarnation `generation` created from `spec`.
     pub fn new(generation: u64, spec: &'a QueueSpec, entries: &'a [NewEntry]) -> Self {
-        PushBatch {
-            generation,
-            spec,
-            entries,
-            after: None,
-            dedupe: None,
-            priority: 0,
-            ordering_key: None,
-        }
+        PushBatch { generation, spec, entries, after: None, dedupe: None }
     }
 }
 

@@ -107,7 +107,8 @@ mod topics;
 pub use blocking::BlockingTake;
 pub use entry::{
     DeadLetter, Dedupe, Entry, MAX_ORDERING_KEY, MAX_PRIORITY, NewEntry, Position, PushBatch,
-    ReadBatch, Receipt, Settle, Settled, Settlement, TakeMode, Taken,
+    ReadBatch, Receipt, Settle, Settled, Settlement, TakeMode, Taken, check_retention,
+    check_routing,
 };
 pub use ids::{ClientId, ConsumerId};
 pub use inspect::{Inspect, QueuePage};
@@ -172,9 +173,13 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// * An empty batch is `InvalidOption("entries")`.
     /// * With [`PushBatch::dedupe`] (SPEC P10), a key seen within its window in this
     ///   incarnation: nothing written, the id that push got is returned (see [`Dedupe`]).
-    /// * Every entry gets [`PushBatch::priority`] and [`PushBatch::ordering_key`] (SPEC P11,
-    ///   P12): it is takeable in its level, or waits behind its key's out entry (see
-    ///   [`Store::take`]); reads, counts and `maxsize` treat it like any ready entry.
+    /// * Each entry is routed with its own [`NewEntry::priority`] and
+    ///   [`NewEntry::ordering_key`] (SPEC P11, P12; one batch may mix levels and keys): it is
+    ///   takeable in its level, or waits behind its key's out entry (see [`Store::take`]);
+    ///   reads, counts and `maxsize` treat it like any ready entry. Before anything else
+    ///   (nothing written): an entry out of bounds is `InvalidOption` naming `priority` or
+    ///   `ordering_key` (see [`NewEntry::check_routing`]), and so is any level or key when
+    ///   `batch.spec` has retention (see [`check_retention`]).
     async fn push(&self, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64>;
 
     /// Schedules one message (SPEC P8): it stays invisible for `batch.delay` on the store's
@@ -185,8 +190,9 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
     /// * If the queue does not exist: it is created from `batch.spec` first.
     /// * A delay above [`MAX_DELAY`]: `InvalidOption("delay")`, nothing written.
     /// * `maxsize` does not apply until the message is promoted.
-    /// * When it comes due it is routed with [`ScheduleBatch::priority`] and
-    ///   [`ScheduleBatch::ordering_key`] like a push made then (see [`Store::push`]).
+    /// * When it comes due it is routed with the entry's [`NewEntry::priority`] and
+    ///   [`NewEntry::ordering_key`] like a push made then (see [`Store::push`]), and both are
+    ///   checked (bounds, retention of `batch.spec`) as a push checks them.
     async fn schedule(&self, queue: &QueueName, batch: &ScheduleBatch<'_>) -> Result<Scheduled>;
 
     /// Withdraws a scheduled message that has not come due yet. Returns whether it was still

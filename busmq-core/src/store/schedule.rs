@@ -19,21 +19,15 @@ pub struct ScheduleBatch<'a> {
     /// The message.
     pub entry: &'a NewEntry,
     /// How long from now (on the store's clock) the message stays invisible; at most
-    /// [`MAX_DELAY`].
+    /// [`MAX_DELAY`]. When it comes due it is routed with its own
+    /// [`NewEntry::priority`] and [`NewEntry::ordering_key`] like a push made then.
     pub delay: Duration,
-    /// The priority level the message is routed with when it comes due (see
-    /// [`PushBatch::priority`](super::PushBatch::priority)).
-    pub priority: u8,
-    /// The ordering key the message is routed with when it comes due (see
-    /// [`PushBatch::ordering_key`](super::PushBatch::ordering_key)).
-    pub ordering_key: Option<&'a str>,
 }
 
 impl<'a> ScheduleBatch<'a> {
-    /// `entry` to come due after `delay` in the incarnation `generation` created from `spec`,
-    /// at level 0 without an ordering key.
+    /// `entry` to come due after `delay` in the incarnation `generation` created from `spec`.
     pub fn new(generation: u64, spec: &'a QueueSpec, entry: &'a NewEntry, delay: Duration) -> Self {
-        ScheduleBatch { generation, spec, entry, delay, priority: 0, ordering_key: None }
+        ScheduleBatch { generation, spec, entry, delay }
     }
 }
 

@@ -10,10 +10,10 @@
 use crate::fault::CallError;
 use crate::ops::call::{Call, Ctx, Durable};
 use crate::script::args::{check_spec, flag, spec_args};
-use crate::script::entry::{PushArg, Side};
+use crate::script::entry::{PushArg, Route};
 use crate::script::reply::{Reply, unexpected};
 use crate::script::scripts::scripts;
-use busmq_core::store::{MAX_ORDERING_KEY, MAX_PRIORITY, PushBatch};
+use busmq_core::store::{PushBatch, check_retention};
 use busmq_core::support::now_micros;
 use busmq_core::{Error, QueueName, Result};
 use redis::{ServerErrorKind, Value};
@@ -24,18 +24,24 @@ use redis::{ServerErrorKind, Value};
 const APPEND_MIN: usize = 32;
 
 pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
-    let PushBatch { generation, spec, entries, after, dedupe, priority, ordering_key } = *batch;
+    let PushBatch { generation, spec, entries, after, dedupe } = *batch;
     check_spec(spec)?;
     if entries.is_empty() {
         return Err(Error::invalid_option("entries", "a push needs at least one entry"));
     }
-    let side = check_side(priority, ordering_key)?;
+    // Typed refusals before anything is sent (the scripts could not store a level above 9 or
+    // a key with a NUL byte), as the memory store makes them.
+    for entry in entries {
+        entry.check_routing()?;
+    }
+    check_retention(spec, entries)?;
+    let routed = entries.iter().any(|e| e.is_routed());
     let call = ctx.call("push", queue);
     let proposed = now_micros().max(after.map_or(0, |last| last + 1));
     // A push that must wait for replicas keeps to one script call followed by WAIT.
     // A keyed push (SPEC P10) is push_once.lua: the key is checked and written in the push.
     let appended = match ctx.config.replicas_ack {
-        None if entries.len() >= APPEND_MIN && dedupe.is_none() && !side.is_side() => {
+        None if entries.len() >= APPEND_MIN && dedupe.is_none() && !routed => {
             append(&call, batch, proposed).await?
         }
         _ => None,
@@ -50,9 +56,13 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
             call.script(script, durable, |cmd, create| {
                 cmd.arg(generation);
                 spec_args(cmd, spec, page);
-                cmd.arg(flag(create)).arg(&call.keys.channel).arg(proposed).arg(side_arg(side));
+                cmd.arg(flag(create)).arg(&call.keys.channel).arg(proposed);
+                cmd.arg(if routed { "r" } else { "" });
                 for (i, e) in entries.iter().enumerate() {
-                    cmd.arg(PushArg::with_side(e, proposed + i as u64, side));
+                    if routed {
+                        cmd.arg(Route(e));
+                    }
+                    cmd.arg(PushArg::new(e, proposed + i as u64));
                 }
                 if let Some(d) = dedupe {
                     let window = u64::try_from(d.window.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -68,31 +78,6 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
         "full" => Err(Error::QueueFull { queue: queue.to_string(), maxsize: reply.u64(1)? }),
         other => Err(unexpected("push", other)),
     }
-}
-
-/// The level and ordering key of a push or schedule, checked as `PushOptions` checks them (the
-/// store refuses what the scripts could not store: a level above 9, a key with a NUL byte).
-pub(crate) fn check_side(priority: u8, key: Option<&str>) -> Result<Side<'_>> {
-    if priority > MAX_PRIORITY {
-        return Err(Error::invalid_option("priority", "levels are 0 to 9"));
-    }
-    if let Some(k) = key
-        && (k.is_empty() || k.len() > MAX_ORDERING_KEY || k.contains('\0'))
-    {
-        return Err(Error::invalid_option(
-            "ordering_key",
-            "an ordering key has 1 to 1024 bytes and no NUL byte",
-        ));
-    }
-    Ok(Side { priority, key })
-}
-
-/// push.lua's ARGV[10]: '' for a plain push, else the level digit and the key.
-fn side_arg(side: Side<'_>) -> String {
-    if !side.is_side() {
-        return String::new();
-    }
-    format!("{}{}", side.priority, side.key.unwrap_or(""))
 }
 
 /// The push as one MULTI of append.lua's prepare, `RPUSHX` of the entries and commit (see

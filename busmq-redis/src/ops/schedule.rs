@@ -7,7 +7,7 @@ use crate::script::args::{check_spec, flag, spec_args};
 use crate::script::entry::PushArg;
 use crate::script::reply::{Reply, unexpected};
 use crate::script::scripts::scripts;
-use busmq_core::store::{MAX_DELAY, ScheduleBatch, Scheduled};
+use busmq_core::store::{MAX_DELAY, ScheduleBatch, Scheduled, check_retention};
 use busmq_core::{Error, QueueName, Result};
 use std::time::Duration;
 
@@ -18,7 +18,8 @@ pub(crate) async fn schedule(
     batch: &ScheduleBatch<'_>,
 ) -> Result<Scheduled> {
     check_spec(batch.spec)?;
-    let side = crate::ops::push::check_side(batch.priority, batch.ordering_key)?;
+    batch.entry.check_routing()?;
+    check_retention(batch.spec, [batch.entry])?;
     if batch.delay > MAX_DELAY {
         return Err(Error::invalid_option("delay", "a message is delayed by at most 30 days"));
     }
@@ -32,7 +33,7 @@ pub(crate) async fn schedule(
             spec_args(cmd, batch.spec, page);
             cmd.arg(flag(create)).arg(&call.keys.channel).arg(delay_ms);
             // The id is a placeholder: the message gets its id when it is promoted.
-            cmd.arg(PushArg::scheduled(batch.entry, side));
+            cmd.arg(PushArg::scheduled(batch.entry));
         })
         .await?;
     match reply.status() {

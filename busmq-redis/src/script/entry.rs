@@ -119,22 +119,37 @@ pub(crate) struct PushArg<'a> {
 }
 
 impl<'a> PushArg<'a> {
-    /// A plain entry (level 0, no ordering key).
+    /// The entry with its own level and ordering key in its attrs.
     pub(crate) fn new(entry: &'a NewEntry, id: u64) -> Self {
-        Self::with_side(entry, id, Side::default())
-    }
-
-    /// An entry pushed with a level and ordering key.
-    pub(crate) fn with_side(entry: &'a NewEntry, id: u64, side: Side<'_>) -> Self {
+        let side = Side { priority: entry.priority, key: entry.ordering_key.as_deref() };
         let attrs = attrs(entry.dead.as_ref(), entry.headers.as_ref(), side);
         PushArg { entry, id: Some(id), attrs }
     }
 
-    /// A message to schedule: its id is a placeholder ('0', or 's' for a side entry, which
+    /// A message to schedule: its id is a placeholder ('0', or 's' for a routed entry, which
     /// promote() in `lua/lib.lua` routes among the side entries when it comes due).
-    pub(crate) fn scheduled(entry: &'a NewEntry, side: Side<'_>) -> Self {
-        let id = if side.is_side() { None } else { Some(0) };
-        PushArg { id, ..Self::with_side(entry, 0, side) }
+    pub(crate) fn scheduled(entry: &'a NewEntry) -> Self {
+        let id = if entry.is_routed() { None } else { Some(0) };
+        PushArg { id, ..Self::new(entry, 0) }
+    }
+}
+
+/// An entry's route for push.lua (see its ARGV[11..]): '' for a plain entry, else the level
+/// digit followed by the ordering key.
+#[derive(Debug)]
+pub(crate) struct Route<'a>(pub(crate) &'a NewEntry);
+
+impl ToRedisArgs for Route<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + RedisWrite,
+    {
+        let mut w = out.writer_for_next_arg();
+        if self.0.is_routed() {
+            // Writing into the command's in-memory buffer cannot fail.
+            let _ = write!(w, "{}", self.0.priority);
+            let _ = w.write_all(self.0.ordering_key.as_deref().unwrap_or("").as_bytes());
+        }
     }
 }
 

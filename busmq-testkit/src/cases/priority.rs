@@ -52,7 +52,8 @@ pub async fn priorities_are_taken_highest_first_and_in_push_order_within_a_level
 }
 
 /// P12, P11, Q6: pushes made together are written with their own level and key each (the
-/// producer writes together only pushes of equal level and key), and ids keep push order.
+/// producer writes pushes of any levels and keys in one store call, each entry carrying its
+/// own), and ids keep push order.
 pub async fn concurrent_pushes_keep_their_own_level_and_key(backend: &dyn Backend) {
     let b = bus(backend).await;
     let q = attached(&b, "priority-coalesce").await;

@@ -43,7 +43,7 @@ pub(super) fn report_foreign(queue: &QueueInner, foreign: Vec<String>) -> usize 
 async fn dead_letter(settler: &Arc<Settler>, queue: &QueueInner, entry: Entry) {
     let (id, delivered) = (entry.id, entry.deliveries.saturating_sub(1));
     let ack = Settle::of(&entry, Settlement::Ack);
-    let message = NewEntry { payload: entry.payload, dead: None, headers: entry.headers };
+    let message = NewEntry { headers: entry.headers, ..NewEntry::new(entry.payload) };
     let moved = settler.dead_letters.push(id, delivered, message, "max_deliveries".into());
     match moved.await {
         Ok(()) => {

@@ -1,5 +1,6 @@
 //! Property model of priorities (SPEC P12) and per-key ordering (SPEC P11) through the Store
-//! trait: random sequences of push (level, key), take (at most once or reliable), ack and
+//! trait: random sequences of push (one to three messages in one store call, each with its own
+//! level and key), take (at most once or reliable), ack and
 //! release, checked after every step against a plain model that recomputes the take order
 //! from scratch: returned entries first in id order, then takeable entries by level (highest
 //! first) in id order, where an entry of a key is takeable only while it holds the key's gate.
@@ -19,8 +20,9 @@ const KEYS: [&str; 3] = ["k0", "k1", "k2"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Push one message at `LEVELS[level]`, with `KEYS[key]` if any.
-    Push { level: usize, key: Option<usize> },
+    /// Push one message per `(level, key)` in one store call: at `LEVELS[level]`, with
+    /// `KEYS[key]` if any.
+    Push(Vec<(usize, Option<usize>)>),
     /// Take at most this many, reliably or at most once.
     Take { max: u32, reliable: bool },
     /// Acknowledge the n-th held delivery (modulo their number).
@@ -32,8 +34,7 @@ enum Op {
 // `Tree: Send`: the tree lives across the awaits of a case, whose future must be `Send`.
 fn op() -> impl Strategy<Value = Op, Tree: Send> {
     prop_oneof![
-        5 => (0usize..3, prop::option::weighted(0.7, 0usize..3))
-            .prop_map(|(level, key)| Op::Push { level, key }),
+        5 => vec((0usize..3, prop::option::weighted(0.7, 0usize..3)), 1..4).prop_map(Op::Push),
         3 => (0u32..4, any::<bool>()).prop_map(|(max, reliable)| Op::Take { max, reliable }),
         2 => (0usize..8).prop_map(Op::Ack),
         1 => (0usize..8).prop_map(Op::Release),
@@ -108,20 +109,25 @@ async fn run(store: &dyn Store, ops: Vec<Op>) -> Outcome {
     for (step, op) in ops.into_iter().enumerate() {
         let at = |what: &str| format!("step {step} ({op:?}): {what}");
         match &op {
-            Op::Push { level, key } => {
-                let msg = Msg {
-                    byte: pushed,
-                    level: LEVELS[*level],
-                    key: key.map(|k| KEYS[k]),
-                    returned: false,
-                };
-                pushed += 1;
-                let batch = [NewEntry::new(vec![msg.byte])];
-                let mut push = PushBatch::new(generation, &sp, &batch);
-                push.priority = msg.level;
-                push.ordering_key = msg.key;
-                store.push(&q, &push).await.expect("push");
-                model.push(msg);
+            Op::Push(routes) => {
+                let mut batch = Vec::new();
+                let mut msgs = Vec::new();
+                for (level, key) in routes {
+                    let msg = Msg {
+                        byte: pushed,
+                        level: LEVELS[*level],
+                        key: key.map(|k| KEYS[k]),
+                        returned: false,
+                    };
+                    pushed += 1;
+                    let entry = NewEntry::new(vec![msg.byte]).with_priority(msg.level);
+                    batch.push(entry.with_ordering_key(msg.key.map(Into::into)));
+                    msgs.push(msg);
+                }
+                store.push(&q, &PushBatch::new(generation, &sp, &batch)).await.expect("push");
+                for msg in msgs {
+                    model.push(msg);
+                }
             }
             Op::Take { max, reliable } => {
                 let taken = store.take(&q, *max, if *reliable { mode } else { AMO }).await;

@@ -169,9 +169,7 @@ enum Written {
     Scheduled(Scheduled),
 }
 
-/// Pushes `msg` (no `delay`) or schedules it: the one place that says where a message's level
-/// and key go in a store call, so that moving them (from the batch onto `NewEntry`) changes
-/// only this.
+/// Pushes `msg` (no `delay`) or schedules it, with its level and key on the entry.
 async fn write(
     store: &dyn Store,
     q: &QueueName,
@@ -179,19 +177,16 @@ async fn write(
     msg: &Msg,
     delay: Option<Duration>,
 ) -> busmq_core::Result<Written> {
-    let entry = NewEntry::new(vec![msg.byte]);
+    let entry = NewEntry::new(vec![msg.byte])
+        .with_priority(msg.level)
+        .with_ordering_key(msg.key.map(Into::into));
     match delay {
         None => {
-            let entries = std::slice::from_ref(&entry);
-            let mut batch = PushBatch::new(generation, sp, entries);
-            batch.priority = msg.level;
-            batch.ordering_key = msg.key;
+            let batch = PushBatch::new(generation, sp, std::slice::from_ref(&entry));
             store.push(q, &batch).await.map(Written::Pushed)
         }
         Some(delay) => {
-            let mut batch = ScheduleBatch::new(generation, sp, &entry, delay);
-            batch.priority = msg.level;
-            batch.ordering_key = msg.key;
+            let batch = ScheduleBatch::new(generation, sp, &entry, delay);
             store.schedule(q, &batch).await.map(Written::Scheduled)
         }
     }

@@ -30,11 +30,11 @@ pub(crate) async fn push_routed(
     priority: u8,
     key: Option<&str>,
 ) -> busmq_core::Result<u64> {
-    let batch = entries(payloads);
-    let mut push = PushBatch::new(generation, spec, &batch);
-    push.priority = priority;
-    push.ordering_key = key;
-    store.push(q, &push).await
+    let batch: Vec<NewEntry> = entries(payloads)
+        .into_iter()
+        .map(|e| e.with_priority(priority).with_ordering_key(key.map(Into::into)))
+        .collect();
+    store.push(q, &PushBatch::new(generation, spec, &batch)).await
 }
 
 async fn settle(store: &dyn Store, q: &QueueName, entry: &Entry, action: Settlement) {
@@ -196,14 +196,10 @@ pub async fn store_scheduled_entries_come_due_with_their_level_and_key(backend: 
     let (q, sp) = (queue("store-keys-delayed"), spec());
     let generation = store.attach(&q, &sp).await.unwrap().generation;
     push_routed(&*store, &q, generation, &sp, &["a"], 0, Some("k")).await.unwrap();
-    let (b, c) = (NewEntry::new("b"), NewEntry::new("c"));
-    let mut later = ScheduleBatch::new(generation, &sp, &b, 100 * MS);
-    later.priority = 9;
-    later.ordering_key = Some("k");
-    store.schedule(&q, &later).await.unwrap();
-    let mut high = ScheduleBatch::new(generation, &sp, &c, 100 * MS);
-    high.priority = 5;
-    store.schedule(&q, &high).await.unwrap();
+    let b = NewEntry::new("b").with_priority(9).with_ordering_key(Some("k".into()));
+    let c = NewEntry::new("c").with_priority(5);
+    store.schedule(&q, &ScheduleBatch::new(generation, &sp, &b, 100 * MS)).await.unwrap();
+    store.schedule(&q, &ScheduleBatch::new(generation, &sp, &c, 100 * MS)).await.unwrap();
     push_routed(&*store, &q, generation, &sp, &["d"], 0, None).await.unwrap();
     tokio::time::sleep(400 * MS).await;
     let mode = reliable(30 * SEC, 5);
@@ -214,4 +210,99 @@ pub async fn store_scheduled_entries_come_due_with_their_level_and_key(backend: 
     let b = store.take(&q, 10, mode).await.unwrap();
     assert_eq!(payloads(&b.entries), ["b"]);
     assert_eq!((b.entries[0].priority, b.entries[0].ordering_key.as_deref()), (9, Some("k")));
+}
+
+/// One pushed entry: payload, level, key.
+fn routed(payload: &str, level: u8, key: Option<&str>) -> NewEntry {
+    NewEntry::new(payload.to_string()).with_priority(level).with_ordering_key(key.map(Into::into))
+}
+
+/// The mixed batch of the cases below: levels and keys differ from entry to entry.
+fn mixed() -> Vec<NewEntry> {
+    vec![
+        routed("a", 0, None),
+        routed("b", 9, None),
+        routed("c", 0, Some("k")),
+        routed("d", 5, Some("k")),
+        routed("e", 0, Some("j")),
+        routed("f", 3, None),
+        routed("g", 0, Some("k")),
+    ]
+}
+
+/// P11, P12, Q9: one push may mix levels and keys; each entry is routed as if pushed alone, in
+/// the batch's order (consecutive ids), reliable and at-most-once alike.
+pub async fn store_a_mixed_batch_routes_each_entry_by_its_own_level_and_key(backend: &dyn Backend) {
+    let store = connected(backend).await;
+    let (q, sp) = (queue("store-mixed"), spec());
+    let generation = store.attach(&q, &sp).await.unwrap().generation;
+    let batch = mixed();
+    let first = try_push(&*store, &q, generation, &sp, &batch).await.unwrap();
+    let read = store.read(&q, Position::Start, 10).await.unwrap();
+    assert_eq!(ids(&read.entries), (first..first + 7).collect::<Vec<_>>(), "consecutive ids");
+    assert_eq!(payloads(&read.entries), ["a", "b", "c", "d", "e", "f", "g"]);
+    assert_eq!(levels(&read.entries), [0, 9, 0, 5, 0, 3, 0]);
+    assert_eq!(keys(&read.entries), [None, None, Some("k"), Some("k"), Some("j"), None, Some("k")]);
+    let mode = reliable(30 * SEC, 5);
+    let taken = store.take(&q, 10, mode).await.unwrap();
+    assert_eq!(payloads(&taken.entries), ["b", "f", "a", "c", "e"], "d and g wait behind c");
+    let stat = store.stat(&q).await.unwrap();
+    assert_eq!((stat.count, stat.pending), (2, 5));
+    settle(&*store, &q, &taken.entries[3], Settlement::Ack).await;
+    let d = store.take(&q, 10, mode).await.unwrap();
+    assert_eq!(payloads(&d.entries), ["d"]);
+    assert_eq!((d.entries[0].priority, d.entries[0].ordering_key.as_deref()), (5, Some("k")));
+    settle(&*store, &q, &d.entries[0], Settlement::Ack).await;
+    assert_eq!(payloads(&store.take(&q, 10, mode).await.unwrap().entries), ["g"]);
+
+    // At most once, the gates pass at the take: c's take lets d (level 5) go next, and d's
+    // lets g go at its id's place among level 0.
+    let (q, sp) = (queue("store-mixed-amo"), spec());
+    let generation = store.attach(&q, &sp).await.unwrap().generation;
+    try_push(&*store, &q, generation, &sp, &batch).await.unwrap();
+    let taken = store.take(&q, 10, AMO).await.unwrap();
+    assert_eq!(payloads(&taken.entries), ["b", "f", "a", "c", "d", "e", "g"]);
+    assert_eq!(store.stat(&q).await.unwrap().count, 0);
+}
+
+/// P11, P12, rule O8: an entry out of bounds anywhere in a batch refuses the whole push with
+/// `InvalidOption` naming it, and so does a level or a key on a queue with retention (pushes
+/// and schedules alike); nothing is written.
+pub async fn store_refuses_bad_or_retained_routing_and_writes_nothing(backend: &dyn Backend) {
+    let store = connected(backend).await;
+    let (q, sp) = (queue("store-mixed-bad"), spec());
+    let generation = store.attach(&q, &sp).await.unwrap().generation;
+    let named = |result: busmq_core::Result<u64>| match result {
+        Err(Error::InvalidOption { option, .. }) => option,
+        other => panic!("expected InvalidOption, got {other:?}"),
+    };
+    let mut bad = mixed();
+    bad[4] = routed("e", 10, None);
+    assert_eq!(named(try_push(&*store, &q, generation, &sp, &bad).await), "priority");
+    bad[4] = routed("e", 0, Some("with\0nul"));
+    assert_eq!(named(try_push(&*store, &q, generation, &sp, &bad).await), "ordering_key");
+    bad[4] = routed("e", 0, Some(""));
+    assert_eq!(named(try_push(&*store, &q, generation, &sp, &bad).await), "ordering_key");
+    assert_eq!(store.stat(&q).await.unwrap().count, 0, "nothing of a refused batch");
+
+    let replay = QueueSpec {
+        retention: busmq_core::store::Retention { max_len: Some(10), max_age: None },
+        ..spec()
+    };
+    let q = queue("store-retained-routing");
+    let generation = store.attach(&q, &replay).await.unwrap().generation;
+    let leveled = [NewEntry::new("a"), routed("b", 1, None)];
+    assert_eq!(named(try_push(&*store, &q, generation, &replay, &leveled).await), "priority");
+    let keyed = [routed("c", 0, Some("k")), NewEntry::new("d")];
+    assert_eq!(named(try_push(&*store, &q, generation, &replay, &keyed).await), "ordering_key");
+    let later = routed("e", 0, Some("k"));
+    let scheduled = store.schedule(&q, &ScheduleBatch::new(generation, &replay, &later, MS)).await;
+    match scheduled {
+        Err(Error::InvalidOption { option, .. }) => assert_eq!(option, "ordering_key"),
+        other => panic!("expected InvalidOption(ordering_key), got {other:?}"),
+    }
+    let plain = try_push(&*store, &q, generation, &replay, &[NewEntry::new("f")]).await.unwrap();
+    tokio::time::sleep(50 * MS).await;
+    let read = store.read(&q, Position::Start, 10).await.unwrap();
+    assert_eq!(ids(&read.entries), [plain], "only the plain push was written");
 }
