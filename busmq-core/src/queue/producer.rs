@@ -48,9 +48,11 @@ struct Unit {
     started: Option<Instant>,
 }
 
-/// What an entry adds to a store call, for [`BATCH_BYTES`].
+/// What an entry adds to a store call, for [`BATCH_BYTES`]: an ordering key travels twice
+/// (its route and the entry's attributes).
 fn size(entry: &NewEntry) -> usize {
-    entry.payload.len() + entry.headers.as_ref().map_or(0, |h| h.size())
+    let key = entry.ordering_key.as_ref().map_or(0, |k| 2 * k.len());
+    entry.payload.len() + entry.headers.as_ref().map_or(0, |h| h.size()) + key
 }
 
 /// The push side of one queue handle.

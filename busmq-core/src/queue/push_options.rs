@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::headers::Headers;
-use crate::store::{NewEntry, QueueSpec, check_routing};
+use crate::store::{NewEntry, QueueSpec, check_retention, check_routing};
 use crate::util::random_u64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,11 +54,6 @@ pub(crate) struct Routing {
 }
 
 impl Routing {
-    /// Whether this is what every push without the options writes (level 0, no key).
-    pub(crate) fn is_plain(&self) -> bool {
-        self.priority == 0 && self.key.is_none()
-    }
-
     /// `entry` with this level and ordering key.
     pub(crate) fn apply(self, entry: NewEntry) -> NewEntry {
         entry.with_priority(self.priority).with_ordering_key(self.key)
@@ -67,12 +62,9 @@ impl Routing {
     /// Refuses routing on a queue with retention: a replay queue is read, not taken, so levels
     /// and key gates would mean nothing there.
     pub(crate) fn check_spec(&self, spec: &QueueSpec) -> Result<()> {
-        let retained = spec.retention.max_len.is_some() || spec.retention.max_age.is_some();
-        if !retained || self.is_plain() {
-            return Ok(());
-        }
-        let option = if self.priority > 0 { "priority" } else { "ordering_key" };
-        Err(Error::invalid_option(option, "a queue with retention (replay) is not taken in order"))
+        // The stores' own check, on an entry routed like this one (one rule, one wording).
+        let probe = self.clone().apply(NewEntry::new(bytes::Bytes::new()));
+        check_retention(spec, [&probe])
     }
 }
 
@@ -132,8 +124,9 @@ impl PushOptions {
         self
     }
 
-    /// The priority level (SPEC P12): 0 (the default, lowest) to [`MAX_PRIORITY`](crate::store::MAX_PRIORITY) (9). Ready
-    /// messages are taken by level, highest first, and in push order within a level; messages
+    /// The priority level (SPEC P12): 0 (the default, lowest) to
+    /// [`MAX_PRIORITY`](crate::store::MAX_PRIORITY) (9). Ready messages are taken by level,
+    /// highest first, and in push order within a level; messages
     /// given back by consumers (released, expired, restored) still come before all of them.
     /// Within an [`ordering_key`](PushOptions::ordering_key), push order wins over levels. A
     /// level above 9 is `InvalidOption("priority")`, and so is any level above 0 on a queue with
@@ -147,8 +140,9 @@ impl PushOptions {
     /// push order, while messages of other keys go in parallel. In reliable mode the key's next
     /// message is handed out only once the previous delivery is acknowledged (a release, a
     /// nack, an expired visibility keep it first in line); in at-most-once mode once it is
-    /// taken. A key has 1 to [`MAX_ORDERING_KEY`](crate::store::MAX_ORDERING_KEY) (1024) bytes and no NUL byte; otherwise, or on
-    /// a queue with retention, the push is `InvalidOption("ordering_key")` and nothing is
+    /// taken. A key has 1 to [`MAX_ORDERING_KEY`](crate::store::MAX_ORDERING_KEY) (1024)
+    /// bytes and no NUL byte; otherwise, or on a queue with retention, the push is
+    /// `InvalidOption("ordering_key")` and nothing is
     /// written. The key is independent of the [`dedupe`](PushOptions::dedupe) key.
     pub fn ordering_key(mut self, key: impl Into<Arc<str>>) -> Self {
         self.ordering_key = Some(key.into());
@@ -243,7 +237,7 @@ mod tests {
 
     #[test]
     fn levels_are_0_to_9() {
-        assert!(PushOptions::new().checked_routing().unwrap().is_plain());
+        assert_eq!(PushOptions::new().checked_routing().unwrap(), Routing::default());
         for level in 0..=MAX_PRIORITY {
             let routing = PushOptions::new().priority(level).checked_routing().unwrap();
             assert_eq!(routing.priority, level);
@@ -256,7 +250,7 @@ mod tests {
     fn ordering_keys_have_1_to_1024_bytes_and_no_nul() {
         let routing = PushOptions::new().ordering_key("k").checked_routing().unwrap();
         assert_eq!(routing.key.as_deref(), Some("k"));
-        assert!(!routing.is_plain());
+        assert_ne!(routing, Routing::default());
         let longest = "é".repeat(MAX_ORDERING_KEY / 2);
         assert!(PushOptions::new().ordering_key(longest).checked_routing().is_ok());
         assert_eq!(refused(PushOptions::new().ordering_key("")), "ordering_key");
