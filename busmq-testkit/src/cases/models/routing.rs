@@ -35,7 +35,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op, Tree: Send> {
     prop_oneof![
         5 => vec((0usize..3, prop::option::weighted(0.7, 0usize..3)), 1..4).prop_map(Op::Push),
-        3 => (0u32..4, any::<bool>()).prop_map(|(max, reliable)| Op::Take { max, reliable }),
+        3 => (0u32..9, any::<bool>()).prop_map(|(max, reliable)| Op::Take { max, reliable }),
         2 => (0usize..8).prop_map(Op::Ack),
         1 => (0usize..8).prop_map(Op::Release),
     ]
