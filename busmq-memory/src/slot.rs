@@ -171,6 +171,11 @@ impl Slot {
         if self.is_closed(generation) {
             return Err(Self::closed_error(queue));
         }
+        // The live queue's retention too: the caller's spec is its attach's, and that
+        // incarnation may have expired since.
+        if let Some(state) = self.live.as_ref() {
+            check_retention(&state.spec, entries)?;
+        }
         if entries.is_empty() {
             return Err(Error::invalid_option("entries", "a push needs at least one entry"));
         }
@@ -220,6 +225,7 @@ impl Slot {
             return Err(Error::invalid_option("delay", "a message is delayed by at most 30 days"));
         }
         let state = self.live_or_create(batch.spec, ctx)?;
+        check_retention(&state.spec, [batch.entry])?;
         let seq = state.delayed.add(batch.entry.clone(), deadline(ctx.now, batch.delay));
         let scheduled = Scheduled::new(state.generation, seq, 0);
         self.notifier.available();

@@ -16,12 +16,16 @@
 --          With ARGV[10] = 'r' each entry is preceded by its route: '' for a plain entry (to the
 --          pages), else its level digit followed by its ordering key, if any (among the side
 --          entries, see lib.lua), so that one push mixes levels and keys.
--- Returns {'ok', first id} | {'closed'} | {'full', maxsize} | {'missing'}
+-- Returns {'ok', first id} | {'closed'} | {'full', maxsize} | {'missing'} | {'retained'} (routed
+--         entries and the live queue has retention)
 local ROUTED = ARGV[10] == 'r'
 local count = #ARGV - 10
 if ROUTED then count = count / 2 end
 local q, refused, now_us = push_target(ARGV[1], ARGV[7], 2, count)
 if not q then return refused end
+-- A live queue with retention takes no levels or keys (SPEC P11, P12), whatever spec the
+-- caller sent: it may have attached an incarnation that expired since.
+if ROUTED and (q.rlen or q.rage) then return {'retained'} end
 
 local floor = math.max(q.last, q.base)
 local first = tonumber(ARGV[9])

@@ -12,6 +12,7 @@
 -- ARGV[9] the delay in ms (on this server's clock)
 -- ARGV[10] the entry '<placeholder id>:<deliveries>:<attr length>:<attrs><payload>'
 -- Returns {'ok', generation, sequence number, due time in ms} | {'closed'} | {'missing'}
+--       | {'retained'} (a level or key, and the live queue has retention)
 if closed_generation(ARGV[1]) then return {'closed'} end
 local now_ms, now_us = clock()
 local q = load()
@@ -19,6 +20,8 @@ if not q then
   if ARGV[7] ~= '1' then return {'missing'} end
   q = create(now_ms, now_us, 2)
 end
+-- A routed message ('s' placeholder) and a live queue with retention: refused, as by push.lua.
+if string.sub(ARGV[10], 1, 1) == 's' and (q.rlen or q.rage) then return {'retained'} end
 local seq = redis.call('HINCRBY', M, 'dseq', 1)
 local due = now_ms + tonumber(ARGV[9])
 local member = seq_prefix(seq) .. ARGV[10]

@@ -13,7 +13,7 @@ use crate::script::args::{check_spec, flag, spec_args};
 use crate::script::entry::{PushArg, Route};
 use crate::script::reply::{Reply, unexpected};
 use crate::script::scripts::scripts;
-use busmq_core::store::{PushBatch, check_retention};
+use busmq_core::store::{NewEntry, PushBatch, QueueSpec, Retention, check_retention};
 use busmq_core::support::now_micros;
 use busmq_core::{Error, QueueName, Result};
 use redis::{ServerErrorKind, Value};
@@ -76,7 +76,21 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
         "ok" => reply.u64(1),
         "closed" => Err(Error::Closed { queue: queue.to_string() }),
         "full" => Err(Error::QueueFull { queue: queue.to_string(), maxsize: reply.u64(1)? }),
+        "retained" => Err(retained(entries)),
         other => Err(unexpected("push", other)),
+    }
+}
+
+/// The refusal of routed `entries` by a live queue with retention (the caller's spec had
+/// none): the same error `check_retention` gives for a spec with retention.
+pub(crate) fn retained<'e>(entries: impl IntoIterator<Item = &'e NewEntry>) -> Error {
+    let replay = QueueSpec {
+        retention: Retention { max_len: Some(1), max_age: None },
+        ..QueueSpec::default()
+    };
+    match check_retention(&replay, entries) {
+        Err(error) => error,
+        Ok(()) => unexpected("push", "retained, for entries without a level or key"),
     }
 }
 

@@ -39,6 +39,7 @@ pub(crate) async fn schedule(
     match reply.status() {
         "ok" => Ok(Scheduled::new(reply.u64(1)?, reply.u64(2)?, reply.u64(3)?)),
         "closed" => Err(Error::Closed { queue: queue.to_string() }),
+        "retained" => Err(crate::ops::push::retained([batch.entry])),
         other => Err(unexpected("schedule", other)),
     }
 }

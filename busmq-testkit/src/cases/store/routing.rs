@@ -301,6 +301,16 @@ pub async fn store_refuses_bad_or_retained_routing_and_writes_nothing(backend: &
         Err(Error::InvalidOption { option, .. }) => assert_eq!(option, "ordering_key"),
         other => panic!("expected InvalidOption(ordering_key), got {other:?}"),
     }
+    // A caller whose spec has no retention (its incarnation expired, and the queue was made
+    // again as a replay queue): the live queue's retention refuses it all the same.
+    let (stale, sp) = (generation + 1_000_000, spec());
+    assert_eq!(named(try_push(&*store, &q, stale, &sp, &keyed).await), "ordering_key");
+    assert_eq!(named(try_push(&*store, &q, stale, &sp, &leveled).await), "priority");
+    let scheduled = store.schedule(&q, &ScheduleBatch::new(stale, &sp, &later, MS)).await;
+    match scheduled {
+        Err(Error::InvalidOption { option, .. }) => assert_eq!(option, "ordering_key"),
+        other => panic!("expected InvalidOption(ordering_key), got {other:?}"),
+    }
     let plain = try_push(&*store, &q, generation, &replay, &[NewEntry::new("f")]).await.unwrap();
     tokio::time::sleep(50 * MS).await;
     let read = store.read(&q, Position::Start, 10).await.unwrap();
