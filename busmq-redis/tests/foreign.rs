@@ -14,7 +14,7 @@ use busmq_core::{
 };
 use busmq_redis::RedisStore;
 use busmq_testkit::redis::RedisServer;
-use common::{queue, spec};
+use common::{inject, queue, spec};
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
 use std::time::{Duration, Instant};
@@ -51,16 +51,6 @@ fn payloads(entries: &[Entry]) -> Vec<String> {
 
 fn quarantine_key(q: &str) -> String {
     format!("busmq:{{{q}}}:f")
-}
-
-/// Appends values to a page list behind busmq's back, in one command.
-async fn inject(raw: &mut MultiplexedConnection, q: &str, page: u64, values: &[&[u8]]) {
-    let _: () = redis::cmd("RPUSH")
-        .arg(format!("busmq:{{{q}}}:p:{page}"))
-        .arg(values)
-        .query_async(raw)
-        .await
-        .unwrap();
 }
 
 async fn quarantined(raw: &mut MultiplexedConnection, q: &str) -> Vec<Vec<u8>> {

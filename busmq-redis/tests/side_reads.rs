@@ -7,21 +7,10 @@ mod common;
 
 use busmq_core::Store;
 use busmq_core::store::{Entry, NewEntry, Position, PushBatch};
-use common::{queue, spec};
-use redis::aio::MultiplexedConnection;
+use common::{inject, queue, spec};
 
 fn payloads(entries: &[Entry]) -> Vec<String> {
     entries.iter().map(|e| String::from_utf8_lossy(&e.payload).into_owned()).collect()
-}
-
-/// Appends values to a page list behind busmq's back.
-async fn inject(raw: &mut MultiplexedConnection, q: &str, page: u64, values: &[&[u8]]) {
-    let _: () = redis::cmd("RPUSH")
-        .arg(format!("busmq:{{{q}}}:p:{page}"))
-        .arg(values)
-        .query_async(raw)
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

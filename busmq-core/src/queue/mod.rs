@@ -13,6 +13,7 @@ mod lifecycle;
 mod options;
 mod producer;
 mod push_options;
+mod read_limit;
 mod retry;
 mod schedule;
 mod settler;
@@ -25,30 +26,14 @@ pub(crate) use options::default_dead_letter_name;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
 pub use producer::{Push, PushAll};
 pub use push_options::{DEFAULT_DEDUPE_WINDOW, PushOptions};
+pub use read_limit::MAX_READ;
+pub(crate) use read_limit::check_read_max;
 pub use retry::{MAX_RETRY_DELAY, RetryPolicy};
 pub use schedule::When;
 pub use worker::{Job, Worker, WorkerHandle};
 
-/// The most messages one [`Queue::peek`] or [`DeadLetterQueue::list_after`] returns: a read
-/// is one store reply, held whole in memory, so a larger one is refused rather than let a
-/// queue of millions fill the memory of the store and the reader.
-///
-/// [`DeadLetterQueue::list_after`]: crate::DeadLetterQueue::list_after
-pub const MAX_READ: u32 = 10_000;
-
-/// Refuses a read of more than [`MAX_READ`] messages, naming the limit.
-pub(crate) fn check_read_max(max: u32) -> Result<()> {
-    if max > MAX_READ {
-        return Err(Error::invalid_option(
-            "max",
-            format!("a read returns at most {MAX_READ} messages (MAX_READ), got {max}"),
-        ));
-    }
-    Ok(())
-}
-
 use crate::context::{AttachedQueue, BusInner};
-use crate::error::{Error, NameKind, Result};
+use crate::error::{NameKind, Result};
 use crate::events::{EVENT_BUFFER, EventStream};
 use crate::headers::Headers;
 use crate::name::{QueueName, validate};

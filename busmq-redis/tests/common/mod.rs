@@ -121,3 +121,18 @@ pub async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
 pub async fn stop(store: &RedisStore) {
     store.disconnect().await.expect("disconnect");
 }
+
+/// Appends values to a page list of the default namespace behind busmq's back, in one command.
+pub async fn inject(
+    raw: &mut redis::aio::MultiplexedConnection,
+    q: &str,
+    page: u64,
+    values: &[&[u8]],
+) {
+    let _: () = redis::cmd("RPUSH")
+        .arg(format!("busmq:{{{q}}}:p:{page}"))
+        .arg(values)
+        .query_async(raw)
+        .await
+        .unwrap();
+}

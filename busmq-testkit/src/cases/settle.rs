@@ -4,7 +4,7 @@
 //! backend's real store, so that every backend is checked for the same core behaviour.
 
 use crate::backend::Backend;
-use crate::faults::FaultyStore;
+use crate::faults::{Faults, FaultyStore};
 use crate::support::{DEADLINE, bus, next, unique, within};
 use busmq_core::{Bus, ConsumeOptions, Error, ReliableOptions};
 use futures::StreamExt;
@@ -141,23 +141,7 @@ pub async fn reliable_stop_during_a_retrying_ack_does_not_release_it(backend: &d
 /// sent once: lost on a blip, the message came back after its visibility timeout and was
 /// dead-lettered a second time.)
 pub async fn reliable_dead_letter_ack_outlasts_a_blip(backend: &dyn Backend) {
-    let name = unique("dead-ack-blip");
-    let other = bus(backend).await.queue(&name).unwrap();
-    other.attach().await.unwrap();
-    other.push(&"poison").await.unwrap();
-    // Delivered once elsewhere and given back by a stop: the next take is its second delivery.
-    let mut elsewhere = other
-        .consume_with::<String>(ConsumeOptions::new().reliable(ReliableOptions::default()))
-        .await
-        .unwrap();
-    let first = next(&mut elsewhere, "the first delivery").await.unwrap();
-    elsewhere.stop().await;
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
-    let q = b.queue(&name).unwrap();
-    q.attach().await.unwrap();
+    let (name, _other, first, q, faults) = delivered_once_elsewhere(backend, "dead-ack-blip").await;
     let visibility = Duration::from_secs(2);
     let options =
         ReliableOptions { visibility_timeout: visibility, max_deliveries: 1, ..Default::default() };
@@ -267,22 +251,7 @@ pub async fn reliable_nack_after_whose_caller_stops_waiting_still_releases(backe
 /// blip lets it land before its stop returns (bounded), so a process that exits after the
 /// stop does not dead-letter the message again later.
 pub async fn reliable_stop_waits_for_a_dead_letter_ack_in_a_blip(backend: &dyn Backend) {
-    let name = unique("stop-dead-ack");
-    let other = bus(backend).await.queue(&name).unwrap();
-    other.attach().await.unwrap();
-    other.push(&"poison").await.unwrap();
-    let mut elsewhere = other
-        .consume_with::<String>(ConsumeOptions::new().reliable(Default::default()))
-        .await
-        .unwrap();
-    let first = next(&mut elsewhere, "the first delivery").await.unwrap();
-    elsewhere.stop().await;
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
-    let q = b.queue(&name).unwrap();
-    q.attach().await.unwrap();
+    let (name, other, first, q, faults) = delivered_once_elsewhere(backend, "stop-dead-ack").await;
     let options = ReliableOptions {
         visibility_timeout: Duration::from_secs(4),
         max_deliveries: 1,
@@ -307,4 +276,31 @@ pub async fn reliable_stop_waits_for_a_dead_letter_ack_in_a_blip(backend: &dyn B
     let stat = other.stat().await.unwrap();
     assert_eq!((stat.pending, stat.count), (0, 0), "acknowledged before the stop returned");
     drop(first);
+}
+
+/// A queue holding one message that was delivered once elsewhere and given back by a stop (so
+/// the next take is its second delivery), and a handle on it through a faulty bus: its name,
+/// the other handle, that first delivery (kept, so that dropping it does nothing meanwhile),
+/// the faulty handle and its switch.
+async fn delivered_once_elsewhere(
+    backend: &dyn Backend,
+    label: &str,
+) -> (String, busmq_core::Queue, busmq_core::Delivery<String>, busmq_core::Queue, Faults) {
+    let name = unique(label);
+    let other = bus(backend).await.queue(&name).unwrap();
+    other.attach().await.unwrap();
+    other.push(&"poison").await.unwrap();
+    let mut elsewhere = other
+        .consume_with::<String>(ConsumeOptions::new().reliable(ReliableOptions::default()))
+        .await
+        .unwrap();
+    let first = next(&mut elsewhere, "the first delivery").await.unwrap();
+    elsewhere.stop().await;
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(&name).unwrap();
+    q.attach().await.unwrap();
+    (name, other, first, q, faults)
 }
