@@ -1,4 +1,5 @@
-//! Pushes: `lua/push.lua` (one script call), or for large batches `lua/append.lua` around an
+//! Pushes: `lua/push_fast.lua` for the common case, `lua/push.lua` (one script call) for the
+//! others and when push_fast answers 'slow', or for large batches `lua/append.lua` around an
 //! `RPUSHX` of the entries in one MULTI, so that Redis appends the values as they arrive
 //! instead of copying them into Lua and out again.
 //!
@@ -50,10 +51,7 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
         Some(reply) => reply,
         None => {
             let page = ctx.config.page_size;
-            let durable =
-                ctx.config.replicas_ack.map(|ack| Durable { ack, wrote: |reply| reply.is("ok") });
-            let script = if dedupe.is_some() { &scripts().push_once } else { &scripts().push };
-            call.script(script, durable, |cmd, create| {
+            let args = |cmd: &mut redis::Cmd, create: bool| {
                 cmd.arg(generation);
                 spec_args(cmd, spec, page);
                 cmd.arg(flag(create)).arg(&call.keys.channel).arg(proposed);
@@ -68,8 +66,28 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
                     let window = u64::try_from(d.window.as_millis()).unwrap_or(u64::MAX).max(1);
                     cmd.arg(d.key).arg(window);
                 }
-            })
-            .await?
+            };
+            // The common case first (push_fast.lua: plain entries, the live incarnation, no
+            // retention, nothing due); it answers 'slow' without writing when push.lua must
+            // do the push. Pushes that wait for replicas keep to one script call and WAIT.
+            let fast = match ctx.config.replicas_ack {
+                None if dedupe.is_none() && !routed => {
+                    Some(call.script(&scripts().push_fast, None, args).await?)
+                }
+                _ => None,
+            };
+            match fast {
+                Some(reply) if !reply.is("slow") => reply,
+                _ => {
+                    let durable = ctx
+                        .config
+                        .replicas_ack
+                        .map(|ack| Durable { ack, wrote: |reply| reply.is("ok") });
+                    let script =
+                        if dedupe.is_some() { &scripts().push_once } else { &scripts().push };
+                    call.script(script, durable, args).await?
+                }
+            }
         }
     };
     match reply.status() {

@@ -53,6 +53,7 @@ pub(crate) struct Scripts {
     pub(crate) detach: Script,
     pub(crate) close: Script,
     pub(crate) push: Script,
+    pub(crate) push_fast: Script,
     pub(crate) push_once: Script,
     pub(crate) append: Script,
     pub(crate) take: Script,
@@ -74,13 +75,14 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 22] {
+    pub(crate) fn all(&self) -> [&Script; 23] {
         [
             &self.attach,
             &self.renew,
             &self.detach,
             &self.close,
             &self.push,
+            &self.push_fast,
             &self.push_once,
             &self.append,
             &self.take,
@@ -108,6 +110,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     detach: script!("detach"),
     close: script!("close"),
     push: script!("push"),
+    // Alone, without lib.lua: its whole point is not to carry the helpers (see the script).
+    push_fast: Script::new("push_fast", include_str!("../../lua/push_fast.lua")),
     push_once: script!("push_once", "push"),
     append: script!("append"),
     take: script!("take"),
@@ -139,7 +143,10 @@ mod tests {
     #[test]
     fn every_script_has_a_header_and_the_shared_helpers() {
         for s in scripts().all() {
-            let own = s.body.split("-- ---- end of lib.lua ----").nth(1).unwrap_or("");
+            let own = match s.body.split_once("-- ---- end of lib.lua ----") {
+                Some((_, own)) => own,
+                None => s.body,
+            };
             let header = own.trim_start();
             assert!(header.starts_with(&format!("-- {}.lua:", s.name)), "{}: header", s.name);
             for part in ["KEYS", "ARGV", "Returns"] {

@@ -1,0 +1,250 @@
+//! push_fast.lua against push.lua: the same pushes on two queues in the same state, one through
+//! each script, leave the same keys, values, expiries and replies (or push_fast answers 'slow'
+//! and writes nothing), so the common-case script cannot drift from the full one.
+
+mod common;
+
+use redis::aio::MultiplexedConnection;
+use redis::{Script, Value};
+use std::collections::BTreeMap;
+
+const FAST: &str = include_str!("../lua/push_fast.lua");
+const LIB: &str = include_str!("../lua/lib.lua");
+const FULL: &str = include_str!("../lua/push.lua");
+
+/// One queue's keys (busmq's default namespace) and what a push script is given.
+struct Queue {
+    prefix: String,
+}
+
+impl Queue {
+    fn new(label: &str) -> Queue {
+        Queue { prefix: format!("busmq:{{{}}}:", common::queue(label).as_str()) }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        ["m", "t", "r", "z", "x", "c"].iter().map(|k| format!("{}{k}", self.prefix)).collect()
+    }
+
+    /// A live incarnation (generation 1, pages of 4, no maxsize or retention) expiring at `at_ms`.
+    async fn plant(&self, raw: &mut MultiplexedConnection, at_ms: u64) {
+        let meta = format!("{}m", self.prefix);
+        let _: () = redis::cmd("HSET")
+            .arg(&meta)
+            .arg(&["v", "2", "gen", "1", "ttl", "30000", "size", "4", "last", "0", "base", "0"])
+            .arg(&["n", "0", "head", "0", "tail", "0", "max", "", "rlen", "", "rage", ""])
+            .query_async(raw)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("PEXPIREAT").arg(&meta).arg(at_ms).query_async(raw).await.unwrap();
+    }
+
+    async fn push(
+        &self,
+        raw: &mut MultiplexedConnection,
+        script: &Script,
+        first: u64,
+        payloads: &[&str],
+    ) -> Value {
+        let mut call = script.prepare_invoke();
+        for key in self.keys() {
+            call.key(key);
+        }
+        call.arg("1").arg(&["30000", "", "", "", "4"]).arg("1");
+        call.arg(format!("{}ch", self.prefix)).arg(first).arg("");
+        for (i, p) in payloads.iter().enumerate() {
+            call.arg(format!("{}:0:0:{p}", first + i as u64));
+        }
+        call.invoke_async(raw).await.unwrap()
+    }
+
+    /// Every key of the queue (named without the queue's prefix) with its contents and absolute
+    /// expiry.
+    async fn snapshot(&self, raw: &mut MultiplexedConnection) -> BTreeMap<String, (String, i64)> {
+        let mut keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}*", self.prefix)).query_async(raw).await.unwrap();
+        keys.sort();
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query_async(raw).await.unwrap();
+            let contents = match kind.as_str() {
+                "hash" => {
+                    let all: BTreeMap<String, String> =
+                        redis::cmd("HGETALL").arg(&key).query_async(raw).await.unwrap();
+                    format!("{all:?}")
+                }
+                "list" => {
+                    let all: Vec<String> = redis::cmd("LRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(raw)
+                        .await
+                        .unwrap();
+                    format!("{all:?}")
+                }
+                "string" => {
+                    let v: String = redis::cmd("GET").arg(&key).query_async(raw).await.unwrap();
+                    v
+                }
+                other => panic!("{key}: a key of type {other} in this test"),
+            };
+            let at: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(raw).await.unwrap();
+            out.insert(key[self.prefix.len()..].to_string(), (contents, at));
+        }
+        out
+    }
+}
+
+async fn server_time_us(raw: &mut MultiplexedConnection) -> u64 {
+    let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
+    s * 1_000_000 + us
+}
+
+fn status(reply: &Value) -> String {
+    match reply {
+        Value::Array(parts) => match parts.first() {
+            Some(Value::BulkString(s)) => String::from_utf8_lossy(s).into_owned(),
+            other => panic!("unexpected reply {other:?}"),
+        },
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn push_fast_leaves_what_push_leaves() {
+    let Some(server) = common::server("push_fast_leaves_what_push_leaves").await else {
+        return;
+    };
+    let mut raw = common::raw(&server).await;
+    let fast = Script::new(FAST);
+    let full = Script::new(&format!("{LIB}\n{FULL}"));
+    let (a, b) = (Queue::new("fast"), Queue::new("full"));
+    let now = server_time_us(&mut raw).await;
+    let expiry_ms = now / 1000 + 60_000;
+    a.plant(&mut raw, expiry_ms).await;
+    b.plant(&mut raw, expiry_ms).await;
+
+    // Each step on both queues: push_fast must answer (not 'slow') exactly where `fast_answers`
+    // says, with push.lua's reply and effects.
+    let steps: Vec<(&str, u64, Vec<&str>, bool)> = vec![
+        ("one entry, ids as proposed", now, vec!["a"], true),
+        ("crossing into a new page", now + 10, vec!["b", "c", "d", "e", "f"], true),
+        ("ids ahead of the clock (the tombstone keeps the last)", now + 500_000, vec!["g"], true),
+        ("a stale proposal: ids after the last", now + 20, vec!["h", "i"], true),
+    ];
+    for (what, first, payloads, fast_answers) in steps {
+        let ra = a.push(&mut raw, &fast, first, &payloads).await;
+        assert_eq!(status(&ra) != "slow", fast_answers, "{what}: push_fast answered {ra:?}");
+        let rb = b.push(&mut raw, &full, first, &payloads).await;
+        assert_eq!(ra, rb, "{what}: replies");
+        assert_eq!(a.snapshot(&mut raw).await, b.snapshot(&mut raw).await, "{what}: keys");
+    }
+
+    // A consumer waits for notices: both publish once.
+    for q in [&a, &b] {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{}n", q.prefix))
+            .arg("1")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let published = |raw: &mut MultiplexedConnection| {
+        let mut raw = raw.clone();
+        async move {
+            let info: String =
+                redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+                .and_then(|l| l.split(',').next())
+                .map_or(0, |n| n.parse::<u64>().unwrap())
+        }
+    };
+    let before = published(&mut raw).await;
+    let ra = a.push(&mut raw, &fast, now + 30, &["j"]).await;
+    assert_eq!(published(&mut raw).await, before + 1, "push_fast publishes while a consumer waits");
+    let rb = b.push(&mut raw, &full, now + 30, &["j"]).await;
+    assert_eq!(published(&mut raw).await, before + 2);
+    assert_eq!(ra, rb);
+    assert_eq!(a.snapshot(&mut raw).await, b.snapshot(&mut raw).await, "after the notices");
+
+    // The head page drained by pops with pages after it: load()'s walk, left to push.lua.
+    for q in [&a, &b] {
+        let _: () =
+            redis::cmd("DEL").arg(format!("{}p:0", q.prefix)).query_async(&mut raw).await.unwrap();
+    }
+    let before = a.snapshot(&mut raw).await;
+    let ra = a.push(&mut raw, &fast, now + 40, &["k"]).await;
+    assert_eq!(status(&ra), "slow");
+    assert_eq!(a.snapshot(&mut raw).await, before, "'slow' writes nothing");
+
+    // At maxsize: both refuse with the same reply and write nothing.
+    let _: () =
+        redis::cmd("DEL").arg(format!("{}p:0", a.prefix)).query_async(&mut raw).await.unwrap();
+    for q in [&a, &b] {
+        // Back to the same state on both: push.lua walks past the drained page.
+        let _ = q.push(&mut raw, &full, now + 40, &["k"]).await;
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{}m", q.prefix))
+            .arg("max")
+            .arg("8")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.snapshot(&mut raw).await, b.snapshot(&mut raw).await, "before maxsize");
+    let before = a.snapshot(&mut raw).await;
+    let ra = a.push(&mut raw, &fast, now + 50, &["l", "m"]).await;
+    assert_eq!(status(&ra), "full", "{ra:?}");
+    assert_eq!(ra, b.push(&mut raw, &full, now + 50, &["l", "m"]).await);
+    assert_eq!(a.snapshot(&mut raw).await, before, "a refused push writes nothing");
+    assert_eq!(b.snapshot(&mut raw).await, before);
+    let ra = a.push(&mut raw, &fast, now + 60, &["l"]).await;
+    assert_eq!(status(&ra), "ok", "one more fits under maxsize: {ra:?}");
+    assert_eq!(ra, b.push(&mut raw, &full, now + 60, &["l"]).await);
+    assert_eq!(a.snapshot(&mut raw).await, b.snapshot(&mut raw).await, "at maxsize");
+
+    // What push_fast leaves to push.lua, writing nothing: another generation, retention, a
+    // delayed message due, a routed entry.
+    let before = a.snapshot(&mut raw).await;
+    let meta = format!("{}m", a.prefix);
+    let mut refusals = 0;
+    for (field, value) in [("gen", "2"), ("rlen", "10"), ("rage", "1000")] {
+        let old: String =
+            redis::cmd("HGET").arg(&meta).arg(field).query_async(&mut raw).await.unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(&meta)
+            .arg(field)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let reply = a.push(&mut raw, &fast, now + 70, &["n"]).await;
+        assert_eq!(status(&reply), "slow", "{field} = {value}");
+        let _: () =
+            redis::cmd("HSET").arg(&meta).arg(field).arg(old).query_async(&mut raw).await.unwrap();
+        refusals += 1;
+    }
+    let _: () = redis::cmd("ZADD")
+        .arg(format!("{}d", a.prefix))
+        .arg(now / 1000 - 1)
+        .arg("0000000000000001:0:0:0:due")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let reply = a.push(&mut raw, &fast, now + 70, &["n"]).await;
+    assert_eq!(status(&reply), "slow", "a delayed message is due");
+    let _: () =
+        redis::cmd("DEL").arg(format!("{}d", a.prefix)).query_async(&mut raw).await.unwrap();
+    let mut routed = fast.prepare_invoke();
+    for key in a.keys() {
+        routed.key(key);
+    }
+    routed.arg("1").arg(&["30000", "", "", "", "4"]).arg("1").arg("ch").arg(now + 70).arg("r");
+    routed.arg("1").arg(format!("{}:0:0:x", now + 70));
+    let reply: Value = routed.invoke_async(&mut raw).await.unwrap();
+    assert_eq!(status(&reply), "slow", "a routed entry");
+    assert_eq!(refusals, 3);
+    assert_eq!(a.snapshot(&mut raw).await, before, "'slow' writes nothing");
+}
