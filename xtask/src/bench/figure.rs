@@ -12,6 +12,10 @@ pub(crate) enum Figure {
     P99,
     /// Redis memory per message (lower is better).
     Memory,
+    /// The client's CPU time per message (lower is better).
+    ClientCpu,
+    /// redis-server's CPU time per message (lower is better).
+    RedisCpu,
 }
 
 impl Figure {
@@ -21,6 +25,8 @@ impl Figure {
             Figure::P50 => "p50_us",
             Figure::P99 => "p99_us",
             Figure::Memory => "bytes_per_msg",
+            Figure::ClientCpu => "cpu_us_per_msg",
+            Figure::RedisCpu => "redis_cpu_us_per_msg",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: starts its own redis-server, pins it and this process to CPUs, runs
-//! every scenario of issue 7 with its raw baseline in the same run, prints a table and writes
-//! JSON (default `target/bench.json`). A debug build re-runs itself as a release build.
+//! every scenario of issues 7 and 14 with its raw baseline in the same run, prints a table and
+//! writes JSON (default `target/bench.json`). A debug build re-runs itself as a release build.
 
 mod backend;
 mod baseline;

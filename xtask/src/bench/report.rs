@@ -1,5 +1,5 @@
 //! The report: a table on the terminal (every figure, the ratio to the baseline and whether the
-//! target is met), the targets of issue 7, the commands per message of queue-1x1, and the same
+//! target is met), the targets of issues 7 and 14, the commands per message of queue-1x1, and the same
 //! in JSON.
 
 use super::summary::{Row, TargetRow};
@@ -93,7 +93,7 @@ pub(crate) fn print(report: &Report) {
             num(row.bytes_per_msg, 1)
         );
     }
-    println!("\ntargets (issue 7):");
+    println!("\ntargets (issues 7 and 14):");
     for target in &report.targets {
         println!(
             "  {:<24} {:<13} / {:<20} = {:>6}  {:<8} {}",

@@ -51,6 +51,8 @@ impl Series {
             Figure::P50 => self.latency().quantile_us(0.5),
             Figure::P99 => self.latency().quantile_us(0.99),
             Figure::Memory => self.bytes_per_msg(),
+            Figure::ClientCpu => self.per_message(|s| Some(s.cpu.as_secs_f64() * 1e6)),
+            Figure::RedisCpu => self.per_message(|s| s.redis_cpu.map(|d| d.as_secs_f64() * 1e6)),
         }
     }
 
@@ -223,7 +225,7 @@ impl Results {
     }
 }
 
-/// One target of issue 7 and whether this run met it.
+/// One target (issues 7 and 14) and whether this run met it.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct TargetRow {
     pub(crate) scenario: &'static str,
