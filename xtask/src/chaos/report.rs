@@ -7,6 +7,19 @@ use serde::Serialize;
 
 /// No fault may leave delivery stalled for longer than this after it ended.
 pub(crate) const RECOVERY_TARGET_MS: u64 = 5_000;
+/// A reliable consumer that was slow (and acks each message) works off the backlog of the slow
+/// phase within this (issue 14; it took seconds while each ack waited for a timer tick of the
+/// harness's proxy).
+pub(crate) const SLOW_CONSUMER_TARGET_MS: u64 = 500;
+
+/// The recovery target of a row.
+fn recovery_target_ms(r: &Row) -> u64 {
+    if r.mode == "reliable" && r.fault == "slow-consumer" {
+        SLOW_CONSUMER_TARGET_MS
+    } else {
+        RECOVERY_TARGET_MS
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Row {
@@ -147,8 +160,9 @@ pub(crate) fn violations(rows: &[Row]) -> Vec<String> {
         if r.stalls > 0 {
             out.push(format!("{what}: delivery never resumed after {} faults", r.stalls));
         }
-        if let Some(max) = r.recovery_ms.filter(|m| *m > RECOVERY_TARGET_MS) {
-            out.push(format!("{what}: recovery took {max} ms (target {RECOVERY_TARGET_MS} ms)"));
+        let target = recovery_target_ms(r);
+        if let Some(max) = r.recovery_ms.filter(|m| *m > target) {
+            out.push(format!("{what}: recovery took {max} ms (target {target} ms)"));
         }
         if !r.notes.is_empty() {
             out.push(format!("{what}: {}", r.notes.join("; ")));
@@ -185,6 +199,17 @@ mod tests {
         assert!(found[1].starts_with("reliable+wait under failover"));
         assert!(found[2].starts_with("at-most-once under client-kill"));
         assert!(found[3].contains("recovery took"));
+    }
+
+    #[test]
+    fn a_reliable_slow_consumer_recovers_within_half_a_second() {
+        let mut reliable = row("reliable", "slow-consumer");
+        reliable.recovery_ms = Some(SLOW_CONSUMER_TARGET_MS + 1);
+        let mut keyed = row("reliable+keyed", "slow-consumer");
+        keyed.recovery_ms = Some(SLOW_CONSUMER_TARGET_MS + 1);
+        let found = violations(&[reliable, keyed]);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("reliable under slow-consumer: recovery took 501 ms"));
     }
 
     #[test]
