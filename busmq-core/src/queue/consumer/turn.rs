@@ -146,7 +146,7 @@ mod tests {
         taking.finish(early, 128, 0, None);
         drop(taking);
         let mut taking = turn.enter().await;
-        assert!(!taking.covered(seen).is_some(), "must take");
+        assert!(taking.covered(seen).is_none(), "must take");
         let late = taking.start();
         taking.finish(late, 128, 3, None);
         drop(taking);
@@ -160,9 +160,9 @@ mod tests {
         let mut taking = turn.enter().await;
         let n = taking.start();
         taking.finish(n, 64, 64, None);
-        assert!(!taking.covered(seen).is_some());
+        assert!(taking.covered(seen).is_none());
         let _failed = taking.start();
-        assert!(!taking.covered(seen).is_some());
+        assert!(taking.covered(seen).is_none());
     }
 
     #[tokio::test]
