@@ -10,6 +10,7 @@ use crate::events::EVENT_BUFFER;
 use crate::name::QueueName;
 use crate::observability::sampler::{self, DepthSource};
 use crate::observability::{QueueLabels, background_error, bus_error, describe};
+use crate::queue::Turns;
 use crate::store::{ClientId, ConsumerId, StoreEvent, StoreHandle};
 use crate::util::lock;
 use busmq_codec::Codec;
@@ -127,6 +128,8 @@ pub(crate) struct BusInner {
     consumer_seq: AtomicU64,
     queues: Mutex<Vec<Weak<dyn AttachedQueue>>>,
     pub(crate) labels: QueueLabels,
+    /// The turns in which this bus's reliable consumers of a queue take.
+    pub(crate) turns: Turns,
 }
 
 impl fmt::Debug for BusInner {
@@ -150,6 +153,7 @@ impl BusInner {
             consumer_seq: AtomicU64::new(1),
             queues: Mutex::new(Vec::new()),
             labels: QueueLabels::new(config.queue_labels),
+            turns: Turns::default(),
             config,
         }
     }

@@ -17,8 +17,9 @@ use busmq_core::store::{
 use busmq_core::{Error, ObjectName, QueueName, Result, Store, StoreHandle, TopicName};
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, watch};
@@ -33,6 +34,10 @@ pub struct Faults {
     losing: Arc<Mutex<HashSet<Operation>>>,
     stalling: Arc<Mutex<HashSet<Operation>>>,
     healed: Arc<Notify>,
+    /// Calls of each operation so far (failed ones included).
+    calls: Arc<Mutex<HashMap<Operation, u64>>>,
+    /// Plain takes (`take`, not `take_wait`) the store answered.
+    answered_takes: Arc<AtomicU64>,
 }
 
 impl Faults {
@@ -51,6 +56,16 @@ impl Faults {
     /// (a server that stopped answering without closing the connection). Only `settle` stalls.
     pub fn stall(&self, operations: &[Operation]) {
         self.stalling.lock().expect("faults lock").extend(operations.iter().copied());
+    }
+
+    /// How many calls of `operation` were made so far (whether they failed or not).
+    pub fn calls(&self, operation: Operation) -> u64 {
+        self.calls.lock().expect("faults lock").get(operation).copied().unwrap_or(0)
+    }
+
+    /// How many plain takes (`take`) the store answered so far.
+    pub fn answered_takes(&self) -> u64 {
+        self.answered_takes.load(Ordering::SeqCst)
     }
 
     /// Lets every operation through again, with its answer.
@@ -81,6 +96,7 @@ impl Faults {
     }
 
     fn check(&self, operation: Operation) -> Result<()> {
+        *self.calls.lock().expect("faults lock").entry(operation).or_default() += 1;
         if self.failing.lock().expect("faults lock").contains(operation) {
             return Err(Error::Offline { target: format!("fault injection ({operation})") });
         }
@@ -212,7 +228,9 @@ impl Store for FaultyStore {
 
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {
         self.faults.check("take")?;
-        self.inner.take(queue, max, mode).await
+        let taken = self.inner.take(queue, max, mode).await;
+        self.faults.answered_takes.fetch_add(1, Ordering::SeqCst);
+        taken
     }
 
     async fn restore(

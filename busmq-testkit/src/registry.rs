@@ -171,6 +171,8 @@ macro_rules! __busmq_cases {
             dead_letters::reliable_undecodable_message_is_not_acknowledged,
             sharing::reliable_two_consumers_share_a_queue_without_loss,
             sharing::reliable_four_consumers_share_a_queue_without_loss,
+            turns::reliable_consumers_of_one_bus_take_once_per_notice,
+            turns::reliable_consumers_of_one_bus_share_a_backlog,
             reliable::reliable_detach_gives_back_held_messages,
             reliable::reliable_channel_peer_gets_unacknowledged_messages_after_reconnecting,
             reliable::retention_by_count_keeps_the_newest,

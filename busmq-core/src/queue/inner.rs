@@ -3,6 +3,7 @@
 //! below the `Queue` handle itself.
 
 use super::consumer::pipe::ConsumerShared;
+use super::consumer::turn::{Seen, Turn};
 use super::event::QueueEvent;
 use super::lifecycle::Phase;
 use super::producer::{Producer, Target};
@@ -20,6 +21,11 @@ pub(crate) struct QueueInner {
     pub(crate) name: QueueName,
     pub(crate) phase: watch::Sender<Phase>,
     pub(crate) available: watch::Sender<u64>,
+    /// The turn of this queue's reliable consumers on this bus, once one consumed here.
+    pub(crate) turn: OnceLock<Arc<Turn>>,
+    /// Where the turn was when the keeper last signalled `available` (see `turn.rs`): taken as
+    /// the notice arrives, not when the consumer gets to it, so that more takes cover it.
+    pub(crate) noticed: Mutex<Option<Seen>>,
     pub(crate) consumer: tokio::sync::Mutex<Option<Arc<ConsumerShared>>>,
     pub(crate) consumed: AtomicU64,
     pub(crate) events: broadcast::Sender<QueueEvent>,
@@ -56,6 +62,15 @@ impl QueueInner {
             events: self.events.clone(),
             metrics: self.metrics().clone(),
         }
+    }
+
+    /// Tells the consumer that messages may be available (a notice, or a reset that may have
+    /// lost some).
+    pub(crate) fn signal_available(&self) {
+        if let Some(turn) = self.turn.get() {
+            *lock(&self.noticed) = Some(turn.seen());
+        }
+        self.available.send_modify(|seq| *seq = seq.wrapping_add(1));
     }
 
     pub(crate) fn stop_keeper(&self) {

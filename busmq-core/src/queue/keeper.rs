@@ -35,7 +35,7 @@ pub(crate) async fn run(
             notice = notices.next() => match notice {
                 Some(Notice::Available) => {
                     let Some(q) = queue.upgrade() else { return };
-                    q.available.send_modify(|seq| *seq = seq.wrapping_add(1));
+                    q.signal_available();
                 }
                 Some(Notice::Reset) => {
                     // The store reconnected: the queue may have been lost with it; renew now so
@@ -44,7 +44,7 @@ pub(crate) async fn run(
                         return;
                     }
                     let Some(q) = queue.upgrade() else { return };
-                    q.available.send_modify(|seq| *seq = seq.wrapping_add(1));
+                    q.signal_available();
                 }
                 Some(Notice::Closed) => {
                     if let Some(q) = queue.upgrade() {
@@ -113,7 +113,7 @@ async fn rewatch(queue: &Weak<QueueInner>) -> Option<BoxStream<'static, Notice>>
         }
         match q.bus.store.watch(&q.name).await {
             Ok(stream) => {
-                q.available.send_modify(|seq| *seq = seq.wrapping_add(1));
+                q.signal_available();
                 return Some(stream);
             }
             Err(error) => {

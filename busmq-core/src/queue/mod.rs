@@ -3,6 +3,7 @@
 
 mod coalesce;
 mod consumer;
+pub(crate) use consumer::turn::Turns;
 mod dead_letters;
 mod delivery;
 mod due;
@@ -90,6 +91,8 @@ impl Queue {
                 name,
                 phase: watch::Sender::new(Phase::Fresh),
                 available: watch::Sender::new(0),
+                turn: OnceLock::new(),
+                noticed: Mutex::new(None),
                 consumer: tokio::sync::Mutex::new(None),
                 consumed: AtomicU64::new(0),
                 events,

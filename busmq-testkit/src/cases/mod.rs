@@ -27,4 +27,5 @@ pub mod settle;
 pub mod sharing;
 pub mod stats;
 pub mod store;
+pub mod turns;
 pub mod worker;

@@ -8,6 +8,7 @@ mod fetch;
 pub(crate) mod pipe;
 mod receive;
 mod task;
+pub(crate) mod turn;
 
 use super::delivery::{Claim, Delivery};
 use super::event::QueueEvent;

@@ -10,11 +10,13 @@ use super::super::options::{ConsumeMode, ConsumeOptions};
 use super::fetch::{Fetch, Step};
 use super::pipe::ConsumerShared;
 use super::receive::{received, report_foreign};
+use super::turn::{Seen, Turn};
 use crate::error::Result;
 use crate::observability::log_error;
 use crate::store::{
     ConsumerKind, ConsumerOp, Entry, Position, Receipt, Restored, Settle, Settlement, TakeMode,
 };
+use crate::util::lock;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -104,6 +106,11 @@ pub(super) async fn run(
     let blocking =
         matches!(options.mode, ConsumeMode::AtMostOnce) && queue.bus.store.blocking().is_some();
     let mut fetch = Fetch::new(blocking, heartbeat_every, tokio::time::Instant::now());
+    // Reliable consumers of this queue on this bus take in turn (see `turn.rs`); `seen` is the
+    // last notice that woke this one, until it takes.
+    let turn = matches!(options.mode, ConsumeMode::Reliable(_))
+        .then(|| queue.turn.get_or_init(|| queue.bus.turns.of(&queue.name)).clone());
+    let mut seen: Option<Seen> = None;
     let mut closed = false;
     loop {
         match *phase.borrow_and_update() {
@@ -140,8 +147,19 @@ pub(super) async fn run(
             Step::Take(n) => {
                 available.borrow_and_update();
                 let span = tracing::trace_span!("take", want = n);
-                let taken = take(&shared, &queue, &options, &mut cursor, n).instrument(span);
-                taken.await.map(|got| (n, got))
+                match &turn {
+                    Some(turn) => {
+                        let seen = seen.take();
+                        let taken =
+                            take_in_turn(turn, seen, &shared, &queue, &options, &mut cursor, n);
+                        taken.instrument(span).await.map(|got| (n, got))
+                    }
+                    None => {
+                        let taken =
+                            take(&shared, &queue, &options, &mut cursor, n).instrument(span);
+                        taken.await.map(|got| (n, got))
+                    }
+                }
             }
             Step::TakeWaiting(n) => {
                 available.borrow_and_update();
@@ -161,17 +179,22 @@ pub(super) async fn run(
                     (a, b) => a.or(b),
                 };
                 if passed {
+                    seen = None;
                     fetch.notice();
                     continue;
                 }
                 tokio::select! {
                     _ = shared.wake_task.notified() => {}
-                    _ = due::until(due) => fetch.notice(),
+                    _ = due::until(due) => {
+                        seen = None;
+                        fetch.notice();
+                    }
                     _ = due_changed(&shared) => {}
                     changed = available.changed() => {
                         if changed.is_err() {
                             break;
                         }
+                        seen = *lock(&queue.noticed);
                         fetch.notice();
                     }
                     changed = phase.changed() => {
@@ -181,6 +204,8 @@ pub(super) async fn run(
                     }
                     _ = heartbeat.tick() => {
                         beat(&shared, &queue, kind).await;
+                        // The safety net looks at the store itself.
+                        seen = None;
                         fetch.tick(tokio::time::Instant::now());
                     }
                 }
@@ -285,6 +310,30 @@ async fn take_waiting(
     };
     cursor.resume = taken.resume.clone();
     Ok(received(shared, queue, taken).await)
+}
+
+/// A take of a reliable consumer, in its turn: skipped (as a take that found nothing) when the
+/// notice that woke the consumer was covered by another consumer's take meanwhile.
+async fn take_in_turn(
+    turn: &Turn,
+    seen: Option<Seen>,
+    shared: &ConsumerShared,
+    queue: &QueueInner,
+    options: &ConsumeOptions,
+    cursor: &mut Cursor,
+    want: usize,
+) -> Result<usize> {
+    let mut taking = turn.enter().await;
+    if let Some(due) = seen.and_then(|seen| taking.covered(seen)) {
+        // That take also saw the queue's earliest due time, which this consumer must wake for
+        // too (SPEC P8) in case the other one is busy then.
+        cursor.store_due = due;
+        return Ok(0);
+    }
+    let number = taking.start();
+    let got = take(shared, queue, options, cursor, want).await?;
+    taking.finish(number, want, got, cursor.store_due);
+    Ok(got)
 }
 
 async fn take(
