@@ -11,12 +11,16 @@
 if ARGV[10] ~= '' then return {'slow'} end
 local M, T = KEYS[1], KEYS[2]
 local v = redis.call('HMGET', M, 'v', 'gen', 'max', 'rlen', 'rage', 'size', 'last', 'base',
-                     'head', 'tail')
+                     'head', 'tail', 'ttl', 'n')
 -- The layout, the caller's generation and no retention (lib.lua's load() and push_target()).
 if v[1] ~= '2' or v[2] ~= ARGV[1] or v[4] ~= '' or v[5] ~= '' then return {'slow'} end
 local S, last, base = tonumber(v[6]), tonumber(v[7]), tonumber(v[8])
 local head, tail = tonumber(v[9]), tonumber(v[10])
-if not (S and last and base and head and tail) or S < 1 then return {'slow'} end
+-- A meta hash load() would call incomplete is push.lua's to refuse (ForeignData).
+if not (S and last and base and head and tail and tonumber(v[11]) and tonumber(v[12]))
+    or S < 1 then
+  return {'slow'}
+end
 local PFX = string.sub(M, 1, -2)
 local function I(x) return string.format('%d', x) end
 -- The ready count as load() derives it; a drained head page with pages after it is load()'s

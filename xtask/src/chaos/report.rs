@@ -7,9 +7,10 @@ use serde::Serialize;
 
 /// No fault may leave delivery stalled for longer than this after it ended.
 pub(crate) const RECOVERY_TARGET_MS: u64 = 5_000;
-/// A reliable consumer that was slow (and acks each message) works off the backlog of the slow
-/// phase within this (issue 14; it took seconds while each ack waited for a timer tick of the
-/// harness's proxy).
+/// Recovery of the reliable mode after a slow-consumer phase: from the phase's end to the first
+/// delivery of a message pushed since it began (issue 14; it took seconds while each ack waited
+/// for a timer tick of the harness's proxy). The phase's last 200 ms message may still be in
+/// progress at its end, so this leaves about 300 ms for the backlog.
 pub(crate) const SLOW_CONSUMER_TARGET_MS: u64 = 500;
 
 /// The recovery target of a row.

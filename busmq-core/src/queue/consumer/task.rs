@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::observability::log_error;
 use crate::store::{
     ConsumerKind, ConsumerOp, Entry, Position, Receipt, Restored, Settle, Settlement, TakeMode,
+    Taken,
 };
 use crate::util::lock;
 use std::sync::Arc;
@@ -146,6 +147,11 @@ pub(super) async fn run(
             }
             Step::Take(n) => {
                 available.borrow_and_update();
+                // A notice that borrow marked seen may be newer than `seen`: the skip is judged
+                // by the newest (`signal_available` records it before it signals).
+                if seen.is_some() {
+                    seen = *lock(&queue.noticed);
+                }
                 let span = tracing::trace_span!("take", want = n);
                 match &turn {
                     Some(turn) => {
@@ -323,17 +329,44 @@ async fn take_in_turn(
     cursor: &mut Cursor,
     want: usize,
 ) -> Result<usize> {
-    let mut taking = turn.enter().await;
-    if let Some(due) = seen.and_then(|seen| taking.covered(seen)) {
-        // That take also saw the queue's earliest due time, which this consumer must wake for
-        // too (SPEC P8) in case the other one is busy then.
-        cursor.store_due = due;
-        return Ok(0);
-    }
-    let number = taking.start();
-    let got = take(shared, queue, options, cursor, want).await?;
-    taking.finish(number, want, got, cursor.store_due);
-    Ok(got)
+    let taken = {
+        let mut taking = turn.enter().await;
+        if let Some(due) = seen.and_then(|seen| taking.covered(seen)) {
+            // That take also saw the queue's earliest due time, which this consumer must wake
+            // for too (SPEC P8) in case the other one is busy then.
+            cursor.store_due = due;
+            return Ok(0);
+        }
+        let number = taking.start();
+        let taken = store_take(queue, options, cursor, want).await?;
+        // Counted as `received` counts them. The turn is let go before the entries are
+        // handled: dead-letter moves are a round trip each, and the consumers waiting for the
+        // turn cannot heartbeat their own deliveries meanwhile.
+        let got = taken.entries.len() + taken.dead.len() + taken.foreign.len();
+        taking.finish(number, want, got, cursor.store_due);
+        taken
+    };
+    Ok(received(shared, queue, taken).await)
+}
+
+/// An at-most-once or reliable take from the store (the due time it saw noted in `cursor`).
+async fn store_take(
+    queue: &QueueInner,
+    options: &ConsumeOptions,
+    cursor: &mut Cursor,
+    want: usize,
+) -> Result<Taken> {
+    let want = u32::try_from(want).unwrap_or(u32::MAX);
+    let mode = match &options.mode {
+        ConsumeMode::Reliable(reliable) => TakeMode::Reliable {
+            visibility: reliable.visibility_timeout,
+            max_deliveries: reliable.max_deliveries,
+        },
+        _ => TakeMode::AtMostOnce,
+    };
+    let taken = queue.bus.store.take(&queue.name, want, mode).await?;
+    cursor.saw_due(taken.next_due);
+    Ok(taken)
 }
 
 async fn take(
@@ -344,23 +377,13 @@ async fn take(
     want: usize,
 ) -> Result<usize> {
     let store = &queue.bus.store;
-    let want = u32::try_from(want).unwrap_or(u32::MAX);
     match &options.mode {
-        ConsumeMode::AtMostOnce => {
-            let taken = store.take(&queue.name, want, TakeMode::AtMostOnce).await?;
-            cursor.saw_due(taken.next_due);
-            Ok(received(shared, queue, taken).await)
-        }
-        ConsumeMode::Reliable(reliable) => {
-            let mode = TakeMode::Reliable {
-                visibility: reliable.visibility_timeout,
-                max_deliveries: reliable.max_deliveries,
-            };
-            let taken = store.take(&queue.name, want, mode).await?;
-            cursor.saw_due(taken.next_due);
+        ConsumeMode::AtMostOnce | ConsumeMode::Reliable(_) => {
+            let taken = store_take(queue, options, cursor, want).await?;
             Ok(received(shared, queue, taken).await)
         }
         ConsumeMode::Replay(_) => {
+            let want = u32::try_from(want).unwrap_or(u32::MAX);
             if cursor.position == Position::End {
                 let batch = store.read(&queue.name, Position::End, 1).await?;
                 cursor.position = batch.last_id.map_or(Position::Start, Position::AfterId);
