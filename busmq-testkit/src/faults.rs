@@ -38,6 +38,8 @@ pub struct Faults {
     calls: Arc<Mutex<HashMap<Operation, u64>>>,
     /// Plain takes (`take`, not `take_wait`) the store answered.
     answered_takes: Arc<AtomicU64>,
+    /// How many of the next plain takes wait for [`Faults::heal`] (see `stall_next_takes`).
+    stalled_takes: Arc<AtomicU64>,
 }
 
 impl Faults {
@@ -61,6 +63,12 @@ impl Faults {
     /// How many calls of `operation` were made so far (whether they failed or not).
     pub fn calls(&self, operation: Operation) -> u64 {
         self.calls.lock().expect("faults lock").get(operation).copied().unwrap_or(0)
+    }
+
+    /// Makes the next `n` plain takes (`take`) wait, before they reach the store, until
+    /// [`Faults::heal`]; later takes go through (one consumer's take stuck on a server).
+    pub fn stall_next_takes(&self, n: u64) {
+        self.stalled_takes.store(n, Ordering::SeqCst);
     }
 
     /// How many plain takes (`take`) the store answered so far.
@@ -228,6 +236,14 @@ impl Store for FaultyStore {
 
     async fn take(&self, queue: &QueueName, max: u32, mode: TakeMode) -> Result<Taken> {
         self.faults.check("take")?;
+        let stalled =
+            self.faults
+                .stalled_takes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if stalled.is_ok() {
+            self.faults.stall(&["take"]);
+            self.faults.unstalled("take").await;
+        }
         let taken = self.inner.take(queue, max, mode).await;
         self.faults.answered_takes.fetch_add(1, Ordering::SeqCst);
         taken

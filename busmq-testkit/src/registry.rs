@@ -173,6 +173,7 @@ macro_rules! __busmq_cases {
             sharing::reliable_four_consumers_share_a_queue_without_loss,
             turns::reliable_consumers_of_one_bus_take_once_per_notice,
             turns::reliable_consumers_of_one_bus_share_a_backlog,
+            turns::reliable_consumers_of_one_bus_outlast_a_stuck_take,
             reliable::reliable_detach_gives_back_held_messages,
             reliable::reliable_channel_peer_gets_unacknowledged_messages_after_reconnecting,
             reliable::retention_by_count_keeps_the_newest,

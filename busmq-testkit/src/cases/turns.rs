@@ -105,3 +105,19 @@ pub async fn reliable_consumers_of_one_bus_share_a_backlog(backend: &dyn Backend
         delivery.ack().await.unwrap();
     }
 }
+
+/// Q13 (issue 14): a take stuck on its server (a failover, a silent connection) holds the turn
+/// of one bus's reliable consumers for a moment only: the others take out of turn, and a push
+/// is delivered while that take is still stuck.
+pub async fn reliable_consumers_of_one_bus_outlast_a_stuck_take(backend: &dyn Backend) {
+    let (_bus, name, mut rx, faults) = idle_consumers(backend, 32, usize::MAX).await;
+    let producer = bus(backend).await.queue(&name).unwrap();
+    producer.attach().await.unwrap();
+    // The next take (whichever consumer the notice wakes first) waits until healed.
+    faults.stall_next_takes(1);
+    producer.push(&"stuck?".to_string()).await.unwrap();
+    let (_, delivery) = within("a delivery while one take is stuck", rx.recv()).await.unwrap();
+    assert_eq!(delivery.body(), "stuck?");
+    delivery.ack().await.unwrap();
+    faults.heal();
+}

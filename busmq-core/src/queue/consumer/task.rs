@@ -318,6 +318,11 @@ async fn take_waiting(
     Ok(received(shared, queue, taken).await)
 }
 
+/// The longest a reliable consumer waits for another one's take before it takes out of turn: a
+/// take stuck on a failing-over or unreachable server must not hold up the others (nor their
+/// heartbeats) for longer than this.
+const TURN_WAIT: Duration = Duration::from_millis(100);
+
 /// A take of a reliable consumer, in its turn: skipped (as a take that found nothing) when the
 /// notice that woke the consumer was covered by another consumer's take meanwhile.
 async fn take_in_turn(
@@ -329,8 +334,14 @@ async fn take_in_turn(
     cursor: &mut Cursor,
     want: usize,
 ) -> Result<usize> {
+    let Ok(taking) = tokio::time::timeout(TURN_WAIT, turn.enter()).await else {
+        // Out of turn: a plain take, which covers no other consumer's notice.
+        let taken = store_take(queue, options, cursor, want).await?;
+        return Ok(received(shared, queue, taken).await);
+    };
     let taken = {
-        let mut taking = turn.enter().await;
+        // Moved in, so that the turn is let go at the end of this block.
+        let mut taking = taking;
         if let Some(due) = seen.and_then(|seen| taking.covered(seen)) {
             // That take also saw the queue's earliest due time, which this consumer must wake
             // for too (SPEC P8) in case the other one is busy then.
