@@ -7,6 +7,7 @@
 mod fetch;
 pub(crate) mod pipe;
 mod receive;
+mod taking;
 mod task;
 pub(crate) mod turn;
 

@@ -9,13 +9,13 @@ use super::super::lifecycle::{Held, Phase};
 use super::super::options::{ConsumeMode, ConsumeOptions};
 use super::fetch::{Fetch, Step};
 use super::pipe::ConsumerShared;
-use super::receive::{received, report_foreign};
-use super::turn::{Seen, Turn};
+use super::receive::received;
+use super::taking::{take, take_in_turn};
+use super::turn::Seen;
 use crate::error::Result;
 use crate::observability::log_error;
 use crate::store::{
     ConsumerKind, ConsumerOp, Entry, Position, Receipt, Restored, Settle, Settlement, TakeMode,
-    Taken,
 };
 use crate::util::lock;
 use std::sync::Arc;
@@ -34,14 +34,14 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 const BLOCK_FOR: Duration = Duration::from_secs(1);
 
 /// What the task carries from one fetch to the next.
-struct Cursor {
+pub(super) struct Cursor {
     /// Where a replaying consumer continues.
-    position: Position,
+    pub(super) position: Position,
     /// Where the store said a blocking take may resume waiting.
     resume: Receipt,
     /// When the queue's earliest delayed message comes due, as the last take or read said
     /// (SPEC P8): an idle consumer takes again then, and a waiting take waits no longer.
-    store_due: Option<tokio::time::Instant>,
+    pub(super) store_due: Option<tokio::time::Instant>,
 }
 
 /// Waited past a store's due time before taking again: the store measured it before its answer
@@ -52,7 +52,7 @@ const DUE_MARGIN: Duration = Duration::from_millis(2);
 const NEAR_DUE: Duration = Duration::from_millis(100);
 
 impl Cursor {
-    fn saw_due(&mut self, next_due: Option<Duration>) {
+    pub(super) fn saw_due(&mut self, next_due: Option<Duration>) {
         let now = tokio::time::Instant::now();
         self.store_due = next_due.and_then(|d| now.checked_add(d + DUE_MARGIN));
     }
@@ -316,101 +316,6 @@ async fn take_waiting(
     };
     cursor.resume = taken.resume.clone();
     Ok(received(shared, queue, taken).await)
-}
-
-/// The longest a reliable consumer waits for another one's take before it takes out of turn: a
-/// take stuck on a failing-over or unreachable server must not hold up the others (nor their
-/// heartbeats) for longer than this.
-const TURN_WAIT: Duration = Duration::from_millis(100);
-
-/// A take of a reliable consumer, in its turn: skipped (as a take that found nothing) when the
-/// notice that woke the consumer was covered by another consumer's take meanwhile.
-async fn take_in_turn(
-    turn: &Turn,
-    seen: Option<Seen>,
-    shared: &ConsumerShared,
-    queue: &QueueInner,
-    options: &ConsumeOptions,
-    cursor: &mut Cursor,
-    want: usize,
-) -> Result<usize> {
-    let Ok(taking) = tokio::time::timeout(TURN_WAIT, turn.enter()).await else {
-        // Out of turn: a plain take, which covers no other consumer's notice.
-        let taken = store_take(queue, options, cursor, want).await?;
-        return Ok(received(shared, queue, taken).await);
-    };
-    let taken = {
-        // Moved in, so that the turn is let go at the end of this block.
-        let mut taking = taking;
-        if let Some(due) = seen.and_then(|seen| taking.covered(seen)) {
-            // That take also saw the queue's earliest due time, which this consumer must wake
-            // for too (SPEC P8) in case the other one is busy then.
-            cursor.store_due = due;
-            return Ok(0);
-        }
-        let number = taking.start();
-        let taken = store_take(queue, options, cursor, want).await?;
-        // Counted as `received` counts them. The turn is let go before the entries are
-        // handled: dead-letter moves are a round trip each, and the consumers waiting for the
-        // turn cannot heartbeat their own deliveries meanwhile.
-        let got = taken.entries.len() + taken.dead.len() + taken.foreign.len();
-        taking.finish(number, want, got, cursor.store_due);
-        taken
-    };
-    Ok(received(shared, queue, taken).await)
-}
-
-/// An at-most-once or reliable take from the store (the due time it saw noted in `cursor`).
-async fn store_take(
-    queue: &QueueInner,
-    options: &ConsumeOptions,
-    cursor: &mut Cursor,
-    want: usize,
-) -> Result<Taken> {
-    let want = u32::try_from(want).unwrap_or(u32::MAX);
-    let mode = match &options.mode {
-        ConsumeMode::Reliable(reliable) => TakeMode::Reliable {
-            visibility: reliable.visibility_timeout,
-            max_deliveries: reliable.max_deliveries,
-        },
-        _ => TakeMode::AtMostOnce,
-    };
-    let taken = queue.bus.store.take(&queue.name, want, mode).await?;
-    cursor.saw_due(taken.next_due);
-    Ok(taken)
-}
-
-async fn take(
-    shared: &ConsumerShared,
-    queue: &QueueInner,
-    options: &ConsumeOptions,
-    cursor: &mut Cursor,
-    want: usize,
-) -> Result<usize> {
-    let store = &queue.bus.store;
-    match &options.mode {
-        ConsumeMode::AtMostOnce | ConsumeMode::Reliable(_) => {
-            let taken = store_take(queue, options, cursor, want).await?;
-            Ok(received(shared, queue, taken).await)
-        }
-        ConsumeMode::Replay(_) => {
-            let want = u32::try_from(want).unwrap_or(u32::MAX);
-            if cursor.position == Position::End {
-                let batch = store.read(&queue.name, Position::End, 1).await?;
-                cursor.position = batch.last_id.map_or(Position::Start, Position::AfterId);
-            }
-            let batch = store.read(&queue.name, cursor.position, want).await?;
-            cursor.saw_due(batch.next_due);
-            // Not counted: the cursor moves only with entries, so they are no progress.
-            report_foreign(queue, batch.foreign);
-            if let Some(last) = batch.entries.last() {
-                cursor.position = Position::AfterId(last.id);
-            }
-            let n = batch.entries.len();
-            shared.deliver(batch.entries);
-            Ok(n)
-        }
-    }
 }
 
 /// Periodic work of a running consumer: keep the registration alive and, in reliable mode,
