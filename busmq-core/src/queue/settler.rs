@@ -235,13 +235,14 @@ impl Settler {
 
     /// Settles `ops` once, without retrying: for the heartbeat's extensions (which hold the
     /// ordering lock) and a stopping consumer's give-back (which must not delay the stop); what
-    /// fails comes back after the visibility timeout.
-    pub(crate) async fn settle_all(&self, ops: Vec<Settle>) -> Result<()> {
+    /// fails comes back after the visibility timeout. Returns the store's answers, in order.
+    pub(crate) async fn settle_all(&self, ops: &[Settle]) -> Result<Vec<Settled>> {
+        let mut outcomes = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(BATCH) {
             let span = self.span(chunk.len());
-            self.store.settle(&self.queue, chunk).instrument(span).await?;
+            outcomes.extend(self.store.settle(&self.queue, chunk).instrument(span).await?);
         }
-        Ok(())
+        Ok(outcomes)
     }
 
     fn span(&self, settlements: usize) -> tracing::Span {

@@ -304,3 +304,54 @@ async fn delivered_once_elsewhere(
     q.attach().await.unwrap();
     (name, other, first, q, faults)
 }
+
+/// Q13: entries a reliable consumer took into its buffer are handed out only while they are
+/// still its own. When its heartbeat cannot extend them (the store is away past their
+/// visibility timeout), the store gives them out again with the next delivery count; the
+/// consumer must not then also hand out its buffered copies under the old count (one message,
+/// two deliveries numbered alike: a redelivery the application cannot recognise).
+pub async fn reliable_buffered_deliveries_past_their_visibility_are_not_handed_out(
+    backend: &dyn Backend,
+) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let q = b.queue(unique("lapsed-buffer")).unwrap();
+    q.attach().await.unwrap();
+    let mut ids = Vec::new();
+    for body in ["one", "two", "three"] {
+        ids.push(q.push(&body).await.unwrap());
+    }
+    let visibility = Duration::from_secs(1);
+    let options = ReliableOptions { visibility_timeout: visibility, ..Default::default() };
+    let mut consumer = q
+        .consume_with::<String>(ConsumeOptions::new().reliable(options).prefetch(10))
+        .await
+        .unwrap();
+    // One take got all three: the first is handed out, two and three wait in the buffer.
+    let first = next(&mut consumer, "the first delivery").await.unwrap();
+    assert_eq!((first.id(), first.deliveries()), (ids[0], 1));
+    faults.fail(&["settle"]);
+    // Past the visibility timeout, and not past two: the store takes the three back.
+    tokio::time::sleep(visibility + visibility * 3 / 10).await;
+    faults.heal();
+    let mut deliveries = Vec::new();
+    for _ in 0..3 {
+        deliveries.push(next(&mut consumer, "a delivery after the store came back").await.unwrap());
+    }
+    let mut again: Vec<(u64, u32)> = deliveries.iter().map(|d| (d.id(), d.deliveries())).collect();
+    assert!(
+        again.iter().all(|(_, deliveries)| *deliveries >= 2),
+        "a buffered copy was handed out under its first delivery count after its visibility \
+         ran out: {again:?}"
+    );
+    again.sort();
+    let seen: Vec<u64> = again.iter().map(|(id, _)| *id).collect();
+    assert_eq!(seen, ids, "each message once more, with its next delivery count: {again:?}");
+    for delivery in deliveries {
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(q.stat().await.unwrap().pending, 0);
+    drop(first);
+}

@@ -105,7 +105,25 @@ impl<T> Stream for Consumer<T> {
             if this.shared.max.is_some_and(|max| state.handed >= max) {
                 return Poll::Ready(None);
             }
-            match state.buffer.pop_front() {
+            let mut lapsed = 0;
+            let next = loop {
+                match state.buffer.pop_front() {
+                    // The store may have given it to another consumer already (an extension
+                    // failed): handing it out too would be a second delivery under the same
+                    // count. It comes back from the store with the next count instead.
+                    Some(b) if b.lapsed() => lapsed += 1,
+                    next => break next.map(|b| b.entry),
+                }
+            };
+            if lapsed > 0 {
+                tracing::debug!(
+                    parent: &this.shared.span,
+                    lapsed,
+                    "buffered deliveries dropped: their visibility ran out"
+                );
+                this.shared.wake_task.notify_one();
+            }
+            match next {
                 Some(entry) => {
                     state.handed += 1;
                     if this.shared.max == Some(state.handed) {

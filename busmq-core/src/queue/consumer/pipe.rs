@@ -1,20 +1,40 @@
-//! The buffer between a consumer's task and its stream: what was taken and not handed out yet,
-//! errors to report in order, the stop request and the finish signal.
+//! The buffer between a consumer's task and its stream: what was taken and not handed out yet
+//! (with, for reliable takes, until when the store keeps it for this consumer), errors to
+//! report in order, the stop request and the finish signal.
 
 use super::super::settler::Settler;
 use crate::error::Error;
 use crate::observability::ConsumerMetrics;
-use crate::store::{ConsumerId, Entry, Settle, Settlement};
+use crate::store::{ConsumerId, Entry, Settle, Settled, Settlement};
 use crate::util::lock;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+/// An entry taken and not handed out yet.
+pub(super) struct Buffered {
+    pub(super) entry: Entry,
+    /// For a reliable take: the moment the store may give the entry to another consumer, unless
+    /// an extension confirmed since pushed it back. Counted from before the take (or the
+    /// extension) was sent, so it is never later than the store's own deadline.
+    pub(super) until: Option<Instant>,
+}
+
+impl Buffered {
+    /// Whether the store may have given this entry to another consumer by now: handing it out
+    /// would deliver it twice under one delivery count.
+    pub(super) fn lapsed(&self) -> bool {
+        // The clock is read only for reliable entries: at-most-once ones never lapse.
+        self.until.is_some_and(|until| Instant::now() >= until)
+    }
+}
 
 #[derive(Default)]
 pub(super) struct PipeState {
-    pub(super) buffer: VecDeque<Entry>,
+    pub(super) buffer: VecDeque<Buffered>,
     pub(super) errors: VecDeque<Error>,
     pub(super) handed: u64,
     pub(super) stop: bool,
@@ -120,12 +140,14 @@ impl ConsumerShared {
         }
     }
 
-    pub(super) fn deliver(&self, entries: Vec<Entry>) {
+    /// Buffers `entries`; `until` is when a reliable take's entries stop being this
+    /// consumer's (see [`Buffered::until`]).
+    pub(super) fn deliver(&self, entries: Vec<Entry>, until: Option<Instant>) {
         if entries.is_empty() {
             return;
         }
         let mut state = lock(&self.state);
-        state.buffer.extend(entries);
+        state.buffer.extend(entries.into_iter().map(|entry| Buffered { entry, until }));
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
@@ -147,7 +169,7 @@ impl ConsumerShared {
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
-        state.buffer.drain(..).collect()
+        state.buffer.drain(..).map(|b| b.entry).collect()
     }
 
     /// Signals the end to everyone waiting in [`ConsumerShared::finished`], now or later.
@@ -166,6 +188,34 @@ impl ConsumerShared {
 
     /// Settlements of `action` for the entries taken and not handed out yet.
     pub(super) fn buffered(&self, action: Settlement) -> Vec<Settle> {
-        lock(&self.state).buffer.iter().map(|e| Settle::of(e, action)).collect()
+        lock(&self.state).buffer.iter().map(|b| Settle::of(&b.entry, action)).collect()
+    }
+
+    /// Notes what the store answered to extensions of buffered entries (`ops`, sent at
+    /// `sent`, to `visibility`): an extended entry is this consumer's until `sent +
+    /// visibility`, a stale one is not this consumer's any more. Entries handed out or taken
+    /// since are matched by id and delivery count.
+    pub(super) fn extended(
+        &self,
+        ops: &[Settle],
+        outcomes: &[Settled],
+        sent: Instant,
+        visibility: std::time::Duration,
+    ) {
+        let answers: HashMap<(u64, u32), Settled> = ops
+            .iter()
+            .zip(outcomes)
+            .map(|(op, outcome)| ((op.id, op.delivery), *outcome))
+            .collect();
+        let mut state = lock(&self.state);
+        for b in state.buffer.iter_mut() {
+            match answers.get(&(b.entry.id, b.entry.deliveries)) {
+                Some(Settled::Done) => {
+                    b.until = b.until.map(|until| until.max(sent + visibility));
+                }
+                Some(Settled::Stale) => b.until = Some(sent),
+                None => {}
+            }
+        }
     }
 }

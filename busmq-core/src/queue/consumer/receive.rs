@@ -10,11 +10,17 @@ use crate::error::Error;
 use crate::observability::{DeadReason, log_error};
 use crate::store::{Entry, NewEntry, Settle, Settlement, Taken};
 use std::sync::Arc;
+use tokio::time::Instant;
 
 /// Hands what a take got to the stream, reports entries busmq did not write (the store moved
 /// them aside, SPEC E3) and dead-letters the entries past `max_deliveries`. Returns how many
-/// entries the take consumed from the queue.
-pub(super) async fn received(shared: &ConsumerShared, queue: &QueueInner, taken: Taken) -> usize {
+/// entries the take consumed from the queue. `until`: see [`super::pipe::Buffered::until`].
+pub(super) async fn received(
+    shared: &ConsumerShared,
+    queue: &QueueInner,
+    taken: Taken,
+    until: Option<Instant>,
+) -> usize {
     // Entries moved aside count as taken: a take of `want` that met some is not a sign that
     // the queue is drained.
     let n = taken.entries.len() + taken.dead.len() + report_foreign(queue, taken.foreign);
@@ -23,7 +29,7 @@ pub(super) async fn received(shared: &ConsumerShared, queue: &QueueInner, taken:
             dead_letter(settler, queue, entry).await;
         }
     }
-    shared.deliver(taken.entries);
+    shared.deliver(taken.entries, until);
     n
 }
 

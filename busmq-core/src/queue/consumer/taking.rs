@@ -10,6 +10,7 @@ use super::turn::{Seen, Turn};
 use crate::error::Result;
 use crate::store::{Position, TakeMode, Taken};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The longest a reliable consumer waits for another one's take before it takes out of turn: a
 /// take stuck on a failing-over or unreachable server must not hold up the others (nor their
@@ -41,35 +42,41 @@ pub(super) async fn take_in_turn(
             return Ok(0);
         }
         let number = taking.start();
-        let taken = store_take(queue, options, cursor, want).await?;
+        let (taken, until) = store_take(queue, options, cursor, want).await?;
         // Counted as `received` counts them. The turn is let go before the entries are
         // handled: dead-letter moves are a round trip each, and the consumers waiting for the
         // turn cannot heartbeat their own deliveries meanwhile.
         let got = taken.entries.len() + taken.dead.len() + taken.foreign.len();
         taking.finish(number, want, got, cursor.store_due);
-        taken
+        (taken, until)
     };
-    Ok(received(shared, queue, taken).await)
+    Ok(received(shared, queue, taken.0, taken.1).await)
 }
 
-/// An at-most-once or reliable take from the store (the due time it saw noted in `cursor`).
+/// An at-most-once or reliable take from the store (the due time it saw noted in `cursor`),
+/// with, for a reliable take, when its entries stop being this consumer's unless extended.
 async fn store_take(
     queue: &QueueInner,
     options: &ConsumeOptions,
     cursor: &mut Cursor,
     want: usize,
-) -> Result<Taken> {
+) -> Result<(Taken, Option<Instant>)> {
     let want = u32::try_from(want).unwrap_or(u32::MAX);
-    let mode = match &options.mode {
-        ConsumeMode::Reliable(reliable) => TakeMode::Reliable {
-            visibility: reliable.visibility_timeout,
-            max_deliveries: reliable.max_deliveries,
-        },
-        _ => TakeMode::AtMostOnce,
+    let (mode, visibility) = match &options.mode {
+        ConsumeMode::Reliable(reliable) => (
+            TakeMode::Reliable {
+                visibility: reliable.visibility_timeout,
+                max_deliveries: reliable.max_deliveries,
+            },
+            Some(reliable.visibility_timeout),
+        ),
+        _ => (TakeMode::AtMostOnce, None),
     };
+    // Before the call: the store's deadline counts from when it ran the take, not earlier.
+    let sent = Instant::now();
     let taken = queue.bus.store.take(&queue.name, want, mode).await?;
     cursor.saw_due(taken.next_due);
-    Ok(taken)
+    Ok((taken, visibility.map(|visibility| sent + visibility)))
 }
 
 pub(super) async fn take(
@@ -82,8 +89,8 @@ pub(super) async fn take(
     let store = &queue.bus.store;
     match &options.mode {
         ConsumeMode::AtMostOnce | ConsumeMode::Reliable(_) => {
-            let taken = store_take(queue, options, cursor, want).await?;
-            Ok(received(shared, queue, taken).await)
+            let (taken, until) = store_take(queue, options, cursor, want).await?;
+            Ok(received(shared, queue, taken, until).await)
         }
         ConsumeMode::Replay(_) => {
             let want = u32::try_from(want).unwrap_or(u32::MAX);
@@ -99,7 +106,7 @@ pub(super) async fn take(
                 cursor.position = Position::AfterId(last.id);
             }
             let n = batch.entries.len();
-            shared.deliver(batch.entries);
+            shared.deliver(batch.entries, None);
             Ok(n)
         }
     }

@@ -315,7 +315,7 @@ async fn take_waiting(
         }
     };
     cursor.resume = taken.resume.clone();
-    Ok(received(shared, queue, taken).await)
+    Ok(received(shared, queue, taken, None).await)
 }
 
 /// Periodic work of a running consumer: keep the registration alive and, in reliable mode,
@@ -331,15 +331,26 @@ async fn beat(shared: &ConsumerShared, queue: &QueueInner, kind: ConsumerKind) {
     };
     let extend = Settlement::Extend(settler.visibility);
     let mut ops = shared.buffered(extend);
+    let buffered = ops.len();
     // Delayed releases wait until this extension has landed (see `Settler::extending`).
     let _ordered = settler.extending.write().await;
     if shared.auto_extend {
         ops.extend(settler.held(extend));
     }
-    if !ops.is_empty() {
-        if let Err(error) = settler.settle_all(ops).await {
-            queue.emit(QueueEvent::Error(error));
-        }
+    if ops.is_empty() {
+        return;
+    }
+    let sent = tokio::time::Instant::now();
+    match settler.settle_all(&ops).await {
+        // Buffered entries stay this consumer's only as long as the store says so: one whose
+        // extension failed is not handed out past its visibility (see `pipe::Buffered`).
+        Ok(outcomes) => shared.extended(
+            &ops[..buffered],
+            &outcomes[..buffered.min(outcomes.len())],
+            sent,
+            settler.visibility,
+        ),
+        Err(error) => queue.emit(QueueEvent::Error(error)),
     }
 }
 
@@ -431,7 +442,7 @@ async fn give_back(
             if ops.is_empty() {
                 return Ok(());
             }
-            settler.settle_all(ops).await
+            settler.settle_all(&ops).await.map(drop)
         }
         _ => Ok(()),
     }
