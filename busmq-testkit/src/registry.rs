@@ -199,6 +199,7 @@ macro_rules! __busmq_cases {
             settle::reliable_nack_after_whose_caller_stops_waiting_still_releases,
             settle::reliable_without_auto_extend_held_deliveries_come_back,
             settle::reliable_buffered_deliveries_past_their_visibility_are_not_handed_out,
+            settle::reliable_entries_of_a_take_held_up_on_its_way_are_still_handed_out,
             redrive::dead_letters_are_listed_with_reason_and_delivery_count,
             redrive::redrive_all_moves_dead_letters_back_with_a_fresh_delivery_count,
             redrive::redrive_by_id_moves_only_those_and_reports_missing_ids,

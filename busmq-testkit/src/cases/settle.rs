@@ -355,3 +355,48 @@ pub async fn reliable_buffered_deliveries_past_their_visibility_are_not_handed_o
     assert_eq!(q.stat().await.unwrap().pending, 0);
     drop(first);
 }
+
+/// Q13: the other side of the case above. A reliable take that was held up on its way for
+/// longer than the visibility timeout (a partition that delays calls instead of dropping them)
+/// reaches the store late, and the store gives its entries a fresh deadline: they are this
+/// consumer's, first deliveries, and are handed out as such (the consumer asks the store before
+/// handing out an entry it cannot vouch for), not dropped to sit pending for a whole
+/// visibility timeout and come back as second deliveries.
+pub async fn reliable_entries_of_a_take_held_up_on_its_way_are_still_handed_out(
+    backend: &dyn Backend,
+) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let b = Bus::new(store);
+    b.connect().await.unwrap();
+    b.wait_online(DEADLINE).await.unwrap();
+    let name = unique("held-up-take");
+    let q = b.queue(&name).unwrap();
+    q.attach().await.unwrap();
+    let visibility = Duration::from_secs(1);
+    let options = ReliableOptions { visibility_timeout: visibility, ..Default::default() };
+    let mut consumer =
+        q.consume_with::<String>(ConsumeOptions::new().reliable(options)).await.unwrap();
+    // The consumer is running and idle; its next take waits on its way until healed.
+    let producer = other_queue(backend, &name).await;
+    producer.attach().await.unwrap();
+    let warm = producer.push(&"warm").await.unwrap();
+    let delivery = next(&mut consumer, "the first delivery").await.unwrap();
+    assert_eq!(delivery.id(), warm);
+    delivery.ack().await.unwrap();
+    faults.stall_next_takes(1);
+    let first = producer.push(&"one").await.unwrap();
+    let second = producer.push(&"two").await.unwrap();
+    let stalled = faults.answered_takes();
+    // Past the visibility timeout, then the held-up take goes through.
+    tokio::time::sleep(visibility * 3 / 2).await;
+    assert_eq!(faults.answered_takes(), stalled, "no take went through meanwhile");
+    faults.heal();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let delivery = next(&mut consumer, "a delivery of the late take").await.unwrap();
+        got.push((delivery.id(), delivery.deliveries()));
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(got, vec![(first, 1), (second, 1)], "the late take's entries, first deliveries");
+    assert_eq!(producer.stat().await.unwrap().pending, 0);
+}

@@ -24,7 +24,7 @@ use crate::util::lock;
 use busmq_codec::{Codec, CodecError};
 use bytes::Bytes;
 use futures::Stream;
-use pipe::ConsumerShared;
+use pipe::{ConsumerShared, Standing};
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -105,21 +105,32 @@ impl<T> Stream for Consumer<T> {
             if this.shared.max.is_some_and(|max| state.handed >= max) {
                 return Poll::Ready(None);
             }
-            let mut lapsed = 0;
+            let mut gone = 0;
             let next = loop {
-                match state.buffer.pop_front() {
-                    // The store may have given it to another consumer already (an extension
-                    // failed): handing it out too would be a second delivery under the same
-                    // count. It comes back from the store with the next count instead.
-                    Some(b) if b.lapsed() => lapsed += 1,
-                    next => break next.map(|b| b.entry),
+                match state.buffer.front().map(|b| b.standing()) {
+                    // Redelivered elsewhere already: handing it out too would be a second
+                    // delivery under the same count.
+                    Some(Standing::Gone) => {
+                        state.buffer.pop_front();
+                        gone += 1;
+                    }
+                    // Maybe redelivered elsewhere: the task asks the store first, and the
+                    // stream waits (the entries behind it keep their order).
+                    Some(Standing::Lapsed) => {
+                        if !std::mem::replace(&mut state.confirm, true) {
+                            this.shared.wake_task.notify_one();
+                        }
+                        state.waker = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                    _ => break state.buffer.pop_front().map(|b| b.entry),
                 }
             };
-            if lapsed > 0 {
+            if gone > 0 {
                 tracing::debug!(
                     parent: &this.shared.span,
-                    lapsed,
-                    "buffered deliveries dropped: their visibility ran out"
+                    gone,
+                    "buffered deliveries dropped: the store gave them to another consumer"
                 );
                 this.shared.wake_task.notify_one();
             }

@@ -17,18 +17,42 @@ use tokio::time::Instant;
 /// An entry taken and not handed out yet.
 pub(super) struct Buffered {
     pub(super) entry: Entry,
-    /// For a reliable take: the moment the store may give the entry to another consumer, unless
-    /// an extension confirmed since pushed it back. Counted from before the take (or the
-    /// extension) was sent, so it is never later than the store's own deadline.
-    pub(super) until: Option<Instant>,
+    pub(super) until: Until,
+}
+
+/// How long a buffered entry stays this consumer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Until {
+    /// Taken at most once (or read): it is the consumer's for good.
+    Always,
+    /// Taken reliably: the store may give it to another consumer from this moment, unless an
+    /// extension it confirmed since moved it on. Counted from before the take (or extension)
+    /// was sent, so never later than the store's own deadline, and often earlier: a call held
+    /// up on its way (a partition that delays rather than drops) lands with a fresh deadline.
+    At(Instant),
+    /// The store answered that it is not this consumer's any more (redelivered elsewhere).
+    Gone,
+}
+
+/// Whether a buffered entry can be handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Standing {
+    Ready,
+    /// Its visibility may have run out: handed out now, it could be a second delivery under the
+    /// same count, so the store is asked first (see `ConsumerShared::confirm_asked`).
+    Lapsed,
+    Gone,
 }
 
 impl Buffered {
-    /// Whether the store may have given this entry to another consumer by now: handing it out
-    /// would deliver it twice under one delivery count.
-    pub(super) fn lapsed(&self) -> bool {
-        // The clock is read only for reliable entries: at-most-once ones never lapse.
-        self.until.is_some_and(|until| Instant::now() >= until)
+    pub(super) fn standing(&self) -> Standing {
+        match self.until {
+            Until::Always => Standing::Ready,
+            // The clock is read only for reliable entries.
+            Until::At(at) if Instant::now() >= at => Standing::Lapsed,
+            Until::At(_) => Standing::Ready,
+            Until::Gone => Standing::Gone,
+        }
     }
 }
 
@@ -42,6 +66,8 @@ pub(super) struct PipeState {
     /// are still answered and acknowledged).
     pub(super) keep_held: bool,
     pub(super) finished: bool,
+    /// The stream waits for the store to confirm lapsed entries (see [`Standing::Lapsed`]).
+    pub(super) confirm: bool,
     pub(super) waker: Option<Waker>,
 }
 
@@ -140,9 +166,8 @@ impl ConsumerShared {
         }
     }
 
-    /// Buffers `entries`; `until` is when a reliable take's entries stop being this
-    /// consumer's (see [`Buffered::until`]).
-    pub(super) fn deliver(&self, entries: Vec<Entry>, until: Option<Instant>) {
+    /// Buffers `entries`, which stay this consumer's as `until` says.
+    pub(super) fn deliver(&self, entries: Vec<Entry>, until: Until) {
         if entries.is_empty() {
             return;
         }
@@ -169,7 +194,7 @@ impl ConsumerShared {
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
-        state.buffer.drain(..).map(|b| b.entry).collect()
+        state.buffer.drain(..).filter(|b| b.until != Until::Gone).map(|b| b.entry).collect()
     }
 
     /// Signals the end to everyone waiting in [`ConsumerShared::finished`], now or later.
@@ -186,15 +211,29 @@ impl ConsumerShared {
         state.keep_held || self.max.is_some_and(|max| state.handed >= max)
     }
 
-    /// Settlements of `action` for the entries taken and not handed out yet.
+    /// Settlements of `action` for the entries taken and not handed out yet (and still this
+    /// consumer's as far as it knows).
     pub(super) fn buffered(&self, action: Settlement) -> Vec<Settle> {
-        lock(&self.state).buffer.iter().map(|b| Settle::of(&b.entry, action)).collect()
+        let state = lock(&self.state);
+        let ours = state.buffer.iter().filter(|b| b.until != Until::Gone);
+        ours.map(|b| Settle::of(&b.entry, action)).collect()
+    }
+
+    /// Whether the stream asked for its lapsed entries to be confirmed (the ask is consumed).
+    pub(super) fn confirm_asked(&self) -> bool {
+        std::mem::take(&mut lock(&self.state).confirm)
+    }
+
+    /// Asks for a confirmation again (the last one failed).
+    pub(super) fn ask_confirm(&self) {
+        lock(&self.state).confirm = true;
     }
 
     /// Notes what the store answered to extensions of buffered entries (`ops`, sent at
     /// `sent`, to `visibility`): an extended entry is this consumer's until `sent +
     /// visibility`, a stale one is not this consumer's any more. Entries handed out or taken
-    /// since are matched by id and delivery count.
+    /// since are matched by id and delivery count. Wakes the stream, which may be waiting for
+    /// this answer.
     pub(super) fn extended(
         &self,
         ops: &[Settle],
@@ -209,13 +248,15 @@ impl ConsumerShared {
             .collect();
         let mut state = lock(&self.state);
         for b in state.buffer.iter_mut() {
+            let Until::At(until) = b.until else { continue };
             match answers.get(&(b.entry.id, b.entry.deliveries)) {
-                Some(Settled::Done) => {
-                    b.until = b.until.map(|until| until.max(sent + visibility));
-                }
-                Some(Settled::Stale) => b.until = Some(sent),
+                Some(Settled::Done) => b.until = Until::At(until.max(sent + visibility)),
+                Some(Settled::Stale) => b.until = Until::Gone,
                 None => {}
             }
+        }
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
         }
     }
 }

@@ -5,21 +5,20 @@
 use super::super::event::QueueEvent;
 use super::super::inner::QueueInner;
 use super::super::settler::Settler;
-use super::pipe::ConsumerShared;
+use super::pipe::{ConsumerShared, Until};
 use crate::error::Error;
 use crate::observability::{DeadReason, log_error};
 use crate::store::{Entry, NewEntry, Settle, Settlement, Taken};
 use std::sync::Arc;
-use tokio::time::Instant;
 
 /// Hands what a take got to the stream, reports entries busmq did not write (the store moved
 /// them aside, SPEC E3) and dead-letters the entries past `max_deliveries`. Returns how many
-/// entries the take consumed from the queue. `until`: see [`super::pipe::Buffered::until`].
+/// entries the take consumed from the queue; the entries stay the consumer's as `until` says.
 pub(super) async fn received(
     shared: &ConsumerShared,
     queue: &QueueInner,
     taken: Taken,
-    until: Option<Instant>,
+    until: Until,
 ) -> usize {
     // Entries moved aside count as taken: a take of `want` that met some is not a sign that
     // the queue is drained.

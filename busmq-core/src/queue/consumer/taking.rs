@@ -3,7 +3,7 @@
 
 use super::super::inner::QueueInner;
 use super::super::options::{ConsumeMode, ConsumeOptions};
-use super::pipe::ConsumerShared;
+use super::pipe::{ConsumerShared, Until};
 use super::receive::{received, report_foreign};
 use super::task::Cursor;
 use super::turn::{Seen, Turn};
@@ -60,7 +60,7 @@ async fn store_take(
     options: &ConsumeOptions,
     cursor: &mut Cursor,
     want: usize,
-) -> Result<(Taken, Option<Instant>)> {
+) -> Result<(Taken, Until)> {
     let want = u32::try_from(want).unwrap_or(u32::MAX);
     let (mode, visibility) = match &options.mode {
         ConsumeMode::Reliable(reliable) => (
@@ -76,7 +76,7 @@ async fn store_take(
     let sent = Instant::now();
     let taken = queue.bus.store.take(&queue.name, want, mode).await?;
     cursor.saw_due(taken.next_due);
-    Ok((taken, visibility.map(|visibility| sent + visibility)))
+    Ok((taken, visibility.map_or(Until::Always, |visibility| Until::At(sent + visibility))))
 }
 
 pub(super) async fn take(
@@ -106,7 +106,7 @@ pub(super) async fn take(
                 cursor.position = Position::AfterId(last.id);
             }
             let n = batch.entries.len();
-            shared.deliver(batch.entries, None);
+            shared.deliver(batch.entries, Until::Always);
             Ok(n)
         }
     }

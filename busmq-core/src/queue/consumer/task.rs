@@ -7,8 +7,8 @@ use super::super::event::QueueEvent;
 use super::super::inner::QueueInner;
 use super::super::lifecycle::{Held, Phase};
 use super::super::options::{ConsumeMode, ConsumeOptions};
-use super::fetch::{Fetch, Step};
-use super::pipe::ConsumerShared;
+use super::fetch::{Backoff, Fetch, Step};
+use super::pipe::{ConsumerShared, Until};
 use super::receive::received;
 use super::taking::{take, take_in_turn};
 use super::turn::Seen;
@@ -125,6 +125,17 @@ pub(super) async fn run(
         if shared.stop_requested() {
             break;
         }
+        if shared.confirm_asked() {
+            if let Err(error) = confirm(&shared).await {
+                shared.ask_confirm();
+                if !back_off(fetch.failed(), error, &shared, &queue, &mut phase, &mut available)
+                    .await
+                {
+                    break;
+                }
+            }
+            continue;
+        }
         let want = shared.wanted();
         let now = tokio::time::Instant::now();
         let step = match fetch.next(want, now) {
@@ -221,28 +232,54 @@ pub(super) async fn run(
         match fetched {
             Ok((asked, got)) => fetch.fetched(asked, got),
             Err(error) => {
-                let backoff = fetch.failed();
-                if backoff.report {
-                    queue.emit(QueueEvent::Error(error));
-                } else {
-                    tracing::debug!(error = %error, pause = ?backoff.pause, "take failed again");
-                }
-                // The keeper signals `available` when the store is back, so a consumer in a
-                // long backoff resumes at once instead of sleeping on.
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff.pause) => {}
-                    _ = shared.wake_task.notified() => {}
-                    _ = phase.changed() => {}
-                    changed = available.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                    }
+                if !back_off(fetch.failed(), error, &shared, &queue, &mut phase, &mut available)
+                    .await
+                {
+                    break;
                 }
             }
         }
     }
     finish(&shared, &queue, &options, closed, Some(held)).await;
+}
+
+/// Reports a failed store call (the first of a series) and pauses as `backoff` says; false
+/// when the queue's signals are gone (the task ends).
+async fn back_off(
+    backoff: Backoff,
+    error: crate::error::Error,
+    shared: &ConsumerShared,
+    queue: &QueueInner,
+    phase: &mut watch::Receiver<Phase>,
+    available: &mut watch::Receiver<u64>,
+) -> bool {
+    if backoff.report {
+        queue.emit(QueueEvent::Error(error));
+    } else {
+        tracing::debug!(error = %error, pause = ?backoff.pause, "store call failed again");
+    }
+    // The keeper signals `available` when the store is back, so a consumer in a long backoff
+    // resumes at once instead of sleeping on.
+    tokio::select! {
+        _ = tokio::time::sleep(backoff.pause) => true,
+        _ = shared.wake_task.notified() => true,
+        _ = phase.changed() => true,
+        changed = available.changed() => changed.is_ok(),
+    }
+}
+
+/// Asks the store whether the buffered reliable entries are still this consumer's (extending
+/// them): the stream waits for the answer before it hands out one whose visibility may have
+/// run out (see `pipe::Standing::Lapsed`).
+async fn confirm(shared: &ConsumerShared) -> Result<()> {
+    let Some(settler) = &shared.settler else {
+        return Ok(());
+    };
+    let ops = shared.buffered(Settlement::Extend(settler.visibility));
+    let sent = tokio::time::Instant::now();
+    let outcomes = settler.settle_all(&ops).await?;
+    shared.extended(&ops, &outcomes, sent, settler.visibility);
+    Ok(())
 }
 
 /// The next deadline of a delayed release of this consumer, and whether one has passed.
@@ -315,7 +352,7 @@ async fn take_waiting(
         }
     };
     cursor.resume = taken.resume.clone();
-    Ok(received(shared, queue, taken, None).await)
+    Ok(received(shared, queue, taken, Until::Always).await)
 }
 
 /// Periodic work of a running consumer: keep the registration alive and, in reliable mode,
