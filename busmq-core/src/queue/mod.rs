@@ -232,7 +232,11 @@ impl Queue {
     /// when it does (SPEC Q7); after `detach` they fail with `Detached`, after a close with
     /// `Closed`. Concurrent pushes are written together in one store call.
     pub fn push<T: Serialize + ?Sized>(&self, message: &T) -> Push {
-        self.push_with(message, Headers::new())
+        // `push_with` without options to check: the path of most pushes, kept short.
+        match self.encode(message).and_then(|payload| self.message(payload, Headers::new())) {
+            Ok(entry) => self.push_entry(entry, None, push_options::Routing::default()),
+            Err(error) => Push::failed(error),
+        }
     }
 
     /// Pushes a message with options (see [`PushOptions`]; plain [`Headers`] convert into
