@@ -12,6 +12,7 @@ mod inner;
 mod keeper;
 mod lifecycle;
 mod options;
+mod pending;
 mod producer;
 mod push_options;
 mod read_limit;
@@ -25,7 +26,7 @@ pub use delivery::Delivery;
 pub use event::QueueEvent;
 pub(crate) use options::default_dead_letter_name;
 pub use options::{AttachOptions, ConsumeMode, ConsumeOptions, DEFAULT_PREFETCH, ReliableOptions};
-pub use producer::{Push, PushAll};
+pub use pending::{Push, PushAll};
 pub use push_options::{DEFAULT_DEDUPE_WINDOW, PushOptions};
 pub use read_limit::MAX_READ;
 pub(crate) use read_limit::check_read_max;
@@ -231,7 +232,11 @@ impl Queue {
     /// when it does (SPEC Q7); after `detach` they fail with `Detached`, after a close with
     /// `Closed`. Concurrent pushes are written together in one store call.
     pub fn push<T: Serialize + ?Sized>(&self, message: &T) -> Push {
-        self.push_with(message, Headers::new())
+        // `push_with` without options to check: the path of most pushes, kept short.
+        match self.encode(message).and_then(|payload| self.message(payload, Headers::new())) {
+            Ok(entry) => self.push_entry(entry, None, push_options::Routing::default()),
+            Err(error) => Push::failed(error),
+        }
     }
 
     /// Pushes a message with options (see [`PushOptions`]; plain [`Headers`] convert into

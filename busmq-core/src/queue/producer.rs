@@ -5,6 +5,7 @@
 use super::coalesce::{Coalescer, Start};
 use super::event::QueueEvent;
 use super::lifecycle::{Phase, PushTarget};
+use super::pending::{Pending, Push, PushAll};
 use super::push_options::Keyed;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
@@ -13,12 +14,9 @@ use crate::store::StoreState;
 use crate::store::{Dedupe, NewEntry, PushBatch, StoreHandle, check_retention};
 use crate::util::backoff;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot, watch};
 use tracing::Instrument;
@@ -36,13 +34,44 @@ enum Reply {
     Many(oneshot::Sender<Result<Vec<u64>>>),
 }
 
+/// A unit's entries: a single push keeps its entry inline, so that it costs no vector of its
+/// own on the way to the batch.
+enum Entries {
+    One(NewEntry),
+    Many(Vec<NewEntry>),
+}
+
+impl Entries {
+    fn as_slice(&self) -> &[NewEntry] {
+        match self {
+            Entries::One(entry) => std::slice::from_ref(entry),
+            Entries::Many(entries) => entries,
+        }
+    }
+
+    /// Moves the entries to the end of `out` (the batch's store call), without copying them.
+    fn move_into(self, out: &mut Vec<NewEntry>) {
+        match self {
+            Entries::One(entry) => out.push(entry),
+            Entries::Many(entries) => out.extend(entries),
+        }
+    }
+}
+
 struct Unit {
-    entries: Vec<NewEntry>,
+    entries: Entries,
     /// A dedupe key and window (SPEC P10), perhaps a retry deadline: such a unit is written in
     /// a store call of its own. (Levels and ordering keys travel in the entries: units of any
     /// routing share a store call.)
     dedupe: Option<Keyed>,
     bytes: usize,
+    waiter: Waiter,
+}
+
+/// Who waits for a unit, once its entries went into a store call.
+struct Waiter {
+    /// The unit's entries.
+    n: usize,
     reply: Reply,
     /// When `push` was called, if pushes are timed (a metrics recorder is installed).
     started: Option<Instant>,
@@ -111,8 +140,8 @@ impl Producer {
     ) -> Push {
         let (tx, rx) = oneshot::channel();
         let bytes = size(&entry);
-        let reply = Reply::One(tx);
-        let unit = Unit { entries: vec![entry], dedupe, bytes, reply, started };
+        let waiter = Waiter { n: 1, reply: Reply::One(tx), started };
+        let unit = Unit { entries: Entries::One(entry), dedupe, bytes, waiter };
         match self.enqueue(unit, target) {
             Ok(()) => Push(Pending::Waiting(rx, self.name.clone())),
             Err(e) => Push(Pending::Done(Some(Err(e)))),
@@ -131,7 +160,8 @@ impl Producer {
         }
         let (tx, rx) = oneshot::channel();
         let bytes = entries.iter().map(size).sum();
-        let unit = Unit { entries, dedupe: None, bytes, reply: Reply::Many(tx), started };
+        let waiter = Waiter { n: entries.len(), reply: Reply::Many(tx), started };
+        let unit = Unit { entries: Entries::Many(entries), dedupe: None, bytes, waiter };
         match self.enqueue(unit, target) {
             Ok(()) => PushAll(Pending::Waiting(rx, self.name.clone())),
             Err(e) => PushAll(Pending::Done(Some(Err(e)))),
@@ -139,7 +169,7 @@ impl Producer {
     }
 
     fn enqueue(self: &Arc<Self>, unit: Unit, target: impl FnOnce() -> Target) -> Result<()> {
-        let n = unit.entries.len();
+        let n = unit.waiter.n;
         let admit = |_: &_| {
             let waiting = self.buffered.load(Ordering::Relaxed);
             if waiting + n > MAX_BUFFERED && waiting > 0 {
@@ -182,11 +212,11 @@ impl Producer {
                 return false;
             }
             alone = unit.dedupe.is_some();
-            entries += unit.entries.len();
+            entries += unit.waiter.n;
             bytes += unit.bytes;
             entries <= BATCH_ENTRIES && bytes <= BATCH_BYTES
         })?;
-        let taken: usize = batch.iter().map(|u| u.entries.len()).sum();
+        let taken: usize = batch.iter().map(|u| u.waiter.n).sum();
         self.buffered.fetch_sub(taken, Ordering::Relaxed);
         Some(batch)
     }
@@ -213,7 +243,7 @@ impl Producer {
             let Some(batch) = self.next_batch() else {
                 break;
             };
-            let entries: usize = batch.iter().map(|u| u.entries.len()).sum();
+            let entries: usize = batch.iter().map(|u| u.waiter.n).sum();
             let span = tracing::trace_span!("push", queue = target.name.as_str(), entries);
             self.write(&target, held.generation, &held.spec, batch).instrument(span).await;
         }
@@ -228,9 +258,9 @@ impl Producer {
     ) {
         // Pushes buffered before the attach meet the adopted spec here: those it refuses
         // (a level or key on a queue with retention) fail alone, the others are written.
-        let batch: Vec<Unit> = batch
+        let mut batch: Vec<Unit> = batch
             .into_iter()
-            .filter_map(|unit| match check_retention(spec, &unit.entries) {
+            .filter_map(|unit| match check_retention(spec, unit.entries.as_slice()) {
                 Ok(()) => Some(unit),
                 Err(error) => {
                     unit.fail(error, target);
@@ -238,13 +268,22 @@ impl Producer {
                 }
             })
             .collect();
-        if batch.is_empty() {
+        let Some(keyed) = batch.first_mut().map(|unit| unit.dedupe.take()) else {
             return;
-        }
-        let entries: Vec<NewEntry> = batch.iter().flat_map(|u| u.entries.iter().cloned()).collect();
+        };
+        let keyed = keyed.as_ref();
+        // The entries move into the store call's vector (cloning a payload can cost an
+        // allocation: see `Bytes`); the waiters keep their counts to be answered in order.
+        let mut entries = Vec::with_capacity(batch.iter().map(|u| u.waiter.n).sum());
+        let batch: Vec<Waiter> = batch
+            .into_iter()
+            .map(|unit| {
+                unit.entries.move_into(&mut entries);
+                unit.waiter
+            })
+            .collect();
         let mut push = PushBatch::new(generation, spec, &entries);
         push.after = self.last();
-        let keyed = batch[0].dedupe.as_ref();
         push.dedupe = keyed.map(|k| Dedupe { key: &k.key, window: k.window });
         let mut result = target.store.push(&target.name, &push).await;
         if let Some(until) = keyed.and_then(|k| k.retry_until) {
@@ -272,20 +311,23 @@ impl Producer {
             Err(Error::QueueFull { .. }) if batch.len() > 1 => {
                 // Coalesced pushes are independent: write them one by one so that exactly those
                 // that fit succeed, in order (SPEC Q8).
-                for unit in batch {
-                    let mut push = PushBatch::new(generation, spec, &unit.entries);
+                let mut at = 0;
+                for waiter in batch {
+                    let own = &entries[at..at + waiter.n];
+                    at += waiter.n;
+                    let mut push = PushBatch::new(generation, spec, own);
                     push.after = self.last();
                     let result = target.store.push(&target.name, &push).await;
                     match result {
-                        Ok(first) => self.resolve(target, vec![unit], first),
-                        Err(error) => unit.fail(error, target),
+                        Ok(first) => self.resolve(target, vec![waiter], first),
+                        Err(error) => waiter.fail(error, target),
                     }
                 }
             }
             Err(error) => {
                 tracing::trace!(error = %error, "push failed");
-                for unit in batch {
-                    unit.fail(error.clone(), target);
+                for waiter in batch {
+                    waiter.fail(error.clone(), target);
                 }
             }
         }
@@ -295,23 +337,23 @@ impl Producer {
         Some(self.last_id.load(Ordering::Relaxed)).filter(|&id| id > 0)
     }
 
-    fn resolve(&self, target: &Target, batch: Vec<Unit>, first: u64) {
+    fn resolve(&self, target: &Target, batch: Vec<Waiter>, first: u64) {
         // Counted before any caller is answered, so that `pushed()` right after a push
         // returned includes it (read-your-writes).
-        let written: u64 = batch.iter().map(|u| u.entries.len() as u64).sum();
+        let written: u64 = batch.iter().map(|w| w.n as u64).sum();
         self.pushed.fetch_add(written, Ordering::Relaxed);
         self.last_id.fetch_max(first + written.saturating_sub(1), Ordering::Relaxed);
         target.metrics.pushed(written);
         // One clock read for the batch, and none when pushes are not timed.
         let mut now = None;
         let mut id = first;
-        for unit in batch {
-            if let Some(started) = unit.started {
+        for waiter in batch {
+            if let Some(started) = waiter.started {
                 let now = *now.get_or_insert_with(Instant::now);
                 target.metrics.push_took(now.saturating_duration_since(started));
             }
-            let n = unit.entries.len() as u64;
-            match unit.reply {
+            let n = waiter.n as u64;
+            match waiter.reply {
                 Reply::One(tx) => {
                     let _ = tx.send(Ok(id));
                 }
@@ -345,6 +387,12 @@ async fn pause(target: &Target, attempt: u32, until: tokio::time::Instant) -> bo
 }
 
 impl Unit {
+    fn fail(self, error: Error, target: &Target) {
+        self.waiter.fail(error, target);
+    }
+}
+
+impl Waiter {
     /// Reports a failed push to its caller, or as a queue event (logged) when nobody awaits
     /// it; counted either way.
     fn fail(self, error: Error, target: &Target) {
@@ -357,74 +405,5 @@ impl Unit {
             background_error(Some(target.name.as_str()), &error);
             let _ = target.events.send(QueueEvent::Error(error));
         }
-    }
-}
-
-enum Pending<T> {
-    Done(Option<Result<T>>),
-    Waiting(oneshot::Receiver<Result<T>>, QueueName),
-}
-
-impl<T> Pending<T> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        match self {
-            // Polled again after it returned its result.
-            Pending::Done(result) => Poll::Ready(result.take().unwrap_or_else(|| {
-                Err(Error::Shutdown { operation: "push", queue: String::new() })
-            })),
-            Pending::Waiting(rx, name) => Pin::new(rx).poll(cx).map(|r| {
-                r.unwrap_or_else(|_| {
-                    Err(Error::Shutdown { operation: "push", queue: name.to_string() })
-                })
-            }),
-        }
-    }
-}
-
-/// A push in progress. The message was accepted (encoded and queued) when `push` returned;
-/// awaiting gives its id once written. Dropping it does not cancel the push; a failure nobody
-/// awaits is reported as a [`QueueEvent::Error`].
-pub struct Push(Pending<u64>);
-
-impl Future for Push {
-    type Output = Result<u64>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<u64>> {
-        self.0.poll(cx)
-    }
-}
-
-impl fmt::Debug for Push {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Push")
-    }
-}
-
-/// An atomic batch push in progress (see [`Push`]); resolves to the ids in order.
-pub struct PushAll(Pending<Vec<u64>>);
-
-impl Future for PushAll {
-    type Output = Result<Vec<u64>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Vec<u64>>> {
-        self.0.poll(cx)
-    }
-}
-
-impl fmt::Debug for PushAll {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PushAll")
-    }
-}
-
-impl Push {
-    pub(crate) fn failed(error: Error) -> Push {
-        Push(Pending::Done(Some(Err(error))))
-    }
-}
-
-impl PushAll {
-    pub(crate) fn failed(error: Error) -> PushAll {
-        PushAll(Pending::Done(Some(Err(error))))
     }
 }

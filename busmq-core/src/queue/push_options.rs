@@ -62,6 +62,10 @@ impl Routing {
     /// Refuses routing on a queue with retention: a replay queue is read, not taken, so levels
     /// and key gates would mean nothing there.
     pub(crate) fn check_spec(&self, spec: &QueueSpec) -> Result<()> {
+        if self.priority == 0 && self.key.is_none() {
+            // Unrouted: nothing to refuse, and no probe entry to build for every push.
+            return Ok(());
+        }
         // The stores' own check, on an entry routed like this one (one rule, one wording).
         let probe = self.clone().apply(NewEntry::new(bytes::Bytes::new()));
         check_retention(spec, [&probe])

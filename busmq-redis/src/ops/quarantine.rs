@@ -74,7 +74,7 @@ pub(crate) fn split(raw: impl IntoIterator<Item = Bytes>) -> (Vec<Entry>, Vec<Fo
     let mut entries = Vec::new();
     let mut foreign = Vec::new();
     for raw in raw {
-        match parse(raw.clone()) {
+        match parse(&raw) {
             Ok(e) => entries.push(e),
             Err(reason) => foreign.push(Foreign { raw, reason }),
         }

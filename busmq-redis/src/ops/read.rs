@@ -42,7 +42,7 @@ pub(crate) async fn read(
             let mut entries = Vec::with_capacity(end.saturating_sub(3));
             for i in 3..end {
                 let raw = Bytes::from(reply.take_bytes(i)?);
-                match parse(raw.clone()) {
+                match parse(&raw) {
                     Ok(mut e) => {
                         e.deliveries = 0;
                         foreign.append(&mut held);

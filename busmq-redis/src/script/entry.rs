@@ -159,13 +159,57 @@ impl ToRedisArgs for PushArg<'_> {
         W: ?Sized + RedisWrite,
     {
         let mut w = out.writer_for_next_arg();
+        // Written digit by digit rather than with `write!`: this runs for every pushed message,
+        // and the formatting machinery cost more than the rest of the argument.
+        let mut header = Digits::default();
+        match self.id {
+            Some(id) => header.number(id),
+            None => header.put(b"s"),
+        }
+        header.put(b":0:");
+        header.number(self.attrs.len() as u64);
+        header.put(b":");
         // Writing into the command's in-memory buffer cannot fail.
-        let _ = match self.id {
-            Some(id) => write!(w, "{id}:0:{}:", self.attrs.len()),
-            None => write!(w, "s:0:{}:", self.attrs.len()),
-        };
+        let _ = w.write_all(header.as_slice());
         let _ = w.write_all(&self.attrs);
         let _ = w.write_all(&self.entry.payload);
+    }
+}
+
+/// An entry header being written: two numbers of at most 20 digits and a few separators.
+struct Digits {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for Digits {
+    fn default() -> Self {
+        Digits { buf: [0; 48], len: 0 }
+    }
+}
+
+impl Digits {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.put(&digits[at..]);
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -195,27 +239,30 @@ impl ToRedisArgs for EntryArg<'_> {
     }
 }
 
-fn number<T: std::str::FromStr>(raw: &[u8], pos: &mut usize) -> Option<T> {
+/// A decimal number ended by ':' at `pos` (moved past the colon); `None` when there is none
+/// or it overflows. Digits are read directly: this runs three times for every taken message.
+fn number(raw: &[u8], pos: &mut usize) -> Option<u64> {
     let start = *pos;
-    while *pos < raw.len() && raw[*pos].is_ascii_digit() {
+    let mut value: u64 = 0;
+    while let Some(&digit) = raw.get(*pos).filter(|b| b.is_ascii_digit()) {
+        value = value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
         *pos += 1;
     }
     if *pos == start || raw.get(*pos) != Some(&b':') {
         return None;
     }
-    let value = std::str::from_utf8(&raw[start..*pos]).ok()?.parse().ok()?;
     *pos += 1;
     Some(value)
 }
 
 /// Decodes a stored entry (the payload is a slice of `raw`), or says why busmq did not write
 /// it.
-pub(crate) fn parse(raw: Bytes) -> Result<Entry, String> {
+pub(crate) fn parse(raw: &Bytes) -> Result<Entry, String> {
     let mut pos = 0;
     let header = (|| {
-        let id = number::<u64>(&raw, &mut pos)?;
-        let deliveries = number::<u32>(&raw, &mut pos)?;
-        let attr_len = number::<usize>(&raw, &mut pos)?;
+        let id = number(raw, &mut pos)?;
+        let deliveries = u32::try_from(number(raw, &mut pos)?).ok()?;
+        let attr_len = usize::try_from(number(raw, &mut pos)?).ok()?;
         Some((id, deliveries, attr_len))
     })();
     let Some((id, deliveries, attr_len)) = header else {
@@ -247,7 +294,7 @@ mod tests {
     use busmq_core::Error;
 
     fn decode(raw: Vec<u8>, queue: &str) -> Result<Entry, Error> {
-        parse(Bytes::from(raw))
+        parse(&Bytes::from(raw))
             .map_err(|detail| Error::ForeignData { queue: queue.to_string(), detail })
     }
 
