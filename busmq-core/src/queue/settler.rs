@@ -235,7 +235,8 @@ impl Settler {
 
     /// Settles `ops` once, without retrying: for the heartbeat's extensions (which hold the
     /// ordering lock) and a stopping consumer's give-back (which must not delay the stop); what
-    /// fails comes back after the visibility timeout. Returns the store's answers, in order.
+    /// fails comes back after the visibility timeout. Returns the store's answers, in order
+    /// (a consumer's confirmation of its buffered entries reads them: see `consumer/pipe.rs`).
     pub(crate) async fn settle_all(&self, ops: &[Settle]) -> Result<Vec<Settled>> {
         let mut outcomes = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(BATCH) {
@@ -266,12 +267,16 @@ impl Settler {
     /// lands instead of failing and letting the message come again (a duplicate). Past that
     /// the deliveries are about to be given to others anyway, and the error is returned.
     async fn settle_through_blips(&self, ops: &[Settle]) -> Result<Vec<Settled>> {
-        let give_up = tokio::time::Instant::now() + self.visibility / 2;
+        // A visibility timeout too long for the clock: retried for as long as it takes.
+        let give_up = tokio::time::Instant::now().checked_add(self.visibility / 2);
         let mut pause = Duration::from_millis(20);
         loop {
             let span = self.span(ops.len());
             match self.store.settle(&self.queue, ops).instrument(span).await {
-                Err(e) if e.is_unapplied() && tokio::time::Instant::now() + pause < give_up => {
+                Err(e)
+                    if e.is_unapplied()
+                        && give_up.is_none_or(|at| tokio::time::Instant::now() + pause < at) =>
+                {
                     tracing::debug!(queue = self.queue.as_str(), error = %e, "settling again");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));

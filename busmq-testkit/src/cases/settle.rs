@@ -333,8 +333,9 @@ pub async fn reliable_buffered_deliveries_past_their_visibility_are_not_handed_o
     let first = next(&mut consumer, "the first delivery").await.unwrap();
     assert_eq!((first.id(), first.deliveries()), (ids[0], 1));
     faults.fail(&["settle"]);
-    // Past the visibility timeout, and not past two: the store takes the three back.
-    tokio::time::sleep(visibility + visibility * 3 / 10).await;
+    // Past the visibility timeout and a heartbeat more, so that a take after the deadline has
+    // moved the three back (the store does at a take), and not past two timeouts.
+    tokio::time::sleep(visibility * 3 / 2).await;
     faults.heal();
     let mut deliveries = Vec::new();
     for _ in 0..3 {

@@ -108,14 +108,14 @@ impl<T> Stream for Consumer<T> {
             let mut gone = 0;
             let next = loop {
                 match state.buffer.front().map(|b| b.standing()) {
-                    // Redelivered elsewhere already: handing it out too would be a second
-                    // delivery under the same count.
+                    // Not this delivery any more (redelivered, or its queue flushed or
+                    // closed): handing it out would be a second delivery under the same count.
                     Some(Standing::Gone) => {
                         state.buffer.pop_front();
                         gone += 1;
                     }
-                    // Maybe redelivered elsewhere: the task asks the store first, and the
-                    // stream waits (the entries behind it keep their order).
+                    // Maybe taken back by the store: the task asks it first, and the stream
+                    // waits (the entries behind it keep their order).
                     Some(Standing::Lapsed) => {
                         if !std::mem::replace(&mut state.confirm, true) {
                             this.shared.wake_task.notify_one();
@@ -130,7 +130,7 @@ impl<T> Stream for Consumer<T> {
                 tracing::debug!(
                     parent: &this.shared.span,
                     gone,
-                    "buffered deliveries dropped: the store gave them to another consumer"
+                    "buffered deliveries dropped: the store had taken them back"
                 );
                 this.shared.wake_task.notify_one();
             }

@@ -30,8 +30,21 @@ pub(super) enum Until {
     /// was sent, so never later than the store's own deadline, and often earlier: a call held
     /// up on its way (a partition that delays rather than drops) lands with a fresh deadline.
     At(Instant),
-    /// The store answered that it is not this consumer's any more (redelivered elsewhere).
+    /// The store has just answered that it is still this consumer's, but the answer took so
+    /// long that the moment above has passed again: handed out as it is (as a take answered
+    /// that late would be), instead of asking again and again.
+    Confirmed,
+    /// The store answered that this delivery is not the consumer's any more (it was redelivered,
+    /// with the next count, or its queue was flushed or closed).
     Gone,
+}
+
+impl Until {
+    /// A reliable take's or extension's entries, the call sent at `sent`: see [`Until::At`]. A
+    /// visibility timeout too long for the clock never runs out.
+    pub(super) fn after(sent: Instant, visibility: std::time::Duration) -> Until {
+        sent.checked_add(visibility).map_or(Until::Always, Until::At)
+    }
 }
 
 /// Whether a buffered entry can be handed out.
@@ -50,7 +63,7 @@ impl Buffered {
             Until::Always => Standing::Ready,
             // The clock is read only for reliable entries.
             Until::At(at) if Instant::now() >= at => Standing::Lapsed,
-            Until::At(_) => Standing::Ready,
+            Until::At(_) | Until::Confirmed => Standing::Ready,
             Until::Gone => Standing::Gone,
         }
     }
@@ -224,16 +237,11 @@ impl ConsumerShared {
         std::mem::take(&mut lock(&self.state).confirm)
     }
 
-    /// Asks for a confirmation again (the last one failed).
-    pub(super) fn ask_confirm(&self) {
-        lock(&self.state).confirm = true;
-    }
-
     /// Notes what the store answered to extensions of buffered entries (`ops`, sent at
     /// `sent`, to `visibility`): an extended entry is this consumer's until `sent +
-    /// visibility`, a stale one is not this consumer's any more. Entries handed out or taken
-    /// since are matched by id and delivery count. Wakes the stream, which may be waiting for
-    /// this answer.
+    /// visibility` (see [`Until::Confirmed`] for an answer later than that), a stale one is not
+    /// this consumer's any more. Entries handed out or taken since are matched by id and
+    /// delivery count. Wakes the stream, which may be waiting for this answer.
     pub(super) fn extended(
         &self,
         ops: &[Settle],
@@ -246,11 +254,26 @@ impl ConsumerShared {
             .zip(outcomes)
             .map(|(op, outcome)| ((op.id, op.delivery), *outcome))
             .collect();
+        if ops.is_empty() {
+            return;
+        }
+        let extended = match Until::after(sent, visibility) {
+            Until::At(at) if at <= Instant::now() => Until::Confirmed,
+            until => until,
+        };
         let mut state = lock(&self.state);
         for b in state.buffer.iter_mut() {
-            let Until::At(until) = b.until else { continue };
+            if matches!(b.until, Until::Always | Until::Gone) {
+                continue;
+            }
             match answers.get(&(b.entry.id, b.entry.deliveries)) {
-                Some(Settled::Done) => b.until = Until::At(until.max(sent + visibility)),
+                Some(Settled::Done) => {
+                    b.until = match (b.until, extended) {
+                        (Until::At(was), Until::At(now)) => Until::At(was.max(now)),
+                        (Until::At(was), Until::Confirmed) if was > Instant::now() => b.until,
+                        _ => extended,
+                    }
+                }
                 Some(Settled::Stale) => b.until = Until::Gone,
                 None => {}
             }
@@ -258,5 +281,67 @@ impl ConsumerShared {
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observability::QueueMetrics;
+    use crate::store::ClientId;
+    use std::time::Duration;
+
+    const VISIBILITY: Duration = Duration::from_secs(1);
+
+    fn shared() -> ConsumerShared {
+        let metrics = Arc::new(QueueMetrics::new(None, "test").consumer("reliable"));
+        let id = ConsumerId::new(&ClientId::random(), 1);
+        ConsumerShared::new(id, None, 10, None, true, metrics, tracing::Span::none())
+    }
+
+    fn standings(shared: &ConsumerShared) -> Vec<Standing> {
+        lock(&shared.state).buffer.iter().map(Buffered::standing).collect()
+    }
+
+    fn extend_all(shared: &ConsumerShared, outcomes: &[Settled], sent: Instant) {
+        let ops = shared.buffered(Settlement::Extend(VISIBILITY));
+        shared.extended(&ops, outcomes, sent, VISIBILITY);
+    }
+
+    #[tokio::test]
+    async fn entries_past_their_visibility_wait_for_the_store_and_follow_its_answer() {
+        let shared = shared();
+        let long_ago = Instant::now() - VISIBILITY * 2;
+        let entries = vec![Entry::new(1, 1, "a"), Entry::new(2, 1, "b"), Entry::new(3, 1, "c")];
+        shared.deliver(entries, Until::after(long_ago, VISIBILITY));
+        assert_eq!(standings(&shared), [Standing::Lapsed; 3]);
+        // Sent just now: extended for a visibility timeout from now.
+        extend_all(&shared, &[Settled::Done, Settled::Stale, Settled::Done], Instant::now());
+        assert_eq!(standings(&shared), [Standing::Ready, Standing::Gone, Standing::Ready]);
+        // Gone entries are neither extended again nor given back.
+        assert_eq!(shared.buffered(Settlement::Return).len(), 2);
+        assert_eq!(shared.finish().iter().map(|e| e.id).collect::<Vec<_>>(), [1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_that_came_back_late_still_lets_the_entry_go() {
+        // The store said the entry is this consumer's, after a round trip longer than the
+        // visibility timeout: asking again would never end.
+        let shared = shared();
+        let long_ago = Instant::now() - VISIBILITY * 3;
+        shared.deliver(vec![Entry::new(1, 1, "a")], Until::after(long_ago, VISIBILITY));
+        assert_eq!(standings(&shared), [Standing::Lapsed]);
+        extend_all(&shared, &[Settled::Done], long_ago + VISIBILITY / 2);
+        assert_eq!(standings(&shared), [Standing::Ready]);
+    }
+
+    #[tokio::test]
+    async fn a_visibility_too_long_for_the_clock_never_runs_out() {
+        let shared = shared();
+        shared.deliver(vec![Entry::new(1, 1, "a")], Until::after(Instant::now(), Duration::MAX));
+        assert_eq!(standings(&shared), [Standing::Ready]);
+        let ops = shared.buffered(Settlement::Extend(Duration::MAX));
+        shared.extended(&ops, &[Settled::Done], Instant::now(), Duration::MAX);
+        assert_eq!(standings(&shared), [Standing::Ready]);
     }
 }

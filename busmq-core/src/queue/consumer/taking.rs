@@ -73,10 +73,14 @@ async fn store_take(
         _ => (TakeMode::AtMostOnce, None),
     };
     // Before the call: the store's deadline counts from when it ran the take, not earlier.
-    let sent = Instant::now();
+    let sent = visibility.map(|_| Instant::now());
     let taken = queue.bus.store.take(&queue.name, want, mode).await?;
     cursor.saw_due(taken.next_due);
-    Ok((taken, visibility.map_or(Until::Always, |visibility| Until::At(sent + visibility))))
+    let until = match (sent, visibility) {
+        (Some(sent), Some(visibility)) => Until::after(sent, visibility),
+        _ => Until::Always,
+    };
+    Ok((taken, until))
 }
 
 pub(super) async fn take(

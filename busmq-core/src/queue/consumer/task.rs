@@ -126,13 +126,10 @@ pub(super) async fn run(
             break;
         }
         if shared.confirm_asked() {
+            // Not retried here: the stream asks again once a heartbeat's extension answered
+            // (which wakes it), and the task goes on renewing and taking meanwhile.
             if let Err(error) = confirm(&shared).await {
-                shared.ask_confirm();
-                if !back_off(fetch.failed(), error, &shared, &queue, &mut phase, &mut available)
-                    .await
-                {
-                    break;
-                }
+                queue.emit(QueueEvent::Error(error));
             }
             continue;
         }
@@ -270,7 +267,8 @@ async fn back_off(
 
 /// Asks the store whether the buffered reliable entries are still this consumer's (extending
 /// them): the stream waits for the answer before it hands out one whose visibility may have
-/// run out (see `pipe::Standing::Lapsed`).
+/// run out (see `pipe::Standing::Lapsed`). Asked once per wait of the stream: when it fails,
+/// the stream waits on until a heartbeat's extension answers.
 async fn confirm(shared: &ConsumerShared) -> Result<()> {
     let Some(settler) = &shared.settler else {
         return Ok(());
