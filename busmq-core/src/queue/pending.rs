@@ -32,7 +32,7 @@ impl<T> Pending<T> {
 
 /// A push in progress. The message was accepted (encoded and queued) when `push` returned;
 /// awaiting gives its id once written. Dropping it does not cancel the push; a failure nobody
-/// awaits is reported as a [`QueueEvent::Error`].
+/// awaits is reported as a [`QueueEvent::Error`](super::event::QueueEvent::Error).
 pub struct Push(pub(super) Pending<u64>);
 
 impl Future for Push {
