@@ -2,6 +2,7 @@
 //! event collection. Waits have generous deadlines and never assert on speed.
 
 use crate::backend::Backend;
+use crate::faults::{Faults, FaultyStore};
 use busmq_core::{Bus, Codec};
 use futures::{Stream, StreamExt};
 use std::fmt::Debug;
@@ -32,6 +33,16 @@ pub async fn bus_with(backend: &dyn Backend, codec: Codec) -> Bus {
     bus.connect().await.expect("connect");
     bus.wait_online(DEADLINE).await.expect("bus online");
     bus
+}
+
+/// A new, connected bus over a new store of `backend` wrapped in a [`FaultyStore`], and the
+/// switch of its faults.
+pub async fn faulty_bus(backend: &dyn Backend) -> (Bus, Faults) {
+    let (store, faults) = FaultyStore::wrap(backend.store().await);
+    let bus = Bus::new(store);
+    bus.connect().await.expect("connect");
+    bus.wait_online(DEADLINE).await.expect("bus online");
+    (bus, faults)
 }
 
 /// Awaits `future`, failing the case with `what` if it takes longer than [`DEADLINE`].

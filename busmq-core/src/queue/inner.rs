@@ -7,14 +7,27 @@ use super::consumer::turn::{Seen, Turn};
 use super::event::QueueEvent;
 use super::lifecycle::Phase;
 use super::producer::{Producer, Target};
-use crate::context::BusInner;
+use crate::context::{AttachedQueue, BusInner};
+use crate::error::Result;
 use crate::name::QueueName;
 use crate::observability::{QueueMetrics, background_error};
 use crate::util::lock;
+use futures::future::BoxFuture;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
+
+/// What the bus needs of an attached queue (detaching every handle when it disconnects).
+impl AttachedQueue for QueueInner {
+    fn queue_name(&self) -> &QueueName {
+        &self.name
+    }
+
+    fn detach_all(self: Arc<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move { super::Queue::from_inner(self).detach().await })
+    }
+}
 
 pub(crate) struct QueueInner {
     pub(crate) bus: Arc<BusInner>,

@@ -42,7 +42,6 @@ use crate::name::{QueueName, validate};
 use crate::store::{Metadata, MetadataOp, NewEntry, Position, QueueStat, ReadBatch};
 use bytes::Bytes;
 use dead_letters::DeadLetters;
-use futures::future::BoxFuture;
 pub(crate) use inner::QueueInner;
 use lifecycle::{Held, Phase};
 use producer::Producer;
@@ -54,16 +53,6 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
-
-impl AttachedQueue for QueueInner {
-    fn queue_name(&self) -> &QueueName {
-        &self.name
-    }
-
-    fn detach_all(self: Arc<Self>) -> BoxFuture<'static, Result<()>> {
-        Box::pin(async move { Queue::from_inner(self).detach().await })
-    }
-}
 
 /// A handle on one queue (SPEC section 2). Cheap to clone; clones share the attachment, the
 /// consumer and the counters. Different handles (from separate `bus.queue(..)` calls) behave as
@@ -232,11 +221,9 @@ impl Queue {
     /// when it does (SPEC Q7); after `detach` they fail with `Detached`, after a close with
     /// `Closed`. Concurrent pushes are written together in one store call.
     pub fn push<T: Serialize + ?Sized>(&self, message: &T) -> Push {
-        // `push_with` without options to check: the path of most pushes, kept short.
-        match self.encode(message).and_then(|payload| self.message(payload, Headers::new())) {
-            Ok(entry) => self.push_entry(entry, None, push_options::Routing::default()),
-            Err(error) => Push::failed(error),
-        }
+        // `push_with` without options to build and check: the path of most pushes.
+        let entry = self.encode(message).and_then(|payload| self.message(payload, Headers::new()));
+        self.push_checked(entry, Ok(None), Ok(push_options::Routing::default()))
     }
 
     /// Pushes a message with options (see [`PushOptions`]; plain [`Headers`] convert into

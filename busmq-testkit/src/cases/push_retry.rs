@@ -4,19 +4,15 @@
 //! written but whose answer was lost is retried and still written once.
 
 use crate::backend::Backend;
-use crate::faults::FaultyStore;
-use crate::support::{DEADLINE, unique, within};
-use busmq_core::{Bus, ConsumeOptions, Error, PushOptions};
+use crate::support::{faulty_bus, unique, within};
+use busmq_core::{ConsumeOptions, Error, PushOptions};
 use futures::StreamExt;
 use std::time::Duration;
 
 /// P10, B5: pushes that fail while the store is down are retried with their key until it is
 /// back, then written once each, in order, and resolve to their ids.
 pub async fn a_retrying_push_waits_for_the_store_and_is_written_once(backend: &dyn Backend) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let q = b.queue(unique("push-retry")).unwrap();
     q.attach().await.unwrap();
     faults.fail(&["push"]);
@@ -37,10 +33,7 @@ pub async fn a_retrying_push_waits_for_the_store_and_is_written_once(backend: &d
 /// P10: past its deadline a retrying push fails with the last (retryable) error; nothing is
 /// written, and a plain push without retry fails at once as before.
 pub async fn a_retrying_push_fails_with_the_last_error_after_its_deadline(backend: &dyn Backend) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let q = b.queue(unique("push-retry-deadline")).unwrap();
     q.attach().await.unwrap();
     faults.fail(&["push"]);
@@ -57,10 +50,7 @@ pub async fn a_retrying_push_fails_with_the_last_error_after_its_deadline(backen
 /// it accepted, but not for a retrying push's deadline: the push fails with its last error and
 /// the detach returns. (On a paused clock the hour passes at once; the Redis rows are the test.)
 pub async fn a_detach_does_not_wait_out_a_retrying_push(backend: &dyn Backend) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let q = b.queue(unique("push-retry-detach")).unwrap();
     q.attach().await.unwrap();
     faults.fail(&["push"]);
@@ -84,10 +74,7 @@ pub async fn a_detach_does_not_wait_out_a_retrying_push(backend: &dyn Backend) {
 /// it) is retried with its key, resolves to the id it was written with, and the queue holds it
 /// once.
 pub async fn a_retried_push_whose_answer_was_lost_is_written_once(backend: &dyn Backend) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let q = b.queue(unique("push-retry-lost")).unwrap();
     q.attach().await.unwrap();
     faults.lose_answers(&["push"]);

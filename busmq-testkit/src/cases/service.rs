@@ -3,8 +3,7 @@
 //! handler errors, undecodable replies, late replies) are in `service_failures.rs`.
 
 use crate::backend::Backend;
-use crate::faults::FaultyStore;
-use crate::support::{DEADLINE, bus, eventually, next, unique, within};
+use crate::support::{DEADLINE, bus, eventually, faulty_bus, next, unique, within};
 use busmq_core::{Bus, Error, RequestOptions, ServeOptions, Service};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -113,10 +112,7 @@ pub async fn competing_servers_share_the_requests(backend: &dyn Backend) {
 /// one reply.
 pub async fn killed_servers_request_is_answered_by_another(backend: &dyn Backend) {
     let name = unique("killed");
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let doomed_bus = Bus::new(store);
-    doomed_bus.connect().await.unwrap();
-    doomed_bus.wait_online(DEADLINE).await.unwrap();
+    let (doomed_bus, faults) = faulty_bus(backend).await;
     let options = ServeOptions::new().visibility_timeout(Duration::from_secs(1));
     let doomed_service = doomed_bus.service(&name).unwrap();
     let mut doomed = doomed_service.serve::<String>(options.clone()).await.unwrap();

@@ -3,9 +3,8 @@
 
 use super::service::{patient, service};
 use crate::backend::Backend;
-use crate::faults::FaultyStore;
-use crate::support::{DEADLINE, bus, next, unique, within};
-use busmq_core::{Bus, Error, HANDLER_PANICKED, Headers, Request, RequestOptions, ServeOptions};
+use crate::support::{DEADLINE, bus, faulty_bus, next, unique, within};
+use busmq_core::{Error, HANDLER_PANICKED, Headers, Request, RequestOptions, ServeOptions};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -143,10 +142,7 @@ pub async fn late_reply_after_timeout_is_dropped(backend: &dyn Backend) {
 /// acknowledge a request whose answer was lost to a blip.
 pub async fn final_reply_outlasts_a_failing_push(backend: &dyn Backend) {
     let name = unique("blip");
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let sb = Bus::new(store);
-    sb.connect().await.unwrap();
-    sb.wait_online(DEADLINE).await.unwrap();
+    let (sb, faults) = faulty_bus(backend).await;
     let mut server = sb.service(&name).unwrap().serve::<String>(ServeOptions::new()).await.unwrap();
     let rb = bus(backend).await;
     let requester = rb.service(&name).unwrap();

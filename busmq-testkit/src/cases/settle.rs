@@ -4,9 +4,9 @@
 //! backend's real store, so that every backend is checked for the same core behaviour.
 
 use crate::backend::Backend;
-use crate::faults::{Faults, FaultyStore};
-use crate::support::{DEADLINE, bus, next, unique, within};
-use busmq_core::{Bus, ConsumeOptions, Error, ReliableOptions};
+use crate::faults::Faults;
+use crate::support::{bus, faulty_bus, next, unique, within};
+use busmq_core::{ConsumeOptions, Error, ReliableOptions};
 use futures::StreamExt;
 use std::time::Duration;
 
@@ -15,10 +15,7 @@ use std::time::Duration;
 /// message is delivered again after its visibility timeout (to this or another consumer), with
 /// the next delivery count.
 pub async fn reliable_failed_ack_comes_back_after_the_visibility_timeout(backend: &dyn Backend) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let name = unique("failed-ack");
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
@@ -80,10 +77,7 @@ pub async fn reliable_without_auto_extend_held_deliveries_come_back(backend: &dy
 /// pending. (A reliable consumer's prefetched delivery acked during a Redis restart failed with
 /// `Offline` and came back as a duplicate.)
 pub async fn reliable_ack_outlasts_a_blip(backend: &dyn Backend) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let q = b.queue(unique("ack-blip")).unwrap();
     q.attach().await.unwrap();
     let id = q.push(&"work").await.unwrap();
@@ -110,10 +104,7 @@ pub async fn reliable_ack_outlasts_a_blip(backend: &dyn Backend) {
 /// and a delivery stayed held until its ack's answer: the release landed between the ack's
 /// retries, the message came back as a duplicate and the ack answered `StaleDelivery`.)
 pub async fn reliable_stop_during_a_retrying_ack_does_not_release_it(backend: &dyn Backend) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let name = unique("stop-ack-blip");
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
@@ -187,10 +178,7 @@ async fn held_while_the_heartbeat_is_stuck(
     busmq_core::Consumer<String>,
     crate::faults::Faults,
 ) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let q = b.queue(unique(label)).unwrap();
     q.attach().await.unwrap();
     q.push(&"work").await.unwrap();
@@ -296,10 +284,7 @@ async fn delivered_once_elsewhere(
         .unwrap();
     let first = next(&mut elsewhere, "the first delivery").await.unwrap();
     elsewhere.stop().await;
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();
     (name, other, first, q, faults)
@@ -313,10 +298,7 @@ async fn delivered_once_elsewhere(
 pub async fn reliable_buffered_deliveries_past_their_visibility_are_not_handed_out(
     backend: &dyn Backend,
 ) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let q = b.queue(unique("lapsed-buffer")).unwrap();
     q.attach().await.unwrap();
     let mut ids = Vec::new();
@@ -366,10 +348,7 @@ pub async fn reliable_buffered_deliveries_past_their_visibility_are_not_handed_o
 pub async fn reliable_entries_of_a_take_held_up_on_its_way_are_still_handed_out(
     backend: &dyn Backend,
 ) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let name = unique("held-up-take");
     let q = b.queue(&name).unwrap();
     q.attach().await.unwrap();

@@ -3,8 +3,7 @@
 //! counted by [`crate::faults::FaultyStore`] around the backend's real store.
 
 use crate::backend::Backend;
-use crate::faults::FaultyStore;
-use crate::support::{DEADLINE, bus, eventually, unique, within};
+use crate::support::{bus, eventually, faulty_bus, unique, within};
 use busmq_core::{Bus, ConsumeOptions, Delivery, ReliableOptions};
 use futures::StreamExt;
 use std::collections::BTreeSet;
@@ -20,10 +19,7 @@ async fn idle_consumers(
     prefetch: u32,
     first: usize,
 ) -> (Bus, String, mpsc::UnboundedReceiver<(usize, Delivery<String>)>, crate::faults::Faults) {
-    let (store, faults) = FaultyStore::wrap(backend.store().await);
-    let b = Bus::new(store);
-    b.connect().await.unwrap();
-    b.wait_online(DEADLINE).await.unwrap();
+    let (b, faults) = faulty_bus(backend).await;
     let name = unique("turns");
     let (tx, rx) = mpsc::unbounded_channel();
     for n in 0..CONSUMERS {

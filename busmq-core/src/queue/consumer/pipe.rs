@@ -249,14 +249,14 @@ impl ConsumerShared {
         sent: Instant,
         visibility: std::time::Duration,
     ) {
+        if ops.is_empty() {
+            return;
+        }
         let answers: HashMap<(u64, u32), Settled> = ops
             .iter()
             .zip(outcomes)
             .map(|(op, outcome)| ((op.id, op.delivery), *outcome))
             .collect();
-        if ops.is_empty() {
-            return;
-        }
         let extended = match Until::after(sent, visibility) {
             Until::At(at) if at <= Instant::now() => Until::Confirmed,
             until => until,
