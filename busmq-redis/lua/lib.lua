@@ -5,7 +5,8 @@
 --
 -- KEYS (the same six for every queue script; all carry the queue's hash tag, so a script
 -- touches one Redis Cluster slot):
---   KEYS[1] <ns>:{q}:m  meta hash: layout version, generation, spec, counters, user metadata
+--   KEYS[1] <ns>:{q}:m  meta hash: layout version, generation, spec, counters, the queue's
+--                       expiry ('exp', as set by expire_all), user metadata
 --   KEYS[2] <ns>:{q}:t  tombstone hash (outlives the queue): 'g:<generation>' for every
 --                       generation closed in its life, 'closed' the newest of them, 'last' the
 --                       last id given
@@ -216,10 +217,13 @@ local function entry_id(e)
   return id and tonumber(id)
 end
 
--- Pushes the expiry of every key of the queue to now + ttl.
+-- Pushes the expiry of every key of the queue to now + ttl. The meta hash keeps it too ('exp'):
+-- push_fast.lua reads it with the rest of the meta hash instead of asking PEXPIRETIME for each
+-- page list it creates.
 local function expire_all(q, now_ms)
   local at = now_ms + q.ttl
   EXPIRE_AT = at
+  redis.call('HSET', M, 'exp', I(at))
   for _, key in ipairs({M, R, Z, X, C, QUARANTINE, DELAYED, H, HI, KG, KW, WAKE}) do
     redis.call('PEXPIREAT', key, at)
   end

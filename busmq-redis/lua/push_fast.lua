@@ -11,7 +11,7 @@
 if ARGV[10] ~= '' then return {'slow'} end
 local M, T = KEYS[1], KEYS[2]
 local v = redis.call('HMGET', M, 'v', 'gen', 'max', 'rlen', 'rage', 'size', 'last', 'base',
-                     'head', 'tail', 'ttl', 'n')
+                     'head', 'tail', 'ttl', 'n', 'exp')
 -- The layout, the caller's generation and no retention (lib.lua's load() and push_target()).
 if v[1] ~= '2' or v[2] ~= ARGV[1] or v[4] ~= '' or v[5] ~= '' then return {'slow'} end
 local S, last, base = tonumber(v[6]), tonumber(v[7]), tonumber(v[8])
@@ -33,8 +33,15 @@ local n = hl + math.max(0, tail - (head + 1) * S)
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- The delayed set and the notice lease, both absent in the common case: one EXISTS for the
+-- two, then only what is there is looked at.
+local DELAYED, LEASE = PFX .. 'd', PFX .. 'n'
+local present = redis.call('EXISTS', DELAYED, LEASE)
+local lease = present == 2
+if present == 1 then lease = redis.call('EXISTS', LEASE) == 1 end
 -- Messages that came due go before this push: push.lua promotes them (SPEC P8).
-if redis.call('ZRANGEBYSCORE', PFX .. 'd', '-inf', now_ms, 'LIMIT', 0, 1)[1] then
+if present > (lease and 1 or 0)
+    and redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms, 'LIMIT', 0, 1)[1] then
   return {'slow'}
 end
 local count = #ARGV - 10
@@ -66,7 +73,9 @@ if not as_is then
 end
 if n == 0 then head = math.floor(tail / S) end
 local o, i, stop = tail, i0, i0 + count - 1
-local expire_at
+-- The queue's expiry, which expire_all() (lib.lua) keeps in the meta hash beside setting it;
+-- a meta hash written before that field existed is asked.
+local expire_at = tonumber(v[13])
 while i <= stop do
   local pg = math.floor(o / S)
   local k = math.min((pg + 1) * S - o, stop - i + 1, 7000)
@@ -88,7 +97,7 @@ if last_id > now_us then
   if redis.call('PEXPIRETIME', T) < keep then redis.call('PEXPIREAT', T, keep) end
 end
 -- The notice, only while a consumer waits for one (lib.lua's notify_waiters()).
-if redis.call('EXISTS', PFX .. 'n') == 1 then
+if lease then
   local channel = ARGV[8]
   if string.sub(channel, -2) == ':s' then
     redis.call('SPUBLISH', channel, 'a')

@@ -26,8 +26,10 @@ impl Queue {
         ["m", "t", "r", "z", "x", "c"].iter().map(|k| format!("{}{k}", self.prefix)).collect()
     }
 
-    /// A live incarnation (generation 1, pages of 4, no maxsize or retention) expiring at `at_ms`.
-    async fn plant(&self, raw: &mut MultiplexedConnection, at_ms: u64) {
+    /// A live incarnation (generation 1, pages of 4, no maxsize or retention) expiring at `at_ms`,
+    /// with that expiry in its meta hash (`exp`, as lib.lua's expire_all writes it) or without
+    /// (a meta hash written before the field existed).
+    async fn plant(&self, raw: &mut MultiplexedConnection, at_ms: u64, exp_field: bool) {
         let meta = format!("{}m", self.prefix);
         let _: () = redis::cmd("HSET")
             .arg(&meta)
@@ -36,6 +38,10 @@ impl Queue {
             .query_async(raw)
             .await
             .unwrap();
+        if exp_field {
+            let _: () =
+                redis::cmd("HSET").arg(&meta).arg("exp").arg(at_ms).query_async(raw).await.unwrap();
+        }
         let _: () = redis::cmd("PEXPIREAT").arg(&meta).arg(at_ms).query_async(raw).await.unwrap();
     }
 
@@ -83,6 +89,17 @@ impl Queue {
                         .unwrap();
                     format!("{all:?}")
                 }
+                "zset" => {
+                    let all: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query_async(raw)
+                        .await
+                        .unwrap();
+                    format!("{all:?}")
+                }
                 "string" => {
                     let v: String = redis::cmd("GET").arg(&key).query_async(raw).await.unwrap();
                     v
@@ -113,7 +130,16 @@ fn status(reply: &Value) -> String {
 
 #[tokio::test]
 async fn push_fast_leaves_what_push_leaves() {
-    let Some(server) = common::server("push_fast_leaves_what_push_leaves").await else {
+    compare("push_fast_leaves_what_push_leaves", true).await;
+}
+
+#[tokio::test]
+async fn push_fast_leaves_what_push_leaves_on_a_meta_hash_without_its_expiry() {
+    compare("push_fast_leaves_what_push_leaves_on_a_meta_hash_without_its_expiry", false).await;
+}
+
+async fn compare(test: &str, exp_field: bool) {
+    let Some(server) = common::server(test).await else {
         return;
     };
     let mut raw = common::raw(&server).await;
@@ -122,8 +148,8 @@ async fn push_fast_leaves_what_push_leaves() {
     let (a, b) = (Queue::new("fast"), Queue::new("full"));
     let now = server_time_us(&mut raw).await;
     let expiry_ms = now / 1000 + 60_000;
-    a.plant(&mut raw, expiry_ms).await;
-    b.plant(&mut raw, expiry_ms).await;
+    a.plant(&mut raw, expiry_ms, exp_field).await;
+    b.plant(&mut raw, expiry_ms, exp_field).await;
 
     // Each step on both queues: push_fast must answer (not 'slow') exactly where `fast_answers`
     // says, with push.lua's reply and effects.
@@ -169,6 +195,46 @@ async fn push_fast_leaves_what_push_leaves() {
     assert_eq!(ra, rb);
     assert_eq!(a.snapshot(&mut raw).await, b.snapshot(&mut raw).await, "after the notices");
 
+    // A delayed message not due yet, with a consumer waiting for notices and then without: both
+    // push (push_fast does not answer 'slow') and publish only while the lease is there.
+    for (step, lease) in [(31, true), (32, false)] {
+        for q in [&a, &b] {
+            let _: () = redis::cmd("ZADD")
+                .arg(format!("{}d", q.prefix))
+                .arg(now / 1000 + 3_600_000)
+                .arg(format!("{}:0:0:later", now + step))
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            if !lease {
+                let _: () = redis::cmd("DEL")
+                    .arg(format!("{}n", q.prefix))
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+            }
+        }
+        let before = published(&mut raw).await;
+        let ra = a.push(&mut raw, &fast, now + step, &["early"]).await;
+        assert_eq!(status(&ra), "ok", "a delayed message not due (lease {lease}): {ra:?}");
+        assert_eq!(published(&mut raw).await, before + u64::from(lease), "lease {lease}");
+        let rb = b.push(&mut raw, &full, now + step, &["early"]).await;
+        assert_eq!(published(&mut raw).await, before + 2 * u64::from(lease), "lease {lease}");
+        assert_eq!(ra, rb);
+        assert_eq!(a.snapshot(&mut raw).await, b.snapshot(&mut raw).await, "lease {lease}");
+    }
+    // Back to a waiting consumer and no delayed message for the steps below.
+    for q in [&a, &b] {
+        let _: () =
+            redis::cmd("DEL").arg(format!("{}d", q.prefix)).query_async(&mut raw).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("{}n", q.prefix))
+            .arg("1")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+
     // The head page drained by pops with pages after it: load()'s walk, left to push.lua.
     for q in [&a, &b] {
         let _: () =
@@ -188,7 +254,7 @@ async fn push_fast_leaves_what_push_leaves() {
         let _: () = redis::cmd("HSET")
             .arg(format!("{}m", q.prefix))
             .arg("max")
-            .arg("8")
+            .arg("10")
             .query_async(&mut raw)
             .await
             .unwrap();
