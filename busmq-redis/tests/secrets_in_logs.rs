@@ -6,7 +6,7 @@
 
 mod common;
 
-use busmq_core::{Bus, BusState, ConsumeOptions, Error, ReliableOptions};
+use busmq_core::{Bus, BusEvent, BusState, ConsumeOptions, Error, EventStream, ReliableOptions};
 use busmq_redis::RedisStore;
 use busmq_testkit::redis::{RedisServer, require_or_skip};
 use futures::StreamExt;
@@ -52,12 +52,23 @@ fn store(url: String) -> RedisStore {
     common::builder([url]).connect_timeout(Duration::from_secs(2)).build().expect("valid url")
 }
 
-async fn wait_for(bus: &Bus, wanted: BusState) {
-    common::eventually("the bus state", || {
-        let ok = bus.state() == wanted;
-        async move { ok.then_some(()) }
-    })
-    .await;
+/// Waits for the bus event `wanted` (from events subscribed before the change, so that an
+/// outage shorter than a poll is still seen).
+async fn wait_for(events: &mut EventStream<BusEvent>, wanted: BusEvent) {
+    let found = tokio::time::timeout(common::DEADLINE, async {
+        loop {
+            match events.next().await {
+                Some(event)
+                    if std::mem::discriminant(&event) == std::mem::discriminant(&wanted) =>
+                {
+                    return;
+                }
+                Some(_) => continue,
+                None => panic!("the bus event stream ended"),
+            }
+        }
+    });
+    found.await.unwrap_or_else(|_| panic!("no {wanted:?} event within the deadline"));
 }
 
 /// What a working bus logs: attach, pushes, a reliable consumer, ack, nack, reject.
@@ -112,9 +123,10 @@ async fn no_password_appears_in_anything_logged() {
     work(&bus).await;
 
     // The server goes away and comes back: the supervisor logs the outage and the return.
+    let mut events = bus.events();
     server.restart().await.expect("restart");
-    wait_for(&bus, BusState::Offline).await;
-    wait_for(&bus, BusState::Online).await;
+    wait_for(&mut events, BusEvent::Offline).await;
+    wait_for(&mut events, BusEvent::Online).await;
     work(&bus).await;
     bus.disconnect().await.expect("disconnect");
 
