@@ -126,6 +126,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "raw LPUSH + BLPOP ping-pong between two connections",
     ),
     scenario(
+        "baseline-pingpong-scripted",
+        Some("baseline-pingpong"),
+        Figure::P50,
+        &[],
+        "round trip",
+        "raw client sending channel-rtt's Redis commands: EVALSHA push_fast.lua + BLMPOP",
+    ),
+    scenario(
         "channel-rtt",
         Some("baseline-pingpong"),
         Figure::P50,

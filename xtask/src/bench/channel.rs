@@ -1,10 +1,12 @@
 //! channel-rtt: two peers on two buses, one sends a message and waits for the other's echo,
 //! timed per round trip; interleaved in rounds with the raw ping-pong it is compared with (and
-//! with service-rtt, the request/reply round trip).
+//! with service-rtt, the request/reply round trip, and with the ping-pong of busmq's own Redis
+//! commands from a raw client, `floor.rs`).
 
 use super::Env;
 use super::backend::{Backend, on_two_buses};
 use super::baseline;
+use super::floor;
 use super::measure::{Meter, Sample};
 use super::payload;
 use super::service;
@@ -27,6 +29,11 @@ pub(crate) async fn run(env: &Env, results: &mut Results) {
         if env.wants("baseline-pingpong") && !results.failed("baseline-pingpong") {
             let sample = baseline::pingpong(&env.server, SIZE, WARM, per_round).await;
             results.record("baseline-pingpong", sample);
+        }
+        let scripted = "baseline-pingpong-scripted";
+        if env.wants(scripted) && !results.failed(scripted) {
+            let sample = floor::pingpong(&env.server, SIZE, WARM, per_round).await;
+            results.record(scripted, sample);
         }
         if env.wants("channel-rtt") && !results.failed("channel-rtt") {
             let sample = rtt(&env.redis(), Some(&env.server), WARM, per_round).await;

@@ -13,6 +13,7 @@ mod cpu;
 mod dedupe;
 mod delayed;
 mod figure;
+mod floor;
 mod footprint;
 mod keyorder;
 mod large;
@@ -259,6 +260,7 @@ async fn bench(
         "queue-1x1",
         "queue-1x1/push_all",
         "baseline-pingpong",
+        "baseline-pingpong-scripted",
         "channel-rtt",
         "service-rtt",
         "service-throughput",
