@@ -70,14 +70,21 @@ impl<T> Coalescer<T> {
             self.busy.send_replace(false);
             return None;
         }
-        let mut batch = Vec::new();
-        while let Some(item) = state.items.front() {
-            if !fits(item) && !batch.is_empty() {
+        let mut taken = 0;
+        for item in &state.items {
+            if !fits(item) && taken > 0 {
                 break;
             }
-            batch.extend(state.items.pop_front());
+            taken += 1;
         }
-        Some(batch)
+        if taken == state.items.len() {
+            // Everything fits (the common case): the whole buffer is handed over instead of
+            // moving the items one by one into a vector grown as it goes, and the next batch
+            // starts with room for as many.
+            let next = VecDeque::with_capacity(taken);
+            return Some(Vec::from(std::mem::replace(&mut state.items, next)));
+        }
+        Some(state.items.drain(..taken).collect())
     }
 
     /// Waits until every item queued so far was taken by a worker and the worker stopped.

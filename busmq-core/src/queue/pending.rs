@@ -10,17 +10,24 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 pub(super) enum Pending<T> {
-    Done(Option<Result<T>>),
+    /// Boxed: rare (a refused push, an empty batch), while every push future is moved into
+    /// whatever polls it, so its size is paid on each push.
+    Done(Option<Box<Result<T>>>),
     Waiting(oneshot::Receiver<Result<T>>, QueueName),
 }
 
 impl<T> Pending<T> {
+    pub(super) fn done(result: Result<T>) -> Self {
+        Pending::Done(Some(Box::new(result)))
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<T>> {
         match self {
             // Polled again after it returned its result.
-            Pending::Done(result) => Poll::Ready(result.take().unwrap_or_else(|| {
-                Err(Error::Shutdown { operation: "push", queue: String::new() })
-            })),
+            Pending::Done(result) => Poll::Ready(result.take().map_or_else(
+                || Err(Error::Shutdown { operation: "push", queue: String::new() }),
+                |result| *result,
+            )),
             Pending::Waiting(rx, name) => Pin::new(rx).poll(cx).map(|r| {
                 r.unwrap_or_else(|_| {
                     Err(Error::Shutdown { operation: "push", queue: name.to_string() })
@@ -68,12 +75,12 @@ impl fmt::Debug for PushAll {
 
 impl Push {
     pub(crate) fn failed(error: Error) -> Push {
-        Push(Pending::Done(Some(Err(error))))
+        Push(Pending::done(Err(error)))
     }
 }
 
 impl PushAll {
     pub(crate) fn failed(error: Error) -> PushAll {
-        PushAll(Pending::Done(Some(Err(error))))
+        PushAll(Pending::done(Err(error)))
     }
 }

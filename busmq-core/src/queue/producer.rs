@@ -62,8 +62,9 @@ struct Unit {
     entries: Entries,
     /// A dedupe key and window (SPEC P10), perhaps a retry deadline: such a unit is written in
     /// a store call of its own. (Levels and ordering keys travel in the entries: units of any
-    /// routing share a store call.)
-    dedupe: Option<Keyed>,
+    /// routing share a store call.) Boxed: units are moved several times on their way to the
+    /// store call, and most have none.
+    dedupe: Option<Box<Keyed>>,
     bytes: usize,
     waiter: Waiter,
 }
@@ -141,10 +142,11 @@ impl Producer {
         let (tx, rx) = oneshot::channel();
         let bytes = size(&entry);
         let waiter = Waiter { n: 1, reply: Reply::One(tx), started };
+        let dedupe = dedupe.map(Box::new);
         let unit = Unit { entries: Entries::One(entry), dedupe, bytes, waiter };
         match self.enqueue(unit, target) {
             Ok(()) => Push(Pending::Waiting(rx, self.name.clone())),
-            Err(e) => Push(Pending::Done(Some(Err(e)))),
+            Err(e) => Push(Pending::done(Err(e))),
         }
     }
 
@@ -156,7 +158,7 @@ impl Producer {
         target: impl FnOnce() -> Target,
     ) -> PushAll {
         if entries.is_empty() {
-            return PushAll(Pending::Done(Some(Ok(Vec::new()))));
+            return PushAll(Pending::done(Ok(Vec::new())));
         }
         let (tx, rx) = oneshot::channel();
         let bytes = entries.iter().map(size).sum();
@@ -164,7 +166,7 @@ impl Producer {
         let unit = Unit { entries: Entries::Many(entries), dedupe: None, bytes, waiter };
         match self.enqueue(unit, target) {
             Ok(()) => PushAll(Pending::Waiting(rx, self.name.clone())),
-            Err(e) => PushAll(Pending::Done(Some(Err(e)))),
+            Err(e) => PushAll(Pending::done(Err(e))),
         }
     }
 
@@ -256,32 +258,30 @@ impl Producer {
         spec: &crate::store::QueueSpec,
         batch: Vec<Unit>,
     ) {
-        // Pushes buffered before the attach meet the adopted spec here: those it refuses
-        // (a level or key on a queue with retention) fail alone, the others are written.
-        let mut batch: Vec<Unit> = batch
-            .into_iter()
-            .filter_map(|unit| match check_retention(spec, unit.entries.as_slice()) {
-                Ok(()) => Some(unit),
-                Err(error) => {
-                    unit.fail(error, target);
-                    None
-                }
-            })
-            .collect();
-        let Some(keyed) = batch.first_mut().map(|unit| unit.dedupe.take()) else {
-            return;
-        };
-        let keyed = keyed.as_ref();
-        // The entries move into the store call's vector (cloning a payload can cost an
-        // allocation: see `Bytes`); the waiters keep their counts to be answered in order.
+        // One pass over the units. The entries move into the store call's vector (cloning a
+        // payload can cost an allocation: see `Bytes`); the waiters keep their counts to be
+        // answered in order. Pushes buffered before the attach meet the adopted spec here:
+        // those it refuses (a level or key on a queue with retention) fail alone, the others
+        // are written. A keyed unit is alone in its batch (see `next_batch`).
         let mut entries = Vec::with_capacity(batch.iter().map(|u| u.waiter.n).sum());
-        let batch: Vec<Waiter> = batch
-            .into_iter()
-            .map(|unit| {
-                unit.entries.move_into(&mut entries);
-                unit.waiter
-            })
-            .collect();
+        let mut waiters = Vec::with_capacity(batch.len());
+        let mut keyed = None;
+        for unit in batch {
+            if let Err(error) = check_retention(spec, unit.entries.as_slice()) {
+                unit.fail(error, target);
+                continue;
+            }
+            if waiters.is_empty() {
+                keyed = unit.dedupe;
+            }
+            unit.entries.move_into(&mut entries);
+            waiters.push(unit.waiter);
+        }
+        if waiters.is_empty() {
+            return;
+        }
+        let batch = waiters;
+        let keyed = keyed.as_deref();
         let mut push = PushBatch::new(generation, spec, &entries);
         push.after = self.last();
         push.dedupe = keyed.map(|k| Dedupe { key: &k.key, window: k.window });

@@ -71,7 +71,9 @@ impl Foreign {
 
 /// Decodes taken values, in order, setting the foreign ones apart.
 pub(crate) fn split(raw: impl IntoIterator<Item = Bytes>) -> (Vec<Entry>, Vec<Foreign>) {
-    let mut entries = Vec::new();
+    let raw = raw.into_iter();
+    // Sized up front: entries are moved on each regrowth, and a take brings a batch of them.
+    let mut entries = Vec::with_capacity(raw.size_hint().0);
     let mut foreign = Vec::new();
     for raw in raw {
         match parse(&raw) {

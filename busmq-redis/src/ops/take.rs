@@ -122,6 +122,7 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32, notices: bool) -> Result<Fas
             other => return Err(unexpected("take", format!("{other:?}"))),
         };
         let n = items.len();
+        raw.reserve(n);
         for item in items {
             match item {
                 Value::BulkString(b) => raw.push(Bytes::from(b)),
