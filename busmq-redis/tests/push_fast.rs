@@ -64,6 +64,17 @@ impl Queue {
         call.invoke_async(raw).await.unwrap()
     }
 
+    /// Sets (a consumer waits for notices) or deletes the notice lease.
+    async fn lease(&self, raw: &mut MultiplexedConnection, held: bool) {
+        let key = format!("{}n", self.prefix);
+        let mut cmd = redis::cmd(if held { "SET" } else { "DEL" });
+        cmd.arg(&key);
+        if held {
+            cmd.arg("1");
+        }
+        let _: () = cmd.query_async(raw).await.unwrap();
+    }
+
     /// Every key of the queue (named without the queue's prefix) with its contents and absolute
     /// expiry.
     async fn snapshot(&self, raw: &mut MultiplexedConnection) -> BTreeMap<String, (String, i64)> {
@@ -169,12 +180,7 @@ async fn compare(test: &str, exp_field: bool) {
 
     // A consumer waits for notices: both publish once.
     for q in [&a, &b] {
-        let _: () = redis::cmd("SET")
-            .arg(format!("{}n", q.prefix))
-            .arg("1")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        q.lease(&mut raw, true).await;
     }
     let published = |raw: &mut MultiplexedConnection| {
         let mut raw = raw.clone();
@@ -207,11 +213,7 @@ async fn compare(test: &str, exp_field: bool) {
                 .await
                 .unwrap();
             if !lease {
-                let _: () = redis::cmd("DEL")
-                    .arg(format!("{}n", q.prefix))
-                    .query_async(&mut raw)
-                    .await
-                    .unwrap();
+                q.lease(&mut raw, false).await;
             }
         }
         let before = published(&mut raw).await;
@@ -227,12 +229,7 @@ async fn compare(test: &str, exp_field: bool) {
     for q in [&a, &b] {
         let _: () =
             redis::cmd("DEL").arg(format!("{}d", q.prefix)).query_async(&mut raw).await.unwrap();
-        let _: () = redis::cmd("SET")
-            .arg(format!("{}n", q.prefix))
-            .arg("1")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        q.lease(&mut raw, true).await;
     }
 
     // The head page drained by pops with pages after it: load()'s walk, left to push.lua.

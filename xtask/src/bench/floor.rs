@@ -49,7 +49,12 @@ impl Queue {
             .query_async::<()>(conn)
             .await
             .ctx("PEXPIREAT")?;
-        Ok(Queue { prefix, last: 0, popped: 0 })
+        Ok(Queue::named(prefix))
+    }
+
+    /// The same queue seen from another connection (nothing pushed or popped by it yet).
+    fn named(prefix: String) -> Queue {
+        Queue { prefix, last: 0, popped: 0 }
     }
 
     /// Pushes one entry as busmq's client does (ids proposed from this clock).
@@ -170,8 +175,8 @@ async fn run(
     let (echo_ping, echo_pong) = (ping.prefix.clone(), pong.prefix.clone());
     let echo_sha = sha.clone();
     echo.spawn(async move {
-        let mut ping = Queue { prefix: echo_ping, last: 0, popped: 0 };
-        let mut pong = Queue { prefix: echo_pong, last: 0, popped: 0 };
+        let mut ping = Queue::named(echo_ping);
+        let mut pong = Queue::named(echo_pong);
         for _ in 0..warm + n {
             let entry = ping.pop(&mut far).await?;
             pong.push(&mut far, &echo_sha, body(&entry)).await?;
