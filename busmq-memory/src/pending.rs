@@ -62,6 +62,11 @@ impl Pending {
         }
     }
 
+    /// How long after `now` the earliest deadline comes (zero when it has passed).
+    pub(crate) fn next_expiry(&self, now: Instant) -> Option<std::time::Duration> {
+        self.deadlines.first().map(|&(at, _)| at.saturating_duration_since(now))
+    }
+
     /// Removes and returns every entry whose deadline is `now` or earlier, in id order.
     pub(crate) fn take_expired(&mut self, now: Instant) -> Vec<Stored> {
         let mut expired = Vec::new();
@@ -101,13 +106,16 @@ mod tests {
         p.hold(stored(5, 2, now), now + sec);
         assert!(p.matches(5, 2));
         assert!(!p.matches(5, 1));
+        assert_eq!(p.next_expiry(now), Some(sec));
         p.extend(7, now + 10 * sec);
         let ids: Vec<u64> = p.take_expired(now + 2 * sec).iter().map(|s| s.id).collect();
         assert_eq!(ids, [3, 5]);
         assert_eq!(p.len(), 1);
+        assert_eq!(p.next_expiry(now + 3 * sec), Some(7 * sec), "the extended deadline");
         assert!(p.take_expired(now + 9 * sec).is_empty());
         assert_eq!(p.remove(7).map(|s| s.id), Some(7));
         assert_eq!(p.len(), 0);
         assert!(p.deadlines.is_empty());
+        assert_eq!(p.next_expiry(now), None);
     }
 }

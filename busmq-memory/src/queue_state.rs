@@ -153,6 +153,7 @@ impl QueueState {
                     }
                     self.pending.hold(stored, visible_at);
                 }
+                taken.next_expiry = self.pending.next_expiry(now);
             }
         }
         taken.next_due = self.delayed.next_due(now);

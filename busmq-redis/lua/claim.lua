@@ -20,7 +20,8 @@
 -- A take that comes back short takes the notice lease (see lib.lua).
 -- Returns {'ok', n0, n1, .., n(K+1), foreign} (entries per segment; foreign: the entries moved
 --         aside, as a flat array of length and first bytes, see previews() in lib.lua)
---         then ms until the earliest delayed message is due ('-1': none; see promote())
+--         then ms until the earliest delayed message is due ('-1': none; see promote()),
+--         then ms until the earliest pending batch's deadline ('-1': none pending)
 --       | {'ok'} (max 0) | {'missing'}
 local q = load()
 local want = tonumber(ARGV[1])
@@ -127,4 +128,10 @@ local out = {'ok'}
 for j = 1, K + 2 do out[j + 1] = counts[j] end
 out[K + 4] = previews(bad, {})
 out[K + 5] = due_reply()
+-- The earliest batch deadline: an idle consumer takes again then, to give back what a dead
+-- consumer held. An extended batch keeps its first deadline here until a take looks at it
+-- (requeue_expired), so this may be early, never late.
+local first = redis.call('ZRANGE', Z, 0, 0, 'WITHSCORES')
+out[K + 6] = '-1'
+if first[2] then out[K + 6] = I(math.max(0, tonumber(first[2]) - now_ms)) end
 return out

@@ -291,6 +291,13 @@ pub struct Taken {
     /// How long until the earliest delayed message of the queue comes due (SPEC P8), as seen
     /// by this take; `None` when none waits.
     pub next_due: Option<Duration>,
+    /// Reliable takes: how long until the earliest pending delivery of the queue (any
+    /// consumer's) reaches its visibility deadline, as seen by this take; `None` when nothing
+    /// is pending, and for at-most-once takes. A backend may report a deadline that an
+    /// extension has since moved later (the caller then takes again early and learns the new
+    /// one), never one later than the true one: an idle consumer takes again then, so that a
+    /// dead consumer's deliveries come back at their deadline (SPEC Q13).
+    pub next_expiry: Option<Duration>,
 }
 
 /// What a [`Settle`] does with a reliable delivery.

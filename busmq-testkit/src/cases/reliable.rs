@@ -204,6 +204,34 @@ pub async fn reliable_dead_consumer_messages_come_back(backend: &dyn Backend) {
     assert_eq!(got, vec![(ids[0], 2), (ids[1], 1)]);
 }
 
+/// Q13: an idle consumer takes back a dead consumer's delivery when its visibility deadline
+/// passes, not at its own next safety check (with the default 30 s visibility that comes every
+/// 5 s): the take that found nothing said when the earliest pending delivery runs out.
+pub async fn reliable_an_idle_consumer_takes_back_a_dead_ones_delivery_at_its_deadline(
+    backend: &dyn Backend,
+) {
+    let name = QueueName::new(unique("deadline")).unwrap();
+    let b = bus(backend).await;
+    let q = b.queue(name.as_str()).unwrap();
+    q.attach().await.unwrap();
+    let id = q.push(&"x").await.unwrap();
+    let store = backend.store().await;
+    store.connect().await.unwrap();
+    let mode = TakeMode::Reliable { visibility: Duration::from_secs(1), max_deliveries: 5 };
+    let taken_at = tokio::time::Instant::now();
+    assert_eq!(store.take(&name, 1, mode).await.unwrap().entries.len(), 1);
+    drop(store);
+    let mut consumer = q.consume_with::<String>(reliable()).await.unwrap();
+    let again = one(&mut consumer, "the dead consumer's delivery").await;
+    let after = taken_at.elapsed();
+    assert_eq!((again.id(), again.deliveries()), (id, 2));
+    // Its deadline is 1 s; the consumer may wait up to a quarter of its 5 s heartbeat period
+    // for a deadline (1.25 s), and a loaded machine adds some.
+    assert!(after < Duration::from_secs(3), "taken back {after:?} after the dead consumer's take");
+    again.ack().await.unwrap();
+    assert_eq!(q.stat().await.unwrap().pending, 0);
+}
+
 /// Q13: a consumer task aborted in the middle of a batch loses nothing: what it held and what it
 /// had prefetched comes back, in order.
 pub async fn reliable_aborted_consumer_task_loses_nothing(backend: &dyn Backend) {

@@ -4,6 +4,7 @@
 //! detaches goes back to the head of the queue (SPEC Q12), or is returned to the store in
 //! reliable mode.
 
+mod cursor;
 mod fetch;
 pub(crate) mod pipe;
 mod receive;

@@ -3,9 +3,9 @@
 
 use super::super::inner::QueueInner;
 use super::super::options::{ConsumeMode, ConsumeOptions};
+use super::cursor::Cursor;
 use super::pipe::{ConsumerShared, Until};
 use super::receive::{received, report_foreign};
-use super::task::Cursor;
 use super::turn::{Seen, Turn};
 use crate::error::Result;
 use crate::store::{Position, TakeMode, Taken};
@@ -75,7 +75,7 @@ async fn store_take(
     // Before the call: the store's deadline counts from when it ran the take, not earlier.
     let sent = visibility.map(|_| Instant::now());
     let taken = queue.bus.store.take(&queue.name, want, mode).await?;
-    cursor.saw_due(taken.next_due);
+    cursor.saw_take(taken.next_due, taken.next_expiry);
     let until = match (sent, visibility) {
         (Some(sent), Some(visibility)) => Until::after(sent, visibility),
         _ => Until::Always,

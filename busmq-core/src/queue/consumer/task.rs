@@ -7,6 +7,7 @@ use super::super::event::QueueEvent;
 use super::super::inner::QueueInner;
 use super::super::lifecycle::{Held, Phase};
 use super::super::options::{ConsumeMode, ConsumeOptions};
+use super::cursor::Cursor;
 use super::fetch::{Backoff, Fetch, Step};
 use super::pipe::{ConsumerShared, Until};
 use super::receive::received;
@@ -15,7 +16,7 @@ use super::turn::Seen;
 use crate::error::Result;
 use crate::observability::log_error;
 use crate::store::{
-    ConsumerKind, ConsumerOp, Entry, Position, Receipt, Restored, Settle, Settlement, TakeMode,
+    ConsumerKind, ConsumerOp, Entry, Position, Restored, Settle, Settlement, TakeMode,
 };
 use crate::util::lock;
 use std::sync::Arc;
@@ -33,30 +34,9 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 /// How long one waiting take may wait in a store that waits natively; a stop cancels it sooner.
 const BLOCK_FOR: Duration = Duration::from_secs(1);
 
-/// What the task carries from one fetch to the next.
-pub(super) struct Cursor {
-    /// Where a replaying consumer continues.
-    pub(super) position: Position,
-    /// Where the store said a blocking take may resume waiting.
-    resume: Receipt,
-    /// When the queue's earliest delayed message comes due, as the last take or read said
-    /// (SPEC P8): an idle consumer takes again then, and a waiting take waits no longer.
-    pub(super) store_due: Option<tokio::time::Instant>,
-}
-
-/// Waited past a store's due time before taking again: the store measured it before its answer
-/// reached us, and Redis counts whole milliseconds.
-const DUE_MARGIN: Duration = Duration::from_millis(2);
 /// A delayed message due sooner than this is waited for here, not in a blocking take: Redis
 /// ends a block at its timer's resolution (`hz` 10: 100 ms), far later than the due time.
 const NEAR_DUE: Duration = Duration::from_millis(100);
-
-impl Cursor {
-    pub(super) fn saw_due(&mut self, next_due: Option<Duration>) {
-        let now = tokio::time::Instant::now();
-        self.store_due = next_due.and_then(|d| now.checked_add(d + DUE_MARGIN));
-    }
-}
 
 pub(super) async fn run(
     shared: Arc<ConsumerShared>,
@@ -89,18 +69,16 @@ pub(super) async fn run(
         queue.emit(QueueEvent::Consuming(true));
     }
     let mut available = queue.available.subscribe();
-    let mut cursor = Cursor {
-        position: match options.mode {
-            ConsumeMode::Replay(position) => position,
-            _ => Position::Start,
-        },
-        resume: Receipt::none(),
-        store_due: None,
-    };
     let heartbeat_every = match &options.mode {
         ConsumeMode::Reliable(r) => (r.visibility_timeout / 3).min(MAX_IDLE),
         _ => MAX_IDLE,
     };
+    let start = match options.mode {
+        ConsumeMode::Replay(position) => position,
+        _ => Position::Start,
+    };
+    // At most four takes per heartbeat period for deadlines that moved since.
+    let mut cursor = Cursor::new(start, heartbeat_every / 4);
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

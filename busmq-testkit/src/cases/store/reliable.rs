@@ -129,6 +129,28 @@ pub async fn store_reliable_expired_visibility_returns_entries_first_in_id_order
     assert_eq!(store.settle(&q, &[now]).await.unwrap(), [Settled::Done]);
 }
 
+/// Q13: a reliable take says how long until the earliest pending delivery of the queue (any
+/// taker's) reaches its deadline, so that an idle consumer can take again then; with nothing
+/// pending it says nothing, and an at-most-once take never does.
+pub async fn store_reliable_a_take_reports_the_earliest_pending_deadline(backend: &dyn Backend) {
+    let store = connected(backend).await;
+    let q = queue("expiry");
+    filled(&*store, &q, &spec(), &["a", "b", "c"]).await;
+    let short = store.take(&q, 1, reliable(2 * SEC, 10)).await.unwrap();
+    let expiry = short.next_expiry.expect("its own delivery is pending");
+    assert!(expiry > SEC && expiry <= 2 * SEC, "{expiry:?}");
+    let long = store.take(&q, 1, LONG).await.unwrap();
+    let expiry = long.next_expiry.expect("two deliveries are pending");
+    assert!(expiry > SEC && expiry <= 2 * SEC, "the earlier deadline of the two: {expiry:?}");
+    let once = store.take(&q, 1, TakeMode::AtMostOnce).await.unwrap();
+    assert_eq!((payloads(&once.entries), once.next_expiry), (vec!["c".into()], None));
+    let mut acks = settle_all(&short.entries, Settlement::Ack);
+    acks.extend(settle_all(&long.entries, Settlement::Ack));
+    assert_eq!(store.settle(&q, &acks).await.unwrap(), [Settled::Done; 2]);
+    let none = store.take(&q, 1, LONG).await.unwrap();
+    assert_eq!((none.entries.len(), none.next_expiry), (0, None), "nothing pending");
+}
+
 /// Q13: an extension sets one entry's visibility deadline to `now + by`, later or sooner than
 /// its take's; an extended delivery can still be settled with the receipt of its take.
 pub async fn store_reliable_extend_moves_one_entrys_deadline_either_way(backend: &dyn Backend) {
