@@ -58,14 +58,16 @@ impl Fetch {
         if want == 0 || (self.idle && !self.blocking) {
             return Step::Sleep;
         }
-        if !self.blocking {
-            return Step::Take(want);
-        }
-        // Idle on a blocking store: waits go on back to back, so the lease is renewed between
-        // them rather than by the heartbeat the task does not wait for.
-        if self.idle && now.duration_since(self.last_beat) >= self.heartbeat {
+        // Takes that go on back to back never reach the heartbeat the sleeping task waits for:
+        // waits inside a blocking store, and a busy consumer's full takes while its stream
+        // keeps wanting more. The lease, and the extension of what the consumer holds, are
+        // renewed between them instead.
+        if now.duration_since(self.last_beat) >= self.heartbeat {
             self.last_beat = now;
             return Step::Beat;
+        }
+        if !self.blocking {
+            return Step::Take(want);
         }
         Step::TakeWaiting(want)
     }
@@ -140,7 +142,21 @@ mod tests {
         assert_eq!(f.next(128, t0 + BEAT), Step::TakeWaiting(128), "then waits again");
         f.fetched(128, 128);
         let later = t0 + BEAT * 3;
-        assert_eq!(f.next(128, later), Step::TakeWaiting(128), "busy: no beat between takes");
+        assert_eq!(f.next(128, later), Step::Beat, "busy takes back to back: still renewed");
+        assert_eq!(f.next(128, later), Step::TakeWaiting(128));
+    }
+
+    #[test]
+    fn a_busy_consumer_beats_between_full_takes() {
+        let t0 = Instant::now();
+        let mut f = Fetch::new(false, BEAT, t0);
+        f.fetched(128, 128);
+        assert_eq!(f.next(128, t0 + BEAT / 2), Step::Take(128), "not due yet");
+        f.fetched(128, 128);
+        assert_eq!(f.next(128, t0 + BEAT), Step::Beat, "its stream never let it sleep");
+        assert_eq!(f.next(128, t0 + BEAT), Step::Take(128), "then takes on");
+        f.tick(t0 + BEAT * 2);
+        assert_eq!(f.next(128, t0 + BEAT * 2), Step::Take(128), "a tick counts as the beat");
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub(super) async fn run(
         let fetched = match step {
             Step::Beat => {
                 beat(&shared, &queue, kind).await;
+                // The sleeping branch's ticks count from this beat.
+                heartbeat.reset();
                 continue;
             }
             Step::Take(n) => {
