@@ -16,10 +16,10 @@ use redis::{ToRedisArgs, Value};
 /// A stored entry (`<id>:<deliveries>:<attr length>:<attrs><payload>`): a decoded entry
 /// encodes to bytes that decode to the same entry.
 pub fn entry(data: &[u8]) {
-    let Ok(decoded) = entry::parse(&Bytes::copy_from_slice(data)) else { return };
+    let Ok(decoded) = entry::parse(Bytes::copy_from_slice(data)) else { return };
     let mut args = EntryArg::new(&decoded).to_redis_args();
     assert_eq!(args.len(), 1);
-    let again = entry::parse(&Bytes::from(args.remove(0))).expect("an encoded entry decodes");
+    let again = entry::parse(Bytes::from(args.remove(0))).expect("an encoded entry decodes");
     assert_eq!(again, decoded);
 }
 

@@ -65,7 +65,10 @@ pub struct Delivery<T> {
     id: u64,
     deliveries: u32,
     body: T,
+    /// Empty when `payload_in` says where the payload is.
     payload: Bytes,
+    /// Where the body keeps the payload, when decoding moved it there (raw bytes).
+    payload_in: Option<fn(&T) -> &Bytes>,
     dead: Option<Arc<DeadLetter>>,
     headers: Option<Arc<Headers>>,
     priority: u8,
@@ -86,12 +89,18 @@ impl<T: fmt::Debug> fmt::Debug for Delivery<T> {
 
 impl<T> Delivery<T> {
     /// The delivery of `entry`, decoded as `body`.
-    pub(crate) fn new(entry: Entry, body: T, claim: Option<Claim>) -> Self {
+    pub(crate) fn new(
+        entry: Entry,
+        body: T,
+        claim: Option<Claim>,
+        payload_in: Option<fn(&T) -> &Bytes>,
+    ) -> Self {
         Delivery {
             id: entry.id,
             deliveries: entry.deliveries,
             body,
             payload: entry.payload,
+            payload_in,
             dead: entry.dead,
             headers: entry.headers,
             priority: entry.priority,
@@ -124,7 +133,10 @@ impl<T> Delivery<T> {
 
     /// The message as stored (encoded bytes), e.g. to push it elsewhere unchanged.
     pub fn payload(&self) -> &Bytes {
-        &self.payload
+        match self.payload_in {
+            Some(payload_in) => payload_in(&self.body),
+            None => &self.payload,
+        }
     }
 
     /// Why and from where this message was dead-lettered, for messages read from a
@@ -263,7 +275,7 @@ impl<T> Delivery<T> {
         };
         let settler = claim.settler.clone();
         let message =
-            NewEntry { headers: self.headers.clone(), ..NewEntry::new(self.payload.clone()) };
+            NewEntry { headers: self.headers.clone(), ..NewEntry::new(self.payload().clone()) };
         settler.dead_letters.push(self.id, self.deliveries, message, reason.clone()).await?;
         settler.metrics.dead_lettered(why);
         tracing::warn!(
@@ -304,11 +316,16 @@ impl<T> Delivery<T> {
 
     /// Replaces the body, keeping id and claim (used to turn frames into messages).
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Delivery<U> {
+        let payload = match self.payload_in {
+            Some(payload_in) => payload_in(&self.body).clone(),
+            None => self.payload,
+        };
         Delivery {
             id: self.id,
             deliveries: self.deliveries,
             body: f(self.body),
-            payload: self.payload,
+            payload,
+            payload_in: None,
             dead: self.dead,
             headers: self.headers,
             priority: self.priority,

@@ -76,9 +76,9 @@ pub(crate) fn split(raw: impl IntoIterator<Item = Bytes>) -> (Vec<Entry>, Vec<Fo
     let mut entries = Vec::with_capacity(raw.size_hint().0);
     let mut foreign = Vec::new();
     for raw in raw {
-        match parse(&raw) {
+        match parse(raw) {
             Ok(e) => entries.push(e),
-            Err(reason) => foreign.push(Foreign { raw, reason }),
+            Err((reason, raw)) => foreign.push(Foreign { raw, reason }),
         }
     }
     (entries, foreign)

@@ -42,13 +42,15 @@ pub(crate) async fn read(
             let mut entries = Vec::with_capacity(end.saturating_sub(3));
             for i in 3..end {
                 let raw = Bytes::from(reply.take_bytes(i)?);
-                match parse(&raw) {
+                match parse(raw) {
                     Ok(mut e) => {
                         e.deliveries = 0;
                         foreign.append(&mut held);
                         entries.push(e);
                     }
-                    Err(reason) => held.push(describe(&reason, &raw, raw.len(), LEFT_IN_PLACE)),
+                    Err((reason, raw)) => {
+                        held.push(describe(&reason, &raw, raw.len(), LEFT_IN_PLACE));
+                    }
                 }
             }
             Ok(ReadBatch { entries, last_id, foreign, next_due })

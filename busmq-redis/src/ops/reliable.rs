@@ -122,7 +122,7 @@ async fn decode(call: &Call<'_>, claimed: Claimed, max_deliveries: u32) -> Resul
                 Value::BulkString(b) => Bytes::from(b),
                 other => return Err(unexpected("take", format!("{other:?}"))),
             };
-            match parse(&raw) {
+            match parse(raw) {
                 Ok(mut e) => {
                     // The stored header keeps the previous delivery count.
                     e.deliveries = e.deliveries.saturating_add(1);
@@ -133,7 +133,7 @@ async fn decode(call: &Call<'_>, claimed: Claimed, max_deliveries: u32) -> Resul
                         taken.entries.push(e);
                     }
                 }
-                Err(reason) => {
+                Err((reason, raw)) => {
                     let value = Foreign { raw, reason };
                     bad.push(Pending { batch: Arc::clone(&batch), index, value });
                 }

@@ -15,7 +15,7 @@
 
 use busmq_core::Headers;
 use busmq_core::store::{DeadLetter, Entry, NewEntry};
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use redis::{RedisWrite, ToRedisArgs};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -274,9 +274,27 @@ fn number(raw: &[u8], pos: &mut usize) -> Option<u64> {
     Some(value)
 }
 
-/// Decodes a stored entry (the payload is a slice of `raw`), or says why busmq did not write
-/// it.
-pub(crate) fn parse(raw: &Bytes) -> Result<Entry, String> {
+/// Decodes a stored entry (the payload is what follows the header in `raw`), or says why
+/// busmq did not write it and gives `raw` back.
+pub(crate) fn parse(mut raw: Bytes) -> Result<Entry, (String, Bytes)> {
+    let (id, deliveries, start, attrs) = match header(&raw) {
+        Ok(header) => header,
+        Err(reason) => return Err((reason, raw)),
+    };
+    // Advancing the buffer the reply gave is free, where a slice of it allocates a shared
+    // header (the buffer is a `Vec` turned into `Bytes`): once for every taken message.
+    raw.advance(start);
+    Ok(Entry {
+        dead: attrs.dead,
+        headers: attrs.headers,
+        priority: attrs.priority,
+        ordering_key: attrs.key,
+        ..Entry::new(id, deliveries, raw)
+    })
+}
+
+/// The id, delivery count, payload offset and attributes of a stored entry.
+fn header(raw: &[u8]) -> Result<(u64, u32, usize, Attrs), String> {
     let mut pos = 0;
     let header = (|| {
         let id = number(raw, &mut pos)?;
@@ -296,15 +314,7 @@ pub(crate) fn parse(raw: &Bytes) -> Result<Entry, String> {
         read_attrs(&raw[pos..pos + attr_len])
             .map_err(|e| format!("entry {id} has unreadable busmq attributes: {e}"))?
     };
-    let start = pos + attr_len;
-    let payload = raw.slice(start..);
-    Ok(Entry {
-        dead: attrs.dead,
-        headers: attrs.headers,
-        priority: attrs.priority,
-        ordering_key: attrs.key,
-        ..Entry::new(id, deliveries, payload)
-    })
+    Ok((id, deliveries, pos + attr_len, attrs))
 }
 
 #[cfg(test)]
@@ -313,8 +323,8 @@ mod tests {
     use busmq_core::Error;
 
     fn decode(raw: Vec<u8>, queue: &str) -> Result<Entry, Error> {
-        parse(&Bytes::from(raw))
-            .map_err(|detail| Error::ForeignData { queue: queue.to_string(), detail })
+        parse(Bytes::from(raw))
+            .map_err(|(detail, _)| Error::ForeignData { queue: queue.to_string(), detail })
     }
 
     fn packed<T: ToRedisArgs>(arg: T) -> Vec<u8> {

@@ -36,7 +36,24 @@ use std::time::Duration;
 use task::CONSUMER_LEASE;
 use tracing::Instrument;
 
-type Decoder<T> = fn(Codec, &Bytes) -> std::result::Result<T, CodecError>;
+/// How a consumer turns payloads into `T`.
+pub(crate) struct Decoder<T> {
+    /// Decodes a payload; it may take the payload out of its argument, and then says where it
+    /// is in `T` with `payload`.
+    decode: fn(Codec, &mut Bytes) -> std::result::Result<T, CodecError>,
+    /// Where the decoded value keeps the payload, when `decode` moved it there: for raw bytes,
+    /// the body is the payload, and a second handle on it would cost an allocation per message
+    /// (a `Bytes` made from the reply's `Vec` allocates its shared header on its first clone).
+    payload: Option<fn(&T) -> &Bytes>,
+}
+
+impl<T> Clone for Decoder<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Decoder<T> {}
 
 /// A stream of deliveries from one queue (SPEC Q10-Q14). It ends when consuming stops: after
 /// `max` deliveries, on [`Queue::stop`](crate::Queue::stop), on detach or close, or when the bus
@@ -164,14 +181,14 @@ impl<T> Stream for Consumer<T> {
 }
 
 impl<T> Consumer<T> {
-    fn to_delivery(&self, entry: Entry) -> Result<Delivery<T>> {
+    fn to_delivery(&self, mut entry: Entry) -> Result<Delivery<T>> {
         let claim = self
             .shared
             .settler
             .as_ref()
             .map(|s| Claim::new(s.clone(), entry.id, entry.deliveries, entry.receipt.clone()));
-        match (self.decode)(self.codec, &entry.payload) {
-            Ok(body) => Ok(Delivery::new(entry, body, claim)),
+        match (self.decode.decode)(self.codec, &mut entry.payload) {
+            Ok(body) => Ok(Delivery::new(entry, body, claim, self.decode.payload)),
             Err(source) => {
                 // Reliable: the claim is dropped here, which releases the message so that it
                 // is not acknowledged and eventually reaches the dead-letter queue (SPEC E2).
@@ -191,13 +208,13 @@ impl<T> Consumer<T> {
 
 fn decode_typed<T: serde::de::DeserializeOwned>(
     codec: Codec,
-    payload: &Bytes,
+    payload: &mut Bytes,
 ) -> std::result::Result<T, CodecError> {
     codec.decode(payload)
 }
 
-fn decode_raw(_codec: Codec, payload: &Bytes) -> std::result::Result<Bytes, CodecError> {
-    Ok(payload.clone())
+fn decode_raw(_codec: Codec, payload: &mut Bytes) -> std::result::Result<Bytes, CodecError> {
+    Ok(std::mem::take(payload))
 }
 
 /// Starts a consumer on `queue`. Registration happens now when attached (so that
@@ -279,11 +296,11 @@ pub(crate) async fn start<T: 'static>(
 }
 
 pub(crate) fn typed<T: serde::de::DeserializeOwned>() -> Decoder<T> {
-    decode_typed::<T>
+    Decoder { decode: decode_typed::<T>, payload: None }
 }
 
 pub(crate) fn raw() -> Decoder<Bytes> {
-    decode_raw
+    Decoder { decode: decode_raw, payload: Some(|body| body) }
 }
 
 fn make_settler(
