@@ -350,9 +350,11 @@ impl<T> Deref for Delivery<T> {
 
 impl Delivery<Bytes> {
     /// Turns a channel frame into the user message it carries.
-    pub(crate) fn map_message<U>(self, body: U, payload: Bytes) -> Delivery<U> {
-        let mut delivery = self.map(|_| body);
-        delivery.payload = payload;
-        delivery
+    pub(crate) fn map_message<U>(mut self, body: U, payload: Bytes) -> Delivery<U> {
+        // The message's payload replaces the frame's before `map`, which would otherwise take
+        // a handle on the frame (an allocation, see `payload_in`) only for it to be dropped.
+        self.payload = payload;
+        self.payload_in = None;
+        self.map(|_| body)
     }
 }
