@@ -105,7 +105,7 @@ pub async fn oversize_message_is_rejected_and_nothing_written(backend: &dyn Back
 }
 
 /// E1: a message the codec cannot encode is an `Encode` error naming the queue and the type; a
-/// batch with one such message writes nothing.
+/// batch with one such message writes nothing. Raw payloads are stored and consumed as they are.
 pub async fn unencodable_message_writes_nothing(backend: &dyn Backend) {
     let b = bus_with(backend, Codec::Raw).await;
     let q = b.queue(unique("raw")).unwrap();
@@ -127,6 +127,12 @@ pub async fn unencodable_message_writes_nothing(backend: &dyn Backend) {
     let got = crate::support::next(&mut consumer, "raw text").await.unwrap();
     assert_eq!(got.body(), "plain text");
     assert_eq!(&got.payload()[..], b"plain text", "raw payloads are stored as they are");
+    drop(consumer);
+    // Undecoded, the body is the payload (one buffer: `payload()` reads it from the body).
+    q.push("raw bytes").await.unwrap();
+    let mut raw = q.consume_raw(ConsumeOptions::new()).await.unwrap();
+    let got = crate::support::next(&mut raw, "raw bytes").await.unwrap();
+    assert_eq!((&got.body()[..], &got.payload()[..]), (&b"raw bytes"[..], &b"raw bytes"[..]));
 }
 
 /// E1, Q13: a queue name of the full 1 KiB is valid and consumes reliably once a dead-letter
