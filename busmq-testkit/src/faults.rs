@@ -33,6 +33,7 @@ pub struct Faults {
     failing: Arc<Mutex<HashSet<Operation>>>,
     losing: Arc<Mutex<HashSet<Operation>>>,
     stalling: Arc<Mutex<HashSet<Operation>>>,
+    shortening: Arc<Mutex<HashSet<Operation>>>,
     healed: Arc<Notify>,
     /// Calls of each operation so far (failed ones included).
     calls: Arc<Mutex<HashMap<Operation, u64>>>,
@@ -60,6 +61,12 @@ impl Faults {
         self.stalling.lock().expect("faults lock").extend(operations.iter().copied());
     }
 
+    /// Makes `operations` run in the store and then answer for one item fewer than asked, as
+    /// a store that breaks the contract would. Only `settle` is shortened.
+    pub fn shorten_answers(&self, operations: &[Operation]) {
+        self.shortening.lock().expect("faults lock").extend(operations.iter().copied());
+    }
+
     /// How many calls of `operation` were made so far (whether they failed or not).
     pub fn calls(&self, operation: Operation) -> u64 {
         self.calls.lock().expect("faults lock").get(operation).copied().unwrap_or(0)
@@ -81,6 +88,7 @@ impl Faults {
         self.failing.lock().expect("faults lock").clear();
         self.losing.lock().expect("faults lock").clear();
         self.stalling.lock().expect("faults lock").clear();
+        self.shortening.lock().expect("faults lock").clear();
         self.healed.notify_waiters();
     }
 
@@ -262,7 +270,12 @@ impl Store for FaultyStore {
     async fn settle(&self, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {
         self.faults.unstalled("settle").await;
         self.faults.check("settle")?;
-        let settled = self.inner.settle(queue, ops).await;
+        let mut settled = self.inner.settle(queue, ops).await;
+        if let Ok(answers) = &mut settled
+            && self.faults.shortening.lock().expect("faults lock").contains("settle")
+        {
+            answers.pop();
+        }
         self.faults.answer("settle", settled)
     }
 

@@ -195,6 +195,7 @@ macro_rules! __busmq_cases {
             settle::reliable_ack_outlasts_a_blip,
             settle::reliable_stop_during_a_retrying_ack_does_not_release_it,
             settle::reliable_dead_letter_ack_outlasts_a_blip,
+            settle::reliable_a_store_answering_for_fewer_settlements_is_a_typed_error,
             settle::reliable_stop_waits_for_a_dead_letter_ack_in_a_blip,
             settle::reliable_ack_whose_caller_stops_waiting_still_lands,
             settle::reliable_nack_after_whose_caller_stops_waiting_still_releases,

@@ -241,9 +241,26 @@ impl Settler {
         let mut outcomes = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(BATCH) {
             let span = self.span(chunk.len());
-            outcomes.extend(self.store.settle(&self.queue, chunk).instrument(span).await?);
+            let answered = self.store.settle(&self.queue, chunk).instrument(span).await?;
+            outcomes.extend(self.one_each(chunk, answered)?);
         }
         Ok(outcomes)
+    }
+
+    /// The store's answers, checked against the contract (one per settlement, in order): the
+    /// callers pair them with their settlements, and a store that answered for fewer or more
+    /// would mark the wrong deliveries done or stale.
+    fn one_each(&self, ops: &[Settle], outcomes: Vec<Settled>) -> Result<Vec<Settled>> {
+        if outcomes.len() == ops.len() {
+            return Ok(outcomes);
+        }
+        Err(Error::Store {
+            backend: self.store.backend(),
+            operation: "settle",
+            message: format!("{} answers for {} settlements", outcomes.len(), ops.len()),
+            retryable: false,
+            source: None,
+        })
     }
 
     fn span(&self, settlements: usize) -> tracing::Span {
@@ -281,7 +298,7 @@ impl Settler {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
-                other => return other,
+                other => return other.and_then(|outcomes| self.one_each(ops, outcomes)),
             }
         }
     }

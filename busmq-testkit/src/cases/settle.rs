@@ -99,6 +99,29 @@ pub async fn reliable_ack_outlasts_a_blip(backend: &dyn Backend) {
     assert!(more.is_err(), "nothing comes again: {more:?}");
 }
 
+/// Q13, E1: a store that answers a settlement call with fewer outcomes than it was given
+/// breaks its contract, and the ack fails with a typed store error that says so, instead of
+/// pairing answers with the wrong deliveries.
+pub async fn reliable_a_store_answering_for_fewer_settlements_is_a_typed_error(
+    backend: &dyn Backend,
+) {
+    let (b, faults) = faulty_bus(backend).await;
+    let q = b.queue(unique("short-answer")).unwrap();
+    q.attach().await.unwrap();
+    q.push(&"work").await.unwrap();
+    let options = ConsumeOptions::new().reliable(ReliableOptions::default());
+    let mut consumer = q.consume_with::<String>(options).await.unwrap();
+    let delivery = next(&mut consumer, "the delivery").await.unwrap();
+    faults.shorten_answers(&["settle"]);
+    match within("the ack", delivery.ack()).await {
+        Err(Error::Store { operation: "settle", message, retryable: false, .. }) => {
+            assert!(message.contains("0 answers for 1 settlements"), "{message}");
+        }
+        other => panic!("expected a store error naming the settle call, got {other:?}"),
+    }
+    faults.heal();
+}
+
 /// Q13: a consumer that stops while an ack waits out a blip does not give that delivery back
 /// over it: the ack lands, nothing comes again. (The stop released every delivery still held,
 /// and a delivery stayed held until its ack's answer: the release landed between the ack's
