@@ -34,6 +34,13 @@ mod cli;
 pub use builder::RedisClusterBuilder;
 pub use cli::{CLI_ENV, VALKEY_CLI_ENV, redis_cli, require_cli_or_skip, valkey_cli};
 
+/// How one attempt of [`RedisCluster::move_slot`] ended.
+enum Moved {
+    Done,
+    /// The node the topology named as the owner is not (its view was newer); nothing moved.
+    NotOwner(String),
+}
+
 fn err(what: impl Into<String>) -> HarnessError {
     HarnessError::new(what)
 }
@@ -363,8 +370,28 @@ impl RedisCluster {
 
     /// Moves `slot` to master `to` the way `redis-cli --cluster reshard` does (IMPORTING,
     /// MIGRATING, MIGRATE, SETSLOT NODE on every master), moving all its keys with one
-    /// `MIGRATE` so that no queue is ever split between the two nodes.
+    /// `MIGRATE` so that no queue is ever split between the two nodes. Right after a failover
+    /// the node asked for the topology may still name the old owner, which then refuses to
+    /// migrate: the target's import is undone and the move starts again from a fresh view,
+    /// for up to the ready timeout.
     pub async fn move_slot(&self, slot: u16, to: usize) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            match self.try_move_slot(slot, to).await? {
+                Moved::Done => return Ok(()),
+                Moved::NotOwner(why) if Instant::now() > deadline => {
+                    return Err(err(format!("slot {slot} after {:?}: {why}", self.ready_timeout)));
+                }
+                Moved::NotOwner(_) => {
+                    let stable = ["CLUSTER", "SETSLOT", &slot.to_string(), "STABLE"];
+                    let _ = self.node_command(to, &stable).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn try_move_slot(&self, slot: u16, to: usize) -> Result<Moved, HarnessError> {
         let nodes = self.topology().await?;
         let from = nodes
             .iter()
@@ -372,7 +399,7 @@ impl RedisCluster {
             .ok_or_else(|| err(format!("no master serves slot {slot}")))?
             .clone();
         if from.index == to {
-            return Ok(());
+            return Ok(Moved::Done);
         }
         let target = nodes
             .iter()
@@ -388,11 +415,13 @@ impl RedisCluster {
             self.node_command(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from.id]).await?,
             "SETSLOT IMPORTING",
         )?;
-        check(
-            self.node_command(from.index, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &target.id])
-                .await?,
-            "SETSLOT MIGRATING",
-        )?;
+        let migrating = ["CLUSTER", "SETSLOT", &s, "MIGRATING", &target.id];
+        match self.node_command(from.index, &migrating).await? {
+            Resp::Error(e) if e.contains("not the owner") => {
+                return Ok(Moved::NotOwner(format!("node {} says: {e}", from.index)));
+            }
+            other => check(other, "SETSLOT MIGRATING")?,
+        }
         let port = self.nodes[to].port().to_string();
         loop {
             let keys =
@@ -418,7 +447,7 @@ impl RedisCluster {
             let _ =
                 self.node_command(n.index, &["CLUSTER", "SETSLOT", &s, "NODE", &target.id]).await;
         }
-        Ok(())
+        Ok(Moved::Done)
     }
 
     /// Moves `slots` slots from master `from` to master `to` with
