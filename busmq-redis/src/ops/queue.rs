@@ -170,7 +170,7 @@ pub(crate) async fn stat(ctx: &Ctx, queue: &QueueName) -> Result<QueueStat> {
                 last_id: (last > 0).then_some(last),
                 quarantined: reply.u64(9)?,
                 delayed: reply.u64(11)?,
-                next_due: crate::ops::schedule::next_due(&reply, 12),
+                next_due: crate::ops::schedule::millis_until(&reply, 12),
             })
         }
         "missing" => Ok(QueueStat::default()),

@@ -38,7 +38,7 @@ pub(crate) async fn read(
             let mut held = Vec::new();
             // The last element is when the next delayed message is due.
             let end = reply.len().saturating_sub(1);
-            let next_due = crate::ops::schedule::next_due(&reply, end);
+            let next_due = crate::ops::schedule::millis_until(&reply, end);
             let mut entries = Vec::with_capacity(end.saturating_sub(3));
             for i in 3..end {
                 let raw = Bytes::from(reply.take_bytes(i)?);

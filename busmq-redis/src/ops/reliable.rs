@@ -146,9 +146,8 @@ async fn decode(call: &Call<'_>, claimed: Claimed, max_deliveries: u32) -> Resul
         _ => Vec::new(),
     };
     taken.foreign = script_reports(by_script, "take", &moved_to(call))?;
-    taken.next_due = crate::ops::schedule::next_due(&reply, segments + 4);
-    // The same "ms, or -1" form as the due time.
-    taken.next_expiry = crate::ops::schedule::next_due(&reply, segments + 5);
+    taken.next_due = crate::ops::schedule::millis_until(&reply, segments + 4);
+    taken.next_expiry = crate::ops::schedule::millis_until(&reply, segments + 5);
     taken.foreign.extend(settle_foreign(call, bad).await);
     Ok(taken)
 }

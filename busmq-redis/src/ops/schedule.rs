@@ -59,8 +59,9 @@ pub(crate) async fn cancel(ctx: &Ctx, queue: &QueueName, scheduled: &Scheduled) 
     }
 }
 
-/// The "ms until the earliest delayed message is due" element at `i` (`-1`: none waits).
-pub(crate) fn next_due(reply: &Reply, i: usize) -> Option<Duration> {
+/// A "ms until then" element at `i` (`-1`: nothing waits): when the earliest delayed message
+/// comes due, or when the earliest pending delivery runs out.
+pub(crate) fn millis_until(reply: &Reply, i: usize) -> Option<Duration> {
     let ms = reply.text(i)?.parse::<i64>().ok()?;
     u64::try_from(ms).ok().map(Duration::from_millis)
 }

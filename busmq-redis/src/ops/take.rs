@@ -168,7 +168,7 @@ pub(crate) async fn taken(
 pub(crate) async fn take_reply(call: &Call<'_>, mut reply: Reply) -> Result<Taken> {
     let foreign = script_reports(reply.take_array(2)?, "take", &moved_to(call))?;
     let end = reply.len().saturating_sub(1);
-    let next_due = crate::ops::schedule::next_due(&reply, end);
+    let next_due = crate::ops::schedule::millis_until(&reply, end);
     let mut raw = Vec::new();
     for i in 3..end {
         raw.extend(reply.take_array(i)?);

@@ -185,9 +185,10 @@ async fn take_or_page(
         })
         .await?;
     match reply.status() {
-        "ok" if reply.text(2).is_some() => {
-            Ok(Err((reply.text(2).and_then(page_of), crate::ops::schedule::next_due(&reply, 3))))
-        }
+        "ok" if reply.text(2).is_some() => Ok(Err((
+            reply.text(2).and_then(page_of),
+            crate::ops::schedule::millis_until(&reply, 3),
+        ))),
         "ok" => take_reply(call, reply).await.map(Ok),
         "missing" => Ok(Err((None, None))),
         other => Err(unexpected("take", other)),

@@ -41,11 +41,7 @@ impl Cursor {
     /// idle consumer must not take once per such delivery.
     pub(super) fn saw_take(&mut self, next_due: Option<Duration>, next_expiry: Option<Duration>) {
         let expiry = next_expiry.map(|d| d.max(self.expiry_gap));
-        let wake = match (next_due, expiry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.saw_due(wake);
+        self.saw_due(next_due.into_iter().chain(expiry).min());
     }
 }
 

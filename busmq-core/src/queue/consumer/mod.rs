@@ -39,12 +39,12 @@ use tracing::Instrument;
 /// How a consumer turns payloads into `T`.
 pub(crate) struct Decoder<T> {
     /// Decodes a payload; it may take the payload out of its argument, and then says where it
-    /// is in `T` with `payload`.
+    /// is in `T` with `payload_in`.
     decode: fn(Codec, &mut Bytes) -> std::result::Result<T, CodecError>,
     /// Where the decoded value keeps the payload, when `decode` moved it there: for raw bytes,
     /// the body is the payload, and a second handle on it would cost an allocation per message
     /// (a `Bytes` made from the reply's `Vec` allocates its shared header on its first clone).
-    payload: Option<fn(&T) -> &Bytes>,
+    payload_in: Option<fn(&T) -> &Bytes>,
 }
 
 impl<T> Clone for Decoder<T> {
@@ -188,7 +188,7 @@ impl<T> Consumer<T> {
             .as_ref()
             .map(|s| Claim::new(s.clone(), entry.id, entry.deliveries, entry.receipt.clone()));
         match (self.decode.decode)(self.codec, &mut entry.payload) {
-            Ok(body) => Ok(Delivery::new(entry, body, claim, self.decode.payload)),
+            Ok(body) => Ok(Delivery::new(entry, body, claim, self.decode.payload_in)),
             Err(source) => {
                 // Reliable: the claim is dropped here, which releases the message so that it
                 // is not acknowledged and eventually reaches the dead-letter queue (SPEC E2).
@@ -296,11 +296,11 @@ pub(crate) async fn start<T: 'static>(
 }
 
 pub(crate) fn typed<T: serde::de::DeserializeOwned>() -> Decoder<T> {
-    Decoder { decode: decode_typed::<T>, payload: None }
+    Decoder { decode: decode_typed::<T>, payload_in: None }
 }
 
 pub(crate) fn raw() -> Decoder<Bytes> {
-    Decoder { decode: decode_raw, payload: Some(|body| body) }
+    Decoder { decode: decode_raw, payload_in: Some(|body| body) }
 }
 
 fn make_settler(

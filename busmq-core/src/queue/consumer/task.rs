@@ -168,10 +168,7 @@ pub(super) async fn run(
                     cursor.store_due = None;
                     passed = true;
                 }
-                let due = match (due, cursor.store_due) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let due = due.into_iter().chain(cursor.store_due).min();
                 if passed {
                     seen = None;
                     fetch.notice();
