@@ -129,8 +129,9 @@ for j = 1, K + 2 do out[j + 1] = counts[j] end
 out[K + 4] = previews(bad, {})
 out[K + 5] = due_reply()
 -- The earliest batch deadline: an idle consumer takes again then, to give back what a dead
--- consumer held. An extended batch keeps its first deadline here until a take looks at it
--- (requeue_expired), so this may be early, never late.
+-- consumer held. A batch's score is its earliest unsettled deadline as of its last extension
+-- (settle.lua) or take; an ack of the entry that set it does not move it, so this may be
+-- early, never late.
 local first = redis.call('ZRANGE', Z, 0, 0, 'WITHSCORES')
 out[K + 6] = '-1'
 if first[2] then out[K + 6] = I(math.max(0, tonumber(first[2]) - now_ms)) end

@@ -562,6 +562,17 @@ local function bit_set(s, i)
   return bit.band(byte, bit.rshift(128, i % 8)) ~= 0
 end
 
+-- The deadlines of batch b's extended entries (index -> ms) and the take's own deadline, which
+-- the entries not extended keep (nil when nothing in b was extended: then it is b's score).
+local function extensions(b)
+  local until_ms, base = {}, nil
+  local ex = redis.call('HGETALL', PFX .. 'e:' .. b)
+  for j = 1, #ex, 2 do
+    if ex[j] == 'd' then base = tonumber(ex[j + 1]) else until_ms[ex[j]] = tonumber(ex[j + 1]) end
+  end
+  return until_ms, base
+end
+
 -- Moves the unsettled entries of batches whose deadline passed to the returned zset, each with
 -- its delivery count (stored + 1) written into the header, and deletes the batches; extended
 -- entries whose own deadline has not passed stay, and their batch waits for the earliest of
@@ -576,11 +587,7 @@ local function requeue_expired(now_ms, limit)
     local list, acks, ext = PFX .. 'b:' .. b, PFX .. 'a:' .. b, PFX .. 'e:' .. b
     local items = redis.call('LRANGE', list, 0, -1)
     local settled = redis.call('GET', acks)
-    local until_ms, base = {}, nil
-    local ex = redis.call('HGETALL', ext)
-    for j = 1, #ex, 2 do
-      if ex[j] == 'd' then base = tonumber(ex[j + 1]) else until_ms[ex[j]] = tonumber(ex[j + 1]) end
-    end
+    local until_ms, base = extensions(b)
     local back, gone, next_ms = {}, {}, nil
     for j = 1, #items do
       if not bit_set(settled, j - 1) then

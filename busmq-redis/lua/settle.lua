@@ -28,6 +28,7 @@ local released = false
 local now_ms
 local gates = side_keys() and redis.call('EXISTS', KG) == 1
 local acked = {}  -- the acked entries, when gates exist
+local extended = {}  -- batch -> true when an extension in this call named it
 
 local function pending(b)
   local a = alive[b]
@@ -74,7 +75,8 @@ local function one(kind, b, idx, ms, slot)
   local bits = PFX .. 'a:' .. b
   if kind == 'e' then
     -- The entry stays where it is (so that settlements naming it stay valid) with a deadline
-    -- of its own in <ns>:{q}:e:<b>; the batch's score becomes the earliest deadline of it.
+    -- of its own in <ns>:{q}:e:<b>; the batch's score becomes the earliest deadline of its
+    -- unsettled entries once the call's settlements are done (see `rescore`).
     if redis.call('GETBIT', bits, idx) ~= 0 then return end
     now_ms = now_ms or clock()
     local at = I(now_ms + (tonumber(ms) or 0))
@@ -84,7 +86,7 @@ local function one(kind, b, idx, ms, slot)
       adopt(ext)
     end
     redis.call('HSET', ext, idx, at)
-    redis.call('ZADD', Z, 'LT', at, b)
+    extended[b] = true
     out[slot] = 1
     return
   end
@@ -161,6 +163,25 @@ for b, count in pairs(left) do
   else
     adopt(PFX .. 'a:' .. b)
   end
+end
+-- An extended batch's score is the earliest deadline of its unsettled entries, later or sooner
+-- than the take's: takes report the earliest score as when an idle consumer should look again
+-- (claim.lua), and a score left at the take's deadline after every entry still out was
+-- extended would have every idle consumer take for nothing then.
+local function rescore(b)
+  local settled = redis.call('GET', PFX .. 'a:' .. b)
+  local until_ms, base = extensions(b)
+  local first
+  for j = 0, redis.call('LLEN', PFX .. 'b:' .. b) - 1 do
+    if not bit_set(settled, j) then
+      local at = until_ms[I(j)] or base
+      if at and (not first or at < first) then first = at end
+    end
+  end
+  if first then redis.call('ZADD', Z, 'XX', I(first), b) end
+end
+for b in pairs(extended) do
+  if redis.call('HEXISTS', X, 'n:' .. b) == 1 then rescore(b) end
 end
 if released then notify(ARGV[1], 'a') end
 wake(ARGV[1], passed)

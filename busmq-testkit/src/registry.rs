@@ -275,6 +275,7 @@ macro_rules! __busmq_cases {
             store::store_reliable_expired_visibility_returns_entries_first_in_id_order,
             store::store_reliable_extend_moves_one_entrys_deadline_either_way,
             store::store_reliable_a_take_reports_the_earliest_pending_deadline,
+            store::store_reliable_the_reported_deadline_follows_extensions,
             store::store_reliable_a_delayed_release_is_pending_until_its_deadline,
             store::store_reliable_repeated_extensions_keep_an_entry_from_other_takers,
             store::store_reliable_entries_past_max_deliveries_are_claimed_as_dead,

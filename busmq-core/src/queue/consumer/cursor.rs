@@ -37,8 +37,9 @@ impl Cursor {
     /// As [`Cursor::saw_due`], for a take that also said when the queue's earliest pending
     /// delivery runs out (SPEC Q13): a dead consumer's deliveries then come back at their
     /// deadline, not at this consumer's next heartbeat. Not sooner than `expiry_gap` after
-    /// this take: a backend may report a deadline that extensions have moved since, and an
-    /// idle consumer must not take once per such delivery.
+    /// this take: a backend may report a deadline that has moved since (Redis keeps a batch's
+    /// earliest deadline when the delivery that set it is acked), and an idle consumer must
+    /// not take once per such delivery.
     pub(super) fn saw_take(&mut self, next_due: Option<Duration>, next_expiry: Option<Duration>) {
         let expiry = next_expiry.map(|d| d.max(self.expiry_gap));
         self.saw_due(next_due.into_iter().chain(expiry).min());

@@ -151,6 +151,35 @@ pub async fn store_reliable_a_take_reports_the_earliest_pending_deadline(backend
     assert_eq!((none.entries.len(), none.next_expiry), (0, None), "nothing pending");
 }
 
+/// Q13: the earliest pending deadline a take reports follows extensions: once every delivery
+/// still out of a take was extended, that take's own deadline no longer counts (an idle
+/// consumer would take for nothing then), and an extension shorter than it counts at once.
+pub async fn store_reliable_the_reported_deadline_follows_extensions(backend: &dyn Backend) {
+    let store = connected(backend).await;
+    let q = queue("expiry-extended");
+    filled(&*store, &q, &spec(), &["a", "b", "c"]).await;
+    let taken = store.take(&q, 2, reliable(2 * SEC, 10)).await.unwrap().entries;
+    let ops = [
+        Settle::of(&taken[0], Settlement::Ack),
+        Settle::of(&taken[1], Settlement::Extend(60 * SEC)),
+    ];
+    assert_eq!(store.settle(&q, &ops).await.unwrap(), [Settled::Done; 2]);
+    let other = store.take(&q, 1, LONG).await.unwrap();
+    assert_eq!(payloads(&other.entries), ["c"]);
+    let expiry = other.next_expiry.expect("two deliveries are pending");
+    assert!(expiry > 50 * SEC, "b was extended and c taken for about 60 s: {expiry:?}");
+    let shorter = Settle::of(&taken[1], Settlement::Extend(Duration::from_millis(500)));
+    assert_eq!(store.settle(&q, &[shorter]).await.unwrap(), [Settled::Done]);
+    let none = store.take(&q, 1, LONG).await.unwrap();
+    assert!(none.entries.is_empty());
+    let expiry = none.next_expiry.expect("two deliveries are pending");
+    assert!(expiry <= Duration::from_millis(500), "b's shorter extension: {expiry:?}");
+    let mut acks = settle_all(&other.entries, Settlement::Ack);
+    acks.push(Settle::of(&taken[1], Settlement::Ack));
+    assert_eq!(store.settle(&q, &acks).await.unwrap(), [Settled::Done; 2]);
+    assert_eq!(store.stat(&q).await.unwrap().pending, 0);
+}
+
 /// Q13: an extension sets one entry's visibility deadline to `now + by`, later or sooner than
 /// its take's; an extended delivery can still be settled with the receipt of its take.
 pub async fn store_reliable_extend_moves_one_entrys_deadline_either_way(backend: &dyn Backend) {
