@@ -19,13 +19,25 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "raw RPUSH of 100 values (3 in flight) + LPOP 100, one connection each side",
     ),
     scenario(
-        "queue-1x1",
+        "baseline-list-api",
         Some("baseline-list"),
         Figure::Rate,
-        &[(Figure::Rate, Goal::AtLeast(0.7)), (Figure::ClientCpu, Goal::AtMost(1.5))],
+        &[],
         SATURATED,
-        "1 queue, 1 producer (push, 256 in flight), 1 consumer, at most once",
+        "baseline-list behind queue-1x1's API shape: a future per push (256 in flight), coalesced \
+         RPUSH, a stream fed by LPOP 100",
     ),
+    Scenario {
+        needs: &["baseline-list-api"],
+        ..scenario(
+            "queue-1x1",
+            Some("baseline-list"),
+            Figure::Rate,
+            &[(Figure::Rate, Goal::AtLeast(0.7)), (Figure::ClientCpu, Goal::AtMost(1.5))],
+            SATURATED,
+            "1 queue, 1 producer (push, 256 in flight), 1 consumer, at most once",
+        )
+    },
     scenario(
         "queue-1x1/push_all",
         Some("baseline-list"),
@@ -398,7 +410,10 @@ mod tests {
         }
         let mut reliable4 = needed("reliable-4").unwrap();
         reliable4.sort();
-        assert_eq!(reliable4, ["baseline-list", "queue-1x1", "reliable-1", "reliable-4"]);
+        assert_eq!(
+            reliable4,
+            ["baseline-list", "baseline-list-api", "queue-1x1", "reliable-1", "reliable-4"]
+        );
         assert!(needed("latency-paced").unwrap().contains(&"queue-1x1"));
         assert!(needed("nope").unwrap_err().contains("queue-1x1"));
         let mut two = needed("channel-rtt,paced-2k").unwrap();

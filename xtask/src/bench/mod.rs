@@ -17,6 +17,7 @@ mod floor;
 mod footprint;
 mod keyorder;
 mod large;
+mod listfloor;
 mod lowrate;
 mod measure;
 mod memory;

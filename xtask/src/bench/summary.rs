@@ -134,6 +134,11 @@ impl Results {
         self.series.get(name)?.rate()
     }
 
+    /// A scenario's `figure` over all its rounds (not a ratio).
+    pub(crate) fn figure(&self, name: &str, figure: Figure) -> Option<f64> {
+        self.series.get(name)?.figure(figure)
+    }
+
     pub(crate) fn commands(&self, name: &str) -> Option<(Commands, u64)> {
         let series = self.series.get(name)?;
         Some((series.commands()?, series.messages()))

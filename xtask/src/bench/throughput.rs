@@ -5,7 +5,9 @@
 
 use super::Env;
 use super::baseline;
+use super::figure::Figure;
 use super::keyorder::Keys;
+use super::listfloor;
 use super::measure::Sample;
 use super::produce::{PUSH_WINDOW, Producer};
 use super::queue::{self, Flow};
@@ -22,6 +24,8 @@ pub(crate) const RAW_WINDOW: usize = PUSH_WINDOW.div_ceil(BATCH);
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     RawList,
+    /// The raw list behind busmq's API shape (`listfloor.rs`).
+    RawListApi,
     Queue(Flow),
     /// The same flow on the bench's Redis Cluster.
     Cluster(Flow),
@@ -34,6 +38,7 @@ const KEYED: Keys = Keys { keys: 1_000, run: 1 };
 
 const KINDS: &[(&str, Kind)] = &[
     ("baseline-list", Kind::RawList),
+    ("baseline-list-api", Kind::RawListApi),
     ("queue-1x1", Kind::Queue(Flow { producer: PUSH, size: SIZE, queues: 1 })),
     (
         "queue-1x1/push_all",
@@ -74,6 +79,7 @@ async fn measure(env: &Env, kind: Kind, n: u64) -> Result<Sample, String> {
             let shape = baseline::Shape { size: SIZE, batch: BATCH, window: RAW_WINDOW };
             baseline::list(&env.server, shape, n).await
         }
+        Kind::RawListApi => listfloor::list_api(&env.server, SIZE, n).await,
         Kind::Queue(flow) => queue::fan(&env.redis(), server, flow, n).await,
         // The cluster's six processes are not measured (INFO of one node says little).
         Kind::Cluster(flow) => queue::fan(&env.cluster()?, None, flow, n).await,
@@ -120,6 +126,14 @@ pub(crate) async fn run(env: &Env, results: &mut Results) {
         }
         // Every other round runs backwards, so that no scenario always follows the same one.
         order.reverse();
+    }
+    let cpu = |name| results.figure(name, Figure::ClientCpu);
+    if let (Some(queue), Some(floor)) = (cpu("queue-1x1"), cpu("baseline-list-api")) {
+        let note = format!(
+            "client CPU per message {:.2}x baseline-list-api's (the raw list behind the same API shape)",
+            queue / floor
+        );
+        results.note("queue-1x1", &note);
     }
 }
 
