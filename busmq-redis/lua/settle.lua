@@ -28,7 +28,8 @@ local released = false
 local now_ms
 local gates = side_keys() and redis.call('EXISTS', KG) == 1
 local acked = {}  -- the acked entries, when gates exist
-local extended = {}  -- batch -> true when an extension in this call named it
+local extended = {}  -- batch -> true when an extension in this call named it (it was pending)
+local gone = {}      -- batch -> true when this call's settlements finished it
 
 local function pending(b)
   local a = alive[b]
@@ -160,6 +161,7 @@ for b, count in pairs(left) do
     redis.call('UNLINK', PFX .. 'b:' .. b, PFX .. 'a:' .. b, PFX .. 'e:' .. b)
     redis.call('HDEL', X, 'n:' .. b)
     redis.call('ZREM', Z, b)
+    gone[b] = true
   else
     adopt(PFX .. 'a:' .. b)
   end
@@ -181,7 +183,7 @@ local function rescore(b)
   if first then redis.call('ZADD', Z, 'XX', I(first), b) end
 end
 for b in pairs(extended) do
-  if redis.call('HEXISTS', X, 'n:' .. b) == 1 then rescore(b) end
+  if not gone[b] then rescore(b) end
 end
 if released then notify(ARGV[1], 'a') end
 wake(ARGV[1], passed)
