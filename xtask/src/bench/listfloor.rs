@@ -76,8 +76,9 @@ async fn run(
         result?;
         progress.sent(1);
     }
-    let receiver = receiving.join().await?.pop().ok_or("no receiver")??;
+    // The fetch task first: when it fails, the receiver only sees its channel close.
     fetching.join().await?.pop().ok_or("no fetch task")??;
+    let receiver = receiving.join().await?.pop().ok_or("no receiver")??;
     let sample = meter.stop(n, size).await?.with_receiver(&receiver);
     let mut conn = pusher.conn.clone();
     redis::cmd("DEL").arg(&*pusher.key).query_async::<i64>(&mut conn).await.ctx("DEL")?;
