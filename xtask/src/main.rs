@@ -9,6 +9,7 @@ mod bench;
 mod chaos;
 mod conformance;
 mod fuzz;
+mod release;
 mod tidy;
 
 use std::process::ExitCode;
@@ -23,7 +24,7 @@ tasks:
       build in release, start a redis-server, run every benchmark scenario next to its
       baseline, print a table and write target/bench.json
   chaos [--quick] [--only FAULT]... [--occurrences N] [--no-wait-cost] [--report-only] [--trace]
-      inject faults (consumer kills, CLIENT KILL, Redis restart, Sentinel failover, partitions,
+      build in release, inject faults (consumer kills, CLIENT KILL, Redis restart, Sentinel failover, partitions,
       slow consumers) under load, count lost/duplicated/reordered messages and recovery times
       per delivery mode, print a table and write target/chaos.json; --quick is the CI
       schedule

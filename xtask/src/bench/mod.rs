@@ -153,7 +153,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     if cfg!(debug_assertions) {
-        return rerun_in_release(args);
+        // A debug build measures nothing worth having.
+        return crate::release::rerun_in_release("bench", args);
     }
     let plan = Plan::new(options.pin)?;
     // Before the runtime exists, so that every thread it starts inherits the CPU mask.
@@ -292,19 +293,4 @@ async fn bench(
         seconds: started.elapsed().as_secs_f64(),
         queue_1x1_commands,
     })
-}
-
-/// A debug build measures nothing worth having: build and run the release binary instead.
-fn rerun_in_release(args: &[String]) -> Result<(), String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    println!("bench: building and running the release build");
-    let status = std::process::Command::new(cargo)
-        .args(["run", "--release", "--quiet", "--manifest-path"])
-        .arg(&manifest)
-        .args(["--bin", "xtask", "--", "bench"])
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("the release bench failed ({status})")) }
 }
