@@ -1,10 +1,10 @@
-//! baseline-list-api: baseline-list's raw list behind the shape of busmq's API in queue-1x1, with
-//! the least a client can do to offer it. Every message is its own push future (256 in flight,
-//! each answered through a oneshot), coalesced by a writer task into one `RPUSH` at a time, and
-//! the consumer reads a stream fed by a fetch task (`LPOP key 100`, or a blocking pop of one
-//! when the list is empty). Between baseline-list and this lies what that shape costs on its
-//! own; between this and queue-1x1, what busmq adds to it (its layout, scripts, entry format,
-//! settings and checks).
+//! baseline-list-api: baseline-list's raw list behind the shape of busmq's API in queue-1x1, with a
+//! minimal client of that shape (no layout, scripts or checks). Every message is its own push
+//! future (256 in flight, each answered through a oneshot), coalesced by a writer task into one
+//! `RPUSH` at a time, and the consumer reads a stream fed by a fetch task (`LPOP key 100`, or a
+//! blocking pop of one when the list is empty). Between baseline-list and this lies what that shape
+//! costs on its own; between this and queue-1x1, what busmq adds to it (its layout, scripts, entry
+//! format, settings and checks).
 
 use super::measure::{Meter, Sample};
 use super::payload;
