@@ -24,10 +24,10 @@ tasks:
       build in release, start a redis-server, run every benchmark scenario next to its
       baseline, print a table and write target/bench.json
   chaos [--quick] [--only FAULT]... [--occurrences N] [--no-wait-cost] [--report-only] [--trace]
-      build in release, inject faults (consumer kills, CLIENT KILL, Redis restart, Sentinel failover, partitions,
-      slow consumers) under load, count lost/duplicated/reordered messages and recovery times
-      per delivery mode, print a table and write target/chaos.json; --quick is the CI
-      schedule
+      build in release, inject faults (consumer kills, CLIENT KILL, Redis restart, Sentinel
+      failover, partitions, slow consumers) under load, count lost/duplicated/reordered
+      messages and recovery times per delivery mode, print a table and write
+      target/chaos.json; --quick is the CI schedule
   fuzz [--budget SECS] [--only TARGET] [--seed N]
       replay the committed fuzz corpus (fuzz/corpus/) through every decoder's fuzz
       target, then mutate it for the budget (default 30 s over all targets) on the
