@@ -78,8 +78,7 @@ async fn list_run(
     Ok(sample)
 }
 
-/// Takes `n` messages from `key`: `LPOP key <batch>` while there are some, else a blocking pop
-/// of one (so an empty list costs no busy polling).
+/// Takes `n` messages from `key` (see [`pop`]).
 pub(crate) async fn drain(
     mut conn: MultiplexedConnection,
     key: Arc<str>,
@@ -89,30 +88,32 @@ pub(crate) async fn drain(
 ) -> Result<Receiver, String> {
     let mut receiver = Receiver::ordered();
     while receiver.count < n {
-        let taken: Option<Vec<Vec<u8>>> =
-            redis::cmd("LPOP").arg(&*key).arg(batch).query_async(&mut conn).await.ctx("LPOP")?;
-        match taken {
-            Some(values) if !values.is_empty() => {
-                progress.received(values.len() as u64);
-                for value in &values {
-                    receiver.on_message(value);
-                }
-            }
-            _ => {
-                let popped: Option<(Vec<u8>, Vec<u8>)> = redis::cmd("BLPOP")
-                    .arg(&*key)
-                    .arg(1)
-                    .query_async(&mut conn)
-                    .await
-                    .ctx("BLPOP")?;
-                if let Some((_, value)) = popped {
-                    progress.received(1);
-                    receiver.on_message(&value);
-                }
-            }
+        let values = pop(&mut conn, &key, batch).await?;
+        progress.received(values.len() as u64);
+        for value in &values {
+            receiver.on_message(value);
         }
     }
     Ok(receiver)
+}
+
+/// One pop from `key`: `LPOP key <batch>` while there are some, else a blocking pop of one (so
+/// an empty list costs no busy polling); nothing when that pop timed out.
+pub(crate) async fn pop(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+    batch: usize,
+) -> Result<Vec<Vec<u8>>, String> {
+    let taken: Option<Vec<Vec<u8>>> =
+        redis::cmd("LPOP").arg(key).arg(batch).query_async(conn).await.ctx("LPOP")?;
+    match taken {
+        Some(values) if !values.is_empty() => Ok(values),
+        _ => {
+            let popped: Option<(Vec<u8>, Vec<u8>)> =
+                redis::cmd("BLPOP").arg(key).arg(1).query_async(conn).await.ctx("BLPOP")?;
+            Ok(popped.map(|(_, value)| vec![value]).unwrap_or_default())
+        }
+    }
 }
 
 /// Ping-pong: one side pushes a message and waits for the answer with BLPOP, the other echoes

@@ -6,6 +6,7 @@
 //! costs on its own; between this and queue-1x1, what busmq adds to it (its layout, scripts, entry
 //! format, settings and checks).
 
+use super::baseline;
 use super::measure::{Meter, Sample};
 use super::payload;
 use super::produce::PUSH_WINDOW;
@@ -150,8 +151,7 @@ impl Pusher {
     }
 }
 
-/// Reads `n` values from `key` into `batches`: `LPOP key 100` while there are some, else a
-/// blocking pop of one (so an empty list costs no busy polling).
+/// Reads `n` values from `key` into `batches`, a pop at a time (see [`baseline::pop`]).
 async fn fetch(
     mut conn: MultiplexedConnection,
     key: Arc<str>,
@@ -160,23 +160,10 @@ async fn fetch(
 ) -> Result<(), String> {
     let mut fetched = 0;
     while fetched < n {
-        let taken: Option<Vec<Vec<u8>>> =
-            redis::cmd("LPOP").arg(&*key).arg(POP).query_async(&mut conn).await.ctx("LPOP")?;
-        let batch = match taken {
-            Some(values) if !values.is_empty() => values,
-            _ => {
-                let popped: Option<(Vec<u8>, Vec<u8>)> = redis::cmd("BLPOP")
-                    .arg(&*key)
-                    .arg(1)
-                    .query_async(&mut conn)
-                    .await
-                    .ctx("BLPOP")?;
-                match popped {
-                    Some((_, value)) => vec![value],
-                    None => continue,
-                }
-            }
-        };
+        let batch = baseline::pop(&mut conn, &key, POP).await?;
+        if batch.is_empty() {
+            continue;
+        }
         fetched += batch.len() as u64;
         if batches.send(batch).await.is_err() {
             return Err("the consumer went away".into());
