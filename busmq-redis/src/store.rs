@@ -41,6 +41,7 @@ impl RedisStoreBuilder {
             config: checked.config,
             fleet,
             batches: BatchNames::new(),
+            keys: Default::default(),
         };
         Ok(RedisStore { ctx: Arc::new(ctx) })
     }

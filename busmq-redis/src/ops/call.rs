@@ -7,6 +7,7 @@
 use crate::config::settings::{Config, ReplicaAck};
 use crate::errors::Context;
 use crate::fault::CallError;
+use crate::script::keycache::KeyCache;
 use crate::script::keys::{BatchNames, Layout, QueueKeys};
 use crate::script::reply::Reply;
 use crate::script::scripts::Script;
@@ -15,6 +16,7 @@ use crate::session::instance::Instance;
 use busmq_core::{Error, QueueName, Result};
 use redis::{Cmd, Pipeline, ServerErrorKind, Value};
 use std::future::Future;
+use std::sync::Arc;
 
 /// What every operation runs on: the key layout, the settings, the instances, and the names
 /// of the pending batches this store creates.
@@ -24,6 +26,7 @@ pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) fleet: Fleet,
     pub(crate) batches: BatchNames,
+    pub(crate) keys: KeyCache,
 }
 
 impl Ctx {
@@ -47,7 +50,7 @@ impl Ctx {
 
     /// One operation `op` on `queue`.
     pub(crate) fn call<'a>(&'a self, op: &'static str, queue: &'a QueueName) -> Call<'a> {
-        Call { ctx: self, op, queue, keys: self.layout.queue(queue.as_str()) }
+        Call { ctx: self, op, queue, keys: self.keys.queue(&self.layout, queue.as_str()) }
     }
 
     /// The instance that carries `name` when it is not stored (topics).
@@ -111,7 +114,7 @@ pub(crate) struct Call<'a> {
     pub(crate) ctx: &'a Ctx,
     pub(crate) op: &'static str,
     pub(crate) queue: &'a QueueName,
-    pub(crate) keys: QueueKeys,
+    pub(crate) keys: Arc<QueueKeys>,
 }
 
 impl Call<'_> {
@@ -126,7 +129,11 @@ impl Call<'_> {
 
     /// `EVALSHA <script> <the queue's keys>`, for the arguments to follow.
     pub(crate) fn evalsha(&self, script: &Script) -> Cmd {
-        let mut cmd = redis::cmd("EVALSHA");
+        // Sized for the keys and a push of one small entry or a take's arguments: grown from
+        // empty, the buffers were reallocated about ten times per call.
+        let keys: usize = self.keys.keys.iter().map(String::len).sum();
+        let mut cmd = Cmd::with_capacity(24, 64 + keys + 256);
+        cmd.arg("EVALSHA");
         cmd.arg(&script.sha).arg(self.keys.keys.len()).arg(&self.keys.keys[..]);
         cmd
     }

@@ -93,7 +93,9 @@ pub(crate) async fn take_wait(
     };
     let (mut conn, id) = (lease.conn.clone(), lease.id);
     let block = block.clamp(MIN_BLOCK, MAX_BLOCK);
-    let mut cmd = redis::cmd("BLMPOP");
+    // Sized for its keys: grown from empty, the buffers were reallocated several times a wait.
+    let mut cmd = redis::Cmd::with_capacity(10, 4 * call.keys.channel.len() + 64);
+    cmd.arg("BLMPOP");
     cmd.arg(format!("{:.3}", block.as_secs_f64()));
     // The wake list first: a token there means an entry became takeable where a pop of the
     // pages does not look (a priority, a key's gate passing) or a delayed message became the

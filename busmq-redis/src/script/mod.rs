@@ -4,6 +4,7 @@
 pub(crate) mod args;
 pub(crate) mod assemble;
 pub(crate) mod entry;
+pub(crate) mod keycache;
 pub(crate) mod keys;
 pub(crate) mod reply;
 pub(crate) mod scripts;
