@@ -5,7 +5,7 @@
 //! (`ops/call.rs`) loads them again on NOSCRIPT (a SCRIPT FLUSH, or a failover to a server that
 //! never saw them).
 
-use super::assemble::assemble;
+use super::assemble::Lib;
 use std::sync::LazyLock;
 
 /// One script: its name (for errors), its full body and its digest.
@@ -41,7 +41,8 @@ macro_rules! script {
 /// lib.lua's helpers that `own` uses, then `own` (see `assemble.rs`); built once per process,
 /// so the text lives as long as the scripts.
 fn assembled(own: &[&str]) -> &'static str {
-    let body = assemble(include_str!("../../lua/lib.lua"), own);
+    static LIB: LazyLock<Lib> = LazyLock::new(|| Lib::parse(include_str!("../../lua/lib.lua")));
+    let body = LIB.assemble(own);
     Box::leak(body.into_boxed_str())
 }
 
