@@ -18,8 +18,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
-/// Every file under `dir` whose name ends with `ext`, skipping build output and hidden
-/// directories.
+/// Every file under `dir` whose name ends with `ext`, skipping build output, npm's packages
+/// (`xtask/peers/`) and hidden directories.
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -29,7 +29,7 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if path.is_dir() {
-                if name != "target" && !name.starts_with('.') {
+                if name != "target" && name != "node_modules" && !name.starts_with('.') {
                     stack.push(path);
                 }
             } else if name.ends_with(ext) {
