@@ -22,7 +22,7 @@ for round in $(seq 1 "$rounds"); do
     echo "== round $round, load $(cut -d' ' -f1 /proc/loadavg)"
     "$root/target/release/xtask" bench --only channel-rtt,paced-2k --pin split \
         --json "$dir/bench.json" 2>&1 \
-        | grep -E '^  (baseline-pingpong|channel-rtt|baseline-paced-2k|paced-2k) ' || true
+        | grep -E '^(scenario |(baseline-pingpong|channel-rtt|baseline-paced-2k|paced-2k) )' || true
     (cd "$here" && taskset -c 1 node rtt.js "redis://127.0.0.1:$port" 10000 \
         && taskset -c 1 node paced.js "redis://127.0.0.1:$port" 2000 6)
 done
