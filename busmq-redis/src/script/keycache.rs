@@ -4,6 +4,7 @@
 //! docs/performance.md, issue 14).
 
 use super::keys::{Layout, QueueKeys};
+use busmq_core::support::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +21,7 @@ pub(crate) struct KeyCache {
 impl KeyCache {
     /// The keys of `queue` under `layout` (always the same layout for one cache: the store's).
     pub(crate) fn queue(&self, layout: &Layout, queue: &str) -> Arc<QueueKeys> {
-        let mut queues = self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut queues = lock(&self.queues);
         if let Some(keys) = queues.get(queue) {
             return keys.clone();
         }
@@ -56,6 +57,6 @@ mod tests {
             let keys = cache.queue(&layout, &format!("q{i}"));
             assert_eq!(keys.meta(), format!("ns:{{q{i}}}:m"));
         }
-        assert!(cache.queues.lock().unwrap().len() <= MAX_QUEUES);
+        assert!(lock(&cache.queues).len() <= MAX_QUEUES);
     }
 }
