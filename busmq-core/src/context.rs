@@ -10,7 +10,7 @@ use crate::events::EVENT_BUFFER;
 use crate::name::QueueName;
 use crate::observability::sampler::{self, DepthSource};
 use crate::observability::{QueueLabels, background_error, bus_error, describe};
-use crate::queue::Turns;
+use crate::queue::consumer::turn::Turns;
 use crate::store::{ClientId, ConsumerId, StoreEvent, StoreHandle};
 use crate::util::lock;
 use busmq_codec::Codec;

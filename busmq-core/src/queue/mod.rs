@@ -2,8 +2,10 @@
 //! the queue's event stream. The moving parts live in the submodules.
 
 mod coalesce;
-mod consumer;
-pub(crate) use consumer::turn::Turns;
+// Crate-visible for the bus context, which holds the consumers' turns and names them where
+// they are defined (consumer/turn.rs, a leaf): through a re-export here, the bus context and
+// the queue module imported each other.
+pub(crate) mod consumer;
 mod dead_letters;
 mod delivery;
 mod due;
