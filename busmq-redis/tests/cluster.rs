@@ -376,3 +376,51 @@ async fn repeated_slot_moves_keep_at_most_once_exact_and_ordered() {
     assert_eq!(*got.lock().unwrap(), want, "exactly once, in order");
     receiving.abort();
 }
+
+/// The epoch race of a slot move (busmq-testkit's cluster/settle.rs): the new owner yields the
+/// slot while the old one already names the new one, so no master serves it and every call on
+/// its queues meets `MOVED` back and forth (a chaos run stalled so). Moving the slot where it
+/// belongs reclaims it, and a queue on it works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_its_new_owner_yielded_is_reclaimed_by_moving_it_there() {
+    let Some(cluster) = cluster("reclaim").await else { return };
+    let name = common::queue("reclaim").to_string();
+    let slot = slot_of(&cluster, &name).await;
+    let topology = cluster.topology().await.unwrap();
+    let home = cluster.master_of(slot).await.unwrap();
+    // Not node 0, whose view the harness reads first: it must name the new owner.
+    let away = topology
+        .iter()
+        .find(|n| n.master && !n.slots.is_empty() && n.index != home && n.index != 0)
+        .expect("a third master")
+        .index;
+    let home_id = topology.iter().find(|n| n.index == home).unwrap().id.clone();
+    cluster.move_slot(slot, away).await.expect("move the slot");
+    // The new owner yields the (empty) slot to the old one, which names the new one.
+    let s = slot.to_string();
+    let yielded = cluster.node_command(away, &["CLUSTER", "SETSLOT", &s, "NODE", &home_id]).await;
+    assert!(!matches!(yielded.unwrap(), Resp::Error(_)));
+
+    cluster.move_slot(slot, away).await.expect("reclaim the slot");
+    for node in cluster.topology().await.unwrap().iter().filter(|n| n.master) {
+        let view = cluster.node_command(node.index, &["CLUSTER", "NODES"]).await.unwrap();
+        let mine = view.text().unwrap_or_default();
+        let owner = mine.lines().find(|l| l.contains("master") && serves(l, slot));
+        assert!(owner.is_some_and(|l| l.contains(&format!(":{}@", cluster.node(away).port()))));
+    }
+    let bus = bus(&cluster).await;
+    let queue = bus.queue(&name).unwrap();
+    queue.attach().await.unwrap();
+    queue.push(&7u32).await.expect("a push on the reclaimed slot");
+    let mut consumer = queue.consume_with::<u32>(ConsumeOptions::new()).await.expect("consume");
+    let got = tokio::time::timeout(DEADLINE, consumer.next()).await;
+    assert_eq!(*got.expect("a delivery in time").unwrap().unwrap().body(), 7);
+}
+
+/// Whether a `CLUSTER NODES` line lists `slot` among its ranges.
+fn serves(line: &str, slot: u16) -> bool {
+    line.split_whitespace().skip(8).any(|r| {
+        let (a, b) = r.split_once('-').unwrap_or((r, r));
+        matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+    })
+}

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 mod builder;
 mod cli;
+mod settle;
 
 pub use builder::RedisClusterBuilder;
 pub use cli::{CLI_ENV, VALKEY_CLI_ENV, redis_cli, require_cli_or_skip, valkey_cli};
@@ -398,14 +399,16 @@ impl RedisCluster {
             .find(|n| n.master && n.serves(slot))
             .ok_or_else(|| err(format!("no master serves slot {slot}")))?
             .clone();
-        if from.index == to {
-            return Ok(Moved::Done);
-        }
         let target = nodes
             .iter()
             .find(|n| n.index == to && n.master)
             .ok_or_else(|| err(format!("node {to} is not a master")))?
             .clone();
+        if from.index == to {
+            // Where the cluster says it is already; but the target itself may have yielded it.
+            self.settle_slot(slot, to, &target.id).await?;
+            return Ok(Moved::Done);
+        }
         let s = slot.to_string();
         let check = |r: Resp, what: &str| match r {
             Resp::Error(e) => Err(err(format!("{what}: {e}"))),
@@ -447,6 +450,7 @@ impl RedisCluster {
             let _ =
                 self.node_command(n.index, &["CLUSTER", "SETSLOT", &s, "NODE", &target.id]).await;
         }
+        self.settle_slot(slot, to, &target.id).await?;
         Ok(Moved::Done)
     }
 
