@@ -166,6 +166,16 @@ impl RedisCluster {
         Err(last)
     }
 
+    /// The topology as node `index` sees it (its `CLUSTER NODES`); `None` when it answers
+    /// with something else (an error such as `LOADING`). Nodes may disagree for a while after a
+    /// change, and a slot move waits until the masters agree (see `settle.rs`).
+    pub async fn view_of(&self, index: usize) -> Result<Option<Vec<NodeInfo>>, HarnessError> {
+        match self.node_command(index, &["CLUSTER", "NODES"]).await?.text() {
+            Some(text) => self.parse_nodes(&text).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn parse_nodes(&self, text: &str) -> Result<Vec<NodeInfo>, HarnessError> {
         let mut out = Vec::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {

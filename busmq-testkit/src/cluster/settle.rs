@@ -26,10 +26,9 @@ impl RedisCluster {
             let mut disagree = None;
             let mut target_lost = false;
             for i in (0..self.nodes.len()).filter(|&i| self.nodes[i].pid().is_some()) {
-                let Some(text) = self.node_command(i, &["CLUSTER", "NODES"]).await?.text() else {
+                let Some(view) = self.view_of(i).await? else {
                     continue;
                 };
-                let view = self.parse_nodes(&text)?;
                 if !view.iter().any(|n| n.index == i && n.master) {
                     continue;
                 }
