@@ -377,7 +377,7 @@ async fn repeated_slot_moves_keep_at_most_once_exact_and_ordered() {
     receiving.abort();
 }
 
-/// The epoch race of a slot move (busmq-testkit's cluster/settle.rs): the new owner yields the
+/// The epoch race of a slot move (busmq-testkit's cluster/slots.rs): the new owner yields the
 /// slot while the old one already names the new one, so no master serves it and every call on
 /// its queues meets `MOVED` back and forth (a chaos run stalled so). Moving the slot where it
 /// belongs reclaims it, and a queue on it works again.

@@ -30,17 +30,10 @@ use std::time::{Duration, Instant};
 
 mod builder;
 mod cli;
-mod settle;
+mod slots;
 
 pub use builder::RedisClusterBuilder;
 pub use cli::{CLI_ENV, VALKEY_CLI_ENV, redis_cli, require_cli_or_skip, valkey_cli};
-
-/// How one attempt of [`RedisCluster::move_slot`] ended.
-enum Moved {
-    Done,
-    /// The node the topology named as the owner is not (its view was newer); nothing moved.
-    NotOwner(String),
-}
 
 fn err(what: impl Into<String>) -> HarnessError {
     HarnessError::new(what)
@@ -168,7 +161,7 @@ impl RedisCluster {
 
     /// The topology as node `index` sees it (its `CLUSTER NODES`); `None` when it answers
     /// with something else (an error such as `LOADING`). Nodes may disagree for a while after a
-    /// change, and a slot move waits until the masters agree (see `settle.rs`).
+    /// change, and a slot move waits until the masters agree (see `slots.rs`).
     pub async fn view_of(&self, index: usize) -> Result<Option<Vec<NodeInfo>>, HarnessError> {
         match self.node_command(index, &["CLUSTER", "NODES"]).await?.text() {
             Some(text) => self.parse_nodes(&text).map(Some),
@@ -343,23 +336,10 @@ impl RedisCluster {
                         why = Some(format!("node {i} is a replica whose link is not up"));
                         break;
                     }
-                    let nodes = match self.node_command(i, &["CLUSTER", "NODES"]).await {
-                        Ok(r) => r.text().unwrap_or_default(),
-                        Err(e) => e.to_string(),
-                    };
-                    let running: Vec<u16> =
-                        self.nodes.iter().filter(|n| n.pid().is_some()).map(|n| n.port()).collect();
-                    let stale = nodes.lines().any(|l| {
-                        let port = l
-                            .split_whitespace()
-                            .nth(1)
-                            .and_then(|a| a.split('@').next())
-                            .and_then(|a| a.rsplit_once(':'))
-                            .and_then(|(_, p)| p.parse::<u16>().ok());
-                        let failed =
-                            l.split_whitespace().nth(2).is_some_and(|f| f.contains("fail"));
-                        failed && port.is_some_and(|p| running.contains(&p))
-                    });
+                    // A node that does not answer, or not with a table, flags nothing.
+                    let view = self.view_of(i).await.ok().flatten().unwrap_or_default();
+                    let stale =
+                        view.iter().any(|n| n.failed && self.nodes[n.index].pid().is_some());
                     if stale {
                         why = Some(format!("node {i} still flags a running node as failed"));
                         break;
@@ -377,125 +357,5 @@ impl RedisCluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    /// Moves `slot` to master `to` the way `redis-cli --cluster reshard` does (IMPORTING,
-    /// MIGRATING, MIGRATE, SETSLOT NODE on every master), moving all its keys with one
-    /// `MIGRATE` so that no queue is ever split between the two nodes. Right after a failover
-    /// the node asked for the topology may still name the old owner, which then refuses to
-    /// migrate: the target's import is undone and the move starts again from a fresh view,
-    /// for up to the ready timeout.
-    pub async fn move_slot(&self, slot: u16, to: usize) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + self.ready_timeout;
-        loop {
-            match self.try_move_slot(slot, to).await? {
-                Moved::Done => return Ok(()),
-                Moved::NotOwner(why) if Instant::now() > deadline => {
-                    return Err(err(format!("slot {slot} after {:?}: {why}", self.ready_timeout)));
-                }
-                Moved::NotOwner(_) => {
-                    let stable = ["CLUSTER", "SETSLOT", &slot.to_string(), "STABLE"];
-                    let _ = self.node_command(to, &stable).await;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    async fn try_move_slot(&self, slot: u16, to: usize) -> Result<Moved, HarnessError> {
-        let nodes = self.topology().await?;
-        let from = nodes
-            .iter()
-            .find(|n| n.master && n.serves(slot))
-            .ok_or_else(|| err(format!("no master serves slot {slot}")))?
-            .clone();
-        let target = nodes
-            .iter()
-            .find(|n| n.index == to && n.master)
-            .ok_or_else(|| err(format!("node {to} is not a master")))?
-            .clone();
-        if from.index == to {
-            // Where the cluster says it is already; but the target itself may have yielded it.
-            self.settle_slot(slot, to, &target.id).await?;
-            return Ok(Moved::Done);
-        }
-        let s = slot.to_string();
-        let check = |r: Resp, what: &str| match r {
-            Resp::Error(e) => Err(err(format!("{what}: {e}"))),
-            _ => Ok(()),
-        };
-        check(
-            self.node_command(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from.id]).await?,
-            "SETSLOT IMPORTING",
-        )?;
-        let migrating = ["CLUSTER", "SETSLOT", &s, "MIGRATING", &target.id];
-        match self.node_command(from.index, &migrating).await? {
-            Resp::Error(e) if e.contains("not the owner") => {
-                return Ok(Moved::NotOwner(format!("node {} says: {e}", from.index)));
-            }
-            other => check(other, "SETSLOT MIGRATING")?,
-        }
-        let port = self.nodes[to].port().to_string();
-        loop {
-            let keys =
-                self.node_command(from.index, &["CLUSTER", "GETKEYSINSLOT", &s, "100000"]).await?;
-            let keys: Vec<String> = keys.items().iter().filter_map(Resp::text).collect();
-            if keys.is_empty() {
-                break;
-            }
-            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "10000", "KEYS"];
-            args.extend(keys.iter().map(String::as_str));
-            check(self.node_command(from.index, &args).await?, "MIGRATE")?;
-        }
-        // The target first, so that it never sends clients back to the source.
-        check(
-            self.node_command(to, &["CLUSTER", "SETSLOT", &s, "NODE", &target.id]).await?,
-            "SETSLOT NODE on the target",
-        )?;
-        check(
-            self.node_command(from.index, &["CLUSTER", "SETSLOT", &s, "NODE", &target.id]).await?,
-            "SETSLOT NODE on the source",
-        )?;
-        for n in nodes.iter().filter(|n| n.master && n.index != to && n.index != from.index) {
-            let _ =
-                self.node_command(n.index, &["CLUSTER", "SETSLOT", &s, "NODE", &target.id]).await;
-        }
-        self.settle_slot(slot, to, &target.id).await?;
-        Ok(Moved::Done)
-    }
-
-    /// Moves `slots` slots from master `from` to master `to` with
-    /// `redis-cli --cluster reshard` (keys move `pipeline` at a time).
-    pub async fn reshard(
-        &self,
-        from: usize,
-        to: usize,
-        slots: usize,
-        pipeline: usize,
-    ) -> Result<(), HarnessError> {
-        let nodes = self.topology().await?;
-        let id = |i: usize| {
-            nodes
-                .iter()
-                .find(|n| n.index == i)
-                .map(|n| n.id.clone())
-                .ok_or_else(|| err(format!("node {i} is not in the topology")))
-        };
-        let args = vec![
-            "--cluster".to_string(),
-            "reshard".into(),
-            format!("127.0.0.1:{}", self.nodes[to].port()),
-            "--cluster-from".into(),
-            id(from)?,
-            "--cluster-to".into(),
-            id(to)?,
-            "--cluster-slots".into(),
-            slots.to_string(),
-            "--cluster-pipeline".into(),
-            pipeline.to_string(),
-            "--cluster-yes".into(),
-        ];
-        self.cli(&args).await?;
-        Ok(())
     }
 }
