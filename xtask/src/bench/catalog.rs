@@ -27,8 +27,17 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "baseline-list behind queue-1x1's API shape: a future per push (256 in flight), coalesced \
          RPUSH, a stream fed by LPOP 100",
     ),
+    scenario(
+        "baseline-list-ids",
+        Some("baseline-list"),
+        Figure::Rate,
+        &[],
+        SATURATED,
+        "baseline-list-api plus the per-message work busmq's SPEC asks for: a copy of the pushed \
+         message, an id in a stored header, the push resolved to it, the header read back",
+    ),
     Scenario {
-        needs: &["baseline-list-api"],
+        needs: &["baseline-list-api", "baseline-list-ids"],
         ..scenario(
             "queue-1x1",
             Some("baseline-list"),
@@ -412,7 +421,14 @@ mod tests {
         reliable4.sort();
         assert_eq!(
             reliable4,
-            ["baseline-list", "baseline-list-api", "queue-1x1", "reliable-1", "reliable-4"]
+            [
+                "baseline-list",
+                "baseline-list-api",
+                "baseline-list-ids",
+                "queue-1x1",
+                "reliable-1",
+                "reliable-4"
+            ]
         );
         assert!(needed("latency-paced").unwrap().contains(&"queue-1x1"));
         assert!(needed("nope").unwrap_err().contains("queue-1x1"));

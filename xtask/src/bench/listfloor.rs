@@ -5,14 +5,20 @@
 //! blocking pop of one when the list is empty). Between baseline-list and this lies what that shape
 //! costs on its own; between this and queue-1x1, what busmq adds to it (its layout, scripts, entry
 //! format, settings and checks).
+//!
+//! baseline-list-ids adds only the per-message work busmq's SPEC asks for (see [`Work::Ids`]),
+//! so that what is left between it and queue-1x1 is what busmq could still save.
 
 use super::baseline;
+use super::idfloor::{self, Stamped};
 use super::measure::{Meter, Sample};
 use super::payload;
 use super::produce::PUSH_WINDOW;
 use super::receiver::Receiver;
 use super::server::{Server, connect};
 use super::support::{Ctx, HUNG, Progress, Tasks, deadline, unique};
+use busmq_core::support::now_micros;
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use redis::aio::MultiplexedConnection;
@@ -27,11 +33,32 @@ const POP: usize = 100;
 /// Batches the fetch task may read ahead of the consumer.
 const READ_AHEAD: usize = 4;
 
+/// What the floor does for each message besides moving it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// Nothing: the API shape alone (baseline-list-api).
+    Shape,
+    /// What busmq's SPEC asks of every message (baseline-list-ids): the push borrows the
+    /// message, so it is copied; the writer gives it an id (`max(clock, last + 1)`, as busmq's
+    /// producer proposes ids) in the header busmq stores before the payload; the push resolves
+    /// to that id; the consumer reads the header back, hands the payload out as owned bytes
+    /// and checks that ids rise.
+    Ids,
+}
+
 /// `n` messages of `size` bytes through one list.
-pub(crate) async fn list_api(server: &Server, size: usize, n: u64) -> Result<Sample, String> {
+pub(crate) async fn list_api(
+    server: &Server,
+    size: usize,
+    n: u64,
+    work: Work,
+) -> Result<Sample, String> {
     let progress = Progress::new();
-    let what = "the raw list behind busmq's API shape";
-    let run = deadline(HUNG, what, &progress, n, run(server, size, n, &progress));
+    let what = match work {
+        Work::Shape => "the raw list behind busmq's API shape",
+        Work::Ids => "the raw list behind busmq's API shape, with ids",
+    };
+    let run = deadline(HUNG, what, &progress, n, run(server, size, n, work, &progress));
     Box::pin(run).await
 }
 
@@ -39,10 +66,11 @@ async fn run(
     server: &Server,
     size: usize,
     n: u64,
+    work: Work,
     progress: &Arc<Progress>,
 ) -> Result<Sample, String> {
     let url = server.url();
-    let pusher = Pusher::new(connect(&url).await?, unique("rawapi").into());
+    let pusher = Pusher::new(connect(&url).await?, unique("rawapi").into(), work);
     let consumer = connect(&url).await?;
     let meter = Meter::start(Some(server)).await?;
     let (batches, mut stream) = mpsc::channel(READ_AHEAD);
@@ -52,12 +80,27 @@ async fn run(
     let progress_in = progress.clone();
     receiving.spawn(async move {
         let mut receiver = Receiver::ordered();
+        let mut last_id = None;
         while receiver.count < n {
             let Some(batch) = stream.recv().await else {
                 return Err(format!("the fetch task ended after {} messages", receiver.count));
             };
-            for value in &batch {
-                receiver.on_message(value);
+            if work == Work::Shape {
+                for value in &batch {
+                    receiver.on_message(value);
+                    progress_in.received(1);
+                }
+                continue;
+            }
+            for value in batch {
+                let Some((id, body)) = idfloor::read(value) else {
+                    return Err("a value without its id header".into());
+                };
+                if last_id.is_some_and(|last| id <= last) {
+                    return Err(format!("id {id} after {last_id:?}"));
+                }
+                last_id = Some(id);
+                receiver.on_message(&body);
                 progress_in.received(1);
             }
         }
@@ -71,7 +114,11 @@ async fn run(
                 progress.sent(1);
             }
         }
-        inflight.push(pusher.push(payload::make(seq, size)));
+        let made = payload::make(seq, size);
+        inflight.push(match work {
+            Work::Shape => pusher.push(Value::Made(made)),
+            Work::Ids => pusher.push(Value::Copied(Bytes::copy_from_slice(made.as_bytes()))),
+        });
     }
     while let Some(result) = inflight.next().await {
         result?;
@@ -86,28 +133,47 @@ async fn run(
     Ok(sample)
 }
 
-/// Values waiting for the writer, and whether the writer task runs.
+/// A message handed to the pusher: the producer's own string as it is ([`Work::Shape`]), or a
+/// copy of it ([`Work::Ids`]).
+enum Value {
+    Made(String),
+    Copied(Bytes),
+}
+
+impl Value {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Value::Made(made) => made.as_bytes(),
+            Value::Copied(copied) => copied,
+        }
+    }
+}
+
+/// Values waiting for the writer, whether the writer task runs, and the id it gave last.
 #[derive(Default)]
 struct Waiting {
-    values: Vec<String>,
-    waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    values: Vec<Value>,
+    waiters: Vec<oneshot::Sender<Result<u64, String>>>,
     writing: bool,
+    last_id: u64,
 }
 
 #[derive(Clone)]
 struct Pusher {
     conn: MultiplexedConnection,
     key: Arc<str>,
+    work: Work,
     waiting: Arc<Mutex<Waiting>>,
 }
 
 impl Pusher {
-    fn new(conn: MultiplexedConnection, key: Arc<str>) -> Pusher {
-        Pusher { conn, key, waiting: Arc::default() }
+    fn new(conn: MultiplexedConnection, key: Arc<str>, work: Work) -> Pusher {
+        Pusher { conn, key, work, waiting: Arc::default() }
     }
 
-    /// Queues `value`; the writer is started if idle. Resolves once the value is in the list.
-    fn push(&self, value: String) -> impl Future<Output = Result<(), String>> + use<> {
+    /// Queues `value`; the writer is started if idle. Resolves once the value is in the list,
+    /// to its id (0 without ids).
+    fn push(&self, value: Value) -> impl Future<Output = Result<u64, String>> + use<> {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,28 +190,45 @@ impl Pusher {
     /// Writes what waits, one `RPUSH` at a time (so that order is kept), until nothing does.
     async fn write(mut self) {
         loop {
-            let (values, waiters) = {
+            let (values, waiters, first) = {
                 let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
                 if waiting.values.is_empty() {
                     waiting.writing = false;
                     return;
                 }
                 let k = waiting.values.len().min(MAX_BATCH);
+                let first = match self.work {
+                    Work::Shape => 0,
+                    Work::Ids => now_micros().max(waiting.last_id + 1),
+                };
+                if self.work == Work::Ids {
+                    waiting.last_id = first + k as u64 - 1;
+                }
                 let rest = (waiting.values.split_off(k), waiting.waiters.split_off(k));
                 (
                     std::mem::replace(&mut waiting.values, rest.0),
                     std::mem::replace(&mut waiting.waiters, rest.1),
+                    first,
                 )
             };
-            let written = redis::cmd("RPUSH")
-                .arg(&*self.key)
-                .arg(values)
-                .query_async::<i64>(&mut self.conn)
-                .await
-                .ctx("RPUSH")
-                .map(drop);
-            for waiter in waiters {
-                let _ = waiter.send(written.clone());
+            let mut rpush = redis::cmd("RPUSH");
+            rpush.arg(&*self.key);
+            for (i, value) in values.iter().enumerate() {
+                match self.work {
+                    Work::Shape => rpush.arg(value.as_bytes()),
+                    Work::Ids => {
+                        rpush.arg(Stamped { id: first + i as u64, body: value.as_bytes() })
+                    }
+                };
+            }
+            let written =
+                rpush.query_async::<i64>(&mut self.conn).await.ctx("RPUSH").map(|_| first);
+            for (i, waiter) in waiters.into_iter().enumerate() {
+                let id = match self.work {
+                    Work::Shape => written.clone(),
+                    Work::Ids => written.clone().map(|first| first + i as u64),
+                };
+                let _ = waiter.send(id);
             }
         }
     }

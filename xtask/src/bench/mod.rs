@@ -15,6 +15,7 @@ mod delayed;
 mod figure;
 mod floor;
 mod footprint;
+mod idfloor;
 mod keyorder;
 mod large;
 mod listfloor;

@@ -7,7 +7,7 @@ use super::Env;
 use super::baseline;
 use super::figure::Figure;
 use super::keyorder::Keys;
-use super::listfloor;
+use super::listfloor::{self, Work};
 use super::measure::Sample;
 use super::produce::{PUSH_WINDOW, Producer};
 use super::queue::{self, Flow};
@@ -26,6 +26,8 @@ enum Kind {
     RawList,
     /// The raw list behind busmq's API shape (`listfloor.rs`).
     RawListApi,
+    /// The same with the per-message work busmq's SPEC asks for (`listfloor::Work::Ids`).
+    RawListIds,
     Queue(Flow),
     /// The same flow on the bench's Redis Cluster.
     Cluster(Flow),
@@ -39,6 +41,7 @@ const KEYED: Keys = Keys { keys: 1_000, run: 1 };
 const KINDS: &[(&str, Kind)] = &[
     ("baseline-list", Kind::RawList),
     ("baseline-list-api", Kind::RawListApi),
+    ("baseline-list-ids", Kind::RawListIds),
     ("queue-1x1", Kind::Queue(Flow { producer: PUSH, size: SIZE, queues: 1 })),
     (
         "queue-1x1/push_all",
@@ -79,7 +82,8 @@ async fn measure(env: &Env, kind: Kind, n: u64) -> Result<Sample, String> {
             let shape = baseline::Shape { size: SIZE, batch: BATCH, window: RAW_WINDOW };
             baseline::list(&env.server, shape, n).await
         }
-        Kind::RawListApi => listfloor::list_api(&env.server, SIZE, n).await,
+        Kind::RawListApi => listfloor::list_api(&env.server, SIZE, n, Work::Shape).await,
+        Kind::RawListIds => listfloor::list_api(&env.server, SIZE, n, Work::Ids).await,
         Kind::Queue(flow) => queue::fan(&env.redis(), server, flow, n).await,
         // The cluster's six processes are not measured (INFO of one node says little).
         Kind::Cluster(flow) => queue::fan(&env.cluster()?, None, flow, n).await,
@@ -127,13 +131,17 @@ pub(crate) async fn run(env: &Env, results: &mut Results) {
         // Every other round runs backwards, so that no scenario always follows the same one.
         order.reverse();
     }
-    let cpu = |name| results.figure(name, Figure::ClientCpu);
-    if let (Some(queue), Some(floor)) = (cpu("queue-1x1"), cpu("baseline-list-api")) {
-        let note = format!(
-            "client CPU per message {:.2}x baseline-list-api's (the raw list behind the same API shape)",
-            queue / floor
-        );
-        results.note("queue-1x1", &note);
+    // Each floor in turn: the API shape alone, and that shape with the SPEC's per-message work.
+    for (floor, about) in [
+        ("baseline-list-api", "the raw list behind the same API shape"),
+        ("baseline-list-ids", "that shape with the ids and entry header the SPEC asks for"),
+    ] {
+        let cpu = |name| results.figure(name, Figure::ClientCpu);
+        if let (Some(queue), Some(floor_cpu)) = (cpu("queue-1x1"), cpu(floor)) {
+            let note =
+                format!("client CPU per message {:.2}x {floor}'s ({about})", queue / floor_cpu);
+            results.note("queue-1x1", &note);
+        }
     }
 }
 
