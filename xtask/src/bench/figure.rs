@@ -62,6 +62,10 @@ pub(crate) struct Scenario {
     pub(crate) targets: &'static [(Figure, Goal)],
     /// Other scenarios whose results this one needs (beyond its baseline).
     pub(crate) needs: &'static [&'static str],
+    /// A raw client doing what this scenario asks of Redis and of the client, without busmq
+    /// (same baseline): a target that this floor misses in a run is out of reach in that run,
+    /// whatever busmq does, and the report says so.
+    pub(crate) floor: Option<&'static str>,
     /// What its latency percentiles measure.
     pub(crate) latency: &'static str,
     pub(crate) about: &'static str,
@@ -75,5 +79,5 @@ pub(crate) const fn scenario(
     latency: &'static str,
     about: &'static str,
 ) -> Scenario {
-    Scenario { name, baseline, figure, targets, needs: &[], latency, about }
+    Scenario { name, baseline, figure, targets, needs: &[], floor: None, latency, about }
 }

@@ -95,8 +95,16 @@ pub(crate) fn print(report: &Report) {
     }
     println!("\ntargets (issues 7 and 14):");
     for target in &report.targets {
+        let floor = match (target.floor, target.floor_met) {
+            ("", _) | (_, None) => String::new(),
+            (name, Some(true)) => format!("; floor {name} {}", num(target.floor_ratio, 2)),
+            (name, Some(false)) => format!(
+                "; floor {name} {} misses it too: out of reach in this run",
+                num(target.floor_ratio, 2)
+            ),
+        };
         println!(
-            "  {:<24} {:<13} / {:<20} = {:>6}  {:<8} {}",
+            "  {:<24} {:<13} / {:<20} = {:>6}  {:<8} {}{floor}",
             target.scenario,
             target.figure,
             target.baseline,

@@ -3,7 +3,7 @@
 //! baseline is taken: for rates the median of per-round ratios when both ran in the same
 //! rounds (so a slow moment hurts both sides of a pair), else the ratio of medians.
 
-use super::catalog::SCENARIOS;
+use super::catalog::{SCENARIOS, find};
 use super::commands::Commands;
 use super::figure::{Figure, Scenario};
 use super::measure::Sample;
@@ -173,6 +173,8 @@ impl Results {
             .iter()
             .map(|(figure, goal)| {
                 let ratio = self.ratio(scenario, *figure);
+                let floor = scenario.floor.and_then(find);
+                let floor_ratio = floor.and_then(|floor| self.ratio(floor, *figure));
                 TargetRow {
                     scenario: scenario.name,
                     baseline: scenario.baseline.unwrap_or(""),
@@ -180,6 +182,9 @@ impl Results {
                     ratio,
                     goal: goal.text(),
                     met: ratio.map(|r| goal.met(r)),
+                    floor: scenario.floor.unwrap_or(""),
+                    floor_ratio,
+                    floor_met: floor_ratio.map(|r| goal.met(r)),
                 }
             })
             .collect();
@@ -239,6 +244,12 @@ pub(crate) struct TargetRow {
     pub(crate) ratio: Option<f64>,
     pub(crate) goal: String,
     pub(crate) met: Option<bool>,
+    /// The scenario's floor (see `Scenario::floor`; empty without one), its ratio for the same
+    /// figure to the same baseline, and whether it meets the goal: when it does not, neither
+    /// can busmq in this run.
+    pub(crate) floor: &'static str,
+    pub(crate) floor_ratio: Option<f64>,
+    pub(crate) floor_met: Option<bool>,
 }
 
 /// One scenario in the report (and in the JSON).
@@ -272,4 +283,57 @@ pub(crate) struct Row {
     pub(crate) errors: Vec<String>,
     #[serde(skip)]
     pub(crate) targets: Vec<TargetRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// One round of `messages` in a second, with `cpu_ms` of client CPU.
+    fn round(messages: u64, cpu_ms: u64) -> Sample {
+        Sample {
+            messages,
+            elapsed: Duration::from_secs(1),
+            cpu: Duration::from_millis(cpu_ms),
+            ..Sample::default()
+        }
+    }
+
+    fn queue_targets(floor: (u64, u64)) -> Vec<TargetRow> {
+        let mut results = Results::default();
+        results.record("baseline-list", Ok(round(1_000, 100)));
+        results.record("baseline-list-ids", Ok(round(floor.0, floor.1)));
+        results.record("queue-1x1", Ok(round(500, 200)));
+        let row = results.rows().into_iter().find(|r| r.name == "queue-1x1").unwrap();
+        row.targets
+    }
+
+    #[test]
+    fn a_target_its_floor_misses_is_marked_out_of_reach() {
+        // The floor moves 0.6x with 1.7x the CPU per message: both targets out of reach in this run.
+        let targets = queue_targets((600, 102));
+        assert_eq!(targets.len(), 2);
+        for t in &targets {
+            assert_eq!(
+                (t.floor, t.met, t.floor_met),
+                ("baseline-list-ids", Some(false), Some(false))
+            );
+        }
+        assert!((targets[0].floor_ratio.unwrap() - 0.6).abs() < 1e-9);
+        assert!((targets[1].floor_ratio.unwrap() - 1.7).abs() < 1e-9);
+        // A floor within both targets: busmq's misses are its own.
+        let targets = queue_targets((900, 120));
+        assert!(targets.iter().all(|t| t.met == Some(false) && t.floor_met == Some(true)));
+    }
+
+    #[test]
+    fn a_target_without_a_floor_says_nothing_of_one() {
+        let mut results = Results::default();
+        results.record("reliable-1", Ok(round(1_000, 100)));
+        results.record("reliable-4", Ok(round(1_100, 100)));
+        let row = results.rows().into_iter().find(|r| r.name == "reliable-4").unwrap();
+        let t = &row.targets[0];
+        assert_eq!((t.floor, t.floor_ratio, t.floor_met, t.met), ("", None, None, Some(true)));
+    }
 }
