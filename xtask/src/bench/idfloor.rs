@@ -1,8 +1,8 @@
-//! The per-message work of baseline-list-ids: the header busmq's SPEC makes every stored message
-//! carry (its id, delivery count and attribute length, as `<id>:<count>:<len>:` before the
-//! payload, the shape busmq-redis writes), written straight into the `RPUSH` buffer and read
-//! back on the consumer's side. Written as cheaply as that can be done, so that the floor it
-//! gives stays a floor.
+//! The per-message work of baseline-list-ids: the id and delivery count busmq's SPEC gives every
+//! message, stored in the header busmq-redis writes before the payload
+//! (`<id>:<count>:<attribute length>:`), written straight into the `RPUSH` buffer and read back
+//! on the consumer's side. Plain digit loops, with neither `fmt` nor any check busmq makes beyond
+//! the header's shape, so that the floor it gives stays a floor.
 
 use bytes::{Buf, Bytes};
 use redis::{RedisWrite, ToRedisArgs};
