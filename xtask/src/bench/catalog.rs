@@ -390,8 +390,8 @@ pub(crate) fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
 }
 
-/// What `--only name[,name..]` runs: the scenarios, their baselines and what they need,
-/// transitively.
+/// What `--only name[,name..]` runs: the scenarios, their baselines, what they need and their
+/// floors, transitively.
 pub(crate) fn needed(names: &str) -> Result<Vec<&'static str>, String> {
     let mut out: Vec<&'static str> = Vec::new();
     let mut todo: Vec<String> = names.split(',').map(str::to_string).collect();

@@ -39,10 +39,11 @@ pub(crate) enum Work {
     /// Nothing: the API shape alone (baseline-list-api).
     Shape,
     /// What busmq's SPEC asks of every message (baseline-list-ids): the push borrows the
-    /// message, so it is copied; the writer gives it an id (`max(clock, last + 1)`, as busmq's
-    /// producer proposes ids) in the header busmq stores before the payload; the push resolves
-    /// to that id; the consumer reads the header back, hands the payload out as owned bytes
-    /// and checks that ids rise.
+    /// message, so it is copied; the writer gives it an id (`max(clock, last + 1)`, as
+    /// busmq-redis's push proposes ids after the producer's last) in the header busmq stores
+    /// before the payload; the push resolves to that id; the consumer reads the header back and
+    /// hands the payload out as owned bytes. It also checks that ids rise (one compare, which
+    /// busmq's consumer does not make) so that a broken floor fails instead of measuring.
     Ids,
 }
 
@@ -221,6 +222,9 @@ impl Pusher {
                     }
                 };
             }
+            // The command holds the bytes now: the values go before the round trip, as they
+            // did when the command took them by value.
+            drop(values);
             let written =
                 rpush.query_async::<i64>(&mut self.conn).await.ctx("RPUSH").map(|_| first);
             for (i, waiter) in waiters.into_iter().enumerate() {

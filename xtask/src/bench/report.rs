@@ -95,13 +95,12 @@ pub(crate) fn print(report: &Report) {
     }
     println!("\ntargets (issues 7 and 14):");
     for target in &report.targets {
-        let floor = match (target.floor, target.floor_met) {
-            ("", _) | (_, None) => String::new(),
-            (name, Some(true)) => format!("; floor {name} {}", num(target.floor_ratio, 2)),
-            (name, Some(false)) => format!(
-                "; floor {name} {} misses it too: out of reach in this run",
-                num(target.floor_ratio, 2)
-            ),
+        let ratio = num(target.floor_ratio, 2);
+        let floor = match (target.floor, target.floor_met, target.floor_beaten) {
+            ("", ..) | (_, None, _) => String::new(),
+            (name, _, Some(true)) => format!("; floor {name} {ratio}, beaten: no bound here"),
+            (name, Some(false), _) => format!("; floor {name} {ratio} misses it too"),
+            (name, Some(true), _) => format!("; floor {name} {ratio} meets it"),
         };
         println!(
             "  {:<24} {:<13} / {:<20} = {:>6}  {:<8} {}{floor}",
