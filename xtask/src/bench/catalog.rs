@@ -9,6 +9,13 @@ const SATURATED: &str = "end to end, saturated";
 /// From the push call until the push has its id.
 const PUSH_ID: &str = "push until its id";
 
+/// Issue 14's channel targets, on either runtime.
+const CHANNEL_TARGETS: &[(Figure, Goal)] = &[
+    (Figure::P50, Goal::AtMost(1.5)),
+    (Figure::P99, Goal::AtMost(2.0)),
+    (Figure::RedisCpu, Goal::AtMost(2.0)),
+];
+
 pub(crate) const SCENARIOS: &[Scenario] = &[
     scenario(
         "baseline-list",
@@ -161,11 +168,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
             "channel-rtt",
             Some("baseline-pingpong"),
             Figure::P50,
-            &[
-                (Figure::P50, Goal::AtMost(1.5)),
-                (Figure::P99, Goal::AtMost(2.0)),
-                (Figure::RedisCpu, Goal::AtMost(2.0)),
-            ],
+            CHANNEL_TARGETS,
             "round trip",
             "channel send + echo between two buses",
         )
@@ -279,11 +282,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "channel-rtt/current-thread",
         Some("baseline-pingpong/current-thread"),
         Figure::P50,
-        &[
-            (Figure::P50, Goal::AtMost(1.5)),
-            (Figure::P99, Goal::AtMost(2.0)),
-            (Figure::RedisCpu, Goal::AtMost(2.0)),
-        ],
+        CHANNEL_TARGETS,
         "round trip",
         "channel-rtt, client on a current-thread runtime",
     ),
