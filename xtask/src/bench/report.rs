@@ -42,7 +42,7 @@ fn met(value: Option<bool>) -> &'static str {
 
 pub(crate) fn print(report: &Report) {
     println!(
-        "\n{:<24} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7}  {:<26} {:>6} {:>8} {:>4}",
+        "\n{:<24} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>4} {:>4} {:>7}  {:<26} {:>6} {:>8} {:>4}",
         "scenario",
         "msgs/s",
         "p50 us",
@@ -50,6 +50,8 @@ pub(crate) fn print(report: &Report) {
         "p99.9 us",
         "cpu us",
         "srv us",
+        "cli",
+        "srv",
         "rt/msg",
         "ratio to baseline (figure)",
         "ratio",
@@ -63,7 +65,7 @@ pub(crate) fn print(report: &Report) {
             format!("{} ({})", row.baseline, row.ratio_of)
         };
         println!(
-            "{:<24} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7}  {:<26} {:>6} {:>8} {:>4}",
+            "{:<24} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>4} {:>4} {:>7}  {:<26} {:>6} {:>8} {:>4}",
             row.name,
             num(row.msgs_per_s, 0),
             num(row.p50_us, 0),
@@ -71,6 +73,8 @@ pub(crate) fn print(report: &Report) {
             num(row.p999_us, 0),
             num(row.cpu_us_per_msg, 2),
             num(row.redis_cpu_us_per_msg, 2),
+            num(row.client_busy, 2),
+            num(row.redis_busy, 2),
             num(row.round_trips_per_msg, 3),
             against,
             num(row.ratio, 2),
@@ -79,8 +83,11 @@ pub(crate) fn print(report: &Report) {
         );
     }
     println!(
-        "\ncpu us = client CPU per message, srv us = redis-server CPU per message, rt/msg = \
-         commands the clients sent per message (round trips)"
+        "\ncpu us = client CPU per message, srv us = redis-server CPU per message, cli and srv = \
+         the share of one CPU the client and redis-server were busy during the row (near 1 under \
+         --pin split: that side was the limit; both well below 1: round trips were, and a CPU \
+         floor says little about the row), rt/msg = commands the clients sent per message \
+         (round trips)"
     );
     for row in report.scenarios.iter().filter(|r| r.mb_per_s.is_some() && r.name.contains("large"))
     {

@@ -11,6 +11,7 @@ use super::stats::Histogram;
 use super::support::median;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub(crate) struct Series {
@@ -62,6 +63,18 @@ impl Series {
             total.add(sample.commands.as_ref()?);
         }
         Some(total)
+    }
+
+    /// How busy a side was while the rounds ran: its CPU time over their wall time, as a share
+    /// of one CPU. Near 1 under `--pin split`, that side bounded the row; both sides well below
+    /// it, the row waited on round trips instead (then a CPU floor says little about it).
+    fn busy(&self, of: impl Fn(&Sample) -> Option<Duration>) -> Option<f64> {
+        let (mut cpu, mut wall) = (0.0, 0.0);
+        for sample in &self.samples {
+            cpu += of(sample)?.as_secs_f64();
+            wall += sample.elapsed.as_secs_f64();
+        }
+        (wall > 0.0).then(|| cpu / wall)
     }
 
     fn per_message(&self, of: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
@@ -226,6 +239,8 @@ impl Results {
             bytes_per_msg: memory,
             redis_cpu_us_per_msg: series
                 .per_message(|s| s.redis_cpu.map(|d| d.as_secs_f64() * 1e6)),
+            client_busy: series.busy(|s| Some(s.cpu)),
+            redis_busy: series.busy(|s| s.redis_cpu),
             round_trips_per_msg: commands
                 .as_ref()
                 .map(|c| c.round_trips() as f64 / messages.max(1) as f64),
@@ -278,6 +293,10 @@ pub(crate) struct Row {
     pub(crate) mb_per_s: Option<f64>,
     pub(crate) bytes_per_msg: Option<f64>,
     pub(crate) redis_cpu_us_per_msg: Option<f64>,
+    /// The share of one CPU the client and redis-server were busy during the rounds (see
+    /// `Series::busy`).
+    pub(crate) client_busy: Option<f64>,
+    pub(crate) redis_busy: Option<f64>,
     /// Commands the clients sent to Redis per message.
     pub(crate) round_trips_per_msg: Option<f64>,
     /// Every command Redis ran, per message.
@@ -292,7 +311,6 @@ pub(crate) struct Row {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// One round of `messages` in a second, with `cpu_ms` of client CPU.
     fn round(messages: u64, cpu_ms: u64) -> Sample {
@@ -334,6 +352,27 @@ mod tests {
         // A floor busmq did better than (0.4x, 5x): it bounds nothing in this run.
         let targets = queue_targets((400, 200));
         assert!(targets.iter().all(|t| t.floor_met == Some(false) && t.floor_beaten == Some(true)));
+    }
+
+    #[test]
+    fn a_row_says_how_busy_each_side_was() {
+        let mut results = Results::default();
+        let mut a = round(1_000, 450);
+        a.redis_cpu = Some(Duration::from_millis(200));
+        let mut b = round(1_000, 950);
+        b.elapsed = Duration::from_secs(3);
+        b.redis_cpu = Some(Duration::from_millis(400));
+        results.record("queue-1x1", Ok(a));
+        results.record("queue-1x1", Ok(b));
+        let row = results.rows().into_iter().find(|r| r.name == "queue-1x1").unwrap();
+        // CPU time over wall time across both rounds, not a mean of the rounds' shares.
+        assert!((row.client_busy.unwrap() - 0.35).abs() < 1e-9);
+        assert!((row.redis_busy.unwrap() - 0.15).abs() < 1e-9);
+        // A round without Redis's figure leaves Redis's share unknown.
+        let mut results = Results::default();
+        results.record("queue-1x1", Ok(round(1_000, 500)));
+        let row = results.rows().into_iter().find(|r| r.name == "queue-1x1").unwrap();
+        assert_eq!((row.client_busy, row.redis_busy), (Some(0.5), None));
     }
 
     #[test]
