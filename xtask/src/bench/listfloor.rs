@@ -200,11 +200,12 @@ impl Pusher {
                 let k = waiting.values.len().min(MAX_BATCH);
                 let first = match self.work {
                     Work::Shape => 0,
-                    Work::Ids => now_micros().max(waiting.last_id + 1),
+                    Work::Ids => {
+                        let first = now_micros().max(waiting.last_id + 1);
+                        waiting.last_id = first + k as u64 - 1;
+                        first
+                    }
                 };
-                if self.work == Work::Ids {
-                    waiting.last_id = first + k as u64 - 1;
-                }
                 let rest = (waiting.values.split_off(k), waiting.waiters.split_off(k));
                 (
                     std::mem::replace(&mut waiting.values, rest.0),

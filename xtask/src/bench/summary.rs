@@ -212,7 +212,7 @@ impl Results {
             p50_us: has_latency.then(|| latency.quantile_us(0.5)).flatten(),
             p99_us: has_latency.then(|| latency.quantile_us(0.99)).flatten(),
             p999_us: has_latency.then(|| latency.quantile_us(0.999)).flatten(),
-            cpu_us_per_msg: series.per_message(|s| Some(s.cpu.as_secs_f64() * 1e6)),
+            cpu_us_per_msg: series.figure(Figure::ClientCpu),
             baseline: scenario.baseline.unwrap_or(""),
             ratio,
             ratio_of: scenario.figure.key(),
@@ -237,8 +237,7 @@ impl Results {
                     .collect::<Vec<_>>(),
             ),
             bytes_per_msg: memory,
-            redis_cpu_us_per_msg: series
-                .per_message(|s| s.redis_cpu.map(|d| d.as_secs_f64() * 1e6)),
+            redis_cpu_us_per_msg: series.figure(Figure::RedisCpu),
             client_busy: series.busy(|s| Some(s.cpu)),
             redis_busy: series.busy(|s| s.redis_cpu),
             round_trips_per_msg: commands
