@@ -19,7 +19,7 @@
 //!   never delivers such a message although some were pushed is a stall (`None`).
 
 use super::history::{FaultWindow, History};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The figures for one history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,24 +94,38 @@ pub(crate) fn check(history: &History) -> Verdict {
     verdict
 }
 
+/// A fault's recovery: its slowest queue's, or `None` (a stall) when a queue never flowed again.
 fn recovery(history: &History, fault: &FaultWindow) -> Option<u64> {
+    recovery_per_queue(history, fault)
+        .into_iter()
+        .try_fold(0, |slowest, (_, r)| Some(slowest.max(r?)))
+}
+
+/// Each queue's recovery from `fault` (see the module documentation), in queue order, for
+/// the queues that got pushes after the fault began; `None` for a queue that never delivered
+/// one of those. `--trace` prints them, so that one slow occurrence can be told from the rest.
+pub(crate) fn recovery_per_queue(
+    history: &History,
+    fault: &FaultWindow,
+) -> Vec<(usize, Option<u64>)> {
     let started: HashMap<(usize, u64), u64> =
         history.pushes.iter().map(|p| ((p.queue, p.seq), p.started_ms)).collect();
     let fresh =
         |queue: usize, seq: u64| started.get(&(queue, seq)).is_some_and(|s| *s >= fault.start_ms);
-    let queues: HashSet<usize> =
+    let queues: BTreeSet<usize> =
         history.pushes.iter().filter(|p| p.started_ms >= fault.start_ms).map(|p| p.queue).collect();
-    let mut slowest = 0;
-    for queue in queues {
-        let first = history
-            .deliveries
-            .iter()
-            .filter(|d| d.queue == queue && d.at_ms >= fault.end_ms && fresh(d.queue, d.seq))
-            .map(|d| d.at_ms)
-            .min()?;
-        slowest = slowest.max(first - fault.end_ms);
-    }
-    Some(slowest)
+    queues
+        .into_iter()
+        .map(|queue| {
+            let first = history
+                .deliveries
+                .iter()
+                .filter(|d| d.queue == queue && d.at_ms >= fault.end_ms && fresh(d.queue, d.seq))
+                .map(|d| d.at_ms)
+                .min();
+            (queue, first.map(|at| at - fault.end_ms))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,6 +245,24 @@ mod tests {
         assert_eq!(v.stalls(), 1);
         assert_eq!(v.lost, 2);
         assert_eq!(v.recovery_median_max(), Some((15, 15)));
+    }
+
+    #[test]
+    fn trace_names_each_queue_s_recovery() {
+        let h = History {
+            pushes: vec![push(0, 1, 60, true), push(1, 1, 60, true), push(2, 1, 10, true)],
+            deliveries: vec![got(0, 1, 1, 130), got(1, 1, 1, 90)],
+            faults: vec![FaultWindow { start_ms: 50, end_ms: 100 }],
+            ..History::default()
+        };
+        let fault = h.faults[0];
+        // Queue 1 delivered before the fault ended (it never stopped), queue 2 got no push
+        // after the fault began and is left out.
+        assert_eq!(recovery_per_queue(&h, &fault), vec![(0, Some(30)), (1, None)]);
+        assert_eq!(check(&h).recoveries, vec![None]);
+        let flowing = History { deliveries: vec![got(0, 1, 1, 130), got(1, 1, 1, 400)], ..h };
+        assert_eq!(recovery_per_queue(&flowing, &fault), vec![(0, Some(30)), (1, Some(300))]);
+        assert_eq!(check(&flowing).recoveries, vec![Some(300)]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One scenario: a fresh deployment, every mode's workload side by side, the fault injected
 //! `occurrences` times with traffic in between, then a drain and the checker's figures.
 
-use super::checker::check;
+use super::checker::{check, recovery_per_queue};
 use super::connect::Settings;
 use super::deploy::Deployment;
 use super::fault::Fault;
@@ -107,7 +107,8 @@ async fn drain(runs: &[ModeRun], plan: &Plan) {
 }
 
 /// With `--trace`: how many acknowledged pushes each fault window saw, per mode (a push
-/// acknowledged while replicas are cut off is what a failover can lose).
+/// acknowledged while replicas are cut off is what a failover can lose), and each queue's
+/// recovery from it (the report gives only the median and the slowest over the occurrences).
 fn trace_windows(runs: &[ModeRun]) {
     for run in runs {
         let history = run.rec.snapshot();
@@ -117,9 +118,19 @@ fn trace_windows(runs: &[ModeRun]) {
                 .iter()
                 .filter(|p| p.acked && p.started_ms >= w.start_ms && p.started_ms <= w.end_ms)
                 .count();
+            let recovered: Vec<String> = recovery_per_queue(&history, w)
+                .into_iter()
+                .map(|(queue, r)| match r {
+                    Some(ms) => format!("queue {queue} {ms} ms"),
+                    None => format!("queue {queue} stalled"),
+                })
+                .collect();
             println!(
-                "  {}: {during} acknowledged pushes issued during the fault {}..{} ms",
-                run.mode.name, w.start_ms, w.end_ms
+                "  {}: {during} acknowledged pushes issued during the fault {}..{} ms; recovery: {}",
+                run.mode.name,
+                w.start_ms,
+                w.end_ms,
+                recovered.join(", ")
             );
         }
     }
