@@ -248,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn trace_names_each_queue_s_recovery() {
+    fn each_queue_s_recovery_is_given_and_the_fault_takes_the_slowest() {
         let h = History {
             pushes: vec![push(0, 1, 60, true), push(1, 1, 60, true), push(2, 1, 10, true)],
             deliveries: vec![got(0, 1, 1, 130), got(1, 1, 1, 90)],
@@ -256,8 +256,8 @@ mod tests {
             ..History::default()
         };
         let fault = h.faults[0];
-        // Queue 1 delivered before the fault ended (it never stopped), queue 2 got no push
-        // after the fault began and is left out.
+        // Queue 1's only fresh message came before the fault ended, so nothing fresh flowed
+        // after it: a stall. Queue 2 got no push after the fault began and is left out.
         assert_eq!(recovery_per_queue(&h, &fault), vec![(0, Some(30)), (1, None)]);
         assert_eq!(check(&h).recoveries, vec![None]);
         let flowing = History { deliveries: vec![got(0, 1, 1, 130), got(1, 1, 1, 400)], ..h };
