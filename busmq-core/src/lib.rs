@@ -24,6 +24,7 @@ mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
+mod id_map;
 pub mod name;
 pub mod observability;
 mod persisted;

@@ -8,12 +8,13 @@ use super::due::DueTimes;
 use super::retry::RetryPolicy;
 use crate::context::BusInner;
 use crate::error::{Error, Result};
+use crate::id_map::IdMap;
 use crate::name::QueueName;
 use crate::observability::ConsumerMetrics;
 use crate::store::{NewEntry, Receipt, Settle, Settled, Settlement, StoreHandle};
 use crate::util::lock;
 use futures::future::BoxFuture;
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,7 +74,7 @@ pub(crate) struct Settler {
     pub(crate) extending: tokio::sync::RwLock<()>,
     pending: Coalescer<(Settle, Waiter)>,
     /// Deliveries handed to user code and not yet settled: id -> (delivery number, receipt).
-    held: Mutex<HashMap<u64, (u32, Receipt)>>,
+    held: Mutex<IdMap<(u32, Receipt)>>,
 }
 
 impl fmt::Debug for Settler {
@@ -103,7 +104,7 @@ impl Settler {
             due: DueTimes::default(),
             extending: tokio::sync::RwLock::new(()),
             pending: Coalescer::new(),
-            held: Mutex::new(HashMap::new()),
+            held: Mutex::new(IdMap::default()),
         })
     }
 
@@ -114,9 +115,10 @@ impl Settler {
     }
 
     fn unhold(&self, id: u64, delivery: u32) {
-        let mut held = lock(&self.held);
-        if held.get(&id).is_some_and(|(d, _)| *d == delivery) {
-            held.remove(&id);
+        if let Entry::Occupied(held) = lock(&self.held).entry(id)
+            && held.get().0 == delivery
+        {
+            held.remove();
             self.metrics.in_flight(-1);
         }
     }
