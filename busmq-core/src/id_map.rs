@@ -1,11 +1,12 @@
 //! Maps keyed by message id on the per-message path (the deliveries a reliable consumer
-//! holds), hashed by one multiply instead of SipHash.
+//! holds), hashed by a multiply and MurmurHash3's finaliser instead of SipHash.
 //!
 //! SipHash guards a map against keys an attacker picks to collide. These keys are message ids
 //! of one queue, which only a client allowed to push to it can influence, and the map holds
-//! only what one consumer has in hand, so the worst an attacker could do is make those few
-//! lookups slower. SipHash cost three hashes per acknowledged message, a few percent of a
-//! reliable consumer's CPU.
+//! the deliveries one consumer has handed out and not settled, so the worst such a client could
+//! do is slow that consumer's own bookkeeping. SipHash cost about three hashes of some 140
+//! instructions each for every acknowledged message: 2.5% of a reliable consumer's client
+//! instructions in the bench (`docs/performance.md`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -53,7 +54,7 @@ mod tests {
 
     /// The bits a table of `buckets` slots indexes by, and the 7 top bits hashbrown keeps
     /// beside each slot, must both vary for ids that step by a power of two (clock-based ids
-    /// often do): otherwise every such id lands in one slot.
+    /// often do): otherwise such ids crowd into a few slots.
     #[test]
     fn ids_that_step_by_a_power_of_two_spread_over_the_table() {
         let buckets = 1024u64;
