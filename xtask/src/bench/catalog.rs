@@ -279,13 +279,24 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "baseline-pingpong, client on a current-thread runtime",
     ),
     scenario(
-        "channel-rtt/current-thread",
+        "baseline-pingpong-scripted/current-thread",
         Some("baseline-pingpong/current-thread"),
         Figure::P50,
-        CHANNEL_TARGETS,
+        &[],
         "round trip",
-        "channel-rtt, client on a current-thread runtime",
+        "baseline-pingpong-scripted, client on a current-thread runtime",
     ),
+    Scenario {
+        floor: Some("baseline-pingpong-scripted/current-thread"),
+        ..scenario(
+            "channel-rtt/current-thread",
+            Some("baseline-pingpong/current-thread"),
+            Figure::P50,
+            CHANNEL_TARGETS,
+            "round trip",
+            "channel-rtt, client on a current-thread runtime",
+        )
+    },
     scenario(
         "large-1k",
         Some("baseline-large-1k"),
@@ -439,6 +450,16 @@ mod tests {
                 "queue-1x1",
                 "reliable-1",
                 "reliable-4"
+            ]
+        );
+        let mut current = needed("channel-rtt/current-thread").unwrap();
+        current.sort();
+        assert_eq!(
+            current,
+            [
+                "baseline-pingpong-scripted/current-thread",
+                "baseline-pingpong/current-thread",
+                "channel-rtt/current-thread"
             ]
         );
         assert!(needed("latency-paced").unwrap().contains(&"queue-1x1"));

@@ -46,9 +46,11 @@ pub(crate) async fn run(env: &Env, results: &mut Results) {
     }
 }
 
-/// The ping-pongs again with the client on a current-thread runtime (see `lowrate.rs`).
+/// The ping-pongs again with the client on a current-thread runtime (see `lowrate.rs`), the
+/// scripted floor among them, so that the current-thread channel targets have a floor too.
 pub(crate) fn run_current_thread(env: &Env, results: &mut Results) {
     let (base, busmq) = ("baseline-pingpong/current-thread", "channel-rtt/current-thread");
+    let scripted = "baseline-pingpong-scripted/current-thread";
     let rounds = env.budget.rounds.max(2) as u64;
     let per_round = env.budget.rtt.div_ceil(rounds);
     for _ in 0..rounds {
@@ -56,6 +58,10 @@ pub(crate) fn run_current_thread(env: &Env, results: &mut Results) {
             let sample =
                 on_current_thread(|| baseline::pingpong(&env.server, SIZE, WARM, per_round));
             results.record(base, sample);
+        }
+        if env.wants(scripted) && !results.failed(scripted) {
+            let sample = on_current_thread(|| floor::pingpong(&env.server, SIZE, WARM, per_round));
+            results.record(scripted, sample);
         }
         if env.wants(busmq) && !results.failed(busmq) {
             let backend = env.redis();
