@@ -174,9 +174,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     report::print(&report);
     report::write(&report, &options.json)?;
     println!("wrote {}", options.json.display());
-    let failed: Vec<&str> =
-        report.scenarios.iter().filter(|r| !r.errors.is_empty()).map(|r| r.name).collect();
-    if failed.is_empty() { Ok(()) } else { Err(format!("scenarios failed: {}", failed.join(", "))) }
+    report::verdict(&report.scenarios)
 }
 
 async fn bench(

@@ -127,13 +127,19 @@ pub(crate) fn print(report: &Report) {
     for line in &report.queue_1x1_commands {
         println!("  {line}");
     }
-    let problems: Vec<&Row> =
-        report.scenarios.iter().filter(|r| !r.errors.is_empty() || !r.notes.is_empty()).collect();
+    let problems: Vec<&Row> = report
+        .scenarios
+        .iter()
+        .filter(|r| !r.errors.is_empty() || !r.faults.is_empty() || !r.notes.is_empty())
+        .collect();
     if !problems.is_empty() {
         println!("\nnotes and failures:");
         for row in problems {
             for note in &row.notes {
                 println!("  {}: {note}", row.name);
+            }
+            for fault in &row.faults {
+                println!("  {}: LIBRARY FAULT: {fault}", row.name);
             }
             for error in &row.errors {
                 println!("  {}: FAILED: {error}", row.name);
@@ -144,6 +150,26 @@ pub(crate) fn print(report: &Report) {
         "\nplacement: {} ({}); redis {}; client CPU from {}; {:.0} s",
         report.placement, report.pinning, report.redis_version, report.cpu_source, report.seconds
     );
+}
+
+/// How the run ends: an error names the rows that failed to run and those where the library
+/// broke a promise (messages out of order or after a gap). A fault fails the run however fast
+/// the row was: its figures measure a library that does not do what the SPEC says.
+pub(crate) fn verdict(rows: &[Row]) -> Result<(), String> {
+    let failed: Vec<&str> = rows.iter().filter(|r| !r.errors.is_empty()).map(|r| r.name).collect();
+    let faulty: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.faults.is_empty())
+        .map(|r| format!("{} ({})", r.name, r.faults.join("; ")))
+        .collect();
+    let mut parts = Vec::new();
+    if !failed.is_empty() {
+        parts.push(format!("scenarios failed: {}", failed.join(", ")));
+    }
+    if !faulty.is_empty() {
+        parts.push(format!("library faults: {}", faulty.join(", ")));
+    }
+    if parts.is_empty() { Ok(()) } else { Err(parts.join("; ")) }
 }
 
 pub(crate) fn write(report: &Report, path: &Path) -> Result<(), String> {

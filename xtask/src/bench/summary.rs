@@ -17,6 +17,8 @@ use std::time::Duration;
 pub(crate) struct Series {
     samples: Vec<Sample>,
     errors: Vec<String>,
+    /// Promises the library broke in this row (order, gaps): they fail the run.
+    faults: Vec<String>,
     notes: Vec<String>,
     details: Vec<String>,
 }
@@ -119,8 +121,8 @@ impl Results {
                 }
                 if let Some(faults) = &sample.faults {
                     println!("  {name:<24} LIBRARY FAULT: {faults}");
-                    if !series.notes.contains(faults) {
-                        series.notes.push(faults.clone());
+                    if !series.faults.contains(faults) {
+                        series.faults.push(faults.clone());
                     }
                 }
                 series.samples.push(sample);
@@ -247,6 +249,7 @@ impl Results {
             about: scenario.about,
             notes: series.notes.iter().chain(&series.details).cloned().collect(),
             errors: series.errors.clone(),
+            faults: series.faults.clone(),
             targets,
         }
     }
@@ -303,6 +306,8 @@ pub(crate) struct Row {
     pub(crate) about: &'static str,
     pub(crate) notes: Vec<String>,
     pub(crate) errors: Vec<String>,
+    /// Library faults the receiving side saw (messages out of order, after a gap, foreign).
+    pub(crate) faults: Vec<String>,
     #[serde(skip)]
     pub(crate) targets: Vec<TargetRow>,
 }
@@ -372,6 +377,27 @@ mod tests {
         results.record("queue-1x1", Ok(round(1_000, 500)));
         let row = results.rows().into_iter().find(|r| r.name == "queue-1x1").unwrap();
         assert_eq!((row.client_busy, row.redis_busy), (Some(0.5), None));
+    }
+
+    #[test]
+    fn a_library_fault_fails_the_run_and_a_clean_run_passes() {
+        let mut results = Results::default();
+        results.record("queue-1x1", Ok(round(1_000, 100)));
+        assert_eq!(super::super::report::verdict(&results.rows()), Ok(()));
+        let mut faulty = round(1_000, 100);
+        faulty.faults = Some("3 messages out of order (or after a gap)".into());
+        results.record("queue-1x1", Ok(faulty));
+        results.record("reliable-1", Err("hung".into()));
+        let rows = results.rows();
+        let row = rows.iter().find(|r| r.name == "queue-1x1").unwrap();
+        assert_eq!(row.faults, ["3 messages out of order (or after a gap)"]);
+        assert!(row.notes.is_empty(), "a fault is not a note: {:?}", row.notes);
+        let error = super::super::report::verdict(&rows).unwrap_err();
+        assert_eq!(
+            error,
+            "scenarios failed: reliable-1; \
+             library faults: queue-1x1 (3 messages out of order (or after a gap))"
+        );
     }
 
     #[test]
