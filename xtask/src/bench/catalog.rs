@@ -396,6 +396,20 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     ),
 ];
 
+/// The longest scenario name: the report's name columns are this wide, so that the longest
+/// (the current-thread variants) keep the table aligned.
+pub(crate) const NAME_WIDTH: usize = {
+    let mut widest = 0;
+    let mut i = 0;
+    while i < SCENARIOS.len() {
+        if SCENARIOS[i].name.len() > widest {
+            widest = SCENARIOS[i].name.len();
+        }
+        i += 1;
+    }
+    widest
+};
+
 pub(crate) fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
 }
@@ -452,6 +466,8 @@ mod tests {
                 "reliable-4"
             ]
         );
+        assert!(SCENARIOS.iter().all(|s| s.name.len() <= NAME_WIDTH));
+        assert!(SCENARIOS.iter().any(|s| s.name.len() == NAME_WIDTH));
         let mut current = needed("channel-rtt/current-thread").unwrap();
         current.sort();
         assert_eq!(

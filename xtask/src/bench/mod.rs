@@ -149,7 +149,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     if options.list {
         for s in catalog::SCENARIOS {
-            println!("{:<24} {}", s.name, s.about);
+            println!("{:<w$} {}", s.name, s.about, w = catalog::NAME_WIDTH);
         }
         return Ok(());
     }

@@ -40,9 +40,14 @@ fn met(value: Option<bool>) -> &'static str {
     }
 }
 
+/// The width of a scenario's name in the tables.
+const W: usize = super::catalog::NAME_WIDTH;
+/// The width of "baseline (figure)": a name and the longest figure's name.
+const AGAINST: usize = W + " (redis_cpu_us_per_msg)".len();
+
 pub(crate) fn print(report: &Report) {
     println!(
-        "\n{:<24} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>4} {:>4} {:>7}  {:<26} {:>6} {:>8} {:>4}",
+        "\n{:<w$} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>4} {:>4} {:>7}  {:<a$} {:>6} {:>8} {:>4}",
         "scenario",
         "msgs/s",
         "p50 us",
@@ -56,7 +61,9 @@ pub(crate) fn print(report: &Report) {
         "ratio to baseline (figure)",
         "ratio",
         "target",
-        "met"
+        "met",
+        w = W,
+        a = AGAINST,
     );
     for row in &report.scenarios {
         let against = if row.baseline.is_empty() {
@@ -65,7 +72,7 @@ pub(crate) fn print(report: &Report) {
             format!("{} ({})", row.baseline, row.ratio_of)
         };
         println!(
-            "{:<24} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>4} {:>4} {:>7}  {:<26} {:>6} {:>8} {:>4}",
+            "{:<w$} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>4} {:>4} {:>7}  {:<a$} {:>6} {:>8} {:>4}",
             row.name,
             num(row.msgs_per_s, 0),
             num(row.p50_us, 0),
@@ -80,6 +87,8 @@ pub(crate) fn print(report: &Report) {
             num(row.ratio, 2),
             row.target.as_deref().unwrap_or(""),
             met(row.target_met),
+            w = W,
+            a = AGAINST,
         );
     }
     println!(
@@ -91,11 +100,11 @@ pub(crate) fn print(report: &Report) {
     );
     for row in report.scenarios.iter().filter(|r| r.mb_per_s.is_some() && r.name.contains("large"))
     {
-        println!("{:<24} {:>8} MB/s", row.name, num(row.mb_per_s, 1));
+        println!("{:<W$} {:>8} MB/s", row.name, num(row.mb_per_s, 1));
     }
     for row in report.scenarios.iter().filter(|r| r.bytes_per_msg.is_some()) {
         println!(
-            "{:<24} {:>8} bytes of used_memory per message",
+            "{:<W$} {:>8} bytes of used_memory per message",
             row.name,
             num(row.bytes_per_msg, 1)
         );
@@ -110,7 +119,7 @@ pub(crate) fn print(report: &Report) {
             (name, Some(true), _) => format!("; floor {name} {ratio} meets it"),
         };
         println!(
-            "  {:<24} {:<13} / {:<20} = {:>6}  {:<8} {}{floor}",
+            "  {:<W$} {:<13} / {:<W$} = {:>6}  {:<8} {}{floor}",
             target.scenario,
             target.figure,
             target.baseline,

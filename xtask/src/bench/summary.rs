@@ -13,6 +13,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The width of a scenario's name in the progress lines.
+const W: usize = super::catalog::NAME_WIDTH;
+
 #[derive(Debug, Default)]
 pub(crate) struct Series {
     samples: Vec<Sample>,
@@ -110,17 +113,17 @@ impl Results {
                 let memory =
                     sample.bytes_per_msg.map_or(String::new(), |b| format!(", {b:.1} B/msg"));
                 println!(
-                    "  {name:<24} {:>9} msgs in {:>6.2} s: {:>10.0} msg/s{latency}{memory}",
+                    "  {name:<W$} {:>9} msgs in {:>6.2} s: {:>10.0} msg/s{latency}{memory}",
                     sample.messages,
                     sample.elapsed.as_secs_f64(),
                     sample.rate()
                 );
                 if let Some(detail) = &sample.detail {
-                    println!("  {name:<24} {detail}");
+                    println!("  {name:<W$} {detail}");
                     series.details.push(detail.clone());
                 }
                 if let Some(faults) = &sample.faults {
-                    println!("  {name:<24} LIBRARY FAULT: {faults}");
+                    println!("  {name:<W$} LIBRARY FAULT: {faults}");
                     if !series.faults.contains(faults) {
                         series.faults.push(faults.clone());
                     }
@@ -128,7 +131,7 @@ impl Results {
                 series.samples.push(sample);
             }
             Err(error) => {
-                println!("  {name:<24} FAILED: {error}");
+                println!("  {name:<W$} FAILED: {error}");
                 series.errors.push(error);
             }
         }
