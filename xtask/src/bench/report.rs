@@ -42,10 +42,19 @@ fn met(value: Option<bool>) -> &'static str {
 
 /// The width of a scenario's name in the tables.
 const W: usize = super::catalog::NAME_WIDTH;
-/// The width of "baseline (figure)": a name and the longest figure's name.
-const AGAINST: usize = W + " (redis_cpu_us_per_msg)".len();
+
+/// What a row's ratio compares with: "baseline (figure)", or nothing for a baseline.
+fn against(row: &Row) -> String {
+    if row.baseline.is_empty() {
+        String::new()
+    } else {
+        format!("{} ({})", row.baseline, row.ratio_of)
+    }
+}
 
 pub(crate) fn print(report: &Report) {
+    let widest = report.scenarios.iter().map(|r| against(r).len()).max().unwrap_or(0);
+    let a = widest.max("ratio to baseline (figure)".len());
     println!(
         "\n{:<w$} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>4} {:>4} {:>7}  {:<a$} {:>6} {:>8} {:>4}",
         "scenario",
@@ -63,14 +72,8 @@ pub(crate) fn print(report: &Report) {
         "target",
         "met",
         w = W,
-        a = AGAINST,
     );
     for row in &report.scenarios {
-        let against = if row.baseline.is_empty() {
-            String::new()
-        } else {
-            format!("{} ({})", row.baseline, row.ratio_of)
-        };
         println!(
             "{:<w$} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7} {:>4} {:>4} {:>7}  {:<a$} {:>6} {:>8} {:>4}",
             row.name,
@@ -83,12 +86,11 @@ pub(crate) fn print(report: &Report) {
             num(row.client_busy, 2),
             num(row.redis_busy, 2),
             num(row.round_trips_per_msg, 3),
-            against,
+            against(row),
             num(row.ratio, 2),
             row.target.as_deref().unwrap_or(""),
             met(row.target_met),
             w = W,
-            a = AGAINST,
         );
     }
     println!(
@@ -119,7 +121,7 @@ pub(crate) fn print(report: &Report) {
             (name, Some(true), _) => format!("; floor {name} {ratio} meets it"),
         };
         println!(
-            "  {:<W$} {:<13} / {:<W$} = {:>6}  {:<8} {}{floor}",
+            "  {:<W$} {:<20} / {:<W$} = {:>6}  {:<8} {}{floor}",
             target.scenario,
             target.figure,
             target.baseline,
