@@ -163,9 +163,9 @@ pub(crate) fn print(report: &Report) {
     );
 }
 
-/// How the run ends: an error names the rows that failed to run and those where the library
-/// broke a promise (messages out of order or after a gap). A fault fails the run however fast
-/// the row was: its figures measure a library that does not do what the SPEC says.
+/// How the run ends: an error names the rows that failed to run and those with library faults
+/// (see `Row::faults`). A fault fails the run however fast the row was: its figures measure a
+/// library that did not do what the SPEC says.
 pub(crate) fn verdict(rows: &[Row]) -> Result<(), String> {
     let failed: Vec<&str> = rows.iter().filter(|r| !r.errors.is_empty()).map(|r| r.name).collect();
     let faulty: Vec<String> = rows

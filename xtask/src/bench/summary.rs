@@ -20,7 +20,7 @@ const W: usize = super::catalog::NAME_WIDTH;
 pub(crate) struct Series {
     samples: Vec<Sample>,
     errors: Vec<String>,
-    /// Promises the library broke in this row (order, gaps): they fail the run.
+    /// Library faults in this row (see `Row::faults`): they fail the run.
     faults: Vec<String>,
     notes: Vec<String>,
     details: Vec<String>,
@@ -309,7 +309,8 @@ pub(crate) struct Row {
     pub(crate) about: &'static str,
     pub(crate) notes: Vec<String>,
     pub(crate) errors: Vec<String>,
-    /// Library faults the receiving side saw (messages out of order, after a gap, foreign).
+    /// Library faults the row saw: messages out of order, after a gap or without the bench's
+    /// header, or delayed messages scheduled too slowly to measure their lateness.
     pub(crate) faults: Vec<String>,
     #[serde(skip)]
     pub(crate) targets: Vec<TargetRow>,
