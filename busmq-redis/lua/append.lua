@@ -17,7 +17,8 @@
 -- prepare: ARGV[2] the caller's generation, ARGV[3..7] spec for creation (see attach.lua),
 --          ARGV[8] '1' when the queue may be created on this instance, ARGV[9] the proposed
 --          first id, ARGV[10] the number of entries
--- commit:  ARGV[2] the queue's notification channel, ARGV[3] the number of entries
+-- commit:  ARGV[2] the queue's notification channel, ARGV[3] the number of entries, ARGV[4] the
+--          proposed first id
 -- Returns prepare: {'ok', first id} | {'closed'} | {'full', maxsize} | {'missing'}
 --                  | {'refused'} (the ids are not acceptable as sent: push with push.lua)
 --         commit:  {'ok'} | {'none'} (prepare did not accept)
@@ -58,10 +59,14 @@ if ARGV[1] == 'p' then
   return {'ok', I(first)}
 end
 
--- Commit.
-if redis.call('EXISTS', IN) == 0 then return {'none'} end
+-- Commit, only after this transaction's prepare accepted: it made the in key and set the
+-- queue's last id to this push's. (A leftover in key, which prepare refuses as foreign, has
+-- the entries appended to it, but none of it reaches the queue.)
 local count = tonumber(ARGV[3])
-local v = redis.call('HMGET', M, 'tail', 'size')
+local v = redis.call('HMGET', M, 'tail', 'size', 'last')
+if redis.call('EXISTS', IN) == 0 or tonumber(v[3]) ~= tonumber(ARGV[4]) + count - 1 then
+  return {'none'}
+end
 local S = tonumber(v[2])
 local old = tonumber(v[1]) - count
 local pg = math.floor(old / S)

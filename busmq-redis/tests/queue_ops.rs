@@ -178,6 +178,41 @@ async fn large_pushes_append_outside_lua_and_keep_every_rule() {
     common::stop(&s).await;
 }
 
+/// A leftover in key (`<ns>:{q}:in` exists only inside append's MULTI, so one found outside it
+/// is foreign): a large push is refused with ForeignData, and nothing of it reaches the queue
+/// nor does the leftover replace a page (append.lua's commit once renamed it over the page at
+/// the queue's tail, losing that page's entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_in_key_refuses_a_large_push_and_loses_nothing() {
+    let Some(srv) = common::server("a_leftover_in_key_refuses_a_large_push").await else {
+        return;
+    };
+    let s = common::store(&[&srv]).await;
+    let q = queue("leftover-in");
+    let att = s.attach(&q, &spec()).await.unwrap();
+    push(&s, &q, att.generation, &spec(), &msgs(0..40)).await;
+    let mut raw = common::raw(&srv).await;
+    let stray = format!("busmq:{{{}}}:in", q.as_str());
+    let _: () = redis::cmd("RPUSH").arg(&stray).arg("by hand").query_async(&mut raw).await.unwrap();
+    match s.push(&q, &PushBatch::new(att.generation, &spec(), &msgs(40..80))).await {
+        Err(Error::ForeignData { queue, detail }) => {
+            assert_eq!(queue, q.as_str());
+            assert!(detail.contains(":in"), "{detail}");
+        }
+        other => panic!("expected ForeignData, got {other:?}"),
+    }
+    let len: usize = redis::cmd("LLEN").arg(&stray).query_async(&mut raw).await.unwrap();
+    assert!(len >= 1, "the leftover is where it was");
+    let _: () = redis::cmd("DEL").arg(&stray).query_async(&mut raw).await.unwrap();
+    assert_eq!(s.stat(&q).await.unwrap().count, 40, "nothing of the refused push was written");
+    let all = s.take(&q, 100, AMO).await.unwrap().entries;
+    assert_eq!(payloads(&all), (0..40).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    // Once it is gone, large pushes go on.
+    push(&s, &q, att.generation, &spec(), &msgs(40..80)).await;
+    assert_eq!(s.stat(&q).await.unwrap().count, 40);
+    common::stop(&s).await;
+}
+
 /// Pages of 2: a reliable take of 9 moves two page segments inside Redis and the rest through
 /// Lua, in order; released entries of different segments come back first, in id order; and
 /// settling, flushing or closing leaves no batch key behind.

@@ -138,7 +138,7 @@ async fn append(call: &Call<'_>, batch: &PushBatch<'_>, proposed: u64) -> Result
         values.arg(PushArg::new(e, proposed + i as u64));
     }
     let mut commit = call.evalsha(script);
-    commit.arg("c").arg(&call.keys.channel).arg(count);
+    commit.arg("c").arg(&call.keys.channel).arg(count).arg(proposed);
     let mut pipe = redis::pipe();
     pipe.atomic().ignore_errors().add_command(prepare).add_command(values).add_command(commit);
     let mut replies = match call.transaction(inst, &[script], &pipe).await {
