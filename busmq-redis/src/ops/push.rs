@@ -1,7 +1,7 @@
 //! Pushes: `lua/push_fast.lua` for the common case, `lua/push.lua` (one script call) for the
-//! others and when push_fast answers 'slow', or for large batches `lua/append.lua` around an
-//! `RPUSHX` of the entries in one MULTI, so that Redis appends the values as they arrive
-//! instead of copying them into Lua and out again.
+//! others and when push_fast answers 'slow', or for large batches `lua/append_fast.lua` (or
+//! `lua/append.lua` where it answers 'slow') around an `RPUSHX` of the entries in one MULTI, so
+//! that Redis appends the values as they arrive instead of copying them into Lua and out again.
 //!
 //! Both take the ids the client proposes, `max(newest id the producer saw + 1, its clock)`
 //! (the producer's `PushBatch::after`), when they are above the queue's last id and within a
@@ -13,7 +13,7 @@ use crate::ops::call::{Call, Ctx, Durable};
 use crate::script::args::{check_spec, flag, spec_args};
 use crate::script::entry::{PushArg, Route};
 use crate::script::reply::{Reply, unexpected};
-use crate::script::scripts::scripts;
+use crate::script::scripts::{Script, scripts};
 use busmq_core::store::{NewEntry, PushBatch, QueueSpec, Retention, check_retention};
 use busmq_core::support::now_micros;
 use busmq_core::{Error, QueueName, Result};
@@ -112,10 +112,11 @@ pub(crate) fn retained<'e>(entries: impl IntoIterator<Item = &'e NewEntry>) -> E
     }
 }
 
-/// The push as one MULTI of append.lua's prepare, `RPUSHX` of the entries and commit (see
-/// append.lua). Returns prepare's reply when it decided (ok, closed, full), and `None` when
-/// push.lua must do the push instead (ids refused, queue missing, the transaction refused, a
-/// server without `RENAME`); in that case nothing was written.
+/// The push as one MULTI of append_fast.lua's prepare, `RPUSHX` of the entries and commit, or
+/// append.lua's where append_fast answers 'slow' (see both scripts). Returns prepare's reply
+/// when it decided (ok, closed, full), and `None` when push.lua must do the push instead (ids
+/// refused, queue missing, the transaction refused, a server without `RENAME`); in that case
+/// nothing was written.
 async fn append(call: &Call<'_>, batch: &PushBatch<'_>, proposed: u64) -> Result<Option<Reply>> {
     let route = call.route().await?;
     let inst = call.instance(route);
@@ -123,12 +124,62 @@ async fn append(call: &Call<'_>, batch: &PushBatch<'_>, proposed: u64) -> Result
         // append.lua RENAMEs the tail page (see `CommandSet`).
         return Ok(None);
     }
-    let script = &scripts().append;
+    for script in [&scripts().append_fast, &scripts().append] {
+        let pipe = append_pipe(call, script, batch, proposed, !route.legacy);
+        let mut replies = match call.transaction(inst, &[script], &pipe).await {
+            Ok(replies) => replies,
+            // A command refused while queueing (READONLY from a demoted master, OOM) discards
+            // the transaction: nothing ran, and push.lua gets (and reports) the plain error.
+            Err(CallError::Redis(e))
+                if e.kind() == redis::ErrorKind::Server(ServerErrorKind::ExecAbort) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(call.fail(inst, e)),
+        };
+        if replies.len() != 3 {
+            return Err(unexpected("push", format!("{} replies to the append", replies.len())));
+        }
+        let committed = replies.pop();
+        let prepared = match replies.swap_remove(0) {
+            Value::ServerError(e) => return Err(call.fail(inst, CallError::Redis(e.into()))),
+            other => Reply::parse("push", other)?,
+        };
+        if prepared.is("slow") {
+            // append_fast wrote nothing; append.lua decides.
+            continue;
+        }
+        if !prepared.is("ok") {
+            return Ok(match prepared.status() {
+                "closed" | "full" => Some(prepared),
+                _ => None,
+            });
+        }
+        return match committed {
+            Some(Value::ServerError(e)) => Err(call.fail(inst, CallError::Redis(e.into()))),
+            Some(other) => match Reply::parse("push", other)? {
+                r if r.is("ok") => Ok(Some(prepared)),
+                r => Err(unexpected("push", format!("append commit said {}", r.status()))),
+            },
+            None => Err(unexpected("push", "no reply to the append commit")),
+        };
+    }
+    Err(unexpected("push", "append.lua answered 'slow'"))
+}
+
+/// The MULTI of `script`'s prepare, the `RPUSHX` of the batch's entries and its commit.
+fn append_pipe(
+    call: &Call<'_>,
+    script: &Script,
+    batch: &PushBatch<'_>,
+    proposed: u64,
+    create: bool,
+) -> redis::Pipeline {
     let count = batch.entries.len();
     let mut prepare = call.evalsha(script);
     prepare.arg("p").arg(batch.generation);
     spec_args(&mut prepare, batch.spec, call.ctx.config.page_size);
-    prepare.arg(flag(!route.legacy)).arg(proposed).arg(count);
+    prepare.arg(flag(create)).arg(proposed).arg(count);
     // Sized up front: grown by doubling, the buffer of a batch's values was copied several
     // times over (the header is at most 44 bytes besides the attrs; more only costs a regrowth).
     let data = batch.entries.iter().map(|e| e.payload.len() + 48).sum::<usize>() + 64;
@@ -141,37 +192,5 @@ async fn append(call: &Call<'_>, batch: &PushBatch<'_>, proposed: u64) -> Result
     commit.arg("c").arg(&call.keys.channel).arg(count).arg(proposed);
     let mut pipe = redis::pipe();
     pipe.atomic().ignore_errors().add_command(prepare).add_command(values).add_command(commit);
-    let mut replies = match call.transaction(inst, &[script], &pipe).await {
-        Ok(replies) => replies,
-        // A command refused while queueing (READONLY from a demoted master, OOM) discards the
-        // transaction: nothing ran, and push.lua gets (and reports) the plain error.
-        Err(CallError::Redis(e))
-            if e.kind() == redis::ErrorKind::Server(ServerErrorKind::ExecAbort) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(call.fail(inst, e)),
-    };
-    if replies.len() != 3 {
-        return Err(unexpected("push", format!("{} replies to the append", replies.len())));
-    }
-    let committed = replies.pop();
-    let prepared = match replies.swap_remove(0) {
-        Value::ServerError(e) => return Err(call.fail(inst, CallError::Redis(e.into()))),
-        other => Reply::parse("push", other)?,
-    };
-    if !prepared.is("ok") {
-        return Ok(match prepared.status() {
-            "closed" | "full" => Some(prepared),
-            _ => None,
-        });
-    }
-    match committed {
-        Some(Value::ServerError(e)) => Err(call.fail(inst, CallError::Redis(e.into()))),
-        Some(other) => match Reply::parse("push", other)? {
-            r if r.is("ok") => Ok(Some(prepared)),
-            r => Err(unexpected("push", format!("append commit said {}", r.status()))),
-        },
-        None => Err(unexpected("push", "no reply to the append commit")),
-    }
+    pipe
 }

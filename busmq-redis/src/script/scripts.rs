@@ -57,6 +57,7 @@ pub(crate) struct Scripts {
     pub(crate) push_fast: Script,
     pub(crate) push_once: Script,
     pub(crate) append: Script,
+    pub(crate) append_fast: Script,
     pub(crate) take: Script,
     pub(crate) restore: Script,
     pub(crate) settle: Script,
@@ -76,7 +77,7 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 23] {
+    pub(crate) fn all(&self) -> [&Script; 24] {
         [
             &self.attach,
             &self.renew,
@@ -86,6 +87,7 @@ impl Scripts {
             &self.push_fast,
             &self.push_once,
             &self.append,
+            &self.append_fast,
             &self.take,
             &self.restore,
             &self.settle,
@@ -115,6 +117,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     push_fast: Script::new("push_fast", include_str!("../../lua/push_fast.lua")),
     push_once: script!("push_once", "push"),
     append: script!("append"),
+    // Alone, as push_fast.
+    append_fast: Script::new("append_fast", include_str!("../../lua/append_fast.lua")),
     take: script!("take"),
     restore: script!("restore"),
     settle: script!("settle"),
