@@ -1,9 +1,10 @@
-//! At-most-once takes. The fast take is one MULTI of `lua/lend.lua`, `LMPOP` on the loan key
-//! and `lua/giveback.lua`, so that the taken entries leave Redis without passing through Lua
-//! (Lua copying every entry into a table and back was most of the cost of a take). When a
-//! plain pop is not what `lua/take.lua` would do (released entries waiting, retention by age),
-//! lend.lua says so and take.lua takes instead; so does a take that must wait for replicas, and
-//! every take on a server without `RENAME` (`CommandSet`).
+//! At-most-once takes. The fast take is one MULTI of `lua/lend_fast.lua` (or `lua/lend.lua`
+//! where it answers 'lend'), `LMPOP` on the loan key and `lua/giveback.lua`, so that the taken
+//! entries leave Redis without passing through Lua (Lua copying every entry into a table and
+//! back was most of the cost of a take). When a plain pop is not what `lua/take.lua` would do
+//! (released entries waiting, retention by age), lend.lua says so and take.lua takes instead;
+//! so does a take that must wait for replicas, and every take on a server without `RENAME`
+//! (`CommandSet`).
 //! Reliable takes are `reliable.rs`.
 
 use crate::fault::CallError;
@@ -70,18 +71,20 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32, notices: bool) -> Result<Fas
         // lend.lua and giveback.lua RENAME the head page (see `CommandSet`).
         return Ok(Fast::Slow);
     }
-    let lend_then_giveback = [&scripts().lend, &scripts().giveback];
+    // lend_fast.lua first, and lend.lua for a pass where it answers 'lend'.
+    let mut lender = &scripts().lend_fast;
     let mut raw: Vec<Bytes> = Vec::new();
     let mut next_due = None;
     loop {
         let left = max as usize - raw.len();
         let mut pipe = redis::pipe();
         pipe.atomic().ignore_errors();
-        let mut lend = call.evalsha(&scripts().lend);
+        let mut lend = call.evalsha(lender);
         lend.arg(if notices { left } else { 0 });
         pipe.add_command(lend);
         pipe.cmd("LMPOP").arg(1).arg(call.keys.loan()).arg("LEFT").arg("COUNT").arg(left);
         pipe.add_command(call.evalsha(&scripts().giveback));
+        let lend_then_giveback = [lender, &scripts().giveback];
         let mut replies = match call.transaction(inst, &lend_then_giveback, &pipe).await {
             Ok(replies) => replies,
             // What was popped before is handed out; the next take tries again.
@@ -107,6 +110,11 @@ pub(crate) async fn fast(call: &Call<'_>, max: u32, notices: bool) -> Result<Fas
         };
         match lent.first().and_then(text) {
             Some("lent") => next_due = due_at(3),
+            // lend_fast wrote nothing (and nothing was popped): lend.lua decides.
+            Some("lend") if std::ptr::eq(lender, &scripts().lend_fast) => {
+                lender = &scripts().lend;
+                continue;
+            }
             Some("empty") if raw.is_empty() => {
                 let page = lent.get(1).and_then(text).map(String::from);
                 return Ok(page.map_or(Fast::Slow, |page| Fast::Empty(page, due_at(2))));

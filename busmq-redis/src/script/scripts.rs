@@ -67,6 +67,7 @@ pub(crate) struct Scripts {
     pub(crate) flush: Script,
     pub(crate) metadata: Script,
     pub(crate) lend: Script,
+    pub(crate) lend_fast: Script,
     pub(crate) giveback: Script,
     pub(crate) claim: Script,
     pub(crate) quarantine: Script,
@@ -77,7 +78,7 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 24] {
+    pub(crate) fn all(&self) -> [&Script; 25] {
         [
             &self.attach,
             &self.renew,
@@ -97,6 +98,7 @@ impl Scripts {
             &self.flush,
             &self.metadata,
             &self.lend,
+            &self.lend_fast,
             &self.giveback,
             &self.claim,
             &self.quarantine,
@@ -128,6 +130,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     flush: script!("flush"),
     metadata: script!("metadata"),
     lend: script!("lend"),
+    // Alone, as push_fast.
+    lend_fast: Script::new("lend_fast", include_str!("../../lua/lend_fast.lua")),
     giveback: script!("giveback"),
     claim: script!("claim"),
     quarantine: script!("quarantine"),
