@@ -168,6 +168,10 @@ impl Queue {
     }
 }
 
+/// One step of the comparison: what it does, the first id proposed, the payloads, the pages to
+/// delete first, and whether append_fast answers it itself.
+type Step<'a> = (&'a str, u64, Vec<&'a str>, &'a [&'a str], bool);
+
 async fn server_time_us(raw: &mut MultiplexedConnection) -> u64 {
     let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
     s * 1_000_000 + us
@@ -226,7 +230,7 @@ async fn compare(test: &str, exp_field: bool) {
     // Each step on both queues: append_fast must answer (not 'slow') exactly where
     // `fast_answers` says, with append.lua's replies and effects. `drained` deletes pages first,
     // as consumers popping them would. Pages hold 4 entries.
-    let steps: Vec<(&str, u64, Vec<&str>, &[&str], bool)> = vec![
+    let steps: Vec<Step<'_>> = vec![
         ("into an empty queue, over ten pages", now, many.clone(), &[], true),
         ("onto a part-filled tail page", now + 100, vec!["a"], &[], true),
         ("filling the tail page to its end", now + 110, vec!["b"], &[], true),

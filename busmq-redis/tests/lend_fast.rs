@@ -180,6 +180,10 @@ impl Queue {
     }
 }
 
+/// One step of the comparison: what it does, how many entries it wants, whether the caller
+/// waits for notices, the pages to delete first, and whether lend_fast answers it itself.
+type Step<'a> = (&'a str, usize, bool, &'a [&'a str], bool);
+
 async fn server_time_ms(raw: &mut MultiplexedConnection) -> u64 {
     let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
     s * 1000 + us / 1000
@@ -243,7 +247,7 @@ async fn lend_fast_leaves_what_lend_leaves() {
     // Each step on both queues: lend_fast must answer (not 'lend') exactly where `fast_answers`
     // says, with lend.lua's replies and effects. `drained` deletes pages first, as consumers
     // popping them (BLMPOP) would.
-    let steps: Vec<(&str, usize, bool, &[&str], bool)> = vec![
+    let steps: Vec<Step<'_>> = vec![
         ("three from the head page", 3, true, &[], true),
         ("more than the head page holds: one page lent", 10, true, &[], true),
         ("a whole page", 4, false, &[], true),
