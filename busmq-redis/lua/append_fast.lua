@@ -1,7 +1,7 @@
 -- append_fast.lua: append.lua's common case in a script of its own, without lib.lua's helpers,
 -- as push_fast.lua is push.lua's. Redis runs a script's whole body on every call, and each
 -- redis.call crosses between Lua and Redis at a cost of several microseconds: append.lua's
--- prepare and commit make fifteen calls between them in the common case and carry lib.lua's
+-- prepare and commit make sixteen calls between them in the common case and carry lib.lua's
 -- closures, this script eleven (see docs/performance.md, issue 14). The client sends, in one
 -- MULTI, as for append.lua:
 --   EVALSHA append_fast 'p' ...   (prepare)
