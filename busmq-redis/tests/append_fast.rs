@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::status;
 use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
 use std::collections::BTreeMap;
@@ -121,50 +122,9 @@ impl Queue {
             .await
             .unwrap();
     }
-
-    /// Every key of the queue (named without the queue's prefix) with its contents and absolute
-    /// expiry.
+    /// [`common::snapshot`] of the queue.
     async fn snapshot(&self, raw: &mut MultiplexedConnection) -> BTreeMap<String, (String, i64)> {
-        let mut keys: Vec<String> =
-            redis::cmd("KEYS").arg(format!("{}*", self.prefix)).query_async(raw).await.unwrap();
-        keys.sort();
-        let mut out = BTreeMap::new();
-        for key in keys {
-            let kind: String = redis::cmd("TYPE").arg(&key).query_async(raw).await.unwrap();
-            let contents = match kind.as_str() {
-                "hash" => {
-                    let all: BTreeMap<String, String> =
-                        redis::cmd("HGETALL").arg(&key).query_async(raw).await.unwrap();
-                    format!("{all:?}")
-                }
-                "list" => {
-                    let all: Vec<String> = redis::cmd("LRANGE")
-                        .arg(&key)
-                        .arg(0)
-                        .arg(-1)
-                        .query_async(raw)
-                        .await
-                        .unwrap();
-                    format!("{all:?}")
-                }
-                "zset" => {
-                    let all: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                        .arg(&key)
-                        .arg(0)
-                        .arg(-1)
-                        .arg("WITHSCORES")
-                        .query_async(raw)
-                        .await
-                        .unwrap();
-                    format!("{all:?}")
-                }
-                "string" => redis::cmd("GET").arg(&key).query_async(raw).await.unwrap(),
-                other => panic!("{key}: a key of type {other} in this test"),
-            };
-            let at: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(raw).await.unwrap();
-            out.insert(key[self.prefix.len()..].to_string(), (contents, at));
-        }
-        out
+        common::snapshot(raw, &self.prefix).await
     }
 }
 
@@ -175,16 +135,6 @@ type Step<'a> = (&'a str, u64, Vec<&'a str>, &'a [&'a str], bool);
 async fn server_time_us(raw: &mut MultiplexedConnection) -> u64 {
     let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
     s * 1_000_000 + us
-}
-
-fn status(reply: &Value) -> String {
-    match reply {
-        Value::Array(parts) => match parts.first() {
-            Some(Value::BulkString(s)) => String::from_utf8_lossy(s).into_owned(),
-            other => panic!("unexpected reply {other:?}"),
-        },
-        other => panic!("unexpected reply {other:?}"),
-    }
 }
 
 async fn published(raw: &mut MultiplexedConnection) -> u64 {

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::status;
 use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
 use std::collections::BTreeMap;
@@ -129,52 +130,12 @@ impl Queue {
             .await
             .unwrap();
     }
-
-    /// Every key of the queue (named without the queue's prefix) with its contents and
-    /// absolute expiry; the lease's expiry only as whether it has one (it is set relative to
-    /// each call's clock).
+    /// [`common::snapshot`] of the queue, the lease's expiry only as whether it has one (it is
+    /// set relative to each call's clock).
     async fn snapshot(&self, raw: &mut MultiplexedConnection) -> BTreeMap<String, (String, i64)> {
-        let mut keys: Vec<String> =
-            redis::cmd("KEYS").arg(format!("{}*", self.prefix)).query_async(raw).await.unwrap();
-        keys.sort();
-        let mut out = BTreeMap::new();
-        for key in keys {
-            let kind: String = redis::cmd("TYPE").arg(&key).query_async(raw).await.unwrap();
-            let contents = match kind.as_str() {
-                "hash" => {
-                    let all: BTreeMap<String, String> =
-                        redis::cmd("HGETALL").arg(&key).query_async(raw).await.unwrap();
-                    format!("{all:?}")
-                }
-                "list" => {
-                    let all: Vec<String> = redis::cmd("LRANGE")
-                        .arg(&key)
-                        .arg(0)
-                        .arg(-1)
-                        .query_async(raw)
-                        .await
-                        .unwrap();
-                    format!("{all:?}")
-                }
-                "zset" => {
-                    let all: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                        .arg(&key)
-                        .arg(0)
-                        .arg(-1)
-                        .arg("WITHSCORES")
-                        .query_async(raw)
-                        .await
-                        .unwrap();
-                    format!("{all:?}")
-                }
-                "string" => redis::cmd("GET").arg(&key).query_async(raw).await.unwrap(),
-                other => panic!("{key}: a key of type {other} in this test"),
-            };
-            let mut at: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(raw).await.unwrap();
-            if key.ends_with(":n") {
-                at = at.signum();
-            }
-            out.insert(key[self.prefix.len()..].to_string(), (contents, at));
+        let mut out = common::snapshot(raw, &self.prefix).await;
+        if let Some((_, at)) = out.get_mut("n") {
+            *at = at.signum();
         }
         out
     }
@@ -187,16 +148,6 @@ type Step<'a> = (&'a str, usize, bool, &'a [&'a str], bool);
 async fn server_time_ms(raw: &mut MultiplexedConnection) -> u64 {
     let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
     s * 1000 + us / 1000
-}
-
-fn status(reply: &Value) -> String {
-    match reply {
-        Value::Array(parts) => match parts.first() {
-            Some(Value::BulkString(s)) => String::from_utf8_lossy(s).into_owned(),
-            other => panic!("unexpected reply {other:?}"),
-        },
-        other => panic!("unexpected reply {other:?}"),
-    }
 }
 
 /// The reply with its last element (ms until the earliest delayed message is due) rounded to

@@ -136,3 +136,59 @@ pub async fn inject(
         .await
         .unwrap();
 }
+
+/// Every key starting with `prefix` (named without it) with its contents and absolute expiry
+/// (`PEXPIRETIME`): what the fast-script tests compare between a queue written by a fast script
+/// and one written by the full script.
+pub async fn snapshot(
+    raw: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, (String, i64)> {
+    use std::collections::BTreeMap;
+    let mut keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(raw).await.unwrap();
+    keys.sort();
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(raw).await.unwrap();
+        let contents = match kind.as_str() {
+            "hash" => {
+                let all: BTreeMap<String, String> =
+                    redis::cmd("HGETALL").arg(&key).query_async(raw).await.unwrap();
+                format!("{all:?}")
+            }
+            "list" => {
+                let all: Vec<String> =
+                    redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(raw).await.unwrap();
+                format!("{all:?}")
+            }
+            "zset" => {
+                let all: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query_async(raw)
+                    .await
+                    .unwrap();
+                format!("{all:?}")
+            }
+            "string" => redis::cmd("GET").arg(&key).query_async(raw).await.unwrap(),
+            other => panic!("{key}: a key of type {other} in this test"),
+        };
+        let at: i64 = redis::cmd("PEXPIRETIME").arg(&key).query_async(raw).await.unwrap();
+        out.insert(key[prefix.len()..].to_string(), (contents, at));
+    }
+    out
+}
+
+/// The status (first element) of a script's array reply.
+pub fn status(reply: &redis::Value) -> String {
+    match reply {
+        redis::Value::Array(parts) => match parts.first() {
+            Some(redis::Value::BulkString(s)) => String::from_utf8_lossy(s).into_owned(),
+            other => panic!("unexpected reply {other:?}"),
+        },
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
