@@ -2,7 +2,9 @@
 -- settlement names the batch and the index in it that the client got from claim.lua; it is
 -- done when the batch is still pending and its bit in the batch's bitmap was not set yet (set
 -- by an earlier settlement, or the batch expired and was redelivered: stale, nothing changes).
--- Acks are one bit each (BITFIELD, one call per batch). Released/returned entries go to the
+-- Acks are one bit each, sent as runs of consecutive indices and set 32 to a BITFIELD
+-- operation, so that a batch acked in order costs a few operations and one reply element
+-- instead of a Lua step and an argument per entry. Released/returned entries go to the
 -- returned zset (taken first, in id order); an extended entry stays in its batch with a
 -- deadline of its own (see requeue_expired). A batch whose entries have all been settled is
 -- deleted at once. A released or returned entry that busmq did not write goes to the
@@ -13,16 +15,16 @@
 -- KEYS: the six queue keys (see lib.lua).
 -- ARGV[1] the queue's notification channel
 -- ARGV[2] unused (kept so that the argument layout does not move)
--- ARGV[3..] the settlements in groups of one kind and batch: kind ('a' ack, 'l' release,
---           'r' return, 'e' extend), batch name, count, then per settlement its index in the
---           batch (and for 'e' the extension ms after it). Acks are most of the traffic, so
---           an ack costs one argument and one bit.
--- Returns {'ok', o1..on}: 0 (stale) or 1 (done) per settlement, in order | {'missing'}
+-- ARGV[3..] the settlements in groups, in order: an ack run is 'a', batch name, first index,
+--           count (the entries first .. first + count - 1); the other kinds ('l' release,
+--           'r' return, 'e' extend) are kind, batch name, count, then per settlement its index
+--           in the batch (and for 'e' the extension ms after it).
+-- Returns {'ok', o1..on} | {'missing'}, one o per ack run and per other settlement, in order:
+--         for a settlement 0 (stale) or 1 (done); for an ack run 1 (all done), 0 (all stale)
+--         or a string of '0' and '1', one per entry of the run.
 if not load() then return {'missing'} end
 local out = {'ok'}
 local alive = {}  -- batch -> whether it is pending (cached)
-local acks = {}   -- batch -> {args for BITFIELD, output slots}, in `order`
-local order = {}
 local left = {}   -- batch -> settlements done in it
 local released = false
 local now_ms
@@ -42,37 +44,67 @@ end
 
 local function done(b) left[b] = (left[b] or 0) + 1 end
 
--- Sets the collected ack bits (in the order given, so a second ack of an entry is stale).
-local function flush_acks()
-  for _, b in ipairs(order) do
-    local a = acks[b]
-    local bits = PFX .. 'a:' .. b
-    local k = 1
-    local i = 1
-    while i <= #a.args do
-      local j = math.min(i + 4 * 1000 - 1, #a.args)
-      local old = redis.call('BITFIELD', bits, unpack(a.args, i, j))
-      for m = 1, #old do
-        if old[m] == 0 then
-          out[a.slots[k]] = 1
-          done(b)
-          if gates then
-            local e = redis.call('LINDEX', PFX .. 'b:' .. b, a.args[4 * k - 1])
-            if e then acked[#acked + 1] = e end
-          end
-        end
-        k = k + 1
-      end
-      i = j + 1
+-- An ack run: sets the bits of entries first .. first + n - 1 of batch b, at most 32 to an
+-- operation, and tells from each operation's old value which were set already (stale).
+local function ack_run(b, first, n)
+  if not pending(b) then return 0 end
+  local bits = PFX .. 'a:' .. b
+  local widths, olds = {}, {}
+  local fresh = 0
+  local o, stop = first, first + n
+  while o < stop do
+    -- At most 256 operations (8,192 entries) to a BITFIELD call.
+    local args, from = {}, #widths
+    while o < stop and #widths - from < 256 do
+      local w = math.min(32, stop - o)
+      args[#args + 1] = 'SET'
+      args[#args + 1] = 'u' .. w
+      args[#args + 1] = o
+      args[#args + 1] = I(2 ^ w - 1)
+      widths[#widths + 1] = w
+      o = o + w
+    end
+    local old = redis.call('BITFIELD', bits, unpack(args))
+    for m = 1, #old do
+      olds[from + m] = old[m]
+      if old[m] == 0 then fresh = fresh + widths[from + m] end
     end
   end
-  acks, order = {}, {}
+  local marks
+  if fresh < n then
+    -- Some were set already: one mark per entry ('1' done), the operation's first entry in
+    -- its old value's highest bit.
+    marks = {}
+    fresh = 0
+    for m = 1, #widths do
+      local v, p = olds[m], 2 ^ (widths[m] - 1)
+      for _ = 1, widths[m] do
+        if v >= p then
+          v = v - p
+          marks[#marks + 1] = '0'
+        else
+          marks[#marks + 1] = '1'
+          fresh = fresh + 1
+        end
+        p = p / 2
+      end
+    end
+  end
+  if fresh == 0 then return 0 end
+  left[b] = (left[b] or 0) + fresh
+  if gates then
+    local es = redis.call('LRANGE', PFX .. 'b:' .. b, first, stop - 1)
+    for j = 1, n do
+      if (not marks or marks[j] == '1') and es[j] then acked[#acked + 1] = es[j] end
+    end
+  end
+  if fresh == n then return 1 end
+  return table.concat(marks)
 end
 
--- One settlement other than a plain ack.
+-- One settlement other than an ack: a release or return ('l', 'r') or an extension ('e').
 local function one(kind, b, idx, ms, slot)
   if not pending(b) then return end
-  flush_acks()
   local bits = PFX .. 'a:' .. b
   if kind == 'e' then
     -- The entry stays where it is (so that settlements naming it stay valid) with a deadline
@@ -96,10 +128,6 @@ local function one(kind, b, idx, ms, slot)
   if old ~= 0 or not e then return end
   done(b)
   out[slot] = 1
-  if kind == 'a' then
-    if gates then acked[#acked + 1] = e end
-    return
-  end
   -- The stored count is the previous delivery's: a release keeps this delivery counted
   -- (+ 1), a return does not (the entry goes back as it was taken).
   local id, d = string.match(e, '^(%d+):(%d+):%d+:')
@@ -117,34 +145,15 @@ end
 
 local i, slot, nargs = 3, 1, #ARGV
 while i + 2 <= nargs do
-  local kind, b, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+  local kind, b = ARGV[i], ARGV[i + 1]
   if kind == 'a' then
-    -- Plain acks: collected for one BITFIELD per batch.
-    local live = pending(b)
-    local a = acks[b]
-    if live and not a then
-      a = {args = {}, slots = {}}
-      acks[b] = a
-      order[#order + 1] = b
-    end
-    for j = i, i + count - 1 do
-      slot = slot + 1
-      out[slot] = 0
-      if live then
-        local args, slots = a.args, a.slots
-        local na = #args
-        args[na + 1] = 'SET'
-        args[na + 2] = 'u1'
-        args[na + 3] = ARGV[j]
-        args[na + 4] = '1'
-        slots[#slots + 1] = slot
-      end
-    end
-    i = i + count
+    slot = slot + 1
+    out[slot] = ack_run(b, tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]))
+    i = i + 4
   else
-    local step = 1
+    local count, step = tonumber(ARGV[i + 2]), 1
     if kind == 'e' then step = 2 end
+    i = i + 3
     for _ = 1, count do
       slot = slot + 1
       out[slot] = 0
@@ -153,7 +162,6 @@ while i + 2 <= nargs do
     end
   end
 end
-flush_acks()
 -- Before the settled batches go: the acked entries are read from them.
 local passed = pass_gates(acked)
 for b, count in pairs(left) do

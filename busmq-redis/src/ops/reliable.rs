@@ -2,7 +2,8 @@
 //! entries into pending batch lists (RENAME or `SORT .. STORE` of a page, where the server has
 //! them: see `CommandSet`) inside one MULTI whose `LRANGE`s hand them to the client; each entry's
 //! receipt names its batch and its index in it (`receipt.rs`), so that `lua/settle.lua` sets one
-//! bit per acknowledged entry instead of looking entries up by id. Nothing ever moves a pending
+//! bit per acknowledged entry instead of looking entries up by id (acks travel as runs of
+//! consecutive indices, set 32 bits to a `BITFIELD` operation). Nothing ever moves a pending
 //! entry to another batch or index (an extension gives it a deadline of its own in place), so a
 //! receipt stays valid until its settlement, whatever other settlements race with it. (Copying
 //! every entry into the pending hash and settling it by id made Redis spend about 6.5 us per
@@ -161,13 +162,29 @@ fn kind(action: Settlement) -> &'static str {
     }
 }
 
+/// A settlement sent to settle.lua: its slot in the answer, what to do, its batch, its index in
+/// the batch.
+type Sent<'a> = (usize, Settlement, &'a str, u64);
+
+/// Whether settle.lua's item `k` says entry `j` of its group was settled: for an ack run 1
+/// (all), 0 (none) or a string with a '1' or '0' per entry; for the others 1 or 0.
+fn run_done(reply: &Reply, k: usize, j: usize, run: bool) -> Result<bool> {
+    if let (true, Some(marks)) = (run, reply.text(k)) {
+        return match marks.as_bytes().get(j) {
+            Some(b'1') => Ok(true),
+            Some(b'0') => Ok(false),
+            _ => Err(unexpected("settle", format!("ack marks {marks:?} at {k}"))),
+        };
+    }
+    Ok(reply.u64(k)? == 1)
+}
+
 /// Settles reliable deliveries by their receipts (see the module docs). A settlement without a
 /// receipt, or with one issued for another delivery, names no pending delivery: it is stale
 /// without asking Redis.
 pub(crate) async fn settle(ctx: &Ctx, queue: &QueueName, ops: &[Settle]) -> Result<Vec<Settled>> {
     let mut out = vec![Settled::Stale; ops.len()];
-    // (slot in `out`, what to do, batch, index in it)
-    let sent: Vec<(usize, Settlement, &str, u64)> = ops
+    let sent: Vec<Sent<'_>> = ops
         .iter()
         .enumerate()
         .filter_map(|(i, op)| redeem(op).map(|(batch, index)| (i, op.action, batch, index)))
@@ -175,17 +192,24 @@ pub(crate) async fn settle(ctx: &Ctx, queue: &QueueName, ops: &[Settle]) -> Resu
     if sent.is_empty() {
         return Ok(out);
     }
+    // Groups of consecutive settlements of one kind in one batch (see settle.lua), acks
+    // further cut into runs of consecutive indices: each run is one reply element.
+    let same = |a: &Sent<'_>, b: &Sent<'_>| {
+        kind(a.1) == kind(b.1) && a.2 == b.2 && (!matches!(a.1, Settlement::Ack) || b.3 == a.3 + 1)
+    };
+    let groups = || sent.chunk_by(same);
     let call = ctx.call("settle", queue);
     let reply = call
         .script(&scripts().settle, None, |cmd, _| {
             cmd.arg(&call.keys.channel).arg("");
-            // Groups of consecutive settlements of one kind in one batch (see settle.lua).
-            let same = |a: &(usize, Settlement, &str, u64), b: &(usize, Settlement, &str, u64)| {
-                kind(a.1) == kind(b.1) && a.2 == b.2
-            };
-            for group in sent.chunk_by(same) {
-                let (_, action, batch, _) = group[0];
-                cmd.arg(kind(action)).arg(batch).arg(group.len());
+            for group in groups() {
+                let (_, action, batch, first) = group[0];
+                cmd.arg(kind(action)).arg(batch);
+                if let Settlement::Ack = action {
+                    cmd.arg(first).arg(group.len());
+                    continue;
+                }
+                cmd.arg(group.len());
                 for (_, action, _, index) in group {
                     cmd.arg(index);
                     if let Settlement::Extend(by) = action {
@@ -196,11 +220,21 @@ pub(crate) async fn settle(ctx: &Ctx, queue: &QueueName, ops: &[Settle]) -> Resu
         })
         .await?;
     match reply.status() {
-        "ok" if reply.len() == sent.len() + 1 => {
-            for (k, (i, ..)) in sent.iter().enumerate() {
-                if reply.u64(k + 1)? == 1 {
-                    out[*i] = Settled::Done;
+        "ok" => {
+            let mut k = 1;
+            for group in groups() {
+                // An ack run has one item; the other settlements one each.
+                let run = matches!(group[0].1, Settlement::Ack);
+                for (j, (i, ..)) in group.iter().enumerate() {
+                    let item = if run { k } else { k + j };
+                    if run_done(&reply, item, j, run)? {
+                        out[*i] = Settled::Done;
+                    }
                 }
+                k += if run { 1 } else { group.len() };
+            }
+            if k != reply.len() {
+                return Err(unexpected("settle", format!("{} items", reply.len())));
             }
             Ok(out)
         }
