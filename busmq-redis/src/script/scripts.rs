@@ -70,6 +70,7 @@ pub(crate) struct Scripts {
     pub(crate) lend_fast: Script,
     pub(crate) giveback: Script,
     pub(crate) claim: Script,
+    pub(crate) claim_fast: Script,
     pub(crate) quarantine: Script,
     pub(crate) object: Script,
     pub(crate) schedule: Script,
@@ -78,7 +79,7 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// All scripts, for loading them after a connection.
-    pub(crate) fn all(&self) -> [&Script; 25] {
+    pub(crate) fn all(&self) -> [&Script; 26] {
         [
             &self.attach,
             &self.renew,
@@ -101,6 +102,7 @@ impl Scripts {
             &self.lend_fast,
             &self.giveback,
             &self.claim,
+            &self.claim_fast,
             &self.quarantine,
             &self.object,
             &self.schedule,
@@ -134,6 +136,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lend_fast: Script::new("lend_fast", include_str!("../../lua/lend_fast.lua")),
     giveback: script!("giveback"),
     claim: script!("claim"),
+    // Alone, as push_fast.
+    claim_fast: Script::new("claim_fast", include_str!("../../lua/claim_fast.lua")),
     quarantine: script!("quarantine"),
     object: script!("object"),
     schedule: script!("schedule"),
