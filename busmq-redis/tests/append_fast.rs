@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::fast::{Queue, load, server_time_us};
 use common::status;
 use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
@@ -14,11 +15,6 @@ use std::collections::BTreeMap;
 const FAST: &str = include_str!("../lua/append_fast.lua");
 const LIB: &str = include_str!("../lua/lib.lua");
 const FULL: &str = include_str!("../lua/append.lua");
-
-/// One queue's keys (busmq's default namespace).
-struct Queue {
-    prefix: String,
-}
 
 /// What one MULTI answered: prepare's reply, how many values `RPUSHX` appended, commit's reply.
 #[derive(Debug, PartialEq)]
@@ -35,37 +31,6 @@ impl Answer {
 }
 
 impl Queue {
-    fn new(label: &str) -> Queue {
-        Queue { prefix: format!("busmq:{{{}}}:", common::queue(label).as_str()) }
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    fn keys(&self) -> Vec<String> {
-        ["m", "t", "r", "z", "x", "c"].iter().map(|k| self.key(k)).collect()
-    }
-
-    /// A live incarnation (generation 1, pages of 4, no maxsize or retention) expiring at `at_ms`,
-    /// with that expiry in its meta hash (`exp`, as lib.lua's expire_all writes it) or without
-    /// (a meta hash written before the field existed).
-    async fn plant(&self, raw: &mut MultiplexedConnection, at_ms: u64, exp_field: bool) {
-        let meta = self.key("m");
-        let _: () = redis::cmd("HSET")
-            .arg(&meta)
-            .arg(&["v", "2", "gen", "1", "ttl", "30000", "size", "4", "last", "0", "base", "0"])
-            .arg(&["n", "0", "head", "0", "tail", "0", "max", "", "rlen", "", "rage", ""])
-            .query_async(raw)
-            .await
-            .unwrap();
-        if exp_field {
-            let _: () =
-                redis::cmd("HSET").arg(&meta).arg("exp").arg(at_ms).query_async(raw).await.unwrap();
-        }
-        let _: () = redis::cmd("PEXPIREAT").arg(&meta).arg(at_ms).query_async(raw).await.unwrap();
-    }
-
     /// The MULTI busmq-redis's `ops/push.rs` sends, with `script` (loaded) for both steps.
     async fn append(
         &self,
@@ -105,14 +70,6 @@ impl Queue {
         let _: () = cmd.query_async(raw).await.unwrap();
     }
 
-    async fn del(&self, raw: &mut MultiplexedConnection, names: &[&str]) {
-        if names.is_empty() {
-            return;
-        }
-        let keys: Vec<String> = names.iter().map(|n| self.key(n)).collect();
-        let _: () = redis::cmd("DEL").arg(keys).query_async(raw).await.unwrap();
-    }
-
     async fn hset(&self, raw: &mut MultiplexedConnection, field: &str, value: &str) {
         let _: () = redis::cmd("HSET")
             .arg(self.key("m"))
@@ -132,23 +89,12 @@ impl Queue {
 /// delete first, and whether append_fast answers it itself.
 type Step<'a> = (&'a str, u64, Vec<&'a str>, &'a [&'a str], bool);
 
-async fn server_time_us(raw: &mut MultiplexedConnection) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
-    s * 1_000_000 + us
-}
-
 async fn published(raw: &mut MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO").arg("commandstats").query_async(raw).await.unwrap();
     info.lines()
         .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
         .and_then(|l| l.split(',').next())
         .map_or(0, |n| n.parse::<u64>().unwrap())
-}
-
-async fn load(raw: &mut MultiplexedConnection, body: &str) -> Script {
-    let script = Script::new(body);
-    let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(raw).await.unwrap();
-    script
 }
 
 #[tokio::test]
@@ -171,8 +117,8 @@ async fn compare(test: &str, exp_field: bool) {
     let (a, b) = (Queue::new("fast"), Queue::new("full"));
     let now = server_time_us(&mut raw).await;
     let expiry_ms = now / 1000 + 60_000;
-    a.plant(&mut raw, expiry_ms, exp_field).await;
-    b.plant(&mut raw, expiry_ms, exp_field).await;
+    a.plant_empty(&mut raw, expiry_ms, exp_field).await;
+    b.plant_empty(&mut raw, expiry_ms, exp_field).await;
     let many: Vec<String> = (0..38).map(|i| format!("v{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let ten = &many[..10];

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::fast::{Queue, load, server_time_ms};
 use common::status;
 use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
@@ -18,11 +19,6 @@ const FULL: &str = include_str!("../lua/claim.lua");
 const K: usize = 2;
 const VISIBILITY_MS: u64 = 60_000;
 
-/// One queue's keys (busmq's default namespace).
-struct Queue {
-    prefix: String,
-}
-
 /// What one MULTI answered: claim's reply and the LRANGE of each segment.
 #[derive(Debug, PartialEq)]
 struct Answer {
@@ -31,51 +27,6 @@ struct Answer {
 }
 
 impl Queue {
-    fn new(label: &str) -> Queue {
-        Queue { prefix: format!("busmq:{{{}}}:", common::queue(label).as_str()) }
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    fn keys(&self) -> Vec<String> {
-        ["m", "t", "r", "z", "x", "c"].iter().map(|k| self.key(k)).collect()
-    }
-
-    /// A live incarnation (pages of 4, no retention) holding `entries` entries from id 1 on,
-    /// its keys expiring at `at_ms`, as push.lua would have left it.
-    async fn plant(&self, raw: &mut MultiplexedConnection, at_ms: u64, entries: u64) {
-        let _: () = redis::cmd("HSET")
-            .arg(self.key("m"))
-            .arg(&["v", "2", "gen", "1", "ttl", "30000", "size", "4", "base", "0", "head", "0"])
-            .arg(&["max", "", "rlen", "", "rage", ""])
-            .arg("last")
-            .arg(entries)
-            .arg("n")
-            .arg(entries)
-            .arg("tail")
-            .arg(entries)
-            .arg("exp")
-            .arg(at_ms)
-            .query_async(raw)
-            .await
-            .unwrap();
-        for id in 1..=entries {
-            let page = self.key(&format!("p:{}", (id - 1) / 4));
-            let _: () = redis::cmd("RPUSH")
-                .arg(&page)
-                .arg(format!("{id}:0:0:e{id}"))
-                .query_async(raw)
-                .await
-                .unwrap();
-            let _: () =
-                redis::cmd("PEXPIREAT").arg(&page).arg(at_ms).query_async(raw).await.unwrap();
-        }
-        let _: () =
-            redis::cmd("PEXPIREAT").arg(self.key("m")).arg(at_ms).query_async(raw).await.unwrap();
-    }
-
     /// The MULTI busmq-redis's `ops/reliable.rs` sends, with `claim` (loaded) as its first
     /// step and `take` as the batch names' prefix.
     async fn take(
@@ -96,14 +47,6 @@ impl Queue {
         let mut replies: Vec<Value> = pipe.query_async(raw).await.unwrap();
         let lists = replies.split_off(1);
         Answer { claimed: replies.pop().unwrap(), lists }
-    }
-
-    async fn del(&self, raw: &mut MultiplexedConnection, names: &[&str]) {
-        if names.is_empty() {
-            return;
-        }
-        let keys: Vec<String> = names.iter().map(|n| self.key(n)).collect();
-        let _: () = redis::cmd("DEL").arg(keys).query_async(raw).await.unwrap();
     }
 
     /// [`common::snapshot`] of the queue, with what depends on each call's clock blurred: the
@@ -149,16 +92,6 @@ fn plain(q: &Queue, answer: Answer) -> String {
     format!("{answer:?}").replace(&q.prefix, "<q>:")
 }
 
-async fn load(raw: &mut MultiplexedConnection, body: &str) -> Script {
-    let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(raw).await.unwrap();
-    Script::new(body)
-}
-
-async fn server_time_ms(raw: &mut MultiplexedConnection) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
-    s * 1000 + us / 1000
-}
-
 /// One step of the comparison: what it does, how many entries it wants, the pages to delete
 /// first (as consumers popping them would), and whether claim_fast answers it itself.
 type Step<'a> = (&'a str, usize, &'a [&'a str], bool);
@@ -174,8 +107,8 @@ async fn claim_fast_leaves_what_claim_leaves() {
     let (a, b) = (Queue::new("fast"), Queue::new("full"));
     let now_ms = server_time_ms(&mut raw).await;
     let expiry_ms = now_ms + 600_000;
-    a.plant(&mut raw, expiry_ms, 80).await;
-    b.plant(&mut raw, expiry_ms, 80).await;
+    a.plant_entries(&mut raw, expiry_ms, 80).await;
+    b.plant_entries(&mut raw, expiry_ms, 80).await;
     // A delayed message that is not due yet: both say when it will be.
     for q in [&a, &b] {
         let _: () = redis::cmd("ZADD")
@@ -276,7 +209,7 @@ async fn claim_fast_leaves_the_rest_to_claim() {
     ];
     for (what, how, name, value) in cases {
         q.del(&mut raw, &["m", "d", "r", "h", "kw", "wk", "z", "n", "p:0", "p:1"]).await;
-        q.plant(&mut raw, now_ms + 600_000, 6).await;
+        q.plant_entries(&mut raw, now_ms + 600_000, 6).await;
         let mut change = redis::cmd(how);
         match how {
             "zadd" => change.arg(q.key(name)).arg(now_ms - 1).arg(value),

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::fast::{Queue, load, server_time_ms};
 use common::status;
 use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
@@ -15,11 +16,6 @@ const FAST: &str = include_str!("../lua/lend_fast.lua");
 const LIB: &str = include_str!("../lua/lib.lua");
 const FULL: &str = include_str!("../lua/lend.lua");
 const GIVEBACK: &str = include_str!("../lua/giveback.lua");
-
-/// One queue's keys (busmq's default namespace).
-struct Queue {
-    prefix: String,
-}
 
 /// What one MULTI answered: lend's reply, the pop's and giveback's.
 #[derive(Debug, PartialEq)]
@@ -43,51 +39,6 @@ struct Scripts {
 }
 
 impl Queue {
-    fn new(label: &str) -> Queue {
-        Queue { prefix: format!("busmq:{{{}}}:", common::queue(label).as_str()) }
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    fn keys(&self) -> Vec<String> {
-        ["m", "t", "r", "z", "x", "c"].iter().map(|k| self.key(k)).collect()
-    }
-
-    /// A live incarnation (pages of 4, no retention) holding `entries` entries from id 1 on,
-    /// its meta hash expiring at `at_ms`, as push.lua would have left it.
-    async fn plant(&self, raw: &mut MultiplexedConnection, at_ms: u64, entries: u64) {
-        let _: () = redis::cmd("HSET")
-            .arg(self.key("m"))
-            .arg(&["v", "2", "gen", "1", "ttl", "30000", "size", "4", "base", "0", "head", "0"])
-            .arg(&["max", "", "rlen", "", "rage", ""])
-            .arg("last")
-            .arg(entries)
-            .arg("n")
-            .arg(entries)
-            .arg("tail")
-            .arg(entries)
-            .arg("exp")
-            .arg(at_ms)
-            .query_async(raw)
-            .await
-            .unwrap();
-        for id in 1..=entries {
-            let page = self.key(&format!("p:{}", (id - 1) / 4));
-            let _: () = redis::cmd("RPUSH")
-                .arg(&page)
-                .arg(format!("{id}:0:0:e{id}"))
-                .query_async(raw)
-                .await
-                .unwrap();
-            let _: () =
-                redis::cmd("PEXPIREAT").arg(&page).arg(at_ms).query_async(raw).await.unwrap();
-        }
-        let _: () =
-            redis::cmd("PEXPIREAT").arg(self.key("m")).arg(at_ms).query_async(raw).await.unwrap();
-    }
-
     /// The MULTI busmq-redis's `ops/take.rs` sends, with `lend` (loaded) as its first step.
     async fn take(
         &self,
@@ -111,14 +62,6 @@ impl Queue {
         let (lent, popped, given_back): (Value, Value, Value) =
             pipe.query_async(raw).await.unwrap();
         Answer { lent, popped, given_back }
-    }
-
-    async fn del(&self, raw: &mut MultiplexedConnection, names: &[&str]) {
-        if names.is_empty() {
-            return;
-        }
-        let keys: Vec<String> = names.iter().map(|n| self.key(n)).collect();
-        let _: () = redis::cmd("DEL").arg(keys).query_async(raw).await.unwrap();
     }
 
     async fn zadd(&self, raw: &mut MultiplexedConnection, name: &str, score: u64, member: &str) {
@@ -145,11 +88,6 @@ impl Queue {
 /// waits for notices, the pages to delete first, and whether lend_fast answers it itself.
 type Step<'a> = (&'a str, usize, bool, &'a [&'a str], bool);
 
-async fn server_time_ms(raw: &mut MultiplexedConnection) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
-    s * 1000 + us / 1000
-}
-
 /// The reply with its last element (ms until the earliest delayed message is due) rounded to
 /// tens of seconds: the two scripts read the clock a moment apart.
 fn rounded(answer: Answer) -> Answer {
@@ -168,11 +106,6 @@ fn plain(q: &Queue, answer: Answer) -> String {
     format!("{:?}", rounded(answer)).replace(&q.prefix, "<q>:")
 }
 
-async fn load(raw: &mut MultiplexedConnection, body: &str) -> Script {
-    let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(raw).await.unwrap();
-    Script::new(body)
-}
-
 #[tokio::test]
 async fn lend_fast_leaves_what_lend_leaves() {
     let Some(server) = common::server("lend_fast_leaves_what_lend_leaves").await else {
@@ -187,8 +120,8 @@ async fn lend_fast_leaves_what_lend_leaves() {
     let (a, b) = (Queue::new("fast"), Queue::new("full"));
     let now_ms = server_time_ms(&mut raw).await;
     let expiry_ms = now_ms + 60_000;
-    a.plant(&mut raw, expiry_ms, 60).await;
-    b.plant(&mut raw, expiry_ms, 60).await;
+    a.plant_entries(&mut raw, expiry_ms, 60).await;
+    b.plant_entries(&mut raw, expiry_ms, 60).await;
     assert_eq!(a.snapshot(&mut raw).await.len(), b.snapshot(&mut raw).await.len());
 
     // A delayed message that is not due yet: both say when it will be.
@@ -285,7 +218,7 @@ async fn lend_fast_leaves_what_lend_leaves() {
     for (what, how, name, value, answer) in cases {
         for q in [&c, &d] {
             q.del(&mut raw, &["m", "d", "r", "h", "n", "p:0", "p:1"]).await;
-            q.plant(&mut raw, expiry_ms, 6).await;
+            q.plant_entries(&mut raw, expiry_ms, 6).await;
             let mut change = redis::cmd(how);
             match how {
                 "zadd" => change.arg(q.key(name)).arg(now_ms - 1).arg(value),

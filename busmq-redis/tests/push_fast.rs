@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::fast::{Queue, server_time_us};
 use common::status;
 use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
@@ -13,39 +14,7 @@ const FAST: &str = include_str!("../lua/push_fast.lua");
 const LIB: &str = include_str!("../lua/lib.lua");
 const FULL: &str = include_str!("../lua/push.lua");
 
-/// One queue's keys (busmq's default namespace) and what a push script is given.
-struct Queue {
-    prefix: String,
-}
-
 impl Queue {
-    fn new(label: &str) -> Queue {
-        Queue { prefix: format!("busmq:{{{}}}:", common::queue(label).as_str()) }
-    }
-
-    fn keys(&self) -> Vec<String> {
-        ["m", "t", "r", "z", "x", "c"].iter().map(|k| format!("{}{k}", self.prefix)).collect()
-    }
-
-    /// A live incarnation (generation 1, pages of 4, no maxsize or retention) expiring at `at_ms`,
-    /// with that expiry in its meta hash (`exp`, as lib.lua's expire_all writes it) or without
-    /// (a meta hash written before the field existed).
-    async fn plant(&self, raw: &mut MultiplexedConnection, at_ms: u64, exp_field: bool) {
-        let meta = format!("{}m", self.prefix);
-        let _: () = redis::cmd("HSET")
-            .arg(&meta)
-            .arg(&["v", "2", "gen", "1", "ttl", "30000", "size", "4", "last", "0", "base", "0"])
-            .arg(&["n", "0", "head", "0", "tail", "0", "max", "", "rlen", "", "rage", ""])
-            .query_async(raw)
-            .await
-            .unwrap();
-        if exp_field {
-            let _: () =
-                redis::cmd("HSET").arg(&meta).arg("exp").arg(at_ms).query_async(raw).await.unwrap();
-        }
-        let _: () = redis::cmd("PEXPIREAT").arg(&meta).arg(at_ms).query_async(raw).await.unwrap();
-    }
-
     async fn push(
         &self,
         raw: &mut MultiplexedConnection,
@@ -58,7 +27,7 @@ impl Queue {
             call.key(key);
         }
         call.arg("1").arg(&["30000", "", "", "", "4"]).arg("1");
-        call.arg(format!("{}ch", self.prefix)).arg(first).arg("");
+        call.arg(self.key("ch")).arg(first).arg("");
         for (i, p) in payloads.iter().enumerate() {
             call.arg(format!("{}:0:0:{p}", first + i as u64));
         }
@@ -67,7 +36,7 @@ impl Queue {
 
     /// Sets (a consumer waits for notices) or deletes the notice lease.
     async fn lease(&self, raw: &mut MultiplexedConnection, held: bool) {
-        let key = format!("{}n", self.prefix);
+        let key = self.key("n");
         let mut cmd = redis::cmd(if held { "SET" } else { "DEL" });
         cmd.arg(&key);
         if held {
@@ -79,11 +48,6 @@ impl Queue {
     async fn snapshot(&self, raw: &mut MultiplexedConnection) -> BTreeMap<String, (String, i64)> {
         common::snapshot(raw, &self.prefix).await
     }
-}
-
-async fn server_time_us(raw: &mut MultiplexedConnection) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query_async(raw).await.unwrap();
-    s * 1_000_000 + us
 }
 
 #[tokio::test]
@@ -106,8 +70,8 @@ async fn compare(test: &str, exp_field: bool) {
     let (a, b) = (Queue::new("fast"), Queue::new("full"));
     let now = server_time_us(&mut raw).await;
     let expiry_ms = now / 1000 + 60_000;
-    a.plant(&mut raw, expiry_ms, exp_field).await;
-    b.plant(&mut raw, expiry_ms, exp_field).await;
+    a.plant_empty(&mut raw, expiry_ms, exp_field).await;
+    b.plant_empty(&mut raw, expiry_ms, exp_field).await;
 
     // Each step on both queues: push_fast must answer (not 'slow') exactly where `fast_answers`
     // says, with push.lua's reply and effects.

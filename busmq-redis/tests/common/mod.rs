@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+pub mod fast;
+
 /// The longest any expected thing may take.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
