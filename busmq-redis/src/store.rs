@@ -42,6 +42,7 @@ impl RedisStoreBuilder {
             fleet,
             batches: BatchNames::new(),
             keys: Default::default(),
+            full_claims: Default::default(),
         };
         Ok(RedisStore { ctx: Arc::new(ctx) })
     }

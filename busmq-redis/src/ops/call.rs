@@ -7,6 +7,7 @@
 use crate::config::settings::{Config, ReplicaAck};
 use crate::errors::Context;
 use crate::fault::CallError;
+use crate::ops::full_claims::FullClaims;
 use crate::script::keycache::KeyCache;
 use crate::script::keys::{BatchNames, Layout, QueueKeys};
 use crate::script::reply::Reply;
@@ -27,6 +28,8 @@ pub(crate) struct Ctx {
     pub(crate) fleet: Fleet,
     pub(crate) batches: BatchNames,
     pub(crate) keys: KeyCache,
+    /// Queues whose reliable takes skip claim_fast.lua for now (`full_claims.rs`).
+    pub(crate) full_claims: FullClaims,
 }
 
 impl Ctx {

@@ -2,6 +2,7 @@
 //! per family of Lua scripts, and the one call path they all go through (`call.rs`).
 
 pub(crate) mod call;
+pub(crate) mod full_claims;
 pub(crate) mod list;
 pub(crate) mod object;
 pub(crate) mod push;

@@ -24,7 +24,7 @@ use busmq_core::{QueueName, Result};
 use bytes::Bytes;
 use redis::Value;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Page segments a reliable take moves inside Redis (claim.lua's K): a take up to the page
 /// size spans at most two pages; anything beyond goes through Lua in one more segment. None
@@ -69,8 +69,11 @@ async fn transaction(
     let inst = call.instance(route);
     let segments = if inst.restricted() { 0 } else { SEGMENTS };
     // claim_fast.lua first where pages can move inside Redis, and claim.lua where it answers
-    // 'slow' (it wrote nothing, so the LRANGEs found nothing).
-    let mut claimer = if segments > 0 { &scripts().claim_fast } else { &scripts().claim };
+    // 'slow' (it wrote nothing, so the LRANGEs found nothing), and for a while after that
+    // (`full_claims.rs`).
+    let full = &call.ctx.full_claims;
+    let fast = segments > 0 && !full.full(call.queue.as_str(), Instant::now());
+    let mut claimer = if fast { &scripts().claim_fast } else { &scripts().claim };
     loop {
         let take = call.ctx.batches.next();
         let mut pipe = redis::pipe();
@@ -97,6 +100,7 @@ async fn transaction(
             None => return Err(unexpected("take", "no reply")),
         };
         if reply.is("slow") && std::ptr::eq(claimer, &scripts().claim_fast) {
+            full.slow(call.queue.as_str(), Instant::now());
             claimer = &scripts().claim;
             continue;
         }
