@@ -12,8 +12,13 @@
 -- anything else answers {'slow'} before writing anything, so that the RPUSHX finds no in key
 -- and commit answers {'none'}, and the client sends the same arguments to append.lua. Keep
 -- the two in step: busmq-redis/tests/append_fast.rs compares their effects.
--- KEYS, ARGV: as append.lua's.
--- Returns: as append.lua's, and prepare may also answer {'slow'}.
+-- A linked push (the client's pipelined push) adds two arguments to prepare's: ARGV[11], its
+-- mark, which prepare keeps in the meta hash's lw when it accepts; ARGV[12], the mark of the
+-- push it must follow ('' for none): unless lw holds that mark, prepare answers {'behind'}
+-- before writing anything. Only this script sets lw: a push written by any other path leaves
+-- it as it was, so the push that follows that one is refused and sent again, after it.
+-- KEYS, ARGV: as append.lua's, and ARGV[11], ARGV[12] of a linked prepare.
+-- Returns: as append.lua's, and prepare may also answer {'slow'} or {'behind'}.
 local M, T = KEYS[1], KEYS[2]
 local PFX = string.sub(M, 1, -2)
 local IN = PFX .. 'in'
@@ -21,9 +26,10 @@ local function I(x) return string.format('%d', x) end
 
 if ARGV[1] == 'p' then
   local v = redis.call('HMGET', M, 'v', 'gen', 'max', 'rlen', 'rage', 'size', 'last', 'base',
-                       'head', 'tail', 'ttl', 'n')
+                       'head', 'tail', 'ttl', 'n', 'lw')
   -- The layout, the caller's generation and no retention (lib.lua's load() and push_target()).
   if v[1] ~= '2' or v[2] ~= ARGV[2] or v[4] ~= '' or v[5] ~= '' then return {'slow'} end
+  if ARGV[12] and ARGV[12] ~= '' and v[13] ~= ARGV[12] then return {'behind'} end
   local S, last, base = tonumber(v[6]), tonumber(v[7]), tonumber(v[8])
   local head, tail = tonumber(v[9]), tonumber(v[10])
   local count = tonumber(ARGV[10])
@@ -82,8 +88,13 @@ if ARGV[1] == 'p' then
   end
   if n == 0 then head = math.floor(tail / S) end
   local last_id = first + count - 1
-  redis.call('HSET', M, 'n', I(n + count), 'head', I(head), 'tail', I(tail + count), 'last',
-             I(last_id))
+  if ARGV[11] then
+    redis.call('HSET', M, 'n', I(n + count), 'head', I(head), 'tail', I(tail + count), 'last',
+               I(last_id), 'lw', ARGV[11])
+  else
+    redis.call('HSET', M, 'n', I(n + count), 'head', I(head), 'tail', I(tail + count), 'last',
+               I(last_id))
+  end
   if last_id > now_us then
     -- Ids ran ahead of the clock: as append.lua, the tombstone remembers the last one.
     redis.call('HSET', T, 'last', I(last_id))

@@ -9,10 +9,10 @@ use crate::script::keys::BatchNames;
 use crate::session::fleet::Fleet;
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
-    ObjectReply, Position, PushBatch, QueuePage, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal,
-    Restored, ScheduleBatch, Scheduled, Session, Settle, Settled, StoreEvent, StoreState, TakeMode,
-    Taken, Topics,
+    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Link, Metadata, MetadataOp, Notice,
+    ObjectOp, ObjectReply, PipelinedPush, Position, PushBatch, QueuePage, QueueSpec, QueueStat,
+    ReadBatch, Receipt, Renewal, Restored, ScheduleBatch, Scheduled, Session, Settle, Settled,
+    StoreEvent, StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{ObjectName, QueueName, Result, Store, TopicName};
 use bytes::Bytes;
@@ -157,6 +157,22 @@ impl BlockingTake for RedisStore {
 }
 
 #[async_trait]
+impl PipelinedPush for RedisStore {
+    fn least(&self) -> usize {
+        push::LINKED_MIN
+    }
+
+    async fn push_linked(
+        &self,
+        queue: &QueueName,
+        batch: &PushBatch<'_>,
+        link: Link,
+    ) -> Result<Option<u64>> {
+        push::push_linked(self.live()?, queue, batch, Some(link)).await
+    }
+}
+
+#[async_trait]
 impl Inspect for RedisStore {
     async fn list_queues(&self, cursor: Option<&str>, count: u32) -> Result<QueuePage> {
         list::list_queues(self.live()?, cursor, count).await
@@ -173,6 +189,11 @@ impl Store for RedisStore {
 
     fn inspect(&self) -> Option<&dyn Inspect> {
         Some(self)
+    }
+
+    fn pipelined(&self) -> Option<&dyn PipelinedPush> {
+        // A push that waits for replicas is one script call and WAIT, never linked.
+        self.ctx.config.replicas_ack.is_none().then_some(self as _)
     }
 
     async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment> {

@@ -9,10 +9,10 @@
 
 use async_trait::async_trait;
 use busmq_core::store::{
-    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Metadata, MetadataOp, Notice, ObjectOp,
-    ObjectReply, Position, PushBatch, QueueSpec, QueueStat, ReadBatch, Receipt, Renewal, Restored,
-    ScheduleBatch, Scheduled, Session, Settle, Settled, StoreEvent, StoreState, TakeMode, Taken,
-    Topics,
+    Attachment, BlockingTake, ConsumerOp, Entry, Inspect, Link, Metadata, MetadataOp, Notice,
+    ObjectOp, ObjectReply, PipelinedPush, Position, PushBatch, QueueSpec, QueueStat, ReadBatch,
+    Receipt, Renewal, Restored, ScheduleBatch, Scheduled, Session, Settle, Settled, StoreEvent,
+    StoreState, TakeMode, Taken, Topics,
 };
 use busmq_core::{Error, ObjectName, QueueName, Result, Store, StoreHandle, TopicName};
 use bytes::Bytes;
@@ -195,6 +195,28 @@ impl BlockingTake for FaultyStore {
     }
 }
 
+/// A linked push is a push: the same switch fails it or loses its answer.
+#[async_trait]
+impl PipelinedPush for FaultyStore {
+    fn least(&self) -> usize {
+        self.inner.pipelined().map_or(1, |inner| inner.least())
+    }
+
+    async fn push_linked(
+        &self,
+        queue: &QueueName,
+        batch: &PushBatch<'_>,
+        link: Link,
+    ) -> Result<Option<u64>> {
+        self.faults.check("push")?;
+        let pushed = match self.inner.pipelined() {
+            Some(inner) => inner.push_linked(queue, batch, link).await,
+            None => Ok(None),
+        };
+        self.faults.answer("push", pushed)
+    }
+}
+
 #[async_trait]
 impl Store for FaultyStore {
     fn blocking(&self) -> Option<&dyn BlockingTake> {
@@ -204,6 +226,10 @@ impl Store for FaultyStore {
     /// The listing is the inner store's, without faults: no case needs a failing one.
     fn inspect(&self) -> Option<&dyn Inspect> {
         self.inner.inspect()
+    }
+
+    fn pipelined(&self) -> Option<&dyn PipelinedPush> {
+        self.inner.pipelined().map(|_| self as &dyn PipelinedPush)
     }
 
     async fn attach(&self, queue: &QueueName, spec: &QueueSpec) -> Result<Attachment> {

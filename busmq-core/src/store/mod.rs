@@ -10,7 +10,9 @@
 //! * optionally [`BlockingTake`]: a take that waits inside the store for messages, offered
 //!   through [`Store::blocking`];
 //! * optionally [`Inspect`]: a paged listing of the queues that exist, offered through
-//!   [`Store::inspect`].
+//!   [`Store::inspect`];
+//! * optionally [`PipelinedPush`]: a push sent before the producer's previous one answered,
+//!   offered through [`Store::pipelined`].
 //!
 //! Besides queues, [`Store::object`] keeps persisted objects (SPEC P3, see [`ObjectOp`]).
 //!
@@ -99,6 +101,7 @@ mod entry;
 mod ids;
 mod inspect;
 mod object;
+mod pipelined;
 mod queue;
 mod schedule;
 mod session;
@@ -113,6 +116,7 @@ pub use entry::{
 pub use ids::{ClientId, ConsumerId};
 pub use inspect::{Inspect, QueuePage};
 pub use object::{Expect, ObjectOp, ObjectReply, ObjectSave, StoredObject};
+pub use pipelined::{Link, PipelinedPush};
 pub use queue::{
     Attachment, ConsumerKind, ConsumerOp, Metadata, MetadataOp, Notice, QueueSpec, QueueStat,
     Renewal, Restored, Retention,
@@ -144,6 +148,11 @@ pub trait Store: Session + Topics + fmt::Debug + 'static {
 
     /// The store's listing of its queues, if it has one (see [`Inspect`]).
     fn inspect(&self) -> Option<&dyn Inspect> {
+        None
+    }
+
+    /// The store's pipelined push, if it has one (see [`PipelinedPush`]).
+    fn pipelined(&self) -> Option<&dyn PipelinedPush> {
         None
     }
 

@@ -14,7 +14,7 @@ use crate::script::args::{check_spec, flag, spec_args};
 use crate::script::entry::{PushArg, Route};
 use crate::script::reply::{Reply, unexpected};
 use crate::script::scripts::{Script, scripts};
-use busmq_core::store::{NewEntry, PushBatch, QueueSpec, Retention, check_retention};
+use busmq_core::store::{Link, NewEntry, PushBatch, QueueSpec, Retention, check_retention};
 use busmq_core::support::now_micros;
 use busmq_core::{Error, QueueName, Result};
 use redis::{ServerErrorKind, Value};
@@ -24,7 +24,26 @@ use redis::{ServerErrorKind, Value};
 /// one-entry push took 1.6x the Redis CPU of push.lua), and less from a few dozen values on.
 const APPEND_MIN: usize = 32;
 
+/// The fewest entries of a push that follows another: only append_fast.lua links pushes.
+pub(crate) const LINKED_MIN: usize = APPEND_MIN;
+
 pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) -> Result<u64> {
+    match push_linked(ctx, queue, batch, None).await? {
+        Some(first) => Ok(first),
+        None => Err(unexpected("push", "nothing written by a push without a link")),
+    }
+}
+
+/// A push, linked (see [`Link`]) or not. A push that follows another is written only by
+/// append_fast.lua: any other path must first look at what the push it follows did, so such a
+/// push is refused (`None`, nothing sent) when it is small, keyed, routed or waits for
+/// replicas, and when append_fast answers 'slow', 'refused' or 'behind'.
+pub(crate) async fn push_linked(
+    ctx: &Ctx,
+    queue: &QueueName,
+    batch: &PushBatch<'_>,
+    link: Option<Link>,
+) -> Result<Option<u64>> {
     let PushBatch { generation, spec, entries, after, dedupe } = *batch;
     check_spec(spec)?;
     if entries.is_empty() {
@@ -38,17 +57,24 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
     check_retention(spec, entries)?;
     let routed = entries.iter().any(|e| e.is_routed());
     let call = ctx.call("push", queue);
-    let proposed = now_micros().max(after.map_or(0, |last| last + 1));
+    let proposed = match link {
+        Some(link) => link.first,
+        None => now_micros().max(after.map_or(0, |last| last + 1)),
+    };
     // A push that must wait for replicas keeps to one script call followed by WAIT.
     // A keyed push (SPEC P10) is push_once.lua: the key is checked and written in the push.
-    let appended = match ctx.config.replicas_ack {
-        None if entries.len() >= APPEND_MIN && dedupe.is_none() && !routed => {
-            append(&call, batch, proposed).await?
-        }
-        _ => None,
+    let appendable = ctx.config.replicas_ack.is_none()
+        && entries.len() >= APPEND_MIN
+        && dedupe.is_none()
+        && !routed;
+    let follows = link.is_some_and(|l| l.follows.is_some());
+    let appended = match appendable {
+        true => append(&call, batch, proposed, link).await?,
+        false => None,
     };
     let reply = match appended {
         Some(reply) => reply,
+        None if follows => return Ok(None),
         None => {
             let page = ctx.config.page_size;
             let args = |cmd: &mut redis::Cmd, create: bool| {
@@ -91,7 +117,7 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
         }
     };
     match reply.status() {
-        "ok" => reply.u64(1),
+        "ok" => reply.u64(1).map(Some),
         "closed" => Err(Error::Closed { queue: queue.to_string() }),
         "full" => Err(Error::QueueFull { queue: queue.to_string(), maxsize: reply.u64(1)? }),
         "retained" => Err(retained(entries)),
@@ -116,16 +142,27 @@ pub(crate) fn retained<'e>(entries: impl IntoIterator<Item = &'e NewEntry>) -> E
 /// append.lua's where append_fast answers 'slow' (see both scripts). Returns prepare's reply
 /// when it decided (ok, closed, full), and `None` when push.lua must do the push instead (ids
 /// refused, queue missing, the transaction refused, a server without `RENAME`); in that case
-/// nothing was written.
-async fn append(call: &Call<'_>, batch: &PushBatch<'_>, proposed: u64) -> Result<Option<Reply>> {
+/// nothing was written. A push that follows another (see [`Link`]) goes through append_fast
+/// alone, and is also `None` when it answers 'slow' or 'behind'.
+async fn append(
+    call: &Call<'_>,
+    batch: &PushBatch<'_>,
+    proposed: u64,
+    link: Option<Link>,
+) -> Result<Option<Reply>> {
     let route = call.route().await?;
     let inst = call.instance(route);
     if inst.restricted() {
         // append.lua RENAMEs the tail page (see `CommandSet`).
         return Ok(None);
     }
-    for script in [&scripts().append_fast, &scripts().append] {
-        let pipe = append_pipe(call, script, batch, proposed, !route.legacy);
+    let follows = link.is_some_and(|l| l.follows.is_some());
+    let tries: &[&Script] = match follows {
+        true => &[&scripts().append_fast],
+        false => &[&scripts().append_fast, &scripts().append],
+    };
+    for &script in tries {
+        let pipe = append_pipe(call, script, batch, proposed, !route.legacy, link);
         let mut replies = match call.transaction(inst, &[script], &pipe).await {
             Ok(replies) => replies,
             // A command refused while queueing (READONLY from a demoted master, OOM) discards
@@ -164,7 +201,10 @@ async fn append(call: &Call<'_>, batch: &PushBatch<'_>, proposed: u64) -> Result
             None => Err(unexpected("push", "no reply to the append commit")),
         };
     }
-    Err(unexpected("push", "append.lua answered 'slow'"))
+    match follows {
+        true => Ok(None),
+        false => Err(unexpected("push", "append.lua answered 'slow'")),
+    }
 }
 
 /// The MULTI of `script`'s prepare, the `RPUSHX` of the batch's entries and its commit.
@@ -174,12 +214,21 @@ fn append_pipe(
     batch: &PushBatch<'_>,
     proposed: u64,
     create: bool,
+    link: Option<Link>,
 ) -> redis::Pipeline {
     let count = batch.entries.len();
     let mut prepare = call.evalsha(script);
     prepare.arg("p").arg(batch.generation);
     spec_args(&mut prepare, batch.spec, call.ctx.config.page_size);
     prepare.arg(flag(create)).arg(proposed).arg(count);
+    if let Some(link) = link {
+        // append.lua ignores both.
+        prepare.arg(link.mark);
+        match link.follows {
+            Some(mark) => prepare.arg(mark),
+            None => prepare.arg(""),
+        };
+    }
     // Sized up front: grown by doubling, the buffer of a batch's values was copied several
     // times over (the header is at most 44 bytes besides the attrs; more only costs a regrowth).
     let data = batch.entries.iter().map(|e| e.payload.len() + 48).sum::<usize>() + 64;
