@@ -99,6 +99,7 @@ macro_rules! __busmq_cases {
             push::maxsize_is_stored_with_the_queue,
             push::push_all_is_atomic_and_ordered,
             push::concurrent_pushes_keep_call_order,
+            push::handles_pushing_at_once_keep_their_own_order,
             consume::producer_pushes_and_leaves_then_consumer_receives,
             consume::consumer_first_then_push_receives_once,
             consume::consumer_attaches_before_producer_receives_once,

@@ -63,11 +63,23 @@ impl<T> Coalescer<T> {
     /// The next batch for the worker: items from the front while `fits` accepts them (the
     /// first item is always taken, so a single oversized item still goes through). `None`
     /// when nothing is waiting; the worker must then stop, and the next push starts a new one.
-    pub(crate) fn next_batch(&self, mut fits: impl FnMut(&T) -> bool) -> Option<Vec<T>> {
+    pub(crate) fn next_batch(&self, fits: impl FnMut(&T) -> bool) -> Option<Vec<T>> {
+        self.batch(fits, true)
+    }
+
+    /// As [`Coalescer::next_batch`], but `None` leaves the worker running: for a worker that
+    /// still has work of its own to finish (writes in flight) before it may stop.
+    pub(crate) fn more(&self, fits: impl FnMut(&T) -> bool) -> Option<Vec<T>> {
+        self.batch(fits, false)
+    }
+
+    fn batch(&self, mut fits: impl FnMut(&T) -> bool, stop: bool) -> Option<Vec<T>> {
         let mut state = self.lock();
         if state.items.is_empty() {
-            state.running = false;
-            self.busy.send_replace(false);
+            if stop {
+                state.running = false;
+                self.busy.send_replace(false);
+            }
             return None;
         }
         let mut taken = 0;
@@ -110,8 +122,11 @@ mod tests {
         assert_eq!(c.push(1, |_| Ok::<_, ()>(())), Ok(Start::Worker));
         assert_eq!(c.push(2, |_| Ok::<_, ()>(())), Ok(Start::Running));
         assert_eq!(c.next_batch(|_| true), Some(vec![1, 2]));
+        assert_eq!(c.more(|_| true), None);
+        assert_eq!(c.push(3, |_| Ok::<_, ()>(())), Ok(Start::Running), "still running");
+        assert_eq!(c.more(|_| true), Some(vec![3]));
         assert_eq!(c.next_batch(|_| true), None, "drained: the worker stops");
-        assert_eq!(c.push(3, |_| Ok::<_, ()>(())), Ok(Start::Worker), "a new worker");
+        assert_eq!(c.push(4, |_| Ok::<_, ()>(())), Ok(Start::Worker), "a new worker");
     }
 
     #[test]

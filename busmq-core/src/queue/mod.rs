@@ -15,6 +15,7 @@ mod keeper;
 mod lifecycle;
 mod options;
 mod pending;
+mod pipeline;
 mod producer;
 mod push_options;
 mod read_limit;

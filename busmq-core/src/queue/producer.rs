@@ -1,17 +1,18 @@
 //! Pushes: encoded when `push` is called, buffered until the queue is attached (SPEC Q7), and
 //! written by one worker per queue handle that coalesces concurrent pushes into one store call,
-//! one batch in flight at a time so that order is kept (SPEC Q6, Q9).
+//! one batch in flight at a time so that order is kept (SPEC Q6, Q9); on a store that pipelines
+//! pushes, two linked batches (`pipeline.rs`).
 
 use super::coalesce::{Coalescer, Start};
 use super::event::QueueEvent;
-use super::lifecycle::{Phase, PushTarget};
+use super::lifecycle::{Held, Phase, PushTarget};
 use super::pending::{Pending, Push, PushAll};
 use super::push_options::Keyed;
 use crate::error::{Error, Result};
 use crate::name::QueueName;
 use crate::observability::{QueueMetrics, background_error};
 use crate::store::StoreState;
-use crate::store::{Dedupe, NewEntry, PushBatch, StoreHandle, check_retention};
+use crate::store::{Dedupe, NewEntry, PushBatch, QueueSpec, StoreHandle, check_retention};
 use crate::util::backoff;
 use std::fmt;
 use std::sync::Arc;
@@ -58,7 +59,7 @@ impl Entries {
     }
 }
 
-struct Unit {
+pub(super) struct Unit {
     entries: Entries,
     /// A dedupe key and window (SPEC P10), perhaps a retry deadline: such a unit is written in
     /// a store call of its own. (Levels and ordering keys travel in the entries: units of any
@@ -70,9 +71,9 @@ struct Unit {
 }
 
 /// Who waits for a unit, once its entries went into a store call.
-struct Waiter {
+pub(super) struct Waiter {
     /// The unit's entries.
-    n: usize,
+    pub(super) n: usize,
     reply: Reply,
     /// When `push` was called, if pushes are timed (a metrics recorder is installed).
     started: Option<Instant>,
@@ -206,63 +207,99 @@ impl Producer {
     }
 
     fn next_batch(&self) -> Option<Vec<Unit>> {
+        self.take(None, true)
+    }
+
+    /// The next batch, and when nothing waits `None`, which stops the worker when `stop` is
+    /// set (see [`Coalescer`]). With `split` (the fewest entries the store links), a batch
+    /// whose first unit holds at least that many takes about half of what waits, at a unit's
+    /// end, so that the rest can follow it at once (see `pipeline.rs`): those units are
+    /// `push_all` calls, each a caller who gets its answer a write sooner. Single pushes are
+    /// never split: two writes of half as many cost the store and the client more per message.
+    pub(super) fn take(&self, split: Option<usize>, stop: bool) -> Option<Vec<Unit>> {
         let (mut entries, mut bytes, mut alone) = (0, 0, false);
-        let batch = self.units.next_batch(|unit| {
+        let half = self.waiting().div_ceil(2);
+        let mut cap = BATCH_ENTRIES;
+        let fits = |unit: &Unit| {
             // A keyed push's store call answers for that key only (a repeat writes nothing),
             // so it never shares one: it ends the batch before it, and nothing joins it.
             if alone || (unit.dedupe.is_some() && entries > 0) {
                 return false;
             }
+            if entries == 0 && split.is_some_and(|least| unit.waiter.n >= least && half >= least) {
+                cap = half.min(BATCH_ENTRIES);
+            }
             alone = unit.dedupe.is_some();
             entries += unit.waiter.n;
             bytes += unit.bytes;
-            entries <= BATCH_ENTRIES && bytes <= BATCH_BYTES
-        })?;
+            entries <= cap && bytes <= BATCH_BYTES
+        };
+        let batch = match stop {
+            true => self.units.next_batch(fits)?,
+            false => self.units.more(fits)?,
+        };
         let taken: usize = batch.iter().map(|u| u.waiter.n).sum();
         self.buffered.fetch_sub(taken, Ordering::Relaxed);
         Some(batch)
     }
 
+    /// Entries waiting to be written.
+    pub(super) fn waiting(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
     async fn run(self: Arc<Self>, mut target: Target) {
+        if target.store.pipelined().is_some() {
+            return self.run_pipelined(target).await;
+        }
         loop {
-            let phase = *target.phase.borrow_and_update();
-            let held = match phase.push_target(&target.name) {
-                PushTarget::Write(held) => held,
-                PushTarget::Wait => {
-                    if target.phase.changed().await.is_err() {
-                        // Every handle is gone: nothing will ever attach this queue.
-                        let gone = Error::Detached { queue: target.name.to_string() };
-                        self.fail_until_empty(&gone, &target);
-                        break;
-                    }
-                    continue;
-                }
-                PushTarget::Fail(error) => {
-                    self.fail_until_empty(&error, &target);
-                    break;
-                }
+            let held = match self.held(&mut target).await {
+                Some(held) => held,
+                None => break,
             };
             let Some(batch) = self.next_batch() else {
                 break;
             };
-            let entries: usize = batch.iter().map(|u| u.waiter.n).sum();
-            let span = tracing::trace_span!("push", queue = target.name.as_str(), entries);
-            self.write(&target, held.generation, &held.spec, batch).instrument(span).await;
+            if let Some(ready) = self.prepare(&target, &held.spec, batch) {
+                self.send(&target, held, ready).await;
+            }
         }
     }
 
-    async fn write(
+    /// Where the next batch goes: the incarnation the handle holds, once it holds one. `None`
+    /// when the worker must stop (everything buffered has then failed).
+    pub(super) async fn held(&self, target: &mut Target) -> Option<Held> {
+        loop {
+            let phase = *target.phase.borrow_and_update();
+            match phase.push_target(&target.name) {
+                PushTarget::Write(held) => return Some(held),
+                PushTarget::Wait => {
+                    if target.phase.changed().await.is_err() {
+                        // Every handle is gone: nothing will ever attach this queue.
+                        let gone = Error::Detached { queue: target.name.to_string() };
+                        self.fail_until_empty(&gone, target);
+                        return None;
+                    }
+                }
+                PushTarget::Fail(error) => {
+                    self.fail_until_empty(&error, target);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// One pass over a batch's units. The entries move into the store call's vector (cloning
+    /// a payload can cost an allocation: see `Bytes`); the waiters keep their counts to be
+    /// answered in order. Pushes buffered before the attach meet the adopted spec here: those
+    /// it refuses (a level or key on a queue with retention) fail alone, the others are
+    /// written. A keyed unit is alone in its batch (see `take`). `None`: every unit failed.
+    pub(super) fn prepare(
         &self,
         target: &Target,
-        generation: u64,
-        spec: &crate::store::QueueSpec,
+        spec: &QueueSpec,
         batch: Vec<Unit>,
-    ) {
-        // One pass over the units. The entries move into the store call's vector (cloning a
-        // payload can cost an allocation: see `Bytes`); the waiters keep their counts to be
-        // answered in order. Pushes buffered before the attach meet the adopted spec here:
-        // those it refuses (a level or key on a queue with retention) fail alone, the others
-        // are written. A keyed unit is alone in its batch (see `next_batch`).
+    ) -> Option<Ready> {
         let mut entries = Vec::with_capacity(batch.iter().map(|u| u.waiter.n).sum());
         let mut waiters = Vec::with_capacity(batch.len());
         let mut keyed = None;
@@ -277,15 +314,20 @@ impl Producer {
             unit.entries.move_into(&mut entries);
             waiters.push(unit.waiter);
         }
-        if waiters.is_empty() {
-            return;
-        }
-        let batch = waiters;
+        (!waiters.is_empty()).then_some(Ready { entries, waiters, keyed })
+    }
+
+    /// Writes `ready` with one store call (retried within a keyed push's deadline), after
+    /// every earlier write of this handle answered.
+    pub(super) async fn send(&self, target: &Target, held: Held, ready: Ready) {
+        let Ready { entries, waiters, keyed } = ready;
+        let span =
+            tracing::trace_span!("push", queue = target.name.as_str(), entries = entries.len());
         let keyed = keyed.as_deref();
-        let mut push = PushBatch::new(generation, spec, &entries);
+        let mut push = PushBatch::new(held.generation, &held.spec, &entries);
         push.after = self.last();
         push.dedupe = keyed.map(|k| Dedupe { key: &k.key, window: k.window });
-        let mut result = target.store.push(&target.name, &push).await;
+        let mut result = target.store.push(&target.name, &push).instrument(span.clone()).await;
         if let Some(until) = keyed.and_then(|k| k.retry_until) {
             let mut attempt = 0;
             while let Err(error) = &result {
@@ -303,19 +345,31 @@ impl Producer {
                 let mut again = PushBatch::new(held.generation, &held.spec, &entries);
                 again.after = push.after;
                 again.dedupe = push.dedupe;
-                result = target.store.push(&target.name, &again).await;
+                result = target.store.push(&target.name, &again).instrument(span.clone()).await;
             }
         }
+        self.conclude(target, held, &entries, waiters, result).await;
+    }
+
+    /// Answers the waiters of a write that returned `result`.
+    pub(super) async fn conclude(
+        &self,
+        target: &Target,
+        held: Held,
+        entries: &[NewEntry],
+        waiters: Vec<Waiter>,
+        result: Result<u64>,
+    ) {
         match result {
-            Ok(first) => self.resolve(target, batch, first),
-            Err(Error::QueueFull { .. }) if batch.len() > 1 => {
+            Ok(first) => self.resolve(target, waiters, first),
+            Err(Error::QueueFull { .. }) if waiters.len() > 1 => {
                 // Coalesced pushes are independent: write them one by one so that exactly those
                 // that fit succeed, in order (SPEC Q8).
                 let mut at = 0;
-                for waiter in batch {
+                for waiter in waiters {
                     let own = &entries[at..at + waiter.n];
                     at += waiter.n;
-                    let mut push = PushBatch::new(generation, spec, own);
+                    let mut push = PushBatch::new(held.generation, &held.spec, own);
                     push.after = self.last();
                     let result = target.store.push(&target.name, &push).await;
                     match result {
@@ -326,18 +380,18 @@ impl Producer {
             }
             Err(error) => {
                 tracing::trace!(error = %error, "push failed");
-                for waiter in batch {
+                for waiter in waiters {
                     waiter.fail(error.clone(), target);
                 }
             }
         }
     }
 
-    fn last(&self) -> Option<u64> {
+    pub(super) fn last(&self) -> Option<u64> {
         Some(self.last_id.load(Ordering::Relaxed)).filter(|&id| id > 0)
     }
 
-    fn resolve(&self, target: &Target, batch: Vec<Waiter>, first: u64) {
+    pub(super) fn resolve(&self, target: &Target, batch: Vec<Waiter>, first: u64) {
         // Counted before any caller is answered, so that `pushed()` right after a push
         // returned includes it (read-your-writes).
         let written: u64 = batch.iter().map(|w| w.n as u64).sum();
@@ -386,6 +440,14 @@ async fn pause(target: &Target, attempt: u32, until: tokio::time::Instant) -> bo
     }
 }
 
+/// A batch ready for its store call: the entries in order, who waits for them, and the dedupe
+/// key of a keyed push (alone in its batch).
+pub(super) struct Ready {
+    pub(super) entries: Vec<NewEntry>,
+    pub(super) waiters: Vec<Waiter>,
+    pub(super) keyed: Option<Box<Keyed>>,
+}
+
 impl Unit {
     fn fail(self, error: Error, target: &Target) {
         self.waiter.fail(error, target);
@@ -395,7 +457,7 @@ impl Unit {
 impl Waiter {
     /// Reports a failed push to its caller, or as a queue event (logged) when nobody awaits
     /// it; counted either way.
-    fn fail(self, error: Error, target: &Target) {
+    pub(super) fn fail(self, error: Error, target: &Target) {
         target.metrics.error(&error);
         let undelivered = match self.reply {
             Reply::One(tx) => tx.send(Err(error)).err().and_then(Result::err),

@@ -2,7 +2,8 @@
 
 use crate::backend::Backend;
 use crate::support::{bus, eventually, take, unique};
-use busmq_core::{AttachOptions, Error};
+use busmq_core::{AttachOptions, Error, When};
+use futures::{StreamExt, TryStreamExt};
 use std::time::Duration;
 
 fn strictly_increasing(ids: &[u64]) -> bool {
@@ -155,4 +156,48 @@ pub async fn concurrent_pushes_keep_call_order(backend: &dyn Backend) {
         .map(|d| d.unwrap().into_body())
         .collect();
     assert_eq!(got, (0..500).collect::<Vec<_>>());
+}
+
+/// Q6, Q9, P8: handles pushing to one queue at once, each with batches in flight, keep their
+/// own order, and nothing is lost or written twice, also while a scheduled message comes due
+/// among their pushes. (On Redis each handle links its pushes to one another: the other
+/// handles' pushes make the store refuse some followers and the due message sends a push down
+/// the slow path, and the refused pushes are sent again, which must keep the order too.)
+pub async fn handles_pushing_at_once_keep_their_own_order(backend: &dyn Backend) {
+    const HANDLES: u32 = 3;
+    const BATCHES: u32 = 90;
+    const SIZE: u32 = 40;
+    let name = unique("handles");
+    let mut producers = Vec::new();
+    for _ in 0..HANDLES {
+        let b = bus(backend).await;
+        let q = b.queue(&name).unwrap();
+        q.attach().await.unwrap();
+        producers.push((b, q));
+    }
+    producers[0]
+        .1
+        .schedule(&(HANDLES, 0u32), When::After(Duration::from_millis(30)))
+        .await
+        .unwrap();
+    let runs = producers.iter().enumerate().map(|(h, (_, q))| async move {
+        let h = h as u32;
+        let batches = futures::stream::iter(0..BATCHES)
+            .map(|k| q.push_all((0..SIZE).map(move |i| (h, k * SIZE + i))))
+            .buffered(4);
+        let ids: Vec<Vec<u64>> = batches.try_collect().await.unwrap();
+        let ids: Vec<u64> = ids.concat();
+        assert!(strictly_increasing(&ids), "handle {h}'s ids");
+    });
+    futures::future::join_all(runs).await;
+    let total = (HANDLES * BATCHES * SIZE + 1) as usize;
+    let mut consumer = producers[0].1.consume::<(u32, u32)>().await.unwrap();
+    let got = take(&mut consumer, total, "every handle's messages").await;
+    let mut next = vec![0u32; HANDLES as usize + 1];
+    for delivery in got {
+        let (h, i) = delivery.unwrap().into_body();
+        assert_eq!(i, next[h as usize], "handle {h}: message {i} out of order, lost or doubled");
+        next[h as usize] += 1;
+    }
+    assert_eq!(next, [BATCHES * SIZE, BATCHES * SIZE, BATCHES * SIZE, 1]);
 }
