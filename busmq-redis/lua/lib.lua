@@ -6,7 +6,8 @@
 -- KEYS (the same six for every queue script; all carry the queue's hash tag, so a script
 -- touches one Redis Cluster slot):
 --   KEYS[1] <ns>:{q}:m  meta hash: layout version, generation, spec, counters, the queue's
---                       expiry ('exp', as set by expire_all), user metadata
+--                       expiry ('exp', as set by expire_all), the mark of the last linked push
+--                       ('lw', set by append_fast.lua only), user metadata
 --   KEYS[2] <ns>:{q}:t  tombstone hash (outlives the queue): 'g:<generation>' for every
 --                       generation closed in its life, 'closed' the newest of them, 'last' the
 --                       last id given

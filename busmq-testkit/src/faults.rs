@@ -211,7 +211,8 @@ impl PipelinedPush for FaultyStore {
         self.faults.check("push")?;
         let pushed = match self.inner.pipelined() {
             Some(inner) => inner.push_linked(queue, batch, link).await,
-            None => Ok(None),
+            None if link.follows.is_some() => Ok(None),
+            None => self.inner.push(queue, batch).await.map(Some),
         };
         self.faults.answer("push", pushed)
     }

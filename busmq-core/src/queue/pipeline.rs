@@ -1,5 +1,5 @@
 //! The producer's worker on a store that pipelines pushes ([`PipelinedPush`]): up to [`DEPTH`]
-//! writes in flight, each linked to the one before it, so that the callers' work and the
+//! writes in flight, the second linked to the first, so that the callers' work and the
 //! store's overlap instead of taking turns (with one write in flight, `push_all` of 100 with
 //! three in flight moved about half of raw `RPUSH`'s rate: docs/performance.md, issue 14).
 //! The handle's order is kept by the link (SPEC Q6, Q9): the store writes a batch only right
@@ -39,8 +39,8 @@ struct Flight {
     /// The youngest write in flight: its mark, and the id its last entry is to get; `None`
     /// when it is too small for the store to link a push to it.
     youngest: Option<(u64, u64)>,
-    /// Marks are this plus a count: unique to the handle's writes (and, by the random start,
-    /// to any other handle's).
+    /// Marks are this plus a count: distinct for the handle's writes, and by the random start
+    /// (64 bits) from any other handle's but by a chance too small to matter.
     base: u64,
     sent: u64,
     /// Writes still to go one at a time (see [`CALM`]).
@@ -60,21 +60,22 @@ impl Producer {
             calm: 0,
             least,
         };
-        // A batch taken while writes were in flight that must wait until none is: keyed
-        // (written alone, unlinked) or written while calm.
+        // A batch taken while a write was in flight that cannot follow it (keyed, written while
+        // calm, or it or the write in flight too small to link): it goes out once nothing is in
+        // flight.
         let mut stash: Option<(Held, Ready)> = None;
         loop {
             while flight.writes.len() < DEPTH {
                 let idle = flight.writes.is_empty();
                 let (held, ready) = match stash.take() {
-                    Some(stashed) => stashed,
+                    Some((held, ready)) => (self.now_held(&target, held), ready),
                     None => {
                         let held = match idle {
                             true => match self.held(&mut target).await {
                                 Some(held) => held,
                                 None => return,
                             },
-                            // Detaching, detached or closed: what flies answers first.
+                            // Waiting or failing: what flies answers first.
                             false => match target.phase.borrow().push_target(&target.name) {
                                 PushTarget::Write(held) => held,
                                 _ => break,
@@ -136,10 +137,20 @@ impl Producer {
                     tracing::debug!(queue = target.name.as_str(), "a linked push was refused");
                     flight.calm = CALM;
                     let ready = Ready { entries, waiters, keyed: None };
-                    self.send(&target, held, ready).await;
+                    self.send(&target, self.now_held(&target, held), ready).await;
                 }
                 Err(error) => self.conclude(&target, held, &entries, waiters, Err(error)).await,
             }
+        }
+    }
+
+    /// The incarnation a batch taken for `held` goes to now: the one the handle holds (it may
+    /// have come back as another while the batch waited), or `held` when it holds none, for
+    /// the store to refuse.
+    fn now_held(&self, target: &Target, held: Held) -> Held {
+        match target.phase.borrow().push_target(&target.name) {
+            PushTarget::Write(now) => now,
+            _ => held,
         }
     }
 

@@ -214,8 +214,9 @@ impl Producer {
     /// set (see [`Coalescer`]). With `split` (the fewest entries the store links), a batch
     /// whose first unit holds at least that many takes about half of what waits, at a unit's
     /// end, so that the rest can follow it at once (see `pipeline.rs`): those units are
-    /// `push_all` calls, each a caller who gets its answer a write sooner. Single pushes are
-    /// never split: two writes of half as many cost the store and the client more per message.
+    /// `push_all` calls, each a caller who gets its answer a write sooner. A batch that starts
+    /// with a single push is not split: two writes of half as many cost the store and the
+    /// client more per message.
     pub(super) fn take(&self, split: Option<usize>, stop: bool) -> Option<Vec<Unit>> {
         let (mut entries, mut bytes, mut alone) = (0, 0, false);
         let half = self.waiting().div_ceil(2);

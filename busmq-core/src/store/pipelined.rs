@@ -10,8 +10,8 @@ use async_trait::async_trait;
 /// Where a pipelined push stands in its producer's sequence of pushes to one queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Link {
-    /// This push's mark, unique to it: when the store writes the batch it remembers the mark
-    /// as the queue's last linked push.
+    /// This push's mark, distinct from every other push's (random 64 bits and a count): when
+    /// the store writes the batch it remembers the mark as the queue's last linked push.
     pub mark: u64,
     /// The mark of the caller's previous push, when that one has not answered yet: the store
     /// writes this batch only if that push was written and no other linked push since.

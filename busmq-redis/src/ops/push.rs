@@ -35,9 +35,10 @@ pub(crate) async fn push(ctx: &Ctx, queue: &QueueName, batch: &PushBatch<'_>) ->
 }
 
 /// A push, linked (see [`Link`]) or not. A push that follows another is written only by
-/// append_fast.lua: any other path must first look at what the push it follows did, so such a
-/// push is refused (`None`, nothing sent) when it is small, keyed, routed or waits for
-/// replicas, and when append_fast answers 'slow', 'refused' or 'behind'.
+/// append_fast.lua: any other path must first look at what the push it follows did. So such a
+/// push is refused (`None`, nothing written) without being sent when it is small, keyed or
+/// routed, when it must wait for replicas or the server is restricted; and after it was sent,
+/// when append_fast answers 'slow', 'refused' or 'behind', or Redis refused the transaction.
 pub(crate) async fn push_linked(
     ctx: &Ctx,
     queue: &QueueName,
