@@ -9,6 +9,7 @@ use busmq_core::store::{Link, NewEntry, PushBatch, TakeMode};
 use busmq_core::support::now_micros;
 use busmq_core::{QueueName, Store};
 use busmq_redis::RedisStore;
+use busmq_testkit::redis::RedisServer;
 use common::{queue, spec};
 use std::time::Duration;
 
@@ -33,16 +34,23 @@ async fn bodies(s: &RedisStore, q: &QueueName) -> Vec<String> {
     taken.entries.iter().map(|e| String::from_utf8(e.payload.to_vec()).unwrap()).collect()
 }
 
+/// A server, a store on it and a queue attached there (with its generation), or `None` when
+/// redis-server is missing.
+async fn attached(test: &str) -> Option<(RedisServer, RedisStore, QueueName, u64)> {
+    let srv = common::server(test).await?;
+    let s = common::store(&[&srv]).await;
+    let q = queue(test);
+    let generation = s.attach(&q, &spec()).await.unwrap().generation;
+    Some((srv, s, q, generation))
+}
+
 fn expected(parts: &[(&str, usize)]) -> Vec<String> {
     parts.iter().flat_map(|&(tag, n)| (0..n).map(move |i| format!("{tag}{i}"))).collect()
 }
 
 #[tokio::test]
 async fn a_push_is_written_only_right_after_the_push_it_follows() {
-    let Some(srv) = common::server("linked_follow").await else { return };
-    let s = common::store(&[&srv]).await;
-    let q = queue("linked_follow");
-    let generation = s.attach(&q, &spec()).await.unwrap().generation;
+    let Some((_srv, s, q, generation)) = attached("linked_follow").await else { return };
     let link = |mark, follows, first| Link { mark, follows, first };
     let t0 = now_micros();
     // The first of a chain is written, with the ids it proposes.
@@ -76,10 +84,7 @@ async fn a_push_is_written_only_right_after_the_push_it_follows() {
 
 #[tokio::test]
 async fn a_refused_follower_leaves_the_queue_as_it_was() {
-    let Some(srv) = common::server("linked_refused").await else { return };
-    let s = common::store(&[&srv]).await;
-    let q = queue("linked_refused");
-    let generation = s.attach(&q, &spec()).await.unwrap().generation;
+    let Some((srv, s, q, generation)) = attached("linked_refused").await else { return };
     let t0 = now_micros();
     let first = Link { mark: 1, follows: None, first: t0 };
     assert_eq!(linked(&s, &q, generation, &entries("a", 50), first).await, Some(t0));

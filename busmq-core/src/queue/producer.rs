@@ -219,7 +219,8 @@ impl Producer {
     /// client more per message.
     pub(super) fn take(&self, split: Option<usize>, stop: bool) -> Option<Vec<Unit>> {
         let (mut entries, mut bytes, mut alone) = (0, 0, false);
-        let half = self.waiting().div_ceil(2);
+        // Read only when the batch may be split: the common take needs no count.
+        let half = split.map_or(0, |_| self.waiting().div_ceil(2));
         let mut cap = BATCH_ENTRIES;
         let fits = |unit: &Unit| {
             // A keyed push's store call answers for that key only (a repeat writes nothing),
