@@ -8,10 +8,11 @@
 //! Bounded by time and message count: `--quick` (CI) takes about three minutes, the default
 //! (local) schedule about ten, both as a release build (a debug build re-runs itself as one).
 //! Modules: `schedule` (what runs), `deploy` (Redis processes), `faults` (injection), `connect`
-//! (what workers connect with), `workers` and `child` (producers and consumers), `service` (the
-//! service mode's servers and requesters), `history`, `checker` and `keyed` (what
-//! happened and what it means), `report`, `wait_cost`.
+//! (what workers connect with), `workers`, `batched` and `child` (producers and consumers),
+//! `service` (the service mode's servers and requesters), `history`, `checker` and `keyed`
+//! (what happened and what it means), `report`, `wait_cost`.
 
+mod batched;
 mod checker;
 mod child;
 mod connect;

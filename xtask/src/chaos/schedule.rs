@@ -19,10 +19,13 @@ pub(crate) struct Mode {
     /// Producers push message `seq` with ordering key `seq % KEYS` (SPEC P11) and several
     /// reliable consumers share each queue: one message of a key held at a time, in push order.
     pub(crate) keyed: bool,
+    /// Producers keep several `push_all` calls in flight, each large enough to be split into
+    /// two linked store writes (see `batched.rs`): the push pipeline under faults.
+    pub(crate) batched: bool,
 }
 
 const fn mode(name: &'static str, reliable: bool, wait: bool) -> Mode {
-    Mode { name, reliable, wait, service: false, delayed: false, keyed: false }
+    Mode { name, reliable, wait, service: false, delayed: false, keyed: false, batched: false }
 }
 
 /// Ordering keys per queue of the keyed mode: few, so that every key has several messages in
@@ -56,6 +59,13 @@ pub(crate) const RELIABLE_KEYED: Mode = Mode { keyed: true, ..mode("reliable+key
 pub(crate) const RELIABLE_KEYED_WAIT: Mode =
     Mode { keyed: true, ..mode("reliable+keyed+wait", true, true) };
 
+/// Reliable consumption of messages pushed in batches with several batches in flight: on Redis
+/// a handle then keeps two linked push writes in flight, and a refused or failed one is sent
+/// again (issue 14). 0 lost, 0 reordered, as `reliable`. Without `WAIT` only: pushes that wait
+/// for a replica are written one at a time.
+pub(crate) const RELIABLE_BATCHED: Mode =
+    Mode { batched: true, ..mode("reliable+batched", true, false) };
+
 impl Mode {
     /// Consumers per queue.
     pub(crate) fn consumers_per_queue(self) -> usize {
@@ -76,6 +86,7 @@ pub(crate) fn modes(fault: Fault) -> Vec<Mode> {
         modes.push(SERVICE);
     }
     modes.push(RELIABLE_DELAYED);
+    modes.push(RELIABLE_BATCHED);
     modes.push(RELIABLE_KEYED);
     if fault.has_replicas() {
         modes.push(RELIABLE_KEYED_WAIT);

@@ -298,6 +298,17 @@ async fn produce(
     max: u64,
     mode: Mode,
 ) {
+    if mode.batched {
+        return super::batched::produce(
+            queue,
+            index,
+            rec,
+            stop,
+            every * super::batched::EVERY,
+            max,
+        )
+        .await;
+    }
     paced(every, max, stop, |seq| {
         let (queue, rec) = (&queue, &rec);
         async move {
