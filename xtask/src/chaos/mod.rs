@@ -5,7 +5,7 @@
 //! table, writes `target/chaos.json` (and `target/chaos-wait-cost.json`), and fails when a
 //! target of issue 5 is missed (see `report.rs`), unless `--report-only`.
 //!
-//! Bounded by time and message count: `--quick` (CI) takes about three minutes, the default
+//! Bounded by time and message count: `--quick` (CI) takes about four minutes, the default
 //! (local) schedule about ten, both as a release build (a debug build re-runs itself as one).
 //! Modules: `schedule` (what runs), `deploy` (Redis processes), `faults` (injection), `connect`
 //! (what workers connect with), `workers`, `batched` and `child` (producers and consumers),

@@ -262,4 +262,19 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].contains("acknowledged pushes lost"));
     }
+
+    #[test]
+    fn batched_pushes_are_held_to_reliable_order_and_loss() {
+        let mut reordered = row("reliable+batched", "failover");
+        reordered.reordered = 1;
+        let mut lost = row("reliable+batched", "partition");
+        lost.lost = 32;
+        // Asynchronous replication, as for `reliable`: reported, not failed.
+        let mut failover_loss = row("reliable+batched", "failover-replica-lag");
+        failover_loss.lost = 64;
+        let found = violations(&[reordered, lost, failover_loss]);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].starts_with("reliable+batched under failover: 1 reordered"));
+        assert!(found[1].starts_with("reliable+batched under partition: 32 acknowledged"));
+    }
 }

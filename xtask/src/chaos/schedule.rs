@@ -19,8 +19,9 @@ pub(crate) struct Mode {
     /// Producers push message `seq` with ordering key `seq % KEYS` (SPEC P11) and several
     /// reliable consumers share each queue: one message of a key held at a time, in push order.
     pub(crate) keyed: bool,
-    /// Producers keep several `push_all` calls in flight, each large enough to be split into
-    /// two linked store writes (see `batched.rs`): the push pipeline under faults.
+    /// Producers call `push_all` in bursts, each call large enough to be linked to the one
+    /// before it in a second store write in flight (see `batched.rs`): the push pipeline under
+    /// faults.
     pub(crate) batched: bool,
 }
 
@@ -113,7 +114,7 @@ pub(crate) struct Plan {
     pub(crate) drain: Duration,
     /// One push per queue this often.
     pub(crate) push_every: Duration,
-    /// No queue gets more pushes than this.
+    /// No queue gets more push calls than this (a batched producer's `push_all` is one).
     pub(crate) max_per_queue: u64,
     /// Queues per mode, each with one producer and one consumer.
     pub(crate) queues_per_mode: usize,
