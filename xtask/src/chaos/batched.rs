@@ -25,20 +25,21 @@ const IN_FLIGHT: usize = 2 * BURST as usize;
 /// 10 ms. A reliable consumer acknowledging each message must work off what a fault held back
 /// well within the recovery target: at 800 a second, in the long schedule, it took 10-40 s after
 /// a slow consumer, a failover or a resharding.
-pub(crate) const EVERY: u32 = 20;
+const EVERY: u32 = 20;
 
 /// Pushes messages numbered from 1 in bursts of [`BURST`] calls of [`BATCH`], one burst every
-/// `every`, at most `calls` calls, until `stop` turns true; records every message with its
-/// call's outcome (a failed call leaves its messages unknown, as a failed push does).
+/// [`EVERY`] times `push_every` (the plan's interval), at most `calls` calls, until `stop` turns
+/// true; records every message with its call's outcome (a failed call leaves its messages
+/// unknown, as a failed push does).
 pub(crate) async fn produce(
     queue: Queue,
     index: usize,
     rec: Arc<Recorder>,
     mut stop: watch::Receiver<bool>,
-    every: Duration,
+    push_every: Duration,
     calls: u64,
 ) {
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(push_every * EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut inflight = FuturesOrdered::new();
     let mut made = 0;
@@ -93,7 +94,7 @@ mod tests {
         let rec = Arc::new(Recorder::new(Instant::now(), None));
         let (_stop, stop) = watch::channel(false);
         // Seven calls: three whole bursts and a last one of one call.
-        let producing = produce(queue.clone(), 3, rec.clone(), stop, Duration::from_millis(1), 7);
+        let producing = produce(queue.clone(), 3, rec.clone(), stop, Duration::from_micros(50), 7);
         timeout(Duration::from_secs(10), producing).await.expect("seven calls in 10 s");
         let pushes = rec.snapshot().pushes;
         let seqs: Vec<u64> = pushes.iter().map(|p| p.seq).collect();
@@ -115,7 +116,7 @@ mod tests {
         let queue = queue().await;
         let rec = Arc::new(Recorder::new(Instant::now(), None));
         let (stop_tx, stop) = watch::channel(false);
-        let every = Duration::from_millis(20);
+        let every = Duration::from_millis(1);
         let producing = tokio::spawn(produce(queue, 0, rec.clone(), stop, every, 1_000));
         // Bursts at 0, 20, 40 and 60 ms.
         tokio::time::sleep(Duration::from_millis(70)).await;
@@ -129,7 +130,7 @@ mod tests {
     async fn no_calls_and_a_stop_sender_gone_end_it() {
         let rec = Arc::new(Recorder::new(Instant::now(), None));
         let (_keep, stop) = watch::channel(false);
-        let none = produce(queue().await, 0, rec.clone(), stop, Duration::from_millis(1), 0);
+        let none = produce(queue().await, 0, rec.clone(), stop, Duration::from_micros(50), 0);
         timeout(Duration::from_secs(5), none).await.expect("nothing to call");
         let (gone, stop) = watch::channel(false);
         drop(gone);

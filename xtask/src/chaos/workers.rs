@@ -299,15 +299,7 @@ async fn produce(
     mode: Mode,
 ) {
     if mode.batched {
-        return super::batched::produce(
-            queue,
-            index,
-            rec,
-            stop,
-            every * super::batched::EVERY,
-            max,
-        )
-        .await;
+        return super::batched::produce(queue, index, rec, stop, every, max).await;
     }
     paced(every, max, stop, |seq| {
         let (queue, rec) = (&queue, &rec);
