@@ -18,6 +18,8 @@ struct Options {
     wait: bool,
     /// Work on each message as the keyed mode's consumers do (`schedule::keyed_work`).
     keyed: bool,
+    /// Keep several acks in flight, as the batched mode's consumers do (`batched::consume`).
+    batched: bool,
     visibility: Duration,
 }
 
@@ -29,6 +31,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         reliable: false,
         wait: false,
         keyed: false,
+        batched: false,
         visibility: Duration::from_secs(30),
     };
     let mut it = args.iter();
@@ -46,6 +49,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--reliable" => o.reliable = true,
             "--wait" => o.wait = true,
             "--keyed" => o.keyed = true,
+            "--batched" => o.batched = true,
             other => return Err(format!("chaos-worker: unknown option {other:?}")),
         }
     }
@@ -76,22 +80,35 @@ async fn consume(o: Options) -> Result<(), String> {
         .consume_with::<u64>(consume_options(o.reliable, o.visibility))
         .await
         .map_err(|e| e.to_string())?;
-    let mut out = std::io::stdout();
+    if o.batched {
+        super::batched::consume(
+            &mut stream,
+            || Duration::ZERO,
+            |seq, deliveries| report('D', seq, deliveries),
+            |seq, deliveries| report('A', seq, deliveries),
+        )
+        .await?;
+        return Err("the consumer stream ended by itself (a silent stop)".into());
+    }
     while let Some(item) = stream.next().await {
         let Ok(delivery) = item else { continue };
         let (seq, deliveries) = (*delivery.body(), delivery.deliveries());
-        writeln!(out, "D {seq} {deliveries} {}", unix_us())
-            .and_then(|()| out.flush())
-            .map_err(|e| format!("stdout: {e}"))?;
+        report('D', seq, deliveries)?;
         if o.keyed {
             tokio::time::sleep(super::schedule::keyed_work(seq)).await;
         }
         if o.reliable {
-            writeln!(out, "A {seq} {deliveries} {}", unix_us())
-                .and_then(|()| out.flush())
-                .map_err(|e| format!("stdout: {e}"))?;
+            report('A', seq, deliveries)?;
             let _ = delivery.ack().await;
         }
     }
     Err("the consumer stream ended by itself (a silent stop)".into())
+}
+
+/// Prints one line (`D` for a delivery, `A` for an ack about to be sent) and flushes it.
+fn report(kind: char, seq: u64, deliveries: u32) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{kind} {seq} {deliveries} {}", unix_us())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("stdout: {e}"))
 }

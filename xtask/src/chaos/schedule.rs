@@ -20,8 +20,8 @@ pub(crate) struct Mode {
     /// reliable consumers share each queue: one message of a key held at a time, in push order.
     pub(crate) keyed: bool,
     /// Producers call `push_all` in bursts, each call large enough to be linked to the one
-    /// before it in a second store write in flight (see `batched.rs`): the push pipeline under
-    /// faults.
+    /// before it in a second store write in flight, and consumers keep several acks in flight
+    /// (see `batched.rs`): the push pipeline and batched settlements under faults.
     pub(crate) batched: bool,
 }
 
@@ -62,7 +62,7 @@ pub(crate) const RELIABLE_KEYED_WAIT: Mode =
 
 /// Reliable consumption of messages pushed in bursts of `push_all` calls: on Redis a handle
 /// then keeps two linked push writes in flight, and a refused or failed one is sent again
-/// (issue 14). Held to `reliable`'s targets; its recoveries include up to one burst interval
+/// (issue 14). Its consumers keep up to 16 acks in flight, which go out together. Held to `reliable`'s targets; its recoveries include up to one burst interval
 /// (200 ms) of waiting for the next burst. Without `WAIT` only: pushes that wait for a replica
 /// are written one at a time.
 pub(crate) const RELIABLE_BATCHED: Mode =

@@ -182,6 +182,7 @@ impl ModeRun {
             .args(self.mode.reliable.then_some("--reliable"))
             .args(self.mode.wait.then_some("--wait"))
             .args(self.mode.keyed.then_some("--keyed"))
+            .args(self.mode.batched.then_some("--batched"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -337,6 +338,19 @@ async fn consume(
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
+    if mode.batched {
+        let delivered = |seq, deliveries| {
+            rec.delivered(index, seq, id, deliveries);
+            Ok::<(), std::convert::Infallible>(())
+        };
+        let issuing = |seq, deliveries| {
+            rec.ack_issued(index, seq, id, deliveries, rec.now_us());
+            Ok(())
+        };
+        let _ = super::batched::consume(&mut stream, || *slow.borrow(), delivered, issuing).await;
+        rec.note(format!("consumer {id} of queue {index} ended by itself (a silent stop)"));
+        return;
+    }
     while let Some(item) = stream.next().await {
         let Ok(delivery) = item else { continue };
         rec.delivered(index, *delivery.body(), id, delivery.deliveries());
