@@ -62,9 +62,10 @@ pub(crate) const RELIABLE_KEYED_WAIT: Mode =
 
 /// Reliable consumption of messages pushed in bursts of `push_all` calls: on Redis a handle
 /// then keeps two linked push writes in flight, and a refused or failed one is sent again
-/// (issue 14). Its consumers keep up to 16 acks in flight, which go out together. Held to `reliable`'s targets; its recoveries include up to one burst interval
-/// (200 ms) of waiting for the next burst. Without `WAIT` only: pushes that wait for a replica
-/// are written one at a time.
+/// (issue 14). Its consumers keep up to 16 acks in flight, which go out together. Held to
+/// `reliable`'s targets; its recoveries include up to one burst interval (200 ms) of waiting
+/// for the next burst. Without `WAIT` only: pushes that wait for a replica are written one at
+/// a time.
 pub(crate) const RELIABLE_BATCHED: Mode =
     Mode { batched: true, ..mode("reliable+batched", true, false) };
 
