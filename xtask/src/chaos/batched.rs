@@ -29,11 +29,11 @@ const IN_FLIGHT: usize = 2 * BURST as usize;
 /// a slow consumer, a failover or a resharding.
 const EVERY: u32 = 20;
 /// Acks one consumer keeps in flight. A consumer that awaits each ack moves one message per
-/// round trip, and on a loaded host an ack took 3.6-4.7 ms at the median (a `PING` from
-/// `redis-cli --latency` 1.5-3.8 ms on average), above the 3.1 ms that 320 messages a second
-/// allow: it fell behind from the first second, and a fault's recovery measured that backlog
-/// (docs/failures.md). Concurrent acks go out together, so the round trip no longer bounds the
-/// rate.
+/// round trip, and on a loaded host acks took 3.9-5.0 ms at the median on two of three queues
+/// (a `PING` from `redis-cli --latency` 1.5-3.8 ms on average), above the 3.1 ms that 320
+/// messages a second allow: those consumers fell behind from the first second, and a fault's
+/// recovery measured that backlog (docs/failures.md). Concurrent acks go out together, so the
+/// round trip no longer bounds the rate.
 const ACKS_IN_FLIGHT: usize = 16;
 
 /// Pushes messages numbered from 1 in bursts of [`BURST`] calls of [`BATCH`], one burst every
