@@ -88,18 +88,18 @@ async fn consume(o: Options) -> Result<(), String> {
             |seq, deliveries| report('A', seq, deliveries),
         )
         .await?;
-        return Err("the consumer stream ended by itself (a silent stop)".into());
-    }
-    while let Some(item) = stream.next().await {
-        let Ok(delivery) = item else { continue };
-        let (seq, deliveries) = (*delivery.body(), delivery.deliveries());
-        report('D', seq, deliveries)?;
-        if o.keyed {
-            tokio::time::sleep(super::schedule::keyed_work(seq)).await;
-        }
-        if o.reliable {
-            report('A', seq, deliveries)?;
-            let _ = delivery.ack().await;
+    } else {
+        while let Some(item) = stream.next().await {
+            let Ok(delivery) = item else { continue };
+            let (seq, deliveries) = (*delivery.body(), delivery.deliveries());
+            report('D', seq, deliveries)?;
+            if o.keyed {
+                tokio::time::sleep(super::schedule::keyed_work(seq)).await;
+            }
+            if o.reliable {
+                report('A', seq, deliveries)?;
+                let _ = delivery.ack().await;
+            }
         }
     }
     Err("the consumer stream ended by itself (a silent stop)".into())

@@ -348,22 +348,21 @@ async fn consume(
             Ok(())
         };
         let _ = super::batched::consume(&mut stream, || *slow.borrow(), delivered, issuing).await;
-        rec.note(format!("consumer {id} of queue {index} ended by itself (a silent stop)"));
-        return;
-    }
-    while let Some(item) = stream.next().await {
-        let Ok(delivery) = item else { continue };
-        rec.delivered(index, *delivery.body(), id, delivery.deliveries());
-        let work = if mode.keyed { keyed_work(*delivery.body()) } else { Duration::ZERO };
-        let pause = work.max(*slow.borrow());
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        if mode.reliable {
-            let (seq, deliveries) = (*delivery.body(), delivery.deliveries());
-            rec.ack_issued(index, seq, id, deliveries, rec.now_us());
-            // A failed ack only means a redelivery, which the checker counts.
-            let _ = delivery.ack().await;
+    } else {
+        while let Some(item) = stream.next().await {
+            let Ok(delivery) = item else { continue };
+            rec.delivered(index, *delivery.body(), id, delivery.deliveries());
+            let work = if mode.keyed { keyed_work(*delivery.body()) } else { Duration::ZERO };
+            let pause = work.max(*slow.borrow());
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            if mode.reliable {
+                let (seq, deliveries) = (*delivery.body(), delivery.deliveries());
+                rec.ack_issued(index, seq, id, deliveries, rec.now_us());
+                // A failed ack only means a redelivery, which the checker counts.
+                let _ = delivery.ack().await;
+            }
         }
     }
     rec.note(format!("consumer {id} of queue {index} ended by itself (a silent stop)"));
